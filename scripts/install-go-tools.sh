@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Builds the Go-based peers and builders from the Go module proxy, once per machine.
+# Results are cached in $SLIPWAY_TOOLS/bin (default /opt/slipway-tools/bin); a tool that
+# fails to build is recorded in $SLIPWAY_TOOLS/status so tests can skip it loudly.
+# Usage: install-go-tools.sh [tool...]   tools: crane regctl buildkit buildx pulumi
+set -uo pipefail
+TOOLS_DIR=${SLIPWAY_TOOLS:-/opt/slipway-tools}
+mkdir -p "$TOOLS_DIR/bin" "$TOOLS_DIR/logs"
+export GOBIN="$TOOLS_DIR/bin" GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0
+export PATH="/usr/local/go/bin:$PATH"
+
+CRANE_VERSION=v0.22.1
+REGCLIENT_VERSION=v0.11.7
+BUILDKIT_VERSION=v0.34.2
+BUILDX_VERSION=v0.38.2
+PULUMI_VERSION=v3.259.0
+PULUMI_NODEJS_COMMIT=a05d88f24d05
+
+status() { # tool ok|failed
+  grep -v "^$1 " "$TOOLS_DIR/status" 2>/dev/null > "$TOOLS_DIR/status.tmp" || true
+  echo "$1 $2" >> "$TOOLS_DIR/status.tmp"; mv "$TOOLS_DIR/status.tmp" "$TOOLS_DIR/status"
+}
+
+build() { # name marker-binary go-install-args...
+  local name=$1 marker=$2; shift 2
+  if [ -x "$TOOLS_DIR/bin/$marker" ]; then status "$name" ok; return 0; fi
+  if ! command -v go >/dev/null; then echo "install-go-tools: go not found, skipping $name" >&2; status "$name" failed; return 1; fi
+  echo "install-go-tools: building $name" >&2
+  if nice go install -trimpath -ldflags '-s -w' "$@" > "$TOOLS_DIR/logs/$name.log" 2>&1; then
+    status "$name" ok
+  else
+    echo "install-go-tools: $name failed to build, see $TOOLS_DIR/logs/$name.log" >&2
+    tail -5 "$TOOLS_DIR/logs/$name.log" >&2
+    status "$name" failed; return 1
+  fi
+}
+
+build_pulumi() {
+  if [ -x "$TOOLS_DIR/bin/pulumi" ] && [ -x "$TOOLS_DIR/bin/pulumi-language-nodejs" ]; then status pulumi ok; return 0; fi
+  # pulumi's pkg go.mod carries replace directives, so `go install pkg@version` refuses it;
+  # a throwaway wrapper module reproduces the one non-local replace upstream builds with.
+  local w; w=$(mktemp -d)
+  cat > "$w/go.mod" <<MOD
+module slipway.local/pulumiwrapper
+
+go 1.25
+
+replace github.com/atotto/clipboard => github.com/tgummerer/clipboard v0.0.0-20241001131231-d02d263e614e
+MOD
+  cat > "$w/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"
+	_ "github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3"
+)
+GO
+  (
+    cd "$w" &&
+    go get github.com/pulumi/pulumi/pkg/v3@$PULUMI_VERSION github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION \
+      github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3@$PULUMI_NODEJS_COMMIT &&
+    nice go build -trimpath -tags osusergo,grpcnotrace \
+      -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION" \
+      -o "$TOOLS_DIR/bin/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi &&
+    nice go build -trimpath -tags osusergo,grpcnotrace \
+      -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION" \
+      -o "$TOOLS_DIR/bin/pulumi-language-nodejs" github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3
+  ) > "$TOOLS_DIR/logs/pulumi.log" 2>&1 && status pulumi ok || { echo "install-go-tools: pulumi failed, see $TOOLS_DIR/logs/pulumi.log" >&2; status pulumi failed; }
+  rm -rf "$w"
+}
+
+want=("$@"); [ ${#want[@]} -gt 0 ] || want=(crane regctl buildkit buildx)
+rc=0
+for t in "${want[@]}"; do
+  case $t in
+    crane) build crane crane github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION || rc=1 ;;
+    regctl) build regctl regctl github.com/regclient/regclient/cmd/regctl@$REGCLIENT_VERSION || rc=1 ;;
+    buildkit) build buildkit buildkitd github.com/moby/buildkit/cmd/buildkitd@$BUILDKIT_VERSION github.com/moby/buildkit/cmd/buildctl@$BUILDKIT_VERSION || rc=1 ;;
+    buildx) build buildx buildx github.com/docker/buildx/cmd/buildx@$BUILDX_VERSION || rc=1 ;;
+    pulumi) build_pulumi || rc=1 ;;
+    *) echo "unknown tool $t" >&2; rc=2 ;;
+  esac
+done
+exit $rc
