@@ -35,6 +35,24 @@ build() { # name marker-binary go-install-args...
   fi
 }
 
+build_wrapped() { # name marker module@version package... : for modules whose go.mod has replace/exclude
+  local name=$1 marker=$2 modver=$3; shift 3
+  if [ -x "$TOOLS_DIR/bin/$marker" ]; then status "$name" ok; return 0; fi
+  # `go install pkg@version` refuses modules whose go.mod carries replace or exclude directives
+  # (buildkit, buildx); a throwaway main module that requires them builds the same packages.
+  local w; w=$(mktemp -d)
+  printf 'module slipway.local/wrap%s\n\ngo 1.25\n' "$name" > "$w/go.mod"
+  echo "install-go-tools: building $name (wrapper module)" >&2
+  if ( cd "$w" && go get "$modver" && for pkg in "$@"; do nice go build -trimpath -ldflags '-s -w' -o "$TOOLS_DIR/bin/$(basename "$pkg")" "$pkg" || exit 1; done ) > "$TOOLS_DIR/logs/$name.log" 2>&1; then
+    status "$name" ok
+  else
+    echo "install-go-tools: $name failed to build, see $TOOLS_DIR/logs/$name.log" >&2
+    tail -5 "$TOOLS_DIR/logs/$name.log" >&2
+    status "$name" failed; rm -rf "$w"; return 1
+  fi
+  rm -rf "$w"
+}
+
 build_pulumi() {
   if [ -x "$TOOLS_DIR/bin/pulumi" ] && [ -x "$TOOLS_DIR/bin/pulumi-language-nodejs" ]; then status pulumi ok; return 0; fi
   # pulumi's pkg go.mod carries replace directives, so `go install pkg@version` refuses it;
@@ -77,8 +95,8 @@ for t in "${want[@]}"; do
   case $t in
     crane) build crane crane github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION || rc=1 ;;
     regctl) build regctl regctl github.com/regclient/regclient/cmd/regctl@$REGCLIENT_VERSION || rc=1 ;;
-    buildkit) build buildkit buildkitd github.com/moby/buildkit/cmd/buildkitd@$BUILDKIT_VERSION github.com/moby/buildkit/cmd/buildctl@$BUILDKIT_VERSION || rc=1 ;;
-    buildx) build buildx buildx github.com/docker/buildx/cmd/buildx@$BUILDX_VERSION || rc=1 ;;
+    buildkit) build_wrapped buildkit buildkitd github.com/moby/buildkit@$BUILDKIT_VERSION github.com/moby/buildkit/cmd/buildkitd github.com/moby/buildkit/cmd/buildctl || rc=1 ;;
+    buildx) build_wrapped buildx buildx github.com/docker/buildx@$BUILDX_VERSION github.com/docker/buildx/cmd/buildx || rc=1 ;;
     pulumi) build_pulumi || rc=1 ;;
     *) echo "unknown tool $t" >&2; rc=2 ;;
   esac

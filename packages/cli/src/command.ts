@@ -1,0 +1,38 @@
+/**
+ * The shape every CLI command has: parse its own argv, talk to the engine, print, return an exit code.
+ * @module
+ */
+import type { Writable } from 'node:stream';
+
+export interface CommandIo {
+  stdout: Writable & { isTTY?: boolean; columns?: number };
+  stderr: Writable & { isTTY?: boolean; columns?: number };
+  env: NodeJS.ProcessEnv;
+  signal: AbortSignal;
+}
+
+export interface Command {
+  /** One line for `slipway --help`. */
+  summary: string;
+  /** Full usage text for `slipway COMMAND --help`. */
+  usage: string;
+  /** Runs the command; returns the process exit code (see ExitCode). */
+  run(argv: string[], io: CommandIo): Promise<number>;
+}
+
+/** Exit codes that mean something to scripts. */
+export const ExitCode = {
+  Ok: 0,
+  /** The operation failed (registry refused, build failed, digest mismatch). */
+  Failure: 1,
+  /** Bad usage: unknown flag, malformed reference or platform. */
+  Usage: 2,
+  /** Something asked for does not exist (image, tag, file). */
+  NotFound: 3,
+  /** Authentication or authorisation failed. */
+  Auth: 4,
+  /** The destination exists with different content and --overwrite was not given. */
+  Conflict: 5,
+  /** Interrupted (SIGINT/SIGTERM). */
+  Interrupted: 130,
+} as const;

@@ -1,0 +1,41 @@
+#!/usr/bin/env node
+/**
+ * `slipway` entry point: dispatch to a command, wire SIGINT/SIGTERM to an AbortSignal.
+ * @module
+ */
+import { commands } from './commands/index.js';
+import { ExitCode, type CommandIo } from './command.js';
+
+async function main(argv: string[]): Promise<number> {
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSignal = (): void => {
+    interrupts += 1;
+    controller.abort(new Error('interrupted'));
+    if (interrupts > 1) process.exit(ExitCode.Interrupted);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const io: CommandIo = { stdout: process.stdout, stderr: process.stderr, env: process.env, signal: controller.signal };
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    const lines = ['usage: slipway COMMAND [ARGS]', '', 'commands:'];
+    for (const [commandName, load] of Object.entries(commands)) lines.push(`  ${commandName.padEnd(14)} ${(await load()).summary}`);
+    io.stdout.write(lines.join('\n') + '\n');
+    return name === undefined ? ExitCode.Usage : ExitCode.Ok;
+  }
+  if (name === '--version') {
+    io.stdout.write('slipway 0.1.0\n');
+    return ExitCode.Ok;
+  }
+  const load = commands[name];
+  if (!load) {
+    io.stderr.write(`slipway: unknown command "${name}"; run "slipway --help"\n`);
+    return ExitCode.Usage;
+  }
+  const command = await load();
+  const code = await command.run(rest, io);
+  return controller.signal.aborted ? ExitCode.Interrupted : code;
+}
+
+process.exitCode = await main(process.argv.slice(2));

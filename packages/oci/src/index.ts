@@ -1,0 +1,7 @@
+/**
+ * @slipway/oci: OCI registry client, image sources and sinks, and the copy engine.
+ * Folders are namespaces: `import { remote, tarball } from '@slipway/oci'`.
+ * @module
+ */
+export * from './errors.js';
+export * from './v1/index.js';
