@@ -5,3 +5,4 @@
  */
 export * from './errors.js';
 export * from './v1/index.js';
+export * as name from './name/index.js';
