@@ -49,6 +49,11 @@ export interface PutBlobOptions extends CallOptions {
 export interface ImageSink {
   readonly name: string;
   readonly location?: RepositoryLocation;
+  /**
+   * The tag this sink names (`current()` looks here; copy stores the root manifest under it, last).
+   * Undefined when the sink names a digest or has no tag: the root is then stored by digest only.
+   */
+  readonly tag?: string;
   /** The descriptor currently at the sink's tag (or digest), or undefined when there is none. One HEAD for a registry. */
   current(options?: CallOptions): Promise<Descriptor | undefined>;
   hasBlob(descriptor: Descriptor, options?: CallOptions): Promise<boolean>;
