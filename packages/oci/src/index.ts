@@ -6,3 +6,4 @@
 export * from './errors.js';
 export * from './v1/index.js';
 export * as name from './name/index.js';
+export * as copy from './copy/index.js';

@@ -1,0 +1,306 @@
+import assert from 'node:assert/strict';
+import { setTimeout as delay } from 'node:timers/promises';
+import { describe, it } from 'node:test';
+import { SlipwayError } from '../errors.js';
+import { digestOf, type Digest } from '../v1/digest.js';
+import type { Descriptor } from '../v1/manifest.js';
+import { MediaType } from '../v1/media-types.js';
+import { parsePlatform, parsePlatforms, type Platform } from '../v1/platform.js';
+import { copy, DestinationExistsError, type CopyEvent } from './copy.js';
+import { MemoryRegistry } from './memory.js';
+import { PlatformMismatchError } from './select.js';
+
+const encode = (value: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(value));
+
+/** Stores a small image (config + layers) and returns its manifest descriptor with the platform set. */
+function addImage(registry: MemoryRegistry, repository: string, platform: string, layers: string[], tag?: string): Descriptor {
+  const p = parsePlatform(platform);
+  const config = registry.addBlob(repository, encode({ ...p, rootfs: { type: 'layers', diff_ids: [] }, config: {} }), MediaType.OciConfig);
+  const layerDescriptors = layers.map((text) => registry.addBlob(repository, new TextEncoder().encode(text), MediaType.OciLayerGzip));
+  const bytes = encode({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers: layerDescriptors });
+  return { ...registry.addManifest(repository, bytes, MediaType.OciManifest, tag), platform: p };
+}
+
+function addIndex(registry: MemoryRegistry, repository: string, children: Descriptor[], tag?: string, extra: Record<string, unknown> = {}): Descriptor {
+  const bytes = encode({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: children, ...extra });
+  return registry.addManifest(repository, bytes, MediaType.OciIndex, tag);
+}
+
+/** An index of three platforms sharing one base layer, plus an attestation for the arm64 child. */
+function multiPlatform(registry: MemoryRegistry, repository = 'src', tag = 'v1') {
+  const amd64 = addImage(registry, repository, 'linux/amd64', ['base', 'amd64 app']);
+  const arm64 = addImage(registry, repository, 'linux/arm64', ['base', 'arm64 app']);
+  const armv7 = addImage(registry, repository, 'linux/arm/v7', ['base', 'armv7 app']);
+  const attestationManifest = addImage(registry, repository, 'unknown/unknown', ['provenance']);
+  const attestation: Descriptor = {
+    ...attestationManifest,
+    platform: { os: 'unknown', architecture: 'unknown' },
+    annotations: { 'vnd.docker.reference.type': 'attestation-manifest', 'vnd.docker.reference.digest': arm64.digest },
+  };
+  const index = addIndex(registry, repository, [amd64, arm64, armv7, attestation], tag, { annotations: { 'org.example': 'kept' } });
+  return { index, amd64, arm64, armv7, attestation };
+}
+
+const destinationRequests = (registry: MemoryRegistry) => registry.requests.filter((r) => r.repository === 'dst');
+
+describe('copy', () => {
+  it('copies a whole index byte for byte, each shared blob once, the tag last', async () => {
+    const src = new MemoryRegistry({ host: 'src.test' });
+    const dst = new MemoryRegistry({ host: 'dst.test' });
+    const { index, amd64, arm64, armv7 } = multiPlatform(src);
+    const result = await copy(src.source('src', 'v1'), dst.sink('dst', 'latest'));
+    assert.equal(result.digest, index.digest);
+    assert.equal(result.sourceDigest, index.digest);
+    assert.equal(result.noop, false);
+    assert.equal(dst.tagged('dst', 'latest'), index.digest);
+    assert.deepEqual(
+      result.platforms,
+      [
+        { platform: 'linux/amd64', digest: amd64.digest },
+        { platform: 'linux/arm64', digest: arm64.digest },
+        { platform: 'linux/arm/v7', digest: armv7.digest },
+      ],
+    );
+    // 4 configs + base + 3 app layers + provenance = 9 distinct blobs; "base" is shared by three children.
+    assert.equal(result.stats.blobsCopied, 9);
+    assert.equal(result.stats.manifestsPut, 5);
+    const blobPuts = dst.requests.filter((r) => r.kind === 'blob' && r.method === 'PUT').map((r) => r.target);
+    assert.equal(new Set(blobPuts).size, blobPuts.length, 'a blob was uploaded twice');
+    const manifestPuts = dst.requests.filter((r) => r.kind === 'manifest' && r.method === 'PUT');
+    assert.deepEqual(manifestPuts.at(-1), { method: 'PUT', kind: 'manifest', repository: 'dst', target: 'latest' });
+    assert.equal(result.stats.bytesCopied, blobPuts.reduce((sum, digest) => sum + dst.blobBytes('dst', digest as Digest)!.byteLength, 0));
+  });
+
+  it('selects one platform from an index: the child as-is, its digest the result', async () => {
+    const src = new MemoryRegistry();
+    const dst = new MemoryRegistry({ host: 'other.test' });
+    const { index, armv7 } = multiPlatform(src);
+    const result = await copy(src.source('src', 'v1'), dst.sink('dst', 'arm'), { platforms: [parsePlatform('linux/arm/v7')] });
+    assert.equal(result.digest, armv7.digest);
+    assert.equal(result.sourceDigest, index.digest);
+    assert.equal(result.mediaType, MediaType.OciManifest);
+    assert.deepEqual(result.platforms, [{ platform: 'linux/arm/v7', digest: armv7.digest }]);
+    assert.equal(dst.tagged('dst', 'arm'), armv7.digest);
+    assert.equal(result.stats.blobsCopied, 3);
+    assert.equal(result.stats.manifestsPut, 1);
+    assert.equal(dst.hasManifest('dst', index.digest), false);
+  });
+
+  it('copies a subset as a new index keeping the other fields, the kept descriptors and their attestations', async () => {
+    const src = new MemoryRegistry();
+    const dst = new MemoryRegistry({ host: 'other.test' });
+    const { index, amd64, arm64, attestation } = multiPlatform(src);
+    const result = await copy(src.source('src', 'v1'), dst.sink('dst', 'two'), { platforms: parsePlatforms('linux/arm64,linux/amd64') });
+    assert.notEqual(result.digest, index.digest);
+    assert.equal(result.mediaType, MediaType.OciIndex);
+    const stored = JSON.parse(Buffer.from(src.lookup('src', 'v1')!.bytes).toString()) as { manifests: Descriptor[] };
+    const written = JSON.parse(Buffer.from(dst.lookup('dst', 'two')!.bytes).toString()) as Record<string, unknown> & { manifests: Descriptor[] };
+    assert.equal(digestOf(dst.lookup('dst', 'two')!.bytes), result.digest);
+    assert.deepEqual(written.annotations, { 'org.example': 'kept' });
+    assert.equal(written.mediaType, MediaType.OciIndex);
+    assert.deepEqual(written.manifests, [stored.manifests[0], stored.manifests[1], stored.manifests[3]]);
+    assert.deepEqual(written.manifests.map((d) => d.digest), [amd64.digest, arm64.digest, attestation.digest]);
+    assert.deepEqual(result.platforms.map((p) => p.platform), ['linux/amd64', 'linux/arm64']);
+  });
+
+  it('keeps the original index when the subset names every platform', async () => {
+    const src = new MemoryRegistry();
+    const dst = new MemoryRegistry({ host: 'other.test' });
+    const { index } = multiPlatform(src);
+    const result = await copy(src.source('src', 'v1'), dst.sink('dst', 'all'), { platforms: parsePlatforms('linux/amd64,linux/arm64,linux/arm') });
+    assert.equal(result.digest, index.digest);
+  });
+
+  it('refuses a platform the index lacks, listing what it has', async () => {
+    const src = new MemoryRegistry();
+    const dst = new MemoryRegistry({ host: 'other.test' });
+    multiPlatform(src);
+    for (const wanted of [[parsePlatform('linux/s390x')], parsePlatforms('linux/amd64,linux/riscv64')]) {
+      await assert.rejects(copy(src.source('src', 'v1'), dst.sink('dst', 'x'), { platforms: wanted }), (err: unknown) => {
+        assert.ok(err instanceof PlatformMismatchError);
+        assert.equal(err.code, 'SLIPWAY_PLATFORM_MISMATCH');
+        assert.match(err.message, /available: linux\/amd64, linux\/arm64, linux\/arm\/v7$/);
+        assert.deepEqual(err.available, ['linux/amd64', 'linux/arm64', 'linux/arm/v7']);
+        return true;
+      });
+    }
+    assert.equal(destinationRequests(dst).length, 0);
+  });
+
+  it('checks a single image against its config instead of copying the wrong architecture', async () => {
+    const src = new MemoryRegistry();
+    const dst = new MemoryRegistry({ host: 'other.test' });
+    const image = addImage(src, 'src', 'linux/arm64', ['only'], 'single');
+    await assert.rejects(
+      copy(src.source('src', 'single'), dst.sink('dst', 'x'), { platforms: [parsePlatform('linux/amd64')] }),
+      (err: unknown) => SlipwayError.is(err) && err.code === 'SLIPWAY_PLATFORM_MISMATCH' && /single linux\/arm64 image, not linux\/amd64/.test(err.message),
+    );
+    assert.equal(dst.tagged('dst', 'x'), undefined);
+    const ok = await copy(src.source('src', 'single'), dst.sink('dst', 'x'), { platforms: [parsePlatform('linux/arm64/v8')] });
+    assert.equal(ok.digest, image.digest);
+    assert.deepEqual(ok.platforms, [{ platform: 'linux/arm64', digest: image.digest }]);
+  });
+
+  it('is a no-op costing one destination request when the digest is already there', async () => {
+    const src = new MemoryRegistry();
+    const dst = new MemoryRegistry({ host: 'other.test' });
+    const { index } = multiPlatform(src);
+    await copy(src.source('src', 'v1'), dst.sink('dst', 'latest'));
+    const before = destinationRequests(dst).length;
+    const events: CopyEvent[] = [];
+    const again = await copy(src.source('src', 'v1'), dst.sink('dst', 'latest'), { onProgress: (e) => events.push(e) });
+    assert.equal(again.noop, true);
+    assert.equal(again.digest, index.digest);
+    assert.deepEqual(again.stats, { blobsCopied: 0, blobsSkipped: 0, blobsMounted: 0, bytesCopied: 0, manifestsPut: 0 });
+    assert.deepEqual(destinationRequests(dst).slice(before), [{ method: 'HEAD', kind: 'manifest', repository: 'dst', target: 'latest' }]);
+    assert.deepEqual(events, []);
+  });
+
+  it('refuses to replace a different image unless overwrite is set', async () => {
+    const src = new MemoryRegistry();
+    const dst = new MemoryRegistry({ host: 'other.test' });
+    const { index } = multiPlatform(src);
+    const other = addImage(dst, 'dst', 'linux/amd64', ['someone else'], 'latest');
+    await assert.rejects(copy(src.source('src', 'v1'), dst.sink('dst', 'latest')), (err: unknown) => {
+      assert.ok(err instanceof DestinationExistsError);
+      assert.equal(err.code, 'SLIPWAY_DESTINATION_EXISTS');
+      assert.ok(err.message.includes(other.digest) && err.message.includes(index.digest), err.message);
+      return true;
+    });
+    assert.equal(dst.tagged('dst', 'latest'), other.digest);
+    const replaced = await copy(src.source('src', 'v1'), dst.sink('dst', 'latest'), { overwrite: true });
+    assert.equal(replaced.digest, index.digest);
+    assert.equal(dst.tagged('dst', 'latest'), index.digest);
+  });
+
+  it('mounts blobs from another repository of the same registry without reading them', async () => {
+    const registry = new MemoryRegistry();
+    multiPlatform(registry);
+    const result = await copy(registry.source('src', 'v1'), registry.sink('dst', 'latest'));
+    assert.equal(result.stats.blobsMounted, 9);
+    assert.equal(result.stats.blobsCopied, 0);
+    assert.equal(result.stats.bytesCopied, 0);
+    assert.equal(registry.requests.filter((r) => r.kind === 'blob' && r.method === 'GET').length, 0);
+  });
+
+  it('skips blobs and whole children the destination already has', async () => {
+    const src = new MemoryRegistry();
+    const dst = new MemoryRegistry({ host: 'other.test' });
+    const { index, amd64 } = multiPlatform(src);
+    await copy(src.source('src', 'v1'), dst.sink('dst', 'amd64'), { platforms: [parsePlatform('linux/amd64')] });
+    src.requests.length = 0;
+    const result = await copy(src.source('src', 'v1'), dst.sink('dst', 'latest'));
+    assert.equal(result.digest, index.digest);
+    // amd64's subtree is present: neither its manifest nor its blobs are read; "base" is skipped by HEAD.
+    assert.equal(src.requests.some((r) => r.target === amd64.digest), false);
+    assert.equal(result.stats.blobsSkipped, 1);
+    assert.equal(result.stats.manifestsPut, 4);
+  });
+
+  it('bounds concurrency by jobs', async () => {
+    let active = 0;
+    let peak = 0;
+    const src = new MemoryRegistry();
+    const dst = new MemoryRegistry({
+      host: 'other.test',
+      beforeRequest: async () => {
+        active += 1;
+        peak = Math.max(peak, active);
+        await delay(5);
+        active -= 1;
+      },
+    });
+    multiPlatform(src);
+    await copy(src.source('src', 'v1'), dst.sink('dst', 'latest'), { jobs: 2 });
+    assert.equal(peak, 2);
+  });
+
+  it('aborts everything on the first error and never writes the tag', async () => {
+    const src = new MemoryRegistry();
+    const { amd64 } = multiPlatform(src);
+    const amd64Layer = (JSON.parse(Buffer.from(src.lookup('src', amd64.digest)!.bytes).toString()) as { layers: Descriptor[] }).layers[1]!;
+    const boom = new Error('upload refused');
+    let afterFailure = 0;
+    let failed = false;
+    const dst = new MemoryRegistry({
+      host: 'other.test',
+      beforeRequest: async (request) => {
+        if (failed) afterFailure += 1;
+        if (request.method === 'PUT' && request.target === amd64Layer.digest) {
+          failed = true;
+          throw boom;
+        }
+        await delay(2);
+      },
+    });
+    await assert.rejects(copy(src.source('src', 'v1'), dst.sink('dst', 'latest'), { jobs: 1 }), (err: unknown) => err === boom);
+    assert.equal(dst.tagged('dst', 'latest'), undefined);
+    assert.equal(afterFailure, 0, 'requests were started after the first error');
+  });
+
+  it('stops when the caller aborts, with SLIPWAY_ABORTED', async () => {
+    const src = new MemoryRegistry();
+    multiPlatform(src);
+    const controller = new AbortController();
+    const dst = new MemoryRegistry({
+      host: 'other.test',
+      beforeRequest: async (request, signal) => {
+        if (request.kind === 'blob' && request.method === 'PUT') controller.abort(new Error('user pressed ^C'));
+        await delay(1, undefined, { signal });
+      },
+    });
+    await assert.rejects(
+      copy(src.source('src', 'v1'), dst.sink('dst', 'latest'), { signal: controller.signal }),
+      (err: unknown) => SlipwayError.is(err) && err.code === 'SLIPWAY_ABORTED',
+    );
+    assert.equal(dst.tagged('dst', 'latest'), undefined);
+  });
+
+  it('reports progress with final totals equal to what moved', async () => {
+    const src = new MemoryRegistry();
+    const dst = new MemoryRegistry({ host: 'other.test' });
+    multiPlatform(src);
+    const events: CopyEvent[] = [];
+    const result = await copy(src.source('src', 'v1'), dst.sink('dst', 'latest'), { onProgress: (e) => events.push(e) });
+    assert.equal(events[0]?.type, 'plan');
+    const plan = events[0];
+    assert.equal(plan.type === 'plan' && plan.manifests, 5);
+    assert.equal(plan.totals.blobsTotal, 9);
+    const last = events.at(-1)!;
+    assert.deepEqual(last.type === 'manifest-done' && last.tag, 'latest');
+    assert.equal(last.totals.bytesDone, last.totals.bytesTotal);
+    assert.equal(last.totals.bytesTotal, result.stats.bytesCopied);
+    assert.equal(events.filter((e) => e.type === 'blob-done').length, 9);
+    assert.ok(events.some((e) => e.type === 'blob-progress'));
+    for (const e of events) assert.ok(e.totals.bytesDone <= e.totals.bytesTotal);
+  });
+
+  it('copies a nested index (index of indexes) bottom-up', async () => {
+    const src = new MemoryRegistry();
+    const dst = new MemoryRegistry({ host: 'other.test' });
+    const { index } = multiPlatform(src);
+    const outer = addIndex(src, 'src', [index], 'outer');
+    const result = await copy(src.source('src', 'outer'), dst.sink('dst', 'outer'));
+    assert.equal(result.digest, outer.digest);
+    assert.equal(result.stats.manifestsPut, 6);
+    assert.ok(dst.hasManifest('dst', index.digest));
+  });
+
+  it('rejects a bad jobs value', async () => {
+    const src = new MemoryRegistry();
+    const dst = new MemoryRegistry();
+    await assert.rejects(copy(src.source('a', 'b'), dst.sink('c', 'd'), { jobs: 0 }), (err: unknown) => SlipwayError.is(err) && err.code === 'SLIPWAY_INVALID_ARG');
+  });
+
+  it('matches arm variants: linux/arm/v7 exactly, linux/arm the first arm child', async () => {
+    const src = new MemoryRegistry();
+    const dst = new MemoryRegistry({ host: 'other.test' });
+    const v6 = addImage(src, 'src', 'linux/arm/v6', ['v6']);
+    const v7 = addImage(src, 'src', 'linux/arm/v7', ['v7']);
+    addIndex(src, 'src', [v6, v7], 'arm');
+    const pick = async (p: Platform) => (await copy(src.source('src', 'arm'), dst.sink('dst', 'arm'), { platforms: [p], overwrite: true })).digest;
+    assert.equal(await pick(parsePlatform('linux/arm/v7')), v7.digest);
+    assert.equal(await pick(parsePlatform('linux/arm/v6')), v6.digest);
+    assert.equal(await pick(parsePlatform('linux/arm')), v6.digest);
+  });
+});

@@ -1,0 +1,437 @@
+/**
+ * The copy engine: an image or index from any ImageSource to any ImageSink.
+ *
+ * Order of work, chosen so a tag never points at incomplete content and a no-op costs one request
+ * to the destination:
+ *  1. read the source root (and, for a single image, its config) and decide what to copy;
+ *  2. one `sink.current()`: same digest → done; different image and no `overwrite` → refuse;
+ *  3. walk child manifests the destination lacks (HEAD each child first: a registry only accepts a
+ *     manifest whose blobs it has, so a present child means a complete subtree);
+ *  4. move each distinct blob once (HEAD, then mount within one registry or upload), bounded by `jobs`;
+ *  5. each manifest as soon as its blobs or children are stored, the root last, under the sink's tag.
+ * The first error aborts everything still running; copy returns only after all work has settled.
+ * @module
+ */
+import type { Readable } from 'node:stream';
+import { AbortedError, DigestMismatchError, InvalidArgumentError, SlipwayError } from '../errors.js';
+import { digestOf, type Digest } from '../v1/digest.js';
+import { blobDescriptors, parseManifest, type Descriptor, type ImageManifest, type ParsedManifest } from '../v1/manifest.js';
+import { MediaType } from '../v1/media-types.js';
+import { formatPlatform, normalizePlatform, platformMatches, type Platform } from '../v1/platform.js';
+import type { ImageSink, ImageSource, ManifestBytes } from '../v1/source.js';
+import { childPlatform, filterIndex, isAttestation, PlatformMismatchError, selectChild } from './select.js';
+
+/** @defaultValue used when `jobs` is not given: ggcr's and crane_image's figure, so benchmarks compare like with like. */
+export const defaultJobs = 4;
+
+export interface CopyOptions {
+  /**
+   * Which platforms to copy. Undefined or empty: everything, byte for byte (the index digest is kept).
+   * One: from an index, the matching child manifest as-is (its digest is the result); from a single
+   * image, the image after checking its config's os/architecture/variant (mismatch → SLIPWAY_PLATFORM_MISMATCH).
+   * Several: from an index, a new index with only the matching children (a new digest unless every child
+   * matched); every listed platform must be present.
+   */
+  platforms?: readonly Platform[];
+  /** Replace a different image at the destination tag. @defaultValue false: refuse with SLIPWAY_DESTINATION_EXISTS */
+  overwrite?: boolean;
+  /** How many requests (blob transfers, HEADs, manifest GETs/PUTs) run at once. @defaultValue {@link defaultJobs} */
+  jobs?: number;
+  signal?: AbortSignal;
+  /** Receives progress events, synchronously; keep it cheap (throttle rendering on your side). */
+  onProgress?: (event: CopyEvent) => void;
+}
+
+/** Overall progress, carried by every event: bytes and blobs finished (skipped and mounted count as finished). */
+export interface CopyTotals {
+  blobsDone: number;
+  blobsTotal: number;
+  /** Includes bytes sent so far of blobs still uploading. */
+  bytesDone: number;
+  bytesTotal: number;
+}
+
+interface BlobEventBase {
+  digest: Digest;
+  size: number;
+  mediaType: string;
+  totals: CopyTotals;
+}
+
+export type CopyEvent =
+  /** What the destination lacks, once the manifests have been walked: totals are final from here on. */
+  | { type: 'plan'; manifests: number; totals: CopyTotals }
+  | (BlobEventBase & { type: 'blob-start' })
+  | (BlobEventBase & { type: 'blob-progress'; bytes: number })
+  /** The destination already had it. */
+  | (BlobEventBase & { type: 'blob-skip' })
+  /** Mounted from another repository of the same registry: no bytes moved. */
+  | (BlobEventBase & { type: 'blob-mount'; from: string })
+  /** Uploaded. */
+  | (BlobEventBase & { type: 'blob-done' })
+  | { type: 'manifest-done'; digest: Digest; mediaType: string; size: number; tag?: string; totals: CopyTotals };
+
+export interface CopyStats {
+  blobsCopied: number;
+  blobsSkipped: number;
+  blobsMounted: number;
+  bytesCopied: number;
+  manifestsPut: number;
+}
+
+export interface CopyResult {
+  /** Digest of what the destination now holds at its tag: the index, the selected child, or the filtered index. */
+  digest: Digest;
+  mediaType: string;
+  size: number;
+  /** Digest of the source's root (the index when a child or subset was selected). */
+  sourceDigest: Digest;
+  /** Each platform in the result with its image manifest digest (attestations left out). */
+  platforms: { platform: string; digest: Digest }[];
+  /** True when the destination already held the digest and nothing was written. */
+  noop: boolean;
+  stats: CopyStats;
+}
+
+/** The destination tag holds a different image and `overwrite` was not set (terraform-provider-crane's Create rule). */
+export class DestinationExistsError extends SlipwayError {
+  constructor(
+    readonly destination: string,
+    readonly existing: Digest,
+    readonly wanted: Digest,
+  ) {
+    super(
+      'SLIPWAY_DESTINATION_EXISTS',
+      `${destination} already holds ${existing}, not the source's ${wanted}; pass overwrite to replace it`,
+    );
+  }
+}
+
+/** Copies `source` to `sink`; see the module comment for the order of work. */
+export async function copy(source: ImageSource, sink: ImageSink, options: CopyOptions = {}): Promise<CopyResult> {
+  const jobs = options.jobs ?? defaultJobs;
+  if (!Number.isSafeInteger(jobs) || jobs < 1 || jobs > 256) throw new InvalidArgumentError(`jobs must be an integer from 1 to 256, got ${jobs}`);
+  const controller = new AbortController();
+  const signal = options.signal ? AbortSignal.any([options.signal, controller.signal]) : controller.signal;
+  try {
+    return await new CopyRun(source, sink, options, jobs, controller, signal).run();
+  } catch (err) {
+    if (options.signal?.aborted) throw new AbortedError(`copying ${source.name} to ${sink.name}: aborted`, { cause: options.signal.reason });
+    throw err;
+  }
+}
+
+/** A manifest to write (`present` false) or one the destination already has. */
+interface Node {
+  descriptor: Descriptor;
+  present: boolean;
+  manifest?: ManifestBytes;
+  children: Node[];
+  blobs: Descriptor[];
+}
+
+interface Target {
+  root: ManifestBytes;
+  parsed: ParsedManifest;
+  platforms: { platform: string; digest: Digest }[];
+}
+
+class CopyRun {
+  readonly #limit: Limiter;
+  readonly #tasks: Promise<unknown>[] = [];
+  readonly #blobs = new Map<string, Promise<void>>();
+  readonly #blobSet = new Map<string, Descriptor>();
+  readonly #manifests = new Map<string, Promise<void>>();
+  readonly #nodes = new Map<string, Promise<Node>>();
+  readonly #stats: CopyStats = { blobsCopied: 0, blobsSkipped: 0, blobsMounted: 0, bytesCopied: 0, manifestsPut: 0 };
+  readonly #totals: CopyTotals = { blobsDone: 0, blobsTotal: 0, bytesDone: 0, bytesTotal: 0 };
+  #failure: { error: unknown } | undefined;
+
+  constructor(
+    private readonly source: ImageSource,
+    private readonly sink: ImageSink,
+    private readonly options: CopyOptions,
+    jobs: number,
+    private readonly controller: AbortController,
+    private readonly signal: AbortSignal,
+  ) {
+    this.#limit = createLimiter(jobs, signal);
+  }
+
+  async run(): Promise<CopyResult> {
+    const { source, sink, signal } = this;
+    const rootBytes = verified(await this.#limit(() => source.root({ signal })), `${source.name} root manifest`);
+    const target = await this.#target(rootBytes);
+    const wanted = target.root.descriptor;
+    const result = (noop: boolean): CopyResult => ({
+      digest: wanted.digest,
+      mediaType: wanted.mediaType,
+      size: wanted.size,
+      sourceDigest: rootBytes.descriptor.digest,
+      platforms: target.platforms,
+      noop,
+      stats: { ...this.#stats },
+    });
+
+    const current = await this.#limit(() => sink.current({ signal }));
+    if (current?.digest === wanted.digest) return result(true);
+    if (current && !this.options.overwrite) throw new DestinationExistsError(sink.name, current.digest, wanted.digest);
+
+    try {
+      const root = await this.#track(this.#node(wanted, target.root));
+      this.#emit({ type: 'plan', manifests: countToWrite(root), totals: this.#totals });
+      await this.#track(this.#put(root, sink.tag));
+    } catch (err) {
+      this.#fail(err);
+    }
+    await Promise.all(this.#tasks);
+    if (this.#failure) throw this.#failure.error;
+    return result(false);
+  }
+
+  /** What goes to the destination, decided from the source alone. */
+  async #target(root: ManifestBytes): Promise<Target> {
+    const { source, signal } = this;
+    const wanted = this.options.platforms ?? [];
+    const parsed = parseManifest(root.bytes, root.descriptor.mediaType);
+    if (parsed.kind === 'index') {
+      const index = parsed.manifest;
+      const listed = (descriptors: Descriptor[]) =>
+        descriptors.filter((d) => !isAttestation(d)).map((d) => ({ platform: formatPlatform(normalizePlatform(childPlatform(d))), digest: d.digest }));
+      if (wanted.length === 0) return { root, parsed, platforms: listed(index.manifests) };
+      if (wanted.length === 1) {
+        const child = selectChild(index, wanted[0]!, source.name);
+        const bytes = verified(await this.#limit(() => source.manifest(child, { signal })), `${source.name} manifest ${child.digest}`);
+        return { root: bytes, parsed: parseManifest(bytes.bytes, bytes.descriptor.mediaType), platforms: listed([child]) };
+      }
+      const filtered = filterIndex(root, index, wanted, source.name);
+      const filteredIndex = parseManifest(filtered.bytes, filtered.descriptor.mediaType);
+      return { root: filtered, parsed: filteredIndex, platforms: listed(filteredIndex.kind === 'index' ? filteredIndex.manifest.manifests : []) };
+    }
+    const platform = await this.#configPlatform(parsed.manifest);
+    for (const p of wanted) {
+      if (!platform || !platformMatches(platform, p)) {
+        const have = platform ? formatPlatform(normalizePlatform(platform)) : undefined;
+        throw new PlatformMismatchError(
+          `${source.name} is a single ${have ? `${have} image` : 'manifest whose config names no platform'}, not ${formatPlatform(p)}`,
+          have ? [have] : [],
+        );
+      }
+    }
+    return { root, parsed, platforms: platform ? [{ platform: formatPlatform(normalizePlatform(platform)), digest: root.descriptor.digest }] : [] };
+  }
+
+  /** os/architecture/variant from an image config; undefined for artifacts whose config is not an image config. */
+  async #configPlatform(manifest: ImageManifest): Promise<Platform | undefined> {
+    const config = manifest.config;
+    if (config.mediaType !== MediaType.OciConfig && config.mediaType !== MediaType.DockerConfig) return undefined;
+    // Image configs are small; the cap keeps a hostile descriptor from making us buffer gigabytes.
+    if (config.size > maxConfigBytes) throw new InvalidArgumentError(`${this.source.name}: config of ${config.size} bytes exceeds ${maxConfigBytes}`);
+    const bytes = await this.#limit(async () => readAll(await this.source.blob(config, { signal: this.signal }), config.size));
+    const actual = digestOf(bytes, config.digest);
+    if (actual !== config.digest) throw new DigestMismatchError(config.digest, actual, `${this.source.name} config`);
+    const body = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
+    if (typeof body.os !== 'string' || typeof body.architecture !== 'string') return undefined;
+    const platform: Platform = { os: body.os, architecture: body.architecture };
+    if (typeof body.variant === 'string' && body.variant !== '') platform.variant = body.variant;
+    if (typeof body['os.version'] === 'string' && body['os.version'] !== '') platform['os.version'] = body['os.version'];
+    return platform;
+  }
+
+  /** Loads a manifest subtree, skipping children the destination already has. One load per digest. */
+  #node(descriptor: Descriptor, known?: ManifestBytes): Promise<Node> {
+    let node = this.#nodes.get(descriptor.digest);
+    if (!node) {
+      node = this.#track(this.#load(descriptor, known));
+      this.#nodes.set(descriptor.digest, node);
+    }
+    return node;
+  }
+
+  async #load(descriptor: Descriptor, known?: ManifestBytes): Promise<Node> {
+    const { source, sink, signal } = this;
+    if (!known && (await this.#limit(() => sink.hasManifest(descriptor, { signal })))) {
+      return { descriptor, present: true, children: [], blobs: [] };
+    }
+    const manifest = known ?? verified(await this.#limit(() => source.manifest(descriptor, { signal })), `${source.name} manifest ${descriptor.digest}`);
+    const parsed = parseManifest(manifest.bytes, manifest.descriptor.mediaType);
+    if (parsed.kind === 'index') {
+      const children = await Promise.all(parsed.manifest.manifests.map((child) => this.#node(child)));
+      return { descriptor: manifest.descriptor, present: false, manifest, children, blobs: [] };
+    }
+    const blobs = blobDescriptors(parsed.manifest).filter((d) => !isForeign(d));
+    for (const blob of blobs) {
+      if (this.#blobSet.has(blob.digest)) continue;
+      this.#blobSet.set(blob.digest, blob);
+      this.#totals.blobsTotal += 1;
+      this.#totals.bytesTotal += blob.size;
+    }
+    return { descriptor: manifest.descriptor, present: false, manifest, children: [], blobs };
+  }
+
+  /** Stores a manifest after everything it references; `tag` only for the root. One write per digest. */
+  #put(node: Node, tag?: string): Promise<void> {
+    if (node.present) return Promise.resolve();
+    let task = this.#manifests.get(node.descriptor.digest);
+    if (!task) {
+      task = this.#track(this.#write(node, tag));
+      this.#manifests.set(node.descriptor.digest, task);
+    }
+    return task;
+  }
+
+  async #write(node: Node, tag?: string): Promise<void> {
+    await Promise.all([...node.children.map((child) => this.#put(child)), ...node.blobs.map((blob) => this.#blob(blob))]);
+    const manifest = node.manifest!;
+    await this.#limit(() => this.sink.putManifest(manifest, tag === undefined ? { signal: this.signal } : { signal: this.signal, tag }));
+    this.#stats.manifestsPut += 1;
+    const { digest, mediaType, size } = manifest.descriptor;
+    this.#emit({ type: 'manifest-done', digest, mediaType, size, ...(tag === undefined ? {} : { tag }), totals: this.#totals });
+  }
+
+  /** Moves one blob, at most once per run. */
+  #blob(descriptor: Descriptor): Promise<void> {
+    let task = this.#blobs.get(descriptor.digest);
+    if (!task) {
+      task = this.#track(this.#limit(() => this.#transfer(descriptor)));
+      this.#blobs.set(descriptor.digest, task);
+    }
+    return task;
+  }
+
+  async #transfer(descriptor: Descriptor): Promise<void> {
+    const { source, sink, signal } = this;
+    const base = { digest: descriptor.digest, size: descriptor.size, mediaType: descriptor.mediaType };
+    const finish = (): void => {
+      this.#totals.blobsDone += 1;
+      this.#totals.bytesDone += descriptor.size;
+    };
+    if (await sink.hasBlob(descriptor, { signal })) {
+      finish();
+      this.#stats.blobsSkipped += 1;
+      this.#emit({ type: 'blob-skip', ...base, totals: this.#totals });
+      return;
+    }
+    const from = source.location;
+    const mountFrom =
+      from && sink.location && from.registry === sink.location.registry && from.repository !== sink.location.repository ? from : undefined;
+    this.#emit({ type: 'blob-start', ...base, totals: this.#totals });
+    let opened = false;
+    let sent = 0;
+    const open = async (): Promise<Readable> => {
+      opened = true;
+      // A retry restarts the upload: take back what the failed attempt counted.
+      this.#totals.bytesDone -= sent;
+      sent = 0;
+      return source.blob(descriptor, { signal });
+    };
+    const onProgress = (bytes: number): void => {
+      this.#totals.bytesDone += bytes - sent;
+      sent = bytes;
+      this.#emit({ type: 'blob-progress', ...base, bytes, totals: this.#totals });
+    };
+    await sink.putBlob(descriptor, open, mountFrom ? { signal, onProgress, mountFrom } : { signal, onProgress });
+    this.#totals.bytesDone -= sent;
+    finish();
+    if (mountFrom && !opened) {
+      this.#stats.blobsMounted += 1;
+      this.#emit({ type: 'blob-mount', ...base, from: `${mountFrom.registry}/${mountFrom.repository}`, totals: this.#totals });
+    } else {
+      this.#stats.blobsCopied += 1;
+      this.#stats.bytesCopied += descriptor.size;
+      this.#emit({ type: 'blob-done', ...base, totals: this.#totals });
+    }
+  }
+
+  #emit(event: CopyEvent): void {
+    // Each event gets its own snapshot so a listener may keep it.
+    this.options.onProgress?.({ ...event, totals: { ...event.totals } });
+  }
+
+  /** Remembers a task so the run waits for it, and turns its failure into an abort of everything else. */
+  #track<T>(task: Promise<T>): Promise<T> {
+    this.#tasks.push(task.catch((err: unknown) => this.#fail(err)));
+    return task;
+  }
+
+  #fail(error: unknown): void {
+    if (this.#failure) return;
+    this.#failure = { error };
+    this.controller.abort(error);
+  }
+}
+
+const maxConfigBytes = 16 * 1024 * 1024;
+
+/** Layers a registry does not store (Windows base layers): pushed manifests refer to them by URL. */
+function isForeign(descriptor: Descriptor): boolean {
+  return (descriptor.mediaType === MediaType.DockerForeignLayerGzip || descriptor.mediaType.includes('nondistributable')) && (descriptor.urls?.length ?? 0) > 0;
+}
+
+function countToWrite(node: Node, seen = new Set<string>()): number {
+  if (node.present || seen.has(node.descriptor.digest)) return 0;
+  seen.add(node.descriptor.digest);
+  return 1 + node.children.reduce((sum, child) => sum + countToWrite(child, seen), 0);
+}
+
+/** Checks manifest bytes against their descriptor: cheap, and the digest is the whole point of a copy. */
+function verified(manifest: ManifestBytes, what: string): ManifestBytes {
+  const actual = digestOf(manifest.bytes, manifest.descriptor.digest);
+  if (actual !== manifest.descriptor.digest) throw new DigestMismatchError(manifest.descriptor.digest, actual, what);
+  return manifest;
+}
+
+async function readAll(stream: Readable, size: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of stream) {
+    const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+    length += buffer.byteLength;
+    if (length > size) {
+      stream.destroy();
+      break;
+    }
+    chunks.push(buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+type Limiter = <T>(task: () => Promise<T>) => Promise<T>;
+
+/** At most `jobs` tasks at once; a waiting task leaves the queue when the signal fires. */
+function createLimiter(jobs: number, signal: AbortSignal): Limiter {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  const acquire = async (): Promise<void> => {
+    if (signal.aborted) throw new AbortedError('copy aborted', { cause: signal.reason });
+    if (active < jobs) {
+      active += 1;
+      return;
+    }
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        waiting.splice(waiting.indexOf(wake), 1);
+        reject(new AbortedError('copy aborted', { cause: signal.reason }));
+      };
+      const wake = (): void => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      waiting.push(wake);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  };
+  const release = (): void => {
+    const next = waiting.shift();
+    if (next) next();
+    else active -= 1;
+  };
+  return async (task) => {
+    await acquire();
+    try {
+      return await task();
+    } finally {
+      release();
+    }
+  };
+}
