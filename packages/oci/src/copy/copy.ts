@@ -15,11 +15,11 @@
 import type { Readable } from 'node:stream';
 import { AbortedError, DigestMismatchError, InvalidArgumentError, SlipwayError } from '../errors.js';
 import { digestOf, type Digest } from '../v1/digest.js';
-import { blobDescriptors, parseManifest, type Descriptor, type ImageManifest, type ParsedManifest } from '../v1/manifest.js';
+import { blobDescriptors, parseManifest, type Descriptor } from '../v1/manifest.js';
 import { MediaType } from '../v1/media-types.js';
-import { formatPlatform, normalizePlatform, platformMatches, type Platform } from '../v1/platform.js';
+import { formatPlatform, normalizePlatform, type Platform } from '../v1/platform.js';
 import type { ImageSink, ImageSource, ManifestBytes } from '../v1/source.js';
-import { childPlatform, filterIndex, isAttestation, PlatformMismatchError, selectChild } from './select.js';
+import { checkImagePlatform, filterIndex, indexPlatforms, readConfigPlatform, resolvePlatform, type PlatformDigest } from './select.js';
 
 /** @defaultValue used when `jobs` is not given: ggcr's and crane_image's figure, so benchmarks compare like with like. */
 export const defaultJobs = 4;
@@ -87,7 +87,7 @@ export interface CopyResult {
   /** Digest of the source's root (the index when a child or subset was selected). */
   sourceDigest: Digest;
   /** Each platform in the result with its image manifest digest (attestations left out). */
-  platforms: { platform: string; digest: Digest }[];
+  platforms: PlatformDigest[];
   /** True when the destination already held the digest and nothing was written. */
   noop: boolean;
   stats: CopyStats;
@@ -132,8 +132,7 @@ interface Node {
 
 interface Target {
   root: ManifestBytes;
-  parsed: ParsedManifest;
-  platforms: { platform: string; digest: Digest }[];
+  platforms: PlatformDigest[];
 }
 
 class CopyRun {
@@ -193,49 +192,19 @@ class CopyRun {
   async #target(root: ManifestBytes): Promise<Target> {
     const { source, signal } = this;
     const wanted = this.options.platforms ?? [];
+    if (wanted.length <= 1) {
+      const { manifest, platforms } = await this.#limit(() => resolvePlatform(source, root, wanted[0], { signal }));
+      return { root: manifest, platforms };
+    }
     const parsed = parseManifest(root.bytes, root.descriptor.mediaType);
     if (parsed.kind === 'index') {
-      const index = parsed.manifest;
-      const listed = (descriptors: Descriptor[]) =>
-        descriptors.filter((d) => !isAttestation(d)).map((d) => ({ platform: formatPlatform(normalizePlatform(childPlatform(d))), digest: d.digest }));
-      if (wanted.length === 0) return { root, parsed, platforms: listed(index.manifests) };
-      if (wanted.length === 1) {
-        const child = selectChild(index, wanted[0]!, source.name);
-        const bytes = verified(await this.#limit(() => source.manifest(child, { signal })), `${source.name} manifest ${child.digest}`);
-        return { root: bytes, parsed: parseManifest(bytes.bytes, bytes.descriptor.mediaType), platforms: listed([child]) };
-      }
-      const filtered = filterIndex(root, index, wanted, source.name);
-      const filteredIndex = parseManifest(filtered.bytes, filtered.descriptor.mediaType);
-      return { root: filtered, parsed: filteredIndex, platforms: listed(filteredIndex.kind === 'index' ? filteredIndex.manifest.manifests : []) };
+      const filtered = filterIndex(root, parsed.manifest, wanted, source.name);
+      const kept = parseManifest(filtered.bytes, filtered.descriptor.mediaType);
+      return { root: filtered, platforms: kept.kind === 'index' ? indexPlatforms(kept.manifest.manifests) : [] };
     }
-    const platform = await this.#configPlatform(parsed.manifest);
-    for (const p of wanted) {
-      if (!platform || !platformMatches(platform, p)) {
-        const have = platform ? formatPlatform(normalizePlatform(platform)) : undefined;
-        throw new PlatformMismatchError(
-          `${source.name} is a single ${have ? `${have} image` : 'manifest whose config names no platform'}, not ${formatPlatform(p)}`,
-          have ? [have] : [],
-        );
-      }
-    }
-    return { root, parsed, platforms: platform ? [{ platform: formatPlatform(normalizePlatform(platform)), digest: root.descriptor.digest }] : [] };
-  }
-
-  /** os/architecture/variant from an image config; undefined for artifacts whose config is not an image config. */
-  async #configPlatform(manifest: ImageManifest): Promise<Platform | undefined> {
-    const config = manifest.config;
-    if (config.mediaType !== MediaType.OciConfig && config.mediaType !== MediaType.DockerConfig) return undefined;
-    // Image configs are small; the cap keeps a hostile descriptor from making us buffer gigabytes.
-    if (config.size > maxConfigBytes) throw new InvalidArgumentError(`${this.source.name}: config of ${config.size} bytes exceeds ${maxConfigBytes}`);
-    const bytes = await this.#limit(async () => readAll(await this.source.blob(config, { signal: this.signal }), config.size));
-    const actual = digestOf(bytes, config.digest);
-    if (actual !== config.digest) throw new DigestMismatchError(config.digest, actual, `${this.source.name} config`);
-    const body = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
-    if (typeof body.os !== 'string' || typeof body.architecture !== 'string') return undefined;
-    const platform: Platform = { os: body.os, architecture: body.architecture };
-    if (typeof body.variant === 'string' && body.variant !== '') platform.variant = body.variant;
-    if (typeof body['os.version'] === 'string' && body['os.version'] !== '') platform['os.version'] = body['os.version'];
-    return platform;
+    const platform = await this.#limit(() => readConfigPlatform(source, parsed.manifest, { signal }));
+    checkImagePlatform(source.name, platform, wanted);
+    return { root, platforms: platform ? [{ platform: formatPlatform(normalizePlatform(platform)), digest: root.descriptor.digest }] : [] };
   }
 
   /** Loads a manifest subtree, skipping children the destination already has. One load per digest. */
@@ -361,8 +330,6 @@ class CopyRun {
   }
 }
 
-const maxConfigBytes = 16 * 1024 * 1024;
-
 /** Layers a registry does not store (Windows base layers): pushed manifests refer to them by URL. */
 function isForeign(descriptor: Descriptor): boolean {
   return (descriptor.mediaType === MediaType.DockerForeignLayerGzip || descriptor.mediaType.includes('nondistributable')) && (descriptor.urls?.length ?? 0) > 0;
@@ -379,21 +346,6 @@ function verified(manifest: ManifestBytes, what: string): ManifestBytes {
   const actual = digestOf(manifest.bytes, manifest.descriptor.digest);
   if (actual !== manifest.descriptor.digest) throw new DigestMismatchError(manifest.descriptor.digest, actual, what);
   return manifest;
-}
-
-async function readAll(stream: Readable, size: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let length = 0;
-  for await (const chunk of stream) {
-    const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
-    length += buffer.byteLength;
-    if (length > size) {
-      stream.destroy();
-      break;
-    }
-    chunks.push(buffer);
-  }
-  return Buffer.concat(chunks);
 }
 
 type Limiter = <T>(task: () => Promise<T>) => Promise<T>;

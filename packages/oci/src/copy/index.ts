@@ -5,6 +5,17 @@
  */
 export { copy, defaultJobs, DestinationExistsError } from './copy.js';
 export type { CopyEvent, CopyOptions, CopyResult, CopyStats, CopyTotals } from './copy.js';
-export { availablePlatforms, filterIndex, isAttestation, PlatformMismatchError, selectChild } from './select.js';
+export {
+  availablePlatforms,
+  checkImagePlatform,
+  filterIndex,
+  indexPlatforms,
+  isAttestation,
+  PlatformMismatchError,
+  readConfigPlatform,
+  resolvePlatform,
+  selectChild,
+} from './select.js';
+export type { PlatformDigest, PlatformManifest } from './select.js';
 export { MemoryRegistry } from './memory.js';
 export type { MemoryRegistryOptions, MemoryRequest } from './memory.js';

@@ -2,11 +2,13 @@
  * Platform selection over an index: one child copied as-is, or a filtered index holding a subset.
  * @module
  */
-import { SlipwayError } from '../errors.js';
-import { digestOf } from '../v1/digest.js';
-import type { Descriptor, ImageIndex } from '../v1/manifest.js';
+import type { Readable } from 'node:stream';
+import { DigestMismatchError, InvalidArgumentError, SlipwayError } from '../errors.js';
+import { digestOf, type Digest } from '../v1/digest.js';
+import { parseManifest, type Descriptor, type ImageIndex, type ImageManifest } from '../v1/manifest.js';
+import { MediaType } from '../v1/media-types.js';
 import { defaultPlatform, formatPlatform, normalizePlatform, platformMatches, type Platform } from '../v1/platform.js';
-import type { ManifestBytes } from '../v1/source.js';
+import type { CallOptions, ImageSource, ManifestBytes } from '../v1/source.js';
 
 /** The requested platform is not in the source (index without a matching child, or a single image of another platform). */
 export class PlatformMismatchError extends SlipwayError {
@@ -35,7 +37,7 @@ export function childPlatform(descriptor: Descriptor): Platform {
 
 /** The platforms an index offers, formatted, attestations left out. */
 export function availablePlatforms(index: ImageIndex): string[] {
-  return index.manifests.filter((d) => !isAttestation(d)).map((d) => formatPlatform(normalizePlatform(childPlatform(d))));
+  return indexPlatforms(index.manifests).map((p) => p.platform);
 }
 
 /** The first child matching `wanted` (ggcr's rule: first match wins); throws listing what is there. */
@@ -81,4 +83,94 @@ export function filterIndex(root: ManifestBytes, index: ImageIndex, wanted: read
   const filtered = { ...raw, manifests: raw.manifests.filter((_, i) => keep.has(i)) };
   const bytes = new TextEncoder().encode(JSON.stringify(filtered));
   return { descriptor: { mediaType: root.descriptor.mediaType, digest: digestOf(bytes, root.descriptor.digest), size: bytes.byteLength }, bytes };
+}
+
+/** A platform and the image manifest digest that serves it. */
+export interface PlatformDigest {
+  /** Formatted and normalised: `linux/arm/v7`, `linux/arm64`. */
+  platform: string;
+  digest: Digest;
+}
+
+/** The children of an index as platform/digest pairs, attestations left out. */
+export function indexPlatforms(descriptors: readonly Descriptor[]): PlatformDigest[] {
+  return descriptors.filter((d) => !isAttestation(d)).map((d) => ({ platform: formatPlatform(normalizePlatform(childPlatform(d))), digest: d.digest }));
+}
+
+// Image configs are small; the cap keeps a hostile descriptor from making us buffer gigabytes.
+const maxConfigBytes = 16 * 1024 * 1024;
+
+/**
+ * os/architecture/variant/os.version from an image's config blob (one blob read); undefined when the
+ * config is not an image config (an artifact) or names no platform.
+ */
+export async function readConfigPlatform(source: ImageSource, manifest: ImageManifest, options: CallOptions = {}): Promise<Platform | undefined> {
+  const config = manifest.config;
+  if (config.mediaType !== MediaType.OciConfig && config.mediaType !== MediaType.DockerConfig) return undefined;
+  if (config.size > maxConfigBytes) throw new InvalidArgumentError(`${source.name}: config of ${config.size} bytes exceeds ${maxConfigBytes}`);
+  const bytes = await readAll(await source.blob(config, options), config.size);
+  const actual = digestOf(bytes, config.digest);
+  if (actual !== config.digest) throw new DigestMismatchError(config.digest, actual, `${source.name} config`);
+  const body = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
+  if (typeof body.os !== 'string' || typeof body.architecture !== 'string') return undefined;
+  const platform: Platform = { os: body.os, architecture: body.architecture };
+  if (typeof body.variant === 'string' && body.variant !== '') platform.variant = body.variant;
+  if (typeof body['os.version'] === 'string' && body['os.version'] !== '') platform['os.version'] = body['os.version'];
+  return platform;
+}
+
+/** Throws SLIPWAY_PLATFORM_MISMATCH unless a single image's platform satisfies every wanted one (crane copies the wrong arch silently). */
+export function checkImagePlatform(sourceName: string, platform: Platform | undefined, wanted: readonly Platform[]): void {
+  for (const p of wanted) {
+    if (platform && platformMatches(platform, p)) continue;
+    const have = platform ? formatPlatform(normalizePlatform(platform)) : undefined;
+    throw new PlatformMismatchError(
+      `${sourceName} is a single ${have ? `${have} image` : 'manifest whose config names no platform'}, not ${formatPlatform(p)}`,
+      have ? [have] : [],
+    );
+  }
+}
+
+export interface PlatformManifest {
+  /** The root's bytes when it is the image itself, otherwise the selected child's. */
+  manifest: ManifestBytes;
+  /** The root (index) digest, which differs from the manifest's when a child was selected. */
+  rootDigest: Digest;
+  platforms: PlatformDigest[];
+}
+
+/**
+ * Resolves a root manifest to what one platform (or all, when `platform` is undefined) names: the
+ * root itself, the matching child of an index (fetched, verified), or a single image whose config is
+ * checked. `platforms` lists what the result offers.
+ */
+export async function resolvePlatform(source: ImageSource, root: ManifestBytes, platform: Platform | undefined, options: CallOptions = {}): Promise<PlatformManifest> {
+  const parsed = parseManifest(root.bytes, root.descriptor.mediaType);
+  const rootDigest = root.descriptor.digest;
+  if (parsed.kind === 'index') {
+    if (platform === undefined) return { manifest: root, rootDigest, platforms: indexPlatforms(parsed.manifest.manifests) };
+    const child = selectChild(parsed.manifest, platform, source.name);
+    const manifest = await source.manifest(child, options);
+    const actual = digestOf(manifest.bytes, child.digest);
+    if (actual !== child.digest) throw new DigestMismatchError(child.digest, actual, `${source.name} manifest`);
+    return { manifest, rootDigest, platforms: indexPlatforms([child]) };
+  }
+  const have = await readConfigPlatform(source, parsed.manifest, options);
+  checkImagePlatform(source.name, have, platform ? [platform] : []);
+  return { manifest: root, rootDigest, platforms: have ? [{ platform: formatPlatform(normalizePlatform(have)), digest: rootDigest }] : [] };
+}
+
+async function readAll(stream: Readable, size: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of stream) {
+    const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+    length += buffer.byteLength;
+    if (length > size) {
+      stream.destroy();
+      break;
+    }
+    chunks.push(buffer);
+  }
+  return Buffer.concat(chunks);
 }
