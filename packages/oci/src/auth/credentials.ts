@@ -1,0 +1,37 @@
+/**
+ * Credentials for one registry and the Keychain that finds them.
+ * @module
+ */
+
+/**
+ * What a registry login needs:
+ * - `username`/`password`: Basic auth, or exchanged for a Bearer token at the registry's realm;
+ * - `identityToken`: an OAuth2 refresh token (Docker's `identitytoken`, ACR, `docker login` with a
+ *   `<token>` username), exchanged with an OAuth2 POST;
+ * - `registryToken`: a bearer token sent to the registry as is (Docker's `registrytoken`).
+ */
+export type Credentials =
+  | { username: string; password: string }
+  | { identityToken: string; username?: string }
+  | { registryToken: string };
+
+/** Finds credentials for a registry. `registry` is the reference's registry (`docker.io`, `localhost:5000`). */
+export interface Keychain {
+  resolve(registry: string, signal?: AbortSignal): Promise<Credentials | undefined>;
+}
+
+/** The secret values inside credentials, for redaction. */
+export function secretsOf(credentials: Credentials | undefined): string[] {
+  if (!credentials) return [];
+  if ('password' in credentials) return [credentials.password, `${credentials.username}:${credentials.password}`];
+  if ('identityToken' in credentials) return [credentials.identityToken];
+  return [credentials.registryToken];
+}
+
+/** Describes credentials without their secret, for debug output. */
+export function describeCredentials(credentials: Credentials | undefined): string {
+  if (!credentials) return 'anonymous';
+  if ('password' in credentials) return `basic (user ${JSON.stringify(credentials.username)})`;
+  if ('identityToken' in credentials) return 'identity token';
+  return 'registry token';
+}

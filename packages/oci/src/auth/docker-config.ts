@@ -1,0 +1,124 @@
+/**
+ * Reads Docker's `config.json` and the containers `auth.json` (same `auths` format), with
+ * `credHelpers` per registry and a global `credsStore`. Files are only read, never written.
+ * @see https://docs.docker.com/reference/cli/docker/#credential-store-options
+ * @module
+ */
+import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { SlipwayError } from '../errors.js';
+import type { Credentials } from './credentials.js';
+import { runCredentialHelper, type HelperOptions } from './helper.js';
+
+/** Docker Hub's key in `auths`, `credHelpers` and credential stores (the v1 index URL, kept for compatibility). */
+export const dockerHubConfigKey = 'https://index.docker.io/v1/';
+
+interface AuthEntry {
+  auth?: string;
+  username?: string;
+  password?: string;
+  identitytoken?: string;
+  registrytoken?: string;
+}
+
+export interface AuthFile {
+  path: string;
+  auths: Record<string, AuthEntry>;
+  credHelpers: Record<string, string>;
+  credsStore?: string;
+}
+
+/** Reads and checks one auth file; undefined when it does not exist. */
+export async function readAuthFile(path: string): Promise<AuthFile | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    throw new SlipwayError('SLIPWAY_AUTH', `reading ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // Never quote the file: it holds credentials.
+    throw new SlipwayError('SLIPWAY_AUTH', `reading ${path}: not valid JSON`);
+  }
+  if (typeof body !== 'object' || body === null) throw new SlipwayError('SLIPWAY_AUTH', `reading ${path}: not a JSON object`);
+  const record = body as Record<string, unknown>;
+  const auths = typeof record.auths === 'object' && record.auths !== null ? (record.auths as Record<string, AuthEntry>) : {};
+  const credHelpers = typeof record.credHelpers === 'object' && record.credHelpers !== null ? (record.credHelpers as Record<string, string>) : {};
+  return { path, auths, credHelpers, ...(typeof record.credsStore === 'string' && record.credsStore !== '' ? { credsStore: record.credsStore } : {}) };
+}
+
+/** `https://host:5000/v1/` → `host:5000` (Docker's ConvertToHostname); Hub aliases become `docker.io`. */
+export function normalizeRegistryKey(key: string): string {
+  const host = key.replace(/^[a-z]+:\/\//i, '').split('/')[0]!.toLowerCase();
+  return host === 'index.docker.io' || host === 'registry-1.docker.io' || host === 'registry.hub.docker.com' ? 'docker.io' : host;
+}
+
+/** The server URL a helper is asked about: Hub's legacy key, otherwise the host. */
+export function serverUrlFor(registry: string): string {
+  return normalizeRegistryKey(registry) === 'docker.io' ? dockerHubConfigKey : registry;
+}
+
+function lookup<T>(map: Record<string, T>, registry: string): T | undefined {
+  const wanted = normalizeRegistryKey(registry);
+  if (wanted === 'docker.io' && map[dockerHubConfigKey] !== undefined) return map[dockerHubConfigKey];
+  if (map[registry] !== undefined) return map[registry];
+  for (const [key, value] of Object.entries(map)) {
+    // containers auth.json allows `registry/namespace` keys; only whole-registry keys apply here.
+    if (key.replace(/^[a-z]+:\/\//i, '').replace(/\/(v1|v2)?\/?$/, '').includes('/')) continue;
+    if (normalizeRegistryKey(key) === wanted) return value;
+  }
+  return undefined;
+}
+
+function fromEntry(entry: AuthEntry, where: string): Credentials | undefined {
+  if (entry.registrytoken) return { registryToken: entry.registrytoken };
+  if (entry.identitytoken) return { identityToken: entry.identitytoken, ...(entry.username ? { username: entry.username } : {}) };
+  if (entry.auth) {
+    const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    if (colon <= 0) throw new SlipwayError('SLIPWAY_AUTH', `${where}: the "auth" field is not base64 of "user:password"`);
+    return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+  }
+  if (entry.username && entry.password) return { username: entry.username, password: entry.password };
+  return undefined;
+}
+
+/**
+ * Credentials for `registry` from one auth file, as docker/cli decides: a `credHelpers` entry wins,
+ * then `credsStore`, then inline `auths` (also used when the store has nothing for the registry).
+ */
+export async function credentialsFromFile(file: AuthFile, registry: string, options: HelperOptions): Promise<Credentials | undefined> {
+  const perRegistry = lookup(file.credHelpers, registry);
+  const helper = perRegistry ?? file.credsStore;
+  if (helper) {
+    try {
+      const found = await runCredentialHelper(helper, serverUrlFor(registry), options);
+      if (found) return found;
+    } catch (err) {
+      // A global credsStore copied from a desktop machine (`desktop`, `osxkeychain`) is often missing in
+      // CI; fall back to inline auths then. A per-registry helper that is missing is a real error.
+      if (perRegistry || !(err instanceof SlipwayError && err.message.includes('not on PATH'))) throw err;
+    }
+  }
+  const entry = lookup(file.auths, registry);
+  return entry ? fromEntry(entry, `${file.path} auths entry for ${registry}`) : undefined;
+}
+
+/** Docker's config file: `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`. */
+export function dockerConfigPath(env: NodeJS.ProcessEnv = process.env): string {
+  return join(env.DOCKER_CONFIG || join(env.HOME || homedir(), '.docker'), 'config.json');
+}
+
+/** The containers auth files in the order podman and skopeo read them. */
+export function containersAuthPaths(env: NodeJS.ProcessEnv = process.env): string[] {
+  const paths: string[] = [];
+  if (env.REGISTRY_AUTH_FILE) paths.push(env.REGISTRY_AUTH_FILE);
+  if (env.XDG_RUNTIME_DIR) paths.push(join(env.XDG_RUNTIME_DIR, 'containers', 'auth.json'));
+  paths.push(join(env.XDG_CONFIG_HOME || join(env.HOME || homedir(), '.config'), 'containers', 'auth.json'));
+  return paths;
+}

@@ -1,0 +1,76 @@
+/**
+ * Docker credential helpers: `docker-credential-<name> get` with the server URL on stdin and
+ * `{"ServerURL","Username","Secret"}` on stdout. The helper is killed when the caller aborts.
+ * @see https://github.com/docker/docker-credential-helpers#development
+ * @module
+ */
+import { spawn } from 'node:child_process';
+import { AbortedError, SlipwayError } from '../errors.js';
+import { redactText } from '../internal/redact.js';
+import type { Credentials } from './credentials.js';
+
+export interface HelperOptions {
+  signal?: AbortSignal;
+  /** @defaultValue 30000 */
+  timeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+}
+
+const maxOutput = 64 * 1024;
+
+/** Runs the helper; undefined when it has no credentials for the server. */
+export async function runCredentialHelper(helper: string, serverUrl: string, options: HelperOptions = {}): Promise<Credentials | undefined> {
+  if (!/^[A-Za-z0-9._-]+$/.test(helper)) throw new SlipwayError('SLIPWAY_AUTH', `invalid credential helper name ${JSON.stringify(helper)}`);
+  const program = `docker-credential-${helper}`;
+  const { signal } = options;
+  if (signal?.aborted) throw new AbortedError(`running ${program}: aborted`, { cause: signal.reason });
+  const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+    const child = spawn(program, ['get'], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: options.env ?? process.env,
+      timeout: options.timeoutMs ?? 30_000,
+      killSignal: 'SIGKILL',
+      ...(signal ? { signal } : {}),
+    });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      if (out.length < maxOutput) out += chunk;
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      if (err.length < maxOutput) err += chunk;
+    });
+    child.on('error', (error: NodeJS.ErrnoException) => {
+      if (signal?.aborted) reject(new AbortedError(`running ${program}: aborted`, { cause: signal.reason }));
+      else if (error.code === 'ENOENT') reject(new SlipwayError('SLIPWAY_AUTH', `credential helper ${program} is configured but not on PATH`, { cause: error }));
+      else reject(new SlipwayError('SLIPWAY_AUTH', `running credential helper ${program}: ${error.message}`, { cause: error }));
+    });
+    child.on('close', (exitCode, killedBy) => {
+      if (signal?.aborted) reject(new AbortedError(`running ${program}: aborted`, { cause: signal.reason }));
+      else if (killedBy) reject(new SlipwayError('SLIPWAY_AUTH', `credential helper ${program} was killed (${killedBy}); timed out?`));
+      else resolve({ code: exitCode, stdout: out, stderr: err });
+    });
+    child.stdin.on('error', () => {
+      // A helper that exits without reading stdin is reported through its exit code.
+    });
+    child.stdin.end(serverUrl);
+  });
+  if (code !== 0) {
+    const said = `${stdout} ${stderr}`.trim();
+    // The helpers' protocol: "credentials not found in native keychain" on stdout with exit status 1.
+    if (/credentials not found/i.test(said)) return undefined;
+    throw new SlipwayError('SLIPWAY_AUTH', `credential helper ${program} failed for ${serverUrl} (exit ${code}): ${redactText(said.slice(0, 300))}`);
+  }
+  let parsed: { Username?: unknown; Secret?: unknown };
+  try {
+    parsed = JSON.parse(stdout) as typeof parsed;
+  } catch {
+    throw new SlipwayError('SLIPWAY_AUTH', `credential helper ${program} printed something other than JSON for ${serverUrl}`);
+  }
+  const username = typeof parsed.Username === 'string' ? parsed.Username : '';
+  const secret = typeof parsed.Secret === 'string' ? parsed.Secret : '';
+  if (secret === '') return undefined;
+  // A `<token>` user means the secret is an identity (refresh) token, by Docker's convention.
+  if (username === '<token>' || username === '') return { identityToken: secret };
+  return { username, password: secret };
+}

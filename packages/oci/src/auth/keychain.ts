@@ -1,0 +1,110 @@
+/**
+ * The default keychain: explicit credentials, then Docker's config (and its helpers), then the
+ * containers auth files, then anonymous. Resolved lazily per registry and remembered.
+ * @module
+ */
+import { debuglog } from 'node:util';
+import { InvalidArgumentError } from '../errors.js';
+import type { Credentials, Keychain } from './credentials.js';
+import { containersAuthPaths, credentialsFromFile, dockerConfigPath, normalizeRegistryKey, readAuthFile, type AuthFile } from './docker-config.js';
+
+const debug = debuglog('slipway');
+
+export interface KeychainOptions {
+  /** Credentials per registry (`docker.io`, `localhost:5000`, `https://index.docker.io/v1/`), tried first. */
+  credentials?: Record<string, Credentials>;
+  /** Replaces the file-based lookup (Docker config, auth.json) after the explicit credentials. */
+  keychain?: Keychain;
+  /** Environment for file locations and helpers. @defaultValue process.env */
+  env?: NodeJS.ProcessEnv;
+  /** Milliseconds a credential helper may run. @defaultValue 30000 */
+  helperTimeoutMs?: number;
+}
+
+/** Explicit credentials only. */
+export function staticKeychain(credentials: Record<string, Credentials>): Keychain {
+  const map = new Map<string, Credentials>();
+  for (const [key, value] of Object.entries(credentials)) {
+    checkCredentials(key, value);
+    map.set(normalizeRegistryKey(key), value);
+  }
+  return { resolve: async (registry) => map.get(normalizeRegistryKey(registry)) };
+}
+
+/** Docker's config.json then the containers auth files, read once on first use. */
+export function fileKeychain(options: Pick<KeychainOptions, 'env' | 'helperTimeoutMs'> = {}): Keychain {
+  const env = options.env ?? process.env;
+  let files: Promise<AuthFile[]> | undefined;
+  const load = () => {
+    files ??= Promise.all([dockerConfigPath(env), ...containersAuthPaths(env)].map(readAuthFile)).then((all) =>
+      all.filter((f): f is AuthFile => f !== undefined),
+    );
+    files.catch(() => (files = undefined));
+    return files;
+  };
+  return {
+    async resolve(registry, signal) {
+      for (const file of await load()) {
+        const found = await credentialsFromFile(file, registry, {
+          env,
+          ...(signal ? { signal } : {}),
+          ...(options.helperTimeoutMs !== undefined ? { timeoutMs: options.helperTimeoutMs } : {}),
+        });
+        if (found) {
+          debug('credentials for %s from %s', registry, file.path);
+          return found;
+        }
+      }
+      return undefined;
+    },
+  };
+}
+
+/** Tries each keychain in order; the first answer wins. */
+export function chainKeychains(...keychains: Keychain[]): Keychain {
+  return {
+    async resolve(registry, signal) {
+      for (const keychain of keychains) {
+        const found = await keychain.resolve(registry, signal);
+        if (found) return found;
+      }
+      return undefined;
+    },
+  };
+}
+
+/**
+ * The keychain slipway uses: `credentials` → (`keychain` or Docker config → containers auth.json) →
+ * anonymous, resolved lazily and cached per registry (failures are not cached).
+ */
+export function createKeychain(options: KeychainOptions = {}): Keychain {
+  const chain = chainKeychains(
+    ...(options.credentials ? [staticKeychain(options.credentials)] : []),
+    options.keychain ?? fileKeychain(options),
+  );
+  const cache = new Map<string, Promise<Credentials | undefined>>();
+  return {
+    resolve(registry, signal) {
+      const key = normalizeRegistryKey(registry);
+      let found = cache.get(key);
+      if (!found) {
+        found = chain.resolve(registry, signal);
+        cache.set(key, found);
+        found.catch(() => cache.delete(key));
+      }
+      return found;
+    },
+  };
+}
+
+function checkCredentials(registry: string, value: Credentials): void {
+  const ok =
+    typeof value === 'object' &&
+    value !== null &&
+    (('username' in value && 'password' in value && typeof value.username === 'string' && typeof value.password === 'string') ||
+      ('identityToken' in value && typeof value.identityToken === 'string') ||
+      ('registryToken' in value && typeof value.registryToken === 'string'));
+  if (!ok) {
+    throw new InvalidArgumentError(`credentials for ${JSON.stringify(registry)} must be {username, password}, {identityToken} or {registryToken}`);
+  }
+}

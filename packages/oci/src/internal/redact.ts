@@ -1,0 +1,57 @@
+/**
+ * Redaction of secrets from URLs and free text, so errors and debug logs can quote what happened
+ * without quoting credentials (octokit's RequestError and ggcr's redact package do the same).
+ * @module
+ */
+
+// Query parameters whose values are safe to show; every other value is replaced. Upload `Location`s
+// carry opaque state (`_state`, distribution's HMAC-signed upload state) and object-store redirects carry
+// signatures (`X-Amz-Signature`, `sig`), so an allowlist is safer than a denylist.
+const safeQueryKeys = new Set(['digest', 'mount', 'from', 'n', 'last', 'service', 'scope', 'tag', 'artifactType', 'origin', 'digest-algorithm']);
+
+/** The URL without userinfo and with the values of non-allowlisted query parameters replaced by `REDACTED`. */
+export function redactUrl(url: string | URL): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url.toString());
+  } catch {
+    return '<unparseable URL>';
+  }
+  parsed.username = '';
+  parsed.password = '';
+  const entries = [...parsed.searchParams.entries()];
+  if (entries.length > 0) {
+    parsed.search = '';
+    for (const [key, value] of entries) parsed.searchParams.append(key, safeQueryKeys.has(key) ? value : 'REDACTED');
+  }
+  return parsed.toString();
+}
+
+/** Replaces every known secret (and anything after `Bearer `/`Basic `) in `text`. */
+export function redactText(text: string, secrets: Iterable<string> = []): string {
+  let result = text;
+  for (const secret of secrets) {
+    // Short values would redact ordinary words; credentials this short are not worth hiding by text search.
+    if (secret.length >= 4) result = result.split(secret).join('REDACTED');
+  }
+  return result.replace(/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi, '$1 REDACTED');
+}
+
+/**
+ * Collects the secret values a client has seen (passwords, tokens) so any message built from a
+ * registry's response can be scrubbed of them, even if a server echoes them back.
+ */
+export class SecretSet {
+  readonly #values = new Set<string>();
+  add(...values: (string | undefined)[]): void {
+    for (const value of values) {
+      if (value === undefined || value.length < 4) continue;
+      this.#values.add(value);
+      // The base64 forms appear in Basic headers and docker config `auth` fields.
+      this.#values.add(Buffer.from(value).toString('base64'));
+    }
+  }
+  redact(text: string): string {
+    return redactText(text, this.#values);
+  }
+}

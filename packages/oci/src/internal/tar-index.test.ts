@@ -1,0 +1,165 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { createGzip } from 'node:zlib';
+import { pack } from 'tar-stream';
+import { SlipwayError } from '../errors.js';
+import { indexTar, normaliseEntryName, openEntry, readEntry, requireEntry, resolveEntry } from './tar-index.js';
+
+export interface TestEntry {
+  name: string;
+  body?: Buffer | string;
+  type?: 'file' | 'symlink' | 'link' | 'directory';
+  linkname?: string;
+}
+
+/** Builds a tar in memory with tar-stream (the bad-input tests need tars no honest tool would write). */
+export async function makeTar(entries: TestEntry[]): Promise<Buffer> {
+  const p = pack();
+  const chunks: Buffer[] = [];
+  const done = (async () => {
+    for await (const chunk of p) chunks.push(chunk as Buffer);
+  })();
+  for (const e of entries) {
+    const body = e.body === undefined ? undefined : Buffer.from(e.body);
+    await new Promise<void>((resolve, reject) => {
+      const header = { name: e.name, type: e.type ?? 'file', ...(e.linkname ? { linkname: e.linkname } : {}), ...(body ? { size: body.length } : {}) };
+      p.entry(header, body ?? Buffer.alloc(0), (err) => (err ? reject(err) : resolve()));
+    });
+  }
+  p.finalize();
+  await done;
+  return Buffer.concat(chunks);
+}
+
+async function codeOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (err) {
+    assert.ok(SlipwayError.is(err), `want a SlipwayError, got ${String(err)}`);
+    return `${err.code}: ${err.message}`;
+  }
+  assert.fail('expected a rejection');
+}
+
+describe('indexTar', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'slipway-tar-index-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('records data offsets that read back the exact bytes, across pax and long-name headers', async () => {
+    const longName = `${'d'.repeat(120)}/${'f'.repeat(150)}`;
+    const big = randomBytes(700_001);
+    const entries: TestEntry[] = [
+      { name: './', type: 'directory' },
+      { name: './a.txt', body: 'hello' },
+      { name: 'empty', body: '' },
+      { name: longName, body: 'long name body' },
+      { name: 'dir/', type: 'directory' },
+      { name: 'dir/big.bin', body: big },
+      { name: 'dir/ü-unicode', body: 'pax path' },
+    ];
+    const file = join(dir, 'a.tar');
+    await writeFile(file, await makeTar(entries));
+    const index = await indexTar(Readable.from([await readFile(file)]), { archive: 'a.tar' });
+    assert.deepEqual([...index.entries.keys()].sort(), ['a.txt', 'dir', 'dir/big.bin', 'dir/ü-unicode', 'empty', longName].sort());
+    for (const e of entries.filter((x) => x.body !== undefined)) {
+      const entry = requireEntry(index, e.name, 'a.tar', 'file');
+      const chunks: Buffer[] = [];
+      for await (const chunk of openEntry(file, entry)) chunks.push(chunk as Buffer);
+      assert.deepEqual(Buffer.concat(chunks), Buffer.from(e.body!), e.name);
+      assert.deepEqual(await readEntry(file, entry, 1 << 20, 'a.tar'), Buffer.from(e.body!));
+    }
+  });
+
+  it('spools a gunzipped stream to a file whose offsets match the index', async () => {
+    const tar = await makeTar([{ name: 'x', body: randomBytes(5000) }, { name: 'y', body: 'why' }]);
+    const spool = join(dir, 'spool.tar');
+    const gz = Readable.from([tar]).pipe(createGzip());
+    const { createGunzip } = await import('node:zlib');
+    const index = await indexTar(gz.pipe(createGunzip()), { archive: 'x.tar.gz', spoolTo: spool });
+    assert.deepEqual(await readFile(spool), tar);
+    assert.equal((await readEntry(spool, requireEntry(index, 'y', 'x', 'file'), 100, 'x')).toString(), 'why');
+  });
+
+  it('follows relative symlinks and hard links inside the archive, as docker save writes them', async () => {
+    const file = join(dir, 'links.tar');
+    await writeFile(
+      file,
+      await makeTar([
+        { name: 'aaa/layer.tar', body: 'layer' },
+        { name: 'bbb/layer.tar', type: 'symlink', linkname: '../aaa/layer.tar' },
+        { name: 'ccc/layer.tar', type: 'link', linkname: 'aaa/layer.tar' },
+      ]),
+    );
+    const index = await indexTar(Readable.from([await readFile(file)]), { archive: 'links.tar' });
+    assert.equal(resolveEntry(index, 'bbb/layer.tar', 'links.tar')?.name, 'aaa/layer.tar');
+    assert.equal(resolveEntry(index, 'ccc/layer.tar', 'links.tar')?.name, 'aaa/layer.tar');
+    assert.equal(resolveEntry(index, 'nope', 'links.tar'), undefined);
+  });
+
+  const bad: [string, TestEntry[], RegExp][] = [
+    ['a ".." component', [{ name: 'ok', body: '1' }, { name: 'blobs/../../etc/passwd', body: 'x' }], /"\.\." path component/],
+    ['an absolute path', [{ name: '/etc/passwd', body: 'x' }], /absolute path/],
+    ['a duplicate entry', [{ name: 'manifest.json', body: '[]' }, { name: './manifest.json', body: '[{}]' }], /"manifest.json" appears more than once/],
+  ];
+  for (const [what, entries, pattern] of bad) {
+    it(`refuses an archive with ${what}`, async () => {
+      const message = await codeOf(indexTar(Readable.from([await makeTar(entries)]), { archive: 'bad.tar' }));
+      assert.match(message, /^SLIPWAY_INVALID_ARCHIVE: invalid archive "bad.tar"/);
+      assert.match(message, pattern);
+    });
+  }
+
+  it('refuses a truncated tar, naming it truncated', async () => {
+    const tar = await makeTar([{ name: 'big', body: randomBytes(10_000) }]);
+    const message = await codeOf(indexTar(Readable.from([tar.subarray(0, 4096)]), { archive: 't.tar' }));
+    assert.match(message, /SLIPWAY_INVALID_ARCHIVE: .*truncated/);
+  });
+
+  it('refuses bytes that are not a tar', async () => {
+    const message = await codeOf(indexTar(Readable.from([randomBytes(4096)]), { archive: 'noise' }));
+    assert.match(message, /SLIPWAY_INVALID_ARCHIVE: .*not a tar/);
+  });
+
+  it('refuses links that leave the archive, dangle or loop', async () => {
+    const tar = await makeTar([
+      { name: 'escape', type: 'symlink', linkname: '../../etc/passwd' },
+      { name: 'absolute', type: 'symlink', linkname: '/etc/passwd' },
+      { name: 'dangling', type: 'symlink', linkname: 'nothing-here' },
+      { name: 'loop1', type: 'symlink', linkname: 'loop2' },
+      { name: 'loop2', type: 'symlink', linkname: 'loop1' },
+      { name: 'adir', type: 'directory' },
+    ]);
+    const index = await indexTar(Readable.from([tar]), { archive: 'l.tar' });
+    for (const [name, pattern] of [
+      ['escape', /leaves the archive/],
+      ['absolute', /absolute path/],
+      ['dangling', /points at nothing/],
+      ['loop1', /loop/],
+      ['adir', /is a directory, not a regular file/],
+    ] as const) {
+      assert.throws(() => resolveEntry(index, name, 'l.tar'), (err: unknown) => SlipwayError.is(err) && err.code === 'SLIPWAY_INVALID_ARCHIVE' && pattern.test(err.message), name);
+    }
+  });
+
+  it('normalises names', () => {
+    assert.equal(normaliseEntryName('./a//b/./c/', 'x'), 'a/b/c');
+    assert.equal(normaliseEntryName('./', 'x'), '');
+  });
+
+  it('honours an aborted signal', async () => {
+    const controller = new AbortController();
+    controller.abort();
+    const message = await codeOf(indexTar(Readable.from([Buffer.alloc(1024)]), { archive: 'a', signal: controller.signal }));
+    assert.match(message, /^SLIPWAY_ABORTED/);
+  });
+});

@@ -1,0 +1,257 @@
+/**
+ * Reads a tar once and keeps an offset table, so every later read of an entry is a byte range of the
+ * file (`fs.createReadStream({ start, end })`) instead of a re-scan from the start. Re-scanning per
+ * entry is what makes ggcr's tarball reader quadratic, and why its maintainers declined gzip support
+ * (go-containerregistry#1858).
+ *
+ * Nothing is ever extracted: entries are only read back as ranges of the archive file. Every entry
+ * name is still checked (no `..` component, no absolute path, no duplicates) because an archive with
+ * such names is malformed or hostile, and links are resolved only inside the archive.
+ * @module
+ */
+import { createReadStream, createWriteStream } from 'node:fs';
+import { open as openFile } from 'node:fs/promises';
+import { posix } from 'node:path';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import { extract } from 'tar-stream';
+import { AbortedError, SlipwayError } from '../errors.js';
+
+/** Refuses archives with more entries than this: each costs memory in the table, and no image needs more. */
+export const maxTarEntries = 500_000;
+
+/** How many links in a row we follow before calling it a loop. */
+const maxLinkHops = 16;
+
+export type TarEntryType = 'file' | 'symlink' | 'link' | 'directory' | 'other';
+
+export interface TarEntry {
+  /** Normalised path: no leading `./`, no trailing `/`. */
+  name: string;
+  type: TarEntryType;
+  /** Byte offset of the entry's data in the (uncompressed) tar file. */
+  offset: number;
+  size: number;
+  /** Link target for symlinks and hard links. */
+  linkname?: string;
+}
+
+export interface TarIndex {
+  entries: Map<string, TarEntry>;
+  /** Total bytes of the tar stream that was indexed. */
+  bytes: number;
+}
+
+/** The error for every malformed or hostile archive: one stable code, and the entry named. */
+export function invalidArchive(archive: string, why: string, cause?: unknown): SlipwayError {
+  return new SlipwayError('SLIPWAY_INVALID_ARCHIVE', `invalid archive ${JSON.stringify(archive)}: ${why}`, cause === undefined ? undefined : { cause });
+}
+
+/**
+ * Normalises an entry name and refuses names that could address anything outside the archive root
+ * if someone did extract it: absolute paths and `..` components.
+ * @returns the normalised name; `''` for the archive root (`.` or `./`).
+ */
+export function normaliseEntryName(raw: string, archive: string): string {
+  if (raw.includes('\0')) throw invalidArchive(archive, `entry ${JSON.stringify(raw)} has a NUL byte in its name`);
+  if (raw.startsWith('/')) throw invalidArchive(archive, `entry ${JSON.stringify(raw)} has an absolute path`);
+  const parts = raw.split('/').filter((part) => part !== '' && part !== '.');
+  if (parts.includes('..')) throw invalidArchive(archive, `entry ${JSON.stringify(raw)} has a ".." path component`);
+  return parts.join('/');
+}
+
+function entryType(type: string | null | undefined): TarEntryType {
+  switch (type) {
+    case 'file':
+    case 'contiguous-file':
+      return 'file';
+    case 'symlink':
+      return 'symlink';
+    case 'link':
+      return 'link';
+    case 'directory':
+      return 'directory';
+    default:
+      return 'other';
+  }
+}
+
+export interface IndexTarOptions {
+  /** Archive name for messages (the user's path, not a temp file). */
+  archive: string;
+  /** The input is gzip-compressed: gunzip it on the way (together with `spoolTo`, the tar is read once). */
+  gunzip?: boolean;
+  /** Also write the tar bytes to this file while indexing (gunzipped archives, daemon streams). */
+  spoolTo?: string;
+  signal?: AbortSignal;
+}
+
+/**
+ * Indexes a tar stream in one pass; entry data is drained, never kept. Throws SLIPWAY_INVALID_ARCHIVE
+ * for a truncated or corrupt tar, a dangerous or duplicate name, or too many entries.
+ */
+export async function indexTar(input: Readable, options: IndexTarOptions): Promise<TarIndex> {
+  const { archive, signal } = options;
+  if (signal?.aborted) throw new AbortedError('operation aborted', { cause: signal.reason });
+  const entries = new Map<string, TarEntry>();
+  let bytes = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, callback: TransformCallback) {
+      bytes += chunk.length;
+      callback(null, chunk);
+    },
+  });
+  const extractor = extract();
+  const stages: NodeJS.ReadWriteStream[] = [];
+  if (options.gunzip) stages.push(createGunzip());
+  stages.push(counter);
+  if (options.spoolTo) stages.push(spoolTransform(options.spoolTo));
+  const feeding = pipeline([input, ...stages, extractor as unknown as NodeJS.WritableStream], signal ? { signal } : {});
+  // Both the feeding pipeline and the entry iterator report the same failure; keep the first.
+  feeding.catch(() => undefined);
+  try {
+    for await (const entry of extractor) {
+      const header = entry.header;
+      const name = normaliseEntryName(header.name, archive);
+      const type = entryType(header.type);
+      if (typeof entry.offset !== 'number') throw new Error('tar-stream did not report entry offsets (need tar-stream >= 3.1)');
+      // The entry's data follows its own 512-byte header block (pax and GNU long-name blocks come before it).
+      const record: TarEntry = { name, type, offset: entry.offset + 512, size: header.size ?? 0 };
+      if (header.linkname) record.linkname = header.linkname;
+      entry.resume();
+      if (name === '' && type === 'directory') continue;
+      const seen = entries.get(name);
+      if (seen) {
+        // A directory listed twice is harmless (some writers emit `dir/` and `./dir/`); a file is ambiguous.
+        if (seen.type === 'directory' && type === 'directory') continue;
+        throw invalidArchive(archive, `entry ${JSON.stringify(name)} appears more than once`);
+      }
+      if (entries.size >= maxTarEntries) throw invalidArchive(archive, `more than ${maxTarEntries} entries`);
+      entries.set(name, record);
+    }
+    await feeding;
+  } catch (err) {
+    extractor.destroy();
+    input.destroy();
+    if (signal?.aborted) throw new AbortedError('operation aborted', { cause: signal.reason });
+    if (SlipwayError.is(err)) throw err;
+    const message = err instanceof Error ? err.message : String(err);
+    if (/unexpected end of data/i.test(message)) throw invalidArchive(archive, `truncated tar (ends inside an entry after ${bytes} bytes)`, err);
+    if (/invalid tar header|header exceeds|invalid header/i.test(message)) throw invalidArchive(archive, `not a tar, or corrupt (${message})`, err);
+    if (/incorrect header check|unexpected end of file|invalid (block type|distance|stored block)/i.test(message)) {
+      throw invalidArchive(archive, `corrupt gzip stream (${message})`, err);
+    }
+    throw err;
+  }
+  for (const entry of entries.values()) {
+    if (entry.offset + entry.size > bytes) throw invalidArchive(archive, `entry ${JSON.stringify(entry.name)} is truncated`);
+  }
+  if (entries.size === 0) throw invalidArchive(archive, 'empty tar (no entries)');
+  return { entries, bytes };
+}
+
+/** Writes chunks to a file while passing them on, with backpressure from both sides. */
+function spoolTransform(path: string): Transform {
+  const file = createWriteStream(path, { flags: 'wx', mode: 0o600 });
+  let failed: Error | undefined;
+  file.on('error', (err) => {
+    failed = err;
+  });
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback: TransformCallback) {
+      if (failed) return callback(failed);
+      if (file.write(chunk)) callback(null, chunk);
+      else file.once('drain', () => callback(failed ?? null, chunk));
+    },
+    flush(callback: TransformCallback) {
+      if (failed) return callback(failed);
+      file.end(() => callback(failed ?? null));
+    },
+    destroy(err, callback) {
+      file.destroy();
+      callback(err);
+    },
+  });
+}
+
+/**
+ * The regular-file entry a path names, following symlinks and hard links **inside the archive only**.
+ * Docker's own `docker save` (and skopeo's docker-archive writer) store a layer shared by two images
+ * once and make the second `layer.tar` a relative symlink to the first (moby image/tarexport/save.go),
+ * so links must be followed; an absolute or escaping target, a dangling link or a loop is refused.
+ * @returns undefined when nothing has that name.
+ */
+export function resolveEntry(index: TarIndex, path: string, archive: string): TarEntry | undefined {
+  let name = normaliseEntryName(path, archive);
+  for (let hop = 0; hop <= maxLinkHops; hop++) {
+    const entry = index.entries.get(name);
+    if (!entry) {
+      if (hop === 0) return undefined;
+      throw invalidArchive(archive, `link to ${JSON.stringify(name)} in ${JSON.stringify(path)} points at nothing in the archive`);
+    }
+    if (entry.type === 'file') return entry;
+    if (entry.type === 'symlink') {
+      const target = entry.linkname ?? '';
+      if (target.startsWith('/')) throw invalidArchive(archive, `entry ${JSON.stringify(entry.name)} is a symlink to the absolute path ${JSON.stringify(target)}`);
+      const joined = posix.normalize(posix.join(posix.dirname(entry.name), target));
+      if (joined === '..' || joined.startsWith('../')) {
+        throw invalidArchive(archive, `entry ${JSON.stringify(entry.name)} is a symlink that leaves the archive (${JSON.stringify(target)})`);
+      }
+      name = normaliseEntryName(joined, archive);
+      continue;
+    }
+    if (entry.type === 'link') {
+      // Hard-link targets are archive paths, not relative to the link's directory.
+      name = normaliseEntryName(entry.linkname ?? '', archive);
+      continue;
+    }
+    throw invalidArchive(archive, `entry ${JSON.stringify(entry.name)} is a ${entry.type}, not a regular file`);
+  }
+  throw invalidArchive(archive, `too many links (or a loop) resolving ${JSON.stringify(path)}`);
+}
+
+/** Like resolveEntry, but the entry must exist; the error names the missing path. */
+export function requireEntry(index: TarIndex, path: string, archive: string, what: string): TarEntry {
+  const entry = resolveEntry(index, path, archive);
+  if (!entry) throw invalidArchive(archive, `${what} ${JSON.stringify(path)} is missing`);
+  return entry;
+}
+
+/** Reads a (small) entry into memory, refusing entries larger than `limit`. */
+export async function readEntry(file: string, entry: TarEntry, limit: number, archive: string): Promise<Buffer> {
+  if (entry.size > limit) throw invalidArchive(archive, `entry ${JSON.stringify(entry.name)} is ${entry.size} bytes, more than the ${limit}-byte limit`);
+  const buffer = Buffer.alloc(entry.size);
+  if (entry.size === 0) return buffer;
+  const handle = await openFile(file, 'r');
+  try {
+    let done = 0;
+    while (done < entry.size) {
+      const { bytesRead } = await handle.read(buffer, done, entry.size - done, entry.offset + done);
+      if (bytesRead === 0) throw invalidArchive(archive, `entry ${JSON.stringify(entry.name)} is truncated`);
+      done += bytesRead;
+    }
+  } finally {
+    await handle.close();
+  }
+  return buffer;
+}
+
+/** Reads the first bytes of an entry (format sniffing). */
+export async function peekEntry(file: string, entry: TarEntry, length: number): Promise<Buffer> {
+  const buffer = Buffer.alloc(Math.min(length, entry.size));
+  if (buffer.length === 0) return buffer;
+  const handle = await openFile(file, 'r');
+  try {
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, entry.offset);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** A fresh stream of one entry's bytes: a byte range of the archive file. */
+export function openEntry(file: string, entry: TarEntry): Readable {
+  if (entry.size === 0) return Readable.from([]);
+  return createReadStream(file, { start: entry.offset, end: entry.offset + entry.size - 1, highWaterMark: 1024 * 1024 });
+}

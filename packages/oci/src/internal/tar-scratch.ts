@@ -1,0 +1,75 @@
+/**
+ * Private temp directories for archive readers (a gunzipped archive, a daemon's export stream,
+ * compressed layers when caching is off), and the small helpers the archive code shares: gzip
+ * sniffing and bounded parallel work. Everything a reader writes lives under its own scratch
+ * directory, which `close()` removes.
+ * @module
+ */
+import { mkdtemp, open as openFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AbortedError } from '../errors.js';
+
+/** Creates a fresh private (0700) directory under `base` (default: the OS temp dir). */
+export async function makeScratch(base?: string): Promise<string> {
+  return mkdtemp(join(base ?? tmpdir(), 'slipway-'));
+}
+
+export async function removeScratch(dir: string | undefined): Promise<void> {
+  if (dir) await rm(dir, { recursive: true, force: true });
+}
+
+export type Compression = 'gzip' | 'zstd' | 'bzip2' | 'xz' | 'none';
+
+/** What the first bytes say a stream is compressed with. */
+export function sniffCompression(head: Uint8Array): Compression {
+  if (head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+  if (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) return 'zstd';
+  if (head[0] === 0x42 && head[1] === 0x5a && head[2] === 0x68) return 'bzip2';
+  if (head[0] === 0xfd && head[1] === 0x37 && head[2] === 0x7a && head[3] === 0x58 && head[4] === 0x5a && head[5] === 0x00) return 'xz';
+  return 'none';
+}
+
+/** The first `length` bytes of a file (fewer when the file is shorter). */
+export async function peekFile(path: string, length: number): Promise<Buffer> {
+  const handle = await openFile(path, 'r');
+  try {
+    const buffer = Buffer.alloc(length);
+    const { bytesRead } = await handle.read(buffer, 0, length, 0);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Runs `task` over `items` with at most `limit` at once, results in input order. The first failure
+ * aborts the signal handed to the other tasks, and the call settles only after every task has.
+ */
+export async function mapBounded<T, R>(items: readonly T[], limit: number, task: (item: T, index: number, signal: AbortSignal) => Promise<R>, signal?: AbortSignal): Promise<R[]> {
+  if (signal?.aborted) throw new AbortedError('operation aborted', { cause: signal.reason });
+  const controller = new AbortController();
+  const onAbort = () => controller.abort(signal?.reason);
+  signal?.addEventListener('abort', onAbort, { once: true });
+  const results = new Array<R>(items.length);
+  let next = 0;
+  let failure: { err: unknown } | undefined;
+  const worker = async () => {
+    while (!failure && next < items.length) {
+      const i = next++;
+      try {
+        results[i] = await task(items[i] as T, i, controller.signal);
+      } catch (err) {
+        failure ??= { err };
+        controller.abort(err);
+      }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+  if (failure) throw failure.err;
+  return results;
+}

@@ -1,0 +1,327 @@
+/**
+ * A registry client: one transport (connection pool, concurrency bounds, token cache) and one
+ * keychain shared by every source, sink and call made through it.
+ * @module
+ */
+import type { Readable } from 'node:stream';
+import { InvalidArgumentError, SlipwayError } from '../errors.js';
+import { createKeychain } from '../auth/keychain.js';
+import type { Credentials, Keychain } from '../auth/credentials.js';
+import { parseReference, parseRepository, registryHost, type Reference, type Repository } from '../name/reference.js';
+import { RegistryError } from '../transport/errors.js';
+import type { RetryOptions } from '../transport/retry.js';
+import { Transport } from '../transport/transport.js';
+import { isDigest, type Digest } from '../v1/digest.js';
+import { parseManifest, type Descriptor } from '../v1/manifest.js';
+import { MediaType } from '../v1/media-types.js';
+import type { CallOptions, ImageSink, ImageSource, ManifestBytes, PutBlobOptions, RepositoryLocation } from '../v1/source.js';
+import { hasBlob, openBlob } from './blobs.js';
+import { deleteManifest, getManifest, headManifest, putManifest } from './manifests.js';
+import { deleteScope, nextLink, pullScope, pushScope, referrersPath, tagsPath } from './paths.js';
+import { uploadBlob } from './upload.js';
+
+export interface RegistryClientOptions {
+  /**
+   * Where credentials come from. By default: `credentials`, then Docker's config (and its
+   * credential helpers), then the containers `auth.json`, then anonymous.
+   */
+  keychain?: Keychain;
+  /** Explicit credentials per registry (`docker.io`, `localhost:5000`), tried before the keychain. */
+  credentials?: Record<string, Credentials>;
+  /** Registries (`host[:port]`) that may use plain HTTP or unverified TLS; loopback always may. */
+  insecure?: readonly string[];
+  /** Extra PEM CA certificates for registries with a private CA. */
+  caCertificates?: string | Buffer | readonly (string | Buffer)[];
+  /**
+   * Concurrent requests per registry host (per kind: downloads, uploads, other).
+   * @defaultValue 6
+   */
+  jobs?: number;
+  /** @defaultValue `"slipway/0.1"` */
+  userAgent?: string;
+  retry?: RetryOptions;
+  /** @defaultValue 120000 */
+  timeoutMs?: number;
+  /**
+   * Chunk size for chunked uploads (a registry's `OCI-Chunk-Min-Length` raises it).
+   * @defaultValue 8 MiB
+   */
+  chunkSize?: number;
+  /** Aborts everything this client does. */
+  signal?: AbortSignal;
+}
+
+export interface ReferrersOptions extends CallOptions {
+  artifactType?: string;
+}
+
+export interface RegistryClient {
+  /** The underlying transport (shared pool, tokens, secrets). */
+  readonly transport: Transport;
+  /** Reads the image or index a reference names. */
+  source(reference: Reference | string): ImageSource;
+  /** Writes to a repository, under the reference's tag (or by digest). */
+  sink(reference: Reference | string): ImageSink;
+  /** The descriptor a reference resolves to (one HEAD), or undefined when absent. */
+  head(reference: Reference | string, options?: CallOptions): Promise<Descriptor | undefined>;
+  /** The manifest bytes a reference names, verified. */
+  getManifest(reference: Reference | string, options?: CallOptions): Promise<ManifestBytes>;
+  /** Every tag of a repository, following `Link` pagination. */
+  listTags(repository: Repository | string, options?: CallOptions): Promise<string[]>;
+  /** Deletes the manifest a reference resolves to (every tag pointing at it goes too). */
+  deleteManifest(reference: Reference | string, options?: CallOptions): Promise<void>;
+  /** Descriptors of manifests whose `subject` is `digest`: referrers API, else the `sha256-<hex>` fallback tag. */
+  referrers(repository: Repository | Reference | string, digest: string, options?: ReferrersOptions): Promise<Descriptor[]>;
+  /** A verified stream of one blob. */
+  blob(repository: Repository | Reference | string, descriptor: Descriptor, options?: CallOptions): Promise<Readable>;
+  /** Closes pooled connections. */
+  close(): Promise<void>;
+}
+
+/** Creates a client; every source, sink and call shares its connections, keychain and tokens. */
+export function createRegistryClient(options: RegistryClientOptions = {}): RegistryClient {
+  if (options.chunkSize !== undefined && (!Number.isSafeInteger(options.chunkSize) || options.chunkSize < 1)) {
+    throw new InvalidArgumentError(`chunkSize must be a positive integer, got ${options.chunkSize}`);
+  }
+  const keychain = createKeychain({
+    ...(options.credentials ? { credentials: options.credentials } : {}),
+    ...(options.keychain ? { keychain: options.keychain } : {}),
+  });
+  const transport = new Transport({
+    keychain,
+    ...(options.insecure ? { insecure: options.insecure } : {}),
+    ...(options.caCertificates ? { caCertificates: options.caCertificates } : {}),
+    ...(options.jobs !== undefined ? { concurrency: options.jobs } : {}),
+    ...(options.userAgent ? { userAgent: options.userAgent } : {}),
+    ...(options.retry ? { retry: options.retry } : {}),
+    ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  return new Client(transport, options.chunkSize);
+}
+
+const toReference = (reference: Reference | string): Reference => (typeof reference === 'string' ? parseReference(reference) : reference);
+const toRepository = (repository: Repository | Reference | string): Repository =>
+  typeof repository === 'string' ? parseRepository(repository) : repository;
+const signalOf = (options?: CallOptions) => (options?.signal ? { signal: options.signal } : {});
+
+class Client implements RegistryClient {
+  constructor(
+    readonly transport: Transport,
+    readonly chunkSize: number | undefined,
+  ) {}
+
+  source(reference: Reference | string): ImageSource {
+    return new RemoteSource(this, toReference(reference));
+  }
+
+  sink(reference: Reference | string): ImageSink {
+    return new RemoteSink(this, toReference(reference));
+  }
+
+  async head(reference: Reference | string, options?: CallOptions): Promise<Descriptor | undefined> {
+    const ref = toReference(reference);
+    return headManifest({ transport: this.transport, reference: ref, scopes: [pullScope(ref.repository)], ...signalOf(options) });
+  }
+
+  async getManifest(reference: Reference | string, options?: CallOptions): Promise<ManifestBytes> {
+    const ref = toReference(reference);
+    return getManifest({ transport: this.transport, reference: ref, scopes: [pullScope(ref.repository)], ...signalOf(options) });
+  }
+
+  async listTags(repository: Repository | string, options?: CallOptions): Promise<string[]> {
+    const repo = toRepository(repository);
+    const tags: string[] = [];
+    // ECR rejects n > 1000 (ggcr #1091); registries that ignore n just send everything.
+    let path: string | URL = `${tagsPath(repo.repository)}?n=1000`;
+    for (let page = 0; page < 10_000; page++) {
+      const response = await this.transport.request({
+        method: 'GET',
+        registry: repo.registry,
+        path,
+        scopes: [pullScope(repo.repository)],
+        maxBodyBytes: 16 * 1024 * 1024,
+        ...signalOf(options),
+      });
+      let body: { tags?: unknown };
+      try {
+        body = JSON.parse(response.bytes.toString('utf8')) as { tags?: unknown };
+      } catch (err) {
+        throw new SlipwayError('SLIPWAY_REGISTRY', `listing tags of ${repo.name}: the registry's answer is not JSON`, { cause: err });
+      }
+      if (Array.isArray(body.tags)) for (const tag of body.tags) if (typeof tag === 'string') tags.push(tag);
+      const next = nextLink(response.header('link'));
+      if (!next) return tags;
+      path = new URL(next, response.url);
+    }
+    throw new SlipwayError('SLIPWAY_REGISTRY', `listing tags of ${repo.name}: too many pages`);
+  }
+
+  async deleteManifest(reference: Reference | string, options?: CallOptions): Promise<void> {
+    const ref = toReference(reference);
+    const scopes = [deleteScope(ref.repository), pushScope(ref.repository)];
+    let digest = ref.digest;
+    if (!digest) {
+      const descriptor = await headManifest({ transport: this.transport, reference: ref, scopes, ...signalOf(options) });
+      if (!descriptor) throw new RegistryError({ status: 404, method: 'HEAD', url: `${ref.toString()}`, errors: [{ code: 'MANIFEST_UNKNOWN', message: 'manifest unknown' }] });
+      digest = descriptor.digest;
+    }
+    await deleteManifest({ transport: this.transport, reference: ref, scopes, digest, ...signalOf(options) });
+  }
+
+  async referrers(repository: Repository | Reference | string, digest: string, options?: ReferrersOptions): Promise<Descriptor[]> {
+    const repo = toRepository(repository);
+    if (!isDigest(digest)) throw new InvalidArgumentError(`invalid digest "${digest}"`);
+    const scopes = [pullScope(repo.repository)];
+    const result: Descriptor[] = [];
+    let path: string | URL = referrersPath(repo.repository, digest) + (options?.artifactType ? `?artifactType=${encodeURIComponent(options.artifactType)}` : '');
+    for (let page = 0; page < 1000; page++) {
+      const response = await this.transport.request({
+        method: 'GET',
+        registry: repo.registry,
+        path,
+        headers: { accept: MediaType.OciIndex },
+        scopes,
+        expect: [200, 404],
+        maxBodyBytes: 4 * 1024 * 1024,
+        ...signalOf(options),
+      });
+      if (response.status === 404) {
+        if (page > 0) break;
+        return this.#referrersFallback(repo, digest, options);
+      }
+      const parsed = parseManifest(new Uint8Array(response.bytes), MediaType.OciIndex);
+      if (parsed.kind === 'index') result.push(...parsed.manifest.manifests);
+      const next = nextLink(response.header('link'));
+      if (!next) break;
+      path = new URL(next, response.url);
+    }
+    return filterByType(result, options?.artifactType);
+  }
+
+  /** The referrers tag schema (`<alg>-<hex>` tag holding an index) for registries without the API. */
+  async #referrersFallback(repo: Repository, digest: Digest, options?: ReferrersOptions): Promise<Descriptor[]> {
+    const reference = parseReference(`${repo.name}:${digest.replace(':', '-')}`);
+    try {
+      const manifest = await getManifest({ transport: this.transport, reference, scopes: [pullScope(repo.repository)], ...signalOf(options) });
+      const parsed = parseManifest(manifest.bytes, manifest.descriptor.mediaType);
+      return parsed.kind === 'index' ? filterByType(parsed.manifest.manifests, options?.artifactType) : [];
+    } catch (err) {
+      if (RegistryError.is(err) && err.notFound) return [];
+      throw err;
+    }
+  }
+
+  async blob(repository: Repository | Reference | string, descriptor: Descriptor, options?: CallOptions): Promise<Readable> {
+    const repo = toRepository(typeof repository === 'string' ? repository : repository.name);
+    return openBlob({ transport: this.transport, repository: repo, descriptor, scopes: [pullScope(repo.repository)], ...signalOf(options) });
+  }
+
+  async close(): Promise<void> {
+    await this.transport.close();
+  }
+}
+
+function filterByType(descriptors: Descriptor[], artifactType: string | undefined): Descriptor[] {
+  return artifactType ? descriptors.filter((d) => d.artifactType === artifactType) : descriptors;
+}
+
+class RemoteSource implements ImageSource {
+  readonly name: string;
+  readonly location: RepositoryLocation;
+  readonly #scopes: string[];
+
+  constructor(
+    readonly client: Client,
+    readonly reference: Reference,
+  ) {
+    this.name = reference.toString();
+    this.location = { registry: registryHost(reference.registry), repository: reference.repository };
+    this.#scopes = [pullScope(reference.repository)];
+  }
+
+  async root(options?: CallOptions): Promise<ManifestBytes> {
+    return getManifest({ transport: this.client.transport, reference: this.reference, scopes: this.#scopes, ...signalOf(options) });
+  }
+
+  async manifest(descriptor: Descriptor, options?: CallOptions): Promise<ManifestBytes> {
+    const manifest = await getManifest({
+      transport: this.client.transport,
+      reference: this.reference,
+      identifier: descriptor.digest,
+      scopes: this.#scopes,
+      ...signalOf(options),
+    });
+    return { descriptor: { ...descriptor, mediaType: descriptor.mediaType || manifest.descriptor.mediaType, size: manifest.bytes.byteLength }, bytes: manifest.bytes };
+  }
+
+  async blob(descriptor: Descriptor, options?: CallOptions): Promise<Readable> {
+    return openBlob({ transport: this.client.transport, repository: this.reference, descriptor, scopes: this.#scopes, ...signalOf(options) });
+  }
+}
+
+class RemoteSink implements ImageSink {
+  readonly name: string;
+  readonly location: RepositoryLocation;
+  readonly tag?: string;
+  readonly #scopes: string[];
+
+  constructor(
+    readonly client: Client,
+    readonly reference: Reference,
+  ) {
+    this.name = reference.toString();
+    if (reference.tag !== undefined) this.tag = reference.tag;
+    this.location = { registry: registryHost(reference.registry), repository: reference.repository };
+    // Every sink call uses the push scope, so one token serves HEADs, uploads and the manifest PUT.
+    this.#scopes = [pushScope(reference.repository)];
+  }
+
+  /** One HEAD on the tag (or on the digest when the sink names only a digest). */
+  async current(options?: CallOptions): Promise<Descriptor | undefined> {
+    return headManifest({
+      transport: this.client.transport,
+      reference: this.reference,
+      identifier: this.tag ?? this.reference.identifier,
+      scopes: this.#scopes,
+      ...signalOf(options),
+    });
+  }
+
+  async hasBlob(descriptor: Descriptor, options?: CallOptions): Promise<boolean> {
+    return hasBlob({ transport: this.client.transport, repository: this.reference, digest: descriptor.digest, scopes: this.#scopes, ...signalOf(options) });
+  }
+
+  async putBlob(descriptor: Descriptor, open: () => Promise<Readable>, options?: PutBlobOptions): Promise<void> {
+    await uploadBlob({
+      transport: this.client.transport,
+      repository: this.reference,
+      descriptor,
+      open,
+      ...(options ? { options } : {}),
+      ...(this.client.chunkSize !== undefined ? { chunkSize: this.client.chunkSize } : {}),
+    });
+  }
+
+  async hasManifest(descriptor: Descriptor, options?: CallOptions): Promise<boolean> {
+    const found = await headManifest({
+      transport: this.client.transport,
+      reference: this.reference,
+      identifier: descriptor.digest,
+      scopes: this.#scopes,
+      ...signalOf(options),
+    });
+    return found !== undefined;
+  }
+
+  async putManifest(manifest: ManifestBytes, options?: CallOptions & { tag?: string }): Promise<void> {
+    await putManifest({
+      transport: this.client.transport,
+      reference: this.reference,
+      manifest,
+      identifier: options?.tag ?? manifest.descriptor.digest,
+      scopes: this.#scopes,
+      ...signalOf(options),
+    });
+  }
+}

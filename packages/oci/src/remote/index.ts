@@ -1,0 +1,13 @@
+/**
+ * The registry as an image source and sink, plus the calls around it (HEAD, tags, delete, referrers).
+ * @example
+ * ```ts
+ * const client = remote.createRegistryClient({ credentials: { 'localhost:5000': { username, password } } });
+ * const digest = (await client.head('localhost:5000/app:1.0'))?.digest;
+ * await client.close();
+ * ```
+ * @module
+ */
+export { createRegistryClient } from './client.js';
+export type { ReferrersOptions, RegistryClient, RegistryClientOptions } from './client.js';
+export { defaultChunkSize } from './upload.js';

@@ -1,0 +1,388 @@
+/**
+ * Blob uploads, in the order that costs the fewest round trips and survives the most failures:
+ * 1. cross-repository mount (`POST ?mount=&from=`): 201 done, 202 gives a session, any error → plain upload
+ *    (Harbor answers 401 and Docker Hub 400 for an unknown `from`: ggcr #1404, #1679, goharbor/harbor#17097);
+ * 2. monolithic `POST` + `PUT ?digest=` with `Content-Length` (regclient's first choice);
+ * 3. on failure, chunked `PATCH` with `Content-Range` (honouring `OCI-Chunk-Min-Length`), using the new
+ *    `Location` each time and resuming from the registry's `Range` (`GET <location>`) after a reset or 416;
+ *    a session the registry forgot (restart, expiry) is replaced by a new one.
+ * The session is `DELETE`d when the upload finally fails. Success means the registry answered 201
+ * for our digest, so a manifest never gets pushed over a blob that is not fully there.
+ * @see https://github.com/opencontainers/distribution-spec/blob/v1.1.1/spec.md#pushing-blobs
+ * @module
+ */
+import { pipeline, Transform, type Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { debuglog } from 'node:util';
+import { AbortedError, DigestMismatchError, SizeMismatchError, SlipwayError } from '../errors.js';
+import type { Reference, Repository } from '../name/reference.js';
+import { NetworkError, RegistryError } from '../transport/errors.js';
+import { describeNetworkError, isTemporaryNetworkError } from '../transport/retry.js';
+import type { Transport } from '../transport/transport.js';
+import type { Descriptor } from '../v1/manifest.js';
+import type { PutBlobOptions } from '../v1/source.js';
+import { pullScope, pushScope, uploadsPath } from './paths.js';
+
+const debug = debuglog('slipway');
+
+/** Chunk size for the chunked fallback; large enough to keep round trips few, small enough to buffer. */
+export const defaultChunkSize = 8 * 1024 * 1024;
+/** Registries may ask for huge minimum chunks; we buffer one chunk, so cap what we honour (regclient: 1 GiB). */
+const maxChunkSize = 256 * 1024 * 1024;
+
+export interface UploadCall {
+  transport: Transport;
+  repository: Repository | Reference;
+  descriptor: Descriptor;
+  open: () => Promise<Readable>;
+  options?: PutBlobOptions;
+  /** @defaultValue 8 MiB */
+  chunkSize?: number;
+  /**
+   * How many times the chunked upload may resume or restart after failures.
+   * @defaultValue 8
+   */
+  attempts?: number;
+  /** Skip the monolithic PUT (tests, or registries with body-size limits). */
+  chunkedOnly?: boolean;
+}
+
+interface Session {
+  location: URL;
+  minChunk: number;
+}
+
+/** Uploads one blob; resolves once the registry confirmed it (201) under the descriptor's digest. */
+export async function uploadBlob(call: UploadCall): Promise<void> {
+  const { transport, repository, descriptor, options } = call;
+  const signal = options?.signal;
+  const what = `blob ${descriptor.digest} to ${repository.name}`;
+  const scopes = [pushScope(repository.repository)];
+  const base = { registry: repository.registry, ...(signal ? { signal } : {}) };
+
+  const startSession = async (mount?: { repository: string }): Promise<Session | 'mounted'> => {
+    const path = new URL(uploadsPath(repository.repository), 'http://placeholder');
+    if (mount) {
+      path.searchParams.set('mount', descriptor.digest);
+      path.searchParams.set('from', mount.repository);
+    }
+    const response = await transport.request({
+      ...base,
+      method: 'POST',
+      path: path.pathname + path.search,
+      headers: { 'content-length': '0' },
+      // Push scope first: a few registries only look at the first scope (ggcr bearer.go).
+      scopes: mount ? [...scopes, pullScope(mount.repository)] : scopes,
+      expect: mount ? [201, 202] : [202],
+    });
+    if (response.status === 201) return 'mounted';
+    return sessionFrom(response, what);
+  };
+
+  let session: Session | undefined;
+  const mountFrom = options?.mountFrom;
+  if (mountFrom && mountFrom.registry === (await registryWireHost(transport, repository.registry)) && mountFrom.repository !== repository.repository) {
+    try {
+      const result = await startSession({ repository: mountFrom.repository });
+      if (result === 'mounted') {
+        debug('mounted %s from %s', what, mountFrom.repository);
+        options?.onProgress?.(descriptor.size);
+        return;
+      }
+      session = result;
+    } catch (err) {
+      if (err instanceof AbortedError) throw err;
+      debug('mount of %s from %s failed (%s); uploading instead', what, mountFrom.repository, (err as Error).message);
+    }
+  }
+  session ??= (await startSession()) as Session;
+
+  try {
+    if (!call.chunkedOnly) {
+      try {
+        await monolithic(call, session, what);
+        return;
+      } catch (err) {
+        if (isFatal(err)) throw err;
+        debug('monolithic upload of %s failed (%s); continuing chunked', what, (err as Error).message);
+      }
+    }
+    session = await chunked(call, session, startSession, what);
+  } catch (err) {
+    if (session) void cancel(transport, repository.registry, session, scopes);
+    throw err;
+  }
+}
+
+/** One PUT with the whole blob; the source stream is opened only when the request goes out. */
+async function monolithic(call: UploadCall, session: Session, what: string): Promise<void> {
+  const { transport, repository, descriptor, open, options } = call;
+  const url = withDigest(session.location, descriptor.digest);
+  let sent = 0;
+  const response = await transport.request({
+    method: 'PUT',
+    registry: repository.registry,
+    path: url,
+    headers: { 'content-type': 'application/octet-stream', 'content-length': String(descriptor.size) },
+    body: async () => {
+      const stream = await open();
+      const progress = options?.onProgress;
+      if (!progress) return stream;
+      const counter = new Transform({
+        transform(chunk: Buffer, _encoding, callback) {
+          sent += chunk.length;
+          progress(sent);
+          callback(null, chunk);
+        },
+      });
+      return pipeline(stream, counter, () => {
+        // Errors reach undici through `counter`.
+      });
+    },
+    scopes: [pushScope(repository.repository)],
+    // A PUT that broke midway may have left bytes in the session; replaying it would append twice.
+    retry: false,
+    expect: [201],
+    ...(options?.signal ? { signal: options.signal } : {}),
+  });
+  checkCommitted(response.header('docker-content-digest'), descriptor, what);
+}
+
+/**
+ * Chunked upload with resume. Bytes are read from one source stream in order; when the registry's
+ * offset falls behind ours the source is reopened and skipped forward.
+ */
+async function chunked(
+  call: UploadCall,
+  initial: Session,
+  startSession: () => Promise<Session | 'mounted'>,
+  what: string,
+): Promise<Session> {
+  const { transport, repository, descriptor, open, options } = call;
+  const signal = options?.signal;
+  const scopes = [pushScope(repository.repository)];
+  const attempts = call.attempts ?? 8;
+  let session = initial;
+  let reader: ChunkReader | undefined;
+  let failures = 0;
+
+  const recover = async (err: unknown): Promise<number> => {
+    if (isFatal(err) || ++failures > attempts) throw err;
+    debug('chunked upload of %s: %s; recovering (%d/%d)', what, describe(err), failures, attempts);
+    await pause(Math.min(5000, 200 * 2 ** (failures - 1)), signal);
+    try {
+      return await sessionOffset(transport, repository.registry, session, scopes, signal, (location) => (session = { ...session, location }));
+    } catch (statusErr) {
+      if (isFatal(statusErr) && !isForgotten(statusErr)) throw statusErr;
+      // The registry forgot the session (restarted without a shared secret, or it expired): start over.
+      debug('upload session for %s is gone (%s); starting a new one', what, describe(statusErr));
+      const next = await startSession();
+      if (next === 'mounted') throw new SlipwayError('SLIPWAY_REGISTRY', `${what}: unexpected mount`);
+      session = next;
+      return 0;
+    }
+  };
+
+  try {
+    let offset = 0;
+    try {
+      offset = await sessionOffset(transport, repository.registry, session, scopes, signal, (location) => (session = { ...session, location }));
+    } catch (err) {
+      offset = await recover(err);
+    }
+    for (;;) {
+      try {
+        const chunkSize = Math.min(maxChunkSize, Math.max(call.chunkSize ?? defaultChunkSize, session.minChunk));
+        if (offset < descriptor.size) {
+          if (!reader || reader.position > offset) {
+            reader?.close();
+            reader = new ChunkReader(await open());
+          }
+          await reader.skipTo(offset);
+          const chunk = await reader.read(Math.min(chunkSize, descriptor.size - offset));
+          if (chunk.length === 0) throw new SizeMismatchError(descriptor.size, offset, `${what}: the source ended early`);
+          const end = offset + chunk.length - 1;
+          const response = await transport.request({
+            method: 'PATCH',
+            registry: repository.registry,
+            path: session.location,
+            headers: { 'content-type': 'application/octet-stream', 'content-range': `${offset}-${end}` },
+            body: chunk,
+            kind: 'push',
+            scopes,
+            // Retrying a chunk blindly could append it twice; recovery asks the registry for its offset instead.
+            retry: false,
+            expect: [202],
+            ...(signal ? { signal } : {}),
+          });
+          session = { ...sessionFrom(response, what, session.location), minChunk: session.minChunk };
+          const range = parseRange(response.header('range'));
+          offset = range === undefined ? end + 1 : range;
+          options?.onProgress?.(offset);
+          continue;
+        }
+        // Read past the last byte so a verifying source reports a digest or size mismatch before we commit.
+        if (reader && reader.position === descriptor.size && (await reader.read(1)).length > 0) {
+          throw new SizeMismatchError(descriptor.size, descriptor.size + 1, `${what}: the source has more bytes than the descriptor says`);
+        }
+        const response = await transport.request({
+          method: 'PUT',
+          registry: repository.registry,
+          path: withDigest(session.location, descriptor.digest),
+          headers: { 'content-type': 'application/octet-stream', 'content-length': '0' },
+          scopes,
+          retry: false,
+          expect: [201],
+          ...(signal ? { signal } : {}),
+        });
+        checkCommitted(response.header('docker-content-digest'), descriptor, what);
+        return session;
+      } catch (err) {
+        offset = await recover(err);
+      }
+    }
+  } finally {
+    reader?.close();
+  }
+}
+
+/** The registry's view of how many bytes the session holds: `GET <location>` → 204 with `Range: 0-<last>`. */
+async function sessionOffset(
+  transport: Transport,
+  registry: string,
+  session: Session,
+  scopes: string[],
+  signal: AbortSignal | undefined,
+  onLocation: (location: URL) => void,
+): Promise<number> {
+  const response = await transport.request({
+    method: 'GET',
+    registry,
+    path: session.location,
+    scopes,
+    expect: [204],
+    ...(signal ? { signal } : {}),
+  });
+  const location = response.header('location');
+  if (location) onLocation(new URL(location, session.location));
+  return parseRange(response.header('range')) ?? 0;
+}
+
+/** `Range: 0-1023` → 1024 (the next offset). No `bytes=` prefix per the spec, but accept one. */
+function parseRange(header: string | undefined): number | undefined {
+  const match = /^(?:bytes=)?0-(\d+)$/.exec(header?.trim() ?? '');
+  return match ? Number(match[1]) + 1 : undefined;
+}
+
+function sessionFrom(response: { header(name: string): string | undefined; url: URL }, what: string, previous?: URL): Session {
+  const location = response.header('location');
+  if (!location) {
+    if (previous) return { location: previous, minChunk: 0 };
+    throw new SlipwayError('SLIPWAY_REGISTRY', `uploading ${what}: the registry started an upload session without a Location header`);
+  }
+  const minChunk = Number(response.header('oci-chunk-min-length'));
+  // Location may be relative and carries state (`_state`) that must be kept exactly; resolve against the request URL.
+  return { location: new URL(location, response.url), minChunk: Number.isSafeInteger(minChunk) && minChunk > 0 ? minChunk : 0 };
+}
+
+function withDigest(location: URL, digest: string): URL {
+  const url = new URL(location);
+  url.searchParams.set('digest', digest);
+  return url;
+}
+
+function checkCommitted(stored: string | undefined, descriptor: Descriptor, what: string): void {
+  if (stored && stored !== descriptor.digest) throw new DigestMismatchError(descriptor.digest, stored, `${what}: digest the registry committed`);
+}
+
+async function cancel(transport: Transport, registry: string, session: Session, scopes: string[]): Promise<void> {
+  try {
+    await transport.request({ method: 'DELETE', registry, path: session.location, scopes, retry: false, expect: [200, 202, 204, 404] });
+  } catch {
+    // Cancelling is a courtesy; the registry expires abandoned sessions anyway.
+  }
+}
+
+/** Errors that no retry can fix: bad content, cancellation, or a registry refusing us outright. */
+function isFatal(err: unknown): boolean {
+  if (err instanceof DigestMismatchError || err instanceof SizeMismatchError || err instanceof AbortedError) return true;
+  if (RegistryError.is(err)) return !err.temporary && err.status !== 416 && !isForgotten(err);
+  if (err instanceof NetworkError) return false;
+  if (SlipwayError.is(err)) return err.code !== 'SLIPWAY_NETWORK';
+  return !isTemporaryNetworkError(err);
+}
+
+/** The registry no longer knows the session: 404 BLOB_UPLOAD_UNKNOWN, or 400 BLOB_UPLOAD_INVALID for bad state. */
+function isForgotten(err: unknown): boolean {
+  return (
+    RegistryError.is(err) &&
+    (err.status === 404 || err.errors.some((e) => e.code === 'BLOB_UPLOAD_UNKNOWN' || e.code === 'BLOB_UPLOAD_INVALID'))
+  );
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? (SlipwayError.is(err) ? err.message : describeNetworkError(err)) : String(err);
+}
+
+async function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  try {
+    await sleep(ms, undefined, signal ? { signal } : {});
+  } catch (err) {
+    throw new AbortedError('upload aborted', { cause: signal?.reason ?? err });
+  }
+}
+
+async function registryWireHost(transport: Transport, registry: string): Promise<string> {
+  return (await transport.baseUrl(registry)).host;
+}
+
+/** Reads a stream in exact-size pieces, tracking the position, so chunks can be cut from one pass. */
+class ChunkReader {
+  readonly #iterator: AsyncIterator<Buffer>;
+  readonly #stream: Readable;
+  #pending: Buffer = Buffer.alloc(0);
+  #position = 0;
+  #done = false;
+
+  constructor(stream: Readable) {
+    this.#stream = stream;
+    this.#iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  }
+
+  get position(): number {
+    return this.#position;
+  }
+
+  async read(size: number): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    let have = 0;
+    while (have < size) {
+      if (this.#pending.length === 0) {
+        if (this.#done) break;
+        const next = await this.#iterator.next();
+        if (next.done) {
+          this.#done = true;
+          break;
+        }
+        this.#pending = next.value;
+      }
+      const take = this.#pending.subarray(0, size - have);
+      this.#pending = this.#pending.subarray(take.length);
+      parts.push(take);
+      have += take.length;
+    }
+    this.#position += have;
+    return Buffer.concat(parts, have);
+  }
+
+  async skipTo(offset: number): Promise<void> {
+    while (this.#position < offset) {
+      const skipped = await this.read(Math.min(offset - this.#position, 1024 * 1024));
+      if (skipped.length === 0) break;
+    }
+  }
+
+  close(): void {
+    this.#stream.destroy();
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * Retry policy: jittered exponential backoff for temporary failures, `Retry-After` honoured up to a cap.
+ * c/image waits up to 60 s on 429 with Retry-After; ggcr retries 408/429/5xx and resets without it
+ * (ggcr #1569, #1636 asked for Retry-After).
+ * @module
+ */
+
+export interface RetryOptions {
+  /**
+   * Attempts per request, the first included.
+   * @defaultValue 5
+   */
+  attempts?: number;
+  /**
+   * First backoff delay in ms; doubled per attempt, with full jitter.
+   * @defaultValue 200
+   */
+  baseDelayMs?: number;
+  /**
+   * Longest backoff delay in ms.
+   * @defaultValue 10000
+   */
+  maxDelayMs?: number;
+  /**
+   * Longest `Retry-After` wait in ms; a longer request is shortened to this.
+   * @defaultValue 60000
+   */
+  maxRetryAfterMs?: number;
+}
+
+export type ResolvedRetryOptions = Required<RetryOptions>;
+
+export function resolveRetryOptions(options: RetryOptions | undefined): ResolvedRetryOptions {
+  return {
+    attempts: Math.max(1, options?.attempts ?? 5),
+    baseDelayMs: Math.max(0, options?.baseDelayMs ?? 200),
+    maxDelayMs: Math.max(0, options?.maxDelayMs ?? 10_000),
+    maxRetryAfterMs: Math.max(0, options?.maxRetryAfterMs ?? 60_000),
+  };
+}
+
+/** Delay before retry number `attempt` (1 for the first retry): half fixed, half random, so clients spread out. */
+export function backoffDelay(attempt: number, options: ResolvedRetryOptions, random: () => number = Math.random): number {
+  const ceiling = Math.min(options.maxDelayMs, options.baseDelayMs * 2 ** (attempt - 1));
+  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
+}
+
+/** Parses `Retry-After` as delta-seconds or an HTTP-date; undefined when absent or malformed. */
+export function parseRetryAfter(value: string | string[] | undefined, now: number = Date.now()): number | undefined {
+  const text = Array.isArray(value) ? value[0] : value;
+  if (text === undefined) return undefined;
+  const trimmed = text.trim();
+  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
+  const date = Date.parse(trimmed);
+  if (Number.isNaN(date)) return undefined;
+  return Math.max(0, date - now);
+}
+
+// Connection-level failures that a retry can cure: the peer went away, reset us, or is restarting.
+const temporaryErrnos = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
+  'ERR_STREAM_PREMATURE_CLOSE',
+]);
+
+/** The error code of a socket/undici error, looking through `cause`. */
+export function errnoOf(err: unknown): string | undefined {
+  for (let e = err, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && (code.startsWith('E') || code.startsWith('UND_ERR'))) return code;
+  }
+  return undefined;
+}
+
+export function isTemporaryNetworkError(err: unknown): boolean {
+  const errno = errnoOf(err);
+  return errno !== undefined && temporaryErrnos.has(errno);
+}
+
+/** A readable reason for a network error: `connection refused (ECONNREFUSED)`. */
+export function describeNetworkError(err: unknown): string {
+  const errno = errnoOf(err);
+  const words: Record<string, string> = {
+    ECONNRESET: 'connection reset',
+    ECONNREFUSED: 'connection refused',
+    EPIPE: 'connection closed while sending',
+    ETIMEDOUT: 'connection timed out',
+    ENOTFOUND: 'host not found',
+    EAI_AGAIN: 'DNS lookup failed',
+    UND_ERR_SOCKET: 'connection closed by the server',
+    UND_ERR_CONNECT_TIMEOUT: 'connect timed out',
+    UND_ERR_HEADERS_TIMEOUT: 'timed out waiting for response headers',
+    UND_ERR_BODY_TIMEOUT: 'timed out waiting for response body',
+    UND_ERR_RES_CONTENT_LENGTH_MISMATCH: 'response shorter than its Content-Length',
+    UND_ERR_REQ_CONTENT_LENGTH_MISMATCH: 'request body length differs from Content-Length',
+  };
+  const message = err instanceof Error ? err.message : String(err);
+  const word = errno ? words[errno] : undefined;
+  return word ? `${word} (${errno})` : errno ? `${message} (${errno})` : message;
+}

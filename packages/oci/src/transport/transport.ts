@@ -1,0 +1,584 @@
+/**
+ * The HTTP client every registry call goes through: one undici Agent with keep-alive, a concurrency
+ * bound per registry host, retries with backoff, redirects followed by hand, and the registry auth
+ * dance (ping, `WWW-Authenticate`, Basic, Bearer token exchange with a per-scope cache).
+ * @module
+ */
+import { rootCertificates } from 'node:tls';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { debuglog } from 'node:util';
+import type { Readable } from 'node:stream';
+import { Agent, request, type Dispatcher } from 'undici';
+import { AbortedError, InvalidArgumentError, SlipwayError } from '../errors.js';
+import { describeCredentials, secretsOf, type Credentials, type Keychain } from '../auth/credentials.js';
+import { readCapped, BodyTooLargeError } from '../internal/read.js';
+import { redactUrl, SecretSet } from '../internal/redact.js';
+import { Semaphore, type Release } from '../internal/semaphore.js';
+import { registryHost } from '../name/reference.js';
+import { parseChallenges, pickChallenge, type Challenge } from './challenge.js';
+import { isTemporaryStatus, NetworkError, parseErrorBody, RegistryError } from './errors.js';
+import { checkHop, isLoopback, matchesInsecure } from './hosts.js';
+import {
+  backoffDelay,
+  describeNetworkError,
+  errnoOf,
+  isTemporaryNetworkError,
+  parseRetryAfter,
+  resolveRetryOptions,
+  type ResolvedRetryOptions,
+  type RetryOptions,
+} from './retry.js';
+import { TokenCache } from './tokens.js';
+
+const debug = debuglog('slipway');
+
+/** Error bodies and token responses are read through this cap (ggcr's limit.ReadAll uses the same). */
+export const maxErrorBodyBytes = 64 * 1024;
+const maxRedirects = 10;
+const defaultUserAgent = 'slipway/0.1';
+
+export interface TransportOptions {
+  /** Finds credentials per registry; anonymous when absent. */
+  keychain?: Keychain;
+  /**
+   * Registries (`host` or `host:port`) allowed to use plain HTTP or unverified TLS. Loopback
+   * registries (127.0.0.0/8, `localhost`, `::1`) always speak plain HTTP.
+   */
+  insecure?: readonly string[];
+  /** PEM certificates trusted in addition to Node's roots, for private CAs. */
+  caCertificates?: string | Buffer | readonly (string | Buffer)[];
+  /**
+   * Concurrent requests per registry host and per kind (blob downloads, uploads, everything else).
+   * @defaultValue 6 (c/image's parallel copies)
+   */
+  concurrency?: number;
+  /** @defaultValue `"slipway/0.1"` */
+  userAgent?: string;
+  retry?: RetryOptions;
+  /**
+   * Milliseconds to wait for response headers, and between body chunks.
+   * @defaultValue 120000
+   */
+  timeoutMs?: number;
+  /** Aborts every request of this transport. */
+  signal?: AbortSignal;
+}
+
+/** A request body: bytes, or a thunk called once per attempt for a fresh stream. */
+export type RequestBody = Uint8Array | (() => Readable | Promise<Readable>);
+
+export interface RegistryRequest {
+  method: 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
+  /** The reference's registry (`docker.io`, `localhost:5000`). */
+  registry: string;
+  /** A path (with query) on the registry, `/v2/...`; or an absolute URL such as an upload `Location`. */
+  path: string | URL;
+  headers?: Record<string, string>;
+  body?: RequestBody;
+  /** Token scopes, push scope first: `repository:dst:pull,push`, then `repository:src:pull`. */
+  scopes?: readonly string[];
+  /** Statuses returned to the caller rather than thrown; default any 2xx. */
+  expect?: readonly number[];
+  /** Return the body as a stream (the concurrency slot is held until it closes) instead of buffering it. */
+  stream?: boolean;
+  /**
+   * Largest buffered body accepted.
+   * @defaultValue 65536
+   */
+  maxBodyBytes?: number;
+  /** Retry temporary failures; default true (bodies are bytes or thunks, so they can be replayed). */
+  retry?: boolean;
+  /** Follow 3xx responses; default true for GET and HEAD. */
+  followRedirects?: boolean;
+  /** Concurrency class; default `pull` for streamed GETs, `push` for streamed bodies, otherwise `meta`. */
+  kind?: 'pull' | 'push' | 'meta';
+  signal?: AbortSignal;
+}
+
+export interface RegistryResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  /** Final URL after redirects. */
+  url: URL;
+  /** First value of a header (name in any case). */
+  header(name: string): string | undefined;
+  /** The body when `stream` was set. */
+  body?: Readable;
+  /** The buffered body otherwise (empty for HEAD). */
+  bytes: Buffer;
+}
+
+interface RegistryState {
+  registry: string;
+  /** `https://registry-1.docker.io` or `http://127.0.0.1:5000`. */
+  base: URL;
+  dispatcher: Dispatcher;
+  /** The challenge from pinging `/v2/`; undefined when the registry needs no auth. */
+  challenge?: Challenge;
+}
+
+interface Attempt {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  url: URL;
+  body: Dispatcher.ResponseData['body'];
+  release: Release;
+}
+
+/** One HTTP client shared by every registry call of a run. Create with createTransport. */
+export class Transport {
+  readonly #secure: Agent;
+  readonly #unverified: Agent;
+  readonly #insecure: readonly string[];
+  readonly #keychain: Keychain | undefined;
+  readonly #retry: ResolvedRetryOptions;
+  readonly #userAgent: string;
+  readonly #concurrency: number;
+  readonly #signal: AbortSignal | undefined;
+  readonly #slots = new Map<string, Semaphore>();
+  readonly #states = new Map<string, Promise<RegistryState>>();
+  readonly #credentials = new Map<string, Promise<Credentials | undefined>>();
+  readonly #tokens = new TokenCache();
+  /** Every secret this transport has handled, scrubbed from any message built from a server's reply. */
+  readonly secrets = new SecretSet();
+
+  constructor(options: TransportOptions = {}) {
+    const concurrency = options.concurrency ?? 6;
+    if (!Number.isInteger(concurrency) || concurrency < 1) throw new InvalidArgumentError(`concurrency must be a positive integer, got ${concurrency}`);
+    const timeout = options.timeoutMs ?? 120_000;
+    const extraCa = options.caCertificates === undefined ? [] : Array.isArray(options.caCertificates) ? options.caCertificates : [options.caCertificates];
+    const common = { keepAliveTimeout: 30_000, headersTimeout: timeout, bodyTimeout: timeout };
+    this.#secure = new Agent({ ...common, connect: extraCa.length > 0 ? { ca: [...rootCertificates, ...(extraCa as (string | Buffer)[])] } : {} });
+    this.#unverified = new Agent({ ...common, connect: { rejectUnauthorized: false } });
+    this.#insecure = options.insecure ?? [];
+    this.#keychain = options.keychain;
+    this.#retry = resolveRetryOptions(options.retry);
+    this.#userAgent = options.userAgent ?? defaultUserAgent;
+    this.#concurrency = concurrency;
+    this.#signal = options.signal;
+  }
+
+  /** Closes pooled connections. Idempotent. */
+  async close(): Promise<void> {
+    await Promise.all([this.#secure.close(), this.#unverified.close()]);
+  }
+
+  /** The base URL the registry is spoken to at (after the first ping), e.g. `http://127.0.0.1:5000`. */
+  async baseUrl(registry: string, signal?: AbortSignal): Promise<URL> {
+    return new URL((await this.#state(registry, this.#combine(signal))).base);
+  }
+
+  /**
+   * Sends one logical request: authenticates, retries temporary failures, follows redirects, and
+   * throws RegistryError for an unexpected status or NetworkError when the registry cannot be reached.
+   */
+  async request(req: RegistryRequest): Promise<RegistryResponse> {
+    const signal = this.#combine(req.signal);
+    throwIfAborted(signal);
+    const state = await this.#state(req.registry, signal);
+    const url = new URL(req.path, state.base);
+    if (url.host !== state.base.host) checkHop(state.base, url, `location for ${req.method} ${redactUrl(url)}`);
+    const scopes = [...(req.scopes ?? [])];
+    const kind = req.kind ?? (req.stream && req.method === 'GET' ? 'pull' : typeof req.body === 'function' ? 'push' : 'meta');
+    const retry = req.retry ?? true;
+    const follow = req.followRedirects ?? (req.method === 'GET' || req.method === 'HEAD');
+    let authRetried = false;
+
+    for (let attempt = 1; ; attempt++) {
+      const authorization = await this.#authorization(state, scopes, signal);
+      let response: Attempt;
+      try {
+        response = await this.#send(state, req, url, authorization, kind, follow, signal);
+      } catch (err) {
+        if (signal?.aborted) throw new AbortedError(`${req.method} ${redactUrl(url)}: aborted`, { cause: signal.reason });
+        if (SlipwayError.is(err)) throw err;
+        const temporary = isTemporaryNetworkError(err);
+        if (retry && temporary && attempt < this.#retry.attempts) {
+          const delay = backoffDelay(attempt, this.#retry);
+          debug('%s %s: %s; retry %d in %dms', req.method, redactUrl(url), describeNetworkError(err), attempt, delay);
+          await pause(delay, signal);
+          continue;
+        }
+        throw new NetworkError(req.method, redactUrl(url), `${describeNetworkError(err)}${attempt > 1 ? ` after ${attempt} attempts` : ''}`, {
+          cause: err,
+          errno: errnoOf(err),
+          temporary,
+        });
+      }
+
+      const { status } = response;
+      debug('%s %s -> %d (attempt %d)', req.method, redactUrl(response.url), status, attempt);
+
+      if (status === 401 && !authRetried && response.url.host === state.base.host) {
+        const challenge = pickChallenge(parseChallenges(response.headers['www-authenticate']));
+        if (challenge && retry) {
+          authRetried = true;
+          // Registries may answer the ping without auth but challenge per repository; learn it now.
+          state.challenge ??= challenge;
+          if (challenge.scheme === 'bearer') {
+            const wanted = challenge.params.scope;
+            // insufficient_scope names the scope the registry wants: add what is missing and re-request once (c/image, ggcr).
+            if (wanted) for (const scope of wanted.split(' ')) if (scope && !scopes.includes(scope)) scopes.push(scope);
+            this.#tokens.invalidate(tokenKey(state, challenge, scopes));
+          }
+          await dump(response);
+          attempt--;
+          continue;
+        }
+      }
+
+      const expected = req.expect ? req.expect.includes(status) : status >= 200 && status < 300;
+      if (!expected && retry && isTemporaryStatus(status) && attempt < this.#retry.attempts) {
+        const retryAfter = parseRetryAfter(response.headers['retry-after']);
+        const delay = retryAfter === undefined ? backoffDelay(attempt, this.#retry) : Math.min(retryAfter, this.#retry.maxRetryAfterMs);
+        debug('%s %s: status %d; retry %d in %dms', req.method, redactUrl(response.url), status, attempt, delay);
+        await dump(response);
+        await pause(delay, signal);
+        continue;
+      }
+      if (!expected) throw await this.#error(req.method, response);
+
+      if (req.stream && req.method !== 'HEAD') {
+        const body = response.body;
+        body.once('close', response.release);
+        return makeResponse(response, Buffer.alloc(0), body);
+      }
+      let bytes: Buffer;
+      try {
+        bytes = req.method === 'HEAD' ? Buffer.alloc(0) : await readCapped(response.body, req.maxBodyBytes ?? maxErrorBodyBytes);
+      } catch (err) {
+        if (err instanceof BodyTooLargeError) {
+          throw new SlipwayError('SLIPWAY_REGISTRY', `${req.method} ${redactUrl(response.url)}: response body exceeds ${err.limit} bytes`, { cause: err });
+        }
+        throw new NetworkError(req.method, redactUrl(response.url), `reading response: ${describeNetworkError(err)}`, {
+          cause: err,
+          errno: errnoOf(err),
+          temporary: isTemporaryNetworkError(err),
+        });
+      } finally {
+        await dump(response);
+      }
+      return makeResponse(response, bytes);
+    }
+  }
+
+  /** The registry's base URL and auth challenge, found by pinging `/v2/` once (failures are not remembered). */
+  #state(registry: string, signal: AbortSignal | undefined): Promise<RegistryState> {
+    let state = this.#states.get(registry);
+    if (!state) {
+      state = this.#ping(registry, signal);
+      this.#states.set(registry, state);
+      state.catch(() => this.#states.delete(registry));
+    }
+    return state;
+  }
+
+  async #ping(registry: string, signal: AbortSignal | undefined): Promise<RegistryState> {
+    const host = registryHost(registry);
+    const loopback = isLoopback(host);
+    const insecure = matchesInsecure(host, this.#insecure) || matchesInsecure(registry, this.#insecure);
+    // Loopback registries speak plain HTTP (Docker's default insecure range); an insecure registry is
+    // tried over HTTPS without verification first, then plain HTTP, as dockerd does.
+    const candidates: [string, Dispatcher][] = loopback
+      ? [[`http://${host}`, this.#secure]]
+      : insecure
+        ? [
+            [`https://${host}`, this.#unverified],
+            [`http://${host}`, this.#unverified],
+          ]
+        : [[`https://${host}`, this.#secure]];
+    let lastError: unknown;
+    for (const [base, dispatcher] of candidates) {
+      const url = new URL('/v2/', base);
+      for (let attempt = 1; attempt <= this.#retry.attempts; attempt++) {
+        try {
+          const res = await request(url, { method: 'GET', headers: { 'user-agent': this.#userAgent }, dispatcher, signal });
+          await res.body.dump({ limit: maxErrorBodyBytes });
+          if (isTemporaryStatus(res.statusCode) && attempt < this.#retry.attempts) {
+            await pause(backoffDelay(attempt, this.#retry), signal);
+            continue;
+          }
+          const challenge = res.statusCode === 401 ? pickChallenge(parseChallenges(res.headers['www-authenticate'])) : undefined;
+          debug('ping %s -> %d %s', url.href, res.statusCode, challenge ? `(${challenge.scheme})` : '');
+          return { registry, base: new URL(base), dispatcher, ...(challenge ? { challenge } : {}) };
+        } catch (err) {
+          if (signal?.aborted) throw new AbortedError(`pinging ${registry}: aborted`, { cause: signal.reason });
+          lastError = err;
+          if (!isTemporaryNetworkError(err) || attempt === this.#retry.attempts || candidates.length > 1) break;
+          await pause(backoffDelay(attempt, this.#retry), signal);
+        }
+      }
+    }
+    throw new NetworkError('GET', `${candidates.at(-1)![0]}/v2/`, `registry ${registry} unreachable: ${describeNetworkError(lastError)}`, {
+      cause: lastError,
+      errno: errnoOf(lastError),
+      temporary: isTemporaryNetworkError(lastError),
+    });
+  }
+
+  #resolveCredentials(registry: string, signal: AbortSignal | undefined): Promise<Credentials | undefined> {
+    let found = this.#credentials.get(registry);
+    if (!found) {
+      found = (this.#keychain?.resolve(registry, signal) ?? Promise.resolve(undefined)).then((credentials) => {
+        this.secrets.add(...secretsOf(credentials));
+        debug('credentials for %s: %s', registry, describeCredentials(credentials));
+        return credentials;
+      });
+      this.#credentials.set(registry, found);
+      found.catch(() => this.#credentials.delete(registry));
+    }
+    return found;
+  }
+
+  async #authorization(state: RegistryState, scopes: string[], signal: AbortSignal | undefined): Promise<string | undefined> {
+    const challenge = state.challenge;
+    if (!challenge) return undefined;
+    const credentials = await this.#resolveCredentials(state.registry, signal);
+    if (credentials && 'registryToken' in credentials) return `Bearer ${credentials.registryToken}`;
+    if (challenge.scheme === 'basic') {
+      if (!credentials || !('password' in credentials)) return undefined;
+      return `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
+    }
+    const token = await this.#tokens.get(tokenKey(state, challenge, scopes), () =>
+      this.#fetchToken(state, challenge, scopes, credentials, signal),
+    );
+    return `Bearer ${token}`;
+  }
+
+  /**
+   * Exchanges credentials for a Bearer token at the challenge's realm (distribution token spec):
+   * OAuth2 POST for identity tokens (GET when the realm answers 404), GET with Basic otherwise.
+   */
+  async #fetchToken(
+    state: RegistryState,
+    challenge: Challenge,
+    scopes: readonly string[],
+    credentials: Credentials | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<{ token: string; expiresInMs: number }> {
+    const realm = challenge.params.realm;
+    if (!realm) throw new SlipwayError('SLIPWAY_AUTH', `${state.registry} asked for a Bearer token but named no realm`);
+    let realmUrl: URL;
+    try {
+      realmUrl = new URL(realm);
+    } catch {
+      throw new SlipwayError('SLIPWAY_AUTH', `${state.registry} named an invalid token realm ${JSON.stringify(redactUrl(realm))}`);
+    }
+    checkHop(state.base, realmUrl, `token realm of ${state.registry}`);
+    const service = challenge.params.service;
+    const dispatcher = realmUrl.protocol === 'http:' || state.dispatcher === this.#unverified ? state.dispatcher : this.#secure;
+
+    const send = async (method: 'GET' | 'POST'): Promise<Attempt> => {
+      const url = new URL(realmUrl);
+      const headers: Record<string, string> = { 'user-agent': this.#userAgent, accept: 'application/json' };
+      let body: string | undefined;
+      if (method === 'POST' && credentials && 'identityToken' in credentials) {
+        const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: credentials.identityToken, client_id: 'slipway' });
+        if (service) form.set('service', service);
+        if (scopes.length > 0) form.set('scope', scopes.join(' '));
+        body = form.toString();
+        headers['content-type'] = 'application/x-www-form-urlencoded';
+      } else {
+        if (service) url.searchParams.set('service', service);
+        for (const scope of scopes) url.searchParams.append('scope', scope);
+        if (credentials && 'password' in credentials) {
+          headers.authorization = `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
+        } else if (credentials && 'identityToken' in credentials) {
+          // Docker's convention: the identity token as the password of the `<token>` user.
+          headers.authorization = `Basic ${Buffer.from(`${credentials.username ?? '<token>'}:${credentials.identityToken}`).toString('base64')}`;
+        }
+      }
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const res = await request(url, { method, headers, body, dispatcher, signal });
+          const result: Attempt = { status: res.statusCode, headers: res.headers, url, body: res.body, release: () => {} };
+          if (isTemporaryStatus(res.statusCode) && attempt < this.#retry.attempts) {
+            await dump(result);
+            await pause(backoffDelay(attempt, this.#retry), signal);
+            continue;
+          }
+          return result;
+        } catch (err) {
+          if (signal?.aborted) throw new AbortedError(`fetching a token for ${state.registry}: aborted`, { cause: signal.reason });
+          if (!isTemporaryNetworkError(err) || attempt >= this.#retry.attempts) {
+            throw new NetworkError(method, redactUrl(url), `fetching a token: ${describeNetworkError(err)}`, {
+              cause: err,
+              errno: errnoOf(err),
+              temporary: isTemporaryNetworkError(err),
+            });
+          }
+          await pause(backoffDelay(attempt, this.#retry), signal);
+        }
+      }
+    };
+
+    let method: 'GET' | 'POST' = credentials && 'identityToken' in credentials ? 'POST' : 'GET';
+    let response = await send(method);
+    if (response.status === 404 && method === 'POST') {
+      // Registries without the OAuth2 endpoint answer 404; fall back to the GET flow as ggcr does.
+      await dump(response);
+      method = 'GET';
+      response = await send(method);
+    }
+    if (response.status !== 200) {
+      const error = await this.#error(method, response);
+      throw new SlipwayError('SLIPWAY_AUTH', `fetching a token for ${state.registry} (scope ${scopes.join(' ') || 'none'}): ${error.message}`, { cause: error });
+    }
+    let parsed: { token?: unknown; access_token?: unknown; expires_in?: unknown };
+    try {
+      parsed = JSON.parse((await readCapped(response.body, maxErrorBodyBytes)).toString('utf8')) as typeof parsed;
+    } catch (err) {
+      throw new SlipwayError('SLIPWAY_AUTH', `fetching a token for ${state.registry}: the realm's answer is not a JSON token response`, { cause: err });
+    }
+    // Some issuers answer `access_token` only (OAuth2), some `token` only, some both (ggcr #54).
+    const token = typeof parsed.token === 'string' && parsed.token !== '' ? parsed.token : parsed.access_token;
+    if (typeof token !== 'string' || token === '') throw new SlipwayError('SLIPWAY_AUTH', `fetching a token for ${state.registry}: the realm's answer has no token`);
+    this.secrets.add(token);
+    // The token spec's default lifetime is 60 s; renew a little early so a token never expires mid-request.
+    const seconds = typeof parsed.expires_in === 'number' && parsed.expires_in > 0 ? parsed.expires_in : 60;
+    debug('token for %s scope %s: %ds', state.registry, scopes.join(' '), seconds);
+    return { token, expiresInMs: Math.max(1, seconds - Math.min(10, seconds / 4)) * 1000 };
+  }
+
+  /** One attempt, following redirects for GET/HEAD with `Authorization` dropped when the host changes. */
+  async #send(
+    state: RegistryState,
+    req: RegistryRequest,
+    start: URL,
+    authorization: string | undefined,
+    kind: 'pull' | 'push' | 'meta',
+    follow: boolean,
+    signal: AbortSignal | undefined,
+  ): Promise<Attempt> {
+    // Open the body before taking a slot: a body streamed from another registry takes a download slot
+    // there, and always taking download slots before upload slots keeps copies deadlock-free.
+    const body = typeof req.body === 'function' ? await req.body() : req.body;
+    let release: Release;
+    try {
+      release = await this.#slot(state.base.host, kind, signal);
+    } catch (err) {
+      if (body && typeof body === 'object' && 'destroy' in body) body.destroy();
+      throw err;
+    }
+    let url = start;
+    try {
+      for (let hop = 0; ; hop++) {
+        const headers: Record<string, string> = { 'user-agent': this.#userAgent, ...req.headers };
+        if (authorization && url.host === state.base.host) headers.authorization = authorization;
+        if (body instanceof Uint8Array && headers['content-length'] === undefined) headers['content-length'] = String(body.byteLength);
+        const dispatcher = url.host === state.base.host || url.protocol === 'http:' ? state.dispatcher : this.#secure;
+        const res = await request(url, {
+          method: req.method,
+          headers,
+          body: hop === 0 ? (body ?? null) : null,
+          dispatcher,
+          signal,
+        });
+        const location = res.headers.location;
+        if (follow && res.statusCode >= 300 && res.statusCode < 400 && res.statusCode !== 304 && typeof location === 'string') {
+          await res.body.dump({ limit: maxErrorBodyBytes });
+          if (hop >= maxRedirects) throw new SlipwayError('SLIPWAY_REGISTRY', `${req.method} ${redactUrl(start)}: more than ${maxRedirects} redirects`);
+          const next = new URL(location, url);
+          checkHop(url, next, `redirect from ${redactUrl(url)}`);
+          debug('%s %s -> %d redirect to %s', req.method, redactUrl(url), res.statusCode, redactUrl(next));
+          url = next;
+          continue;
+        }
+        return { status: res.statusCode, headers: res.headers, url, body: res.body, release };
+      }
+    } catch (err) {
+      release();
+      throw err;
+    }
+  }
+
+  #slot(host: string, kind: string, signal: AbortSignal | undefined): Promise<Release> {
+    const key = `${kind} ${host}`;
+    let semaphore = this.#slots.get(key);
+    if (!semaphore) {
+      semaphore = new Semaphore(this.#concurrency);
+      this.#slots.set(key, semaphore);
+    }
+    return semaphore.acquire(signal);
+  }
+
+  /** Builds the RegistryError for a response, reading its body through the cap and scrubbing secrets. */
+  async #error(method: string, response: Attempt): Promise<RegistryError> {
+    let text = '';
+    try {
+      text = method === 'HEAD' ? '' : (await readCapped(response.body, maxErrorBodyBytes, true)).toString('utf8');
+    } catch {
+      // A body that breaks while we read the error is not worth a second error.
+    } finally {
+      await dump(response);
+    }
+    const errors = parseErrorBody(text)?.map((e) => ({
+      code: e.code,
+      message: this.secrets.redact(e.message),
+      ...(e.detail === undefined ? {} : { detail: JSON.parse(this.secrets.redact(JSON.stringify(e.detail))) as unknown }),
+    }));
+    const plain = errors === undefined && text.trim() !== '' ? this.secrets.redact(text.trim().replace(/\s+/g, ' ').slice(0, 200)) : undefined;
+    const retryAfterMs = parseRetryAfter(response.headers['retry-after']);
+    return new RegistryError({
+      status: response.status,
+      method,
+      url: redactUrl(response.url),
+      ...(errors ? { errors } : {}),
+      ...(plain ? { text: plain } : {}),
+      ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+    });
+  }
+
+  #combine(signal: AbortSignal | undefined): AbortSignal | undefined {
+    if (!signal) return this.#signal;
+    if (!this.#signal) return signal;
+    return AbortSignal.any([signal, this.#signal]);
+  }
+}
+
+function tokenKey(state: RegistryState, challenge: Challenge, scopes: readonly string[]): string {
+  return `${state.registry}\n${challenge.params.realm ?? ''}\n${challenge.params.service ?? ''}\n${scopes.join(' ')}`;
+}
+
+function makeResponse(attempt: Attempt, bytes: Buffer, body?: Readable): RegistryResponse {
+  const headers = attempt.headers;
+  return {
+    status: attempt.status,
+    headers,
+    url: attempt.url,
+    bytes,
+    ...(body ? { body } : {}),
+    header(name: string) {
+      const value = headers[name.toLowerCase()];
+      return Array.isArray(value) ? value[0] : value;
+    },
+  };
+}
+
+/** Discards what is left of a body (so the connection can be reused) and frees the concurrency slot. */
+async function dump(attempt: Attempt): Promise<void> {
+  try {
+    await attempt.body.dump({ limit: maxErrorBodyBytes });
+  } catch {
+    // The connection is closed instead of reused; nothing else to do.
+  } finally {
+    attempt.release();
+  }
+}
+
+async function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  try {
+    await sleep(ms, undefined, { signal });
+  } catch (err) {
+    throw new AbortedError('operation aborted while waiting to retry', { cause: signal?.reason ?? err });
+  }
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new AbortedError('operation aborted', { cause: signal.reason });
+}
+
+/** Creates the shared HTTP client. */
+export function createTransport(options: TransportOptions = {}): Transport {
+  return new Transport(options);
+}
