@@ -1,0 +1,259 @@
+// Registry auth against the real CNCF registry: htpasswd (Basic) and token (Bearer, with the test
+// issuer), credentials from explicit options, Docker config files and a real credential helper
+// program, and the canary password never reaching an error message.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
+import { after, before, describe, it } from 'node:test';
+import { auth, MediaType, name, remote, sha256, SlipwayError, type Descriptor, type ManifestBytes } from '@slipway/oci';
+import { CANARY_PASSWORD, CANARY_USERNAME, startRegistry, type TestRegistry } from '../support/registry.js';
+
+function blob(mediaType: string, bytes: Buffer) {
+  return { descriptor: { mediaType, digest: sha256(bytes), size: bytes.length } as Descriptor, bytes };
+}
+
+function makeImage(layerSizes: number[]) {
+  const config = blob(MediaType.OciConfig, Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } })));
+  const layers = layerSizes.map((size) => blob(MediaType.OciLayerGzip, randomBytes(size)));
+  const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config: config.descriptor, layers: layers.map((l) => l.descriptor) }));
+  const manifest: ManifestBytes = { descriptor: { mediaType: MediaType.OciManifest, digest: sha256(bytes), size: bytes.length }, bytes };
+  return { blobs: [config, ...layers], manifest };
+}
+
+async function push(client: remote.RegistryClient, reference: string, image: ReturnType<typeof makeImage>, mountFrom?: string): Promise<void> {
+  const ref = name.parseReference(reference);
+  const sink = client.sink(ref);
+  const from = mountFrom ? client.source(mountFrom).location : undefined;
+  for (const b of image.blobs) await sink.putBlob(b.descriptor, async () => Readable.from([b.bytes]), from ? { mountFrom: from } : {});
+  await sink.putManifest(image.manifest, { tag: ref.tag! });
+}
+
+const anonymous: auth.Keychain = { resolve: async () => undefined };
+
+function assertNoCanary(err: unknown): void {
+  const text = `${String(err)} ${JSON.stringify(err)} ${(err as Error)?.stack ?? ''} ${String((err as { cause?: unknown })?.cause)}`;
+  assert.ok(!text.includes(CANARY_PASSWORD), `the canary password leaked: ${text}`);
+  assert.ok(!text.includes(Buffer.from(`${CANARY_USERNAME}:${CANARY_PASSWORD}`).toString('base64')), 'the Basic header leaked');
+}
+
+describe('htpasswd registry (Basic auth)', () => {
+  let registry: TestRegistry;
+  before(async () => {
+    registry = await startRegistry({ auth: 'htpasswd', username: CANARY_USERNAME, password: CANARY_PASSWORD });
+  });
+  after(() => registry?.stop());
+
+  it('pushes and pulls with explicit credentials', async () => {
+    const client = remote.createRegistryClient({ credentials: { [registry.host]: { username: CANARY_USERNAME, password: CANARY_PASSWORD } } });
+    try {
+      const image = makeImage([4096]);
+      await push(client, `${registry.host}/basic/app:1`, image);
+      const root = await client.source(`${registry.host}/basic/app:1`).root();
+      assert.equal(root.descriptor.digest, image.manifest.descriptor.digest);
+      const layer = image.blobs[1]!;
+      assert.deepEqual(await buffer(await client.blob(`${registry.host}/basic/app`, layer.descriptor)), layer.bytes);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('fails with SLIPWAY_AUTH, a clear message and no secret when the password is wrong or missing', async () => {
+    for (const credentials of [{ [registry.host]: { username: CANARY_USERNAME, password: `${CANARY_PASSWORD}-wrong` } }, undefined]) {
+      const client = remote.createRegistryClient({ keychain: anonymous, ...(credentials ? { credentials } : {}) });
+      try {
+        await assert.rejects(client.getManifest(`${registry.host}/basic/app:1`), (err: unknown) => {
+          assert.ok(SlipwayError.is(err));
+          assert.equal(err.code, 'SLIPWAY_AUTH');
+          assert.match(err.message, /^GET http:\/\/127\.0\.0\.1:\d+\/v2\/basic\/app\/manifests\/1: UNAUTHORIZED/);
+          assertNoCanary(err);
+          return true;
+        });
+      } finally {
+        await client.close();
+      }
+    }
+  });
+
+  it('reads credentials from a Docker config.json (base64 auth) in DOCKER_CONFIG', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'slipway-docker-config-'));
+    try {
+      const encoded = Buffer.from(`${CANARY_USERNAME}:${CANARY_PASSWORD}`).toString('base64');
+      await writeFile(join(dir, 'config.json'), JSON.stringify({ auths: { [`http://${registry.host}`]: { auth: encoded } } }));
+      const keychain = auth.createKeychain({ env: { HOME: dir, DOCKER_CONFIG: dir } });
+      const client = remote.createRegistryClient({ keychain });
+      try {
+        const image = makeImage([10]);
+        await push(client, `${registry.host}/basic/from-config:1`, image);
+        assert.equal((await client.head(`${registry.host}/basic/from-config:1`))?.digest, image.manifest.descriptor.digest);
+      } finally {
+        await client.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('runs a real docker-credential-<name> helper named in credHelpers', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'slipway-helper-'));
+    try {
+      const helper = join(dir, 'docker-credential-slipwaytest');
+      // A real helper program speaking the protocol: server URL on stdin, JSON on stdout.
+      await writeFile(
+        helper,
+        [
+          '#!/bin/sh',
+          '[ "$1" = get ] || exit 2',
+          'read -r server',
+          `[ "$server" = "${registry.host}" ] || { echo "credentials not found in native keychain"; exit 1; }`,
+          `printf '{"ServerURL":"%s","Username":"%s","Secret":"%s"}' "$server" "${CANARY_USERNAME}" "${CANARY_PASSWORD}"`,
+          '',
+        ].join('\n'),
+      );
+      await chmod(helper, 0o755);
+      await writeFile(join(dir, 'config.json'), JSON.stringify({ credHelpers: { [registry.host]: 'slipwaytest' } }));
+      const env = { HOME: dir, DOCKER_CONFIG: dir, PATH: `${dir}:${process.env.PATH ?? ''}` };
+      const client = remote.createRegistryClient({ keychain: auth.createKeychain({ env }) });
+      try {
+        const image = makeImage([10]);
+        await push(client, `${registry.host}/basic/from-helper:1`, image);
+        assert.equal((await client.head(`${registry.host}/basic/from-helper:1`))?.digest, image.manifest.descriptor.digest);
+      } finally {
+        await client.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('token registry (Bearer auth with the test issuer)', () => {
+  let registry: TestRegistry;
+  before(async () => {
+    registry = await startRegistry({ auth: 'token', username: CANARY_USERNAME, password: CANARY_PASSWORD });
+  });
+  after(() => registry?.stop());
+
+  it('asks for the push scope first, reuses one token per scope set, and pulls with a pull token', async () => {
+    const issuer = registry.tokenIssuer!;
+    const client = remote.createRegistryClient({ credentials: { [registry.host]: { username: CANARY_USERNAME, password: CANARY_PASSWORD } } });
+    try {
+      const before = issuer.requests.length;
+      const image = makeImage([1000, 2000, 3000, 4000]);
+      await push(client, `${registry.host}/team/app:1`, image);
+      const pushRequests = issuer.requests.slice(before);
+      assert.equal(pushRequests.length, 1, `one token for the whole push (6 blobs HEAD+upload, manifest): ${JSON.stringify(pushRequests.map((r) => r.scopes))}`);
+      assert.deepEqual(pushRequests[0]!.scopes, ['repository:team/app:pull,push']);
+      assert.equal(pushRequests[0]!.account, CANARY_USERNAME);
+      assert.equal(pushRequests[0]!.service, issuer.service);
+
+      const pullStart = issuer.requests.length;
+      const source = client.source(`${registry.host}/team/app:1`);
+      await source.root();
+      for (const b of image.blobs) assert.deepEqual(await buffer(await source.blob(b.descriptor)), b.bytes);
+      const pullRequests = issuer.requests.slice(pullStart);
+      assert.equal(pullRequests.length, 1);
+      assert.deepEqual(pullRequests[0]!.scopes, ['repository:team/app:pull']);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('mounts across repositories with the destination push scope first and the source pull scope second', async () => {
+    const issuer = registry.tokenIssuer!;
+    const client = remote.createRegistryClient({ credentials: { [registry.host]: { username: CANARY_USERNAME, password: CANARY_PASSWORD } } });
+    try {
+      const image = makeImage([5000]);
+      await push(client, `${registry.host}/team/base:1`, image);
+      const start = issuer.requests.length;
+      await push(client, `${registry.host}/team/derived:1`, image, `${registry.host}/team/base:1`);
+      const scopes = issuer.requests.slice(start).map((r) => r.scopes);
+      // One token for both mounts (same scope set), then one plain push token for the manifest PUT.
+      assert.deepEqual(scopes, [['repository:team/derived:pull,push', 'repository:team/base:pull'], ['repository:team/derived:pull,push']]);
+      assert.match(await registry.log(), /mount=sha256/);
+      assert.equal((await client.head(`${registry.host}/team/derived:1`))?.digest, image.manifest.descriptor.digest);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('exchanges an identity (refresh) token with an OAuth2 POST', async () => {
+    const issuer = registry.tokenIssuer!;
+    const response = await fetch(issuer.realm, {
+      method: 'POST',
+      body: new URLSearchParams({ grant_type: 'password', username: CANARY_USERNAME, password: CANARY_PASSWORD, service: issuer.service, client_id: 'test' }),
+    });
+    const refresh = ((await response.json()) as { refresh_token: string }).refresh_token;
+    assert.ok(refresh);
+    const client = remote.createRegistryClient({ credentials: { [registry.host]: { identityToken: refresh } } });
+    try {
+      const start = issuer.requests.length;
+      await push(client, `${registry.host}/team/oauth:1`, makeImage([10]));
+      const records = issuer.requests.slice(start);
+      assert.equal(records[0]!.method, 'POST');
+      assert.equal(records[0]!.grantType, 'refresh_token');
+      assert.equal(records[0]!.status, 200);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('re-requests once on insufficient scope and then fails with SLIPWAY_AUTH, never quoting the password', async () => {
+    const issuer = registry.tokenIssuer!;
+    issuer.addUser('reader', CANARY_PASSWORD, [{ repo: '*', actions: ['pull'] }]);
+    const client = remote.createRegistryClient({ credentials: { [registry.host]: { username: 'reader', password: CANARY_PASSWORD } } });
+    try {
+      const start = issuer.requests.length;
+      await assert.rejects(push(client, `${registry.host}/team/readonly:1`, makeImage([10])), (err: unknown) => {
+        assert.ok(SlipwayError.is(err));
+        assert.equal(err.code, 'SLIPWAY_AUTH');
+        assert.match(err.message, /UNAUTHORIZED|DENIED/);
+        assertNoCanary(err);
+        return true;
+      });
+      const records = issuer.requests.slice(start);
+      assert.ok(records.length >= 1 && records.length <= 3, `bounded token requests: ${records.length}`);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('pulls anonymously where the issuer grants anonymous pull, and is refused push', async () => {
+    const issuer = registry.tokenIssuer!;
+    const writer = remote.createRegistryClient({ credentials: { [registry.host]: { username: CANARY_USERNAME, password: CANARY_PASSWORD } } });
+    const image = makeImage([10]);
+    try {
+      await push(writer, `${registry.host}/public/app:1`, image);
+    } finally {
+      await writer.close();
+    }
+    issuer.setAnonymous([{ repo: 'public/app', actions: ['pull'] }]);
+    const client = remote.createRegistryClient({ keychain: anonymous });
+    try {
+      assert.equal((await client.head(`${registry.host}/public/app:1`))?.digest, image.manifest.descriptor.digest);
+      await assert.rejects(push(client, `${registry.host}/public/app:2`, makeImage([10])), { code: 'SLIPWAY_AUTH' });
+    } finally {
+      await client.close();
+      issuer.setAnonymous([]);
+    }
+  });
+
+  it('retries a failing token server', async () => {
+    const issuer = registry.tokenIssuer!;
+    const client = remote.createRegistryClient({
+      credentials: { [registry.host]: { username: CANARY_USERNAME, password: CANARY_PASSWORD } },
+      retry: { baseDelayMs: 5 },
+    });
+    try {
+      issuer.failNext(503, 2);
+      const start = issuer.requests.length;
+      assert.ok(await client.head(`${registry.host}/team/app:1`));
+      assert.deepEqual(issuer.requests.slice(start).map((r) => r.status), [503, 503, 200]);
+    } finally {
+      await client.close();
+    }
+  });
+});
