@@ -1,0 +1,175 @@
+/**
+ * ImageSource over an image in a Docker Engine: the Engine API's export (`GET /images/get`, the
+ * bytes of `docker save`) is spooled to a private temp file while it is indexed (one pass), then
+ * read like any docker-save archive. `close()` removes the spool.
+ *
+ * The image is inspected first and exported **by image ID**, so the archive holds exactly the image
+ * that was inspected even if its tag moves meanwhile, and a name without a tag never exports every
+ * tag of a repository (what `docker save repo` does).
+ * @module
+ */
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { Client } from 'undici';
+import { AbortedError, InvalidArgumentError, NotFoundError, SlipwayError, throwIfAborted } from '../errors.js';
+import { readCapped } from '../internal/read.js';
+import { indexTar } from '../internal/tar-index.js';
+import { makeScratch, removeScratch } from '../internal/tar-scratch.js';
+import { fromIndexedArchive, type TarballOptions, type TarballSource } from '../tarball/source.js';
+import type { ImageSource } from '../v1/source.js';
+
+export interface DaemonOptions extends Omit<TarballOptions, 'image'> {
+  /**
+   * Docker Engine address: `unix:///path/docker.sock` or `tcp://host:port` (TLS when
+   * `DOCKER_TLS_VERIFY` is set, certificates from `DOCKER_CERT_PATH` or `~/.docker`).
+   * @defaultValue `DOCKER_HOST`, else `unix:///var/run/docker.sock`
+   */
+  host?: string;
+}
+
+export const defaultDockerHost = 'unix:///var/run/docker.sock';
+
+/** An undici client for a Docker host string. */
+function connect(host: string): { client: Client; shown: string } {
+  if (host.startsWith('unix://')) {
+    const socketPath = host.slice('unix://'.length);
+    if (!socketPath.startsWith('/')) throw new InvalidArgumentError(`invalid Docker host ${JSON.stringify(host)}: want unix:///absolute/path`);
+    return { client: new Client('http://localhost', { socketPath }), shown: host };
+  }
+  if (host.startsWith('tcp://') || host.startsWith('http://') || host.startsWith('https://')) {
+    let url: URL;
+    try {
+      url = new URL(host.replace(/^tcp:/, 'http:'));
+    } catch (err) {
+      throw new InvalidArgumentError(`invalid Docker host ${JSON.stringify(host)}`, { cause: err });
+    }
+    const tls = url.protocol === 'https:' || (process.env.DOCKER_TLS_VERIFY ?? '') !== '';
+    // Shown without any userinfo a URL might carry.
+    const shown = `${url.protocol === 'https:' || tls ? 'https' : 'tcp'}://${url.host}`;
+    if (!tls) return { client: new Client(`http://${url.host}`), shown };
+    const certs = process.env.DOCKER_CERT_PATH || join(homedir(), '.docker');
+    const read = (name: string) => {
+      try {
+        return readFileSync(join(certs, name));
+      } catch {
+        return undefined;
+      }
+    };
+    const ca = read('ca.pem');
+    const cert = read('cert.pem');
+    const key = read('key.pem');
+    return { client: new Client(`https://${url.host}`, { connect: { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) } }), shown };
+  }
+  throw new InvalidArgumentError(`unsupported Docker host ${JSON.stringify(host)}: want unix:// or tcp:// (ssh:// and npipe:// are not supported)`);
+}
+
+function unreachable(shown: string, err: unknown): SlipwayError {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return new SlipwayError('SLIPWAY_NETWORK', `cannot reach the Docker daemon at ${shown}${code ? ` (${code})` : ''}`, { cause: err });
+}
+
+async function daemonMessage(body: Readable): Promise<string> {
+  try {
+    const text = (await readCapped(body, 16 * 1024, true)).toString('utf8');
+    const message = (JSON.parse(text) as { message?: unknown }).message;
+    return typeof message === 'string' ? message : text.slice(0, 200);
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Opens an image held by a Docker Engine (`busybox:1`, an image ID, `name@sha256:…`) as an ImageSource.
+ * @throws SLIPWAY_NOT_FOUND when the daemon has no such image, SLIPWAY_NETWORK when it cannot be reached.
+ */
+export async function open(image: string, options: DaemonOptions = {}): Promise<TarballSource> {
+  throwIfAborted(options.signal);
+  if (image === '' || image.length > 1024 || /[\s\0?#]/.test(image)) throw new InvalidArgumentError(`invalid image name ${JSON.stringify(image)}`);
+  const host = options.host ?? process.env.DOCKER_HOST ?? defaultDockerHost;
+  const { client, shown } = connect(host);
+  const name = label(image);
+  let scratch: string | undefined;
+  try {
+    const request = async (path: string) => {
+      try {
+        return await client.request({ method: 'GET', path, ...(options.signal ? { signal: options.signal } : {}) });
+      } catch (err) {
+        if (options.signal?.aborted) throw new AbortedError('operation aborted', { cause: options.signal.reason });
+        throw unreachable(shown, err);
+      }
+    };
+    const inspect = await request(`/images/${encodeURIComponent(image)}/json`);
+    if (inspect.statusCode === 404) {
+      await inspect.body.dump();
+      throw new NotFoundError(`image ${JSON.stringify(image)} not found in the Docker daemon at ${shown}`);
+    }
+    if (inspect.statusCode !== 200) {
+      throw new SlipwayError('SLIPWAY_NETWORK', `Docker daemon at ${shown} answered ${inspect.statusCode} to inspecting ${JSON.stringify(image)}: ${await daemonMessage(inspect.body)}`);
+    }
+    const id = (JSON.parse((await readCapped(inspect.body, 4 * 1024 * 1024)).toString('utf8')) as { Id?: unknown }).Id;
+    if (typeof id !== 'string' || !/^sha256:[a-f0-9]{64}$/.test(id)) throw new SlipwayError('SLIPWAY_NETWORK', `Docker daemon at ${shown} returned no image ID for ${JSON.stringify(image)}`);
+    const exported = await request(`/images/get?names=${encodeURIComponent(id)}`);
+    if (exported.statusCode === 404) {
+      await exported.body.dump();
+      throw new NotFoundError(`image ${JSON.stringify(image)} disappeared from the Docker daemon at ${shown} before it could be exported`);
+    }
+    if (exported.statusCode !== 200) {
+      throw new SlipwayError('SLIPWAY_NETWORK', `Docker daemon at ${shown} answered ${exported.statusCode} to exporting ${JSON.stringify(image)}: ${await daemonMessage(exported.body)}`);
+    }
+    scratch = await makeScratch(options.tempDir);
+    const file = join(scratch, 'export.tar');
+    const index = await indexTar(exported.body, { archive: name, spoolTo: file, ...(options.signal ? { signal: options.signal } : {}) });
+    await client.close();
+    const indexed = { archive: name, file, index, scratch, gzipped: false };
+    scratch = undefined; // owned by the source from here on (its TarStore removes it on close)
+    // The identity is left out on purpose: a spool is a fresh temp file every time (diff-ID keyed cache entries still apply).
+    return await fromIndexedArchive(indexed, { ...options, image: 0 }, { label: name });
+  } catch (err) {
+    await client.close().catch(() => undefined);
+    await removeScratch(scratch);
+    throw err;
+  }
+}
+
+export interface DaemonSourceOptions extends DaemonOptions {
+  image: string;
+}
+
+/**
+ * The same source as {@link open}, opened lazily: nothing is exported from the daemon until the
+ * first `root()`, `manifest()` or `blob()` call (whose signal governs the export).
+ */
+export function createDaemonSource(options: DaemonSourceOptions): ImageSource {
+  const { image, ...rest } = options;
+  let opened: Promise<TarballSource> | undefined;
+  let closed = false;
+  const get = (signal?: AbortSignal): Promise<TarballSource> => {
+    if (closed) return Promise.reject(new InvalidArgumentError(`${label(image)} is closed`));
+    if (!opened) {
+      const attempt = open(image, { ...rest, ...(signal ? { signal } : {}) });
+      opened = attempt;
+      attempt.catch(() => {
+        if (opened === attempt) opened = undefined;
+      });
+    }
+    return opened;
+  };
+  return {
+    name: label(image),
+    root: async (o) => (await get(o?.signal)).root(o),
+    manifest: async (d, o) => (await get(o?.signal)).manifest(d, o),
+    blob: async (d, o) => (await get(o?.signal)).blob(d, o),
+    close: async () => {
+      closed = true;
+      const pending = opened;
+      opened = undefined;
+      if (pending) await (await pending.catch(() => undefined))?.close();
+    },
+  };
+}
+
+function label(image: string): string {
+  return `docker-daemon:${image}`;
+}

@@ -1,0 +1,250 @@
+/**
+ * ImageSink that writes an OCI image layout directory: what `pull`/`save` into a layout uses.
+ *
+ * Nothing half-written is ever visible under its final name: each blob is streamed to a temp file in
+ * its `blobs/<alg>/` directory while its digest and size are checked, flushed to disk, then renamed
+ * into place; `index.json` is rewritten the same way. The root is added to `index.json` (with the
+ * `org.opencontainers.image.ref.name` annotation) only by `putManifest` with a tag, which the copy
+ * engine calls last, so the layout's tag never points at an incomplete image.
+ * Updates of `index.json` are serialised within this process; two processes writing the same layout
+ * at once can lose one's index entry (never a blob), as with skopeo and umoci.
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, open as openFile, readdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { AbortedError, DigestMismatchError, InvalidArgumentError, SizeMismatchError, throwIfAborted } from '../errors.js';
+import { invalidArchive } from '../internal/tar-index.js';
+import { verifyStream } from '../internal/verify.js';
+import { digestOf } from '../v1/digest.js';
+import { MediaType } from '../v1/media-types.js';
+import { maxManifestBytes, type Descriptor } from '../v1/manifest.js';
+import type { CallOptions, ImageSink, ManifestBytes, PutBlobOptions } from '../v1/source.js';
+import { blobPath, refNameAnnotation } from './source.js';
+
+export interface LayoutSinkOptions {
+  /** The name the root is stored under in `index.json` (`org.opencontainers.image.ref.name`), e.g. `latest` or `busybox:1`. */
+  tag?: string;
+}
+
+// image-spec image-layout.md: the grammar of org.opencontainers.image.ref.name.
+const refComponent = '[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*';
+const refNamePattern = new RegExp(`^${refComponent}(?:/${refComponent})*$`);
+
+const layoutMarker = '{"imageLayoutVersion":"1.0.0"}';
+
+/** In-process lock per layout directory, so concurrent writers of index.json do not drop entries. */
+const indexLocks = new Map<string, Promise<void>>();
+
+async function withIndexLock<T>(dir: string, task: () => Promise<T>): Promise<T> {
+  const previous = indexLocks.get(dir) ?? Promise.resolve();
+  let release!: () => void;
+  const current = new Promise<void>((r) => (release = r));
+  const chained = previous.then(() => current);
+  indexLocks.set(dir, chained);
+  await previous;
+  try {
+    return await task();
+  } finally {
+    release();
+    if (indexLocks.get(dir) === chained) indexLocks.delete(dir);
+  }
+}
+
+function tempName(final: string): string {
+  return join(dirname(final), `.tmp-${randomBytes(6).toString('hex')}`);
+}
+
+/** Writes bytes to `path` atomically: temp file in the same directory, fsync, rename. */
+async function writeAtomic(path: string, bytes: Uint8Array | string): Promise<void> {
+  const temp = tempName(path);
+  try {
+    const handle = await openFile(temp, 'wx', 0o644);
+    try {
+      await handle.writeFile(bytes);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, path);
+  } catch (err) {
+    await rm(temp, { force: true });
+    throw err;
+  }
+}
+
+export class LayoutSink implements ImageSink {
+  readonly name: string;
+  readonly tag?: string;
+  readonly #dir: string;
+  #initialised: Promise<void> | undefined;
+  readonly #inflight = new Map<string, Promise<void>>();
+
+  constructor(dir: string, options: LayoutSinkOptions = {}) {
+    if (options.tag !== undefined && (!refNamePattern.test(options.tag) || options.tag.length > 255)) {
+      throw new InvalidArgumentError(`invalid layout tag ${JSON.stringify(options.tag)}: want an image-spec ref name such as "latest" or "app:1.2"`);
+    }
+    this.#dir = resolve(dir);
+    if (options.tag !== undefined) this.tag = options.tag;
+    this.name = `oci-layout:${dir}${options.tag ? `:${options.tag}` : ''}`;
+  }
+
+  /** Creates the directory, `oci-layout` and an empty `index.json` on first write; refuses a non-empty non-layout directory. */
+  #init(): Promise<void> {
+    this.#initialised ??= (async () => {
+      await mkdir(this.#dir, { recursive: true });
+      const marker = join(this.#dir, 'oci-layout');
+      let hasMarker = true;
+      try {
+        await stat(marker);
+      } catch {
+        hasMarker = false;
+      }
+      if (!hasMarker) {
+        const present = (await readdir(this.#dir)).filter((name) => name !== 'blobs' && name !== 'index.json');
+        if (present.length > 0) {
+          throw new InvalidArgumentError(`cannot write an OCI layout into ${JSON.stringify(this.#dir)}: it is not empty (${present.slice(0, 3).join(', ')}) and has no "oci-layout" file`);
+        }
+        await writeAtomic(marker, layoutMarker);
+      }
+      try {
+        await stat(join(this.#dir, 'index.json'));
+      } catch {
+        await writeAtomic(join(this.#dir, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] }));
+      }
+    })();
+    this.#initialised.catch(() => (this.#initialised = undefined));
+    return this.#initialised;
+  }
+
+  async #readIndex(): Promise<Record<string, unknown> & { manifests: Descriptor[] }> {
+    const path = join(this.#dir, 'index.json');
+    let text: string;
+    try {
+      const info = await stat(path);
+      if (info.size > maxManifestBytes) throw invalidArchive(this.#dir, `"index.json" is ${info.size} bytes, more than ${maxManifestBytes}`);
+      text = await readFile(path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] };
+      throw err;
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch (err) {
+      throw invalidArchive(this.#dir, '"index.json" is not valid JSON', err);
+    }
+    if (typeof body !== 'object' || body === null || !Array.isArray((body as { manifests?: unknown }).manifests)) {
+      throw invalidArchive(this.#dir, '"index.json" has no "manifests" array');
+    }
+    return body as Record<string, unknown> & { manifests: Descriptor[] };
+  }
+
+  async current(options: CallOptions = {}): Promise<Descriptor | undefined> {
+    throwIfAborted(options.signal);
+    if (this.tag === undefined) return undefined;
+    const index = await this.#readIndex();
+    const found = index.manifests.filter((d) => d?.annotations?.[refNameAnnotation] === this.tag);
+    const last = found[found.length - 1];
+    return last ? { mediaType: last.mediaType, digest: last.digest, size: last.size } : undefined;
+  }
+
+  async hasBlob(descriptor: Descriptor, options: CallOptions = {}): Promise<boolean> {
+    throwIfAborted(options.signal);
+    try {
+      const info = await stat(join(this.#dir, blobPath(descriptor)));
+      // A file of the wrong size is not the blob; a new write replaces it by rename.
+      return info.isFile() && info.size === descriptor.size;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
+  }
+
+  async putBlob(descriptor: Descriptor, open: () => Promise<Readable>, options: PutBlobOptions = {}): Promise<void> {
+    throwIfAborted(options.signal);
+    // One writer per digest at a time; a second caller waits for the first and then finds the blob.
+    const key = descriptor.digest;
+    for (let pending = this.#inflight.get(key); pending; pending = this.#inflight.get(key)) await pending.catch(() => undefined);
+    if (await this.hasBlob(descriptor, options)) return;
+    const work = this.#writeBlob(descriptor, open, options);
+    this.#inflight.set(key, work);
+    try {
+      await work;
+    } finally {
+      this.#inflight.delete(key);
+    }
+  }
+
+  async #writeBlob(descriptor: Descriptor, open: () => Promise<Readable>, options: PutBlobOptions): Promise<void> {
+    await this.#init();
+    const final = join(this.#dir, blobPath(descriptor));
+    await mkdir(dirname(final), { recursive: true });
+    const temp = tempName(final);
+    let sent = 0;
+    const progress = new Transform({
+      transform(chunk: Buffer, _encoding, callback: TransformCallback) {
+        sent += chunk.length;
+        options.onProgress?.(sent);
+        callback(null, chunk);
+      },
+    });
+    try {
+      const source = await open();
+      const file = createWriteStream(temp, { flags: 'wx', mode: 0o644 });
+      await pipeline(source, verifyStream({ digest: descriptor.digest, size: descriptor.size, what: `blob ${descriptor.digest} for ${this.name}` }), progress, file, options.signal ? { signal: options.signal } : {});
+      const handle = await openFile(temp, 'r');
+      try {
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(temp, final);
+    } catch (err) {
+      await rm(temp, { force: true });
+      if (options.signal?.aborted) throw new AbortedError('operation aborted', { cause: options.signal.reason });
+      throw err;
+    }
+  }
+
+  async hasManifest(descriptor: Descriptor, options: CallOptions = {}): Promise<boolean> {
+    return this.hasBlob(descriptor, options);
+  }
+
+  async putManifest(manifest: ManifestBytes, options: CallOptions & { tag?: string } = {}): Promise<void> {
+    throwIfAborted(options.signal);
+    const { descriptor, bytes } = manifest;
+    if (bytes.length !== descriptor.size) throw new SizeMismatchError(descriptor.size, bytes.length, `manifest ${descriptor.digest}`);
+    const got = digestOf(bytes, descriptor.digest);
+    if (got !== descriptor.digest) throw new DigestMismatchError(descriptor.digest, got, 'manifest bytes');
+    const tag = options.tag;
+    if (tag !== undefined && !refNamePattern.test(tag)) throw new InvalidArgumentError(`invalid layout tag ${JSON.stringify(tag)}`);
+    await this.#init();
+    if (!(await this.hasBlob(descriptor))) {
+      const final = join(this.#dir, blobPath(descriptor));
+      await mkdir(dirname(final), { recursive: true });
+      await writeAtomic(final, bytes);
+    }
+    if (tag === undefined) return;
+    const lockKey = await realpath(this.#dir);
+    await withIndexLock(lockKey, async () => {
+      const index = await this.#readIndex();
+      const kept = index.manifests.filter((d) => d?.annotations?.[refNameAnnotation] !== tag);
+      kept.push({ mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size, annotations: { [refNameAnnotation]: tag } });
+      await writeAtomic(join(this.#dir, 'index.json'), JSON.stringify({ ...index, manifests: kept }));
+    });
+  }
+
+  async close(): Promise<void> {}
+}
+
+/**
+ * An ImageSink writing the OCI image layout directory `dir` (created on first write). With `tag`,
+ * `current()` reads that entry and the copy engine stores the root under it.
+ */
+export function sink(dir: string, options: LayoutSinkOptions = {}): LayoutSink {
+  return new LayoutSink(dir, options);
+}

@@ -1,0 +1,220 @@
+/**
+ * ImageSource over an OCI image layout (image-spec image-layout.md): `oci-layout`, `index.json`,
+ * `blobs/<alg>/<hex>`, as a directory or a tar (plain or gzipped). Blobs are already compressed and
+ * content-addressed, so what we serve is byte for byte what the writing tool produced.
+ * @module
+ */
+import type { Readable } from 'node:stream';
+import { InvalidArgumentError, NotFoundError, SizeMismatchError, throwIfAborted, DigestMismatchError } from '../errors.js';
+import { parseReference } from '../name/index.js';
+import { openTarArchive, statInput, verifiedStream } from '../internal/tar-archive.js';
+import { invalidArchive } from '../internal/tar-index.js';
+import { digestAlgorithm, digestHex, digestOf, isDigest } from '../v1/digest.js';
+import { maxManifestBytes, parseManifest, type Descriptor, type ImageIndex } from '../v1/manifest.js';
+import type { CallOptions, ImageSource, ManifestBytes } from '../v1/source.js';
+import { DirectoryStore, TarStore, type LayoutStore } from './store.js';
+
+/** image-spec annotation naming an index.json entry (a tag, or a full reference for some writers). */
+export const refNameAnnotation = 'org.opencontainers.image.ref.name';
+/** containerd's (and Docker 25+'s) full image name annotation on index.json entries. */
+export const imageNameAnnotation = 'io.containerd.image.name';
+
+export interface LayoutOptions extends CallOptions {
+  /**
+   * Which entry of `index.json` is the image: its `org.opencontainers.image.ref.name` (or containerd's
+   * `io.containerd.image.name`, compared as normalised references), its digest, or its position.
+   * Optional when `index.json` names one image.
+   */
+  image?: string | number;
+  /** Where the gunzipped copy of a `.tar.gz` layout goes. @defaultValue the OS temp dir */
+  tempDir?: string;
+}
+
+/** One entry of a layout's `index.json`. */
+export interface LayoutImage {
+  /** Position in `index.json`. */
+  position: number;
+  descriptor: Descriptor;
+  refName?: string;
+  imageName?: string;
+}
+
+export function blobPath(descriptor: Pick<Descriptor, 'digest'>): string {
+  if (!isDigest(descriptor.digest)) throw new InvalidArgumentError(`invalid digest ${JSON.stringify(descriptor.digest)}`);
+  return `blobs/${digestAlgorithm(descriptor.digest)}/${digestHex(descriptor.digest)}`;
+}
+
+/** Reads and checks `oci-layout` and `index.json`. */
+export async function readLayoutIndex(store: LayoutStore): Promise<{ index: ImageIndex; images: LayoutImage[] }> {
+  const marker = await store.size('oci-layout');
+  if (marker === undefined) throw invalidArchive(store.archive, 'not an OCI image layout: no "oci-layout" file');
+  let version: unknown;
+  try {
+    version = (JSON.parse((await store.read('oci-layout', 64 * 1024)).toString('utf8')) as { imageLayoutVersion?: unknown }).imageLayoutVersion;
+  } catch (err) {
+    throw invalidArchive(store.archive, '"oci-layout" is not valid JSON', err);
+  }
+  if (typeof version !== 'string' || !/^1\.\d+\.\d+$/.test(version)) {
+    throw invalidArchive(store.archive, `unsupported imageLayoutVersion ${JSON.stringify(version)} in "oci-layout" (want 1.x.y)`);
+  }
+  if ((await store.size('index.json')) === undefined) throw invalidArchive(store.archive, 'not an OCI image layout: no "index.json"');
+  const bytes = await store.read('index.json', maxManifestBytes);
+  let parsed;
+  try {
+    parsed = parseManifest(bytes);
+  } catch (err) {
+    throw invalidArchive(store.archive, `"index.json": ${err instanceof Error ? err.message : String(err)}`, err);
+  }
+  if (parsed.kind !== 'index') throw invalidArchive(store.archive, '"index.json" is an image manifest, not an index');
+  const images = parsed.manifest.manifests.map((descriptor, position) => {
+    const image: LayoutImage = { position, descriptor };
+    const refName = descriptor.annotations?.[refNameAnnotation];
+    const imageName = descriptor.annotations?.[imageNameAnnotation];
+    if (typeof refName === 'string') image.refName = refName;
+    if (typeof imageName === 'string') image.imageName = imageName;
+    return image;
+  });
+  return { index: parsed.manifest, images };
+}
+
+function normalised(text: string): string | undefined {
+  try {
+    return parseReference(text).toString();
+  } catch {
+    return undefined;
+  }
+}
+
+/** `"busybox:1" sha256:0123456789ab` or `#2 sha256:0123456789ab` for listings in errors. */
+export function describeImage(image: LayoutImage): string {
+  const label = image.imageName ?? image.refName;
+  const short = `${image.descriptor.digest.slice(0, 19)}`;
+  return label ? `${JSON.stringify(label)} (${short})` : `#${image.position} (${short})`;
+}
+
+function distinct(images: LayoutImage[]): LayoutImage[] {
+  const seen = new Set<string>();
+  return images.filter((image) => !seen.has(image.descriptor.digest) && seen.add(image.descriptor.digest));
+}
+
+/** The entries `selector` names (by ref name, image name, digest or position). */
+export function matchImages(images: LayoutImage[], selector: string | number): LayoutImage[] {
+  if (typeof selector === 'number') return images.filter((image) => image.position === selector);
+  if (isDigest(selector)) return images.filter((image) => image.descriptor.digest === selector);
+  const wanted = normalised(selector);
+  return images.filter((image) => {
+    if (image.refName === selector || image.imageName === selector) return true;
+    if (wanted === undefined) return false;
+    if (image.imageName !== undefined && normalised(image.imageName) === wanted) return true;
+    // A bare tag ("latest") as ref name is not a reference; only compare ref names that name a repository.
+    return image.refName !== undefined && /[/:]/.test(image.refName) && normalised(image.refName) === wanted;
+  });
+}
+
+/**
+ * Picks the root: the one image `selector` names, or the only image when there is no selector. Entries
+ * with the same digest count once (Docker lists an image once per tag).
+ */
+export function selectImage(images: LayoutImage[], selector: string | number | undefined, archive: string): LayoutImage {
+  const unique = distinct(images);
+  if (unique.length === 0) throw invalidArchive(archive, '"index.json" lists no images');
+  const listing = () => unique.map(describeImage).join(', ');
+  if (selector === undefined) {
+    if (unique.length === 1) return unique[0] as LayoutImage;
+    throw new InvalidArgumentError(`archive ${JSON.stringify(archive)} holds ${unique.length} images; choose one with the image option (a name, a digest or a position): ${listing()}`);
+  }
+  if (typeof selector === 'number' && (!Number.isSafeInteger(selector) || selector < 0 || selector >= images.length)) {
+    throw new InvalidArgumentError(`image #${selector} is out of range: archive ${JSON.stringify(archive)} holds ${images.length} entries: ${listing()}`);
+  }
+  const found = distinct(matchImages(images, selector));
+  if (found.length === 0) throw new NotFoundError(`no image ${JSON.stringify(selector)} in ${JSON.stringify(archive)}; it holds: ${listing()}`);
+  if (found.length > 1) throw new InvalidArgumentError(`${JSON.stringify(selector)} names ${found.length} different images in ${JSON.stringify(archive)}: ${found.map(describeImage).join(', ')}`);
+  return found[0] as LayoutImage;
+}
+
+/** Serves an image from a layout store, starting at a chosen root descriptor. */
+export class LayoutSource implements ImageSource {
+  readonly name: string;
+  #closed = false;
+
+  constructor(
+    readonly store: LayoutStore,
+    readonly rootDescriptor: Descriptor,
+    name: string,
+  ) {
+    this.name = name;
+  }
+
+  async root(options: CallOptions = {}): Promise<ManifestBytes> {
+    const { mediaType, digest, size } = this.rootDescriptor;
+    return this.manifest({ mediaType, digest, size }, options);
+  }
+
+  async manifest(descriptor: Descriptor, options: CallOptions = {}): Promise<ManifestBytes> {
+    throwIfAborted(options.signal);
+    const path = blobPath(descriptor);
+    const size = await this.store.size(path);
+    if (size === undefined) throw new NotFoundError(`manifest ${descriptor.digest} is not in ${this.name}`);
+    if (size !== descriptor.size) throw new SizeMismatchError(descriptor.size, size, `manifest ${descriptor.digest} in ${this.name}`);
+    const bytes = await this.store.read(path, maxManifestBytes);
+    const got = digestOf(bytes, descriptor.digest);
+    if (got !== descriptor.digest) throw new DigestMismatchError(descriptor.digest, got, `manifest in ${this.name}`);
+    // Parse to learn (and check) the media type: the descriptor's and the body's must agree.
+    const parsed = parseManifest(bytes, descriptor.mediaType);
+    throwIfAborted(options.signal);
+    return { descriptor: { mediaType: parsed.manifest.mediaType, digest: descriptor.digest, size: bytes.length }, bytes };
+  }
+
+  async blob(descriptor: Descriptor, options: CallOptions = {}): Promise<Readable> {
+    throwIfAborted(options.signal);
+    const path = blobPath(descriptor);
+    const size = await this.store.size(path);
+    if (size === undefined) throw new NotFoundError(`blob ${descriptor.digest} is not in ${this.name}`);
+    if (size !== descriptor.size) throw new SizeMismatchError(descriptor.size, size, `blob ${descriptor.digest} in ${this.name}`);
+    const stream = await this.store.open(path);
+    return verifiedStream(stream, descriptor, `blob ${descriptor.digest} in ${this.name}`, options.signal);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.store.close();
+  }
+}
+
+/** Opens a layout directory, or a layout tar (plain or gzipped), as a store. */
+export async function openStore(path: string, options: { signal?: AbortSignal; tempDir?: string } = {}): Promise<LayoutStore> {
+  const info = await statInput(path, 'OCI layout');
+  if (info.isDirectory()) return DirectoryStore.open(path);
+  return new TarStore(await openTarArchive(path, options));
+}
+
+/**
+ * Opens an OCI image layout directory or tar as an ImageSource. When `index.json` has one entry that
+ * is itself an index (a multi-platform image), that index is the root.
+ * @throws SLIPWAY_INVALID_ARCHIVE for a malformed layout, SLIPWAY_INVALID_ARG when several images and no `image`,
+ *   SLIPWAY_NOT_FOUND when `image` names nothing.
+ */
+export async function open(path: string, options: LayoutOptions = {}): Promise<LayoutSource> {
+  throwIfAborted(options.signal);
+  const store = await openStore(path, options);
+  try {
+    const { images } = await readLayoutIndex(store);
+    const chosen = selectImage(images, options.image, path);
+    const label = chosen.refName ?? chosen.imageName;
+    return new LayoutSource(store, chosen.descriptor, `oci-layout:${path}${label ? `:${label}` : `@${chosen.descriptor.digest}`}`);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+}
+
+/** Lists the entries of a layout's `index.json` (for a CLI listing or to choose `image`). */
+export async function list(path: string, options: Omit<LayoutOptions, 'image'> = {}): Promise<LayoutImage[]> {
+  const store = await openStore(path, options);
+  try {
+    return (await readLayoutIndex(store)).images;
+  } finally {
+    await store.close();
+  }
+}

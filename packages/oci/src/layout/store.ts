@@ -1,0 +1,127 @@
+/**
+ * Where an OCI image layout's files live: a directory, or a tar indexed once (a layout tar, the OCI
+ * half of a Docker 25+ `docker save`). The layout reader only asks for files by layout-relative path.
+ * @module
+ */
+import { createReadStream } from 'node:fs';
+import { lstat, open as openFile, realpath, stat } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
+import type { Readable } from 'node:stream';
+import { invalidArchive, openEntry, readEntry, resolveEntry } from '../internal/tar-index.js';
+import type { IndexedArchive } from '../internal/tar-archive.js';
+import { removeScratch } from '../internal/tar-scratch.js';
+
+export interface LayoutStore {
+  /** The user's path, for messages. */
+  readonly archive: string;
+  readonly kind: 'directory' | 'tar';
+  /** Size of the regular file at a layout-relative path, or undefined when there is none. */
+  size(path: string): Promise<number | undefined>;
+  /** Reads a small file; refuses files larger than `limit`. Throws when missing (check `size` first). */
+  read(path: string, limit: number): Promise<Buffer>;
+  /** A fresh stream of a file's bytes. */
+  open(path: string): Promise<Readable>;
+  close(): Promise<void>;
+}
+
+/** A layout directory on disk. Symlinked files are followed only while they stay inside the layout. */
+export class DirectoryStore implements LayoutStore {
+  readonly kind = 'directory';
+  private constructor(readonly archive: string, private readonly root: string) {}
+
+  static async open(dir: string): Promise<DirectoryStore> {
+    return new DirectoryStore(dir, await realpath(dir));
+  }
+
+  private async resolve(path: string): Promise<{ full: string; size: number } | undefined> {
+    const full = join(this.root, ...path.split('/'));
+    let info;
+    try {
+      info = await lstat(full);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    if (info.isSymbolicLink()) {
+      let target: string;
+      try {
+        target = await realpath(full);
+      } catch {
+        throw invalidArchive(this.archive, `${JSON.stringify(path)} is a dangling symlink`);
+      }
+      const rel = relative(this.root, target);
+      if (rel === '' || rel.startsWith(`..${sep}`) || rel === '..' || rel.startsWith(sep)) {
+        throw invalidArchive(this.archive, `${JSON.stringify(path)} is a symlink that leaves the layout`);
+      }
+      info = await stat(target);
+    }
+    if (!info.isFile()) throw invalidArchive(this.archive, `${JSON.stringify(path)} is not a regular file`);
+    return { full, size: info.size };
+  }
+
+  async size(path: string): Promise<number | undefined> {
+    return (await this.resolve(path))?.size;
+  }
+
+  async read(path: string, limit: number): Promise<Buffer> {
+    const found = await this.resolve(path);
+    if (!found) throw invalidArchive(this.archive, `${JSON.stringify(path)} is missing`);
+    if (found.size > limit) throw invalidArchive(this.archive, `${JSON.stringify(path)} is ${found.size} bytes, more than the ${limit}-byte limit`);
+    const handle = await openFile(found.full, 'r');
+    try {
+      // Read through the open handle with the cap, in case the file grew after the stat.
+      const buffer = Buffer.alloc(limit + 1);
+      let done = 0;
+      for (;;) {
+        const { bytesRead } = await handle.read(buffer, done, buffer.length - done, done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+        if (done > limit) throw invalidArchive(this.archive, `${JSON.stringify(path)} is more than ${limit} bytes`);
+      }
+      return buffer.subarray(0, done);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async open(path: string): Promise<Readable> {
+    const found = await this.resolve(path);
+    if (!found) throw invalidArchive(this.archive, `${JSON.stringify(path)} is missing`);
+    return createReadStream(found.full, { highWaterMark: 1024 * 1024 });
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** A layout inside a tar: files are byte ranges of the (possibly gunzipped) archive. */
+export class TarStore implements LayoutStore {
+  readonly kind = 'tar';
+  readonly archive: string;
+  #closed = false;
+
+  constructor(readonly indexed: IndexedArchive) {
+    this.archive = indexed.archive;
+  }
+
+  async size(path: string): Promise<number | undefined> {
+    return resolveEntry(this.indexed.index, path, this.archive)?.size;
+  }
+
+  async read(path: string, limit: number): Promise<Buffer> {
+    const entry = resolveEntry(this.indexed.index, path, this.archive);
+    if (!entry) throw invalidArchive(this.archive, `${JSON.stringify(path)} is missing`);
+    return readEntry(this.indexed.file, entry, limit, this.archive);
+  }
+
+  async open(path: string): Promise<Readable> {
+    const entry = resolveEntry(this.indexed.index, path, this.archive);
+    if (!entry) throw invalidArchive(this.archive, `${JSON.stringify(path)} is missing`);
+    return openEntry(this.indexed.file, entry);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await removeScratch(this.indexed.scratch);
+  }
+}

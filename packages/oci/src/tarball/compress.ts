@@ -1,0 +1,299 @@
+/**
+ * Layers of a `docker save` archive as registry blobs.
+ *
+ * `docker save` (before Docker 25) and skopeo's `docker-archive:` store layers as uncompressed tars,
+ * but registries expect compressed layers, and the manifest must name each blob's digest before it
+ * is pushed. So an uncompressed layer is gzip-compressed **once**, to a file, hashing as it goes
+ * (ggcr compresses twice: once to learn the digest, again to upload). A layer that is already gzip or
+ * zstd (crane's tarballs, `LayerSources` writers) is passed through as stored.
+ *
+ * Compression level: pinned at {@link defaultGzipLevel} (zlib's default, what `gzip`, Docker and
+ * containerd use), not BEST_SPEED: Jib found BEST_SPEED's bigger blobs made pushes slower overall
+ * (GoogleContainerTools/jib#1913). A digest made this way depends on the level and on the zlib that
+ * compressed it (Node bundles Chromium's zlib), so it is specific to slipway + that zlib, as any
+ * digest pushed from a docker-save tar is specific to the tool that pushed it.
+ *
+ * Cache (under `$XDG_CACHE_HOME/slipway` or `~/.cache/slipway`, or `cacheDir`):
+ * - `layers/<key>.json` + `<key>.gz`: a compressed layer and its digest and size, keyed by the layer's
+ *   diff ID (the sha256 of the uncompressed tar, from the image config, checked while compressing),
+ *   the gzip level, the zlib version and the platform. A diff ID is a content address, so the entry
+ *   is valid for any archive holding that layer (moved or re-saved archives, daemon exports), which
+ *   subsumes a key of (archive path, size, mtime, layer path). An unchanged archive is never
+ *   recompressed: the manifest comes from the cache, and blobs stream from the cached `.gz` (verified
+ *   against the recorded digest; a corrupt entry is deleted and reported). When the `.gz` is gone
+ *   but the `.json` remains, the digest is still known (cheap plans) and the layer is recompressed
+ *   on the fly when read, verified against that digest.
+ * - `digests/<key>.json`: the digest of an already-compressed layer, keyed by (archive realpath, size,
+ *   mtime, inode, entry path, offset, size), so a re-run does not re-hash it.
+ * Entries are written atomically (temp + rename) and never trusted unverified. `pruneCache` removes
+ * entries unused for a given time; nothing is pruned automatically.
+ * @module
+ */
+import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { pipeline as pipelineCallback, Transform, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import { DigestMismatchError, SlipwayError } from '../errors.js';
+import { invalidArchive, openEntry, peekEntry, type TarEntry } from '../internal/tar-index.js';
+import { sniffCompression } from '../internal/tar-scratch.js';
+import { digestAlgorithm, type Digest } from '../v1/digest.js';
+import { MediaType } from '../v1/media-types.js';
+import type { Descriptor } from '../v1/manifest.js';
+
+/** zlib's default level (6): see the module comment for why it is pinned and why not BEST_SPEED. */
+export const defaultGzipLevel = 6;
+
+const cacheFormat = 'slipway-layer-cache-v1';
+
+/** `$XDG_CACHE_HOME/slipway`, else `~/.cache/slipway`. */
+export function defaultCacheDir(): string {
+  const base = process.env.XDG_CACHE_HOME && process.env.XDG_CACHE_HOME.startsWith('/') ? process.env.XDG_CACHE_HOME : join(homedir(), '.cache');
+  return join(base, 'slipway');
+}
+
+/** Where a blob's bytes come from when it is read. */
+export type BlobLocation =
+  /** Bytes as stored in the archive (config, already-compressed layers). */
+  | { kind: 'range'; entry: TarEntry }
+  /** A file we compressed (in the cache, or in the reader's scratch directory). */
+  | { kind: 'file'; path: string; entry: TarEntry; cacheKey?: string }
+  /** The digest is known from the cache but the compressed bytes are gone: compress again when read. */
+  | { kind: 'recompress'; entry: TarEntry }
+  /** A foreign layer: the archive does not hold its compressed bytes. */
+  | { kind: 'foreign' };
+
+export interface PreparedBlob {
+  descriptor: Descriptor;
+  location: BlobLocation;
+  /** True for zstd layers, which only an OCI manifest can describe. */
+  zstd?: boolean;
+}
+
+export interface CompressionStats {
+  /** Layers gzip-compressed by this reader. */
+  compressed: number;
+  /** Layers whose digest came from the cache (not compressed again). */
+  cached: number;
+  /** Layers already compressed in the archive, served as stored. */
+  passedThrough: number;
+}
+
+export interface LayerContext {
+  archive: string;
+  /** The uncompressed tar file the entry offsets refer to. */
+  file: string;
+  /** Stable identity of the archive file (for the pass-through digest cache); undefined for temp spools. */
+  identity?: string;
+  /** Cache root, or undefined when caching is off. */
+  cacheDir?: string;
+  /** A private scratch directory, created on first use. */
+  scratch: () => Promise<string>;
+  level: number;
+  stats: CompressionStats;
+}
+
+function keyOf(...parts: (string | number)[]): string {
+  return createHash('sha256').update([cacheFormat, ...parts].join('\0')).digest('hex');
+}
+
+interface LayerMeta {
+  diffID: string;
+  digest: Digest;
+  size: number;
+}
+
+async function readMeta<T>(path: string): Promise<T | undefined> {
+  try {
+    const value = JSON.parse(await readFile(path, 'utf8')) as T;
+    const now = new Date();
+    // Touch for pruneCache's "unused for" rule; a read-only cache still works.
+    await utimes(path, now, now).catch(() => undefined);
+    return value;
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeAtomic(path: string, text: string): Promise<void> {
+  const temp = `${path}.tmp-${randomBytes(6).toString('hex')}`;
+  try {
+    await writeFile(temp, text, { mode: 0o644, flag: 'wx' });
+    await rename(temp, path);
+  } catch {
+    // The cache is an optimisation: a cache we cannot write must not fail the operation.
+    await rm(temp, { force: true }).catch(() => undefined);
+  }
+}
+
+/** Creates a cache subdirectory; undefined when it cannot be created (the cache is then skipped). */
+async function cacheSubdir(ctx: LayerContext, name: string): Promise<string | undefined> {
+  if (!ctx.cacheDir) return undefined;
+  const dir = join(ctx.cacheDir, name);
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    return dir;
+  } catch {
+    return undefined;
+  }
+}
+
+function tap(hash: Hash, count?: (n: number) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback: TransformCallback) {
+      hash.update(chunk);
+      count?.(chunk.length);
+      callback(null, chunk);
+    },
+  });
+}
+
+function gzipAt(level: number) {
+  return createGzip({ level });
+}
+
+const foreignTypes = new Set<string>([
+  MediaType.DockerForeignLayerGzip,
+  'application/vnd.oci.image.layer.nondistributable.v1.tar',
+  'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip',
+  'application/vnd.oci.image.layer.nondistributable.v1.tar+zstd',
+]);
+
+/**
+ * Turns one layer of a docker-save archive into a blob descriptor and a place to read it from,
+ * compressing it (once, cached) when it is an uncompressed tar.
+ */
+export async function prepareLayer(ctx: LayerContext, entry: TarEntry, diffID: Digest, foreign: Descriptor | undefined, signal?: AbortSignal): Promise<PreparedBlob> {
+  // docker25workaround in ggcr: Docker 25 put ordinary layers in LayerSources too; only foreign ones are special.
+  if (foreign && (foreignTypes.has(foreign.mediaType) || (foreign.urls?.length ?? 0) > 0)) {
+    const descriptor: Descriptor = { mediaType: foreign.mediaType, digest: foreign.digest, size: foreign.size };
+    if (foreign.urls) descriptor.urls = foreign.urls;
+    return { descriptor, location: { kind: 'foreign' } };
+  }
+  const kind = sniffCompression(await peekEntry(ctx.file, entry, 6));
+  if (kind === 'bzip2' || kind === 'xz') throw invalidArchive(ctx.archive, `layer ${JSON.stringify(entry.name)} is ${kind}-compressed, which registries do not accept`);
+  if (kind === 'gzip' || kind === 'zstd') {
+    const digest = await passThroughDigest(ctx, entry, signal);
+    ctx.stats.passedThrough++;
+    const mediaType = kind === 'gzip' ? MediaType.DockerLayerGzip : MediaType.OciLayerZstd;
+    return { descriptor: { mediaType, digest, size: entry.size }, location: { kind: 'range', entry }, ...(kind === 'zstd' ? { zstd: true } : {}) };
+  }
+  return compressOnce(ctx, entry, diffID, signal);
+}
+
+async function passThroughDigest(ctx: LayerContext, entry: TarEntry, signal?: AbortSignal): Promise<Digest> {
+  const dir = ctx.identity ? await cacheSubdir(ctx, 'digests') : undefined;
+  const metaPath = dir ? join(dir, `${keyOf('pass', ctx.identity ?? '', entry.name, entry.offset, entry.size)}.json`) : undefined;
+  if (metaPath) {
+    const meta = await readMeta<{ digest?: unknown }>(metaPath);
+    if (typeof meta?.digest === 'string' && /^sha256:[a-f0-9]{64}$/.test(meta.digest)) return meta.digest as Digest;
+  }
+  const hash = createHash('sha256');
+  await pipeline(openEntry(ctx.file, entry), tap(hash), signal ? { signal } : {});
+  const digest: Digest = `sha256:${hash.digest('hex')}`;
+  if (metaPath) await writeAtomic(metaPath, JSON.stringify({ digest }));
+  return digest;
+}
+
+async function compressOnce(ctx: LayerContext, entry: TarEntry, diffID: Digest, signal?: AbortSignal): Promise<PreparedBlob> {
+  const dir = await cacheSubdir(ctx, 'layers');
+  const key = keyOf('gzip', diffID, ctx.level, process.versions.zlib ?? 'unknown', process.platform);
+  if (dir) {
+    const meta = await readMeta<Partial<LayerMeta>>(join(dir, `${key}.json`));
+    if (meta && meta.diffID === diffID && typeof meta.digest === 'string' && /^sha256:[a-f0-9]{64}$/.test(meta.digest) && typeof meta.size === 'number') {
+      const descriptor: Descriptor = { mediaType: MediaType.DockerLayerGzip, digest: meta.digest, size: meta.size };
+      ctx.stats.cached++;
+      const gz = join(dir, `${key}.gz`);
+      const info = await stat(gz).catch(() => undefined);
+      if (info?.isFile() && info.size === meta.size) return { descriptor, location: { kind: 'file', path: gz, entry, cacheKey: join(dir, key) } };
+      return { descriptor, location: { kind: 'recompress', entry } };
+    }
+  }
+  const outDir = dir ?? (await ctx.scratch());
+  const final = join(outDir, dir ? `${key}.gz` : `${key.slice(0, 32)}.gz`);
+  const temp = `${final}.tmp-${randomBytes(6).toString('hex')}`;
+  const raw = createHash(digestAlgorithm(diffID));
+  const compressed = createHash('sha256');
+  let size = 0;
+  try {
+    await pipeline(
+      openEntry(ctx.file, entry),
+      tap(raw),
+      gzipAt(ctx.level),
+      tap(compressed, (n) => (size += n)),
+      createWriteStream(temp, { flags: 'wx', mode: 0o644 }),
+      signal ? { signal } : {},
+    );
+    const gotDiffID = `${digestAlgorithm(diffID)}:${raw.digest('hex')}`;
+    if (gotDiffID !== diffID) throw new DigestMismatchError(diffID, gotDiffID, `layer ${JSON.stringify(entry.name)} of ${ctx.archive} against its diff_id in the image config`);
+    await rename(temp, final);
+  } catch (err) {
+    await rm(temp, { force: true });
+    throw err;
+  }
+  const digest: Digest = `sha256:${compressed.digest('hex')}`;
+  if (dir) await writeAtomic(join(dir, `${key}.json`), JSON.stringify({ diffID, digest, size } satisfies LayerMeta));
+  ctx.stats.compressed++;
+  return { descriptor: { mediaType: MediaType.DockerLayerGzip, digest, size }, location: { kind: 'file', path: final, entry, ...(dir ? { cacheKey: join(dir, key) } : {}) } };
+}
+
+/** A fresh stream of a prepared blob's bytes (unverified: the caller verifies). */
+export function openLocation(ctx: Pick<LayerContext, 'file' | 'level'>, location: BlobLocation): Readable {
+  switch (location.kind) {
+    case 'range':
+      return openEntry(ctx.file, location.entry);
+    case 'file':
+      return createReadStream(location.path, { highWaterMark: 1024 * 1024 });
+    case 'recompress': {
+      const gzip = gzipAt(ctx.level);
+      pipelineCallback(openEntry(ctx.file, location.entry), gzip, () => undefined);
+      return gzip;
+    }
+    case 'foreign':
+      throw new SlipwayError('SLIPWAY_NOT_FOUND', 'foreign layer: the archive does not hold its compressed bytes');
+  }
+}
+
+/** Deletes a cache entry that failed verification, so the next run compresses again. */
+export async function dropCacheEntry(cacheKey: string): Promise<void> {
+  await rm(`${cacheKey}.json`, { force: true }).catch(() => undefined);
+  await rm(`${cacheKey}.gz`, { force: true }).catch(() => undefined);
+}
+
+export interface PruneCacheOptions {
+  /** @defaultValue {@link defaultCacheDir} */
+  cacheDir?: string;
+  /** Remove entries not used for this long. @defaultValue 30 days */
+  unusedForMs?: number;
+}
+
+/** Removes cache entries not used for `unusedForMs`. Returns how many entries went. */
+export async function pruneCache(options: PruneCacheOptions = {}): Promise<number> {
+  const root = options.cacheDir ?? defaultCacheDir();
+  const cutoff = Date.now() - (options.unusedForMs ?? 30 * 24 * 3600 * 1000);
+  let removed = 0;
+  for (const sub of ['layers', 'digests']) {
+    const dir = join(root, sub);
+    const names = await readdir(dir).catch(() => [] as string[]);
+    for (const name of names) {
+      const path = join(dir, name);
+      const info = await stat(path).catch(() => undefined);
+      if (!info) continue;
+      const stale = info.mtimeMs < cutoff;
+      if (name.endsWith('.json') && stale) {
+        await rm(path, { force: true });
+        await rm(path.replace(/\.json$/, '.gz'), { force: true });
+        removed++;
+      } else if (name.includes('.tmp-') && stale) {
+        await rm(path, { force: true });
+      } else if (name.endsWith('.gz') && stale && !(await stat(path.replace(/\.gz$/, '.json')).catch(() => undefined))) {
+        // A compressed layer whose record is gone (pruned, or a run killed between the two writes).
+        await rm(path, { force: true });
+      }
+    }
+  }
+  return removed;
+}

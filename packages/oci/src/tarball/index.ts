@@ -1,0 +1,16 @@
+/**
+ * `docker save` archives (and OCI layout tars) as image sources, plain or gzipped.
+ * @example
+ * ```ts
+ * const source = await tarball.open('images.tar', { image: 'busybox:1' });
+ * const root = await source.root(); // a Docker v2 manifest, layers gzip-compressed once and cached
+ * await source.close();
+ * ```
+ * @module
+ */
+export { open, openAny, list, TarballSource } from './source.js';
+export type { TarballOptions, ArchiveFormat, ArchiveImage } from './source.js';
+export { archiveDigest } from './fingerprint.js';
+export type { ArchiveDigestOptions } from './fingerprint.js';
+export { defaultGzipLevel, defaultCacheDir, pruneCache } from './compress.js';
+export type { CompressionStats, PruneCacheOptions } from './compress.js';

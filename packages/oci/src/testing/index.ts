@@ -1,0 +1,7 @@
+/**
+ * Test helpers shared by every ImageSource implementation: the conformance suite (uses `node:test`;
+ * importing it has no side effects until the suite function is called).
+ * @module
+ */
+export { imageSourceConformance } from './conformance.js';
+export type { ConformanceExpectation, ConformanceSubject } from './conformance.js';
