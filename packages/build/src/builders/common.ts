@@ -1,0 +1,67 @@
+/**
+ * Pieces every builder uses: probing a tool with a timeout, running a build step with the log
+ * wired to the caller, the step counter and the failure error.
+ * @module
+ */
+import { failure, StepCounter } from './errors.js';
+import { run, type RunResult } from './process.js';
+import type { BuilderKind, BuilderRunOptions } from './types.js';
+
+/** Runs a short probe command (version, ping). Never throws; returns undefined output on failure with the reason. */
+export async function probe(
+  command: string,
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; signal?: AbortSignal; timeout?: number },
+): Promise<{ ok: boolean; output: string; reason?: string }> {
+  try {
+    const result = await run({
+      command,
+      args,
+      env: options.env ?? process.env,
+      signal: options.signal,
+      timeout: options.timeout ?? 15_000,
+      captureStdout: true,
+      tailLines: 20,
+    });
+    if (result.timedOut) return { ok: false, output: result.stdout, reason: `"${[command, ...args].join(' ')}" did not answer within ${(options.timeout ?? 15_000) / 1000} s` };
+    if (result.exitCode !== 0) {
+      const last = result.tail.filter((line) => line.trim() !== '').slice(-3).join(' / ');
+      return { ok: false, output: result.stdout, reason: `"${[command, ...args].join(' ')}" exited ${result.exitCode ?? result.exitSignal}${last ? `: ${last}` : ''}` };
+    }
+    return { ok: true, output: result.stdout };
+  } catch (err) {
+    return { ok: false, output: '', reason: (err as Error).message };
+  }
+}
+
+/**
+ * Runs one builder command as part of a build: lines go to `onLog` and the step counter; a
+ * non-zero exit becomes a BuildError carrying the redacted tail.
+ */
+export async function runStep(
+  kind: BuilderKind,
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  options: BuilderRunOptions,
+  steps: StepCounter,
+  what = 'build',
+  cwd?: string,
+): Promise<RunResult> {
+  const result = await run({
+    command,
+    args,
+    env,
+    cwd,
+    signal: options.signal,
+    redactor: options.redactor,
+    onLog: (line) => {
+      steps.observe(line.line);
+      options.onLog?.(line);
+    },
+  });
+  if (result.exitCode !== 0) throw failure(kind, result.exitCode, result.tail, what);
+  return result;
+}
+
+export { StepCounter };
