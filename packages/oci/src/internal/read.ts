@@ -15,6 +15,8 @@ export class BodyTooLargeError extends Error {
 export async function readCapped(body: Readable, limit: number, truncate = false): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let total = 0;
+  // Destroying an unfinished undici body emits an abort error; we are the only reader, so ignore it.
+  body.on('error', () => {});
   try {
     for await (const chunk of body) {
       const buffer = chunk as Buffer;

@@ -241,6 +241,9 @@ export class Transport {
       if (req.stream && req.method !== 'HEAD') {
         const body = response.body;
         body.once('close', response.release);
+        // Destroying an unread undici body emits RequestAbortedError; callers that discard a body
+        // must not crash the process for it. Their own listeners still see every error.
+        body.on('error', ignore);
         return makeResponse(response, Buffer.alloc(0), body);
       }
       let bytes: Buffer;
@@ -275,28 +278,32 @@ export class Transport {
 
   async #ping(registry: string, signal: AbortSignal | undefined): Promise<RegistryState> {
     const host = registryHost(registry);
-    const loopback = isLoopback(host);
     const insecure = matchesInsecure(host, this.#insecure) || matchesInsecure(registry, this.#insecure);
-    // Loopback registries speak plain HTTP (Docker's default insecure range); an insecure registry is
-    // tried over HTTPS without verification first, then plain HTTP, as dockerd does.
-    const candidates: [string, Dispatcher][] = loopback
-      ? [[`http://${host}`, this.#secure]]
-      : insecure
+    // An insecure registry is tried over HTTPS without verification, then plain HTTP, as dockerd does.
+    // Loopback registries may speak plain HTTP (Docker's default insecure range is 127.0.0.0/8), but
+    // when they speak TLS the certificate is still verified (pass caCertificates for a private CA).
+    const candidates: [string, Dispatcher][] = insecure
+      ? [
+          [`https://${host}`, this.#unverified],
+          [`http://${host}`, this.#unverified],
+        ]
+      : isLoopback(host)
         ? [
-            [`https://${host}`, this.#unverified],
-            [`http://${host}`, this.#unverified],
+            [`https://${host}`, this.#secure],
+            [`http://${host}`, this.#secure],
           ]
         : [[`https://${host}`, this.#secure]];
     let lastError: unknown;
-    for (const [base, dispatcher] of candidates) {
-      const url = new URL('/v2/', base);
-      for (let attempt = 1; attempt <= this.#retry.attempts; attempt++) {
+    for (let attempt = 1; attempt <= this.#retry.attempts; attempt++) {
+      let unreachable = false;
+      for (const [base, dispatcher] of candidates) {
+        const url = new URL('/v2/', base);
         try {
           const res = await request(url, { method: 'GET', headers: { 'user-agent': this.#userAgent }, dispatcher, signal });
           await res.body.dump({ limit: maxErrorBodyBytes });
           if (isTemporaryStatus(res.statusCode) && attempt < this.#retry.attempts) {
-            await pause(backoffDelay(attempt, this.#retry), signal);
-            continue;
+            unreachable = true;
+            break;
           }
           const challenge = res.statusCode === 401 ? pickChallenge(parseChallenges(res.headers['www-authenticate'])) : undefined;
           debug('ping %s -> %d %s', url.href, res.statusCode, challenge ? `(${challenge.scheme})` : '');
@@ -304,10 +311,24 @@ export class Transport {
         } catch (err) {
           if (signal?.aborted) throw new AbortedError(`pinging ${registry}: aborted`, { cause: signal.reason });
           lastError = err;
-          if (!isTemporaryNetworkError(err) || attempt === this.#retry.attempts || candidates.length > 1) break;
-          await pause(backoffDelay(attempt, this.#retry), signal);
+          if (isCertificateError(err)) {
+            throw new NetworkError('GET', url.href, `TLS certificate of ${host} not trusted (${describeNetworkError(err)}); pass its CA in caCertificates, or list ${host} in insecure`, {
+              cause: err,
+              errno: errnoOf(err),
+              temporary: false,
+            });
+          }
+          // Nobody listening means the registry is down, not speaking another protocol: wait and retry.
+          // Anything else (a TLS handshake answered in plain HTTP) moves on to the next scheme.
+          const errno = errnoOf(err);
+          if (errno === 'ECONNREFUSED' || errno === 'UND_ERR_CONNECT_TIMEOUT' || (base === candidates.at(-1)![0] && isTemporaryNetworkError(err))) {
+            unreachable = true;
+            break;
+          }
         }
       }
+      if (!unreachable || attempt === this.#retry.attempts) break;
+      await pause(backoffDelay(attempt, this.#retry), signal);
     }
     throw new NetworkError('GET', `${candidates.at(-1)![0]}/v2/`, `registry ${registry} unreachable: ${describeNetworkError(lastError)}`, {
       cause: lastError,
@@ -536,8 +557,21 @@ export class Transport {
   }
 }
 
+/** Node's certificate verification failures (`DEPTH_ZERO_SELF_SIGNED_CERT`, `ERR_TLS_CERT_ALTNAME_INVALID`, …). */
+function isCertificateError(err: unknown): boolean {
+  for (let e = err, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ALTNAME/.test(code)) return true;
+  }
+  return false;
+}
+
 function tokenKey(state: RegistryState, challenge: Challenge, scopes: readonly string[]): string {
   return `${state.registry}\n${challenge.params.realm ?? ''}\n${challenge.params.service ?? ''}\n${scopes.join(' ')}`;
+}
+
+function ignore(): void {
+  // Intentionally empty: see the streamed-body comment in request().
 }
 
 function makeResponse(attempt: Attempt, bytes: Buffer, body?: Readable): RegistryResponse {

@@ -1,0 +1,195 @@
+// The keychain against temp config dirs and real credential-helper programs (small shell scripts
+// speaking the docker-credential-helpers protocol).
+import assert from 'node:assert/strict';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { AbortedError, SlipwayError } from '../errors.js';
+import { createKeychain, staticKeychain } from './keychain.js';
+import { normalizeRegistryKey } from './docker-config.js';
+
+const dirs: string[] = [];
+after(async () => {
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+
+async function home(files: Record<string, unknown> = {}, helpers: Record<string, string> = {}): Promise<{ dir: string; env: NodeJS.ProcessEnv }> {
+  const dir = await mkdtemp(join(tmpdir(), 'slipway-keychain-'));
+  dirs.push(dir);
+  for (const [path, content] of Object.entries(files)) {
+    await mkdir(join(dir, path, '..'), { recursive: true });
+    await writeFile(join(dir, path), typeof content === 'string' ? content : JSON.stringify(content));
+  }
+  const bin = join(dir, 'bin');
+  await mkdir(bin, { recursive: true });
+  for (const [name, script] of Object.entries(helpers)) {
+    const path = join(bin, `docker-credential-${name}`);
+    await writeFile(path, `#!/bin/sh\n${script}\n`);
+    await chmod(path, 0o755);
+  }
+  // Only our temp dir and the system dirs: no helper from the machine can answer.
+  return { dir, env: { HOME: dir, PATH: `${bin}:/usr/bin:/bin` } };
+}
+
+const b64 = (text: string) => Buffer.from(text).toString('base64');
+
+/** A helper that answers for one server URL and logs what it was asked. */
+const helper = (server: string, user: string, secret: string, log: string) =>
+  `[ "$1" = get ] || exit 2\nread -r s\necho "$s" >> ${log}\n[ "$s" = "${server}" ] || { echo "credentials not found in native keychain"; exit 1; }\nprintf '{"ServerURL":"%s","Username":"${user}","Secret":"${secret}"}' "$s"`;
+
+describe('createKeychain with Docker config', () => {
+  it('decodes base64 auth, matching keys with or without scheme and path', async () => {
+    const { env } = await home({
+      '.docker/config.json': {
+        auths: {
+          'https://registry.example.com/v1/': { auth: b64('alice:pa:ss') },
+          'localhost:5000': { username: 'bob', password: 'pw' },
+          'ghcr.io': { identitytoken: 'refresh-1' },
+          'quay.io': { registrytoken: 'reg-tok' },
+        },
+      },
+    });
+    const keychain = createKeychain({ env });
+    assert.deepEqual(await keychain.resolve('registry.example.com'), { username: 'alice', password: 'pa:ss' });
+    assert.deepEqual(await keychain.resolve('localhost:5000'), { username: 'bob', password: 'pw' });
+    assert.deepEqual(await keychain.resolve('ghcr.io'), { identityToken: 'refresh-1' });
+    assert.deepEqual(await keychain.resolve('quay.io'), { registryToken: 'reg-tok' });
+    assert.equal(await keychain.resolve('other.example.com'), undefined);
+  });
+
+  it("uses Docker Hub's legacy key for docker.io", async () => {
+    const { env } = await home({ '.docker/config.json': { auths: { 'https://index.docker.io/v1/': { auth: b64('hubuser:hubpw') } } } });
+    assert.deepEqual(await createKeychain({ env }).resolve('docker.io'), { username: 'hubuser', password: 'hubpw' });
+  });
+
+  it('honours DOCKER_CONFIG over ~/.docker', async () => {
+    const { dir, env } = await home({
+      '.docker/config.json': { auths: { 'r.io': { auth: b64('home:x') } } },
+      'custom/config.json': { auths: { 'r.io': { auth: b64('custom:y') } } },
+    });
+    assert.deepEqual(await createKeychain({ env: { ...env, DOCKER_CONFIG: join(dir, 'custom') } }).resolve('r.io'), { username: 'custom', password: 'y' });
+  });
+
+  it('asks the credHelpers entry first, with the host on stdin', async () => {
+    const { dir, env } = await home();
+    const log = join(dir, 'asked.log');
+    await writeFile(join(dir, 'bin', 'docker-credential-per'), `#!/bin/sh\n${helper('r.io', 'helperuser', 'helpersecret', log)}\n`);
+    await chmod(join(dir, 'bin', 'docker-credential-per'), 0o755);
+    await mkdir(join(dir, '.docker'));
+    await writeFile(join(dir, '.docker/config.json'), JSON.stringify({ credHelpers: { 'r.io': 'per' }, auths: { 'r.io': { auth: b64('inline:z') } } }));
+    assert.deepEqual(await createKeychain({ env }).resolve('r.io'), { username: 'helperuser', password: 'helpersecret' });
+    assert.equal((await readFile(log, 'utf8')).trim(), 'r.io');
+  });
+
+  it('asks the credsStore for Docker Hub with the legacy URL, and maps <token> to an identity token', async () => {
+    const { dir, env } = await home();
+    const log = join(dir, 'asked.log');
+    await writeFile(join(dir, 'bin', 'docker-credential-store'), `#!/bin/sh\n${helper('https://index.docker.io/v1/', '<token>', 'idtok', log)}\n`);
+    await chmod(join(dir, 'bin', 'docker-credential-store'), 0o755);
+    await mkdir(join(dir, '.docker'));
+    await writeFile(join(dir, '.docker/config.json'), JSON.stringify({ credsStore: 'store', auths: { 'fallback.io': { auth: b64('f:g') } } }));
+    const keychain = createKeychain({ env });
+    assert.deepEqual(await keychain.resolve('docker.io'), { identityToken: 'idtok' });
+    // The store has nothing for fallback.io: the inline entry is used.
+    assert.deepEqual(await keychain.resolve('fallback.io'), { username: 'f', password: 'g' });
+  });
+
+  it('falls back to inline auths when a global credsStore program is missing, but fails for a missing per-registry helper', async () => {
+    const { env } = await home({ '.docker/config.json': { credsStore: 'desktop', credHelpers: { 'strict.io': 'nothere' }, auths: { 'r.io': { auth: b64('u:p') } } } });
+    const keychain = createKeychain({ env });
+    assert.deepEqual(await keychain.resolve('r.io'), { username: 'u', password: 'p' });
+    await assert.rejects(keychain.resolve('strict.io'), (err: unknown) => {
+      assert.ok(SlipwayError.is(err));
+      assert.equal(err.code, 'SLIPWAY_AUTH');
+      assert.match(err.message, /docker-credential-nothere is configured but not on PATH/);
+      return true;
+    });
+  });
+
+  it('reports a failing helper without echoing secrets', async () => {
+    const { env } = await home({ '.docker/config.json': { credHelpers: { 'r.io': 'broken' } } }, { broken: 'echo "Bearer abc.def.ghi went wrong" >&2; exit 3' });
+    await assert.rejects(createKeychain({ env }).resolve('r.io'), (err: unknown) => {
+      assert.ok(SlipwayError.is(err));
+      assert.match(err.message, /docker-credential-broken failed for r\.io \(exit 3\): Bearer REDACTED went wrong/);
+      return true;
+    });
+  });
+
+  it('kills a helper when the caller aborts', async () => {
+    const { dir, env } = await home({ '.docker/config.json': { credHelpers: { 'r.io': 'slow' } } });
+    const pidFile = join(dir, 'pid');
+    await writeFile(join(dir, 'bin', 'docker-credential-slow'), `#!/bin/sh\necho $$ > ${pidFile}\nexec sleep 30\n`);
+    await chmod(join(dir, 'bin', 'docker-credential-slow'), 0o755);
+    const controller = new AbortController();
+    const pending = createKeychain({ env }).resolve('r.io', controller.signal);
+    for (let i = 0; i < 100; i++) {
+      if (await readFile(pidFile, 'utf8').catch(() => '')) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const pid = Number((await readFile(pidFile, 'utf8')).trim());
+    controller.abort();
+    await assert.rejects(pending, AbortedError);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.throws(() => process.kill(pid, 0), { code: 'ESRCH' }, 'the helper process is gone');
+  });
+
+  it('refuses a malformed config without quoting it', async () => {
+    const { env } = await home({ '.docker/config.json': '{"auths": {"r.io": {"auth": "c2VjcmV0"}' });
+    await assert.rejects(createKeychain({ env }).resolve('r.io'), (err: unknown) => {
+      assert.ok(SlipwayError.is(err));
+      assert.match(err.message, /config\.json: not valid JSON$/);
+      assert.ok(!err.message.includes('c2VjcmV0'));
+      return true;
+    });
+  });
+});
+
+describe('createKeychain order', () => {
+  it('explicit credentials, then Docker config, then containers auth.json, then anonymous', async () => {
+    const { dir, env } = await home({
+      '.docker/config.json': { auths: { 'both.io': { auth: b64('docker:1') }, 'docker.only': { auth: b64('docker:2') } } },
+      'auth.json': { auths: { 'both.io': { auth: b64('podman:1') }, 'podman.only': { auth: b64('podman:2') }, 'podman.only/ns/repo': { auth: b64('scoped:3') } } },
+    });
+    const keychain = createKeychain({
+      env: { ...env, REGISTRY_AUTH_FILE: join(dir, 'auth.json') },
+      credentials: { 'https://explicit.io': { username: 'explicit', password: '0' }, 'both.io': { username: 'explicit', password: 'x' } },
+    });
+    assert.deepEqual(await keychain.resolve('explicit.io'), { username: 'explicit', password: '0' });
+    assert.deepEqual(await keychain.resolve('both.io'), { username: 'explicit', password: 'x' });
+    assert.deepEqual(await keychain.resolve('docker.only'), { username: 'docker', password: '2' });
+    assert.deepEqual(await keychain.resolve('podman.only'), { username: 'podman', password: '2' });
+    assert.equal(await keychain.resolve('nobody.io'), undefined);
+  });
+
+  it('reads $XDG_RUNTIME_DIR/containers/auth.json and ~/.config/containers/auth.json', async () => {
+    const { dir, env } = await home({
+      'run/containers/auth.json': { auths: { 'xdg.io': { auth: b64('xdg:1') } } },
+      '.config/containers/auth.json': { auths: { 'cfg.io': { auth: b64('cfg:2') } } },
+    });
+    const keychain = createKeychain({ env: { ...env, XDG_RUNTIME_DIR: join(dir, 'run') } });
+    assert.deepEqual(await keychain.resolve('xdg.io'), { username: 'xdg', password: '1' });
+    assert.deepEqual(await keychain.resolve('cfg.io'), { username: 'cfg', password: '2' });
+  });
+
+  it('resolves each registry once and caches it', async () => {
+    let calls = 0;
+    const keychain = createKeychain({
+      keychain: {
+        resolve: async () => {
+          calls++;
+          return { username: 'u', password: 'p' };
+        },
+      },
+    });
+    await Promise.all([keychain.resolve('a.io'), keychain.resolve('a.io'), keychain.resolve('https://a.io/')]);
+    assert.equal(calls, 1);
+  });
+
+  it('validates explicit credentials and normalises Hub keys', () => {
+    assert.throws(() => staticKeychain({ 'r.io': { username: 'u' } as never }), /must be \{username, password\}/);
+    assert.equal(normalizeRegistryKey('https://index.docker.io/v1/'), 'docker.io');
+    assert.equal(normalizeRegistryKey('registry-1.docker.io'), 'docker.io');
+    assert.equal(normalizeRegistryKey('http://LOCALHOST:5000/v2/'), 'localhost:5000');
+  });
+});

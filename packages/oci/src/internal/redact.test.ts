@@ -1,0 +1,25 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { redactText, redactUrl, SecretSet } from './redact.js';
+
+describe('redaction', () => {
+  it('keeps safe query parameters and replaces the rest', () => {
+    assert.equal(
+      redactUrl('http://r:5000/v2/a/blobs/uploads/u?_state=abc&digest=sha256:1&mount=sha256:2&from=b'),
+      'http://r:5000/v2/a/blobs/uploads/u?_state=REDACTED&digest=sha256%3A1&mount=sha256%3A2&from=b',
+    );
+    assert.equal(redactUrl('https://s3/b/k?X-Amz-Signature=s&X-Amz-Credential=c'), 'https://s3/b/k?X-Amz-Signature=REDACTED&X-Amz-Credential=REDACTED');
+    assert.equal(redactUrl('https://user:pw@auth/token?service=s&scope=repository:a:pull&token=t'), 'https://auth/token?service=s&scope=repository%3Aa%3Apull&token=REDACTED');
+    assert.equal(redactUrl('http://r/v2/'), 'http://r/v2/');
+    assert.equal(redactUrl('not a url'), '<unparseable URL>');
+  });
+
+  it('removes secrets, their base64 forms, and Authorization values from text', () => {
+    const secrets = new SecretSet();
+    secrets.add('hunter2-secret', 'ab', undefined);
+    const b64 = Buffer.from('hunter2-secret').toString('base64');
+    assert.equal(secrets.redact(`pw hunter2-secret b64 ${b64} Bearer eyJ.abc.def Basic dXNlcjpwdw==`), 'pw REDACTED b64 REDACTED Bearer REDACTED Basic REDACTED');
+    assert.equal(secrets.redact('ab is too short to hide'), 'ab is too short to hide');
+    assert.equal(redactText('token: Bearer abc'), 'token: Bearer REDACTED');
+  });
+});

@@ -1,0 +1,449 @@
+// Transport behaviour against real node:http servers on port 0 (retries, Retry-After, resets,
+// redirects, Basic and Bearer flows, error shape and redaction, concurrency, abort).
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import { after, describe, it } from 'node:test';
+import { AbortedError, SlipwayError } from '../errors.js';
+import { staticKeychain } from '../auth/keychain.js';
+import type { Credentials } from '../auth/credentials.js';
+import { NetworkError, RegistryError } from './errors.js';
+import { Transport, type TransportOptions } from './transport.js';
+
+interface Seen {
+  method: string;
+  url: string;
+  headers: IncomingMessage['headers'];
+  body: string;
+}
+
+interface TestServer {
+  host: string;
+  seen: Seen[];
+  close(): Promise<void>;
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse, body: string, count: number) => void;
+
+const servers: Server[] = [];
+after(async () => {
+  for (const s of servers) {
+    s.closeAllConnections();
+    await new Promise((resolve) => s.close(resolve));
+  }
+});
+
+async function serve(handler: Handler): Promise<TestServer> {
+  const seen: Seen[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body });
+      handler(req, res, body, seen.filter((s) => s.url === req.url).length);
+    });
+  });
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return { host: `127.0.0.1:${port}`, seen, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+const json = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
+  res.writeHead(status, { 'content-type': 'application/json', ...headers });
+  res.end(JSON.stringify(body));
+};
+
+const fast: TransportOptions = { retry: { baseDelayMs: 1, maxDelayMs: 5 } };
+
+function transport(options: TransportOptions & { credentials?: Record<string, Credentials> } = {}): Transport {
+  const { credentials, ...rest } = options;
+  const t = new Transport({ ...fast, ...rest, ...(credentials ? { keychain: staticKeychain(credentials) } : {}) });
+  after(() => t.close());
+  return t;
+}
+
+const v2 = (path: string) => path === '/v2/';
+
+describe('transport retries', () => {
+  it('retries 503 with backoff and then succeeds', async () => {
+    const server = await serve((req, res, _b, count) => {
+      if (v2(req.url!)) return json(res, 200, {});
+      if (count <= 2) return json(res, 503, { errors: [{ code: 'UNAVAILABLE', message: 'busy' }] });
+      json(res, 200, { ok: true });
+    });
+    const res = await transport().request({ method: 'GET', registry: server.host, path: '/v2/x/tags/list' });
+    assert.equal(res.status, 200);
+    assert.deepEqual(JSON.parse(res.bytes.toString()), { ok: true });
+    assert.equal(server.seen.filter((s) => s.url === '/v2/x/tags/list').length, 3);
+  });
+
+  it('gives up after the configured attempts with a temporary RegistryError', async () => {
+    const server = await serve((req, res) => (v2(req.url!) ? json(res, 200, {}) : json(res, 502, { errors: [{ code: 'UNAVAILABLE', message: 'down' }] })));
+    await assert.rejects(transport({ retry: { attempts: 3, baseDelayMs: 1 } }).request({ method: 'GET', registry: server.host, path: '/v2/x/tags/list' }), (err: unknown) => {
+      assert.ok(err instanceof RegistryError);
+      assert.equal(err.status, 502);
+      assert.equal(err.temporary, true);
+      assert.equal(err.code, 'SLIPWAY_REGISTRY');
+      return true;
+    });
+    assert.equal(server.seen.filter((s) => s.url === '/v2/x/tags/list').length, 3);
+  });
+
+  it('honours Retry-After in seconds on 429', async () => {
+    const server = await serve((req, res, _b, count) => {
+      if (v2(req.url!)) return json(res, 200, {});
+      if (count === 1) return json(res, 429, { errors: [{ code: 'TOOMANYREQUESTS', message: 'slow down' }] }, { 'retry-after': '1' });
+      json(res, 200, {});
+    });
+    const started = Date.now();
+    await transport().request({ method: 'GET', registry: server.host, path: '/v2/a/tags/list' });
+    const waited = Date.now() - started;
+    assert.ok(waited >= 950, `waited ${waited}ms for Retry-After: 1`);
+  });
+
+  it('caps a long Retry-After (HTTP-date form) at maxRetryAfterMs', async () => {
+    const server = await serve((req, res, _b, count) => {
+      if (v2(req.url!)) return json(res, 200, {});
+      if (count === 1) return json(res, 429, {}, { 'retry-after': new Date(Date.now() + 3_600_000).toUTCString() });
+      json(res, 200, {});
+    });
+    const started = Date.now();
+    await transport({ retry: { maxRetryAfterMs: 50 } }).request({ method: 'GET', registry: server.host, path: '/v2/a/tags/list' });
+    assert.ok(Date.now() - started < 2000);
+    assert.equal(server.seen.filter((s) => s.url === '/v2/a/tags/list').length, 2);
+  });
+
+  it('retries a connection reset, replaying a thunk body', async () => {
+    let opened = 0;
+    const server = await serve((req, res, body, count) => {
+      if (v2(req.url!)) return json(res, 200, {});
+      if (count === 1) return req.socket.destroy();
+      res.writeHead(201, { 'x-body': body });
+      res.end();
+    });
+    const res = await transport().request({
+      method: 'PUT',
+      registry: server.host,
+      path: '/v2/a/blobs/uploads/1',
+      body: () => {
+        opened++;
+        return Readable.from([Buffer.from('payload')]);
+      },
+      headers: { 'content-length': '7' },
+    });
+    assert.equal(res.status, 201);
+    assert.equal(res.header('x-body'), 'payload');
+    assert.equal(opened, 2);
+  });
+
+  it('does not retry when retry is false, and reports the network error clearly', async () => {
+    const server = await serve((req, res) => (v2(req.url!) ? json(res, 200, {}) : req.socket.destroy()));
+    await assert.rejects(transport().request({ method: 'GET', registry: server.host, path: '/v2/a/tags/list', retry: false }), (err: unknown) => {
+      assert.ok(err instanceof NetworkError);
+      assert.equal(err.code, 'SLIPWAY_NETWORK');
+      assert.match(err.message, /^GET http:\/\/127\.0\.0\.1:\d+\/v2\/a\/tags\/list: /);
+      return true;
+    });
+    assert.equal(server.seen.filter((s) => s.url === '/v2/a/tags/list').length, 1);
+  });
+
+  it('does not retry 4xx other than 408 and 429', async () => {
+    const server = await serve((req, res) => (v2(req.url!) ? json(res, 200, {}) : json(res, 400, { errors: [{ code: 'NAME_INVALID', message: 'bad name' }] })));
+    await assert.rejects(transport().request({ method: 'GET', registry: server.host, path: '/v2/a/tags/list' }), { status: 400 });
+    assert.equal(server.seen.filter((s) => s.url === '/v2/a/tags/list').length, 1);
+  });
+
+  it('reports a registry that is down after retrying', async () => {
+    const server = await serve(() => {});
+    await server.close();
+    await assert.rejects(transport({ retry: { attempts: 2, baseDelayMs: 1 } }).request({ method: 'GET', registry: server.host, path: '/v2/' }), (err: unknown) => {
+      assert.ok(err instanceof NetworkError);
+      assert.match(err.message, /unreachable: connection refused \(ECONNREFUSED\)/);
+      return true;
+    });
+  });
+});
+
+describe('transport errors', () => {
+  it('formats METHOD url: CODE: message, redacts upload state, and keeps errors[]', async () => {
+    const server = await serve((req, res) =>
+      v2(req.url!) ? json(res, 200, {}) : json(res, 400, { errors: [{ code: 'MANIFEST_INVALID', message: 'manifest invalid', detail: { why: 'x' } }] }),
+    );
+    await assert.rejects(
+      transport().request({ method: 'PUT', registry: server.host, path: '/v2/app/manifests/1.0?_state=SECRETSTATE&digest=sha256:ab', body: Buffer.from('{}') }),
+      (err: unknown) => {
+        assert.ok(err instanceof RegistryError);
+        assert.equal(err.message, `PUT http://${server.host}/v2/app/manifests/1.0?_state=REDACTED&digest=sha256%3Aab: MANIFEST_INVALID: manifest invalid (400 Bad Request)`);
+        assert.deepEqual(err.errors, [{ code: 'MANIFEST_INVALID', message: 'manifest invalid', detail: { why: 'x' } }]);
+        assert.equal(err.temporary, false);
+        assert.ok(!err.url.includes('SECRETSTATE'));
+        return true;
+      },
+    );
+  });
+
+  it('uses SLIPWAY_AUTH for 401 and 403 and hints that HEAD has no body', async () => {
+    const server = await serve((req, res) => (v2(req.url!) ? json(res, 200, {}) : (res.writeHead(403), res.end())));
+    await assert.rejects(transport().request({ method: 'HEAD', registry: server.host, path: '/v2/a/manifests/1' }), (err: unknown) => {
+      assert.ok(err instanceof RegistryError);
+      assert.equal(err.code, 'SLIPWAY_AUTH');
+      assert.match(err.message, /403 Forbidden \(HEAD responses have no body/);
+      return true;
+    });
+  });
+
+  it('reads error bodies through a 64 KiB cap and quotes plain-text bodies briefly', async () => {
+    const server = await serve((req, res) => {
+      if (v2(req.url!)) return json(res, 200, {});
+      res.writeHead(429, { 'content-type': 'text/plain' });
+      res.end('Too Many Requests (HAP429).' + 'x'.repeat(2 * 1024 * 1024));
+    });
+    await assert.rejects(transport({ retry: { attempts: 1 } }).request({ method: 'GET', registry: server.host, path: '/v2/a/tags/list' }), (err: unknown) => {
+      assert.ok(err instanceof RegistryError);
+      assert.ok(err.message.includes('Too Many Requests (HAP429)'));
+      assert.ok(err.message.length < 400, `message stays short: ${err.message.length}`);
+      assert.equal(err.temporary, true);
+      return true;
+    });
+  });
+
+  it('never puts a password or token into a message, even when the server echoes it', async () => {
+    const canary = 'canary-secret-9d1f77';
+    const server = await serve((req, res) => {
+      if (v2(req.url!)) return json(res, 401, {}, { 'www-authenticate': 'Basic realm="x"' });
+      json(res, 401, { errors: [{ code: 'UNAUTHORIZED', message: `bad credentials ${req.headers.authorization} ${canary}`, detail: canary }] }, {
+        'www-authenticate': 'Basic realm="x"',
+      });
+    });
+    const t = transport({ credentials: { [server.host]: { username: 'u', password: canary } } });
+    await assert.rejects(t.request({ method: 'GET', registry: server.host, path: '/v2/a/tags/list' }), (err: unknown) => {
+      assert.ok(err instanceof RegistryError);
+      const text = `${err.message} ${JSON.stringify(err.errors)}`;
+      assert.ok(!text.includes(canary), text);
+      assert.ok(!text.includes(Buffer.from(`u:${canary}`).toString('base64')), text);
+      assert.match(err.message, /UNAUTHORIZED: bad credentials Basic REDACTED REDACTED/);
+      return true;
+    });
+  });
+
+  it('refuses an oversize buffered body', async () => {
+    const server = await serve((req, res) => (v2(req.url!) ? json(res, 200, {}) : (res.writeHead(200), res.end(Buffer.alloc(100_000)))));
+    await assert.rejects(transport().request({ method: 'GET', registry: server.host, path: '/v2/a/tags/list', maxBodyBytes: 1000 }), /response body exceeds 1000 bytes/);
+  });
+});
+
+describe('transport redirects', () => {
+  it('follows a redirect to another host by hand and drops Authorization there', async () => {
+    const storage = await serve((_req, res) => {
+      res.writeHead(200);
+      res.end('blob-bytes');
+    });
+    const registry = await serve((req, res) => {
+      if (v2(req.url!)) return json(res, 401, {}, { 'www-authenticate': 'Basic realm="r"' });
+      res.writeHead(307, { location: `http://${storage.host}/bucket/blob?X-Amz-Signature=abc` });
+      res.end();
+    });
+    const t = transport({ credentials: { [registry.host]: { username: 'u', password: 'p4ssword' } } });
+    const res = await t.request({ method: 'GET', registry: registry.host, path: '/v2/a/blobs/sha256:1', stream: true });
+    const chunks: Buffer[] = [];
+    for await (const c of res.body!) chunks.push(c as Buffer);
+    assert.equal(Buffer.concat(chunks).toString(), 'blob-bytes');
+    assert.equal(res.url.host, storage.host);
+    assert.ok(registry.seen.find((s) => s.url === '/v2/a/blobs/sha256:1')?.headers.authorization?.startsWith('Basic '));
+    assert.equal(storage.seen[0]?.headers.authorization, undefined, 'no Authorization to the storage host');
+  });
+
+  it('does not follow redirects for PUT', async () => {
+    const registry = await serve((req, res) => {
+      if (v2(req.url!)) return json(res, 200, {});
+      res.writeHead(307, { location: '/elsewhere' });
+      res.end();
+    });
+    const res = await transport().request({ method: 'PUT', registry: registry.host, path: '/v2/a/manifests/1', body: Buffer.from('{}'), expect: [307] });
+    assert.equal(res.status, 307);
+    assert.equal(registry.seen.filter((s) => s.url === '/elsewhere').length, 0);
+  });
+});
+
+describe('transport auth', () => {
+  async function tokenRegistry(options: { oauth?: boolean; expiresIn?: number; field?: 'token' | 'access_token' } = {}) {
+    const issued: { method: string; scopes: string[]; authorization?: string; body: string }[] = [];
+    let serial = 0;
+    const issuer = await serve((req, res, body) => {
+      const url = new URL(req.url!, 'http://x');
+      const params = req.method === 'POST' ? new URLSearchParams(body) : url.searchParams;
+      if (req.method === 'POST' && !options.oauth) return json(res, 404, {});
+      const scopes = params.getAll('scope').flatMap((s) => s.split(' '));
+      issued.push({ method: req.method!, scopes, ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}), body });
+      const token = `tok-${++serial}-${scopes.join('+')}`;
+      json(res, 200, { [options.field ?? 'token']: token, expires_in: options.expiresIn ?? 300 });
+    });
+    const challenge = (scope?: string, error?: string) =>
+      `Bearer realm="http://${issuer.host}/token",service="reg,istry"${scope ? `,scope="${scope}"` : ''}${error ? `,error="${error}"` : ''}`;
+    const registry = await serve((req, res) => {
+      const auth = req.headers.authorization;
+      if (v2(req.url!)) return json(res, 401, {}, { 'www-authenticate': challenge() });
+      if (!auth?.startsWith('Bearer tok-')) return json(res, 401, { errors: [{ code: 'UNAUTHORIZED', message: 'no' }] }, { 'www-authenticate': challenge('repository:a:pull') });
+      if (req.url === '/v2/needs-more' && !auth.includes('repository:extra:pull')) {
+        return json(res, 401, { errors: [{ code: 'UNAUTHORIZED', message: 'scope' }] }, { 'www-authenticate': challenge('repository:extra:pull', 'insufficient_scope') });
+      }
+      json(res, 200, { auth });
+    });
+    return { issuer, registry, issued };
+  }
+
+  it('fetches a token with scopes in order, service with a comma, and caches it per scope set', async () => {
+    const { registry, issued } = await tokenRegistry();
+    const t = transport({ credentials: { [registry.host]: { username: 'u', password: 'p4ss' } } });
+    const push = ['repository:dst:pull,push', 'repository:src:pull'];
+    for (let i = 0; i < 3; i++) await t.request({ method: 'GET', registry: registry.host, path: '/v2/x', scopes: push });
+    await t.request({ method: 'GET', registry: registry.host, path: '/v2/x', scopes: ['repository:dst:pull'] });
+    assert.equal(issued.length, 2);
+    assert.deepEqual(issued[0]!.scopes, push);
+    assert.equal(issued[0]!.authorization, `Basic ${Buffer.from('u:p4ss').toString('base64')}`);
+    assert.deepEqual(issued[1]!.scopes, ['repository:dst:pull']);
+  });
+
+  it('refreshes an expired token', async () => {
+    const { registry, issued } = await tokenRegistry({ expiresIn: 1 });
+    const t = transport();
+    await t.request({ method: 'GET', registry: registry.host, path: '/v2/x', scopes: ['repository:a:pull'] });
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await t.request({ method: 'GET', registry: registry.host, path: '/v2/x', scopes: ['repository:a:pull'] });
+    assert.equal(issued.length, 2);
+  });
+
+  it('adds the scope an insufficient_scope challenge names and re-requests once', async () => {
+    const { registry, issued } = await tokenRegistry({ field: 'access_token' });
+    const res = await transport().request({ method: 'GET', registry: registry.host, path: '/v2/needs-more', scopes: ['repository:a:pull'] });
+    assert.equal(res.status, 200);
+    assert.deepEqual(issued.at(-1)!.scopes, ['repository:a:pull', 'repository:extra:pull']);
+    assert.equal(issued.length, 2);
+  });
+
+  it('exchanges an identity token with an OAuth2 POST', async () => {
+    const { registry, issued } = await tokenRegistry({ oauth: true });
+    await transport({ credentials: { [registry.host]: { identityToken: 'refresh-abc' } } }).request({
+      method: 'GET',
+      registry: registry.host,
+      path: '/v2/x',
+      scopes: ['repository:a:pull'],
+    });
+    assert.equal(issued[0]!.method, 'POST');
+    const form = new URLSearchParams(issued[0]!.body);
+    assert.equal(form.get('grant_type'), 'refresh_token');
+    assert.equal(form.get('refresh_token'), 'refresh-abc');
+    assert.equal(form.get('service'), 'reg,istry');
+    assert.equal(form.get('scope'), 'repository:a:pull');
+  });
+
+  it('falls back to GET when the OAuth2 endpoint answers 404', async () => {
+    const { registry, issued } = await tokenRegistry({ oauth: false });
+    await transport({ credentials: { [registry.host]: { identityToken: 'refresh-abc' } } }).request({
+      method: 'GET',
+      registry: registry.host,
+      path: '/v2/x',
+      scopes: ['repository:a:pull'],
+    });
+    assert.equal(issued.length, 1);
+    assert.equal(issued[0]!.method, 'GET');
+    assert.equal(issued[0]!.authorization, `Basic ${Buffer.from('<token>:refresh-abc').toString('base64')}`);
+  });
+
+  it('sends a registry token as is', async () => {
+    const registry = await serve((req, res) => {
+      if (v2(req.url!)) return json(res, 401, {}, { 'www-authenticate': 'Bearer realm="https://auth.invalid/token"' });
+      json(res, req.headers.authorization === 'Bearer tok-direct' ? 200 : 401, {});
+    });
+    const res = await transport({ credentials: { [registry.host]: { registryToken: 'tok-direct' } } }).request({ method: 'GET', registry: registry.host, path: '/v2/x' });
+    assert.equal(res.status, 200);
+  });
+
+  it('refuses a token realm on a private address for a public registry', async () => {
+    // checkHop is what guards realms and redirects; a loopback registry may use a loopback realm.
+    const { checkHop } = await import('./hosts.js');
+    assert.throws(() => checkHop(new URL('https://registry.example.com'), new URL('http://169.254.169.254/token'), 'token realm'), /downgrades|private/);
+    assert.throws(() => checkHop(new URL('https://registry.example.com'), new URL('https://10.0.0.1/token'), 'token realm'), /private address/);
+    assert.doesNotThrow(() => checkHop(new URL('http://127.0.0.1:5000'), new URL('http://127.0.0.1:6000/token'), 'token realm'));
+  });
+});
+
+describe('transport concurrency and cancellation', () => {
+  it('bounds concurrent requests per host', async () => {
+    let active = 0;
+    let peak = 0;
+    const server = await serve((req, res) => {
+      if (v2(req.url!)) return json(res, 200, {});
+      active++;
+      peak = Math.max(peak, active);
+      setTimeout(() => {
+        active--;
+        json(res, 200, {});
+      }, 20);
+    });
+    const t = transport({ concurrency: 3 });
+    await Promise.all(Array.from({ length: 12 }, (_, i) => t.request({ method: 'GET', registry: server.host, path: `/v2/r/tags/list?i=${i}` })));
+    assert.equal(peak, 3);
+  });
+
+  it('holds a streamed body slot until the body closes', async () => {
+    const server = await serve((req, res) => {
+      if (v2(req.url!)) return json(res, 200, {});
+      res.writeHead(200);
+      res.end('data');
+    });
+    const t = transport({ concurrency: 1 });
+    const first = await t.request({ method: 'GET', registry: server.host, path: '/v2/a/blobs/1', stream: true });
+    let secondDone = false;
+    const second = t.request({ method: 'GET', registry: server.host, path: '/v2/a/blobs/2', stream: true }).then((r) => {
+      secondDone = true;
+      return r;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(secondDone, false, 'the second download waits for the first body');
+    first.body!.destroy();
+    const r2 = await second;
+    r2.body!.destroy();
+    assert.equal(secondDone, true);
+  });
+
+  it('aborts a slow request promptly with AbortedError', async () => {
+    const server = await serve((req, res) => {
+      if (v2(req.url!)) return json(res, 200, {});
+      setTimeout(() => json(res, 200, {}), 5000).unref();
+    });
+    const controller = new AbortController();
+    const started = Date.now();
+    setTimeout(() => controller.abort(new Error('user cancelled')), 50);
+    await assert.rejects(transport().request({ method: 'GET', registry: server.host, path: '/v2/slow', signal: controller.signal }), (err: unknown) => {
+      assert.ok(err instanceof AbortedError);
+      assert.ok(SlipwayError.is(err));
+      assert.equal(err.code, 'SLIPWAY_ABORTED');
+      return true;
+    });
+    assert.ok(Date.now() - started < 1000);
+  });
+
+  it('aborts while waiting for a retry', async () => {
+    const server = await serve((req, res) => (v2(req.url!) ? json(res, 200, {}) : json(res, 503, {}, { 'retry-after': '30' })));
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 100);
+    const started = Date.now();
+    await assert.rejects(
+      transport().request({ method: 'GET', registry: server.host, path: '/v2/x', signal: controller.signal }),
+      (err: unknown) => err instanceof AbortedError,
+    );
+    assert.ok(Date.now() - started < 2000);
+  });
+
+  it('speaks plain HTTP to loopback after trying TLS, and remembers it', async () => {
+    const server = await serve((req, res) => json(res, 200, {}));
+    const t = transport();
+    assert.equal((await t.baseUrl(server.host)).protocol, 'http:');
+    await t.request({ method: 'GET', registry: server.host, path: '/v2/x' });
+    assert.equal(server.seen.filter((s) => s.url === '/v2/').length, 1, 'one ping');
+  });
+});
