@@ -6,35 +6,9 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { createGzip } from 'node:zlib';
-import { pack } from 'tar-stream';
 import { SlipwayError } from '../errors.js';
+import { makeTar, type TestEntry } from './tar-fixtures.js';
 import { indexTar, normaliseEntryName, openEntry, readEntry, requireEntry, resolveEntry } from './tar-index.js';
-
-export interface TestEntry {
-  name: string;
-  body?: Buffer | string;
-  type?: 'file' | 'symlink' | 'link' | 'directory';
-  linkname?: string;
-}
-
-/** Builds a tar in memory with tar-stream (the bad-input tests need tars no honest tool would write). */
-export async function makeTar(entries: TestEntry[]): Promise<Buffer> {
-  const p = pack();
-  const chunks: Buffer[] = [];
-  const done = (async () => {
-    for await (const chunk of p) chunks.push(chunk as Buffer);
-  })();
-  for (const e of entries) {
-    const body = e.body === undefined ? undefined : Buffer.from(e.body);
-    await new Promise<void>((resolve, reject) => {
-      const header = { name: e.name, type: e.type ?? 'file', ...(e.linkname ? { linkname: e.linkname } : {}), ...(body ? { size: body.length } : {}) };
-      p.entry(header, body ?? Buffer.alloc(0), (err) => (err ? reject(err) : resolve()));
-    });
-  }
-  p.finalize();
-  await done;
-  return Buffer.concat(chunks);
-}
 
 async function codeOf(promise: Promise<unknown>): Promise<string> {
   try {

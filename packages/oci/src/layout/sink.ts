@@ -169,13 +169,16 @@ export class LayoutSink implements ImageSink {
     // One writer per digest at a time; a second caller waits for the first and then finds the blob.
     const key = descriptor.digest;
     for (let pending = this.#inflight.get(key); pending; pending = this.#inflight.get(key)) await pending.catch(() => undefined);
-    if (await this.hasBlob(descriptor, options)) return;
-    const work = this.#writeBlob(descriptor, open, options);
+    // No await between the check above and the set below: concurrent callers queue behind one writer.
+    const work = (async () => {
+      if (await this.hasBlob(descriptor, options)) return;
+      await this.#writeBlob(descriptor, open, options);
+    })();
     this.#inflight.set(key, work);
     try {
       await work;
     } finally {
-      this.#inflight.delete(key);
+      if (this.#inflight.get(key) === work) this.#inflight.delete(key);
     }
   }
 

@@ -46,6 +46,10 @@ export function blobPath(descriptor: Pick<Descriptor, 'digest'>): string {
 
 /** Reads and checks `oci-layout` and `index.json`. */
 export async function readLayoutIndex(store: LayoutStore): Promise<{ index: ImageIndex; images: LayoutImage[] }> {
+  for (const name of ['oci-layout', 'index.json']) {
+    // Entry points are plain files in every layout writer; a link here is a crafted archive.
+    if (await store.isLink(name)) throw invalidArchive(store.archive, `"${name}" is a link, not a regular file`);
+  }
   const marker = await store.size('oci-layout');
   if (marker === undefined) throw invalidArchive(store.archive, 'not an OCI image layout: no "oci-layout" file');
   let version: unknown;

@@ -21,6 +21,8 @@ export interface LayoutStore {
   read(path: string, limit: number): Promise<Buffer>;
   /** A fresh stream of a file's bytes. */
   open(path: string): Promise<Readable>;
+  /** True when the path itself is a symlink or hard link (entry points such as `index.json` must not be). */
+  isLink(path: string): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -90,6 +92,14 @@ export class DirectoryStore implements LayoutStore {
     return createReadStream(found.full, { highWaterMark: 1024 * 1024 });
   }
 
+  async isLink(path: string): Promise<boolean> {
+    try {
+      return (await lstat(join(this.root, ...path.split('/')))).isSymbolicLink();
+    } catch {
+      return false;
+    }
+  }
+
   async close(): Promise<void> {}
 }
 
@@ -117,6 +127,11 @@ export class TarStore implements LayoutStore {
     const entry = resolveEntry(this.indexed.index, path, this.archive);
     if (!entry) throw invalidArchive(this.archive, `${JSON.stringify(path)} is missing`);
     return openEntry(this.indexed.file, entry);
+  }
+
+  async isLink(path: string): Promise<boolean> {
+    const type = this.indexed.index.entries.get(path)?.type;
+    return type === 'symlink' || type === 'link';
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,301 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { Readable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { gzipSync } from 'node:zlib';
+import { SlipwayError } from '../errors.js';
+import { makeTar, type TestEntry } from '../internal/tar-fixtures.js';
+import { imageSourceConformance } from '../testing/conformance.js';
+import { sha256 } from '../v1/digest.js';
+import type { Descriptor } from '../v1/manifest.js';
+import { MediaType } from '../v1/media-types.js';
+import type { ImageSource, ManifestBytes } from '../v1/source.js';
+import { sink } from './sink.js';
+import { list, open } from './source.js';
+
+const hex = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
+
+interface Image {
+  manifest: ManifestBytes;
+  blobs: { descriptor: Descriptor; bytes: Buffer }[];
+}
+
+function image(seed: string, platform = { architecture: 'amd64', os: 'linux' }): Image {
+  const config = Buffer.from(JSON.stringify({ ...platform, rootfs: { type: 'layers', diff_ids: [] }, seed }));
+  const layer = gzipSync(Buffer.from(`layer ${seed}`.repeat(1000)));
+  const blobs = [
+    { descriptor: { mediaType: MediaType.OciConfig, digest: sha256(config), size: config.length }, bytes: config },
+    { descriptor: { mediaType: MediaType.OciLayerGzip, digest: sha256(layer), size: layer.length }, bytes: layer },
+  ];
+  const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config: blobs[0]!.descriptor, layers: [blobs[1]!.descriptor] }));
+  return { manifest: { descriptor: { mediaType: MediaType.OciManifest, digest: sha256(bytes), size: bytes.length }, bytes }, blobs };
+}
+
+function indexOf(images: Image[]): ManifestBytes {
+  const bytes = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MediaType.OciIndex,
+      manifests: images.map((img, i) => ({ ...img.manifest.descriptor, platform: { architecture: ['amd64', 'arm64'][i] ?? 'riscv64', os: 'linux' } })),
+    }),
+  );
+  return { descriptor: { mediaType: MediaType.OciIndex, digest: sha256(bytes), size: bytes.length }, bytes };
+}
+
+/** Writes an image through the sink the way the copy engine does: blobs, then the manifest under the tag. */
+async function put(dir: string, img: Image, tag?: string): Promise<void> {
+  const target = sink(dir, tag ? { tag } : {});
+  for (const b of img.blobs) await target.putBlob(b.descriptor, async () => Readable.from([b.bytes]));
+  await target.putManifest(img.manifest, tag ? { tag } : {});
+}
+
+async function errorOf(promise: Promise<unknown>): Promise<SlipwayError> {
+  try {
+    await promise;
+  } catch (err) {
+    assert.ok(SlipwayError.is(err), `want a SlipwayError, got ${String(err)}`);
+    return err;
+  }
+  assert.fail('expected a rejection');
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** A layout directory as tar entries (what `tar -cf x.tar -C dir .` would hold). */
+async function tarEntries(root: string): Promise<TestEntry[]> {
+  const out: TestEntry[] = [];
+  const walk = async (d: string) => {
+    for (const entry of await readdir(d, { withFileTypes: true })) {
+      const full = join(d, entry.name);
+      if (entry.isDirectory()) {
+        out.push({ name: `${relative(root, full)}/`, type: 'directory' });
+        await walk(full);
+      } else out.push({ name: relative(root, full), body: await readFile(full) });
+    }
+  };
+  await walk(root);
+  return out;
+}
+
+let dir: string;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'slipway-layout-test-'));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+imageSourceConformance('OCI layout directory written by layout.sink', async () => {
+  const target = join(dir, 'conf-dir');
+  const img = image('conf');
+  await put(target, img, 'v1');
+  return { source: await open(target), expected: { rootDigest: img.manifest.descriptor.digest, contains: img.blobs.map((b) => b.descriptor.digest) } };
+});
+
+imageSourceConformance('gzipped OCI layout tar with an index root', async () => {
+  const target = join(dir, 'conf-index');
+  const a = image('a');
+  const b = image('b', { architecture: 'arm64', os: 'linux' });
+  await put(target, a);
+  await put(target, b);
+  const idx = indexOf([a, b]);
+  await sink(target).putManifest(idx, { tag: 'multi' });
+  const path = join(dir, 'conf-index.tar.gz');
+  await writeFile(path, gzipSync(await makeTar(await tarEntries(target))));
+  return { source: await open(path), expected: { rootDigest: idx.descriptor.digest, rootMediaType: MediaType.OciIndex, contains: [a.manifest.descriptor.digest, b.blobs[1]!.descriptor.digest] } };
+});
+
+describe('layout.open', () => {
+  it('selects by ref name, digest or position, and lists the images when none is chosen', async () => {
+    const target = join(dir, 'multi');
+    const a = image('1');
+    const b = image('2');
+    await put(target, a, 'app:1');
+    await put(target, b, 'app:2');
+    await put(target, b, 'latest');
+    const err = await errorOf(open(target));
+    assert.equal(err.code, 'SLIPWAY_INVALID_ARG');
+    assert.match(err.message, /holds 2 images; choose one/);
+    assert.match(err.message, /"app:1" \(sha256:/);
+    for (const [selector, want] of [['app:1', a], ['docker.io/library/app:2', b], ['latest', b], [b.manifest.descriptor.digest, b], [0, a]] as const) {
+      const source = await open(target, { image: selector });
+      assert.equal((await source.root()).descriptor.digest, want.manifest.descriptor.digest, String(selector));
+      await source.close();
+    }
+    assert.equal((await errorOf(open(target, { image: 'app:3' }))).code, 'SLIPWAY_NOT_FOUND');
+    assert.deepEqual((await list(target)).map((i) => i.refName), ['app:1', 'app:2', 'latest']);
+  });
+
+  it('reports a corrupted blob as a digest mismatch while streaming, and a resized one at once', async () => {
+    const target = join(dir, 'corrupt');
+    const img = image('corrupt');
+    await put(target, img, 'x');
+    const layer = img.blobs[1]!;
+    const path = join(target, 'blobs', 'sha256', layer.descriptor.digest.slice(7));
+    const bytes = Buffer.from(layer.bytes);
+    bytes[bytes.length - 5]! ^= 0xff;
+    await writeFile(path, bytes);
+    const source = await open(target);
+    assert.equal((await errorOf(readAll(await source.blob(layer.descriptor)))).code, 'SLIPWAY_DIGEST_MISMATCH');
+    await writeFile(path, Buffer.concat([layer.bytes, Buffer.from('x')]));
+    assert.equal((await errorOf(source.blob(layer.descriptor))).code, 'SLIPWAY_SIZE_MISMATCH');
+    const manifestPath = join(target, 'blobs', 'sha256', img.manifest.descriptor.digest.slice(7));
+    const m = Buffer.from(img.manifest.bytes);
+    m[m.length - 2] = 0x20;
+    await writeFile(manifestPath, m);
+    assert.equal((await errorOf(source.root())).code, 'SLIPWAY_DIGEST_MISMATCH');
+    await source.close();
+  });
+
+  it('follows a symlinked blob inside the layout, refuses one leaving it', async () => {
+    const target = join(dir, 'links');
+    const img = image('links');
+    await put(target, img, 'x');
+    const layer = img.blobs[1]!.descriptor;
+    const blob = join(target, 'blobs', 'sha256', layer.digest.slice(7));
+    await mkdir(join(target, 'store'));
+    await writeFile(join(target, 'store', 'layer'), await readFile(blob));
+    await rm(blob);
+    await symlink('../../store/layer', blob);
+    const source = await open(target);
+    assert.equal(sha256(await readAll(await source.blob(layer))), layer.digest);
+    await rm(blob);
+    const outside = join(dir, 'outside-layer');
+    await writeFile(outside, img.blobs[1]!.bytes);
+    await symlink(outside, blob);
+    const err = await errorOf(source.blob(layer));
+    assert.equal(err.code, 'SLIPWAY_INVALID_ARCHIVE');
+    assert.match(err.message, /symlink that leaves the layout/);
+    await source.close();
+  });
+
+  describe('refuses malformed layouts with SLIPWAY_INVALID_ARCHIVE', () => {
+    const cases: [string, TestEntry[], RegExp][] = [
+      ['no oci-layout', [{ name: 'index.json', body: '{"schemaVersion":2,"manifests":[]}' }], /no "oci-layout" file/],
+      ['an unknown layout version', [{ name: 'oci-layout', body: '{"imageLayoutVersion":"2.0.0"}' }, { name: 'index.json', body: '{}' }], /unsupported imageLayoutVersion "2.0.0"/],
+      ['no index.json', [{ name: 'oci-layout', body: '{"imageLayoutVersion":"1.0.0"}' }], /no "index.json"/],
+      ['index.json with "manifests": null', [{ name: 'oci-layout', body: '{"imageLayoutVersion":"1.0.0"}' }, { name: 'index.json', body: '{"schemaVersion":2,"manifests":null}' }], /"index.json": invalid manifest/],
+      ['an empty index.json', [{ name: 'oci-layout', body: '{"imageLayoutVersion":"1.0.0"}' }, { name: 'index.json', body: '{"schemaVersion":2,"manifests":[]}' }], /lists no images/],
+      ['an index.json over the size cap', [{ name: 'oci-layout', body: '{"imageLayoutVersion":"1.0.0"}' }, { name: 'index.json', body: ' '.repeat(5 * 1024 * 1024) }], /"index.json" is \d+ bytes, more than/],
+      ['index.json as a hard link', [{ name: 'oci-layout', body: '{"imageLayoutVersion":"1.0.0"}' }, { name: 'x', body: '{}' }, { name: 'index.json', type: 'link', linkname: 'x' }], /"index.json" is a link/],
+    ];
+    for (const [what, entries, pattern] of cases) {
+      it(what, async () => {
+        const path = join(dir, `bad-${hex(what).slice(0, 8)}.tar`);
+        await writeFile(path, await makeTar(entries));
+        const err = await errorOf(open(path));
+        assert.equal(err.code, 'SLIPWAY_INVALID_ARCHIVE', err.message);
+        assert.match(err.message, pattern);
+      });
+    }
+
+    it('a manifest that index.json names but the layout lacks is SLIPWAY_NOT_FOUND', async () => {
+      const img = image('missing');
+      const path = join(dir, 'missing.tar');
+      await writeFile(
+        path,
+        await makeTar([
+          { name: 'oci-layout', body: '{"imageLayoutVersion":"1.0.0"}' },
+          { name: 'index.json', body: JSON.stringify({ schemaVersion: 2, manifests: [img.manifest.descriptor] }) },
+        ]),
+      );
+      const source = await open(path);
+      assert.equal((await errorOf(source.root())).code, 'SLIPWAY_NOT_FOUND');
+      await source.close();
+    });
+  });
+});
+
+describe('layout.sink', () => {
+  it('writes a layout other readers accept: oci-layout, index.json with the ref name, blobs by digest', async () => {
+    const target = join(dir, 'sink-basic');
+    const img = image('basic');
+    const s = sink(target, { tag: 'app:1' });
+    assert.equal(await s.current(), undefined);
+    await put(target, img, 'app:1');
+    assert.deepEqual(JSON.parse(await readFile(join(target, 'oci-layout'), 'utf8')), { imageLayoutVersion: '1.0.0' });
+    const index = JSON.parse(await readFile(join(target, 'index.json'), 'utf8'));
+    assert.equal(index.manifests.length, 1);
+    assert.equal(index.manifests[0].annotations['org.opencontainers.image.ref.name'], 'app:1');
+    assert.deepEqual(await s.current(), img.manifest.descriptor);
+    for (const b of img.blobs) assert.ok(await s.hasBlob(b.descriptor));
+    assert.ok(await s.hasManifest(img.manifest.descriptor));
+    // Re-tagging replaces the entry; other tags stay.
+    const other = image('other');
+    await put(target, other, 'app:1');
+    await put(target, img, 'app:0');
+    const after = JSON.parse(await readFile(join(target, 'index.json'), 'utf8'));
+    assert.deepEqual(after.manifests.map((m: Descriptor) => [m.annotations?.['org.opencontainers.image.ref.name'], m.digest]), [
+      ['app:1', other.manifest.descriptor.digest],
+      ['app:0', img.manifest.descriptor.digest],
+    ]);
+    const names = (await readdir(join(target, 'blobs', 'sha256'))).filter((n) => n.startsWith('.tmp-'));
+    assert.deepEqual(names, [], 'no temp files left');
+  });
+
+  it('refuses bad bytes without leaving a file, and writes each blob once under concurrency', async () => {
+    const target = join(dir, 'sink-verify');
+    const img = image('verify');
+    const s = sink(target);
+    const layer = img.blobs[1]!;
+    const err = await errorOf(s.putBlob(layer.descriptor, async () => Readable.from([Buffer.from('not the layer')])));
+    assert.ok(err.code === 'SLIPWAY_DIGEST_MISMATCH' || err.code === 'SLIPWAY_SIZE_MISMATCH', err.code);
+    assert.equal(await s.hasBlob(layer.descriptor), false);
+    assert.deepEqual((await readdir(join(target, 'blobs', 'sha256'))).length, 0);
+    let opened = 0;
+    await Promise.all(
+      Array.from({ length: 5 }, () =>
+        s.putBlob(layer.descriptor, async () => {
+          opened++;
+          return Readable.from([layer.bytes]);
+        }),
+      ),
+    );
+    assert.equal(opened, 1);
+    assert.ok(await s.hasBlob(layer.descriptor));
+    const bad = { ...img.manifest, bytes: Buffer.from('{}') };
+    assert.equal((await errorOf(s.putManifest(bad, { tag: 'x' }))).code, 'SLIPWAY_SIZE_MISMATCH');
+  });
+
+  it('keeps every tag when manifests are tagged concurrently', async () => {
+    const target = join(dir, 'sink-concurrent');
+    const imgs = Array.from({ length: 8 }, (_, i) => image(`c${i}`));
+    for (const img of imgs) for (const b of img.blobs) await sink(target).putBlob(b.descriptor, async () => Readable.from([b.bytes]));
+    await Promise.all(imgs.map((img, i) => sink(target).putManifest(img.manifest, { tag: `t${i}` })));
+    const index = JSON.parse(await readFile(join(target, 'index.json'), 'utf8'));
+    assert.equal(index.manifests.length, 8);
+  });
+
+  it('refuses a non-empty directory that is not a layout, and invalid tags', async () => {
+    const target = join(dir, 'not-a-layout');
+    await mkdir(target);
+    await writeFile(join(target, 'important.txt'), 'keep me');
+    const err = await errorOf(put(target, image('x'), 'x'));
+    assert.equal(err.code, 'SLIPWAY_INVALID_ARG');
+    assert.equal(await readFile(join(target, 'important.txt'), 'utf8'), 'keep me');
+    assert.throws(() => sink(target, { tag: 'bad tag' }), (e: unknown) => SlipwayError.is(e) && e.code === 'SLIPWAY_INVALID_ARG');
+  });
+
+  it('copies a layout into another (layout source → layout sink) with identical digests', async () => {
+    const from = join(dir, 'copy-from');
+    const to = join(dir, 'copy-to');
+    const img = image('copy');
+    await put(from, img, 'v1');
+    const source: ImageSource = await open(from);
+    const root = await source.root();
+    const target = sink(to, { tag: 'v1' });
+    for (const b of img.blobs) await target.putBlob(b.descriptor, () => source.blob(b.descriptor));
+    await target.putManifest(root, { tag: 'v1' });
+    await source.close?.();
+    const copied = await open(to);
+    assert.deepEqual((await copied.root()).bytes, root.bytes);
+    await copied.close();
+  });
+});

@@ -1,0 +1,468 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { gzipSync } from 'node:zlib';
+import { SlipwayError } from '../errors.js';
+import { makeTar, type TestEntry } from '../internal/tar-fixtures.js';
+import { imageSourceConformance } from '../testing/conformance.js';
+import { sha256 } from '../v1/digest.js';
+import { MediaType } from '../v1/media-types.js';
+import { archiveDigest } from './fingerprint.js';
+import { list, open, openAny, type TarballOptions } from './source.js';
+
+interface FakeImage {
+  tags: string[];
+  layers: Buffer[];
+  /** Overrides the config's diff_ids (to test a layer that does not match). */
+  diffIDs?: string[];
+  /** LayerSources for manifest.json. */
+  layerSources?: Record<string, unknown>;
+}
+
+const hex = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
+
+/** A small but real layer: a tar holding one file. */
+async function layerTar(name: string, body: string): Promise<Buffer> {
+  return makeTar([{ name, body }]);
+}
+
+/** The entries of a pre-Docker-25 `docker save` archive for these images. */
+function dockerSaveEntries(images: FakeImage[]): { entries: TestEntry[]; configs: Buffer[] } {
+  const entries: TestEntry[] = [];
+  const seen = new Set<string>();
+  const manifest: unknown[] = [];
+  const configs: Buffer[] = [];
+  for (const image of images) {
+    const diffIDs = image.diffIDs ?? image.layers.map((l) => `sha256:${hex(l)}`);
+    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: diffIDs }, history: [{ created_by: image.tags.join(',') }] }));
+    configs.push(config);
+    const layerPaths = image.layers.map((l) => {
+      const dir = hex(l);
+      if (!seen.has(dir)) {
+        seen.add(dir);
+        entries.push({ name: `${dir}/`, type: 'directory' }, { name: `${dir}/VERSION`, body: '1.0' }, { name: `${dir}/layer.tar`, body: l });
+      }
+      return `${dir}/layer.tar`;
+    });
+    entries.push({ name: `${hex(config)}.json`, body: config });
+    manifest.push({ Config: `${hex(config)}.json`, RepoTags: image.tags, Layers: layerPaths, ...(image.layerSources ? { LayerSources: image.layerSources } : {}) });
+  }
+  entries.push({ name: 'manifest.json', body: JSON.stringify(manifest) });
+  return { entries, configs };
+}
+
+async function errorOf(promise: Promise<unknown>): Promise<SlipwayError> {
+  try {
+    await promise;
+  } catch (err) {
+    assert.ok(SlipwayError.is(err), `want a SlipwayError, got ${String(err)}`);
+    return err;
+  }
+  assert.fail('expected a rejection');
+}
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+let dir: string;
+let layerA: Buffer;
+let layerB: Buffer;
+let layerC: Buffer;
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'slipway-tarball-test-'));
+  layerA = await layerTar('bin/a', 'a'.repeat(50_000));
+  layerB = await layerTar('etc/b', 'bee');
+  layerC = await layerTar('etc/c', 'sea');
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function archive(name: string, entries: TestEntry[], gzip = false): Promise<string> {
+  const path = join(dir, name);
+  const tar = await makeTar(entries);
+  await writeFile(path, gzip ? gzipSync(tar) : tar);
+  return path;
+}
+
+function options(extra: TarballOptions = {}): TarballOptions {
+  return { cacheDir: join(dir, 'cache'), tempDir: dir, ...extra };
+}
+
+imageSourceConformance('docker save archive (synthesised manifest)', async () => {
+  const { entries, configs } = dockerSaveEntries([{ tags: ['app:1'], layers: [layerA, layerB] }]);
+  const path = await archive('conf.tar', entries);
+  return { source: await open(path, options()), expected: { rootMediaType: MediaType.DockerManifest, contains: [sha256(configs[0]!)] } };
+});
+
+imageSourceConformance('gzipped docker save archive', async () => {
+  const { entries, configs } = dockerSaveEntries([{ tags: ['app:1'], layers: [layerA, layerB] }]);
+  const path = await archive('conf.tar.gz', entries, true);
+  return { source: await open(path, options({ cacheDir: false })), expected: { contains: [sha256(configs[0]!)] } };
+});
+
+describe('tarball.open', () => {
+  it('synthesises a Docker v2 manifest whose layers decompress to the diff IDs', async () => {
+    const { entries, configs } = dockerSaveEntries([{ tags: ['app:1'], layers: [layerA, layerB] }]);
+    const source = await open(await archive('synth.tar', entries), options({ cacheDir: false }));
+    try {
+      const root = await source.root();
+      const manifest = JSON.parse(Buffer.from(root.bytes).toString());
+      assert.equal(manifest.mediaType, MediaType.DockerManifest);
+      assert.equal(manifest.config.digest, sha256(configs[0]!));
+      assert.equal(manifest.config.mediaType, MediaType.DockerConfig);
+      assert.equal(manifest.layers.length, 2);
+      const { gunzipSync } = await import('node:zlib');
+      for (const [i, layer] of manifest.layers.entries()) {
+        assert.equal(layer.mediaType, MediaType.DockerLayerGzip);
+        const gz = await readAll(await source.blob(layer));
+        assert.deepEqual(gunzipSync(gz), [layerA, layerB][i]);
+      }
+      assert.deepEqual(source.stats, { compressed: 2, cached: 0, passedThrough: 0 });
+      assert.equal(source.format, 'docker-save');
+      assert.deepEqual(source.tags, ['app:1']);
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('gives the same digest for the plain and the gzipped archive, and on every run', async () => {
+    const { entries } = dockerSaveEntries([{ tags: ['app:1'], layers: [layerA] }]);
+    const digests = new Set<string>();
+    for (const [name, gz] of [['same.tar', false], ['same.tar.gz', true], ['same2.tar', false]] as const) {
+      const source = await open(await archive(name, entries, gz), options({ cacheDir: false }));
+      digests.add((await source.root()).descriptor.digest);
+      await source.close();
+    }
+    assert.equal(digests.size, 1);
+  });
+
+  it('selects images of a multi-image archive by tag, normalised tag, position or image ID', async () => {
+    const { entries, configs } = dockerSaveEntries([
+      { tags: ['app:1', 'app:latest'], layers: [layerA] },
+      { tags: ['registry.example:5000/team/app:2'], layers: [layerA, layerC] },
+      { tags: [], layers: [layerB] },
+    ]);
+    const path = await archive('multi.tar', entries);
+    const err = await errorOf(open(path, options()));
+    assert.equal(err.code, 'SLIPWAY_INVALID_ARG');
+    assert.match(err.message, /holds 3 images; choose one with the image option/);
+    assert.match(err.message, /"app:1" = "app:latest", "registry.example:5000\/team\/app:2", #2 \(untagged/);
+    const cases: [string | number, number][] = [['app:latest', 0], ['docker.io/library/app:1', 0], ['registry.example:5000/team/app:2', 1], [2, 2], [sha256(configs[1]!), 1]];
+    for (const [selector, want] of cases) {
+      const source = await open(path, options({ image: selector }));
+      const manifest = JSON.parse(Buffer.from((await source.root()).bytes).toString());
+      assert.equal(manifest.config.digest, sha256(configs[want]!), String(selector));
+      await source.close();
+    }
+    assert.equal((await errorOf(open(path, options({ image: 'app:3' })))).code, 'SLIPWAY_NOT_FOUND');
+    assert.equal((await errorOf(open(path, options({ image: 7 })))).code, 'SLIPWAY_INVALID_ARG');
+    assert.deepEqual((await list(path)).map((i) => i.tags), [['app:1', 'app:latest'], ['registry.example:5000/team/app:2'], []]);
+  });
+
+  it('compresses once: a second open uses the cache; a missing cached file is recompressed and verified', async () => {
+    const cacheDir = join(dir, 'cache-once');
+    const { entries } = dockerSaveEntries([{ tags: ['app:1'], layers: [layerA, layerC] }]);
+    const path = await archive('once.tar', entries);
+    const first = await open(path, options({ cacheDir }));
+    const root1 = await first.root();
+    assert.deepEqual(first.stats, { compressed: 2, cached: 0, passedThrough: 0 });
+    await first.close();
+    const gzFiles = (await readdir(join(cacheDir, 'layers'))).filter((n) => n.endsWith('.gz'));
+    assert.equal(gzFiles.length, 2);
+    const mtimes = await Promise.all(gzFiles.map(async (n) => (await stat(join(cacheDir, 'layers', n))).mtimeMs));
+
+    const second = await open(path, options({ cacheDir }));
+    assert.deepEqual((await second.root()).bytes, root1.bytes);
+    assert.deepEqual(second.stats, { compressed: 0, cached: 2, passedThrough: 0 });
+    await second.close();
+    assert.deepEqual(await Promise.all(gzFiles.map(async (n) => (await stat(join(cacheDir, 'layers', n))).mtimeMs)), mtimes, 'cached files untouched');
+
+    // Cache pruned of its compressed bytes: the digests are still known, and blobs are recompressed on read.
+    for (const n of gzFiles) await rm(join(cacheDir, 'layers', n));
+    const third = await open(path, options({ cacheDir }));
+    const manifest = JSON.parse(Buffer.from((await third.root()).bytes).toString());
+    assert.deepEqual((await third.root()).bytes, root1.bytes);
+    for (const layer of manifest.layers) assert.equal(sha256(await readAll(await third.blob(layer))), layer.digest);
+    await third.close();
+  });
+
+  it('drops a corrupt cache entry when its bytes fail verification', async () => {
+    const cacheDir = join(dir, 'cache-corrupt');
+    const { entries } = dockerSaveEntries([{ tags: ['app:1'], layers: [layerA] }]);
+    const path = await archive('corrupt-cache.tar', entries);
+    const first = await open(path, options({ cacheDir }));
+    const layer = JSON.parse(Buffer.from((await first.root()).bytes).toString()).layers[0];
+    await first.close();
+    const gz = join(cacheDir, 'layers', (await readdir(join(cacheDir, 'layers'))).find((n) => n.endsWith('.gz'))!);
+    const bytes = await readFile(gz);
+    bytes[bytes.length - 10]! ^= 0xff;
+    await writeFile(gz, bytes);
+    const second = await open(path, options({ cacheDir }));
+    await second.root();
+    const err = await errorOf(readAll(await second.blob(layer)));
+    assert.equal(err.code, 'SLIPWAY_DIGEST_MISMATCH');
+    await second.close();
+    await new Promise((r) => setTimeout(r, 50));
+    const third = await open(path, options({ cacheDir }));
+    await third.root();
+    assert.equal(third.stats.compressed, 1, 'recompressed after the corrupt entry was dropped');
+    assert.equal(sha256(await readAll(await third.blob(layer))), layer.digest);
+    await third.close();
+  });
+
+  it('passes already-gzipped layers through as stored', async () => {
+    const gz = gzipSync(layerB, { level: 1 });
+    const { entries } = dockerSaveEntries([{ tags: ['app:1'], layers: [gz], diffIDs: [`sha256:${hex(layerB)}`] }]);
+    const source = await open(await archive('passthrough.tar', entries), options());
+    const manifest = JSON.parse(Buffer.from((await source.root()).bytes).toString());
+    assert.equal(manifest.layers[0].digest, sha256(gz));
+    assert.equal(manifest.layers[0].size, gz.length);
+    assert.equal(source.stats.passedThrough, 1);
+    await source.close();
+  });
+
+  it('keeps foreign layers from LayerSources in the manifest, and says it does not hold their bytes', async () => {
+    const foreign = { mediaType: MediaType.DockerForeignLayerGzip, digest: sha256('foreign'), size: 7, urls: ['https://example.invalid/layer'] };
+    const { entries } = dockerSaveEntries([{ tags: ['win:1'], layers: [layerA, layerB], layerSources: { [`sha256:${hex(layerA)}`]: foreign } }]);
+    const source = await open(await archive('foreign.tar', entries), options());
+    const manifest = JSON.parse(Buffer.from((await source.root()).bytes).toString());
+    assert.deepEqual(manifest.layers[0], foreign);
+    const err = await errorOf(source.blob(manifest.layers[0]));
+    assert.equal(err.code, 'SLIPWAY_NOT_FOUND');
+    assert.match(err.message, /foreign layer/);
+    await source.close();
+  });
+
+  it('refuses a layer that does not match its diff_id', async () => {
+    const { entries } = dockerSaveEntries([{ tags: ['app:1'], layers: [layerA], diffIDs: [`sha256:${hex('something else')}`] }]);
+    const source = await open(await archive('diffid.tar', entries), options({ cacheDir: false }));
+    const err = await errorOf(source.root());
+    assert.equal(err.code, 'SLIPWAY_DIGEST_MISMATCH');
+    assert.match(err.message, /diff_id/);
+    await source.close();
+  });
+
+  it('cancels compression on abort and leaves no temp files', async () => {
+    const big = await makeTar([{ name: 'big', body: Buffer.alloc(8 * 1024 * 1024, 7) }]);
+    const cacheDir = join(dir, 'cache-abort');
+    const { entries } = dockerSaveEntries([{ tags: ['app:1'], layers: [big] }]);
+    const source = await open(await archive('abort.tar', entries), options({ cacheDir }));
+    const controller = new AbortController();
+    const pending = source.root({ signal: controller.signal });
+    setImmediate(() => controller.abort());
+    assert.equal((await errorOf(pending)).code, 'SLIPWAY_ABORTED');
+    await source.close();
+    const left = await readdir(join(cacheDir, 'layers')).catch(() => []);
+    assert.deepEqual(left.filter((n) => n.includes('.tmp-')), []);
+  });
+
+  it('serves the OCI layout of a Docker 25+ archive when it is complete, and falls back when it is not (moby#47065, #47210)', async () => {
+    const { entries, configs } = dockerSaveEntries([{ tags: ['app:1'], layers: [layerA] }]);
+    const config = configs[0]!;
+    const blobs: TestEntry[] = [
+      { name: `blobs/sha256/${hex(config)}`, body: config },
+      { name: `blobs/sha256/${hex(layerA)}`, body: layerA },
+    ];
+    const ociManifest = (layers: unknown[]) =>
+      Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config: { mediaType: MediaType.OciConfig, digest: sha256(config), size: config.length }, layers }));
+    const complete = ociManifest([{ mediaType: MediaType.OciLayer, digest: `sha256:${hex(layerA)}`, size: layerA.length }]);
+    const noLayers = ociManifest([]);
+    const index = (m: Buffer | null) =>
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MediaType.OciIndex,
+        manifests: m === null ? null : [{ mediaType: MediaType.OciManifest, digest: sha256(m), size: m.length, annotations: { 'io.containerd.image.name': 'docker.io/library/app:1', 'org.opencontainers.image.ref.name': '1' } }],
+      });
+    const layout = (m: Buffer, indexed: Buffer | null): TestEntry[] => [
+      ...blobs,
+      { name: `blobs/sha256/${hex(m)}`, body: m },
+      { name: 'oci-layout', body: '{"imageLayoutVersion":"1.0.0"}' },
+      { name: 'index.json', body: index(indexed) },
+    ];
+
+    const good = await open(await archive('hybrid.tar', [...entries, ...layout(complete, complete)]), options({ image: 'app:1' }));
+    assert.equal(good.format, 'oci-layout');
+    assert.equal((await good.root()).descriptor.digest, sha256(complete));
+    await good.close();
+
+    for (const [name, entriesOf] of [
+      ['hybrid-nolayers.tar', layout(noLayers, noLayers)],
+      ['hybrid-null.tar', layout(complete, null)],
+    ] as const) {
+      const fallback = await open(await archive(name, [...entries, ...entriesOf]), options());
+      assert.equal(fallback.format, 'docker-save', name);
+      assert.equal(JSON.parse(Buffer.from((await fallback.root()).bytes).toString()).mediaType, MediaType.DockerManifest);
+      await fallback.close();
+    }
+  });
+
+  it('reads an OCI layout tar without manifest.json, and openAny opens layout directories too', async () => {
+    const config = Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}');
+    const m = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config: { mediaType: MediaType.OciConfig, digest: sha256(config), size: config.length }, layers: [] }));
+    const entries: TestEntry[] = [
+      { name: 'oci-layout', body: '{"imageLayoutVersion":"1.0.0"}' },
+      { name: 'index.json', body: JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: MediaType.OciManifest, digest: sha256(m), size: m.length, annotations: { 'org.opencontainers.image.ref.name': 'v1' } }] }) },
+      { name: `blobs/sha256/${hex(config)}`, body: config },
+      { name: `blobs/sha256/${hex(m)}`, body: m },
+    ];
+    const source = await open(await archive('oci-only.tar.gz', entries, true), options());
+    assert.equal(source.format, 'oci-layout');
+    assert.deepEqual(source.tags, ['v1']);
+    assert.equal((await source.root()).descriptor.digest, sha256(m));
+    await source.close();
+    const { mkdir } = await import('node:fs/promises');
+    const layoutDir = join(dir, 'layout-dir');
+    for (const e of entries) {
+      await mkdir(join(layoutDir, e.name, '..'), { recursive: true });
+      await writeFile(join(layoutDir, e.name), e.body!);
+    }
+    const any = await openAny(layoutDir);
+    assert.equal((await any.root()).descriptor.digest, sha256(m));
+    await any.close?.();
+  });
+
+  describe('refuses malformed and hostile archives with SLIPWAY_INVALID_ARCHIVE naming the entry', () => {
+    const cases: [string, () => Promise<TestEntry[]>, RegExp, 'open' | 'root'][] = [
+      ['a manifest.json over the size cap', async () => [{ name: 'manifest.json', body: `[${' '.repeat(9 * 1024 * 1024)}]` }], /"manifest.json" is \d+ bytes, more than the 8388608-byte limit/, 'open'],
+      ['a manifest.json that is not JSON', async () => [{ name: 'manifest.json', body: '[{"Config":' }], /"manifest.json" is not valid JSON/, 'open'],
+      ['a manifest.json that is not a list', async () => [{ name: 'manifest.json', body: '{"Config":"x"}' }], /not a JSON array/, 'open'],
+      ['a manifest.json item without Layers', async () => [{ name: 'manifest.json', body: '[{"Config":"c.json"}]' }], /"manifest.json"\[0\] has no "Layers"/, 'open'],
+      ['manifest.json as a symlink', async () => [{ name: 'real.json', body: '[]' }, { name: 'manifest.json', type: 'symlink', linkname: 'real.json' }], /"manifest.json" is a symlink/, 'open'],
+      [
+        'a missing config',
+        async () => [{ name: 'manifest.json', body: JSON.stringify([{ Config: 'gone.json', RepoTags: ['a:1'], Layers: [] }]) }],
+        /image config "gone.json" is missing/,
+        'open',
+      ],
+      [
+        'a missing layer',
+        async () => {
+          const { entries } = dockerSaveEntries([{ tags: ['a:1'], layers: [layerA] }]);
+          return entries.filter((e) => !e.name.endsWith('layer.tar'));
+        },
+        /layer "[0-9a-f]{64}\/layer.tar" is missing/,
+        'root',
+      ],
+      [
+        'a layer path that is a symlink leaving the archive',
+        async () => {
+          const { entries } = dockerSaveEntries([{ tags: ['a:1'], layers: [layerA] }]);
+          return entries.map((e) => (e.name.endsWith('layer.tar') ? { name: e.name, type: 'symlink' as const, linkname: '../../../etc/passwd' } : e));
+        },
+        /symlink that leaves the archive/,
+        'root',
+      ],
+      [
+        'a layer path with ".."',
+        async () => [
+          { name: 'c.json', body: '{"rootfs":{"diff_ids":["sha256:' + '0'.repeat(64) + '"]}}' },
+          { name: 'manifest.json', body: JSON.stringify([{ Config: 'c.json', RepoTags: ['a:1'], Layers: ['../outside/layer.tar'] }]) },
+        ],
+        /"\.\." path component/,
+        'root',
+      ],
+      [
+        'a config with fewer diff_ids than layers',
+        async () => {
+          const { entries } = dockerSaveEntries([{ tags: ['a:1'], layers: [layerA, layerB], diffIDs: [`sha256:${hex(layerA)}`] }]);
+          return entries;
+        },
+        /lists 1 diff_ids but "manifest.json" lists 2 layers/,
+        'root',
+      ],
+      ['an archive that is neither format', async () => [{ name: 'hello.txt', body: 'hi' }], /neither a docker save archive/, 'open'],
+      ['duplicate manifest.json entries', async () => [{ name: 'manifest.json', body: '[]' }, { name: 'manifest.json', body: '[]' }], /"manifest.json" appears more than once/, 'open'],
+    ];
+    for (const [what, make, pattern, when] of cases) {
+      it(what, async () => {
+        const path = await archive(`bad-${hex(what).slice(0, 8)}.tar`, await make());
+        const err = await errorOf(
+          (async () => {
+            const source = await open(path, options({ cacheDir: false }));
+            if (when === 'open') {
+              await source.close();
+              assert.fail('open should have failed');
+            }
+            try {
+              await source.root();
+            } finally {
+              await source.close();
+            }
+          })(),
+        );
+        assert.equal(err.code, 'SLIPWAY_INVALID_ARCHIVE', err.message);
+        assert.match(err.message, pattern);
+      });
+    }
+
+    it('a truncated archive', async () => {
+      const { entries } = dockerSaveEntries([{ tags: ['a:1'], layers: [layerA] }]);
+      const tar = await makeTar(entries);
+      const path = join(dir, 'truncated.tar');
+      await writeFile(path, tar.subarray(0, 30_000));
+      const err = await errorOf(open(path, options()));
+      assert.equal(err.code, 'SLIPWAY_INVALID_ARCHIVE');
+      assert.match(err.message, /truncated/);
+    });
+
+    it('a corrupt gzip stream', async () => {
+      const { entries } = dockerSaveEntries([{ tags: ['a:1'], layers: [layerA] }]);
+      const gz = gzipSync(await makeTar(entries));
+      gz[gz.length - 100]! ^= 0xff;
+      gz[200]! ^= 0xff;
+      const path = join(dir, 'corrupt.tar.gz');
+      await writeFile(path, gz);
+      const err = await errorOf(open(path, options()));
+      assert.equal(err.code, 'SLIPWAY_INVALID_ARCHIVE');
+    });
+
+    it('a zstd-compressed archive, with a hint', async () => {
+      const path = join(dir, 'x.tar.zst');
+      await writeFile(path, Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0]));
+      const err = await errorOf(open(path, options()));
+      assert.equal(err.code, 'SLIPWAY_INVALID_ARCHIVE');
+      assert.match(err.message, /zstd-compressed archives are not supported/);
+    });
+  });
+
+  it('reports a missing archive as SLIPWAY_NOT_FOUND', async () => {
+    assert.equal((await errorOf(open(join(dir, 'nope.tar')))).code, 'SLIPWAY_NOT_FOUND');
+  });
+
+  it('never writes outside its temp and cache directories', async () => {
+    const { entries } = dockerSaveEntries([{ tags: ['a:1'], layers: [layerA] }]);
+    const path = await archive('contained.tar.gz', entries, true);
+    const sandbox = await mkdtemp(join(tmpdir(), 'slipway-sandbox-'));
+    const source = await open(path, { tempDir: sandbox, cacheDir: false });
+    await source.root();
+    assert.equal((await readdir(sandbox)).length, 2, 'one scratch dir for the gunzipped archive, one for compressed layers');
+    await source.close();
+    assert.deepEqual(await readdir(sandbox), [], 'close() removes every scratch file');
+    await rm(sandbox, { recursive: true });
+  });
+});
+
+describe('archiveDigest', () => {
+  it('hashes content, or stat facts without reading', async () => {
+    const path = join(dir, 'fp.tar');
+    await writeFile(path, 'abc');
+    assert.equal(await archiveDigest(path), `sha256:${hex('abc')}`);
+    const s1 = await archiveDigest(path, { mode: 'stat' });
+    assert.match(s1, /^sha256:[0-9a-f]{64}$/);
+    await new Promise((r) => setTimeout(r, 20));
+    await writeFile(path, 'abd');
+    assert.notEqual(await archiveDigest(path, { mode: 'stat' }), s1);
+    const link = join(dir, 'fp-link.tar');
+    await symlink(path, link);
+    assert.equal(await archiveDigest(link, { mode: 'stat' }), await archiveDigest(path, { mode: 'stat' }), 'a symlink fingerprints as its target');
+    assert.equal((await errorOf(archiveDigest(join(dir, 'missing.tar')))).code, 'SLIPWAY_NOT_FOUND');
+  });
+});
