@@ -5,5 +5,11 @@
 import type { Command } from '../command.js';
 
 export const commands: Record<string, () => Promise<Command>> = {
-  // copy: async () => (await import('./copy.js')).copy,
+  copy: async () => (await import('./copy.js')).copy,
+  push: async () => (await import('./push.js')).push,
+  digest: async () => (await import('./digest.js')).digest,
+  manifest: async () => (await import('./manifest.js')).manifest,
+  platforms: async () => (await import('./platforms.js')).platforms,
+  tags: async () => (await import('./tags.js')).tags,
+  build: async () => (await import('./build.js')).build,
 };

@@ -1,0 +1,46 @@
+/**
+ * `slipway copy SOURCE DESTINATION`: registry to registry (or any source to a registry).
+ * @module
+ */
+import { copyImage } from '@slipway/engine';
+import { defineCommand, integerFlag, listFlag } from '../define.js';
+import { copyOutput, destinationRegistry, withProgress } from './shared.js';
+
+export const copy = defineCommand({
+  summary: 'copy an image or index to a registry: all platforms, one, or a subset',
+  synopsis: 'slipway copy SOURCE DESTINATION [--platform P[,P…]] [--overwrite] [--jobs N]',
+  details: `SOURCE is a registry reference, a docker save tar (gzip allowed), an OCI layout directory or tar, or
+a prefixed source: docker://REF, docker-daemon:IMAGE, oci:PATH[:REF], oci-archive:PATH[:REF],
+docker-archive:PATH[:IMAGE|@N]. DESTINATION is registry/repository[:tag] (tag defaults to latest).
+
+  --platform P[,P…]  os/arch[/variant]. None: the whole index, byte for byte (same digest).
+                     One: that platform's image manifest as-is (its digest). Several: a new index
+                     holding only those (a new digest). A single-image source must match.
+  --overwrite        replace a different image at DESTINATION (otherwise exit 5)
+  -j, --jobs N       parallel transfers (default 4)
+
+Prints DESTINATION@DIGEST; with --json the full result.`,
+  options: {
+    platform: { type: 'string', multiple: true },
+    overwrite: { type: 'boolean' },
+    jobs: { type: 'string', short: 'j' },
+  },
+  positionals: { min: 2, max: 2 },
+  async run(context) {
+    const [source, destination] = context.args as [string, string];
+    const result = await withProgress(context, (onProgress) =>
+      copyImage({
+        source,
+        destination,
+        platforms: listFlag(context.values, 'platform'),
+        overwrite: context.values.overwrite === true,
+        jobs: integerFlag(context.values, 'jobs'),
+        onProgress,
+        registries: context.registries(destinationRegistry(destination)),
+        insecure: context.insecure,
+        signal: context.io.signal,
+      }),
+    );
+    return copyOutput(result);
+  },
+});

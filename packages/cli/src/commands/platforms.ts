@@ -1,0 +1,28 @@
+/**
+ * `slipway platforms REF`: the platforms an index (or single image) offers.
+ * @module
+ */
+import { listPlatforms } from '@slipway/engine';
+import { defineCommand } from '../define.js';
+import { destinationRegistry } from './shared.js';
+
+export const platforms = defineCommand({
+  summary: 'list the platforms of an image or index with each image manifest digest',
+  synopsis: 'slipway platforms REF',
+  details: `REF is anything copy accepts as a source. An index lists its children (attestation manifests
+left out); a single image reports the platform of its config.
+
+Prints "PLATFORM DIGEST" per line; with --json {reference, digest, mediaType, platforms: [{platform, digest}]}.`,
+  positionals: { min: 1, max: 1 },
+  async run(context) {
+    const [reference] = context.args as [string];
+    const result = await listPlatforms({
+      reference,
+      registries: context.registries(destinationRegistry(reference)),
+      insecure: context.insecure,
+      signal: context.io.signal,
+    });
+    const width = Math.max(0, ...result.platforms.map((p) => p.platform.length));
+    return { json: result, text: result.platforms.map((p) => `${p.platform.padEnd(width)} ${p.digest}`).join('\n') };
+  },
+});

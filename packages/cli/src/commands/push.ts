@@ -1,0 +1,51 @@
+/**
+ * `slipway push ARCHIVE DESTINATION`: a docker save tar or an OCI layout (directory or tar) to a registry.
+ * @module
+ */
+import { pushArchive } from '@slipway/engine';
+import { defineCommand, integerFlag, listFlag } from '../define.js';
+import { copyOutput, destinationRegistry, withProgress } from './shared.js';
+
+export const push = defineCommand({
+  summary: 'push a docker save tar or an OCI layout (directory or tar) to a registry',
+  synopsis: 'slipway push ARCHIVE DESTINATION [--image NAME] [--platform P[,P…]] [--overwrite] [--jobs N]',
+  details: `ARCHIVE is a docker save tar (gzip allowed), an OCI layout directory, or an OCI layout tar
+(docker buildx --output type=oci, skopeo oci-archive:). DESTINATION is registry/repository[:tag].
+
+  --image NAME       which image of an archive holding several: a RepoTag of a docker save
+                     (app:1), a ref name of an OCI layout (its org.opencontainers.image.ref.name),
+                     or @N for the N-th (from 0)
+  --platform P[,P…]  as for copy
+  --overwrite        replace a different image at DESTINATION (otherwise exit 5)
+  -j, --jobs N       parallel transfers (default 4)
+
+An OCI layout keeps its digests. A docker save archive is pushed as the Docker image manifest its
+layers describe; that digest is slipway's, not necessarily what docker push reports.
+Prints DESTINATION@DIGEST; with --json the full result.`,
+  options: {
+    image: { type: 'string' },
+    platform: { type: 'string', multiple: true },
+    overwrite: { type: 'boolean' },
+    jobs: { type: 'string', short: 'j' },
+  },
+  positionals: { min: 2, max: 2 },
+  async run(context) {
+    const [archive, destination] = context.args as [string, string];
+    const image = context.values.image as string | undefined;
+    const result = await withProgress(context, (onProgress) =>
+      pushArchive({
+        archive,
+        destination,
+        ...(image === undefined ? {} : { image }),
+        platforms: listFlag(context.values, 'platform'),
+        overwrite: context.values.overwrite === true,
+        jobs: integerFlag(context.values, 'jobs'),
+        onProgress,
+        registries: context.registries(destinationRegistry(destination)),
+        insecure: context.insecure,
+        signal: context.io.signal,
+      }),
+    );
+    return copyOutput(result);
+  },
+});

@@ -1,0 +1,60 @@
+/**
+ * Pieces the registry commands share: progress around a copy, and the copy/push result printout.
+ * @module
+ */
+import type { CopyImageResult } from '@slipway/engine';
+import { name, type copy } from '@slipway/oci';
+import type { CommandContext, CommandOutput } from '../define.js';
+import { createProgress, formatBytes } from '../progress.js';
+
+/** The registry a reference names, or undefined when it does not parse (the engine reports that). */
+export function destinationRegistry(text: string): string | undefined {
+  try {
+    return name.parseReference(text.replace(/^docker:\/\//, '')).registry;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Runs a copy with progress on stderr and a one-line summary after it. */
+export async function withProgress(
+  context: CommandContext,
+  run: (onProgress: (event: copy.CopyEvent) => void) => Promise<CopyImageResult>,
+): Promise<CopyImageResult> {
+  const progress = createProgress(context.io, { quiet: context.quiet });
+  let result: CopyImageResult;
+  try {
+    result = await run((event) => progress.onProgress(event));
+  } finally {
+    progress.finish();
+  }
+  if (!context.quiet) context.io.stderr.write(summary(result) + '\n');
+  return result;
+}
+
+function summary(result: CopyImageResult): string {
+  if (result.noop) return `${result.destination} already holds ${result.digest}: nothing to copy`;
+  const s = result.stats;
+  return (
+    `copied ${s.blobsCopied} blob${s.blobsCopied === 1 ? '' : 's'} (${formatBytes(s.bytesCopied)}), ` +
+    `${s.blobsSkipped} already there, ${s.blobsMounted} mounted, ${s.manifestsPut} manifest${s.manifestsPut === 1 ? '' : 's'} written`
+  );
+}
+
+export function copyOutput(result: CopyImageResult): CommandOutput {
+  return {
+    json: {
+      source: result.source,
+      destination: result.destination,
+      reference: result.reference,
+      digest: result.digest,
+      mediaType: result.mediaType,
+      size: result.size,
+      sourceDigest: result.sourceDigest,
+      platforms: result.platforms,
+      noop: result.noop,
+      stats: result.stats,
+    },
+    text: result.reference,
+  };
+}

@@ -1,0 +1,171 @@
+/**
+ * What every registry command shares: flag parsing (`node:util` parseArgs), the common flags
+ * (`--json`, `--insecure HOST`, `--quiet`, `--help`), credentials from the environment, printing a
+ * result as text or as one JSON object, and mapping errors to exit codes.
+ * @module
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { RegistryCredential } from '@slipway/engine';
+import { ExitCode, type Command, type CommandIo } from './command.js';
+import { describeError } from './errors.js';
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+type Value = string | boolean | (string | boolean)[] | undefined;
+
+export interface CommandContext {
+  /** Positional arguments, count already checked. */
+  args: string[];
+  /** Command-specific flags by long name. */
+  values: Record<string, Value>;
+  io: CommandIo;
+  json: boolean;
+  quiet: boolean;
+  /** Registries allowed plain HTTP or unverified TLS (`--insecure`, repeatable). Loopback always is. */
+  insecure: string[];
+  /** Credentials from SLIPWAY_REGISTRY_USERNAME/PASSWORD, scoped to SLIPWAY_REGISTRY_ADDRESS or `target`. */
+  registries(target: string | undefined): RegistryCredential[];
+}
+
+export interface CommandOutput {
+  /** The `--json` object. */
+  json: unknown;
+  /** What goes to stdout otherwise (a trailing newline is added to strings). */
+  text: string | Uint8Array;
+}
+
+export interface CommandSpec {
+  /** One line for `slipway --help`. */
+  summary: string;
+  /** `slipway NAME ARGS…` line, without the common flags. */
+  synopsis: string;
+  /** Paragraphs after the synopsis: what it does, flags, output. */
+  details: string;
+  options?: Options;
+  positionals: { min: number; max: number };
+  run(context: CommandContext): Promise<CommandOutput>;
+}
+
+const commonOptions: Options = {
+  json: { type: 'boolean' },
+  insecure: { type: 'string', multiple: true },
+  quiet: { type: 'boolean', short: 'q' },
+  help: { type: 'boolean', short: 'h' },
+};
+
+const commonHelp = `common flags:
+  --json            print one JSON object on stdout (errors too: {"error":{code,message,exitCode}})
+  --insecure HOST   allow plain HTTP / unverified TLS for HOST (repeatable); 127.0.0.1 and localhost always are
+  -q, --quiet       no progress on stderr
+  -h, --help        this text
+
+credentials, first found wins: SLIPWAY_REGISTRY_USERNAME + SLIPWAY_REGISTRY_PASSWORD (for the registry in
+SLIPWAY_REGISTRY_ADDRESS, or else the registry the command writes to or reads from), then the Docker config
+($DOCKER_CONFIG/config.json or ~/.docker/config.json: auths, credHelpers, credsStore), then the containers
+auth file ($REGISTRY_AUTH_FILE), else anonymous. Passwords are never printed.
+
+exit codes: 0 ok, 1 failure, 2 usage (bad flag, reference or platform), 3 not found, 4 authentication,
+5 destination holds a different image (use --overwrite), 130 interrupted.`;
+
+/** Builds a Command from a spec; the command only turns arguments into a result. */
+export function defineCommand(spec: CommandSpec): Command {
+  const usage = `usage: ${spec.synopsis}\n\n${spec.details}\n\n${commonHelp}\n`;
+  return {
+    summary: spec.summary,
+    usage,
+    async run(argv: string[], io: CommandIo): Promise<number> {
+      const json = argv.includes('--json');
+      const secrets = envSecrets(io.env);
+      let parsed: ReturnType<typeof parseArgs>;
+      try {
+        parsed = parseArgs({ args: argv, options: { ...commonOptions, ...spec.options }, allowPositionals: true, strict: true });
+      } catch (err) {
+        return fail(io, json, { code: 'SLIPWAY_USAGE', message: `${(err as Error).message}; see "${spec.synopsis.split(' ').slice(0, 2).join(' ')} --help"`, exitCode: ExitCode.Usage }, secrets);
+      }
+      const values = parsed.values as Record<string, Value>;
+      if (values.help === true) {
+        io.stdout.write(usage);
+        return ExitCode.Ok;
+      }
+      const args = parsed.positionals;
+      if (args.length < spec.positionals.min || args.length > spec.positionals.max) {
+        return fail(io, json, { code: 'SLIPWAY_USAGE', message: `${args.length < spec.positionals.min ? 'missing' : 'too many'} arguments\n${usage.split('\n')[0]}`, exitCode: ExitCode.Usage }, secrets);
+      }
+      const context: CommandContext = {
+        args,
+        values,
+        io,
+        json: values.json === true,
+        quiet: values.quiet === true,
+        insecure: (values.insecure as string[] | undefined) ?? [],
+        registries: (target) => registriesFromEnv(io.env, target),
+      };
+      try {
+        const output = await spec.run(context);
+        if (context.json) io.stdout.write(redact(JSON.stringify(output.json, null, 2), secrets) + '\n');
+        else if (typeof output.text === 'string') io.stdout.write(output.text === '' ? '' : redact(output.text, secrets) + '\n');
+        else io.stdout.write(output.text);
+        return ExitCode.Ok;
+      } catch (err) {
+        return fail(io, context.json, describeError(err, io.signal), secrets);
+      }
+    },
+  };
+}
+
+interface Failure {
+  code: string;
+  message: string;
+  exitCode: number;
+}
+
+function fail(io: CommandIo, json: boolean, failure: Failure, secrets: string[]): number {
+  const message = redact(failure.message, secrets);
+  io.stderr.write(`slipway: ${message}\n`);
+  if (json) io.stdout.write(JSON.stringify({ error: { code: failure.code, message, exitCode: failure.exitCode } }, null, 2) + '\n');
+  return failure.exitCode;
+}
+
+/**
+ * Credentials from the environment, for CI where writing a Docker config is a chore. They apply to
+ * one registry only, so a copy never sends them to the other side: SLIPWAY_REGISTRY_ADDRESS when set,
+ * otherwise the command's target (the destination of copy/push, the named registry of read commands).
+ */
+export function registriesFromEnv(env: NodeJS.ProcessEnv, target: string | undefined): RegistryCredential[] {
+  const username = env.SLIPWAY_REGISTRY_USERNAME;
+  const password = env.SLIPWAY_REGISTRY_PASSWORD;
+  const address = env.SLIPWAY_REGISTRY_ADDRESS || target;
+  if (!username || password === undefined || !address) return [];
+  return [{ address, username, password }];
+}
+
+function envSecrets(env: NodeJS.ProcessEnv): string[] {
+  const password = env.SLIPWAY_REGISTRY_PASSWORD;
+  return password && password.length >= 4 ? [password] : [];
+}
+
+/** Belt and braces: the library never puts secrets in messages; the CLI still scrubs the ones it knows. */
+function redact(text: string, secrets: string[]): string {
+  let result = text;
+  for (const secret of secrets) result = result.split(secret).join('***');
+  return result;
+}
+
+/** Reads an integer flag, or throws a usage error naming it. */
+export function integerFlag(values: Record<string, Value>, name: string): number | undefined {
+  const raw = values[name];
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (typeof raw !== 'string' || !/^\d+$/.test(raw) || !Number.isSafeInteger(n)) throw new UsageError(`--${name} wants a whole number, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+/** Reads a repeatable string flag (`--platform a --platform b,c`). */
+export function listFlag(values: Record<string, Value>, name: string): string[] {
+  const raw = values[name];
+  if (raw === undefined) return [];
+  return (Array.isArray(raw) ? raw : [raw]).map(String);
+}
+
+export class UsageError extends Error {
+  readonly code = 'SLIPWAY_USAGE';
+}

@@ -1,0 +1,38 @@
+/**
+ * Errors → exit codes and one-line messages. The codes are the stable `SlipwayError.code`s, so the
+ * mapping survives message changes.
+ * @module
+ */
+import { SlipwayError } from '@slipway/oci';
+import { ExitCode } from './command.js';
+
+export interface DescribedError {
+  code: string;
+  message: string;
+  exitCode: number;
+}
+
+const exitCodes: Partial<Record<string, number>> = {
+  SLIPWAY_USAGE: ExitCode.Usage,
+  SLIPWAY_INVALID_ARG: ExitCode.Usage,
+  SLIPWAY_INVALID_REFERENCE: ExitCode.Usage,
+  SLIPWAY_INVALID_PLATFORM: ExitCode.Usage,
+  SLIPWAY_NOT_FOUND: ExitCode.NotFound,
+  // The platform asked for is not in the source: it does not exist there.
+  SLIPWAY_PLATFORM_MISMATCH: ExitCode.NotFound,
+  SLIPWAY_AUTH: ExitCode.Auth,
+  SLIPWAY_DESTINATION_EXISTS: ExitCode.Conflict,
+  SLIPWAY_ABORTED: ExitCode.Interrupted,
+};
+
+export function describeError(err: unknown, signal?: AbortSignal): DescribedError {
+  if (signal?.aborted) return { code: 'SLIPWAY_ABORTED', message: 'interrupted', exitCode: ExitCode.Interrupted };
+  if (SlipwayError.is(err) || (err instanceof Error && (err as { code?: unknown }).code === 'SLIPWAY_USAGE')) {
+    const code = (err as unknown as { code: string }).code;
+    // A registry 404 / *_UNKNOWN arrives as SLIPWAY_REGISTRY with `notFound` set (transport's RegistryError).
+    const notFound = (err as { notFound?: unknown }).notFound === true;
+    return { code: notFound ? 'SLIPWAY_NOT_FOUND' : code, message: err.message, exitCode: notFound ? ExitCode.NotFound : (exitCodes[code] ?? ExitCode.Failure) };
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return { code: 'SLIPWAY_INTERNAL', message: `unexpected error: ${message}`, exitCode: ExitCode.Failure };
+}

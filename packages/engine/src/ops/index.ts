@@ -1,0 +1,15 @@
+/**
+ * String-in verbs shared by the CLI and the Pulumi/Terraform providers: one options object each,
+ * `signal` everywhere, explicit registry credentials before the Docker config chain.
+ * @module
+ */
+export { createClient, normalizeAddress } from './access.js';
+export type { AccessOptions, RegistryCredential } from './access.js';
+export { copyImage, pushArchive } from './copy-image.js';
+export type { CopyImageOptions, CopyImageResult, PushArchiveOptions } from './copy-image.js';
+export { getDigest, getManifest, listPlatforms, listTags } from './inspect.js';
+export type { DigestResult, InspectOptions, ListTagsOptions, ManifestResult, PlatformOption, PlatformsResult, TagsResult } from './inspect.js';
+export { resolveSource } from './resolve.js';
+export type { ResolvedSource, ResolveSourceOptions } from './resolve.js';
+export { parseSourceSpec } from './source-spec.js';
+export type { SourceSpec } from './source-spec.js';

@@ -1,0 +1,78 @@
+/**
+ * `resolveSource`: a source string to an open ImageSource.
+ * @module
+ */
+import type { remote} from '@slipway/oci';
+import { layout, tarball, daemon, type ImageSource } from '@slipway/oci';
+import { createClient, type AccessOptions } from './access.js';
+import { parseSourceSpec, type SourceSpec } from './source-spec.js';
+
+export interface ResolveSourceOptions extends AccessOptions {
+  /** Reuse this client for a registry source (the op then owns closing it). */
+  client?: remote.RegistryClient;
+  /** Which image of a multi-image archive or layout (overrides one given in the text, e.g. `docker-archive:x.tar:app:1`). */
+  image?: string;
+}
+
+export interface ResolvedSource {
+  spec: SourceSpec;
+  source: ImageSource;
+  /** Closes the source, and the client when this call created it. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens what `text` names: a registry reference, a docker save tar (gzip allowed), an OCI layout
+ * directory or tar, or the skopeo spellings `docker://REF`, `docker-daemon:IMAGE`, `oci:PATH[:REF]`,
+ * `oci-archive:PATH[:REF]`, `docker-archive:PATH[:IMAGE|@N]`. An existing path wins over a reference.
+ */
+export async function resolveSource(text: string, options: ResolveSourceOptions = {}): Promise<ResolvedSource> {
+  const spec = await parseSourceSpec(text);
+  const signal = options.signal;
+  let owned: remote.RegistryClient | undefined;
+  let source: ImageSource;
+  switch (spec.kind) {
+    case 'registry': {
+      const client = options.client ?? (owned = createClient(options));
+      source = client.source(spec.reference);
+      break;
+    }
+    case 'oci-layout':
+    case 'oci-archive': {
+      const image = options.image ?? spec.reference;
+      source = await layout.open(spec.path, { ...(image === undefined ? {} : { image: selector(image) }), ...(signal ? { signal } : {}) });
+      break;
+    }
+    case 'docker-archive': {
+      const image = options.image ?? spec.image;
+      source = await tarball.open(spec.path, { ...(image === undefined ? {} : { image: selector(image) }), ...(signal ? { signal } : {}) });
+      break;
+    }
+    case 'archive': {
+      source = await tarball.openAny(spec.path, { ...(options.image === undefined ? {} : { image: selector(options.image) }), ...(signal ? { signal } : {}) });
+      break;
+    }
+    case 'docker-daemon':
+      source = await daemon.open(spec.image, signal ? { signal } : {});
+      break;
+  }
+  let closed = false;
+  return {
+    spec,
+    source,
+    async close() {
+      if (closed) return;
+      closed = true;
+      try {
+        await source.close?.();
+      } finally {
+        await owned?.close();
+      }
+    },
+  };
+}
+
+/** `@2` picks the third image of an archive (skopeo's `docker-archive:x.tar:@2`); anything else is a name or digest. */
+function selector(image: string): string | number {
+  return /^@\d+$/.test(image) ? Number(image.slice(1)) : image;
+}

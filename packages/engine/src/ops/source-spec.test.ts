@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { SlipwayError } from '@slipway/oci';
+import { parseSourceSpec } from './source-spec.js';
+
+describe('parseSourceSpec', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'slipway-spec-'));
+    await mkdir(join(dir, 'layout'));
+    await writeFile(join(dir, 'layout', 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+    await mkdir(join(dir, 'plain'));
+    await writeFile(join(dir, 'image.tar'), 'not really a tar');
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  it('reads skopeo transport prefixes', async () => {
+    assert.deepEqual(await parseSourceSpec('docker://localhost:5000/app:1'), { kind: 'registry', reference: 'localhost:5000/app:1' });
+    assert.deepEqual(await parseSourceSpec('docker-daemon:app:dev'), { kind: 'docker-daemon', image: 'app:dev' });
+    assert.deepEqual(await parseSourceSpec('oci:/tmp/layout:v1'), { kind: 'oci-layout', path: '/tmp/layout', reference: 'v1' });
+    assert.deepEqual(await parseSourceSpec('oci:/tmp/layout'), { kind: 'oci-layout', path: '/tmp/layout' });
+    assert.deepEqual(await parseSourceSpec('oci-archive:out.tar'), { kind: 'oci-archive', path: 'out.tar' });
+    assert.deepEqual(await parseSourceSpec('docker-archive:save.tar:app:1'), { kind: 'docker-archive', path: 'save.tar', image: 'app:1' });
+    assert.deepEqual(await parseSourceSpec('docker-archive:save.tar:@1'), { kind: 'docker-archive', path: 'save.tar', image: '@1' });
+  });
+
+  it('prefers an existing path, then a reference', async () => {
+    assert.deepEqual(await parseSourceSpec(join(dir, 'layout')), { kind: 'oci-layout', path: join(dir, 'layout') });
+    assert.deepEqual(await parseSourceSpec(join(dir, 'image.tar')), { kind: 'archive', path: join(dir, 'image.tar') });
+    assert.deepEqual(await parseSourceSpec('127.0.0.1:5000/app@sha256:' + 'a'.repeat(64)), {
+      kind: 'registry',
+      reference: '127.0.0.1:5000/app@sha256:' + 'a'.repeat(64),
+    });
+  });
+
+  it('says clearly what is wrong', async () => {
+    const code = async (text: string) => {
+      try {
+        await parseSourceSpec(text);
+      } catch (err) {
+        assert.ok(SlipwayError.is(err));
+        return [err.code, err.message];
+      }
+      assert.fail(`"${text}" parsed`);
+    };
+    assert.deepEqual((await code(join(dir, 'plain')))[0], 'SLIPWAY_INVALID_ARCHIVE');
+    const [missingCode, missingMessage] = await code('./missing.tar');
+    assert.equal(missingCode, 'SLIPWAY_NOT_FOUND');
+    assert.match(missingMessage!, /no such file or directory/);
+    const [badCode, badMessage] = await code('Not A Reference!');
+    assert.equal(badCode, 'SLIPWAY_INVALID_REFERENCE');
+    assert.match(badMessage!, /neither an existing file or directory nor an image reference/);
+    assert.equal((await code('oci:'))[0], 'SLIPWAY_INVALID_ARG');
+    assert.equal((await code(''))[0], 'SLIPWAY_INVALID_ARG');
+  });
+});

@@ -1,0 +1,89 @@
+/**
+ * What a source string names: a registry reference, a `docker save` archive, an OCI layout (directory
+ * or tar) or a Docker daemon image. Explicit prefixes use skopeo's transport spellings; without one,
+ * an existing path is local (terraform-provider-crane's `os.Stat` rule) and anything else must parse
+ * as a reference.
+ * @module
+ */
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { InvalidArgumentError, name, NotFoundError } from '@slipway/oci';
+
+export type SourceSpec =
+  | { kind: 'registry'; reference: string }
+  /** `image`: a RepoTag (`app:1`) or `@N`, the N-th image of the archive's manifest.json. */
+  | { kind: 'docker-archive'; path: string; image?: string }
+  /** `reference`: an `org.opencontainers.image.ref.name` in index.json. */
+  | { kind: 'oci-layout'; path: string; reference?: string }
+  | { kind: 'oci-archive'; path: string; reference?: string }
+  | { kind: 'docker-daemon'; image: string }
+  /** A file given without a prefix: a docker save or OCI layout tar (gzip allowed), told apart when opened. */
+  | { kind: 'archive'; path: string };
+
+const prefixes = ['docker://', 'docker-daemon:', 'docker-archive:', 'oci-archive:', 'oci:'] as const;
+
+/**
+ * Decides what `text` names, looking at the file system only when no prefix says so.
+ */
+export async function parseSourceSpec(text: string): Promise<SourceSpec> {
+  const trimmed = text.trim();
+  if (trimmed === '') throw new InvalidArgumentError('empty source: want an image reference or a path to an archive or OCI layout');
+  const prefix = prefixes.find((p) => trimmed.startsWith(p));
+  if (prefix !== undefined) return explicit(prefix, trimmed.slice(prefix.length), text);
+
+  const info = await stat(trimmed).catch(() => undefined);
+  if (info?.isDirectory()) {
+    const marker = await stat(join(trimmed, 'oci-layout')).catch(() => undefined);
+    if (!marker?.isFile()) {
+      throw new InvalidArgumentError(`"${trimmed}" is a directory but not an OCI image layout (no oci-layout file in it)`, { code: 'SLIPWAY_INVALID_ARCHIVE' });
+    }
+    return { kind: 'oci-layout', path: trimmed };
+  }
+  if (info?.isFile()) return { kind: 'archive', path: trimmed };
+  try {
+    name.parseReference(trimmed);
+    return { kind: 'registry', reference: trimmed };
+  } catch (err) {
+    if (/^[./~]|\.(tar|tgz|gz)$/i.test(trimmed)) throw new NotFoundError(`source "${trimmed}": no such file or directory`);
+    const why = err instanceof Error ? err.message : String(err);
+    throw new InvalidArgumentError(`source "${trimmed}" is neither an existing file or directory nor an image reference (${why})`, {
+      code: 'SLIPWAY_INVALID_REFERENCE',
+      cause: err,
+    });
+  }
+}
+
+function explicit(prefix: (typeof prefixes)[number], rest: string, text: string): SourceSpec {
+  const missing = (): never => {
+    throw new InvalidArgumentError(`source "${text}": nothing after "${prefix}"`);
+  };
+  if (rest === '') missing();
+  switch (prefix) {
+    case 'docker://':
+      name.parseReference(rest);
+      return { kind: 'registry', reference: rest };
+    case 'docker-daemon:':
+      name.parseReference(rest);
+      return { kind: 'docker-daemon', image: rest };
+    case 'docker-archive:': {
+      // skopeo: docker-archive:PATH[:{reference|@index}]; the path ends at the first colon.
+      const [path, image] = splitFirst(rest);
+      if (path === '') missing();
+      return image === undefined ? { kind: 'docker-archive', path } : { kind: 'docker-archive', path, image };
+    }
+    case 'oci:':
+    case 'oci-archive:': {
+      const [path, reference] = splitFirst(rest);
+      if (path === '') missing();
+      const kind = prefix === 'oci:' ? 'oci-layout' : 'oci-archive';
+      return reference === undefined ? { kind, path } : { kind, path, reference };
+    }
+  }
+}
+
+function splitFirst(text: string): [string, string | undefined] {
+  const colon = text.indexOf(':');
+  if (colon === -1) return [text, undefined];
+  const after = text.slice(colon + 1);
+  return [text.slice(0, colon), after === '' ? undefined : after];
+}
