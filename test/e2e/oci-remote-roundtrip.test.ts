@@ -167,6 +167,32 @@ describe('remote client against the real registry (open)', () => {
     assert.deepEqual(await client.referrers(ref, image.manifest.descriptor.digest, { artifactType: 'other/type' }), []);
   });
 
+  it('uploads chunked (several PATCHes with Content-Range) when a blob is over maxMonolithicBytes', async () => {
+    const chunked = remote.createRegistryClient({ keychain: { resolve: async () => undefined }, chunkSize: 64 * 1024, maxMonolithicBytes: 100_000 });
+    try {
+      const image = makeImage([300_000, 1000, 1]); // 1 byte: distribution answers `Range: 0-0` for it and for an empty session
+      const ref = name.parseReference(`${registry.host}/roundtrip/chunked:1`);
+      const sink = chunked.sink(ref);
+      const progress = new Map<string, number[]>();
+      for (const b of [image.config, ...image.layers]) {
+        const seen: number[] = [];
+        progress.set(b.descriptor.digest, seen);
+        await sink.putBlob(b.descriptor, opener(b.bytes), { onProgress: (n) => seen.push(n) });
+      }
+      await sink.putManifest(image.manifest, { tag: '1' });
+      const big = image.layers[0]!;
+      assert.deepEqual(await buffer(await chunked.source(ref).blob(big.descriptor)), big.bytes);
+      // 300 000 bytes in 64 KiB chunks: 5 PATCHes, progress after each.
+      assert.deepEqual(progress.get(big.descriptor.digest), [65536, 131072, 196608, 262144, 300000]);
+      assert.equal(progress.get(image.config.descriptor.digest)?.at(-1), image.config.bytes.length);
+      const log = await registry.log();
+      const patches = log.split('\n').filter((line) => /PATCH \/v2\/roundtrip\/chunked\/blobs\/uploads\//.test(line) || /http.request.method=PATCH.*roundtrip\/chunked/.test(line));
+      assert.ok(patches.length >= 5, `the registry saw the PATCHes (${patches.length})`);
+    } finally {
+      await chunked.close();
+    }
+  });
+
   it('mounts a blob from another repository instead of uploading it', async () => {
     const image = makeImage([50_000]);
     const from = name.parseReference(`${registry.host}/mount/source:1`);

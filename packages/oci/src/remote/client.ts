@@ -47,6 +47,12 @@ export interface RegistryClientOptions {
    * @defaultValue 8 MiB
    */
   chunkSize?: number;
+  /**
+   * Blobs larger than this skip the single-request upload and go chunked straight away: for proxies
+   * with body-size limits (Cloudflare's ~100 MB, podman#24919) or server deadlines on long requests.
+   * @defaultValue Infinity (always try one request first)
+   */
+  maxMonolithicBytes?: number;
   /** Aborts everything this client does. */
   signal?: AbortSignal;
 }
@@ -97,7 +103,7 @@ export function createRegistryClient(options: RegistryClientOptions = {}): Regis
     ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
   });
-  return new Client(transport, options.chunkSize);
+  return new Client(transport, { chunkSize: options.chunkSize, maxMonolithicBytes: options.maxMonolithicBytes ?? Number.POSITIVE_INFINITY });
 }
 
 const toReference = (reference: Reference | string): Reference => (typeof reference === 'string' ? parseReference(reference) : reference);
@@ -108,7 +114,7 @@ const signalOf = (options?: CallOptions) => (options?.signal ? { signal: options
 class Client implements RegistryClient {
   constructor(
     readonly transport: Transport,
-    readonly chunkSize: number | undefined,
+    readonly upload: { chunkSize: number | undefined; maxMonolithicBytes: number },
   ) {}
 
   source(reference: Reference | string): ImageSource {
@@ -299,7 +305,8 @@ class RemoteSink implements ImageSink {
       descriptor,
       open,
       ...(options ? { options } : {}),
-      ...(this.client.chunkSize !== undefined ? { chunkSize: this.client.chunkSize } : {}),
+      ...(this.client.upload.chunkSize !== undefined ? { chunkSize: this.client.upload.chunkSize } : {}),
+      chunkedOnly: descriptor.size > this.client.upload.maxMonolithicBytes,
     });
   }
 

@@ -184,11 +184,14 @@ async function chunked(
   };
 
   try {
+    // A session the monolithic PUT used may hold part of the blob; a fresh one holds nothing.
     let offset = 0;
-    try {
-      offset = await sessionOffset(transport, repository.registry, session, scopes, signal, (location) => (session = { ...session, location }));
-    } catch (err) {
-      offset = await recover(err);
+    if (!call.chunkedOnly) {
+      try {
+        offset = await sessionOffset(transport, repository.registry, session, scopes, signal, (location) => (session = { ...session, location }));
+      } catch (err) {
+        offset = await recover(err);
+      }
     }
     for (;;) {
       try {
@@ -217,7 +220,8 @@ async function chunked(
           });
           session = { ...sessionFrom(response, what, session.location), minChunk: session.minChunk };
           const range = parseRange(response.header('range'));
-          offset = range === undefined ? end + 1 : range;
+          // After a one-byte first chunk `0-0` is ambiguous (see parseRange): the 202 says it was stored.
+          offset = range === undefined || (range === 0 && end === 0) ? end + 1 : range;
           options?.onProgress?.(offset);
           continue;
         }
@@ -268,10 +272,16 @@ async function sessionOffset(
   return parseRange(response.header('range')) ?? 0;
 }
 
-/** `Range: 0-1023` → 1024 (the next offset). No `bytes=` prefix per the spec, but accept one. */
+/**
+ * `Range: 0-1023` → 1024 (the next offset). No `bytes=` prefix per the spec, but accept one.
+ * `0-0` is what distribution answers for an empty session (its end is `size - 1` floored at 0), so it
+ * means 0 bytes, not 1: resending one byte is harmless, skipping one would corrupt the blob.
+ */
 function parseRange(header: string | undefined): number | undefined {
   const match = /^(?:bytes=)?0-(\d+)$/.exec(header?.trim() ?? '');
-  return match ? Number(match[1]) + 1 : undefined;
+  if (!match) return undefined;
+  const end = Number(match[1]);
+  return end === 0 ? 0 : end + 1;
 }
 
 function sessionFrom(response: { header(name: string): string | undefined; url: URL }, what: string, previous?: URL): Session {
