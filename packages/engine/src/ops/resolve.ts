@@ -2,7 +2,7 @@
  * `resolveSource`: a source string to an open ImageSource.
  * @module
  */
-import type { remote} from '@slipway/oci';
+import type { remote } from '@slipway/oci';
 import { layout, tarball, daemon, type ImageSource } from '@slipway/oci';
 import { createClient, type AccessOptions } from './access.js';
 import { parseSourceSpec, type SourceSpec } from './source-spec.js';
