@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Starts the Docker Engine the way the tests need it on these VMs (no iptables, no bridge, vfs
+# storage: see docs ENVIRONMENT.md) and waits until the API answers. No-op when a daemon already
+# answers on the socket, whoever started it.
+set -euo pipefail
+SOCK=/var/run/docker.sock
+LOG=${DOCKERD_LOG:-/var/log/slipway-dockerd.log}
+DOCKER=/usr/bin/docker   # the Debian client; a newer one elsewhere on PATH may lack buildx
+
+answers() { [ -S "$SOCK" ] && timeout 5 "$DOCKER" -H "unix://$SOCK" version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+
+if answers; then
+  echo "start-dockerd: Docker Engine already answering on $SOCK"
+  exit 0
+fi
+if [ ! -x /usr/sbin/dockerd ]; then
+  echo "start-dockerd: /usr/sbin/dockerd missing (apt-get install docker.io)" >&2
+  exit 1
+fi
+
+if pgrep -x dockerd >/dev/null; then
+  echo "start-dockerd: a dockerd process exists but does not answer yet; waiting for it"
+else
+  # A daemon killed uncleanly leaves its pid file behind and refuses to start.
+  if [ -f /var/run/docker.pid ] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then rm -f /var/run/docker.pid; fi
+  echo "start-dockerd: starting dockerd (log: $LOG)"
+  # setsid + nohup: the daemon must outlive the CI shell that started it.
+  setsid nohup /usr/sbin/dockerd --iptables=false --ip6tables=false --bridge=none --storage-driver=vfs \
+    >>"$LOG" 2>&1 </dev/null &
+fi
+
+for _ in $(seq 1 120); do
+  if answers; then echo "start-dockerd: ready"; exit 0; fi
+  sleep 0.5
+done
+echo "start-dockerd: dockerd did not answer within 60 s; last log lines:" >&2
+tail -20 "$LOG" >&2 || true
+exit 1
