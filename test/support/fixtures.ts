@@ -263,7 +263,7 @@ export async function dockerSaveArchive(tags: readonly string[], path: string, o
 export interface SkopeoArchiveOptions {
   /** Where to write; default a fresh dir in the fixture cache. */
   dir?: string;
-  /** Name recorded inside the archives (docker-archive RepoTags, oci ref.name); default `slipway/fixture:latest`. */
+  /** Name recorded inside the archives (docker-archive RepoTags — skopeo normalises it to `docker.io/…` —, oci ref.name = its tag); default `slipway/fixture:latest`. */
   refName?: string;
   creds?: { username: string; password: string };
   /** For an index source: copy the whole index into the OCI outputs (docker-archive always holds one image). */
