@@ -1,0 +1,230 @@
+// The built CLI (`node packages/cli/dist/main.js`) as a child process against real registries: every
+// registry command in text and --json form, exit codes that mean something, progress as plain lines
+// off a terminal, --insecure for a self-signed registry, SIGINT, and a canary password (in the Docker
+// config, or wrong in the environment) that never shows up in any output.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
+import { CANARY_PASSWORD, CANARY_USERNAME, startRegistry, type TestRegistry } from '../support/registry.js';
+import { hasTool, run, runChecked } from '../support/tools.js';
+import { pushBuildahIndex, type PushedIndex } from './copy-fixtures.js';
+import { sha256Text } from './oci-archive-fixtures.js';
+
+const main = fileURLToPath(new URL('../../../packages/cli/dist/main.js', import.meta.url));
+const missing = ['buildah', 'skopeo'].filter((tool) => !hasTool(tool));
+
+interface Outcome {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+describe('slipway CLI against real registries', { skip: missing.length > 0 ? `needs ${missing.join(' and ')} (apt-get install buildah skopeo)` : false }, () => {
+  let open: TestRegistry;
+  let locked: TestRegistry;
+  let work: string;
+  let env: Record<string, string | undefined>;
+  let index: PushedIndex;
+
+  before(async () => {
+    [open, locked] = await Promise.all([startRegistry(), startRegistry({ auth: 'htpasswd', username: CANARY_USERNAME, password: CANARY_PASSWORD })]);
+    work = await mkdtemp(join(tmpdir(), 'slipway-cli-e2e-'));
+    const dockerConfig = join(work, 'docker');
+    await runChecked('mkdir', ['-p', dockerConfig]);
+    const auth = Buffer.from(`${CANARY_USERNAME}:${CANARY_PASSWORD}`).toString('base64');
+    await writeFile(join(dockerConfig, 'config.json'), JSON.stringify({ auths: { [locked.host]: { auth } } }), { mode: 0o600 });
+    // Only this test's Docker config: no auth.json, no environment credentials from the caller.
+    env = {
+      DOCKER_CONFIG: dockerConfig,
+      REGISTRY_AUTH_FILE: join(work, 'no-auth.json'),
+      XDG_RUNTIME_DIR: work,
+      HOME: work,
+      SLIPWAY_REGISTRY_USERNAME: undefined,
+      SLIPWAY_REGISTRY_PASSWORD: undefined,
+      SLIPWAY_REGISTRY_ADDRESS: undefined,
+    };
+    index = await pushBuildahIndex(`${open.host}/fixture/app:1`);
+  });
+  after(async () => {
+    await Promise.all([open?.stop(), locked?.stop()]);
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  /** Runs the CLI; every run, passing or failing, is checked for the canary. */
+  async function slipway(args: string[], extraEnv: Record<string, string | undefined> = {}): Promise<Outcome> {
+    const result = await run(process.execPath, [main, ...args], { env: { ...env, ...extraEnv }, timeoutMs: 120_000 });
+    for (const [stream, text] of [['stdout', result.stdout], ['stderr', result.stderr]] as const) {
+      assert.ok(!text.includes(CANARY_PASSWORD), `canary password in ${stream} of slipway ${args.join(' ')}`);
+      assert.ok(!text.includes(Buffer.from(`${CANARY_USERNAME}:${CANARY_PASSWORD}`).toString('base64')), `encoded credentials in ${stream}`);
+    }
+    return { code: result.code, stdout: result.stdout, stderr: result.stderr };
+  }
+
+  const definedEnv = (): NodeJS.ProcessEnv => {
+    const merged: NodeJS.ProcessEnv = { ...process.env };
+    for (const [key, value] of Object.entries(env)) {
+      if (value === undefined) delete merged[key];
+      else merged[key] = value;
+    }
+    return merged;
+  };
+  const json = (outcome: Outcome) => JSON.parse(outcome.stdout) as Record<string, unknown>;
+  const child = (platform: string) => index.children.find((c) => c.platform === platform)!;
+
+  it('copy: prints the pinned reference, plain progress lines off a terminal, and a full --json result', async () => {
+    const text = await slipway(['copy', index.reference, `${locked.host}/app:1`]);
+    assert.equal(text.code, 0, text.stderr);
+    assert.equal(text.stdout, `${locked.host}/app:1@${index.digest}\n`);
+    assert.match(text.stderr, /^to check: 4 manifests, 6 blobs/m);
+    assert.match(text.stderr, /^blob sha256:[0-9a-f]{12} copied \(\d+ B\)$/m);
+    assert.match(text.stderr, /^manifest sha256:[0-9a-f]{12} written as 1$/m);
+    assert.ok(!text.stderr.includes('\x1b['), 'ANSI codes off a terminal');
+    assert.equal(sha256Text(await runChecked('skopeo', ['inspect', '--raw', '--tls-verify=false', '--creds', `${CANARY_USERNAME}:${CANARY_PASSWORD}`, `docker://${locked.host}/app:1`]).then((r) => r.stdout)), index.digest);
+
+    const again = await slipway(['copy', index.reference, `${locked.host}/app:1`, '--json']);
+    assert.equal(again.code, 0, again.stderr);
+    const result = json(again);
+    assert.deepEqual(Object.keys(result).sort(), ['destination', 'digest', 'mediaType', 'noop', 'platforms', 'reference', 'size', 'source', 'sourceDigest', 'stats']);
+    assert.equal(result.noop, true);
+    assert.equal(result.digest, index.digest);
+    assert.equal(result.destination, `${locked.host}/app:1`);
+    assert.deepEqual(result.platforms, index.children.map((c) => ({ platform: c.platform, digest: c.digest })));
+    assert.deepEqual(result.stats, { blobsCopied: 0, blobsSkipped: 0, blobsMounted: 0, bytesCopied: 0, manifestsPut: 0 });
+    assert.match(again.stderr, /already holds sha256:[0-9a-f]{64}: nothing to copy/);
+  });
+
+  it('copy --platform: one child as-is; several: a new index', async () => {
+    const one = await slipway(['copy', index.reference, `${locked.host}/app:armv7`, '--platform', 'linux/arm/v7', '-q']);
+    assert.equal(one.code, 0, one.stderr);
+    assert.equal(one.stderr, '', 'quiet');
+    assert.equal(one.stdout.trim(), `${locked.host}/app:armv7@${child('linux/arm/v7').digest}`);
+    const two = json(await slipway(['copy', index.reference, `${locked.host}/app:two`, '--platform', 'linux/amd64,linux/arm64', '--json', '--jobs', '2']));
+    assert.notEqual(two.digest, index.digest);
+    assert.deepEqual((two.platforms as { platform: string }[]).map((p) => p.platform), ['linux/amd64', 'linux/arm64']);
+  });
+
+  it('digest, manifest and platforms print what the registry holds', async () => {
+    const ref = `${locked.host}/app:1`;
+    assert.equal((await slipway(['digest', ref])).stdout, `${index.digest}\n`);
+    assert.equal((await slipway(['digest', ref, '--platform', 'linux/arm64'])).stdout.trim(), child('linux/arm64').digest);
+    const digest = json(await slipway(['digest', ref, '--json']));
+    assert.deepEqual(digest, { reference: ref, digest: index.digest, mediaType: index.mediaType, size: Buffer.byteLength(index.raw) });
+    const platformDigest = json(await slipway(['digest', ref, '--platform', 'linux/arm/v7', '--json']));
+    assert.equal(platformDigest.platform, 'linux/arm/v7');
+    assert.equal(platformDigest.rootDigest, index.digest);
+
+    const manifest = await slipway(['manifest', ref]);
+    assert.equal(manifest.stdout, index.raw, 'exact bytes, nothing added');
+    assert.equal(sha256Text((await slipway(['manifest', ref, '--platform', 'linux/arm64'])).stdout), child('linux/arm64').digest);
+    const manifestJson = json(await slipway(['manifest', ref, '--json']));
+    assert.deepEqual(manifestJson.manifest, JSON.parse(index.raw));
+    assert.equal(manifestJson.digest, index.digest);
+
+    const platforms = await slipway(['platforms', ref]);
+    assert.deepEqual(platforms.stdout.trim().split('\n').map((line) => line.split(/\s+/)), index.children.map((c) => [c.platform, c.digest]));
+    const platformsJson = json(await slipway(['platforms', ref, '--json']));
+    assert.deepEqual(platformsJson, { reference: ref, digest: index.digest, mediaType: index.mediaType, platforms: index.children.map((c) => ({ platform: c.platform, digest: c.digest })) });
+  });
+
+  it('tags lists a repository', async () => {
+    const tags = await slipway(['tags', `${locked.host}/app`]);
+    assert.equal(tags.code, 0, tags.stderr);
+    assert.deepEqual(tags.stdout.trim().split('\n').sort(), ['1', 'armv7', 'two']);
+    const listed = json(await slipway(['tags', `${locked.host}/app`, '--json']));
+    assert.equal(listed.repository, `${locked.host}/app`);
+    assert.deepEqual((listed.tags as string[]).sort(), ['1', 'armv7', 'two']);
+  });
+
+  it('push takes a docker-archive and an OCI layout', async () => {
+    const tarPath = join(work, 'amd64.tar');
+    await runChecked('skopeo', ['copy', '--src-tls-verify=false', `docker://${open.host}/fixture/app@${child('linux/amd64').digest}`, `docker-archive:${tarPath}:fixture/app:1`]);
+    const pushed = await slipway(['push', tarPath, `${locked.host}/pushed:tar`, '--json']);
+    assert.equal(pushed.code, 0, pushed.stderr);
+    const result = json(pushed);
+    assert.deepEqual(result.platforms, [{ platform: 'linux/amd64', digest: result.digest }]);
+    assert.equal((await slipway(['digest', `${locked.host}/pushed:tar`])).stdout.trim(), result.digest);
+
+    const layoutDir = join(work, 'layout');
+    await runChecked('skopeo', ['copy', '--all', '--src-tls-verify=false', `docker://${index.reference}`, `oci:${layoutDir}:v1`]);
+    const layoutDigest = sha256Text((await runChecked('skopeo', ['inspect', '--raw', `oci:${layoutDir}:v1`])).stdout);
+    const fromLayout = await slipway(['push', layoutDir, `${locked.host}/pushed:layout`, '--image', 'v1']);
+    assert.equal(fromLayout.code, 0, fromLayout.stderr);
+    assert.equal(fromLayout.stdout.trim(), `${locked.host}/pushed:layout@${layoutDigest}`);
+    assert.equal((await slipway(['push', join(work, 'nope.tar'), `${locked.host}/pushed:x`])).code, 3);
+  });
+
+  it('exit codes: 2 usage, 3 not found, 4 auth, 5 conflict; --json errors are one object', async () => {
+    const usage = await slipway(['digest', `${locked.host}/Not A/Reference!`, '--json']);
+    assert.equal(usage.code, 2, usage.stderr);
+    const error = json(usage).error as Record<string, unknown>;
+    assert.equal(error.exitCode, 2);
+    assert.equal(error.code, 'SLIPWAY_INVALID_REFERENCE');
+    assert.equal((await slipway(['copy', '--frobnicate', 'a', 'b'])).code, 2);
+    assert.equal((await slipway(['copy', 'only-one'])).code, 2);
+    assert.equal((await slipway(['copy', index.reference, `${locked.host}/x:1`, '--platform', 'linux'])).code, 2);
+    assert.equal((await slipway(['nonsense'])).code, 2);
+
+    const notFound = await slipway(['digest', `${locked.host}/app:missing`, '--json']);
+    assert.equal(notFound.code, 3, notFound.stderr);
+    assert.equal((json(notFound).error as Record<string, unknown>).code, 'SLIPWAY_NOT_FOUND');
+    assert.equal((await slipway(['manifest', `${locked.host}/nothing/here:1`])).code, 3);
+    assert.equal((await slipway(['copy', index.reference, `${locked.host}/x:1`, '--platform', 'linux/s390x'])).code, 3);
+
+    // A wrong password that contains the canary: refused (4), and scrubbed from every output.
+    const wrong = await slipway(['digest', `${locked.host}/app:1`, '--json'], {
+      DOCKER_CONFIG: join(work, 'empty'),
+      SLIPWAY_REGISTRY_USERNAME: CANARY_USERNAME,
+      SLIPWAY_REGISTRY_PASSWORD: `wrong-${CANARY_PASSWORD}`,
+    });
+    assert.equal(wrong.code, 4, wrong.stderr);
+    assert.equal((json(wrong).error as Record<string, unknown>).code, 'SLIPWAY_AUTH');
+    assert.equal((await slipway(['tags', `${locked.host}/app`], { DOCKER_CONFIG: join(work, 'empty') })).code, 4, 'anonymous is refused too');
+
+    const conflict = await slipway(['copy', index.reference, `${locked.host}/app:1`, '--platform', 'linux/arm64', '--json']);
+    assert.equal(conflict.code, 5, conflict.stderr);
+    const conflictError = json(conflict).error as Record<string, string>;
+    assert.ok(conflictError.message!.includes(index.digest) && conflictError.message!.includes(child('linux/arm64').digest), conflictError.message);
+    const overwrite = await slipway(['copy', index.reference, `${locked.host}/app:1`, '--platform', 'linux/arm64', '--overwrite']);
+    assert.equal(overwrite.code, 0, overwrite.stderr);
+    assert.equal((await slipway(['digest', `${locked.host}/app:1`])).stdout.trim(), child('linux/arm64').digest);
+  });
+
+  it('--insecure lets a self-signed TLS registry through', async () => {
+    const tls = await startRegistry({ tls: true });
+    try {
+      const refused = await slipway(['copy', index.reference, `${tls.host}/app:1`]);
+      assert.equal(refused.code, 1, refused.stderr);
+      assert.match(refused.stderr, /certificate|TLS|self[- ]signed/i);
+      const allowed = await slipway(['copy', index.reference, `${tls.host}/app:1`, '--insecure', tls.host]);
+      assert.equal(allowed.code, 0, allowed.stderr);
+      assert.equal(allowed.stdout.trim(), `${tls.host}/app:1@${index.digest}`);
+    } finally {
+      await tls.stop();
+    }
+  });
+
+  it('exits 130 on SIGINT and leaves the tag unwritten', async () => {
+    let proxy: FaultProxy | undefined;
+    try {
+      proxy = await startFaultProxy({ target: open });
+      proxy.inject({ match: { method: 'PUT', path: '/v2/slow/app/blobs/uploads/' }, fault: { delayMs: 5000 }, times: Infinity });
+      const child = spawn(process.execPath, [main, 'copy', index.reference, `${proxy.host}/slow/app:1`], { env: definedEnv(), stdio: 'pipe' });
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      while (proxy.requestsMatching({ method: 'PUT', path: '/v2/slow/app/blobs/uploads/' }).length === 0) await new Promise((r) => setTimeout(r, 50));
+      const started = Date.now();
+      child.kill('SIGINT');
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      assert.equal(code, 130, stderr);
+      assert.ok(Date.now() - started < 4000, 'stopped promptly, without waiting for the slow upload');
+      assert.equal(proxy.requestsMatching({ method: 'PUT', path: '/v2/slow/app/manifests/' }).length, 0);
+    } finally {
+      await proxy?.stop();
+    }
+  });
+});
