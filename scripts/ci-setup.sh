@@ -84,8 +84,16 @@ if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
   $SUDO mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || echo "ci-setup: WARNING: cannot mount binfmt_misc; cross-platform RUN tests will skip" >&2
 fi
 for q in qemu-aarch64 qemu-arm; do
-  if ! grep -qx enabled "/proc/sys/fs/binfmt_misc/$q" 2>/dev/null; then
+  entry=/proc/sys/fs/binfmt_misc/$q
+  if ! grep -qx enabled "$entry" 2>/dev/null; then
     $SUDO update-binfmts --enable "$q" || echo "ci-setup: WARNING: update-binfmts --enable $q failed" >&2
+  fi
+  # Fallbacks: a registered-but-disabled entry, or binfmt-support's database out of step with the
+  # kernel (the package was installed while binfmt_misc was not mounted): register from the
+  # systemd-binfmt file the qemu-user-static package ships.
+  if [ -e "$entry" ] && ! grep -qx enabled "$entry"; then echo 1 | $SUDO tee "$entry" >/dev/null || true; fi
+  if [ ! -e "$entry" ] && [ -f "/usr/lib/binfmt.d/$q.conf" ]; then
+    $SUDO tee /proc/sys/fs/binfmt_misc/register < "/usr/lib/binfmt.d/$q.conf" >/dev/null || echo "ci-setup: WARNING: could not register $q" >&2
   fi
   echo "  $q: $(head -1 "/proc/sys/fs/binfmt_misc/$q" 2>/dev/null || echo missing)"
 done
@@ -98,17 +106,20 @@ step "Go-built tools (${SLIPWAY_GO_TOOLS:-crane regctl buildkit buildx}) into $T
 cat "$TOOLS_DIR/status" 2>/dev/null || true
 
 step "node_modules"
-lock_sum=$(sha256sum package-lock.json package.json packages/*/package.json | sha256sum | cut -d' ' -f1)
-marker=node_modules/.slipway-ci-setup
-if [ -f "$marker" ] && [ "$(cat "$marker")" = "$lock_sum" ]; then
-  echo "  up to date with package-lock.json"
-elif [ ! -f "$marker" ] && [ -d node_modules ] && npm ls --all >/dev/null 2>&1; then
-  # Installed by hand and consistent: `npm ci` would delete and refetch node_modules for nothing.
-  echo "  node_modules already satisfies the lock file"
-  echo "$lock_sum" > "$marker"
+# Skip `npm ci` (it deletes node_modules first) when every package the lock file pins is already
+# installed at that version, per the hidden lockfile npm keeps in node_modules.
+if [ -f node_modules/.package-lock.json ] && node -e '
+  const fs = require("fs");
+  const want = JSON.parse(fs.readFileSync("package-lock.json", "utf8")).packages;
+  const have = JSON.parse(fs.readFileSync("node_modules/.package-lock.json", "utf8")).packages;
+  for (const [k, v] of Object.entries(want)) {
+    if (!k.startsWith("node_modules/")) continue;
+    const h = have[k];
+    if (h === undefined ? !v.optional : h.version !== v.version || (h.link ?? false) !== (v.link ?? false)) process.exit(1);
+  }' 2>/dev/null; then
+  echo "  node_modules matches package-lock.json"
 else
   npm ci --no-audit --no-fund
-  echo "$lock_sum" > "$marker"
 fi
 
 step "done in $(( $(date +%s) - start )) s"
