@@ -11,7 +11,7 @@ import { copyImage, getDigest, pushArchive } from '@slipway/engine';
 import { SlipwayError, type copy as copyTypes } from '@slipway/oci';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
-import { hasTool, runChecked } from '../support/tools.js';
+import { DOCKER_CLI, hasTool, run, runChecked, skipUnlessDocker } from '../support/tools.js';
 import { inspectIndex, pushBuildahIndex, skopeoRaw, type PushedIndex } from './copy-fixtures.js';
 import { sha256Text } from './oci-archive-fixtures.js';
 
@@ -183,3 +183,28 @@ describe('copy against the real registry', { skip: missing.length > 0 ? `needs $
     }
   });
 });
+
+describe('copy from the Docker daemon', () => {
+  it('copies docker-daemon:IMAGE to a registry keeping the image config', async (t) => {
+    if (!(await skipUnlessDocker(t, 'docker-daemon: source'))) return;
+    const registry = await startRegistry();
+    const dir = await mkdtemp(join(tmpdir(), 'slipway-copy-daemon-'));
+    const image = `slipway-e2e-copy-daemon-${process.pid}:1`;
+    try {
+      await writeFile(join(dir, 'hello'), 'hello from the daemon\n');
+      await runChecked('tar', ['-C', dir, '-cf', join(dir, 'rootfs.tar'), 'hello']);
+      await runChecked(DOCKER_CLI, ['import', '--change', 'ENV SLIPWAY=daemon', join(dir, 'rootfs.tar'), image]);
+      const id = (await runChecked(DOCKER_CLI, ['inspect', '-f', '{{.Id}}', image])).stdout.trim();
+      const result = await copyImage({ source: `docker-daemon:${image}`, destination: `${registry.host}/daemon/app:1` });
+      const pushed = JSON.parse(await skopeoRaw(`${registry.host}/daemon/app:1`)) as { config: { digest: string } };
+      assert.equal(pushed.config.digest, id, 'the config Docker holds is the config pushed');
+      assert.equal(sha256Text(await skopeoRaw(`${registry.host}/daemon/app:1`)), result.digest);
+      assert.deepEqual(result.platforms.map((p) => p.platform), ['linux/amd64']);
+    } finally {
+      await run(DOCKER_CLI, ['rmi', '-f', image]);
+      await registry.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
