@@ -11,7 +11,7 @@ import { AbortedError, SizeMismatchError, SlipwayError } from '../errors.js';
 import { verifyStream } from '../internal/verify.js';
 import type { Reference, Repository } from '../name/reference.js';
 import { NetworkError } from '../transport/errors.js';
-import { describeNetworkError, isTemporaryNetworkError } from '../transport/retry.js';
+import { backoffDelay, describeNetworkError, isTemporaryNetworkError } from '../transport/retry.js';
 import type { Transport } from '../transport/transport.js';
 import type { Descriptor } from '../v1/manifest.js';
 import { blobPath } from './paths.js';
@@ -41,7 +41,7 @@ export async function hasBlob(call: BlobCall & { digest: string }): Promise<bool
 export interface OpenBlobOptions {
   /**
    * How many times a broken download is resumed from where it stopped.
-   * @defaultValue 5
+   * @defaultValue the transport's retry attempts (5)
    */
   resumes?: number;
 }
@@ -54,7 +54,8 @@ export async function openBlob(call: BlobCall & { descriptor: Descriptor; option
   const { transport, repository, descriptor, scopes, signal } = call;
   const what = `blob ${descriptor.digest} from ${repository.name}`;
   const path = blobPath(repository.repository, descriptor.digest);
-  const maxResumes = call.options?.resumes ?? 5;
+  const retry = transport.retryOptions;
+  const maxResumes = call.options?.resumes ?? retry.attempts;
 
   const fetch = async (offset: number) => {
     const response = await transport.request({
@@ -123,7 +124,7 @@ export async function openBlob(call: BlobCall & { descriptor: Descriptor; option
         }
         resumes++;
         debug('download of %s broke after %d bytes (%s); resume %d', what, offset, describeNetworkError(err), resumes);
-        await sleep(Math.min(2000, 100 * 2 ** resumes), undefined, signal ? { signal } : {}).catch(() => {
+        await sleep(backoffDelay(resumes, retry), undefined, signal ? { signal } : {}).catch(() => {
           throw new AbortedError(`downloading ${what}: aborted`, { cause: signal?.reason });
         });
       }

@@ -17,7 +17,7 @@ import { debuglog } from 'node:util';
 import { AbortedError, DigestMismatchError, SizeMismatchError, SlipwayError } from '../errors.js';
 import type { Reference, Repository } from '../name/reference.js';
 import { NetworkError, RegistryError } from '../transport/errors.js';
-import { describeNetworkError, isTemporaryNetworkError } from '../transport/retry.js';
+import { backoffDelay, describeNetworkError, isTemporaryNetworkError } from '../transport/retry.js';
 import type { Transport } from '../transport/transport.js';
 import type { Descriptor } from '../v1/manifest.js';
 import type { PutBlobOptions } from '../v1/source.js';
@@ -40,7 +40,7 @@ export interface UploadCall {
   chunkSize?: number;
   /**
    * How many times the chunked upload may resume or restart after failures.
-   * @defaultValue 8
+   * @defaultValue the transport's retry attempts, at least 3
    */
   attempts?: number;
   /** Skip the monolithic PUT (tests, or registries with body-size limits). */
@@ -161,26 +161,33 @@ async function chunked(
   const { transport, repository, descriptor, open, options } = call;
   const signal = options?.signal;
   const scopes = [pushScope(repository.repository)];
-  const attempts = call.attempts ?? 8;
+  const retry = transport.retryOptions;
+  const attempts = call.attempts ?? Math.max(3, retry.attempts);
   let session = initial;
   let reader: ChunkReader | undefined;
   let failures = 0;
 
+  /** After a failure: the offset to continue from, asking the registry; a forgotten session is replaced. */
   const recover = async (err: unknown): Promise<number> => {
-    if (isFatal(err) || ++failures > attempts) throw err;
-    debug('chunked upload of %s: %s; recovering (%d/%d)', what, describe(err), failures, attempts);
-    await pause(Math.min(5000, 200 * 2 ** (failures - 1)), signal);
-    try {
-      return await sessionOffset(transport, repository.registry, session, scopes, signal, (location) => (session = { ...session, location }));
-    } catch (statusErr) {
-      if (isFatal(statusErr) && !isForgotten(statusErr)) throw statusErr;
-      // The registry forgot the session (restarted without a shared secret, or it expired): start over.
-      debug('upload session for %s is gone (%s); starting a new one', what, describe(statusErr));
-      const next = await startSession();
-      if (next === 'mounted') throw new SlipwayError('SLIPWAY_REGISTRY', `${what}: unexpected mount`);
-      session = next;
-      return 0;
+    let current = err;
+    for (;;) {
+      if (isFatal(current) || ++failures > attempts) throw current;
+      if (isForgotten(current)) break;
+      debug('chunked upload of %s: %s; recovering (%d/%d)', what, describe(current), failures, attempts);
+      await pause(backoffDelay(failures, retry), signal);
+      try {
+        return await sessionOffset(transport, repository.registry, session, scopes, signal, (location) => (session = { ...session, location }));
+      } catch (statusErr) {
+        current = statusErr;
+      }
     }
+    // The registry forgot the session (restarted without a shared secret, expired, or it refused the
+    // bytes a broken request left behind): start over in a new one.
+    debug('upload session for %s is gone (%s); starting a new one', what, describe(current));
+    const next = await startSession();
+    if (next === 'mounted') throw new SlipwayError('SLIPWAY_REGISTRY', `${what}: unexpected mount`);
+    session = next;
+    return 0;
   };
 
   try {

@@ -439,6 +439,17 @@ describe('transport concurrency and cancellation', () => {
     assert.ok(Date.now() - started < 2000);
   });
 
+  it('collects Warning: 299 texts once each', async () => {
+    const server = await serve((_req, res) => {
+      res.writeHead(200, { warning: '299 - "this repository is deprecated"' });
+      res.end('{}');
+    });
+    const t = transport();
+    await t.request({ method: 'GET', registry: server.host, path: '/v2/x' });
+    await t.request({ method: 'GET', registry: server.host, path: '/v2/x' });
+    assert.deepEqual([...t.warnings], ['this repository is deprecated']);
+  });
+
   it('speaks plain HTTP to loopback after trying TLS, and remembers it', async () => {
     const server = await serve((req, res) => json(res, 200, {}));
     const t = transport();

@@ -139,6 +139,8 @@ export class Transport {
   readonly #states = new Map<string, Promise<RegistryState>>();
   readonly #credentials = new Map<string, Promise<Credentials | undefined>>();
   readonly #tokens = new TokenCache();
+  /** Distinct `Warning: 299` texts registries sent, for a front end to show once each. */
+  readonly warnings = new Set<string>();
   /** Every secret this transport has handled, scrubbed from any message built from a server's reply. */
   readonly secrets = new SecretSet();
 
@@ -156,6 +158,11 @@ export class Transport {
     this.#userAgent = options.userAgent ?? defaultUserAgent;
     this.#concurrency = concurrency;
     this.#signal = options.signal;
+  }
+
+  /** The retry policy in force, for callers that retry whole operations (upload recovery, download resume). */
+  get retryOptions(): ResolvedRetryOptions {
+    return this.#retry;
   }
 
   /** Closes pooled connections. Idempotent. */
@@ -208,6 +215,7 @@ export class Transport {
 
       const { status } = response;
       debug('%s %s -> %d (attempt %d)', req.method, redactUrl(response.url), status, attempt);
+      this.#noteWarnings(state.registry, response.headers.warning);
 
       if (status === 401 && !authRetried && response.url.host === state.base.host) {
         const challenge = pickChallenge(parseChallenges(response.headers['www-authenticate']));
@@ -262,6 +270,16 @@ export class Transport {
         await dump(response);
       }
       return makeResponse(response, bytes);
+    }
+  }
+
+  /** `Warning: 299 - "…"` headers (distribution-spec: show them, deduplicated, take no action). */
+  #noteWarnings(registry: string, header: string | string[] | undefined): void {
+    for (const value of header === undefined ? [] : Array.isArray(header) ? header : [header]) {
+      const text = /^299\s+\S+\s+"(.*)"/.exec(value)?.[1];
+      if (text === undefined || this.warnings.has(text) || text.length > 4096) continue;
+      this.warnings.add(text);
+      debug('warning from %s: %s', registry, text);
     }
   }
 

@@ -1,0 +1,305 @@
+// The registry client through the fault proxy in front of the real registry: 5xx, 429 with
+// Retry-After, resets and truncation mid-blob, corrupted bytes, slow answers, a registry killed and
+// restarted mid-push, and a registry answering garbage. Bad bytes are never accepted; the tag never
+// points at incomplete content; the canary password never reaches a message.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
+import { after, afterEach, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DigestMismatchError, MediaType, name, NetworkError, remote, sha256, SlipwayError, type Descriptor, type ManifestBytes } from '@slipway/oci';
+import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
+import { CANARY_PASSWORD, CANARY_USERNAME, startRegistry, type TestRegistry } from '../support/registry.js';
+
+function blob(mediaType: string, bytes: Buffer) {
+  return { descriptor: { mediaType, digest: sha256(bytes), size: bytes.length } as Descriptor, bytes };
+}
+
+function makeImage(layerSizes: number[]) {
+  const config = blob(MediaType.OciConfig, Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } })));
+  const layers = layerSizes.map((size) => blob(MediaType.OciLayerGzip, randomBytes(size)));
+  const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config: config.descriptor, layers: layers.map((l) => l.descriptor) }));
+  const manifest: ManifestBytes = { descriptor: { mediaType: MediaType.OciManifest, digest: sha256(bytes), size: bytes.length }, bytes };
+  return { config, layers, blobs: [config, ...layers], manifest };
+}
+
+type Image = ReturnType<typeof makeImage>;
+
+async function push(client: remote.RegistryClient, reference: string, image: Image, open?: (b: Image['blobs'][number]) => () => Promise<Readable>): Promise<void> {
+  const ref = name.parseReference(reference);
+  const sink = client.sink(ref);
+  for (const b of image.blobs) {
+    if (await sink.hasBlob(b.descriptor)) continue;
+    await sink.putBlob(b.descriptor, open ? open(b) : async () => Readable.from([b.bytes]));
+  }
+  await sink.putManifest(image.manifest, { tag: ref.tag! });
+}
+
+/** A source that trickles bytes, so an upload is still running when we break the registry. */
+function trickle(bytes: Buffer, chunk: number, everyMs: number): Readable {
+  let offset = 0;
+  return new Readable({
+    read() {
+      if (offset >= bytes.length) return void this.push(null);
+      const piece = bytes.subarray(offset, offset + chunk);
+      offset += piece.length;
+      setTimeout(() => this.push(piece), everyMs);
+    },
+  });
+}
+
+const anonymous = { resolve: async () => undefined };
+const fastRetry = { baseDelayMs: 20, maxDelayMs: 200 };
+
+describe('faults between the client and the real registry', () => {
+  let registry: TestRegistry;
+  let proxy: FaultProxy;
+  let client: remote.RegistryClient;
+  let direct: remote.RegistryClient;
+
+  before(async () => {
+    registry = await startRegistry({ auth: 'none' });
+    proxy = await startFaultProxy({ target: registry });
+    client = remote.createRegistryClient({ keychain: anonymous, retry: fastRetry });
+    direct = remote.createRegistryClient({ keychain: anonymous });
+  });
+  afterEach(() => {
+    proxy.clearFaults();
+    proxy.clearRequests();
+  });
+  after(async () => {
+    await client?.close();
+    await direct?.close();
+    await proxy?.stop();
+    await registry?.stop();
+  });
+
+  it('retries 5xx on upload start, blob HEAD and manifest PUT, then succeeds', async () => {
+    const image = makeImage([20_000]);
+    proxy.inject({ match: { method: 'POST', path: '/blobs/uploads/' }, fault: { status: 503 }, times: 2 });
+    proxy.inject({ match: { method: 'HEAD', path: '/blobs/' }, fault: { status: 500 }, times: 1 });
+    proxy.inject({ match: { method: 'PUT', path: '/manifests/' }, fault: { status: 502 }, times: 2 });
+    await push(client, `${proxy.host}/faults/five:1`, image);
+    assert.equal(proxy.requestsMatching({ method: 'PUT', path: '/manifests/' }).length, 3);
+    assert.deepEqual(await direct.head(`${registry.host}/faults/five:1`), image.manifest.descriptor);
+  });
+
+  it('waits for Retry-After on 429 and then succeeds', async () => {
+    const image = makeImage([10]);
+    await push(direct, `${registry.host}/faults/limited:1`, image);
+    proxy.inject({ match: { method: 'HEAD', path: '/manifests/1' }, fault: { status: 429, retryAfter: 1 }, times: 1 });
+    const started = Date.now();
+    assert.deepEqual(await client.head(`${proxy.host}/faults/limited:1`), image.manifest.descriptor);
+    assert.ok(Date.now() - started >= 950, `waited ${Date.now() - started}ms`);
+    assert.equal(proxy.requestsMatching({ method: 'HEAD', path: '/manifests/1' }).length, 2);
+  });
+
+  it('surfaces a rate limit that does not lift as TOOMANYREQUESTS-class temporary error', async () => {
+    const limited = remote.createRegistryClient({ keychain: anonymous, retry: { attempts: 2, baseDelayMs: 1, maxRetryAfterMs: 10 } });
+    try {
+      proxy.inject({ match: { path: '/manifests/' }, fault: { status: 429, retryAfter: 30 }, times: Infinity });
+      await assert.rejects(limited.getManifest(`${proxy.host}/faults/limited:1`), (err: unknown) => {
+        assert.ok(SlipwayError.is(err));
+        assert.equal((err as { status?: number }).status, 429);
+        assert.equal((err as { temporary?: boolean }).temporary, true);
+        assert.equal((err as { retryAfterMs?: number }).retryAfterMs, 30_000);
+        return true;
+      });
+    } finally {
+      await limited.close();
+    }
+  });
+
+  it('resumes a blob download with Range after a reset mid-blob', async () => {
+    const image = makeImage([1_000_000]);
+    await push(direct, `${registry.host}/faults/resume:1`, image);
+    const layer = image.layers[0]!;
+    proxy.inject({ match: { method: 'GET', path: `/blobs/${layer.descriptor.digest}` }, fault: { reset: { afterBytes: 300_000 } }, times: 1 });
+    const bytes = await buffer(await client.source(`${proxy.host}/faults/resume:1`).blob(layer.descriptor));
+    assert.deepEqual(bytes, layer.bytes);
+    const gets = proxy.requestsMatching({ method: 'GET', path: `/blobs/${layer.descriptor.digest}` });
+    assert.equal(gets.length, 2);
+    assert.match(String(gets[1]!.headers.range), /^bytes=\d+-$/);
+    assert.ok(Number(/\d+/.exec(String(gets[1]!.headers.range))![0]) > 0, 'resumed from a non-zero offset');
+  });
+
+  it('resumes after a truncated body, and fails clearly when every answer is truncated', async () => {
+    const image = makeImage([200_000]);
+    await push(direct, `${registry.host}/faults/truncated:1`, image);
+    const layer = image.layers[0]!;
+    const path = `/blobs/${layer.descriptor.digest}`;
+    proxy.inject({ match: { method: 'GET', path }, fault: { truncate: { afterBytes: 150_000 } }, times: 1 });
+    assert.deepEqual(await buffer(await client.source(`${proxy.host}/faults/truncated:1`).blob(layer.descriptor)), layer.bytes);
+
+    proxy.inject({ match: { method: 'GET', path }, fault: { truncate: { afterBytes: 1000 } }, times: Infinity });
+    const stream = await client.source(`${proxy.host}/faults/truncated:1`).blob(layer.descriptor);
+    await assert.rejects(buffer(stream), (err: unknown) => {
+      assert.ok(err instanceof NetworkError, String(err));
+      assert.match(err.message, new RegExp(`downloading blob ${layer.descriptor.digest}.*after \\d+ bytes and 5 resumes`));
+      return true;
+    });
+  });
+
+  it('rejects corrupted blob bytes with a DigestMismatchError, and a sink never commits them', async () => {
+    const image = makeImage([100_000]);
+    await push(direct, `${registry.host}/faults/corrupt:1`, image);
+    const layer = image.layers[0]!;
+    const path = `/blobs/${layer.descriptor.digest}`;
+    proxy.inject({ match: { method: 'GET', path }, fault: { corrupt: { atByte: 5000 } }, times: 1 });
+    await assert.rejects(buffer(await client.source(`${proxy.host}/faults/corrupt:1`).blob(layer.descriptor)), (err: unknown) => {
+      assert.ok(err instanceof DigestMismatchError, String(err));
+      assert.equal(err.want, layer.descriptor.digest);
+      assert.match(err.message, /^verifying blob sha256:[0-9a-f]{64} from 127\.0\.0\.1:\d+\/faults\/corrupt after reading 100000 bytes: got sha256:[0-9a-f]{64}, want sha256:/);
+      return true;
+    });
+
+    // Copy the corrupted stream into another repository: the upload must fail and leave nothing behind.
+    proxy.inject({ match: { method: 'GET', path }, fault: { corrupt: { atByte: 99_999 } }, times: Infinity });
+    const sink = direct.sink(`${registry.host}/faults/corrupt-copy:1`);
+    const source = client.source(`${proxy.host}/faults/corrupt:1`);
+    await assert.rejects(sink.putBlob(layer.descriptor, () => source.blob(layer.descriptor)), (err: unknown) => {
+      assert.ok(SlipwayError.is(err), String(err));
+      assert.ok(err.code === 'SLIPWAY_DIGEST_MISMATCH' || /DIGEST_INVALID/.test(err.message), err.message);
+      return true;
+    });
+    assert.equal(await sink.hasBlob(layer.descriptor), false, 'corrupted bytes were not committed');
+  });
+
+  it('times out a slow answer and retries it', async () => {
+    const slow = remote.createRegistryClient({ keychain: anonymous, timeoutMs: 300, retry: fastRetry });
+    try {
+      const image = makeImage([10]);
+      await push(direct, `${registry.host}/faults/slow:1`, image);
+      proxy.inject({ match: { method: 'GET', path: '/manifests/1' }, fault: { delayMs: 1500 }, times: 1 });
+      const started = Date.now();
+      const manifest = await slow.getManifest(`${proxy.host}/faults/slow:1`);
+      assert.equal(manifest.descriptor.digest, image.manifest.descriptor.digest);
+      assert.ok(Date.now() - started < 1400, 'did not wait for the slow answer');
+      assert.equal(proxy.requestsMatching({ method: 'GET', path: '/manifests/1' }).length, 2);
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it('falls back to a chunked upload when the connection dies mid-PUT', async () => {
+    const image = makeImage([600_000]);
+    const layer = image.layers[0]!;
+    const hex = layer.descriptor.digest.slice('sha256:'.length);
+    proxy.inject({ match: { method: 'PUT', path: new RegExp(`/blobs/uploads/.*digest=sha256%3A${hex}`) }, fault: { reset: { afterRequestBytes: 200_000 } }, times: 1 });
+    await push(client, `${proxy.host}/faults/midput:1`, image);
+    assert.ok(proxy.requestsMatching({ method: 'PATCH', path: '/blobs/uploads/' }).length >= 1, 'the upload continued with PATCH');
+    assert.deepEqual(await buffer(await direct.blob(`${registry.host}/faults/midput`, layer.descriptor)), layer.bytes);
+    assert.deepEqual(await direct.head(`${registry.host}/faults/midput:1`), image.manifest.descriptor);
+  });
+
+  it('resumes a chunked upload after a reset mid-PATCH', async () => {
+    const chunked = remote.createRegistryClient({ keychain: anonymous, retry: fastRetry, chunkSize: 100_000, maxMonolithicBytes: 0 });
+    try {
+      const image = makeImage([450_000]);
+      const layer = image.layers[0]!;
+      proxy.inject({ match: { method: 'PATCH' }, fault: { reset: 'before-response' }, times: 1, skip: 1 });
+      proxy.inject({ match: { method: 'PATCH' }, fault: { status: 500 }, times: 1, skip: 3 });
+      await push(chunked, `${proxy.host}/faults/patch:1`, image);
+      // One status query per failure, answered by the registry with the offset it really holds.
+      assert.ok(proxy.requestsMatching({ method: 'GET', path: '/blobs/uploads/' }).length >= 2);
+      assert.deepEqual(await buffer(await direct.blob(`${registry.host}/faults/patch`, layer.descriptor)), layer.bytes);
+    } finally {
+      await chunked.close();
+    }
+  });
+
+  it('survives the registry being killed and restarted mid-push, and the tag appears only when complete', async () => {
+    const image = makeImage([3 * 1024 * 1024]);
+    const layer = image.layers[0]!;
+    // Enough patience to outlast a registry restart (about half a second here).
+    const patient = remote.createRegistryClient({ keychain: anonymous, retry: { attempts: 8, baseDelayMs: 100, maxDelayMs: 1000 } });
+    after(() => patient.close());
+    const pushing = push(patient, `${proxy.host}/faults/restart:1`, image, (b) =>
+      b === layer ? async () => trickle(b.bytes, 64 * 1024, 15) : async () => Readable.from([b.bytes]),
+    );
+    await sleep(250);
+    await registry.kill();
+    assert.equal(await direct.head(`${registry.host}/faults/restart:1`).catch(() => 'down'), 'down');
+    await sleep(400);
+    await registry.restart();
+    await pushing;
+    assert.deepEqual(await direct.head(`${registry.host}/faults/restart:1`), image.manifest.descriptor);
+    assert.deepEqual(await buffer(await direct.blob(`${registry.host}/faults/restart`, layer.descriptor)), layer.bytes);
+  });
+
+  it('never tags an image whose upload failed', async () => {
+    const fragile = remote.createRegistryClient({ keychain: anonymous, retry: { attempts: 2, baseDelayMs: 1 } });
+    try {
+      const image = makeImage([300_000]);
+      proxy.inject({ match: { path: '/blobs/uploads/' }, fault: { status: 503 }, times: Infinity, skip: 1 });
+      await assert.rejects(push(fragile, `${proxy.host}/faults/never:1`, image));
+      proxy.clearFaults();
+      assert.equal(await direct.head(`${registry.host}/faults/never:1`), undefined);
+      assert.equal(proxy.requestsMatching({ method: 'PUT', path: '/manifests/' }).length, 0);
+    } finally {
+      await fragile.close();
+    }
+  });
+
+  it('refuses a manifest answer that is not a manifest', async () => {
+    proxy.inject({ match: { method: 'GET', path: '/manifests/' }, fault: { status: 200, headers: { 'content-type': MediaType.OciManifest } }, times: 1 });
+    await assert.rejects(client.getManifest(`${proxy.host}/faults/garbage:1`), (err: unknown) => {
+      assert.ok(SlipwayError.is(err));
+      assert.equal(err.code, 'SLIPWAY_INVALID_MANIFEST');
+      assert.match(err.message, /^fetching manifest 127\.0\.0\.1:\d+\/faults\/garbage:1: invalid manifest: schemaVersion undefined, want 2$/);
+      return true;
+    });
+  });
+
+  it('rejects a manifest whose bytes do not match its digest', async () => {
+    const image = makeImage([10]);
+    await push(direct, `${registry.host}/faults/badmanifest:1`, image);
+    proxy.inject({ match: { method: 'GET', path: '/manifests/' }, fault: { corrupt: { atByte: 40 } }, times: 2 });
+    await assert.rejects(client.getManifest(`${proxy.host}/faults/badmanifest:1`), DigestMismatchError);
+    await assert.rejects(client.getManifest(`${proxy.host}/faults/badmanifest@${image.manifest.descriptor.digest}`), DigestMismatchError);
+  });
+});
+
+describe('secrets under faults', () => {
+  let registry: TestRegistry;
+  let proxy: FaultProxy;
+  before(async () => {
+    registry = await startRegistry({ auth: 'htpasswd', username: CANARY_USERNAME, password: CANARY_PASSWORD });
+    proxy = await startFaultProxy({ target: registry });
+  });
+  after(async () => {
+    await proxy?.stop();
+    await registry?.stop();
+  });
+
+  it('keeps the canary password out of every error message', async () => {
+    const messages: string[] = [];
+    const collect = (err: unknown) => {
+      let e: unknown = err;
+      for (let depth = 0; e && depth < 5; depth++, e = (e as { cause?: unknown }).cause) {
+        messages.push(e instanceof Error ? e.message : JSON.stringify(e), (e as Error).stack ?? '', JSON.stringify(e));
+      }
+    };
+    const right = remote.createRegistryClient({ credentials: { [proxy.host]: { username: CANARY_USERNAME, password: CANARY_PASSWORD } }, retry: { attempts: 2, baseDelayMs: 1 } });
+    const wrong = remote.createRegistryClient({ credentials: { [proxy.host]: { username: CANARY_USERNAME, password: `x${CANARY_PASSWORD}` } }, retry: { attempts: 2, baseDelayMs: 1 } });
+    try {
+      await wrong.head(`${proxy.host}/secret/app:1`).catch(collect);
+      await wrong.sink(`${proxy.host}/secret/app:1`).putBlob(makeImage([1]).layers[0]!.descriptor, async () => Readable.from([Buffer.from('x')])).catch(collect);
+      proxy.inject({ fault: { status: 503 }, times: Infinity, match: { path: '/manifests/' } });
+      await right.getManifest(`${proxy.host}/secret/app:1`).catch(collect);
+      proxy.clearFaults();
+      proxy.inject({ fault: { reset: 'before-forward' }, times: Infinity, match: { path: '/tags/' } });
+      await right.listTags(`${proxy.host}/secret/app`).catch(collect);
+      proxy.clearFaults();
+      assert.ok(messages.length >= 12, `errors were provoked (${messages.length})`);
+      for (const message of messages) {
+        assert.ok(!message.includes(CANARY_PASSWORD), `canary in: ${message}`);
+        assert.ok(!message.includes(Buffer.from(`${CANARY_USERNAME}:${CANARY_PASSWORD}`).toString('base64')), `basic header in: ${message}`);
+      }
+    } finally {
+      await right.close();
+      await wrong.close();
+    }
+  });
+});
