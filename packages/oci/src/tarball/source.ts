@@ -78,10 +78,12 @@ class SharedTask<T> {
       );
       this.#current = current = fresh;
     }
-    if (current.done || !signal) return current.promise;
+    if (current.done) return current.promise;
     const entry = current;
+    // Every caller counts, with or without a signal: one caller's abort must not cancel another's wait.
     entry.waiters++;
     try {
+      if (!signal) return await entry.promise;
       return await new Promise<T>((resolve, reject) => {
         const onAbort = () => reject(new AbortedError('operation aborted', { cause: signal.reason }));
         signal.addEventListener('abort', onAbort, { once: true });
@@ -89,7 +91,7 @@ class SharedTask<T> {
       });
     } finally {
       entry.waiters--;
-      if (signal.aborted && entry.waiters === 0 && !entry.done) {
+      if (signal?.aborted && entry.waiters === 0 && !entry.done) {
         entry.controller.abort(signal.reason);
         if (this.#current === entry) this.#current = undefined;
       }

@@ -264,6 +264,19 @@ describe('tarball.open', () => {
     assert.deepEqual(left.filter((n) => n.includes('.tmp-')), []);
   });
 
+  it("one caller's abort does not cancel another caller's wait for the same compression", async () => {
+    const big = await makeTar([{ name: 'big', body: Buffer.alloc(4 * 1024 * 1024, 3) }]);
+    const { entries } = dockerSaveEntries([{ tags: ['app:1'], layers: [big] }]);
+    const source = await open(await archive('shared.tar', entries), options({ cacheDir: false }));
+    const controller = new AbortController();
+    const aborted = source.root({ signal: controller.signal });
+    const patient = source.root();
+    setImmediate(() => controller.abort());
+    assert.equal((await errorOf(aborted)).code, 'SLIPWAY_ABORTED');
+    assert.match((await patient).descriptor.digest, /^sha256:/);
+    await source.close();
+  });
+
   it('serves the OCI layout of a Docker 25+ archive when it is complete, and falls back when it is not (moby#47065, #47210)', async () => {
     const { entries, configs } = dockerSaveEntries([{ tags: ['app:1'], layers: [layerA] }]);
     const config = configs[0]!;
