@@ -139,7 +139,8 @@ class CopyRun {
   readonly #limit: Limiter;
   readonly #tasks: Promise<unknown>[] = [];
   readonly #blobs = new Map<string, Promise<void>>();
-  readonly #blobSet = new Map<string, Descriptor>();
+  /** Blobs already in the totals (a blob shared by several children counts once). */
+  readonly #counted = new Set<string>();
   readonly #manifests = new Map<string, Promise<void>>();
   readonly #nodes = new Map<string, Promise<Node>>();
   readonly #stats: CopyStats = { blobsCopied: 0, blobsSkipped: 0, blobsMounted: 0, bytesCopied: 0, manifestsPut: 0 };
@@ -177,9 +178,10 @@ class CopyRun {
     if (current && !this.options.overwrite) throw new DestinationExistsError(sink.name, current.digest, wanted.digest);
 
     try {
-      const root = await this.#track(this.#node(wanted, target.root));
+      // Both are tracked inside: a failure anywhere aborts the rest, and we wait for everything below.
+      const root = await this.#node(wanted, target.root);
       this.#emit({ type: 'plan', manifests: countToWrite(root), totals: this.#totals });
-      await this.#track(this.#put(root, sink.tag));
+      await this.#put(root, sink.tag);
     } catch (err) {
       this.#fail(err);
     }
@@ -230,8 +232,8 @@ class CopyRun {
     }
     const blobs = blobDescriptors(parsed.manifest).filter((d) => !isForeign(d));
     for (const blob of blobs) {
-      if (this.#blobSet.has(blob.digest)) continue;
-      this.#blobSet.set(blob.digest, blob);
+      if (this.#counted.has(blob.digest)) continue;
+      this.#counted.add(blob.digest);
       this.#totals.blobsTotal += 1;
       this.#totals.bytesTotal += blob.size;
     }
