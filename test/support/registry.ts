@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -222,6 +222,7 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
 
     const launch = async (): Promise<'ok' | 'port-in-use'> => {
       const fd = openSync(logPath, 'a');
+      const logStart = fstatSync(fd).size; // the log is appended across restarts: read only this run's part
       const env: Record<string, string> = {};
       // REGISTRY_* variables override config.yml keys; never inherit them from the caller.
       for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('REGISTRY_') && v !== undefined) env[k] = v;
@@ -235,11 +236,14 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
       const deadline = Date.now() + 20_000;
       while (Date.now() < deadline) {
         if (done) {
-          const log = await readFile(logPath, 'utf8').catch(() => '');
-          if (/address already in use/.test(log.slice(-2000))) return 'port-in-use';
+          const log = (await readFile(logPath).catch(() => Buffer.alloc(0))).subarray(logStart).toString('utf8');
+          if (/address already in use/.test(log)) return 'port-in-use';
           throw new Error(`registry exited during startup; log ${logPath}:\n${log.slice(-3000)}`);
         }
-        if (await probe(url, caPem) !== undefined) return 'ok';
+        // Only trust the probe once OUR process says it holds the port: between freePort() and the
+        // bind, another test's server could take the port and answer the probe in our stead.
+        const log = (await readFile(logPath).catch(() => Buffer.alloc(0))).subarray(logStart).toString('utf8');
+        if (log.includes(`listening on 127.0.0.1:${port}`) && !done && await probe(url, caPem) !== undefined) return 'ok';
         await sleep(50);
       }
       proc.kill('SIGKILL');
