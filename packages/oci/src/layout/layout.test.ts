@@ -176,6 +176,21 @@ describe('layout.open', () => {
     await source.close();
   });
 
+  it('refuses a blobs directory that is a symlink out of the layout', async () => {
+    const target = join(dir, 'blobs-link');
+    const img = image('blobs-link');
+    await put(target, img, 'x');
+    const elsewhere = join(dir, 'elsewhere-blobs');
+    const { rename } = await import('node:fs/promises');
+    await rename(join(target, 'blobs'), elsewhere);
+    await symlink(elsewhere, join(target, 'blobs'));
+    const source = await open(target);
+    const err = await errorOf(source.root());
+    assert.equal(err.code, 'SLIPWAY_INVALID_ARCHIVE');
+    assert.match(err.message, /leaves the layout/);
+    await source.close();
+  });
+
   describe('refuses malformed layouts with SLIPWAY_INVALID_ARCHIVE', () => {
     const cases: [string, TestEntry[], RegExp][] = [
       ['no oci-layout', [{ name: 'index.json', body: '{"schemaVersion":2,"manifests":[]}' }], /no "oci-layout" file/],

@@ -5,7 +5,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { lstat, open as openFile, realpath, stat } from 'node:fs/promises';
-import { join, relative, sep } from 'node:path';
+import { isAbsolute, join, relative, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { invalidArchive, openEntry, readEntry, resolveEntry } from '../internal/tar-index.js';
 import type { IndexedArchive } from '../internal/tar-archive.js';
@@ -37,28 +37,22 @@ export class DirectoryStore implements LayoutStore {
 
   private async resolve(path: string): Promise<{ full: string; size: number } | undefined> {
     const full = join(this.root, ...path.split('/'));
-    let info;
+    // Resolve every link on the way (a symlinked `blobs/` directory too) and insist the file is inside the layout.
+    let target: string;
     try {
-      info = await lstat(full);
+      target = await realpath(full);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      if ((await lstat(full).catch(() => undefined))?.isSymbolicLink()) throw invalidArchive(this.archive, `${JSON.stringify(path)} is a dangling symlink`);
+      return undefined;
     }
-    if (info.isSymbolicLink()) {
-      let target: string;
-      try {
-        target = await realpath(full);
-      } catch {
-        throw invalidArchive(this.archive, `${JSON.stringify(path)} is a dangling symlink`);
-      }
-      const rel = relative(this.root, target);
-      if (rel === '' || rel.startsWith(`..${sep}`) || rel === '..' || rel.startsWith(sep)) {
-        throw invalidArchive(this.archive, `${JSON.stringify(path)} is a symlink that leaves the layout`);
-      }
-      info = await stat(target);
+    const rel = relative(this.root, target);
+    if (rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
+      throw invalidArchive(this.archive, `${JSON.stringify(path)} is a symlink that leaves the layout`);
     }
+    const info = await stat(target);
     if (!info.isFile()) throw invalidArchive(this.archive, `${JSON.stringify(path)} is not a regular file`);
-    return { full, size: info.size };
+    return { full: target, size: info.size };
   }
 
   async size(path: string): Promise<number | undefined> {
@@ -71,14 +65,13 @@ export class DirectoryStore implements LayoutStore {
     if (found.size > limit) throw invalidArchive(this.archive, `${JSON.stringify(path)} is ${found.size} bytes, more than the ${limit}-byte limit`);
     const handle = await openFile(found.full, 'r');
     try {
-      // Read through the open handle with the cap, in case the file grew after the stat.
-      const buffer = Buffer.alloc(limit + 1);
+      // Exactly the size we checked; callers verify digests, so a file changed meanwhile is caught there.
+      const buffer = Buffer.alloc(found.size);
       let done = 0;
-      for (;;) {
-        const { bytesRead } = await handle.read(buffer, done, buffer.length - done, done);
+      while (done < found.size) {
+        const { bytesRead } = await handle.read(buffer, done, found.size - done, done);
         if (bytesRead === 0) break;
         done += bytesRead;
-        if (done > limit) throw invalidArchive(this.archive, `${JSON.stringify(path)} is more than ${limit} bytes`);
       }
       return buffer.subarray(0, done);
     } finally {
