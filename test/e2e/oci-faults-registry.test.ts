@@ -237,6 +237,7 @@ describe('faults between the client and the real registry', () => {
       proxy.clearFaults();
       assert.equal(await direct.head(`${registry.host}/faults/never:1`), undefined);
       assert.equal(proxy.requestsMatching({ method: 'PUT', path: '/manifests/' }).length, 0);
+      assert.ok(proxy.requestsMatching({ method: 'DELETE', path: '/blobs/uploads/' }).length >= 1, 'the abandoned upload session was cancelled');
     } finally {
       await fragile.close();
     }
