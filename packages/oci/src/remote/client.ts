@@ -4,7 +4,7 @@
  * @module
  */
 import type { Readable } from 'node:stream';
-import { InvalidArgumentError, SlipwayError } from '../errors.js';
+import { InvalidArgumentError, NotFoundError, SlipwayError } from '../errors.js';
 import { createKeychain } from '../auth/keychain.js';
 import type { Credentials, Keychain } from '../auth/credentials.js';
 import { parseReference, parseRepository, registryHost, type Reference, type Repository } from '../name/reference.js';
@@ -169,7 +169,7 @@ class Client implements RegistryClient {
     let digest = ref.digest;
     if (!digest) {
       const descriptor = await headManifest({ transport: this.transport, reference: ref, scopes, ...signalOf(options) });
-      if (!descriptor) throw new RegistryError({ status: 404, method: 'HEAD', url: `${ref.toString()}`, errors: [{ code: 'MANIFEST_UNKNOWN', message: 'manifest unknown' }] });
+      if (!descriptor) throw new NotFoundError(`deleting ${ref.toString()}: the registry has no manifest at that tag`);
       digest = descriptor.digest;
     }
     await deleteManifest({ transport: this.transport, reference: ref, scopes, digest, ...signalOf(options) });
