@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, fstatSync, openSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -143,6 +143,35 @@ function yamlString(s: string): string {
   return JSON.stringify(s); // JSON strings are valid YAML double-quoted scalars
 }
 
+/**
+ * Safety net for tests that forget stop() or die mid-way: registry processes are unref'd (they do
+ * not keep the test process alive) and are SIGKILLed, their temp dirs removed, when it exits
+ * (normally or by SIGINT/SIGTERM). The token issuer's dir is removed the same way.
+ * SLIPWAY_KEEP_REGISTRY=1 keeps the dirs (config, storage, registry.log) for a post-mortem.
+ */
+const live = new Map<string, () => ChildProcess | undefined>();
+let exitHookInstalled = false;
+function trackForExit(dataDir: string, current: () => ChildProcess | undefined): void {
+  live.set(dataDir, current);
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  const cleanup = (): void => {
+    for (const [dir, proc] of live) {
+      proc()?.kill('SIGKILL');
+      if (process.env.SLIPWAY_KEEP_REGISTRY !== '1') rmSync(dir, { recursive: true, force: true });
+    }
+    live.clear();
+  };
+  process.once('exit', cleanup);
+  // 'exit' does not run when a signal ends the process (test-runner timeout, Ctrl-C).
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      cleanup();
+      process.exit(128 + (sig === 'SIGINT' ? 2 : 15));
+    });
+  }
+}
+
 export async function startRegistry(options: StartRegistryOptions = {}): Promise<TestRegistry> {
   if (!hasTool(REGISTRY_BIN)) {
     throw new Error(`${REGISTRY_BIN} not found: apt-get install docker-registry (scripts/ci-setup.sh does it)`);
@@ -232,6 +261,7 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
       let done = false;
       exited = new Promise((resolve) => proc.once('exit', () => { done = true; resolve(); }));
       proc.once('error', () => { done = true; });
+      proc.unref();
       const url = `${scheme}://127.0.0.1:${port}`;
       const deadline = Date.now() + 20_000;
       while (Date.now() < deadline) {
@@ -269,6 +299,7 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
     };
 
     let stopped = false;
+    trackForExit(dataDir, () => child);
     const url = `${scheme}://127.0.0.1:${port}`;
     const reg: TestRegistry = {
       host: `127.0.0.1:${port}`,
@@ -298,6 +329,7 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
       async stop() {
         if (stopped) return;
         stopped = true;
+        live.delete(dataDir);
         await terminate('SIGTERM');
         await tokenIssuer?.stop();
         await rm(dataDir, { recursive: true, force: true });

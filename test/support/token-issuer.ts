@@ -9,6 +9,7 @@
 // We send `kid` only (the simplest of the three) and test it against the real registry.
 import { createHash, createPrivateKey, createPublicKey, randomUUID, sign } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -282,6 +283,10 @@ export async function startTokenIssuer(options: TokenIssuerOptions = {}): Promis
     server.listen(0, '127.0.0.1', () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
+  // Do not keep a test process alive because a test forgot stop(); the dir goes at exit regardless.
+  server.unref();
+  const removeAtExit = (): void => rmSync(dir, { recursive: true, force: true });
+  process.once('exit', removeAtExit);
   let stopped = false;
 
   return {
@@ -304,6 +309,7 @@ export async function startTokenIssuer(options: TokenIssuerOptions = {}): Promis
     async stop() {
       if (stopped) return;
       stopped = true;
+      process.removeListener('exit', removeAtExit);
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await rm(dir, { recursive: true, force: true });
