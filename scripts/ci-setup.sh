@@ -40,7 +40,8 @@ apt_retry() { # apt over a flaky mirror: retry a few times
   local n
   for n in 1 2 3; do
     [ "$n" -eq 1 ] || sleep $(( (n - 1) * 5 ))
-    if $SUDO apt-get -o Acquire::Retries=3 "$@"; then return 0; fi
+    # DPkg::Lock::Timeout: a fresh VM may be running apt-daily/unattended-upgrades at boot.
+    if $SUDO apt-get -o Acquire::Retries=3 -o DPkg::Lock::Timeout=600 "$@"; then return 0; fi
     echo "ci-setup: apt-get $1 failed (attempt $n)" >&2
   done
   return 1

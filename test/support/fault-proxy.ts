@@ -286,6 +286,7 @@ export async function startFaultProxy(options: StartFaultProxyOptions): Promise<
     server.listen(0, '127.0.0.1', () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
+  server.unref(); // a forgotten stop() must not keep the test process alive
   proxyHost = `127.0.0.1:${port}`;
   let stopped = false;
 
