@@ -3,9 +3,10 @@
 //  2. make a three-platform image (linux/amd64, linux/arm64, linux/arm/v7) with @slipway/oci alone:
 //     layers are tar.gz built in memory, staged in an in-memory registry, then copied into an OCI
 //     layout directory by the copy engine;
-//  3. with the CLI: push the layout, list its platforms, copy all platforms (digest kept, blobs
-//     mounted), copy one platform (the child manifest, its own digest), copy again (a no-op);
-//  4. print the digests, stop the registry.
+//  3. with the CLI: push the layout, list its platforms, copy all platforms within the registry
+//     (digest kept, blobs mounted, no bytes moved) and to a second registry (every byte moved and
+//     verified), copy one platform (the child manifest, its own digest), copy again (a no-op);
+//  4. print the digests, stop the registries.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -65,6 +66,7 @@ async function slipway(...args: string[]): Promise<string> {
 }
 
 const registry = await startRegistry();
+const mirror = await startRegistry();
 const work = await mkdtemp(join(tmpdir(), 'slipway-demo-'));
 try {
   console.log(`registry: distribution on ${registry.host} (storage ${registry.storageDir})`);
@@ -77,22 +79,25 @@ try {
   const pushed = await slipway('push', layoutDir, `${registry.host}/demo/app:v1`);
   await slipway('platforms', `${registry.host}/demo/app:v1`);
   const all = await slipway('copy', `${registry.host}/demo/app:v1`, `${registry.host}/mirror/app:v1`);
-  const arm = await slipway('copy', `${registry.host}/demo/app:v1`, `${registry.host}/mirror/app:v1-armv7`, '--platform', 'linux/arm/v7');
-  await slipway('copy', `${registry.host}/demo/app:v1`, `${registry.host}/mirror/app:v1`);
+  const remote = await slipway('copy', `${registry.host}/demo/app:v1`, `${mirror.host}/demo/app:v1`);
+  const arm = await slipway('copy', `${registry.host}/demo/app:v1`, `${mirror.host}/demo/app:v1-armv7`, '--platform', 'linux/arm/v7');
+  await slipway('copy', `${registry.host}/demo/app:v1`, `${mirror.host}/demo/app:v1`);
   const armDigest = await slipway('digest', `${registry.host}/demo/app:v1`, '--platform', 'linux/arm/v7');
 
   const digestOf = (reference: string) => reference.slice(reference.lastIndexOf('@') + 1);
   console.log('\ndigests');
   console.log(`  layout index               ${staged.digest}`);
   console.log(`  pushed index               ${digestOf(pushed)}`);
-  console.log(`  copied index (all)         ${digestOf(all)}`);
+  console.log(`  copied index (all), same   ${digestOf(all)}`);
+  console.log(`  copied index (all), mirror ${digestOf(remote)}`);
   console.log(`  copied linux/arm/v7        ${digestOf(arm)}`);
   console.log(`  source's linux/arm/v7      ${armDigest}`);
-  const ok = digestOf(pushed) === staged.digest && digestOf(all) === staged.digest && digestOf(arm) === armDigest;
+  const ok = digestOf(pushed) === staged.digest && digestOf(all) === staged.digest && digestOf(remote) === staged.digest && digestOf(arm) === armDigest;
   console.log(ok ? '\nall digests agree: bytes were copied, never re-serialised' : '\nDIGESTS DISAGREE');
   if (!ok) process.exitCode = 1;
 } finally {
   await registry.stop();
+  await mirror.stop();
   await rm(work, { recursive: true, force: true });
-  console.log('registry stopped');
+  console.log('registries stopped');
 }
