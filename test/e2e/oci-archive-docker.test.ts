@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { after, before, describe, it } from 'node:test';
-import { copy, daemon, layout, tarball, testing, SlipwayError, type ImageManifest } from '@slipway/oci';
+import { copy, daemon, layout, tarball, SlipwayError, type ImageManifest } from '@slipway/oci';
+import * as testing from '@slipway/oci/testing';
 import { dockerAvailable, hasTool, run, DOCKER_CLI } from '../support/tools.js';
 import { docker, makeDockerImages, skopeo, type DockerImages } from './oci-archive-fixtures.js';
 

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { cp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { copy, layout, parseManifest, tarball, testing, type ImageManifest } from '@slipway/oci';
+import { copy, layout, parseManifest, tarball, type ImageManifest } from '@slipway/oci';
+import * as testing from '@slipway/oci/testing';
 import { dockerAvailable, hasTool, run, runChecked, DOCKER_CLI } from '../support/tools.js';
 import { buildah, docker, makeDockerImages, sha256Text, skopeo, skopeoRawDigest, type DockerImages } from './oci-archive-fixtures.js';
 

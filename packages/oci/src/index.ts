@@ -13,7 +13,8 @@ export * as remote from './remote/index.js';
 export * as tarball from './tarball/index.js';
 export * as layout from './layout/index.js';
 export * as daemon from './daemon/index.js';
-export * as testing from './testing/index.js';
+// `testing` (the ImageSource conformance suite) is a separate entry, `@slipway/oci/testing`, so that
+// importing the library never loads node:test.
 export { RegistryError, NetworkError } from './transport/errors.js';
 export type { RegistryErrorDetail } from './transport/errors.js';
 export { createRegistryClient } from './remote/client.js';
