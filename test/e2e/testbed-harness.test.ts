@@ -180,3 +180,20 @@ test('buildah index holds linux/amd64, linux/arm64 and linux/arm/v7', async (t) 
   const single = await pushBusyboxImage(reg.host, 'testbed/single', 'arm64');
   assert.ok(raw.manifests.some((m) => m.digest === single.digest), 'single arm64 digest equals the index child');
 });
+
+test('fixtures push to htpasswd and token registries with credentials (real clients speak to our issuer)', async (t) => {
+  if (!skipUnless(t, 'buildah', 'push with credentials') || !skipUnless(t, 'skopeo', 'inspect with credentials')) return;
+  if (!hasBusyboxDeb('amd64')) return t.skip('SKIPPED: busybox-static .deb missing; run scripts/ci-setup.sh');
+  const basic = await withRegistry(t, await startRegistry({ auth: 'htpasswd' }));
+  const token = await withRegistry(t, await startRegistry({ auth: 'token' }));
+  for (const reg of [basic, token]) {
+    const creds = { username: reg.username, password: reg.password };
+    const pushed = await pushBusyboxImage(reg.host, 'auth/busybox', 'amd64', { creds });
+    const raw = await skopeoInspectRaw(pushed.ref, { creds }) as { config: { digest: string } };
+    assert.match(raw.config.digest, /^sha256:/);
+    const anon = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', '--no-creds', `docker://${pushed.ref}`]);
+    assert.notEqual(anon.code, 0, 'anonymous inspect must fail');
+  }
+  const asked = token.tokenIssuer!.requests.filter((r) => r.account === token.username).flatMap((r) => r.scopes);
+  assert.ok(asked.some((s) => s === 'repository:auth/busybox:pull,push' || s === 'repository:auth/busybox:push,pull'), asked.join(' | '));
+});
