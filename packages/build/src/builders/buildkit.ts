@@ -90,7 +90,7 @@ export class BuildctlBuilder implements Builder {
       timeout: 15_000,
     });
     if (!info.ok) return { ok: false, reason: `the BuildKit daemon at ${this.address} does not answer: ${info.reason}` };
-    return { ok: true, version: info.output.split('\n').find((line) => line.includes('BuildKit'))?.trim() ?? 'buildkit' };
+    return { ok: true, version: info.output.split('\n').find((line) => line.includes('BuildKit'))?.trim().replace(/\s+/g, ' ') ?? 'buildkit' };
   }
 
   async build(spec: BuildSpec, options: BuilderRunOptions): Promise<BuilderOutput> {

@@ -36,7 +36,7 @@ export class DockerBuilder implements Builder {
     namedContexts: false,
     buildOnly: true,
   };
-  private binary: Promise<{ path?: string; reason?: string }> | undefined;
+  private binary: Promise<{ path?: string; reason?: string; major?: number }> | undefined;
 
   constructor(private readonly options: DockerBuilderOptions = {}) {
     this.address = options.address ?? process.env.DOCKER_HOST;
@@ -51,7 +51,7 @@ export class DockerBuilder implements Builder {
    * newer client found first on PATH may be unusable while the distribution's client works: take
    * the first one that is older than 23 or has buildx.
    */
-  private resolveBinary(signal?: AbortSignal): Promise<{ path?: string; reason?: string }> {
+  private resolveBinary(signal?: AbortSignal): Promise<{ path?: string; reason?: string; major?: number }> {
     this.binary ??= (async () => {
       const candidates = this.options.binary ? await which(this.options.binary) : await which('docker');
       if (candidates.length === 0) return { reason: this.options.binary ? `"${this.options.binary}" is not an executable` : 'no "docker" executable on PATH' };
@@ -63,14 +63,20 @@ export class DockerBuilder implements Builder {
           reasons.push(`${candidate}: ${version.reason ?? 'unrecognised version'}`);
           continue;
         }
-        if (Number(major) < 23) return { path: candidate };
+        if (Number(major) < 23) return { path: candidate, major: Number(major) };
         const buildx = await probe(candidate, ['buildx', 'version'], { env: this.env(), signal, timeout: 10_000 });
-        if (buildx.ok) return { path: candidate };
+        if (buildx.ok) return { path: candidate, major: Number(major) };
         reasons.push(`${candidate}: docker ${major} needs the buildx plugin for BuildKit builds and it is missing`);
       }
       return { reason: reasons.join('; ') };
     })();
     return this.binary;
+  }
+
+  /** Clients before 23.0 send the context themselves with the legacy `.dockerignore` reading; later ones use buildx. */
+  async ignoreDialect(signal?: AbortSignal): Promise<'buildkit' | 'legacy'> {
+    const binary = await this.resolveBinary(signal);
+    return binary.major !== undefined && binary.major < 23 ? 'legacy' : 'buildkit';
   }
 
   async available(signal?: AbortSignal): Promise<Availability> {

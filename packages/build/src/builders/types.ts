@@ -159,5 +159,10 @@ export interface Builder {
   readonly capabilities: BuilderCapabilities;
   /** Whether the tool is installed and its daemon (if any) answers. Never throws. */
   available(signal?: AbortSignal): Promise<Availability>;
+  /**
+   * Which `.dockerignore` dialect the client that sends the context uses, when it is not BuildKit's
+   * (the Docker 20.10 CLI reads patterns the legacy way), so the context hash covers the same files.
+   */
+  ignoreDialect?(signal?: AbortSignal): Promise<'buildkit' | 'legacy'>;
   build(spec: BuildSpec, options: BuilderRunOptions): Promise<BuilderOutput>;
 }

@@ -1,0 +1,174 @@
+// Each builder against the real tools and the real registry: build with RUN, push to two tags in
+// two repositories, and check that the digest reported is the one the registry serves at every
+// tag, that build args and labels landed in the image, and that named contexts, inline Dockerfiles
+// and targets work where the builder supports them (and fail clearly where it does not).
+import assert from 'node:assert/strict';
+import { after, before, describe, it, type TestContext } from 'node:test';
+import { build, type builders } from '@slipway/build';
+import { remote } from '@slipway/oci';
+import { startRegistry, type TestRegistry } from '../support/registry.js';
+import { hasTool, skipUnless, skipUnlessDocker } from '../support/tools.js';
+import {
+  BUILDAH_ENV,
+  BUILDCTL,
+  BUILDX,
+  collectLog,
+  DOCKER_CLI,
+  pushBusyboxBase,
+  readImage,
+  repo,
+  skipUnlessBuildKit,
+  startBuildkitd,
+  writeContext,
+  type Buildkitd,
+} from './build-harness.js';
+
+type Kind = builders.BuilderKind;
+
+describe('builders against the real registry', () => {
+  let registry: TestRegistry;
+  let base: string;
+  let buildkitd: Buildkitd | undefined;
+  let client: remote.RegistryClient;
+
+  before(async () => {
+    registry = await startRegistry();
+    base = await pushBusyboxBase(registry);
+    client = remote.createRegistryClient({ keychain: { resolve: async () => undefined } });
+    if (BUILDCTL && hasTool('buildkitd')) buildkitd = await startBuildkitd();
+  });
+  after(async () => {
+    await client?.close();
+    await buildkitd?.stop();
+    await registry?.stop();
+  });
+
+  /** The builder selection for a kind, or undefined (after a loud skip) when its tool is missing. */
+  async function selection(t: TestContext, kind: Kind): Promise<builders.BuilderSelection | undefined> {
+    switch (kind) {
+      case 'docker':
+        return (await skipUnlessDocker(t, 'docker builder')) ? { kind, binary: DOCKER_CLI } : undefined;
+      case 'buildah':
+        return skipUnless(t, 'buildah', 'buildah builder') ? { kind, env: { ...BUILDAH_ENV } } : undefined;
+      case 'buildctl':
+        return skipUnlessBuildKit(t) && buildkitd ? { kind, address: buildkitd.address, binary: BUILDCTL! } : undefined;
+      case 'buildx':
+        return skipUnlessBuildKit(t, 'buildx') && buildkitd ? { kind, address: buildkitd.address, binary: BUILDX! } : undefined;
+    }
+  }
+
+  for (const kind of ['docker', 'buildah', 'buildctl', 'buildx'] as const) {
+    it(`${kind}: builds with RUN, pushes two tags, reports the registry's digest`, async (t) => {
+      const builder = await selection(t, kind);
+      if (!builder) return;
+      const context = await writeContext({
+        Dockerfile: `FROM ${base}\nARG GREETING\nRUN echo "$GREETING from $(uname -m)" > /greeting\nCOPY hello.txt /hello.txt\n`,
+        'hello.txt': `hello ${kind}\n`,
+      });
+      const tags = [`${registry.host}/${repo(`${kind}-a`)}:1`, `${registry.host}/${repo(`${kind}-b`)}:v2`];
+      const log = collectLog();
+      const result = await build({
+        context,
+        tags,
+        push: true,
+        builder,
+        buildArgs: { GREETING: 'hi' },
+        labels: { 'org.example.builder': kind },
+        network: 'host',
+        onLog: log.onLog,
+      });
+      assert.match(result.digest ?? '', /^sha256:[0-9a-f]{64}$/);
+      assert.deepEqual(result.refs, tags.map((tag) => `${tag}@${result.digest}`));
+      assert.equal(result.ref, result.refs[0]);
+      for (const tag of tags) assert.equal((await client.head(tag))?.digest, result.digest, `${tag} serves the reported digest`);
+      assert.deepEqual(result.platformDigests, { 'linux/amd64': result.digest });
+      assert.equal(result.builder.kind, kind);
+      assert.match(result.contextHash, /^sha256:[0-9a-f]{64}$/);
+      assert.ok(log.lines.length > 3, 'builder output streamed');
+      const image = await readImage(client, result.ref!);
+      assert.equal(image.files.get('greeting')?.toString(), 'hi from x86_64\n');
+      assert.equal(image.files.get('hello.txt')?.toString(), `hello ${kind}\n`);
+      const labels = (image.config.config as { Labels?: Record<string, string> }).Labels ?? {};
+      assert.equal(labels['org.example.builder'], kind);
+    });
+  }
+
+  for (const kind of ['buildctl', 'buildah'] as const) {
+    it(`${kind}: inline Dockerfile, named context and target`, async (t) => {
+      const builder = await selection(t, kind);
+      if (!builder) return;
+      const context = await writeContext({ 'main.txt': 'from the main context\n' });
+      const extra = await writeContext({ 'extra.txt': 'from the named context\n' });
+      const tag = `${registry.host}/${repo(`${kind}-named`)}:1`;
+      const result = await build({
+        context,
+        dockerfile: {
+          inline: `FROM ${base} AS first\nCOPY main.txt /main.txt\nCOPY --from=extra extra.txt /extra.txt\n\nFROM first AS second\nRUN echo second > /second\n`,
+        },
+        namedContexts: { extra },
+        target: 'first',
+        tags: [tag],
+        push: true,
+        builder,
+        network: 'host',
+      });
+      const image = await readImage(client, result.ref!);
+      assert.equal(image.files.get('main.txt')?.toString(), 'from the main context\n');
+      assert.equal(image.files.get('extra.txt')?.toString(), 'from the named context\n');
+      assert.equal(image.files.has('second'), false, 'target stopped at the first stage');
+    });
+  }
+
+  for (const kind of ['buildctl', 'docker'] as const) {
+    it(`${kind}: ssh forwarding from a key file, extra hosts`, async (t) => {
+      const builder = await selection(t, kind);
+      if (!builder || !skipUnless(t, 'ssh-keygen', 'ssh forwarding')) return;
+      const keys = await writeContext({});
+      const key = `${keys}/id_ed25519`;
+      const { runChecked } = await import('../support/tools.js');
+      await runChecked('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
+      const context = await writeContext({
+        Dockerfile:
+          `FROM ${base}\n` +
+          'RUN --mount=type=ssh test -S "$SSH_AUTH_SOCK" && echo agent-ok > /ssh\n' +
+          'RUN grep build-host.invalid /etc/hosts > /hosts\n',
+      });
+      const result = await build({
+        context,
+        tags: [`${registry.host}/${repo(`ssh-${kind}`)}:1`],
+        push: true,
+        builder,
+        network: 'host',
+        ssh: [{ id: 'default', paths: [key] }],
+        addHosts: ['build-host.invalid:10.11.12.13'],
+      });
+      const image = await readImage(client, result.ref!);
+      assert.equal(image.files.get('ssh')?.toString(), 'agent-ok\n');
+      assert.match(image.files.get('hosts')?.toString() ?? '', /10\.11\.12\.13\s+build-host\.invalid/);
+    });
+  }
+
+  it('docker: named contexts are refused before anything runs, naming the builders that can', async (t) => {
+    const builder = await selection(t, 'docker');
+    if (!builder) return;
+    const context = await writeContext({ Dockerfile: `FROM ${base}\n` });
+    await assert.rejects(
+      build({ context, namedContexts: { extra: context }, builder }),
+      (err: Error & { code?: string }) => err.code === 'SLIPWAY_INVALID_ARG' && /docker builder cannot use named build contexts/.test(err.message) && /buildctl/.test(err.message),
+    );
+  });
+
+  it('automatic choice takes the Docker Engine when no BuildKit address is configured', async (t) => {
+    if (!(await skipUnlessDocker(t, 'automatic builder choice'))) return;
+    if (process.env.BUILDKIT_HOST) {
+      t.skip('BUILDKIT_HOST is set in this environment');
+      return;
+    }
+    const context = await writeContext({ Dockerfile: `FROM ${base}\nCOPY . /ctx\n`, 'a.txt': 'a' });
+    // PATH may list a newer docker client first that cannot build; the builder must pass over it.
+    const result = await build({ context, network: 'host' });
+    assert.equal(result.builder.kind, 'docker');
+    assert.equal(result.digest, undefined, 'nothing pushed without push');
+    assert.deepEqual(result.refs, []);
+  });
+});

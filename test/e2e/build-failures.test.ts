@@ -1,0 +1,195 @@
+// Every way a build goes wrong ends in one clear SlipwayError with a stable code: a missing
+// Dockerfile, a syntax error, a failing RUN (the error carries the log tail), an unreachable
+// builder, a cancelled build (our process group gone within 2 s), and a registry that refuses the
+// push (no tag left pointing at anything).
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it, type TestContext } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { build, type builders } from '@slipway/build';
+import { remote } from '@slipway/oci';
+import { startRegistry, type TestRegistry } from '../support/registry.js';
+import { hasTool, skipUnless, skipUnlessDocker } from '../support/tools.js';
+import {
+  BUILDAH_ENV,
+  BUILDCTL,
+  BUILDX,
+  collectLog,
+  DOCKER_CLI,
+  processesMatching,
+  pushBusyboxBase,
+  repo,
+  skipUnlessBuildKit,
+  startBuildkitd,
+  writeContext,
+  type Buildkitd,
+} from './build-harness.js';
+
+type Failure = Error & { code?: string; logTail?: string[] };
+
+describe('build failures', () => {
+  let registry: TestRegistry;
+  let base: string;
+  let buildkitd: Buildkitd | undefined;
+
+  before(async () => {
+    registry = await startRegistry();
+    base = await pushBusyboxBase(registry);
+    if (BUILDCTL && hasTool('buildkitd')) buildkitd = await startBuildkitd();
+  });
+  after(async () => {
+    await buildkitd?.stop();
+    await registry?.stop();
+  });
+
+  async function selection(t: TestContext, kind: builders.BuilderKind): Promise<builders.BuilderSelection | undefined> {
+    switch (kind) {
+      case 'docker':
+        return (await skipUnlessDocker(t, 'docker failures')) ? { kind, binary: DOCKER_CLI } : undefined;
+      case 'buildah':
+        return skipUnless(t, 'buildah', 'buildah failures') ? { kind, env: { ...BUILDAH_ENV } } : undefined;
+      case 'buildctl':
+        return skipUnlessBuildKit(t) && buildkitd ? { kind, address: buildkitd.address, binary: BUILDCTL! } : undefined;
+      case 'buildx':
+        return skipUnlessBuildKit(t, 'buildx') && buildkitd ? { kind, address: buildkitd.address, binary: BUILDX! } : undefined;
+    }
+  }
+
+  it('a missing Dockerfile is SLIPWAY_CONTEXT, before any builder runs', async () => {
+    const context = await writeContext({ 'a.txt': 'a' });
+    await assert.rejects(build({ context, builder: 'buildctl=tcp://127.0.0.1:1' }), (err: Failure) => {
+      assert.equal(err.code, 'SLIPWAY_CONTEXT');
+      assert.match(err.message, /Dockerfile ".*\/Dockerfile" does not exist/);
+      return true;
+    });
+    await assert.rejects(build({ context: `${context}/nope`, builder: 'docker' }), (err: Failure) => err.code === 'SLIPWAY_CONTEXT' && /does not exist/.test(err.message));
+  });
+
+  for (const kind of ['buildctl', 'docker', 'buildah'] as const) {
+    it(`${kind}: a Dockerfile syntax error is SLIPWAY_BUILD naming the line`, async (t) => {
+      const builder = await selection(t, kind);
+      if (!builder) return;
+      const context = await writeContext({ Dockerfile: `FROM ${base}\nFROBNICATE the widgets\n` });
+      await assert.rejects(build({ context, builder, network: 'host' }), (err: Failure) => {
+        assert.equal(err.code, 'SLIPWAY_BUILD');
+        assert.match(err.message, /FROBNICATE|unknown instruction/i);
+        return true;
+      });
+    });
+
+    it(`${kind}: a failing RUN is SLIPWAY_BUILD carrying the log tail`, async (t) => {
+      const builder = await selection(t, kind);
+      if (!builder) return;
+      const marker = `boom-${randomBytes(4).toString('hex')}`;
+      const context = await writeContext({ Dockerfile: `FROM ${base}\nRUN echo ${marker} && exit 7\n` });
+      const tag = `${registry.host}/${repo(`fail-${kind}`)}:1`;
+      await assert.rejects(build({ context, builder, network: 'host', tags: [tag], push: true }), (err: Failure) => {
+        assert.equal(err.code, 'SLIPWAY_BUILD');
+        assert.ok((err.logTail ?? []).some((line) => line.includes(marker)), `tail lacks the RUN output:\n${(err.logTail ?? []).join('\n')}`);
+        assert.ok(err.message.includes(marker), 'the message shows the tail');
+        assert.match(err.message, /exit (code|status):? 7|exit code: 7|exit status 7/);
+        return true;
+      });
+      const client = remote.createRegistryClient({ keychain: { resolve: async () => undefined } });
+      try {
+        assert.equal(await client.head(tag), undefined, 'nothing tagged');
+      } finally {
+        await client.close();
+      }
+    });
+  }
+
+  for (const kind of ['buildctl', 'buildx'] as const) {
+    it(`${kind}: an unreachable builder (tcp://127.0.0.1:1) is SLIPWAY_BUILDER_UNAVAILABLE`, async (t) => {
+      if (!skipUnlessBuildKit(t, kind === 'buildx' ? 'buildx' : undefined)) return;
+      const context = await writeContext({ Dockerfile: `FROM ${base}\n` });
+      const started = Date.now();
+      await assert.rejects(
+        build({ context, builder: { kind, address: 'tcp://127.0.0.1:1', binary: kind === 'buildx' ? BUILDX! : BUILDCTL! } }),
+        (err: Failure) => {
+          assert.equal(err.code, 'SLIPWAY_BUILDER_UNAVAILABLE');
+          assert.match(err.message, /tcp:\/\/127\.0\.0\.1:1/);
+          return true;
+        },
+      );
+      assert.ok(Date.now() - started < 25_000, `took ${Date.now() - started} ms`);
+    });
+  }
+
+  it('a builder address that is not one is refused', async (t) => {
+    if (!skipUnlessBuildKit(t)) return;
+    const context = await writeContext({ Dockerfile: `FROM ${base}\n` });
+    await assert.rejects(build({ context, builder: { kind: 'buildctl', address: 'localhost:1234', binary: BUILDCTL! } }), (err: Failure) => {
+      return err.code === 'SLIPWAY_BUILDER_UNAVAILABLE' && /not a BuildKit address/.test(err.message);
+    });
+  });
+
+  for (const kind of ['buildctl', 'docker', 'buildah', 'buildx'] as const) {
+    it(`${kind}: cancelling stops the build and leaves no process of ours within 2 s`, async (t) => {
+      const builder = await selection(t, kind);
+      if (!builder) return;
+      // A distinctive sleep so the RUN process itself can be found in /proc.
+      const seconds = `${60 + Math.floor(Math.random() * 30)}.${randomBytes(2).readUInt16BE()}`;
+      const context = await writeContext({ Dockerfile: `FROM ${base}\nRUN echo started-sleeping && sleep ${seconds}\n` });
+      const controller = new AbortController();
+      const log = collectLog();
+      let abortedAt = 0;
+      const running = build({
+        context,
+        builder,
+        network: 'host',
+        signal: controller.signal,
+        onLog: (line) => {
+          log.onLog(line);
+          if (abortedAt === 0 && /started-sleeping/.test(line.line) && !/RUN echo/.test(line.line)) {
+            abortedAt = Date.now();
+            controller.abort(new Error('user pressed Ctrl-C'));
+          }
+        },
+      });
+      await assert.rejects(running, (err: Failure) => {
+        assert.equal(err.code, 'SLIPWAY_ABORTED', `${err.code}: ${err.message}`);
+        return true;
+      });
+      assert.ok(abortedAt > 0, `the RUN step never started:\n${log.text()}`);
+      assert.ok(Date.now() - abortedAt < 2500, `build() returned ${Date.now() - abortedAt} ms after abort`);
+      // Our children are gone now (their command lines name the context directory).
+      assert.deepEqual(await processesMatching(context), [], 'a builder process outlived the abort');
+      // The RUN itself runs in a daemon for docker/buildctl/buildx; it must stop soon too.
+      const deadline = Date.now() + 10_000;
+      while ((await processesMatching(`sleep ${seconds}`)).length > 0 && Date.now() < deadline) await sleep(100);
+      assert.deepEqual(await processesMatching(`sleep ${seconds}`), [], 'the RUN step kept running');
+    });
+  }
+
+  for (const kind of ['buildctl', 'docker'] as const) {
+    it(`${kind}: a registry refusing the push (wrong password) is SLIPWAY_AUTH and tags nothing`, async (t) => {
+      const builder = await selection(t, kind);
+      if (!builder) return;
+      const locked = await startRegistry({ auth: 'htpasswd' });
+      try {
+        const wrong = `CANARY-wrong-${randomBytes(6).toString('hex')}`;
+        const context = await writeContext({ Dockerfile: `FROM ${base}\nRUN echo ok > /ok\n` });
+        const tag = `${locked.host}/${repo(`refused-${kind}`)}:1`;
+        const log = collectLog();
+        await assert.rejects(
+          build({ context, tags: [tag], push: true, builder, network: 'host', registries: [{ address: locked.host, username: locked.username, password: wrong }], onLog: log.onLog }),
+          (err: Failure) => {
+            assert.equal(err.code, 'SLIPWAY_AUTH', `${err.code}: ${err.message}`);
+            assert.ok(!err.message.includes(wrong) && !(err.logTail ?? []).join('\n').includes(wrong), 'password in the error');
+            return true;
+          },
+        );
+        assert.ok(!log.text().includes(wrong), 'password in the log');
+        const authed = remote.createRegistryClient({ credentials: { [locked.host]: { username: locked.username, password: locked.password } } });
+        try {
+          assert.equal(await authed.head(tag), undefined, 'the refused push left a tag');
+        } finally {
+          await authed.close();
+        }
+      } finally {
+        await locked.stop();
+      }
+    });
+  }
+});
