@@ -12,4 +12,5 @@ export const commands: Record<string, () => Promise<Command>> = {
   platforms: async () => (await import('./platforms.js')).platforms,
   tags: async () => (await import('./tags.js')).tags,
   build: async () => (await import('./build.js')).build,
+  'hash-context': async () => (await import('./hash-context.js')).hashContextCommand,
 };

@@ -1,0 +1,134 @@
+/**
+ * The stat cache: what the last run saw for each entry of a context (kind, executable bit, size,
+ * mtime, ctime, inode → content digest), so an unchanged context costs a walk and `lstat`s, not a
+ * re-read. One compact binary file per context, written atomically (temp file + rename).
+ *
+ * Git's "racy" rule applies: the cache file's own mtime is the moment it was written, and any
+ * entry whose mtime or ctime is in that second or later is re-hashed next time, since the file
+ * may have changed again within the timestamp granularity without its stat changing.
+ * @module
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
+const MAGIC = Buffer.from('SLWCTX\x00\x01', 'latin1');
+export const CACHE_STAT_FIELDS = 4;
+
+export interface CacheSnapshot {
+  /** Entries in bytewise path order. */
+  paths: string[];
+  /** kind (0 file, 1 dir, 2 symlink) | executable << 4 */
+  kinds: Uint8Array;
+  /** size, mtime ms, ctime ms, inode per entry */
+  stats: Float64Array;
+  /** 32 bytes per entry: content digest (files), digest of the link text (symlinks), zeros (dirs). */
+  digests: Uint8Array;
+  dockerfileDigest: string | null;
+  /** Entries with mtime/ctime at or after this instant (ms) are racy. */
+  racyFromMs: number;
+  surrogates: boolean;
+}
+
+/** `$XDG_CACHE_HOME/slipway/context`, else `~/.cache/slipway/context`. */
+export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  const xdg = env.XDG_CACHE_HOME;
+  return join(xdg && xdg.startsWith('/') ? xdg : join(homedir(), '.cache'), 'slipway', 'context');
+}
+
+/** One cache file per (context, dialect, role): role distinguishes the Dockerfile or named context. */
+export function cacheFileFor(cacheDir: string, root: string, dialect: string, role: string): string {
+  const key = createHash('sha256').update(JSON.stringify([1, root, dialect, role])).digest('hex').slice(0, 40);
+  return join(cacheDir, `${key}.bin`);
+}
+
+export async function loadCache(file: string): Promise<CacheSnapshot | undefined> {
+  let data: Buffer;
+  let mtimeMs: number;
+  try {
+    const fh = await open(file, 'r');
+    try {
+      mtimeMs = (await fh.stat()).mtimeMs;
+      data = await fh.readFile();
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return undefined;
+  }
+  try {
+    return decode(data, mtimeMs);
+  } catch {
+    return undefined; // corrupt or from another version: start over
+  }
+}
+
+function decode(data: Buffer, mtimeMs: number): CacheSnapshot {
+  if (data.length < 12 || !data.subarray(0, 8).equals(MAGIC)) throw new Error('bad magic');
+  const headerLen = data.readUInt32LE(8);
+  const header = JSON.parse(data.toString('utf8', 12, 12 + headerLen)) as { count: number; pathBytes: number; dockerfileDigest: string | null };
+  const count = header.count;
+  let off = 12 + headerLen;
+  const blob = data.toString('utf8', off, off + header.pathBytes);
+  off += header.pathBytes;
+  off = (off + 7) & ~7;
+  const statBytes = count * CACHE_STAT_FIELDS * 8;
+  const statView = data.subarray(off, off + statBytes);
+  const stats = (data.byteOffset + off) % 8 === 0
+    ? new Float64Array(data.buffer, data.byteOffset + off, count * CACHE_STAT_FIELDS)
+    : new Float64Array(new Uint8Array(statView).buffer);
+  off += statBytes;
+  const kinds = data.subarray(off, off + count);
+  off += count;
+  const digests = data.subarray(off, off + count * 32);
+  if (digests.length !== count * 32) throw new Error('truncated');
+  const paths = count === 0 ? [] : blob.split('\0');
+  if (paths.length !== count) throw new Error('path count mismatch');
+  return {
+    paths,
+    kinds,
+    stats,
+    digests,
+    dockerfileDigest: header.dockerfileDigest,
+    racyFromMs: Math.floor(mtimeMs / 1000) * 1000,
+    surrogates: /[\uD800-\uDFFF]/.test(blob),
+  };
+}
+
+export interface CacheWrite {
+  paths: string[];
+  kinds: Uint8Array;
+  stats: Float64Array;
+  digests: Uint8Array;
+  dockerfileDigest: string | null;
+}
+
+export async function saveCache(file: string, c: CacheWrite): Promise<void> {
+  const count = c.paths.length;
+  const blob = Buffer.from(c.paths.join('\0'), 'utf8');
+  const header = Buffer.from(JSON.stringify({ version: 1, count, pathBytes: blob.length, dockerfileDigest: c.dockerfileDigest }), 'utf8');
+  const pre = 12 + header.length + blob.length;
+  const pad = ((pre + 7) & ~7) - pre;
+  const lenBuf = Buffer.alloc(4);
+  lenBuf.writeUInt32LE(header.length);
+  const data = Buffer.concat([
+    MAGIC,
+    lenBuf,
+    header,
+    blob,
+    Buffer.alloc(pad),
+    Buffer.from(c.stats.buffer, c.stats.byteOffset, count * CACHE_STAT_FIELDS * 8),
+    Buffer.from(c.kinds.buffer, c.kinds.byteOffset, count),
+    Buffer.from(c.digests.buffer, c.digests.byteOffset, count * 32),
+  ]);
+  await mkdir(join(file, '..'), { recursive: true });
+  const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  try {
+    await writeFile(tmp, data, { mode: 0o600 });
+    await rename(tmp, file);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}

@@ -1,0 +1,232 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SlipwayError } from '@slipway/oci';
+import { hashContext, type ContextWarning } from './hash.js';
+
+function tree(files: Record<string, string | null>, mode = 0o644): string {
+  const root = mkdtempSync(join(tmpdir(), 'slipway-ctx-'));
+  for (const [path, content] of Object.entries(files)) {
+    const abs = join(root, path);
+    if (content === null) {
+      mkdirSync(abs, { recursive: true });
+      continue;
+    }
+    mkdirSync(join(abs, '..'), { recursive: true });
+    writeFileSync(abs, content, { mode });
+    chmodSync(abs, mode);
+  }
+  return root;
+}
+
+const base = { Dockerfile: 'FROM scratch\nCOPY . /ctx/\n', 'src/main.go': 'package main\n', 'src/run.sh': '#!/bin/sh\n', 'empty/': null };
+
+function clean(...dirs: string[]): void {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+}
+
+test('umask 022 and 002 checkouts hash equal; the executable bit counts', async () => {
+  const a = tree(base, 0o644);
+  const b = tree(base, 0o664);
+  try {
+    for (const root of [a, b]) chmodSync(join(root, 'empty'), root === a ? 0o755 : 0o775);
+    chmodSync(join(a, 'src/run.sh'), 0o755);
+    chmodSync(join(b, 'src/run.sh'), 0o775);
+    const ha = await hashContext({ context: a, cacheDir: false });
+    const hb = await hashContext({ context: b, cacheDir: false });
+    assert.match(ha.digest, /^sha256:[0-9a-f]{64}$/);
+    assert.equal(ha.digest, hb.digest);
+    assert.equal(ha.files, 3);
+    assert.equal(ha.directories, 2);
+    chmodSync(join(b, 'src/run.sh'), 0o664);
+    assert.notEqual((await hashContext({ context: b, cacheDir: false })).digest, ha.digest);
+  } finally {
+    clean(a, b);
+  }
+});
+
+test('stat cache: touch keeps the digest, an edit is named in changes, racy entries are re-hashed', async () => {
+  const root = tree(base);
+  const cacheDir = mkdtempSync(join(tmpdir(), 'slipway-cache-'));
+  try {
+    // Files written an hour ago: not racy once the cache is written now.
+    const old = new Date(Date.now() - 3600_000);
+    for (const f of ['Dockerfile', 'src/main.go', 'src/run.sh']) utimesSync(join(root, f), old, old);
+    const first = await hashContext({ context: root, cacheDir });
+    assert.equal(first.changes, undefined);
+    assert.equal(first.stats.hashedFiles, 3);
+    // The files' ctimes are from this second, so they are racy until the cache is older than
+    // them; pretend the cache was written an hour from now (the racy rule is tested below).
+    const [cacheFile] = readdirSync(cacheDir).filter((f) => f.endsWith('.bin')).map((f) => join(cacheDir, f));
+    assert.ok(cacheFile);
+    const settle = (): void => {
+      const future = new Date(Date.now() + 3600_000);
+      utimesSync(cacheFile, future, future);
+    };
+    settle();
+
+    const warm = await hashContext({ context: root, cacheDir });
+    assert.equal(warm.digest, first.digest);
+    assert.deepEqual([warm.stats.hashedFiles, warm.stats.cachedFiles], [0, 3]);
+    assert.deepEqual(warm.changes, { added: [], removed: [], changed: [], dockerfileChanged: false });
+
+    const later = new Date(Date.now() - 1800_000);
+    utimesSync(join(root, 'src/main.go'), later, later);
+    const touched = await hashContext({ context: root, cacheDir });
+    assert.equal(touched.digest, first.digest);
+    assert.equal(touched.stats.hashedFiles, 1);
+    assert.deepEqual(touched.changes?.changed, []);
+    settle();
+
+    writeFileSync(join(root, 'src/main.go'), 'package lib\n'); // same size, new content
+    writeFileSync(join(root, 'added.txt'), 'x');
+    rmSync(join(root, 'empty'), { recursive: true });
+    const edited = await hashContext({ context: root, cacheDir });
+    assert.notEqual(edited.digest, first.digest);
+    assert.deepEqual(edited.changes, { added: ['added.txt'], removed: ['empty'], changed: ['src/main.go'], dockerfileChanged: false });
+    assert.equal(edited.stats.hashedFiles, 2);
+
+    // Racy rule (git's): an entry whose mtime or ctime is not older than the second the cache was
+    // written is re-hashed even when its stat is unchanged. The cache file's own mtime is that
+    // instant, so set it by hand to make both outcomes deterministic.
+    const files = edited.files;
+    const past = new Date(Date.now() - 7200_000);
+    utimesSync(cacheFile, past, past); // "written" before every file's ctime: all entries racy
+    const racy = await hashContext({ context: root, cacheDir });
+    assert.deepEqual([racy.stats.hashedFiles, racy.stats.cachedFiles, racy.digest], [files, 0, edited.digest]);
+    settle(); // written after everything: nothing racy, nothing read
+    const calm = await hashContext({ context: root, cacheDir });
+    assert.deepEqual([calm.stats.hashedFiles, calm.stats.cachedFiles, calm.digest], [0, files, edited.digest]);
+  } finally {
+    clean(root, cacheDir);
+  }
+});
+
+test('Dockerfile content counts, its path does not; <Dockerfile>.dockerignore wins', async () => {
+  const root = tree({ 'a.txt': 'a', 'b.txt': 'b', '.dockerignore': 'a.txt\n' });
+  const outside = tree({ 'app.Dockerfile': 'FROM scratch\n', 'app.Dockerfile.dockerignore': 'b.txt\n', 'other/app.Dockerfile': 'FROM scratch\n' });
+  try {
+    const h1 = await hashContext({ context: root, dockerfile: join(outside, 'app.Dockerfile'), cacheDir: false, listEntries: true });
+    assert.equal(h1.ignoreFile, join(outside, 'app.Dockerfile.dockerignore'));
+    assert.deepEqual(h1.entries?.map((e) => e.path), ['.dockerignore', 'a.txt']);
+    const h2 = await hashContext({ context: root, dockerfile: join(outside, 'other/app.Dockerfile'), cacheDir: false, listEntries: true });
+    assert.equal(h2.ignoreFile, join(root, '.dockerignore'));
+    assert.deepEqual(h2.entries?.map((e) => e.path), ['.dockerignore', 'b.txt']);
+    const inline = await hashContext({ context: root, dockerfile: { inline: 'FROM scratch\n' }, cacheDir: false });
+    assert.equal(inline.digest, h2.digest, 'same content, same ignore file: same digest wherever the Dockerfile lives');
+    assert.notEqual((await hashContext({ context: root, dockerfile: { inline: 'FROM scratch\nUSER 1\n' }, cacheDir: false })).digest, h2.digest);
+    await assert.rejects(hashContext({ context: root, cacheDir: false }), (e: unknown) => SlipwayError.is(e) && e.code === 'SLIPWAY_CONTEXT' && /Dockerfile/.test(e.message));
+  } finally {
+    clean(root, outside);
+  }
+});
+
+test('named contexts use their own .dockerignore', async () => {
+  const main = tree(base);
+  const lib = tree({ '.dockerignore': 'secret\n', secret: 's', 'lib.go': 'x' });
+  try {
+    const h = await hashContext({ context: main, namedContexts: { lib, img: 'docker-image://alpine:3' }, cacheDir: false, listEntries: true });
+    assert.deepEqual(h.entries?.filter((e) => e.context === 'lib').map((e) => e.path), ['.dockerignore', 'lib.go']);
+    writeFileSync(join(lib, 'secret'), 'changed');
+    assert.equal((await hashContext({ context: main, namedContexts: { lib, img: 'docker-image://alpine:3' }, cacheDir: false })).digest, h.digest);
+    writeFileSync(join(lib, 'lib.go'), 'y');
+    assert.notEqual((await hashContext({ context: main, namedContexts: { lib, img: 'docker-image://alpine:3' }, cacheDir: false })).digest, h.digest);
+    assert.notEqual((await hashContext({ context: main, namedContexts: { lib, img: 'docker-image://alpine:4' }, cacheDir: false })).digest, h.digest);
+  } finally {
+    clean(main, lib);
+  }
+});
+
+test('symlinks hash their text; FIFOs and sockets are skipped with a warning', async () => {
+  const root = tree(base);
+  const server = createServer();
+  try {
+    symlinkSync('src/main.go', join(root, 'link'));
+    symlinkSync('/nonexistent/abs', join(root, 'dangling'));
+    spawnSync('mkfifo', [join(root, 'fifo')]);
+    await new Promise<void>((resolve) => server.listen(join(root, 'sock'), resolve));
+    const warnings: ContextWarning[] = [];
+    const h = await hashContext({ context: root, cacheDir: false, listEntries: true, onWarning: (w) => warnings.push(w) });
+    assert.deepEqual(h.entries?.filter((e) => e.type === 'symlink').map((e) => [e.path, e.target]), [['dangling', '/nonexistent/abs'], ['link', 'src/main.go']]);
+    assert.equal(warnings.length, 1);
+    assert.equal(warnings[0]!.code, 'special-files');
+    assert.deepEqual(warnings[0]!.paths, ['fifo', 'sock']);
+    assert.deepEqual(h.warnings, [warnings[0]!.message]);
+  } finally {
+    server.close();
+    clean(root);
+  }
+});
+
+test('entries come in bytewise UTF-8 order, including astral characters', async () => {
+  const names = ['a', 'a b', 'a.txt', 'a-c', 'a\u{e000}', 'a\u{1f600}', 'é', 'Z', 'a#!x'];
+  const root = tree(Object.fromEntries(names.map((n) => [`${n}/f`, n])));
+  try {
+    const h = await hashContext({ context: root, dockerfile: { inline: '' }, cacheDir: false, listEntries: true });
+    const paths = h.entries!.map((e) => e.path);
+    const expected = names.flatMap((n) => [n, `${n}/f`]).sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
+    assert.deepEqual(paths, expected);
+  } finally {
+    clean(root);
+  }
+});
+
+test('a big context walked and hashed by workers equals an independent listing', async () => {
+  const files: Record<string, string> = {};
+  for (let d = 0; d < 40; d++) for (let f = 0; f < 120; f++) files[`d${d}/s${f % 3}/f-${f}.txt`] = `${d}:${f}`;
+  const root = tree(files);
+  try {
+    const one = await hashContext({ context: root, dockerfile: { inline: '' }, cacheDir: false, concurrency: 1, listEntries: true });
+    const four = await hashContext({ context: root, dockerfile: { inline: '' }, cacheDir: false, concurrency: 4, hugeContext: { files: 1000 } });
+    assert.equal(one.digest, four.digest);
+    assert.equal(one.files, 4800);
+    const listing = (readdirSync(root, { recursive: true }) as string[]).sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
+    assert.deepEqual(one.entries!.map((e) => e.path), listing);
+    assert.equal(four.warnings.length, 1);
+    assert.match(four.warnings[0]!, /is large: 4800 files/);
+    assert.equal(four.biggestDirectories?.length, 10);
+  } finally {
+    clean(root);
+  }
+});
+
+test('an unreadable file is a SLIPWAY_CONTEXT error naming it', async (t) => {
+  const root = tree(base);
+  chmodSync(root, 0o755);
+  chmodSync(join(root, 'src/main.go'), 0o000);
+  try {
+    if (process.getuid?.() !== 0) {
+      await assert.rejects(hashContext({ context: root, cacheDir: false }), (e: unknown) => SlipwayError.is(e) && e.code === 'SLIPWAY_CONTEXT' && e.message.includes('"src/main.go"'));
+      return;
+    }
+    // Root reads anything: run the hash as "nobody" in a child process.
+    const module = fileURLToPath(new URL('./index.js', import.meta.url));
+    const script = `import('${module}').then((m) => m.hashContext({ context: ${JSON.stringify(root)}, cacheDir: false })).then(() => process.exit(0), (e) => { console.log(JSON.stringify({ code: e.code, message: e.message })); process.exit(1); });`;
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { uid: 65534, gid: 65534, encoding: 'utf8', cwd: '/' });
+    if (child.error) return t.skip(`cannot run a child as nobody: ${child.error.message}`);
+    assert.equal(child.status, 1, child.stderr);
+    const e = JSON.parse(child.stdout) as { code: string; message: string };
+    assert.equal(e.code, 'SLIPWAY_CONTEXT');
+    assert.match(e.message, /cannot read "src\/main\.go" in build context/);
+  } finally {
+    clean(root);
+  }
+});
+
+test('cancellation and bad input', async () => {
+  const root = tree(base);
+  try {
+    await assert.rejects(hashContext({ context: root, cacheDir: false, signal: AbortSignal.abort() }), (e: unknown) => SlipwayError.is(e) && e.code === 'SLIPWAY_ABORTED');
+    await assert.rejects(hashContext({ context: join(root, 'missing'), cacheDir: false }), (e: unknown) => SlipwayError.is(e) && e.code === 'SLIPWAY_CONTEXT' && /does not exist/.test(e.message));
+    await assert.rejects(hashContext({ context: join(root, 'Dockerfile'), cacheDir: false }), /not a directory/);
+    writeFileSync(join(root, '.dockerignore'), 'ok\n!\n');
+    await assert.rejects(hashContext({ context: root, cacheDir: false }), (e: unknown) => SlipwayError.is(e) && e.code === 'SLIPWAY_CONTEXT' && /illegal exclusion pattern/.test(e.message));
+  } finally {
+    clean(root);
+  }
+});

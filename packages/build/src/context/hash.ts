@@ -1,0 +1,1018 @@
+/**
+ * `hashContext`: the exact build-context hash.
+ *
+ * The set of entries is the set BuildKit sends for `COPY . .` (see walk.ts and ignore.ts). Each
+ * entry is hashed as length-prefixed fields — type, slash path, executable bit (never the full
+ * mode: umask 022 and 002 checkouts must agree; pulumi-docker-build #222, #358, PR #979), size,
+ * content SHA-256 or link text (never the link's target: EvalSymlinks gives machine-specific
+ * paths) — in bytewise path order, after the Dockerfile's content (not its path). A tar stream is
+ * never hashed: tar headers carry mtimes (MaterializeInc/pulumi-docker-buildkit PR #7, reverted).
+ * @module
+ */
+import { createHash } from 'node:crypto';
+import { readFile, realpath, stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { AbortedError, InvalidArgumentError, SlipwayError, throwIfAborted } from '@slipway/oci';
+import { CACHE_STAT_FIELDS, cacheFileFor, defaultCacheDir, loadCache, saveCache, type CacheSnapshot } from './cache.js';
+import { FileHashError, hashFileInto } from './hashfile.js';
+import { IgnorePatternError, PatternMatcher, parseIgnoreFile, type IgnoreDialect } from './ignore.js';
+import { WorkerPool } from './pool.js';
+import type { EncodedChunk, HashReply, WalkReply } from './protocol.js';
+import { compareBytewise, ContextWalkError, Kind, KIND_MASK, PARENT_SKIPPED, STAT_FIELDS, walkTask, type DirTask, type WalkChunk } from './walk.js';
+
+export type { IgnoreDialect } from './ignore.js';
+
+export interface HashContextOptions {
+  /** The build context directory. */
+  context: string;
+  /**
+   * The Dockerfile: a path (relative to the current directory, as `docker build -f`) or inline
+   * text. Default: `<context>/Dockerfile`, else `<context>/dockerfile`. Its content is hashed, not
+   * its path, and `<Dockerfile>.dockerignore` beside it takes precedence over `<context>/.dockerignore`.
+   */
+  dockerfile?: string | { inline: string };
+  /** `--build-context` values by name: local directories are hashed with their own `.dockerignore`; other values (`docker-image://…`, URLs) are hashed as text. */
+  namedContexts?: Record<string, string>;
+  /** Stat cache directory; `false` disables the cache (and `changes`). Default: `$XDG_CACHE_HOME/slipway/context`. */
+  cacheDir?: string | false;
+  /** `.dockerignore` semantics of the client that will send the context (default `buildkit`; `legacy` for the Docker 20.10 CLI). */
+  ignoreDialect?: IgnoreDialect;
+  /** Return every hashed entry in `entries`. */
+  listEntries?: boolean;
+  /** Warn above these sizes (defaults: HUGE_CONTEXT_FILES files, HUGE_CONTEXT_BYTES bytes). */
+  hugeContext?: { files?: number; bytes?: number };
+  /** Worker threads for walking and hashing (default: available parallelism, at most 8). */
+  concurrency?: number;
+  signal?: AbortSignal;
+  onWarning?: (warning: ContextWarning) => void;
+}
+
+export interface ContextWarning {
+  code: 'special-files' | 'huge-context' | 'cache-write';
+  message: string;
+  /** The named context concerned (absent: the main context). */
+  context?: string;
+  /** `special-files`: the skipped paths, relative to the context. */
+  paths?: string[];
+}
+
+export interface ContextEntry {
+  /** Slash path relative to its context. */
+  path: string;
+  /** The named context holding the entry (absent: the main context). */
+  context?: string;
+  type: 'file' | 'dir' | 'symlink';
+  executable: boolean;
+  size: number;
+  /** `sha256:…` of a file's content. */
+  digest?: string;
+  /** A symlink's text. */
+  target?: string;
+}
+
+export interface ContextChanges {
+  added: string[];
+  removed: string[];
+  changed: string[];
+  dockerfileChanged: boolean;
+}
+
+export interface DirectorySize {
+  path: string;
+  bytes: number;
+  files: number;
+}
+
+export interface ContextHashResult {
+  /** `sha256:<hex>` over the Dockerfile content and every entry of every local context. */
+  digest: string;
+  files: number;
+  directories: number;
+  symlinks: number;
+  /** Total size of the regular files. */
+  bytes: number;
+  dockerfile: { path?: string; inline: boolean; digest: string };
+  /** The ignore file applied to the main context, or null. */
+  ignoreFile: string | null;
+  /** What differs from the previous cached run of this context (absent without a previous run or with the cache off). */
+  changes?: ContextChanges;
+  warnings: string[];
+  /** Largest top-level directories (and well-known heavy ones anywhere), for huge contexts. */
+  biggestDirectories?: DirectorySize[];
+  entries?: ContextEntry[];
+  /** How the work went: files read this run vs taken from the stat cache. */
+  stats: { hashedFiles: number; hashedBytes: number; cachedFiles: number };
+}
+
+/** Above either threshold the hash warns and names the biggest directories. */
+export const HUGE_CONTEXT_FILES = 50_000;
+export const HUGE_CONTEXT_BYTES = 500 * 1024 * 1024;
+
+/** Directories that are rarely meant to be in an image; suggested for `.dockerignore`. */
+const JUNK = /(?:^|\/)(\.git|node_modules|\.venv|venv|__pycache__|\.terraform|\.pulumi|\.cache|\.next|coverage|\.tox|\.gradle|\.idea|\.pytest_cache|\.mypy_cache)(?=\/)/;
+
+/** Entries the main thread walks before it decides the context is big enough for workers. */
+const MAIN_FIRST_BUDGET = 3000;
+const MAIN_SLICE_BUDGET = 600;
+const WORKER_WALK_BUDGET = 6000;
+/** Below both, files are hashed on the main thread rather than starting workers. */
+const INLINE_HASH_FILES = 400;
+const INLINE_HASH_BYTES = 24 * 1024 * 1024;
+
+interface Ctx {
+  id: number;
+  /** '' for the main context. */
+  name: string;
+  root: string;
+  ignoreFile: string | null;
+  patterns: string[];
+  matcher: PatternMatcher | null;
+  cacheRole: string;
+}
+
+/** A context's entries in final order, after splicing, lazy-directory resolution and dropping specials. */
+interface Entries {
+  paths: string[];
+  /** 0 file, 1 dir, 2 symlink */
+  kinds: Uint8Array;
+  /** exec, size, mtime ms, ctime ms, inode */
+  stats: Float64Array;
+  /** Link text by entry index (symlinks only). */
+  links: Map<number, string>;
+  specials: string[];
+  surrogates: boolean;
+}
+
+function contextError(message: string, cause?: unknown): SlipwayError {
+  return new SlipwayError('SLIPWAY_CONTEXT', message, cause === undefined ? undefined : { cause });
+}
+
+function isLocalContext(value: string): boolean {
+  return !/^[a-z][a-z0-9+.-]*:\/\//i.test(value) && !value.startsWith('target:') && !value.startsWith('oci-layout:');
+}
+
+async function resolveDir(path: string, what: string): Promise<string> {
+  let real: string;
+  try {
+    real = await realpath(resolve(path));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw contextError(`${what} "${path}" ${code === 'ENOENT' ? 'does not exist' : `cannot be opened: ${code}`}`, e);
+  }
+  const st = await stat(real);
+  if (!st.isDirectory()) throw contextError(`${what} "${path}" is not a directory`);
+  return real;
+}
+
+async function readOptional(path: string, what: string): Promise<Buffer | null> {
+  try {
+    return await readFile(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+    throw contextError(`cannot read ${what} "${path}": ${code ?? String(e)}`, e);
+  }
+}
+
+function compileIgnore(file: string | null, content: Buffer | null, dialect: IgnoreDialect): { patterns: string[]; matcher: PatternMatcher | null } {
+  if (content === null) return { patterns: [], matcher: null };
+  try {
+    const patterns = parseIgnoreFile(content);
+    const matcher = new PatternMatcher(patterns, dialect);
+    return { patterns, matcher: matcher.isEmpty ? null : matcher };
+  } catch (e) {
+    if (e instanceof IgnorePatternError) throw contextError(`${file}: ${e.message}`, e);
+    throw e;
+  }
+}
+
+interface DockerfileInfo {
+  digest: Buffer;
+  path?: string;
+  inline: boolean;
+  /** `<Dockerfile>.dockerignore`, checked before `<context>/.dockerignore`. */
+  ignoreCandidate: string | null;
+}
+
+async function resolveDockerfile(option: HashContextOptions['dockerfile'], root: string): Promise<DockerfileInfo> {
+  if (typeof option === 'object' && option !== null) {
+    if (typeof option.inline !== 'string') throw new InvalidArgumentError('dockerfile.inline must be a string');
+    return { digest: createHash('sha256').update(option.inline, 'utf8').digest(), inline: true, ignoreCandidate: null };
+  }
+  let path: string;
+  let nominal: string;
+  if (typeof option === 'string') {
+    path = resolve(option);
+    nominal = path;
+  } else {
+    // BuildKit falls back to lowercase `dockerfile` (moby/moby#10858) but keeps the nominal name for the ignore file.
+    nominal = join(root, 'Dockerfile');
+    path = nominal;
+    try {
+      await stat(path);
+    } catch {
+      const lower = join(root, 'dockerfile');
+      if ((await readOptional(lower, 'Dockerfile')) !== null) path = lower;
+    }
+  }
+  const content = await readOptional(path, 'Dockerfile');
+  if (content === null) throw contextError(`Dockerfile "${typeof option === 'string' ? option : path}" does not exist`);
+  return { digest: createHash('sha256').update(content).digest(), path, inline: false, ignoreCandidate: join(dirname(nominal), `${basename(nominal)}.dockerignore`) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Walking
+// ---------------------------------------------------------------------------------------------
+
+interface ChunkLike {
+  paths: string[];
+  kinds: Uint8Array;
+  stats: Float64Array;
+  links: string[];
+  surrogates: boolean;
+}
+
+function decodeChunk(c: EncodedChunk): ChunkLike {
+  return { paths: c.count === 0 ? [] : c.paths.split('\0'), kinds: c.kinds, stats: c.stats, links: c.links, surrogates: c.surrogates };
+}
+
+function walkFailure(ctx: Ctx, message: string): SlipwayError {
+  return contextError(`walking ${describe(ctx)}: ${message}`);
+}
+
+class Walker {
+  private readonly chunks = new Map<number, Map<string, ChunkLike>>();
+  private readonly queue: { ctx: Ctx; task: DirTask }[] = [];
+  private inflight = 0;
+  private wake: (() => void) | undefined;
+  private failure: Error | undefined;
+  private mainSeen = 0;
+
+  constructor(
+    private readonly ctxs: Ctx[],
+    private readonly dialect: IgnoreDialect,
+    private readonly getPool: () => WorkerPool,
+    private readonly hasPool: () => boolean,
+    private readonly signal: AbortSignal | undefined,
+  ) {
+    for (const ctx of ctxs) {
+      this.chunks.set(ctx.id, new Map());
+      this.queue.push({ ctx, task: { rel: '', info: null, skipped: false } });
+    }
+  }
+
+  private store(ctx: Ctx, chunk: ChunkLike & { dir: string }, leftovers: DirTask[]): void {
+    this.chunks.get(ctx.id)!.set(chunk.dir, chunk);
+    for (const task of leftovers) this.queue.push({ ctx, task });
+  }
+
+  private walkHere(ctx: Ctx, task: DirTask, budget: number): void {
+    let chunk: WalkChunk;
+    try {
+      chunk = walkTask(ctx.root, ctx.matcher, this.dialect, task, budget);
+    } catch (e) {
+      if (e instanceof ContextWalkError) throw walkFailure(ctx, e.message);
+      throw e;
+    }
+    this.mainSeen += chunk.seen;
+    this.store(ctx, chunk, chunk.leftovers);
+  }
+
+  private dispatch(pool: WorkerPool): void {
+    // Workers take the oldest (shallowest, largest) subtrees; the main thread nibbles the newest.
+    while (this.queue.length > 0 && pool.minInflight < 2) {
+      const { ctx, task } = this.queue.shift()!;
+      this.inflight++;
+      pool.request({ type: 'walk', ctx: ctx.id, task, budget: WORKER_WALK_BUDGET }).then(
+        (reply) => {
+          this.inflight--;
+          const r = reply as WalkReply;
+          if (r.error) this.failure ??= walkFailure(ctx, r.error.message);
+          else if (r.chunk) this.store(ctx, { ...decodeChunk(r.chunk), dir: r.chunk.dir }, r.chunk.leftovers);
+          this.wake?.();
+        },
+        (e: unknown) => {
+          this.inflight--;
+          this.failure ??= e instanceof Error ? e : new Error(String(e));
+          this.wake?.();
+        },
+      );
+    }
+  }
+
+  async run(): Promise<Map<number, Map<string, ChunkLike>>> {
+    let lastYield = performance.now();
+    while (this.queue.length > 0 || this.inflight > 0) {
+      if (this.failure) throw this.failure;
+      throwIfAborted(this.signal);
+      if (!this.hasPool() && this.mainSeen >= MAIN_FIRST_BUDGET && this.queue.length > 1) this.getPool();
+      if (this.hasPool()) this.dispatch(this.getPool());
+      // The main thread walks until a worker is running, then only coordinates (2 cores: it would compete).
+      if (this.queue.length > 0 && (!this.hasPool() || this.getPool().online === 0)) {
+        const { ctx, task } = this.queue.pop()!;
+        this.walkHere(ctx, task, this.hasPool() ? MAIN_SLICE_BUDGET : MAIN_FIRST_BUDGET);
+        if (this.hasPool() && performance.now() - lastYield > 4) {
+          await yieldToLoop();
+          lastYield = performance.now();
+        }
+      } else {
+        await new Promise<void>((resolve) => {
+          this.wake = resolve;
+        });
+        this.wake = undefined;
+      }
+    }
+    if (this.failure) throw this.failure;
+    return this.chunks;
+  }
+}
+
+/** Splices a context's chunks into final order and resolves BuildKit's lazily sent directories. */
+function assemble(chunks: Map<string, ChunkLike>): Entries {
+  let total = 0;
+  let surrogates = false;
+  for (const c of chunks.values()) {
+    total += c.paths.length;
+    if (c.surrogates) surrogates = true;
+  }
+  const paths: string[] = new Array<string>(total);
+  const kinds = new Uint8Array(total);
+  const stats = new Float64Array(total * STAT_FIELDS);
+  const linkOf = new Map<number, string>();
+  let n = 0;
+  let condDirs: Set<string> | undefined;
+  const stack: { c: ChunkLike; i: number; link: number }[] = [];
+  const root = chunks.get('');
+  if (root) stack.push({ c: root, i: 0, link: 0 });
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!;
+    const c = top.c;
+    const count = c.paths.length;
+    if (top.i >= count) {
+      stack.pop();
+      continue;
+    }
+    // Copy the run of ordinary entries up to the next placeholder in bulk.
+    const start = top.i;
+    let end = start;
+    for (; end < count; end++) {
+      const kind = c.kinds[end]! & KIND_MASK;
+      if (kind === Kind.Subtree) break;
+      if (kind === Kind.CondDir) (condDirs ??= new Set()).add(c.paths[end]!);
+      else if (kind === Kind.Symlink) linkOf.set(n + end - start, c.links[top.link++]!);
+      paths[n + end - start] = c.paths[end]!;
+    }
+    kinds.set(c.kinds.subarray(start, end), n);
+    stats.set(c.stats.subarray(start * STAT_FIELDS, end * STAT_FIELDS), n * STAT_FIELDS);
+    n += end - start;
+    top.i = end;
+    if (end < count) {
+      const path = c.paths[end]!;
+      const sub = chunks.get(path);
+      if (!sub) throw new Error(`internal: missing walk chunk for "${path}"`);
+      top.i = end + 1;
+      stack.push({ c: sub, i: 0, link: 0 });
+    }
+  }
+
+  // BuildKit sends an excluded directory only when something inside it is sent.
+  let kept: Set<string> | undefined;
+  if (condDirs) {
+    kept = new Set();
+    for (let i = 0; i < n; i++) {
+      const k = kinds[i]!;
+      if ((k & PARENT_SKIPPED) === 0 || (k & KIND_MASK) === Kind.CondDir) continue;
+      let p = paths[i]!;
+      for (;;) {
+        const slash = p.lastIndexOf('/');
+        if (slash === -1) break;
+        p = p.slice(0, slash);
+        if (!condDirs.has(p) || kept.has(p)) break;
+        kept.add(p);
+      }
+    }
+  }
+
+  // Compact: drop specials (reported) and unsent conditional directories.
+  const specials: string[] = [];
+  const links = new Map<number, string>();
+  let w = 0;
+  for (let i = 0; i < n; i++) {
+    const kind = kinds[i]! & KIND_MASK;
+    if (kind === Kind.Special) {
+      specials.push(paths[i]!);
+      continue;
+    }
+    let out = kind;
+    if (kind === Kind.CondDir) {
+      if (!kept!.has(paths[i]!)) continue;
+      out = Kind.Dir;
+    }
+    paths[w] = paths[i]!;
+    kinds[w] = out;
+    if (w !== i) for (let f = 0; f < STAT_FIELDS; f++) stats[w * STAT_FIELDS + f] = stats[i * STAT_FIELDS + f]!;
+    if (kind === Kind.Symlink) links.set(w, linkOf.get(i)!);
+    w++;
+  }
+  paths.length = w;
+  return { paths, kinds: kinds.subarray(0, w), stats: stats.subarray(0, w * STAT_FIELDS), links, specials, surrogates };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Digest
+// ---------------------------------------------------------------------------------------------
+
+const TYPE_BYTE = [0x66 /* f */, 0x64 /* d */, 0x6c /* l */];
+
+/** Streams length-prefixed fields into one SHA-256 through a reusable buffer (one update per MiB). */
+class DigestWriter {
+  private readonly hash = createHash('sha256');
+  private readonly buf = Buffer.allocUnsafe(1 << 20);
+  private off = 0;
+
+  private ensure(n: number): void {
+    if (this.off + n > this.buf.length) {
+      this.hash.update(this.buf.subarray(0, this.off));
+      this.off = 0;
+    }
+  }
+
+  byte(b: number): void {
+    this.ensure(1);
+    this.buf[this.off++] = b;
+  }
+
+  u64(v: number): void {
+    this.ensure(8);
+    this.buf.writeUInt32BE(Math.floor(v / 0x1_0000_0000), this.off);
+    this.buf.writeUInt32BE(v >>> 0, this.off + 4);
+    this.off += 8;
+  }
+
+  /** A 32-byte digest at `index` of a packed digest array, as a field. */
+  digest32(src: Uint8Array, index: number): void {
+    this.ensure(36);
+    this.buf.writeUInt32BE(32, this.off);
+    const o = this.off + 4;
+    const from = index * 32;
+    for (let k = 0; k < 32; k++) this.buf[o + k] = src[from + k]!;
+    this.off += 36;
+  }
+
+  field(data: string | Uint8Array): void {
+    if (typeof data === 'string' && data.length * 3 + 4 <= 4096) {
+      this.ensure(data.length * 3 + 4);
+      const buf = this.buf;
+      const o = this.off + 4;
+      let len = 0;
+      // ASCII fast path (most paths): a plain loop beats a call into the UTF-8 encoder for short strings.
+      for (; len < data.length; len++) {
+        const c = data.charCodeAt(len);
+        if (c >= 0x80) break;
+        buf[o + len] = c;
+      }
+      if (len < data.length) len = buf.write(data, o, 'utf8');
+      buf[this.off] = len >>> 24;
+      buf[this.off + 1] = (len >>> 16) & 0xff;
+      buf[this.off + 2] = (len >>> 8) & 0xff;
+      buf[this.off + 3] = len & 0xff;
+      this.off = o + len;
+      return;
+    }
+    const len = typeof data === 'string' ? Buffer.byteLength(data, 'utf8') : data.length;
+    if (len + 4 > this.buf.length) {
+      this.ensure(this.buf.length);
+      this.hash.update(Buffer.from([len >>> 24, (len >>> 16) & 255, (len >>> 8) & 255, len & 255]));
+      this.hash.update(data);
+      return;
+    }
+    this.ensure(len + 4);
+    this.buf.writeUInt32BE(len, this.off);
+    if (typeof data === 'string') this.buf.write(data, this.off + 4, 'utf8');
+    else this.buf.set(data, this.off + 4);
+    this.off += 4 + len;
+  }
+
+  digest(): string {
+    this.hash.update(this.buf.subarray(0, this.off));
+    return `sha256:${this.hash.digest('hex')}`;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The entry point
+// ---------------------------------------------------------------------------------------------
+
+interface CtxResult {
+  ctx: Ctx;
+  /** The entry set, a kind, a mode bit or a link differs from the snapshot (files are judged by hashing). */
+  dirty: boolean;
+  entries: Entries;
+  digests: Uint8Array;
+  sizes: Float64Array;
+  cacheFile?: string;
+  snapshot?: CacheSnapshot;
+}
+
+export async function hashContext(options: HashContextOptions): Promise<ContextHashResult> {
+  if (typeof options !== 'object' || options === null || typeof options.context !== 'string' || options.context === '') {
+    throw new InvalidArgumentError('hashContext: options.context must be a non-empty path');
+  }
+  const { signal } = options;
+  throwIfAborted(signal);
+  const dialect: IgnoreDialect = options.ignoreDialect ?? 'buildkit';
+  if (dialect !== 'buildkit' && dialect !== 'legacy') throw new InvalidArgumentError(`hashContext: unknown ignoreDialect "${String(dialect)}"`);
+  const cacheDir = options.cacheDir === false ? undefined : options.cacheDir ?? defaultCacheDir();
+  if (cacheDir !== undefined && !isAbsolute(resolve(cacheDir))) throw new InvalidArgumentError('hashContext: cacheDir must be a path');
+  const warnings: ContextWarning[] = [];
+  const warn = (w: ContextWarning): void => {
+    warnings.push(w);
+    options.onWarning?.(w);
+  };
+
+  const mainRoot = await resolveDir(options.context, 'build context');
+  const dockerfile = await resolveDockerfile(options.dockerfile, mainRoot);
+
+  // Ignore file of the main context: `<Dockerfile>.dockerignore` first (pulumi-docker #863).
+  let ignoreFile: string | null = null;
+  let ignoreContent: Buffer | null = null;
+  if (dockerfile.ignoreCandidate) {
+    ignoreContent = await readOptional(dockerfile.ignoreCandidate, 'ignore file');
+    if (ignoreContent !== null) ignoreFile = dockerfile.ignoreCandidate;
+  }
+  if (ignoreContent === null) {
+    const candidate = join(mainRoot, '.dockerignore');
+    ignoreContent = await readOptional(candidate, 'ignore file');
+    if (ignoreContent !== null) ignoreFile = candidate;
+  }
+  const ctxs: Ctx[] = [
+    { id: 0, name: '', root: mainRoot, ignoreFile, ...compileIgnore(ignoreFile, ignoreContent, dialect), cacheRole: dockerfile.path ? `dockerfile:${dockerfile.path}` : 'inline' },
+  ];
+
+  // Named contexts, each with its own `.dockerignore` (pulumi-docker-build PR #980).
+  const remote: [string, string][] = [];
+  const names = Object.keys(options.namedContexts ?? {}).sort(compareBytewise);
+  for (const name of names) {
+    const value = options.namedContexts![name]!;
+    if (typeof value !== 'string' || value === '') throw new InvalidArgumentError(`hashContext: named context "${name}" must be a non-empty string`);
+    if (!isLocalContext(value)) {
+      remote.push([name, value]);
+      continue;
+    }
+    const root = await resolveDir(value, `build context "${name}"`);
+    const file = join(root, '.dockerignore');
+    const content = await readOptional(file, 'ignore file');
+    ctxs.push({ id: ctxs.length, name, root, ignoreFile: content === null ? null : file, ...compileIgnore(file, content, dialect), cacheRole: 'named' });
+  }
+
+  // Start loading the stat caches while walking.
+  const cacheFiles = ctxs.map((c) => (cacheDir === undefined ? undefined : cacheFileFor(resolve(cacheDir), c.root, dialect, c.cacheRole)));
+  const snapshots = Promise.all(cacheFiles.map((f) => (f === undefined ? Promise.resolve(undefined) : loadCache(f))));
+
+  const concurrency = Math.max(1, Math.min(options.concurrency ?? Math.min(availableParallelism(), 8), 64));
+  let pool: WorkerPool | undefined;
+  const getPool = (): WorkerPool => {
+    if (!pool) {
+      pool = new WorkerPool(concurrency, signal);
+      for (const c of ctxs) pool.setup({ type: 'context', ctx: c.id, root: c.root, patterns: c.patterns, dialect });
+    }
+    return pool;
+  };
+
+  try {
+    const chunkSets = await new Walker(ctxs, dialect, getPool, () => pool !== undefined, signal).run();
+    const loaded = await snapshots;
+    throwIfAborted(signal);
+
+    // Stat cache: reuse digests of unchanged files, collect the rest.
+    const results: CtxResult[] = [];
+    const toHash: { r: CtxResult; index: number; size: number }[] = [];
+    let cachedFiles = 0;
+    for (const ctx of ctxs) {
+      const entries = assemble(chunkSets.get(ctx.id)!);
+      const n = entries.paths.length;
+      const r: CtxResult = { ctx, dirty: true, entries, digests: new Uint8Array(n * 32), sizes: new Float64Array(n) };
+      const snapshot = loaded[ctx.id];
+      if (cacheFiles[ctx.id] !== undefined) r.cacheFile = cacheFiles[ctx.id];
+      if (snapshot) r.snapshot = snapshot;
+      cachedFiles += reuseCached(r, (index, size) => toHash.push({ r, index, size }));
+      results.push(r);
+    }
+
+    const hashed = await hashFiles(toHash, getPool, () => pool, signal);
+
+    // Changes against the previous run.
+    let changes: ContextChanges | undefined;
+    if (results.every((r) => r.snapshot !== undefined)) {
+      changes = { added: [], removed: [], changed: [], dockerfileChanged: results[0]!.snapshot!.dockerfileDigest !== dockerfile.digest.toString('hex') };
+      for (const r of results) diffAgainst(r, changes);
+    }
+
+    // The digest.
+    const w = new DigestWriter();
+    w.field('slipway.context.v1');
+    w.field(dockerfile.digest);
+    let files = 0;
+    let directories = 0;
+    let symlinks = 0;
+    let bytes = 0;
+    for (const r of results) {
+      w.byte(0x63 /* c */);
+      w.field(r.ctx.name);
+      const { paths, kinds, stats, links } = r.entries;
+      for (let i = 0; i < paths.length; i++) {
+        const kind = kinds[i]!;
+        w.byte(TYPE_BYTE[kind]!);
+        w.field(paths[i]!);
+        if (kind === Kind.File) {
+          files++;
+          bytes += r.sizes[i]!;
+          w.byte(stats[i * STAT_FIELDS]!);
+          w.u64(r.sizes[i]!);
+          w.digest32(r.digests, i);
+        } else if (kind === Kind.Symlink) {
+          symlinks++;
+          const target = links.get(i)!;
+          w.byte(0);
+          w.u64(Buffer.byteLength(target, 'utf8'));
+          w.field(target);
+        } else {
+          directories++;
+          w.byte(0);
+          w.u64(0);
+          w.field('');
+        }
+      }
+      w.byte(0x65 /* e */);
+    }
+    for (const [name, value] of remote) {
+      w.byte(0x72 /* r */);
+      w.field(name);
+      w.field(value);
+    }
+    const digest = w.digest();
+
+    // Warnings: special files, huge contexts.
+    for (const r of results) {
+      const sp = r.entries.specials;
+      if (sp.length > 0) {
+        const shown = sp.slice(0, 5).map((p) => `"${prefixed(r.ctx, p)}"`).join(', ');
+        warn({
+          code: 'special-files',
+          message: `skipped ${sp.length} socket/FIFO/device file${sp.length === 1 ? '' : 's'} in ${describe(r.ctx)}: ${shown}${sp.length > 5 ? `, and ${sp.length - 5} more` : ''}`,
+          ...(r.ctx.name === '' ? {} : { context: r.ctx.name }),
+          paths: sp,
+        });
+      }
+    }
+    let biggest: DirectorySize[] | undefined;
+    for (const r of results) {
+      let ctxFiles = 0;
+      let ctxBytes = 0;
+      for (let i = 0; i < r.entries.paths.length; i++) {
+        if (r.entries.kinds[i] === Kind.File) {
+          ctxFiles++;
+          ctxBytes += r.sizes[i]!;
+        }
+      }
+      if (ctxFiles > (options.hugeContext?.files ?? HUGE_CONTEXT_FILES) || ctxBytes > (options.hugeContext?.bytes ?? HUGE_CONTEXT_BYTES)) {
+        const sizes = directorySizes(r);
+        biggest = [...(biggest ?? []), ...sizes.top];
+        const list = sizes.top.slice(0, 5).map((d) => `${d.path} (${formatBytes(d.bytes)}, ${d.files} files)`).join(', ');
+        const suggest = sizes.junk.length > 0 ? `; if they are not needed in the image, add to ${r.ctx.ignoreFile ?? join(r.ctx.root, '.dockerignore')}: ${sizes.junk.join(', ')}` : '';
+        warn({
+          code: 'huge-context',
+          message: `${describe(r.ctx)} is large: ${ctxFiles} files, ${formatBytes(ctxBytes)}; biggest directories: ${list}${suggest}`,
+        });
+      }
+    }
+
+    // Save the stat caches (only when something was read or the entry set moved).
+    for (const r of results) {
+      if (r.cacheFile === undefined) continue;
+      const dockerfileMoved = r.ctx.id === 0 && r.snapshot?.dockerfileDigest !== dockerfile.digest.toString('hex');
+      if (!r.dirty && !hashed.touched.has(r) && !dockerfileMoved) continue;
+      try {
+        await saveCache(r.cacheFile, cacheRecord(r, r.ctx.id === 0 ? dockerfile.digest.toString('hex') : null, hashed.uncacheable));
+      } catch (e) {
+        warn({ code: 'cache-write', message: `cannot write the context stat cache "${r.cacheFile}": ${(e as Error).message}` });
+      }
+    }
+
+    const result: ContextHashResult = {
+      digest,
+      files,
+      directories,
+      symlinks,
+      bytes,
+      dockerfile: { ...(dockerfile.path ? { path: dockerfile.path } : {}), inline: dockerfile.inline, digest: `sha256:${dockerfile.digest.toString('hex')}` },
+      ignoreFile,
+      warnings: warnings.map((x) => x.message),
+      stats: { hashedFiles: hashed.files, hashedBytes: hashed.bytes, cachedFiles },
+    };
+    if (changes) result.changes = changes;
+    if (biggest) result.biggestDirectories = biggest;
+    if (options.listEntries) result.entries = listEntries(results);
+    return result;
+  } finally {
+    await pool?.close();
+  }
+}
+
+function prefixed(ctx: Ctx, path: string): string {
+  return ctx.name === '' ? path : `${ctx.name}:${path}`;
+}
+
+function describe(ctx: Ctx): string {
+  return ctx.name === '' ? `build context "${ctx.root}"` : `build context "${ctx.name}" (${ctx.root})`;
+}
+
+/** Marks cache hits (copying their digests) and reports misses; returns the number of hits. */
+function reuseCached(r: CtxResult, miss: (index: number, size: number) => void): number {
+  const { paths, kinds, stats, links } = r.entries;
+  const s = r.snapshot;
+  const bytewise = r.entries.surrogates || (s?.surrogates ?? false);
+  let j = 0;
+  let hits = 0;
+  let matched = 0;
+  let differs = false;
+  const m = s?.paths.length ?? 0;
+  for (let i = 0; i < paths.length; i++) {
+    const kind = kinds[i]!;
+    if (kind === Kind.Symlink) {
+      createHash('sha256').update(links.get(i)!, 'utf8').digest().copy(r.digests, i * 32);
+    }
+    const size = stats[i * STAT_FIELDS + 1]!;
+    if (kind === Kind.File) r.sizes[i] = size;
+    if (s) {
+      const p = paths[i]!;
+      if (j < m && s.paths[j] !== p) {
+        while (j < m && (bytewise ? compareBytewise(s.paths[j]!, p) < 0 : s.paths[j]! < p)) j++;
+      }
+      if (j < m && s.paths[j] === p) {
+        matched++;
+        if (kind !== Kind.File && (s.kinds[j] !== kind || (kind === Kind.Symlink && !equalDigest(s.digests, j, r.digests, i)))) differs = true;
+        if (kind === Kind.File && s.kinds[j] === (Kind.File | (stats[i * STAT_FIELDS]! << 4))) {
+          const o = j * CACHE_STAT_FIELDS;
+          const mtime = stats[i * STAT_FIELDS + 2]!;
+          const ctime = stats[i * STAT_FIELDS + 3]!;
+          if (
+            s.stats[o] === size &&
+            s.stats[o + 1] === mtime &&
+            s.stats[o + 2] === ctime &&
+            s.stats[o + 3] === stats[i * STAT_FIELDS + 4] &&
+            mtime < s.racyFromMs &&
+            ctime < s.racyFromMs
+          ) {
+            const from = j * 32;
+            const to = i * 32;
+            for (let k = 0; k < 32; k++) r.digests[to + k] = s.digests[from + k]!;
+            hits++;
+            j++;
+            continue;
+          }
+        }
+        j++;
+      }
+    }
+    if (kind === Kind.File) miss(i, size);
+  }
+  r.dirty = !s || differs || matched !== paths.length || matched !== m;
+  return hits;
+}
+
+function equalDigest(a: Uint8Array, i: number, b: Uint8Array, j: number): boolean {
+  for (let k = 0; k < 32; k++) if (a[i * 32 + k] !== b[j * 32 + k]) return false;
+  return true;
+}
+
+function diffAgainst(r: CtxResult, changes: ContextChanges): void {
+  const s = r.snapshot!;
+  const { paths, kinds, stats } = r.entries;
+  const bytewise = r.entries.surrogates || s.surrogates;
+  const less = (a: string, b: string): boolean => (bytewise ? compareBytewise(a, b) < 0 : a < b);
+  let i = 0;
+  let j = 0;
+  while (i < paths.length || j < s.paths.length) {
+    const p = paths[i];
+    const q = s.paths[j];
+    if (q === undefined || (p !== undefined && less(p, q))) {
+      changes.added.push(prefixed(r.ctx, p!));
+      i++;
+    } else if (p === undefined || less(q, p)) {
+      changes.removed.push(prefixed(r.ctx, q));
+      j++;
+    } else {
+      const kind = kinds[i]!;
+      const now = kind | (kind === Kind.File ? stats[i * STAT_FIELDS]! << 4 : 0);
+      const same = s.kinds[j] === now && (kind === Kind.Dir || equalDigest(r.digests, i, s.digests, j));
+      if (!same) changes.changed.push(prefixed(r.ctx, p));
+      i++;
+      j++;
+    }
+  }
+}
+
+function cacheRecord(r: CtxResult, dockerfileDigest: string | null, uncacheable: Set<string>): Parameters<typeof saveCache>[1] {
+  const { paths, kinds, stats } = r.entries;
+  const n = paths.length;
+  const ckinds = new Uint8Array(n);
+  const cstats = new Float64Array(n * CACHE_STAT_FIELDS);
+  for (let i = 0; i < n; i++) {
+    const kind = kinds[i]!;
+    ckinds[i] = kind | (kind === Kind.File ? stats[i * STAT_FIELDS]! << 4 : 0);
+    if (kind !== Kind.File) continue;
+    const o = i * CACHE_STAT_FIELDS;
+    cstats[o] = stats[i * STAT_FIELDS + 1]!;
+    // A file whose size changed while it was read must not be trusted next time.
+    cstats[o + 1] = uncacheable.size > 0 && uncacheable.has(`${r.ctx.id}\0${paths[i]}`) ? -1 : stats[i * STAT_FIELDS + 2]!;
+    cstats[o + 2] = stats[i * STAT_FIELDS + 3]!;
+    cstats[o + 3] = stats[i * STAT_FIELDS + 4]!;
+  }
+  return { paths, kinds: ckinds, stats: cstats, digests: r.digests, dockerfileDigest };
+}
+
+interface HashOutcome {
+  files: number;
+  bytes: number;
+  touched: Set<CtxResult>;
+  uncacheable: Set<string>;
+}
+
+async function hashFiles(
+  work: { r: CtxResult; index: number; size: number }[],
+  getPool: () => WorkerPool,
+  currentPool: () => WorkerPool | undefined,
+  signal: AbortSignal | undefined,
+): Promise<HashOutcome> {
+  const outcome: HashOutcome = { files: work.length, bytes: 0, touched: new Set(), uncacheable: new Set() };
+  if (work.length === 0) return outcome;
+  let total = 0;
+  for (const w of work) {
+    total += w.size;
+    outcome.touched.add(w.r);
+  }
+  const absOf = (w: { r: CtxResult; index: number }): string => `${w.r.ctx.root}/${w.r.entries.paths[w.index]}`;
+  const record = (w: { r: CtxResult; index: number; size: number }, size: number): void => {
+    w.r.sizes[w.index] = size;
+    outcome.bytes += size;
+    if (size !== w.size) outcome.uncacheable.add(`${w.r.ctx.id}\0${w.r.entries.paths[w.index]}`);
+  };
+  const fail = (w: { r: CtxResult; index: number }, errno: string, message: string): SlipwayError =>
+    contextError(`cannot read "${prefixed(w.r.ctx, w.r.entries.paths[w.index]!)}" in ${describe(w.r.ctx)}: ${message === errno ? errno : `${message} (${errno})`}`);
+
+  if (currentPool() === undefined && work.length <= INLINE_HASH_FILES && total <= INLINE_HASH_BYTES) {
+    const buffer = Buffer.allocUnsafe(1 << 20);
+    let lastYield = performance.now();
+    for (const w of work) {
+      try {
+        record(w, hashFileInto(absOf(w), buffer, w.r.digests, w.index * 32));
+      } catch (e) {
+        if (e instanceof FileHashError) throw fail(w, e.errno, e.message);
+        throw e;
+      }
+      if (performance.now() - lastYield > 8) {
+        await yieldToLoop();
+        throwIfAborted(signal);
+        lastYield = performance.now();
+      }
+    }
+    return outcome;
+  }
+
+  // Largest first, so the long files start early and small ones fill the gaps at the end.
+  work.sort((a, b) => b.size - a.size);
+  const pool = getPool();
+  const batches: (typeof work)[] = [];
+  let batch: typeof work = [];
+  let batchBytes = 0;
+  for (const w of work) {
+    batch.push(w);
+    batchBytes += w.size;
+    if (batch.length >= 256 || batchBytes >= 8 * 1024 * 1024) {
+      batches.push(batch);
+      batch = [];
+      batchBytes = 0;
+    }
+  }
+  if (batch.length > 0) batches.push(batch);
+
+  let next = 0;
+  let failure: Error | undefined;
+  await new Promise<void>((resolveAll, rejectAll) => {
+    let running = 0;
+    const pump = (): void => {
+      if (failure) {
+        if (running === 0) rejectAll(failure);
+        return;
+      }
+      if (signal?.aborted) {
+        failure = new AbortedError('context hashing aborted', { cause: signal.reason });
+        if (running === 0) rejectAll(failure);
+        return;
+      }
+      while (next < batches.length && pool.minInflight < 2) {
+        const b = batches[next++]!;
+        running++;
+        pool.request({ type: 'hash', files: b.map(absOf) }).then(
+          (reply) => {
+            running--;
+            const h = reply as HashReply;
+            if (h.errors.length > 0) {
+              const e = h.errors[0]!;
+              failure ??= fail(b[e.index]!, e.errno, e.message);
+            } else {
+              for (let k = 0; k < b.length; k++) {
+                const w = b[k]!;
+                w.r.digests.set(h.digests.subarray(k * 32, k * 32 + 32), w.index * 32);
+                record(w, h.sizes[k]!);
+              }
+            }
+            if (next >= batches.length && running === 0 && !failure) resolveAll();
+            else pump();
+          },
+          (e: unknown) => {
+            running--;
+            failure ??= e instanceof Error ? e : new Error(String(e));
+            pump();
+          },
+        );
+      }
+      if (next >= batches.length && running === 0 && !failure) resolveAll();
+    };
+    pump();
+  });
+  return outcome;
+}
+
+function directorySizes(r: CtxResult): { top: DirectorySize[]; junk: string[] } {
+  const byTop = new Map<string, DirectorySize>();
+  const byJunk = new Map<string, DirectorySize>();
+  const { paths, kinds } = r.entries;
+  for (let i = 0; i < paths.length; i++) {
+    if (kinds[i] !== Kind.File) continue;
+    const p = paths[i]!;
+    const size = r.sizes[i]!;
+    const slash = p.indexOf('/');
+    if (slash !== -1) {
+      const top = p.slice(0, slash);
+      let d = byTop.get(top);
+      if (!d) byTop.set(top, (d = { path: prefixed(r.ctx, top), bytes: 0, files: 0 }));
+      d.bytes += size;
+      d.files++;
+    }
+    const m = JUNK.exec(p);
+    if (m) {
+      const dir = p.slice(0, m.index + m[0].length);
+      let d = byJunk.get(dir);
+      if (!d) byJunk.set(dir, (d = { path: prefixed(r.ctx, dir.replace(/^\//, '')), bytes: 0, files: 0 }));
+      d.bytes += size;
+      d.files++;
+    }
+  }
+  const top = [...byTop.values()].sort((a, b) => b.bytes - a.bytes).slice(0, 10);
+  for (const d of [...byJunk.values()].sort((a, b) => b.bytes - a.bytes).slice(0, 10)) if (!top.some((t) => t.path === d.path)) top.push(d);
+  // Suggest `.dockerignore` lines for the heavy directories that are rarely wanted in an image.
+  const junkNames = new Set<string>();
+  for (const dir of byJunk.keys()) {
+    const rel = dir.replace(/^\//, '');
+    const name = rel.slice(rel.lastIndexOf('/') + 1);
+    junkNames.add(rel.includes('/') ? `**/${name}` : name);
+  }
+  return { top, junk: [...junkNames].slice(0, 8) };
+}
+
+function listEntries(results: CtxResult[]): ContextEntry[] {
+  const out: ContextEntry[] = [];
+  for (const r of results) {
+    const { paths, kinds, stats, links } = r.entries;
+    for (let i = 0; i < paths.length; i++) {
+      const kind = kinds[i]!;
+      const path = paths[i]!;
+      const named = r.ctx.name === '' ? {} : { context: r.ctx.name };
+      if (kind === Kind.File) {
+        out.push({ path, ...named, type: 'file', executable: stats[i * STAT_FIELDS] === 1, size: r.sizes[i]!, digest: `sha256:${Buffer.from(r.digests.subarray(i * 32, i * 32 + 32)).toString('hex')}` });
+      } else if (kind === Kind.Symlink) {
+        const target = links.get(i)!;
+        out.push({ path, ...named, type: 'symlink', executable: false, size: Buffer.byteLength(target, 'utf8'), target });
+      } else {
+        out.push({ path, ...named, type: 'dir', executable: false, size: 0 });
+      }
+    }
+  }
+  return out;
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[u]}`;
+}
