@@ -14,7 +14,8 @@ REGCLIENT_VERSION=v0.11.7
 BUILDKIT_VERSION=v0.34.2
 BUILDX_VERSION=v0.38.2
 PULUMI_VERSION=v3.259.0
-PULUMI_NODEJS_COMMIT=a05d88f24d05
+# the commit of tag pkg/v3.259.0 as a pseudo-version: the module proxy serves it only under this name
+PULUMI_NODEJS_VERSION=v3.0.0-20260820084410-a05d88f24d05
 
 status() { # tool ok|failed
   grep -v "^$1 " "$TOOLS_DIR/status" 2>/dev/null > "$TOOLS_DIR/status.tmp" || true
@@ -54,9 +55,10 @@ build_wrapped() { # name marker module@version package... : for modules whose go
 }
 
 build_pulumi() {
-  if [ -x "$TOOLS_DIR/bin/pulumi" ] && [ -x "$TOOLS_DIR/bin/pulumi-language-nodejs" ]; then status pulumi ok; return 0; fi
   # pulumi's pkg go.mod carries replace directives, so `go install pkg@version` refuses it;
   # a throwaway wrapper module reproduces the one non-local replace upstream builds with.
+  # The CLI and the nodejs language host are built and recorded separately: the host is its own
+  # module, which the module proxy reachable here has refused (403) at every version tried.
   local w; w=$(mktemp -d)
   cat > "$w/go.mod" <<MOD
 module slipway.local/pulumiwrapper
@@ -65,28 +67,24 @@ go 1.25
 
 replace github.com/atotto/clipboard => github.com/tgummerer/clipboard v0.0.0-20241001131231-d02d263e614e
 MOD
-  cat > "$w/tools.go" <<'GO'
-//go:build tools
-
-package tools
-
-import (
-	_ "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"
-	_ "github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3"
-)
-GO
-  (
-    cd "$w" &&
-    go get github.com/pulumi/pulumi/pkg/v3@$PULUMI_VERSION github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION \
-      github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3@$PULUMI_NODEJS_COMMIT &&
-    nice go build -trimpath -tags osusergo,grpcnotrace \
-      -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION" \
-      -o "$TOOLS_DIR/bin/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi &&
-    nice go build -trimpath -tags osusergo,grpcnotrace \
-      -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION" \
-      -o "$TOOLS_DIR/bin/pulumi-language-nodejs" github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3
-  ) > "$TOOLS_DIR/logs/pulumi.log" 2>&1 && status pulumi ok || { echo "install-go-tools: pulumi failed, see $TOOLS_DIR/logs/pulumi.log" >&2; status pulumi failed; }
+  local flags=(-trimpath -tags osusergo,grpcnotrace -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION")
+  if [ -x "$TOOLS_DIR/bin/pulumi" ]; then status pulumi ok
+  elif ( cd "$w" && go get github.com/pulumi/pulumi/pkg/v3@$PULUMI_VERSION github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION &&
+         nice go build "${flags[@]}" -o "$TOOLS_DIR/bin/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi ) > "$TOOLS_DIR/logs/pulumi.log" 2>&1; then
+    status pulumi ok
+  else
+    echo "install-go-tools: pulumi failed, see $TOOLS_DIR/logs/pulumi.log" >&2; status pulumi failed
+  fi
+  if [ -x "$TOOLS_DIR/bin/pulumi-language-nodejs" ]; then status pulumi-language-nodejs ok
+  elif ( cd "$w" && go get github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3@$PULUMI_NODEJS_VERSION &&
+         nice go build "${flags[@]}" -o "$TOOLS_DIR/bin/pulumi-language-nodejs" github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3 ) > "$TOOLS_DIR/logs/pulumi-language-nodejs.log" 2>&1; then
+    status pulumi-language-nodejs ok
+  else
+    echo "install-go-tools: pulumi-language-nodejs failed, see $TOOLS_DIR/logs/pulumi-language-nodejs.log" >&2
+    tail -2 "$TOOLS_DIR/logs/pulumi-language-nodejs.log" >&2; status pulumi-language-nodejs failed
+  fi
   rm -rf "$w"
+  [ -x "$TOOLS_DIR/bin/pulumi" ] && [ -x "$TOOLS_DIR/bin/pulumi-language-nodejs" ]
 }
 
 want=("$@"); [ ${#want[@]} -gt 0 ] || want=(crane regctl buildkit buildx)
