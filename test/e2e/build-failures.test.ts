@@ -8,6 +8,7 @@ import { after, before, describe, it, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { build, type builders } from '@slipway/build';
 import { remote } from '@slipway/oci';
+import { startFaultProxy } from '../support/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
 import { hasTool, skipUnless, skipUnlessDocker } from '../support/tools.js';
 import {
@@ -99,13 +100,14 @@ describe('build failures', () => {
     });
   }
 
-  for (const kind of ['buildctl', 'buildx'] as const) {
+  for (const kind of ['buildctl', 'buildx', 'docker'] as const) {
     it(`${kind}: an unreachable builder (tcp://127.0.0.1:1) is SLIPWAY_BUILDER_UNAVAILABLE`, async (t) => {
-      if (!skipUnlessBuildKit(t, kind === 'buildx' ? 'buildx' : undefined)) return;
+      if (kind === 'docker' ? !skipUnless(t, DOCKER_CLI, 'docker client') : !skipUnlessBuildKit(t, kind === 'buildx' ? 'buildx' : undefined)) return;
       const context = await writeContext({ Dockerfile: `FROM ${base}\n` });
       const started = Date.now();
+      const binary = kind === 'buildx' ? BUILDX! : kind === 'buildctl' ? BUILDCTL! : DOCKER_CLI;
       await assert.rejects(
-        build({ context, builder: { kind, address: 'tcp://127.0.0.1:1', binary: kind === 'buildx' ? BUILDX! : BUILDCTL! } }),
+        build({ context, builder: { kind, address: 'tcp://127.0.0.1:1', binary } }),
         (err: Failure) => {
           assert.equal(err.code, 'SLIPWAY_BUILDER_UNAVAILABLE');
           assert.match(err.message, /tcp:\/\/127\.0\.0\.1:1/);
@@ -162,7 +164,7 @@ describe('build failures', () => {
     });
   }
 
-  for (const kind of ['buildctl', 'docker'] as const) {
+  for (const kind of ['buildctl', 'docker', 'buildah', 'buildx'] as const) {
     it(`${kind}: a registry refusing the push (wrong password) is SLIPWAY_AUTH and tags nothing`, async (t) => {
       const builder = await selection(t, kind);
       if (!builder) return;
@@ -189,6 +191,39 @@ describe('build failures', () => {
         }
       } finally {
         await locked.stop();
+      }
+    });
+  }
+
+  for (const kind of ['buildctl', 'docker'] as const) {
+    it(`${kind}: a registry failing the final manifest PUT (500) leaves the tag untouched`, async (t) => {
+      const builder = await selection(t, kind);
+      if (!builder) return;
+      const proxy = await startFaultProxy({ target: registry });
+      try {
+        const name = repo(`halfpush-${kind}`);
+        const tag = `${proxy.host}/${name}:1`;
+        // Everything gets through except the manifest PUT by tag: blobs and per-platform manifests
+        // land, the index never gets a name.
+        proxy.inject({ match: { method: 'PUT', path: new RegExp(`/v2/${name}/manifests/1$`) }, fault: { status: 500 }, times: Infinity });
+        const context = await writeContext({ Dockerfile: `FROM ${base}\nRUN uname -m > /arch\n` });
+        await assert.rejects(
+          build({ context, tags: [tag], push: true, builder, network: 'host', platforms: ['linux/amd64', 'linux/arm64'] }),
+          (err: Failure) => {
+            assert.ok(['SLIPWAY_REGISTRY', 'SLIPWAY_BUILD'].includes(err.code ?? ''), `${err.code}: ${err.message}`);
+            assert.match(err.message, /500|Internal Server Error/);
+            return true;
+          },
+        );
+        assert.ok(proxy.requestsMatching({ method: 'PUT', path: '/manifests/1' }).length > 0, 'the tag PUT was attempted');
+        const client = remote.createRegistryClient({ keychain: { resolve: async () => undefined } });
+        try {
+          assert.equal(await client.head(`${registry.host}/${name}:1`), undefined, 'a tag points at a half-pushed image');
+        } finally {
+          await client.close();
+        }
+      } finally {
+        await proxy.stop();
       }
     });
   }

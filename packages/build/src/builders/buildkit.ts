@@ -8,6 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
+import { connect, type Socket } from 'node:net';
 import { homedir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { isDigest, type Digest } from '@slipway/oci';
@@ -34,6 +35,42 @@ export function checkBuildKitAddress(address: string): string | undefined {
   return /^(unix|tcp|docker-container|kube-pod|podman-container|ssh|npipe):\/\/./.test(address)
     ? undefined
     : `"${address}" is not a BuildKit address; want unix:///path/to/buildkitd.sock, tcp://host:port, docker-container://name, …`;
+}
+
+/**
+ * Connects to a `unix://` or `tcp://` address once (no TLS, no gRPC), so an address where nothing
+ * listens fails in milliseconds instead of after a client's connect retries (buildx's bootstrap of
+ * a remote builder retries for 20 s and more). Other schemes are left to the client.
+ */
+export async function reachable(address: string, signal?: AbortSignal, timeout = 5000): Promise<string | undefined> {
+  const url = /^(unix|tcp):\/\/(.+)$/.exec(address);
+  if (!url) return undefined;
+  let socket: Socket;
+  if (url[1] === 'unix') {
+    socket = connect({ path: url[2]! });
+  } else {
+    let parsed: URL;
+    try {
+      parsed = new URL(`tcp://${url[2]}`);
+    } catch {
+      return `"${address}" is not a valid tcp:// address`;
+    }
+    if (parsed.port === '') return `"${address}" has no port`;
+    socket = connect({ host: parsed.hostname.replace(/^\[|\]$/g, ''), port: Number(parsed.port) });
+  }
+  return new Promise((resolve) => {
+    const done = (reason?: string): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(reason);
+    };
+    const timer = setTimeout(() => done(`no answer within ${timeout / 1000} s`), timeout);
+    const onAbort = (): void => done('aborted');
+    signal?.addEventListener('abort', onAbort, { once: true });
+    socket.once('close', () => signal?.removeEventListener('abort', onAbort));
+    socket.once('connect', () => done());
+    socket.once('error', (err: NodeJS.ErrnoException) => done(err.code ?? err.message));
+  });
 }
 
 async function readMetadata(file: string, builder: 'buildctl' | 'buildx', tail: string[]): Promise<Digest> {
@@ -84,6 +121,8 @@ export class BuildctlBuilder implements Builder {
     if (bad) return { ok: false, reason: bad };
     const binary = await this.binary();
     if (!binary) return { ok: false, reason: this.options.binary ? `"${this.options.binary}" is not an executable` : 'no "buildctl" executable on PATH' };
+    const unreachable = await reachable(this.address, signal);
+    if (unreachable) return { ok: false, reason: `cannot connect to the BuildKit daemon at ${this.address}: ${unreachable}` };
     const info = await probe(binary, ['--addr', this.address, '--timeout', '5', 'debug', 'info'], {
       env: childEnv({ ...this.options.env, BUILDKIT_HOST: undefined }, {}),
       signal,
@@ -208,6 +247,12 @@ export class BuildxBuilder implements Builder {
   async available(signal?: AbortSignal): Promise<Availability> {
     const buildx = await this.binary();
     if (!buildx) return { ok: false, reason: this.options.binary ? `"${this.options.binary}" is not an executable` : 'no "buildx" or "docker-buildx" executable found' };
+    if (this.address) {
+      const bad = checkBuildKitAddress(this.address);
+      if (bad) return { ok: false, reason: bad };
+      const unreachable = await reachable(this.address, signal);
+      if (unreachable) return { ok: false, reason: `cannot connect to the BuildKit daemon at ${this.address}: ${unreachable}` };
+    }
     const { mkdtemp, rm } = await import('node:fs/promises');
     const { tmpdir } = await import('node:os');
     const state = await mkdtemp(join(tmpdir(), 'slipway-buildx-'));
