@@ -247,7 +247,7 @@ class RemoteSource implements ImageSource {
   }
 
   async root(options?: CallOptions): Promise<ManifestBytes> {
-    return getManifest({ transport: this.client.transport, reference: this.reference, scopes: this.#scopes, ...signalOf(options) });
+    return getManifest({ transport: this.client.transport, reference: this.reference, scopes: this.#scopes, ...signalOf(options) }).catch(asNotFound);
   }
 
   async manifest(descriptor: Descriptor, options?: CallOptions): Promise<ManifestBytes> {
@@ -257,13 +257,23 @@ class RemoteSource implements ImageSource {
       identifier: descriptor.digest,
       scopes: this.#scopes,
       ...signalOf(options),
-    });
+    }).catch(asNotFound);
     return { descriptor: { ...descriptor, mediaType: descriptor.mediaType || manifest.descriptor.mediaType, size: manifest.bytes.byteLength }, bytes: manifest.bytes };
   }
 
   async blob(descriptor: Descriptor, options?: CallOptions): Promise<Readable> {
-    return openBlob({ transport: this.client.transport, repository: this.reference, descriptor, scopes: this.#scopes, ...signalOf(options) });
+    return openBlob({ transport: this.client.transport, repository: this.reference, descriptor, scopes: this.#scopes, ...signalOf(options) }).catch(asNotFound);
   }
+}
+
+/**
+ * The ImageSource contract says an absent manifest or blob is SLIPWAY_NOT_FOUND, whatever holds it
+ * (the conformance suite checks it); a registry says so with 404 or a *_UNKNOWN code. The registry's
+ * own message and the RegistryError (status, codes) stay available as the cause.
+ */
+function asNotFound(err: unknown): never {
+  if (RegistryError.is(err) && err.notFound) throw new NotFoundError(err.message, { cause: err });
+  throw err;
 }
 
 class RemoteSink implements ImageSink {
