@@ -141,6 +141,20 @@ describe('copy', () => {
     assert.deepEqual(ok.platforms, [{ platform: 'linux/arm64', digest: image.digest }]);
   });
 
+  it('reads each source blob once, even the config it read to check the platform', async () => {
+    const src = new MemoryRegistry();
+    const dst = new MemoryRegistry({ host: 'other.test' });
+    addImage(src, 'src', 'linux/arm64', ['layer one', 'layer two'], 'single');
+    for (const platforms of [[], [parsePlatform('linux/arm64')]]) {
+      src.requests.length = 0;
+      const result = await copy(src.source('src', 'single'), dst.sink(`dst${platforms.length}`, 'x'), { platforms });
+      assert.equal(result.stats.blobsCopied, 3);
+      const gets = src.requests.filter((r) => r.kind === 'blob' && r.method === 'GET').map((r) => r.target);
+      assert.equal(gets.length, 3, `source blob GETs: ${gets.join(', ')}`);
+      assert.equal(new Set(gets).size, 3, 'a blob was read twice');
+    }
+  });
+
   it('is a no-op costing one destination request when the digest is already there', async () => {
     const src = new MemoryRegistry();
     const dst = new MemoryRegistry({ host: 'other.test' });

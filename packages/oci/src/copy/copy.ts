@@ -12,7 +12,7 @@
  * The first error aborts everything still running; copy returns only after all work has settled.
  * @module
  */
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { AbortedError, DigestMismatchError, InvalidArgumentError, SlipwayError } from '../errors.js';
 import { digestOf, type Digest } from '../v1/digest.js';
 import { blobDescriptors, parseManifest, type Descriptor } from '../v1/manifest.js';
@@ -142,6 +142,8 @@ class CopyRun {
   /** Blobs already in the totals (a blob shared by several children counts once). */
   readonly #counted = new Set<string>();
   readonly #manifests = new Map<string, Promise<void>>();
+  /** Config blobs already read (and verified) to check the platform: uploaded from here, not downloaded twice. */
+  readonly #configs = new Map<string, Buffer>();
   readonly #nodes = new Map<string, Promise<Node>>();
   readonly #stats: CopyStats = { blobsCopied: 0, blobsSkipped: 0, blobsMounted: 0, bytesCopied: 0, manifestsPut: 0 };
   readonly #totals: CopyTotals = { blobsDone: 0, blobsTotal: 0, bytesDone: 0, bytesTotal: 0 };
@@ -195,7 +197,7 @@ class CopyRun {
     const { source, signal } = this;
     const wanted = this.options.platforms ?? [];
     if (wanted.length <= 1) {
-      const { manifest, platforms } = await this.#limit(() => resolvePlatform(source, root, wanted[0], { signal }));
+      const { manifest, platforms } = await this.#limit(() => resolvePlatform(source, root, wanted[0], { signal }, this.#configs));
       return { root: manifest, platforms };
     }
     const parsed = parseManifest(root.bytes, root.descriptor.mediaType);
@@ -204,7 +206,7 @@ class CopyRun {
       const kept = parseManifest(filtered.bytes, filtered.descriptor.mediaType);
       return { root: filtered, platforms: kept.kind === 'index' ? indexPlatforms(kept.manifest.manifests) : [] };
     }
-    const platform = await this.#limit(() => readConfigPlatform(source, parsed.manifest, { signal }));
+    const platform = await this.#limit(() => readConfigPlatform(source, parsed.manifest, { signal }, this.#configs));
     checkImagePlatform(source.name, platform, wanted);
     return { root, platforms: platform ? [{ platform: formatPlatform(normalizePlatform(platform)), digest: root.descriptor.digest }] : [] };
   }
@@ -294,7 +296,8 @@ class CopyRun {
       // A retry restarts the upload: take back what the failed attempt counted.
       this.#totals.bytesDone -= sent;
       sent = 0;
-      return source.blob(descriptor, { signal });
+      const read = this.#configs.get(descriptor.digest);
+      return read ? Readable.from([read]) : source.blob(descriptor, { signal });
     };
     const onProgress = (bytes: number): void => {
       this.#totals.bytesDone += bytes - sent;

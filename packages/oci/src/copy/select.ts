@@ -102,15 +102,22 @@ const maxConfigBytes = 16 * 1024 * 1024;
 
 /**
  * os/architecture/variant/os.version from an image's config blob (one blob read); undefined when the
- * config is not an image config (an artifact) or names no platform.
+ * config is not an image config (an artifact) or names no platform. `configs`, when given, receives
+ * the verified config bytes by digest, so a copy uploads them without downloading them again.
  */
-export async function readConfigPlatform(source: ImageSource, manifest: ImageManifest, options: CallOptions = {}): Promise<Platform | undefined> {
+export async function readConfigPlatform(
+  source: ImageSource,
+  manifest: ImageManifest,
+  options: CallOptions = {},
+  configs?: Map<string, Buffer>,
+): Promise<Platform | undefined> {
   const config = manifest.config;
   if (config.mediaType !== MediaType.OciConfig && config.mediaType !== MediaType.DockerConfig) return undefined;
   if (config.size > maxConfigBytes) throw new InvalidArgumentError(`${source.name}: config of ${config.size} bytes exceeds ${maxConfigBytes}`);
   const bytes = await readAll(await source.blob(config, options), config.size);
   const actual = digestOf(bytes, config.digest);
   if (actual !== config.digest) throw new DigestMismatchError(config.digest, actual, `${source.name} config`);
+  configs?.set(config.digest, bytes);
   const body = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
   if (typeof body.os !== 'string' || typeof body.architecture !== 'string') return undefined;
   const platform: Platform = { os: body.os, architecture: body.architecture };
@@ -142,9 +149,15 @@ export interface PlatformManifest {
 /**
  * Resolves a root manifest to what one platform (or all, when `platform` is undefined) names: the
  * root itself, the matching child of an index (fetched, verified), or a single image whose config is
- * checked. `platforms` lists what the result offers.
+ * checked. `platforms` lists what the result offers; `configs` as for readConfigPlatform.
  */
-export async function resolvePlatform(source: ImageSource, root: ManifestBytes, platform: Platform | undefined, options: CallOptions = {}): Promise<PlatformManifest> {
+export async function resolvePlatform(
+  source: ImageSource,
+  root: ManifestBytes,
+  platform: Platform | undefined,
+  options: CallOptions = {},
+  configs?: Map<string, Buffer>,
+): Promise<PlatformManifest> {
   const parsed = parseManifest(root.bytes, root.descriptor.mediaType);
   const rootDigest = root.descriptor.digest;
   if (parsed.kind === 'index') {
@@ -155,7 +168,7 @@ export async function resolvePlatform(source: ImageSource, root: ManifestBytes, 
     if (actual !== child.digest) throw new DigestMismatchError(child.digest, actual, `${source.name} manifest`);
     return { manifest, rootDigest, platforms: indexPlatforms([child]) };
   }
-  const have = await readConfigPlatform(source, parsed.manifest, options);
+  const have = await readConfigPlatform(source, parsed.manifest, options, configs);
   checkImagePlatform(source.name, have, platform ? [platform] : []);
   return { manifest: root, rootDigest, platforms: have ? [{ platform: formatPlatform(normalizePlatform(have)), digest: rootDigest }] : [] };
 }
