@@ -227,4 +227,29 @@ describe('build failures', () => {
       }
     });
   }
+
+  it('buildctl: temporary credentials and scratch files are gone after success, failure and abort', async (t) => {
+    const builder = await selection(t, 'buildctl');
+    if (!builder) return;
+    const scratch = await writeContext({});
+    const ok = await writeContext({ Dockerfile: `FROM ${base}\nRUN echo ok > /ok\n` });
+    const failing = await writeContext({ Dockerfile: `FROM ${base}\nRUN exit 3\n` });
+    const slow = await writeContext({ Dockerfile: `FROM ${base}\nRUN echo go && sleep 30\n` });
+    const saved = process.env.TMPDIR;
+    process.env.TMPDIR = scratch;
+    try {
+      await build({ context: ok, builder, network: 'host', registries: [{ address: registry.host, username: 'u', password: 'p-scratch-test' }] });
+      await assert.rejects(build({ context: failing, builder, network: 'host' }), (err: Failure) => err.code === 'SLIPWAY_BUILD');
+      const controller = new AbortController();
+      await assert.rejects(
+        build({ context: slow, builder, network: 'host', signal: controller.signal, onLog: (l) => /^#\d+ [\d.]+ go$/.test(l.line) && controller.abort() }),
+        (err: Failure) => err.code === 'SLIPWAY_ABORTED',
+      );
+      const { readdir } = await import('node:fs/promises');
+      assert.deepEqual(await readdir(scratch), [], 'something was left in TMPDIR');
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+    }
+  });
 });

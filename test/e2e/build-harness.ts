@@ -2,6 +2,7 @@
 // native snapshotter because overlay on the VM's storage is not reliable), build contexts on disk,
 // log collection, and reading back what a build pushed.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -109,8 +110,14 @@ export async function pushBusyboxBase(registry: TestRegistry): Promise<string> {
 }
 
 /** Writes files (path → content) into a fresh temp dir and returns it. */
+const contexts: string[] = [];
+process.once('exit', () => {
+  for (const dir of contexts) rmSync(dir, { recursive: true, force: true });
+});
+
 export async function writeContext(files: Record<string, string>): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'slipway-build-ctx-'));
+  contexts.push(dir);
   for (const [path, content] of Object.entries(files)) {
     await mkdir(dirname(join(dir, path)), { recursive: true });
     await writeFile(join(dir, path), content);

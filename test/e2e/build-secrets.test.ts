@@ -77,7 +77,8 @@ describe('build secrets never leak', () => {
           `echo nonce-${randomBytes(4).toString('hex')} && ` +
           'cat /run/secrets/a /run/secrets/b /run/secrets/c && echo && cat /run/secrets/a /run/secrets/b /run/secrets/c | sha256sum | cut -d" " -f1 > /secrets.sha\n',
       });
-      const file = join(context, '..', `${randomBytes(4).toString('hex')}.secret`);
+      // Outside the context (a secret file is never part of what BuildKit sends).
+      const file = join(await writeContext({}), 'token.secret');
       await writeFile(file, canary.file);
       const envName = `SLIPWAY_TEST_SECRET_${randomBytes(4).toString('hex').toUpperCase()}`;
       process.env[envName] = canary.env;

@@ -133,7 +133,8 @@ async function resolveSecrets(
       const content = await readFile(path, 'utf8').catch((cause: NodeJS.ErrnoException) => {
         throw new InvalidArgumentError(`secret "${secret.id}": cannot read "${path}" (${cause.code ?? 'error'})`, { cause });
       });
-      values.push(content, content.trim());
+      // Redacted like the others; a huge file (a bundle of certificates, say) is not scanned for.
+      if (content.length <= 64 * 1024) values.push(content, content.trim());
       specs.push({ id: secret.id, src: path });
     } else if (secret.env !== undefined) {
       const value = process.env[secret.env];
