@@ -4,7 +4,7 @@
 // and targets work where the builder supports them (and fail clearly where it does not).
 import assert from 'node:assert/strict';
 import { after, before, describe, it, type TestContext } from 'node:test';
-import { build, type builders } from '@slipway/build';
+import { build, builders } from '@slipway/build';
 import { remote } from '@slipway/oci';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
 import { hasTool, skipUnless, skipUnlessDocker } from '../support/tools.js';
@@ -156,6 +156,27 @@ describe('builders against the real registry', () => {
       build({ context, namedContexts: { extra: context }, builder }),
       (err: Error & { code?: string }) => err.code === 'SLIPWAY_INVALID_ARG' && /docker builder cannot use named build contexts/.test(err.message) && /buildctl/.test(err.message),
     );
+  });
+
+  it('automatic choice takes buildctl when BUILDKIT_HOST names a daemon, and says why each builder was passed over', async (t) => {
+    if (!skipUnlessBuildKit(t) || !buildkitd) return;
+    const savedPath = process.env.PATH;
+    process.env.PATH = `${BUILDCTL!.replace(/\/[^/]+$/, '')}:${savedPath}`;
+    try {
+      const chosen = await builders.selectBuilder({ env: { BUILDKIT_HOST: buildkitd.address } });
+      assert.equal(chosen.builder.kind, 'buildctl');
+      assert.equal(chosen.builder.address, buildkitd.address);
+      assert.ok(chosen.availability.ok && /BuildKit/.test(chosen.availability.version ?? ''));
+      // Nothing reachable and no daemonless tool on PATH: one error listing every candidate's reason.
+      process.env.PATH = '/nonexistent';
+      await assert.rejects(
+        builders.selectBuilder({ env: { BUILDKIT_HOST: 'tcp://127.0.0.1:1', DOCKER_HOST: 'tcp://127.0.0.1:1' } }),
+        (err: Error & { code?: string }) =>
+          err.code === 'SLIPWAY_BUILDER_UNAVAILABLE' && /buildctl/.test(err.message) && /docker/.test(err.message) && /buildah/.test(err.message),
+      );
+    } finally {
+      process.env.PATH = savedPath;
+    }
   });
 
   it('automatic choice takes the Docker Engine when no BuildKit address is configured', async (t) => {
