@@ -47,7 +47,11 @@ export interface HashContextOptions {
   concurrency?: number;
   signal?: AbortSignal;
   onWarning?: (warning: ContextWarning) => void;
+  /** Diagnostics: called with the wall time of each phase as it ends. */
+  onTiming?: (phase: ContextPhase, ms: number) => void;
 }
+
+export type ContextPhase = 'prepare' | 'walk' | 'compare' | 'hash' | 'digest' | 'finish';
 
 export interface ContextWarning {
   code: 'special-files' | 'huge-context' | 'cache-write';
@@ -117,6 +121,8 @@ const JUNK = /(?:^|\/)(\.git|node_modules|\.venv|venv|__pycache__|\.terraform|\.
 const MAIN_FIRST_BUDGET = 3000;
 const MAIN_SLICE_BUDGET = 600;
 const WORKER_WALK_BUDGET = 6000;
+/** A stat cache this big (≈ 4,000 entries) means a big context: start walking workers at once. */
+const EARLY_WORKERS_CACHE_BYTES = 256 * 1024;
 /** Below both, files are hashed on the main thread rather than starting workers. */
 const INLINE_HASH_FILES = 400;
 const INLINE_HASH_BYTES = 24 * 1024 * 1024;
@@ -255,6 +261,10 @@ class Walker {
     private readonly dialect: IgnoreDialect,
     private readonly getPool: () => WorkerPool,
     private readonly hasPool: () => boolean,
+    /** Worker threads that walk beside the main thread. */
+    private readonly walkers: number,
+    /** Contexts with a stat cache to compare against get their files lstat'ed during the walk. */
+    private readonly statFiles: (ctx: Ctx) => boolean,
     private readonly signal: AbortSignal | undefined,
   ) {
     for (const ctx of ctxs) {
@@ -271,7 +281,7 @@ class Walker {
   private walkHere(ctx: Ctx, task: DirTask, budget: number): void {
     let chunk: WalkChunk;
     try {
-      chunk = walkTask(ctx.root, ctx.matcher, this.dialect, task, budget);
+      chunk = walkTask(ctx.root, ctx.matcher, this.dialect, task, budget, this.statFiles(ctx));
     } catch (e) {
       if (e instanceof ContextWalkError) throw walkFailure(ctx, e.message);
       throw e;
@@ -285,7 +295,7 @@ class Walker {
     while (this.queue.length > 0 && pool.minInflight < 2) {
       const { ctx, task } = this.queue.shift()!;
       this.inflight++;
-      pool.request({ type: 'walk', ctx: ctx.id, task, budget: WORKER_WALK_BUDGET }).then(
+      pool.request({ type: 'walk', ctx: ctx.id, task, budget: WORKER_WALK_BUDGET, statFiles: this.statFiles(ctx) }).then(
         (reply) => {
           this.inflight--;
           const r = reply as WalkReply;
@@ -307,10 +317,10 @@ class Walker {
     while (this.queue.length > 0 || this.inflight > 0) {
       if (this.failure) throw this.failure;
       throwIfAborted(this.signal);
-      if (!this.hasPool() && this.mainSeen >= MAIN_FIRST_BUDGET && this.queue.length > 1) this.getPool();
+      if (!this.hasPool() && this.walkers > 0 && this.mainSeen >= MAIN_FIRST_BUDGET && this.queue.length > 1) this.getPool().grow(this.walkers);
       if (this.hasPool()) this.dispatch(this.getPool());
-      // The main thread walks until a worker is running, then only coordinates (2 cores: it would compete).
-      if (this.queue.length > 0 && (!this.hasPool() || this.getPool().online === 0)) {
+      // The main thread walks too, in slices, yielding now and then so worker replies are handled.
+      if (this.queue.length > 0) {
         const { ctx, task } = this.queue.pop()!;
         this.walkHere(ctx, task, this.hasPool() ? MAIN_SLICE_BUDGET : MAIN_FIRST_BUDGET);
         if (this.hasPool() && performance.now() - lastYield > 4) {
@@ -451,14 +461,53 @@ class DigestWriter {
     this.off += 8;
   }
 
-  /** A 32-byte digest at `index` of a packed digest array, as a field. */
-  digest32(src: Uint8Array, index: number): void {
-    this.ensure(36);
-    this.buf.writeUInt32BE(32, this.off);
-    const o = this.off + 4;
+  /**
+   * One regular-file record — type, path, executable bit, size, content digest — written in one
+   * go: this runs once per file of the context, so it avoids per-field calls and bounds checks.
+   */
+  file(path: string, exec: number, size: number, digests: Uint8Array, index: number): void {
+    if (path.length * 3 + 64 > this.buf.length) {
+      this.byte(TYPE_BYTE[Kind.File]!);
+      this.field(path);
+      this.byte(exec);
+      this.u64(size);
+      this.field(digests.subarray(index * 32, index * 32 + 32));
+      return;
+    }
+    this.ensure(path.length * 3 + 64);
+    const buf = this.buf;
+    let o = this.off;
+    buf[o] = 0x66; // f
+    const start = o + 5;
+    let len = 0;
+    for (; len < path.length; len++) {
+      const c = path.charCodeAt(len);
+      if (c >= 0x80) break;
+      buf[start + len] = c;
+    }
+    if (len < path.length) len = buf.write(path, start, 'utf8');
+    buf[o + 1] = len >>> 24;
+    buf[o + 2] = (len >>> 16) & 0xff;
+    buf[o + 3] = (len >>> 8) & 0xff;
+    buf[o + 4] = len & 0xff;
+    o = start + len;
+    buf[o++] = exec;
+    const hi = Math.floor(size / 0x1_0000_0000);
+    buf[o++] = hi >>> 24;
+    buf[o++] = (hi >>> 16) & 0xff;
+    buf[o++] = (hi >>> 8) & 0xff;
+    buf[o++] = hi & 0xff;
+    buf[o++] = size >>> 24;
+    buf[o++] = (size >>> 16) & 0xff;
+    buf[o++] = (size >>> 8) & 0xff;
+    buf[o++] = size & 0xff;
+    buf[o++] = 0;
+    buf[o++] = 0;
+    buf[o++] = 0;
+    buf[o++] = 32;
     const from = index * 32;
-    for (let k = 0; k < 32; k++) this.buf[o + k] = src[from + k]!;
-    this.off += 36;
+    for (let k = 0; k < 32; k++) buf[o + k] = digests[from + k]!;
+    this.off = o + 32;
   }
 
   field(data: string | Uint8Array): void {
@@ -527,6 +576,12 @@ export async function hashContext(options: HashContextOptions): Promise<ContextH
   const cacheDir = options.cacheDir === false ? undefined : options.cacheDir ?? defaultCacheDir();
   if (cacheDir !== undefined && !isAbsolute(resolve(cacheDir))) throw new InvalidArgumentError('hashContext: cacheDir must be a path');
   const warnings: ContextWarning[] = [];
+  let phaseStart = performance.now();
+  const phase = (name: ContextPhase): void => {
+    const now = performance.now();
+    options.onTiming?.(name, now - phaseStart);
+    phaseStart = now;
+  };
   const warn = (w: ContextWarning): void => {
     warnings.push(w);
     options.onWarning?.(w);
@@ -569,22 +624,30 @@ export async function hashContext(options: HashContextOptions): Promise<ContextH
 
   // Start loading the stat caches while walking.
   const cacheFiles = ctxs.map((c) => (cacheDir === undefined ? undefined : cacheFileFor(resolve(cacheDir), c.root, dialect, c.cacheRole)));
+  const cacheSizes = await Promise.all(cacheFiles.map((f) => (f === undefined ? Promise.resolve(-1) : stat(f).then((st) => st.size, () => -1))));
+  const cacheExists = cacheSizes.map((size) => size >= 0);
   const snapshots = Promise.all(cacheFiles.map((f) => (f === undefined ? Promise.resolve(undefined) : loadCache(f))));
 
   const concurrency = Math.max(1, Math.min(options.concurrency ?? Math.min(availableParallelism(), 8), 64));
   let pool: WorkerPool | undefined;
   const getPool = (): WorkerPool => {
     if (!pool) {
-      pool = new WorkerPool(concurrency, signal);
+      pool = new WorkerPool(signal);
       for (const c of ctxs) pool.setup({ type: 'context', ctx: c.id, root: c.root, patterns: c.patterns, dialect });
     }
     return pool;
   };
+  // Walking: the main thread plus (cores - 1) workers. Hashing: one worker per core.
+  const walkers = concurrency - 1;
 
   try {
-    const chunkSets = await new Walker(ctxs, dialect, getPool, () => pool !== undefined, signal).run();
+    phase('prepare');
+    // A big previous run: start the walking workers now, so their start-up overlaps the main thread's walk.
+    if (walkers > 0 && cacheSizes.some((size) => size > EARLY_WORKERS_CACHE_BYTES)) getPool().grow(walkers);
+    const chunkSets = await new Walker(ctxs, dialect, getPool, () => pool !== undefined, walkers, (c) => cacheExists[c.id] === true, signal).run();
     const loaded = await snapshots;
     throwIfAborted(signal);
+    phase('walk');
 
     // Stat cache: reuse digests of unchanged files, collect the rest.
     const results: CtxResult[] = [];
@@ -601,8 +664,14 @@ export async function hashContext(options: HashContextOptions): Promise<ContextH
       results.push(r);
     }
 
-    const hashed = await hashFiles(toHash, getPool, () => pool, signal);
+    phase('compare');
+    const hashed = await hashFiles(toHash, () => {
+      const p = getPool();
+      p.grow(concurrency);
+      return p;
+    }, () => pool, signal);
 
+    phase('hash');
     // Changes against the previous run.
     let changes: ContextChanges | undefined;
     if (results.every((r) => r.snapshot !== undefined)) {
@@ -624,15 +693,16 @@ export async function hashContext(options: HashContextOptions): Promise<ContextH
       const { paths, kinds, stats, links } = r.entries;
       for (let i = 0; i < paths.length; i++) {
         const kind = kinds[i]!;
-        w.byte(TYPE_BYTE[kind]!);
-        w.field(paths[i]!);
         if (kind === Kind.File) {
           files++;
-          bytes += r.sizes[i]!;
-          w.byte(stats[i * STAT_FIELDS]!);
-          w.u64(r.sizes[i]!);
-          w.digest32(r.digests, i);
-        } else if (kind === Kind.Symlink) {
+          const size = r.sizes[i]!;
+          bytes += size;
+          w.file(paths[i]!, stats[i * STAT_FIELDS]!, size, r.digests, i);
+          continue;
+        }
+        w.byte(TYPE_BYTE[kind]!);
+        w.field(paths[i]!);
+        if (kind === Kind.Symlink) {
           symlinks++;
           const target = links.get(i)!;
           w.byte(0);
@@ -653,6 +723,7 @@ export async function hashContext(options: HashContextOptions): Promise<ContextH
       w.field(value);
     }
     const digest = w.digest();
+    phase('digest');
 
     // Warnings: special files, huge contexts.
     for (const r of results) {
@@ -715,6 +786,7 @@ export async function hashContext(options: HashContextOptions): Promise<ContextH
     if (changes) result.changes = changes;
     if (biggest) result.biggestDirectories = biggest;
     if (options.listEntries) result.entries = listEntries(results);
+    phase('finish');
     return result;
   } finally {
     await pool?.close();
@@ -798,18 +870,17 @@ function diffAgainst(r: CtxResult, changes: ContextChanges): void {
   while (i < paths.length || j < s.paths.length) {
     const p = paths[i];
     const q = s.paths[j];
-    if (q === undefined || (p !== undefined && less(p, q))) {
-      changes.added.push(prefixed(r.ctx, p!));
-      i++;
-    } else if (p === undefined || less(q, p)) {
-      changes.removed.push(prefixed(r.ctx, q));
-      j++;
-    } else {
+    if (p !== undefined && p === q) {
       const kind = kinds[i]!;
       const now = kind | (kind === Kind.File ? stats[i * STAT_FIELDS]! << 4 : 0);
-      const same = s.kinds[j] === now && (kind === Kind.Dir || equalDigest(r.digests, i, s.digests, j));
-      if (!same) changes.changed.push(prefixed(r.ctx, p));
+      if (s.kinds[j] !== now || (kind !== Kind.Dir && !equalDigest(r.digests, i, s.digests, j))) changes.changed.push(prefixed(r.ctx, p));
       i++;
+      j++;
+    } else if (q === undefined || (p !== undefined && less(p, q))) {
+      changes.added.push(prefixed(r.ctx, p!));
+      i++;
+    } else {
+      changes.removed.push(prefixed(r.ctx, q));
       j++;
     }
   }
@@ -855,20 +926,27 @@ async function hashFiles(
     outcome.touched.add(w.r);
   }
   const absOf = (w: { r: CtxResult; index: number }): string => `${w.r.ctx.root}/${w.r.entries.paths[w.index]}`;
-  const record = (w: { r: CtxResult; index: number; size: number }, size: number): void => {
+  const record = (w: { r: CtxResult; index: number; size: number }, size: number, fstat: Float64Array, at: number): void => {
     w.r.sizes[w.index] = size;
     outcome.bytes += size;
-    if (size !== w.size) outcome.uncacheable.add(`${w.r.ctx.id}\0${w.r.entries.paths[w.index]}`);
+    // What fstat saw while reading is what the cache remembers (the walk's lstat may be older or absent).
+    w.r.entries.stats.set(fstat.subarray(at, at + STAT_FIELDS), w.index * STAT_FIELDS);
+    if (size !== fstat[at + 1]) outcome.uncacheable.add(`${w.r.ctx.id}\0${w.r.entries.paths[w.index]}`);
   };
-  const fail = (w: { r: CtxResult; index: number }, errno: string, message: string): SlipwayError =>
-    contextError(`cannot read "${prefixed(w.r.ctx, w.r.entries.paths[w.index]!)}" in ${describe(w.r.ctx)}: ${message === errno ? errno : `${message} (${errno})`}`);
+  const fail = (w: { r: CtxResult; index: number }, errno: string, message: string): SlipwayError => {
+    const path = w.r.entries.paths[w.index]!;
+    // A name that is not valid UTF-8 cannot round-trip through a JavaScript string.
+    const hint = errno === 'ENOENT' && path.includes('\uFFFD') ? ' (the file name is not valid UTF-8)' : '';
+    return contextError(`cannot read "${prefixed(w.r.ctx, path)}" in ${describe(w.r.ctx)}: ${message === errno ? errno : `${message} (${errno})`}${hint}`);
+  };
 
   if (currentPool() === undefined && work.length <= INLINE_HASH_FILES && total <= INLINE_HASH_BYTES) {
     const buffer = Buffer.allocUnsafe(1 << 20);
+    const fstat = new Float64Array(STAT_FIELDS);
     let lastYield = performance.now();
     for (const w of work) {
       try {
-        record(w, hashFileInto(absOf(w), buffer, w.r.digests, w.index * 32));
+        record(w, hashFileInto(absOf(w), buffer, w.r.digests, w.index * 32, fstat, 0), fstat, 0);
       } catch (e) {
         if (e instanceof FileHashError) throw fail(w, e.errno, e.message);
         throw e;
@@ -927,7 +1005,7 @@ async function hashFiles(
               for (let k = 0; k < b.length; k++) {
                 const w = b[k]!;
                 w.r.digests.set(h.digests.subarray(k * 32, k * 32 + 32), w.index * 32);
-                record(w, h.sizes[k]!);
+                record(w, h.sizes[k]!, h.stats, k * STAT_FIELDS);
               }
             }
             if (next >= batches.length && running === 0 && !failure) resolveAll();
@@ -948,38 +1026,41 @@ async function hashFiles(
 }
 
 function directorySizes(r: CtxResult): { top: DirectorySize[]; junk: string[] } {
-  const byTop = new Map<string, DirectorySize>();
-  const byJunk = new Map<string, DirectorySize>();
+  // Sum per parent directory first (a few thousand keys), then roll up: cheap even for 100k files.
+  const byParent = new Map<string, DirectorySize>();
   const { paths, kinds } = r.entries;
   for (let i = 0; i < paths.length; i++) {
     if (kinds[i] !== Kind.File) continue;
     const p = paths[i]!;
-    const size = r.sizes[i]!;
-    const slash = p.indexOf('/');
-    if (slash !== -1) {
-      const top = p.slice(0, slash);
-      let d = byTop.get(top);
-      if (!d) byTop.set(top, (d = { path: prefixed(r.ctx, top), bytes: 0, files: 0 }));
-      d.bytes += size;
-      d.files++;
-    }
-    const m = JUNK.exec(p);
-    if (m) {
-      const dir = p.slice(0, m.index + m[0].length);
-      let d = byJunk.get(dir);
-      if (!d) byJunk.set(dir, (d = { path: prefixed(r.ctx, dir.replace(/^\//, '')), bytes: 0, files: 0 }));
-      d.bytes += size;
-      d.files++;
-    }
+    const slash = p.lastIndexOf('/');
+    if (slash === -1) continue;
+    const parent = p.slice(0, slash);
+    let d = byParent.get(parent);
+    if (!d) byParent.set(parent, (d = { path: parent, bytes: 0, files: 0 }));
+    d.bytes += r.sizes[i]!;
+    d.files++;
+  }
+  const byTop = new Map<string, DirectorySize>();
+  const byJunk = new Map<string, DirectorySize>();
+  const add = (map: Map<string, DirectorySize>, key: string, from: DirectorySize): void => {
+    let d = map.get(key);
+    if (!d) map.set(key, (d = { path: prefixed(r.ctx, key), bytes: 0, files: 0 }));
+    d.bytes += from.bytes;
+    d.files += from.files;
+  };
+  for (const [parent, d] of byParent) {
+    const slash = parent.indexOf('/');
+    add(byTop, slash === -1 ? parent : parent.slice(0, slash), d);
+    const m = JUNK.exec(`${parent}/`);
+    if (m) add(byJunk, `${parent}/`.slice(0, m.index + m[0].length).replace(/^\//, ''), d);
   }
   const top = [...byTop.values()].sort((a, b) => b.bytes - a.bytes).slice(0, 10);
   for (const d of [...byJunk.values()].sort((a, b) => b.bytes - a.bytes).slice(0, 10)) if (!top.some((t) => t.path === d.path)) top.push(d);
   // Suggest `.dockerignore` lines for the heavy directories that are rarely wanted in an image.
   const junkNames = new Set<string>();
   for (const dir of byJunk.keys()) {
-    const rel = dir.replace(/^\//, '');
-    const name = rel.slice(rel.lastIndexOf('/') + 1);
-    junkNames.add(rel.includes('/') ? `**/${name}` : name);
+    const name = dir.slice(dir.lastIndexOf('/') + 1);
+    junkNames.add(dir.includes('/') ? `**/${name}` : name);
   }
   return { top, junk: [...junkNames].slice(0, 8) };
 }

@@ -16,8 +16,12 @@ export class FileHashError extends Error {
 // O_NONBLOCK: a file swapped for a FIFO must not hang the hash (pulumi-docker #614).
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
-/** Hashes a regular file into `out` (32 bytes at `offset`) and returns the number of bytes read. */
-export function hashFileInto(path: string, buffer: Buffer, out: Uint8Array, offset: number): number {
+/**
+ * Hashes a regular file into `out` (32 bytes at `offset`) and returns the number of bytes read.
+ * With `stats`, also records what fstat saw as the file was read — executable bit, size, mtime ms,
+ * ctime ms, inode (walk.ts's STAT_FIELDS layout) — which is what the stat cache must remember.
+ */
+export function hashFileInto(path: string, buffer: Buffer, out: Uint8Array, offset: number, stats?: Float64Array, statsOffset = 0): number {
   let fd: number;
   try {
     fd = openSync(path, OPEN_FLAGS);
@@ -28,6 +32,13 @@ export function hashFileInto(path: string, buffer: Buffer, out: Uint8Array, offs
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw new FileHashError('ECHANGED', 'is no longer a regular file');
+    if (stats) {
+      stats[statsOffset] = st.mode & 0o100 ? 1 : 0;
+      stats[statsOffset + 1] = st.size;
+      stats[statsOffset + 2] = st.mtimeMs;
+      stats[statsOffset + 3] = st.ctimeMs;
+      stats[statsOffset + 4] = st.ino;
+    }
     const hash = createHash('sha256');
     let total = 0;
     // A short read that reaches the size fstat reported is taken as EOF (saves a read per file);

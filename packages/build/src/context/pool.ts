@@ -22,6 +22,7 @@ type Request = Omit<WalkRequest, 'id'> | Omit<HashRequest, 'id'>;
 
 export class WorkerPool {
   private readonly slots: Slot[] = [];
+  private readonly setups: ContextSetup[] = [];
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   /** Workers that have started running (the main thread stops walking once one has). */
@@ -30,9 +31,22 @@ export class WorkerPool {
   private closed = false;
   private readonly onAbort = (): void => this.fail(new AbortedError('context hashing aborted', { cause: this.signal?.reason }));
 
-  constructor(readonly size: number, private readonly signal?: AbortSignal) {
-    for (let i = 0; i < size; i++) this.spawn();
+  constructor(private readonly signal?: AbortSignal) {
     signal?.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  /** Workers started so far. */
+  get size(): number {
+    return this.slots.length;
+  }
+
+  /** Grows the pool to `n` workers (a new worker first receives every context definition). */
+  grow(n: number): void {
+    while (this.slots.length < n && !this.closed) {
+      this.spawn();
+      const worker = this.slots[this.slots.length - 1]!.worker;
+      for (const msg of this.setups) worker.postMessage(msg);
+    }
   }
 
   private spawn(): void {
@@ -58,6 +72,7 @@ export class WorkerPool {
 
   /** Sends a context definition to every worker (must precede walk requests for it). */
   setup(msg: ContextSetup): void {
+    this.setups.push(msg);
     for (const slot of this.slots) slot.worker.postMessage(msg);
   }
 

@@ -19,6 +19,8 @@ export interface WalkRequest {
   ctx: number;
   task: DirTask;
   budget: number;
+  /** lstat regular files (false when no stat cache can use the result: hashing fstat's them anyway). */
+  statFiles: boolean;
 }
 
 export interface HashRequest {
@@ -62,6 +64,8 @@ export interface HashReply {
   digests: Uint8Array;
   /** Bytes read per file; -1 where `errors` has an entry. */
   sizes: Float64Array;
+  /** fstat per file: executable bit, size, mtime ms, ctime ms, inode. */
+  stats: Float64Array;
   errors: { index: number; errno: string; message: string }[];
 }
 

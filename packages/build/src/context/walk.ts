@@ -98,7 +98,7 @@ function errnoOf(e: unknown): string {
 }
 
 /** Walks one task (a directory and, within `budget`, its subtree). Synchronous by design: it is hot. */
-export function walkTask(root: string, matcher: PatternMatcher | null, dialect: IgnoreDialect, task: DirTask, budget: number): WalkChunk {
+export function walkTask(root: string, matcher: PatternMatcher | null, dialect: IgnoreDialect, task: DirTask, budget: number, statFiles = true): WalkChunk {
   const paths: string[] = [];
   const kinds: number[] = [];
   const stats: number[] = [];
@@ -171,6 +171,13 @@ export function walkTask(root: string, matcher: PatternMatcher | null, dialect: 
         } else {
           visit(item.path, item.info, item.skipped);
         }
+        continue;
+      }
+      if (kind === Kind.File && !statFiles) {
+        // No stat cache to compare with: the hasher fstat's the file as it reads it.
+        paths.push(item.path);
+        kinds.push(Kind.File | flag);
+        stats.push(0, 0, NaN, NaN, NaN);
         continue;
       }
       if (kind === Kind.File) {

@@ -28,7 +28,7 @@ port.on('message', (msg: WorkerRequest) => {
       let reply: WalkReply;
       try {
         if (!ctx) throw new Error(`unknown context ${msg.ctx}`);
-        const chunk = walkTask(ctx.root, ctx.matcher, ctx.dialect, msg.task, msg.budget);
+        const chunk = walkTask(ctx.root, ctx.matcher, ctx.dialect, msg.task, msg.budget, msg.statFiles);
         const encoded: EncodedChunk = {
           dir: chunk.dir,
           paths: chunk.paths.join('\0'),
@@ -53,17 +53,18 @@ port.on('message', (msg: WorkerRequest) => {
       const n = msg.files.length;
       const digests = new Uint8Array(n * 32);
       const sizes = new Float64Array(n);
+      const stats = new Float64Array(n * 5);
       const errors: HashReply['errors'] = [];
       for (let i = 0; i < n; i++) {
         try {
-          sizes[i] = hashFileInto(msg.files[i]!, readBuffer, digests, i * 32);
+          sizes[i] = hashFileInto(msg.files[i]!, readBuffer, digests, i * 32, stats, i * 5);
         } catch (e) {
           sizes[i] = -1;
           errors.push(e instanceof FileHashError ? { index: i, errno: e.errno, message: e.message } : { index: i, errno: 'EIO', message: String(e) });
         }
       }
-      const reply: HashReply = { type: 'hashed', id: msg.id, digests, sizes, errors };
-      port.postMessage(reply, [digests.buffer, sizes.buffer]);
+      const reply: HashReply = { type: 'hashed', id: msg.id, digests, sizes, stats, errors };
+      port.postMessage(reply, [digests.buffer, sizes.buffer, stats.buffer]);
       return;
     }
   }
