@@ -51,6 +51,10 @@ export async function getManifest(call: ManifestCall): Promise<ManifestBytes> {
   }
   const bytes = new Uint8Array(response.bytes.buffer, response.bytes.byteOffset, response.bytes.byteLength);
   const contentType = response.header('content-type')?.split(';')[0]?.trim();
+  // Before the digest checks: distribution re-signs a schema 1 manifest on every GET, so its bytes never
+  // hash to Docker-Content-Digest (the digest of the unsigned payload) and the user would be told of
+  // corruption instead of the real reason.
+  if (contentType && isSchema1MediaType(contentType)) throw schema1Error(contentType, what);
   const headerDigest = response.header('docker-content-digest');
   const wanted = isDigest(identifier) ? identifier : headerDigest && isDigest(headerDigest) ? headerDigest : undefined;
   const digest = digestOf(bytes, wanted);
@@ -60,19 +64,20 @@ export async function getManifest(call: ManifestCall): Promise<ManifestBytes> {
   }
   let mediaType: string;
   try {
-    if (contentType && isSchema1MediaType(contentType)) throw new UnsupportedMediaTypeError(contentType);
     mediaType = parseManifest(bytes, contentType).manifest.mediaType;
   } catch (err) {
-    if (err instanceof UnsupportedMediaTypeError && isSchema1MediaType(err.mediaType)) {
-      throw new UnsupportedMediaTypeError(
-        err.mediaType,
-        `${what} is a Docker schema 1 manifest, which slipway does not support (deprecated since 2017); re-push the image with a current Docker or convert it with "skopeo copy --format v2s2"`,
-      );
-    }
+    if (err instanceof UnsupportedMediaTypeError && isSchema1MediaType(err.mediaType)) throw schema1Error(err.mediaType, what);
     if (SlipwayError.is(err)) throw new SlipwayError(err.code, `fetching ${what}: ${err.message}`, { cause: err });
     throw err;
   }
   return { descriptor: { mediaType, digest, size: bytes.byteLength }, bytes };
+}
+
+function schema1Error(mediaType: string, what: string): UnsupportedMediaTypeError {
+  return new UnsupportedMediaTypeError(
+    mediaType,
+    `${what} is a Docker schema 1 manifest, which slipway does not support (deprecated since 2017); re-push the image with a current Docker or convert it with "skopeo copy --format v2s2"`,
+  );
 }
 
 /** HEADs a manifest: its descriptor, or undefined on 404. Falls back to GET when the registry omits the digest. */
@@ -101,9 +106,7 @@ export async function headManifest(call: ManifestCall): Promise<Descriptor | und
       throw err;
     }
   }
-  if (isSchema1MediaType(mediaType)) {
-    throw new UnsupportedMediaTypeError(mediaType, `manifest ${reference.name}:${identifier} is a Docker schema 1 manifest, which slipway does not support`);
-  }
+  if (isSchema1MediaType(mediaType)) throw schema1Error(mediaType, `manifest ${reference.name}${isDigest(identifier) ? '@' : ':'}${identifier}`);
   return { mediaType, digest: digest, size: length };
 }
 
