@@ -141,6 +141,27 @@ describe('copy', () => {
     assert.deepEqual(ok.platforms, [{ platform: 'linux/arm64', digest: image.digest }]);
   });
 
+  it('refuses an index entry of an unknown media type by name, and copies the platforms that leave it out', async () => {
+    const src = new MemoryRegistry();
+    const dst = new MemoryRegistry({ host: 'other.test' });
+    const amd64 = addImage(src, 'src', 'linux/amd64', ['a']);
+    const arm64 = addImage(src, 'src', 'linux/arm64', ['b']);
+    const odd = { ...arm64, mediaType: 'application/vnd.example.unknown+json', platform: { os: 'linux', architecture: 's390x' } };
+    const index = addIndex(src, 'src', [amd64, odd], 'odd');
+    for (const platforms of [[], [parsePlatform('linux/s390x')]]) {
+      await assert.rejects(copy(src.source('src', 'odd'), dst.sink('dst', 'x'), { platforms }), (err: unknown) => {
+        assert.ok(SlipwayError.is(err));
+        assert.equal(err.code, 'SLIPWAY_UNSUPPORTED_MEDIA_TYPE');
+        assert.ok(err.message.includes(`index entry ${arm64.digest} has media type "application/vnd.example.unknown+json"`), err.message);
+        return true;
+      });
+    }
+    assert.equal(dst.tagged('dst', 'x'), undefined);
+    const ok = await copy(src.source('src', 'odd'), dst.sink('dst', 'x'), { platforms: [parsePlatform('linux/amd64')] });
+    assert.equal(ok.digest, amd64.digest);
+    assert.equal(ok.sourceDigest, index.digest);
+  });
+
   it('reads each source blob once, even the config it read to check the platform', async () => {
     const src = new MemoryRegistry();
     const dst = new MemoryRegistry({ host: 'other.test' });

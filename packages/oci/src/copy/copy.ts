@@ -19,7 +19,7 @@ import { blobDescriptors, parseManifest, type Descriptor } from '../v1/manifest.
 import { MediaType } from '../v1/media-types.js';
 import { formatPlatform, normalizePlatform, type Platform } from '../v1/platform.js';
 import type { ImageSink, ImageSource, ManifestBytes } from '../v1/source.js';
-import { checkImagePlatform, filterIndex, indexPlatforms, readConfigPlatform, resolvePlatform, type PlatformDigest } from './select.js';
+import { checkChildMediaType, checkImagePlatform, filterIndex, indexPlatforms, readConfigPlatform, resolvePlatform, type PlatformDigest } from './select.js';
 
 /** @defaultValue used when `jobs` is not given: ggcr's and crane_image's figure, so benchmarks compare like with like. */
 export const defaultJobs = 4;
@@ -223,6 +223,7 @@ class CopyRun {
 
   async #load(descriptor: Descriptor, known?: ManifestBytes): Promise<Node> {
     const { source, sink, signal } = this;
+    if (!known) checkChildMediaType(source.name, descriptor);
     if (!known && (await this.#limit(() => sink.hasManifest(descriptor, { signal })))) {
       return { descriptor, present: true, children: [], blobs: [] };
     }

@@ -3,10 +3,10 @@
  * @module
  */
 import type { Readable } from 'node:stream';
-import { DigestMismatchError, InvalidArgumentError, SlipwayError } from '../errors.js';
+import { DigestMismatchError, InvalidArgumentError, SlipwayError, UnsupportedMediaTypeError } from '../errors.js';
 import { digestOf, type Digest } from '../v1/digest.js';
 import { parseManifest, type Descriptor, type ImageIndex, type ImageManifest } from '../v1/manifest.js';
-import { MediaType } from '../v1/media-types.js';
+import { isManifestMediaType, MediaType } from '../v1/media-types.js';
 import { defaultPlatform, formatPlatform, normalizePlatform, platformMatches, type Platform } from '../v1/platform.js';
 import type { CallOptions, ImageSource, ManifestBytes } from '../v1/source.js';
 
@@ -83,6 +83,19 @@ export function filterIndex(root: ManifestBytes, index: ImageIndex, wanted: read
   const filtered = { ...raw, manifests: raw.manifests.filter((_, i) => keep.has(i)) };
   const bytes = new TextEncoder().encode(JSON.stringify(filtered));
   return { descriptor: { mediaType: root.descriptor.mediaType, digest: digestOf(bytes, root.descriptor.digest), size: bytes.byteLength }, bytes };
+}
+
+/**
+ * Refuses, by name, an index entry slipway cannot walk: anything but an image manifest or an index (an
+ * unknown type, or schema 1). Without this the entry's bytes were parsed against a type they do not
+ * declare and the error blamed the registry ("served as").
+ */
+export function checkChildMediaType(sourceName: string, child: Descriptor): void {
+  if (isManifestMediaType(child.mediaType)) return;
+  throw new UnsupportedMediaTypeError(
+    child.mediaType,
+    `${sourceName}: index entry ${child.digest} has media type "${child.mediaType}", which is neither an image manifest nor an index; slipway cannot copy it (select platforms that leave it out)`,
+  );
 }
 
 /** A platform and the image manifest digest that serves it. */
@@ -163,6 +176,7 @@ export async function resolvePlatform(
   if (parsed.kind === 'index') {
     if (platform === undefined) return { manifest: root, rootDigest, platforms: indexPlatforms(parsed.manifest.manifests) };
     const child = selectChild(parsed.manifest, platform, source.name);
+    checkChildMediaType(source.name, child);
     const manifest = await source.manifest(child, options);
     const actual = digestOf(manifest.bytes, child.digest);
     if (actual !== child.digest) throw new DigestMismatchError(child.digest, actual, `${source.name} manifest`);
