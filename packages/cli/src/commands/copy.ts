@@ -3,8 +3,8 @@
  * @module
  */
 import { copyImage } from '@slipway/engine';
-import { defineCommand, integerFlag, listFlag } from '../define.js';
-import { copyOutput, destinationRegistry, withProgress } from './shared.js';
+import { defineCommand, integerFlag } from '../define.js';
+import { copyOutput, destinationRegistry, platformFlag, withProgress } from './shared.js';
 
 export const copy = defineCommand({
   summary: 'copy an image or index to a registry: all platforms, one, or a subset',
@@ -32,7 +32,7 @@ Prints DESTINATION@DIGEST; with --json the full result.`,
       copyImage({
         source,
         destination,
-        platforms: listFlag(context.values, 'platform'),
+        platforms: platformFlag(context),
         overwrite: context.values.overwrite === true,
         jobs: integerFlag(context.values, 'jobs'),
         onProgress,

@@ -3,9 +3,19 @@
  * @module
  */
 import type { CopyImageResult } from '@slipway/engine';
-import { name, type copy } from '@slipway/oci';
-import type { CommandContext, CommandOutput } from '../define.js';
+import { name, parsePlatform, type copy } from '@slipway/oci';
+import { listFlag, type CommandContext, type CommandOutput } from '../define.js';
 import { createProgress, formatBytes } from '../progress.js';
+
+/**
+ * The `--platform` values of copy and push. A value with no platform in it (`--platform "$UNSET"`,
+ * `--platform ,`) is refused like any malformed platform rather than read as "all platforms".
+ */
+export function platformFlag(context: CommandContext): string[] {
+  const values = listFlag(context.values, 'platform');
+  for (const value of values) if (value.split(',').every((item) => item.trim() === '')) parsePlatform(value);
+  return values;
+}
 
 /** The registry a reference names, or undefined when it does not parse (the engine reports that). */
 export function destinationRegistry(text: string): string | undefined {
