@@ -17,8 +17,13 @@ const MAGIC = Buffer.from('SLWCTX\x00\x01', 'latin1');
 export const CACHE_STAT_FIELDS = 4;
 
 export interface CacheSnapshot {
-  /** Entries in bytewise path order. */
-  paths: string[];
+  count: number;
+  /**
+   * Entry paths in bytewise order, joined with NUL: one string rather than 100k (a warm run of a
+   * big context must stay light on the heap). Path j is `blob.slice(starts[j], starts[j + 1] - 1)`.
+   */
+  blob: string;
+  starts: Uint32Array;
   /** kind (0 file, 1 dir, 2 symlink) | executable << 4 */
   kinds: Uint8Array;
   /** size, mtime ms, ctime ms, inode per entry */
@@ -83,10 +88,19 @@ function decode(data: Buffer, mtimeMs: number): CacheSnapshot {
   off += count;
   const digests = data.subarray(off, off + count * 32);
   if (digests.length !== count * 32) throw new Error('truncated');
-  const paths = count === 0 ? [] : blob.split('\0');
-  if (paths.length !== count) throw new Error('path count mismatch');
+  const starts = new Uint32Array(count + 1);
+  let at = 0;
+  for (let j = 0; j < count; j++) {
+    starts[j] = at;
+    const nul = blob.indexOf('\0', at);
+    at = nul === -1 ? blob.length + 1 : nul + 1;
+  }
+  starts[count] = at;
+  if (count > 0 && at !== blob.length + 1) throw new Error('path count mismatch');
   return {
-    paths,
+    count,
+    blob,
+    starts,
     kinds,
     stats,
     digests,
@@ -94,6 +108,17 @@ function decode(data: Buffer, mtimeMs: number): CacheSnapshot {
     racyFromMs: Math.floor(mtimeMs / 1000) * 1000,
     surrogates: /[\uD800-\uDFFF]/.test(blob),
   };
+}
+
+/** Path j of a snapshot. */
+export function snapshotPath(s: CacheSnapshot, j: number): string {
+  return s.blob.slice(s.starts[j], s.starts[j + 1]! - 1);
+}
+
+/** Whether path j of a snapshot equals `p`, without allocating. */
+export function snapshotPathIs(s: CacheSnapshot, j: number, p: string): boolean {
+  const start = s.starts[j]!;
+  return s.starts[j + 1]! - 1 - start === p.length && s.blob.startsWith(p, start);
 }
 
 export interface CacheWrite {

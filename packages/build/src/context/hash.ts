@@ -15,7 +15,7 @@ import { availableParallelism } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { AbortedError, InvalidArgumentError, SlipwayError, throwIfAborted } from '@slipway/oci';
-import { CACHE_STAT_FIELDS, cacheFileFor, defaultCacheDir, loadCache, saveCache, type CacheSnapshot } from './cache.js';
+import { CACHE_STAT_FIELDS, cacheFileFor, defaultCacheDir, loadCache, saveCache, snapshotPath, snapshotPathIs, type CacheSnapshot } from './cache.js';
 import { FileHashError, hashFileInto } from './hashfile.js';
 import { IgnorePatternError, PatternMatcher, parseIgnoreFile, type IgnoreDialect } from './ignore.js';
 import { WorkerPool } from './pool.js';
@@ -556,8 +556,12 @@ class DigestWriter {
 
 interface CtxResult {
   ctx: Ctx;
-  /** The entry set, a kind, a mode bit or a link differs from the snapshot (files are judged by hashing). */
-  dirty: boolean;
+  /** Against the snapshot: entry indexes added, paths removed, entry indexes changed. */
+  added: number[];
+  removed: string[];
+  changed: number[];
+  /** (entry index, snapshot index) pairs of files re-read: changed or not is known after hashing. */
+  recheck: number[];
   entries: Entries;
   digests: Uint8Array;
   sizes: Float64Array;
@@ -656,11 +660,11 @@ export async function hashContext(options: HashContextOptions): Promise<ContextH
     for (const ctx of ctxs) {
       const entries = assemble(chunkSets.get(ctx.id)!);
       const n = entries.paths.length;
-      const r: CtxResult = { ctx, dirty: true, entries, digests: new Uint8Array(n * 32), sizes: new Float64Array(n) };
+      const r: CtxResult = { ctx, added: [], removed: [], changed: [], recheck: [], entries, digests: new Uint8Array(n * 32), sizes: new Float64Array(n) };
       const snapshot = loaded[ctx.id];
       if (cacheFiles[ctx.id] !== undefined) r.cacheFile = cacheFiles[ctx.id];
       if (snapshot) r.snapshot = snapshot;
-      cachedFiles += reuseCached(r, (index, size) => toHash.push({ r, index, size }));
+      cachedFiles += compareWithCache(r, (index, size) => toHash.push({ r, index, size }));
       results.push(r);
     }
 
@@ -676,7 +680,12 @@ export async function hashContext(options: HashContextOptions): Promise<ContextH
     let changes: ContextChanges | undefined;
     if (results.every((r) => r.snapshot !== undefined)) {
       changes = { added: [], removed: [], changed: [], dockerfileChanged: results[0]!.snapshot!.dockerfileDigest !== dockerfile.digest.toString('hex') };
-      for (const r of results) diffAgainst(r, changes);
+      for (const r of results) {
+        settleChanges(r);
+        for (const i of r.added) changes.added.push(prefixed(r.ctx, r.entries.paths[i]!));
+        for (const p of r.removed) changes.removed.push(prefixed(r.ctx, p));
+        for (const i of r.changed) changes.changed.push(prefixed(r.ctx, r.entries.paths[i]!));
+      }
     }
 
     // The digest.
@@ -764,7 +773,9 @@ export async function hashContext(options: HashContextOptions): Promise<ContextH
     for (const r of results) {
       if (r.cacheFile === undefined) continue;
       const dockerfileMoved = r.ctx.id === 0 && r.snapshot?.dockerfileDigest !== dockerfile.digest.toString('hex');
-      if (!r.dirty && !hashed.touched.has(r) && !dockerfileMoved) continue;
+      if (r.snapshot) settleChanges(r);
+      const dirty = !r.snapshot || r.added.length + r.removed.length + r.changed.length > 0;
+      if (!dirty && !hashed.touched.has(r) && !dockerfileMoved) continue;
       try {
         await saveCache(r.cacheFile, cacheRecord(r, r.ctx.id === 0 ? dockerfile.digest.toString('hex') : null, hashed.uncacheable));
       } catch (e) {
@@ -801,16 +812,19 @@ function describe(ctx: Ctx): string {
   return ctx.name === '' ? `build context "${ctx.root}"` : `build context "${ctx.name}" (${ctx.root})`;
 }
 
-/** Marks cache hits (copying their digests) and reports misses; returns the number of hits. */
-function reuseCached(r: CtxResult, miss: (index: number, size: number) => void): number {
+/**
+ * One merge-join of this run's entries with the snapshot (both in bytewise order): copies the
+ * digests of files whose stat is unchanged and not racy, reports the rest as misses, and notes
+ * what was added, removed or changed (files that miss are judged after they are hashed).
+ * Returns the number of hits.
+ */
+function compareWithCache(r: CtxResult, miss: (index: number, size: number) => void): number {
   const { paths, kinds, stats, links } = r.entries;
   const s = r.snapshot;
   const bytewise = r.entries.surrogates || (s?.surrogates ?? false);
   let j = 0;
   let hits = 0;
-  let matched = 0;
-  let differs = false;
-  const m = s?.paths.length ?? 0;
+  const m = s?.count ?? 0;
   for (let i = 0; i < paths.length; i++) {
     const kind = kinds[i]!;
     if (kind === Kind.Symlink) {
@@ -820,13 +834,17 @@ function reuseCached(r: CtxResult, miss: (index: number, size: number) => void):
     if (kind === Kind.File) r.sizes[i] = size;
     if (s) {
       const p = paths[i]!;
-      if (j < m && s.paths[j] !== p) {
-        while (j < m && (bytewise ? compareBytewise(s.paths[j]!, p) < 0 : s.paths[j]! < p)) j++;
+      if (j < m && !snapshotPathIs(s, j, p)) {
+        for (;;) {
+          const q = snapshotPath(s, j);
+          if (!(bytewise ? compareBytewise(q, p) < 0 : q < p)) break;
+          r.removed.push(q);
+          if (++j >= m) break;
+        }
       }
-      if (j < m && s.paths[j] === p) {
-        matched++;
-        if (kind !== Kind.File && (s.kinds[j] !== kind || (kind === Kind.Symlink && !equalDigest(s.digests, j, r.digests, i)))) differs = true;
-        if (kind === Kind.File && s.kinds[j] === (Kind.File | (stats[i * STAT_FIELDS]! << 4))) {
+      if (j < m && snapshotPathIs(s, j, p)) {
+        const now = kind | (kind === Kind.File ? stats[i * STAT_FIELDS]! << 4 : 0);
+        if (kind === Kind.File && s.kinds[j] === now) {
           const o = j * CACHE_STAT_FIELDS;
           const mtime = stats[i * STAT_FIELDS + 2]!;
           const ctime = stats[i * STAT_FIELDS + 3]!;
@@ -846,44 +864,37 @@ function reuseCached(r: CtxResult, miss: (index: number, size: number) => void):
             continue;
           }
         }
+        if (kind === Kind.File) r.recheck.push(i, j);
+        else if (s.kinds[j] !== now || (kind === Kind.Symlink && !equalDigest(s.digests, j, r.digests, i))) r.changed.push(i);
         j++;
+      } else {
+        r.added.push(i);
       }
     }
     if (kind === Kind.File) miss(i, size);
   }
-  r.dirty = !s || differs || matched !== paths.length || matched !== m;
+  for (; j < m; j++) r.removed.push(snapshotPath(s!, j));
   return hits;
+}
+
+/** After hashing: which re-read files really changed (content, executable bit or type). */
+function settleChanges(r: CtxResult): void {
+  const s = r.snapshot;
+  if (!s) return;
+  const { kinds, stats } = r.entries;
+  for (let k = 0; k < r.recheck.length; k += 2) {
+    const i = r.recheck[k]!;
+    const j = r.recheck[k + 1]!;
+    const now = kinds[i]! | (stats[i * STAT_FIELDS]! << 4);
+    if (s.kinds[j] !== now || !equalDigest(s.digests, j, r.digests, i)) r.changed.push(i);
+  }
+  r.recheck.length = 0; // settled: a second call adds nothing
+  r.changed.sort((a, b) => a - b);
 }
 
 function equalDigest(a: Uint8Array, i: number, b: Uint8Array, j: number): boolean {
   for (let k = 0; k < 32; k++) if (a[i * 32 + k] !== b[j * 32 + k]) return false;
   return true;
-}
-
-function diffAgainst(r: CtxResult, changes: ContextChanges): void {
-  const s = r.snapshot!;
-  const { paths, kinds, stats } = r.entries;
-  const bytewise = r.entries.surrogates || s.surrogates;
-  const less = (a: string, b: string): boolean => (bytewise ? compareBytewise(a, b) < 0 : a < b);
-  let i = 0;
-  let j = 0;
-  while (i < paths.length || j < s.paths.length) {
-    const p = paths[i];
-    const q = s.paths[j];
-    if (p !== undefined && p === q) {
-      const kind = kinds[i]!;
-      const now = kind | (kind === Kind.File ? stats[i * STAT_FIELDS]! << 4 : 0);
-      if (s.kinds[j] !== now || (kind !== Kind.Dir && !equalDigest(r.digests, i, s.digests, j))) changes.changed.push(prefixed(r.ctx, p));
-      i++;
-      j++;
-    } else if (q === undefined || (p !== undefined && less(p, q))) {
-      changes.added.push(prefixed(r.ctx, p!));
-      i++;
-    } else {
-      changes.removed.push(prefixed(r.ctx, q));
-      j++;
-    }
-  }
 }
 
 function cacheRecord(r: CtxResult, dockerfileDigest: string | null, uncacheable: Set<string>): Parameters<typeof saveCache>[1] {

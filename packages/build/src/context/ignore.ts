@@ -210,6 +210,15 @@ export class PatternMatcher {
    */
   matchesWithParent(file: string, parent: Uint8Array | null): { excluded: boolean; info: Uint8Array } {
     const info = new Uint8Array(this.patterns.length);
+    return { excluded: this.evaluate(file, parent, info), info };
+  }
+
+  /** As matchesWithParent, without the match info (for files: nothing inherits it). */
+  excludedWithParent(file: string, parent: Uint8Array | null): boolean {
+    return this.evaluate(file, parent, undefined);
+  }
+
+  private evaluate(file: string, parent: Uint8Array | null, info: Uint8Array | undefined): boolean {
     let matched = false;
     for (let i = 0; i < this.patterns.length; i++) {
       const pattern = this.patterns[i]!;
@@ -234,10 +243,10 @@ export class PatternMatcher {
           }
         }
       }
-      info[i] = match ? 1 : 0;
+      if (info) info[i] = match ? 1 : 0;
       if (match) matched = !pattern.exclusion;
     }
-    return { excluded: matched, info };
+    return matched;
   }
 
   /**

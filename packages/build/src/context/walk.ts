@@ -100,9 +100,30 @@ function errnoOf(e: unknown): string {
 /** Walks one task (a directory and, within `budget`, its subtree). Synchronous by design: it is hot. */
 export function walkTask(root: string, matcher: PatternMatcher | null, dialect: IgnoreDialect, task: DirTask, budget: number, statFiles = true): WalkChunk {
   const paths: string[] = [];
-  const kinds: number[] = [];
-  const stats: number[] = [];
   const links: string[] = [];
+  // Growable typed arrays: far cheaper than number[] + a copy for 100k entries.
+  let kinds = new Uint8Array(1024);
+  let stats = new Float64Array(1024 * STAT_FIELDS);
+  let n = 0;
+  const push = (path: string, kind: number, exec: number, size: number, mtime: number, ctime: number, ino: number): void => {
+    if (n === kinds.length) {
+      const k = new Uint8Array(n * 2);
+      k.set(kinds);
+      kinds = k;
+      const st = new Float64Array(n * 2 * STAT_FIELDS);
+      st.set(stats);
+      stats = st;
+    }
+    paths.push(path);
+    kinds[n] = kind;
+    const o = n * STAT_FIELDS;
+    stats[o] = exec;
+    stats[o + 1] = size;
+    stats[o + 2] = mtime;
+    stats[o + 3] = ctime;
+    stats[o + 4] = ino;
+    n++;
+  };
   const chunk = { leftovers: [] as DirTask[], seen: 0, surrogates: false };
   const buildkit = dialect === 'buildkit';
 
@@ -130,10 +151,12 @@ export function walkTask(root: string, matcher: PatternMatcher | null, dialect: 
       let childInfo: Uint8Array | null = null;
       if (matcher !== null) {
         let excluded: boolean;
-        if (buildkit) {
+        if (buildkit && isDir) {
           const r = matcher.matchesWithParent(path, rel === '' ? null : info);
           excluded = r.excluded;
           childInfo = r.info;
+        } else if (buildkit) {
+          excluded = matcher.excludedWithParent(path, rel === '' ? null : info);
         } else {
           excluded = matcher.matchesLegacy(path);
         }
@@ -164,9 +187,7 @@ export function walkTask(root: string, matcher: PatternMatcher | null, dialect: 
       let kind = item.kind;
       if (kind === Kind.Subtree) {
         if (chunk.seen > budget) {
-          paths.push(item.path);
-          kinds.push(Kind.Subtree);
-          stats.push(0, 0, 0, 0, 0);
+          push(item.path, Kind.Subtree, 0, 0, 0, 0, 0);
           chunk.leftovers.push({ rel: item.path, info: item.info, skipped: item.skipped });
         } else {
           visit(item.path, item.info, item.skipped);
@@ -175,9 +196,7 @@ export function walkTask(root: string, matcher: PatternMatcher | null, dialect: 
       }
       if (kind === Kind.File && !statFiles) {
         // No stat cache to compare with: the hasher fstat's the file as it reads it.
-        paths.push(item.path);
-        kinds.push(Kind.File | flag);
-        stats.push(0, 0, NaN, NaN, NaN);
+        push(item.path, Kind.File | flag, 0, 0, NaN, NaN, NaN);
         continue;
       }
       if (kind === Kind.File) {
@@ -190,9 +209,7 @@ export function walkTask(root: string, matcher: PatternMatcher | null, dialect: 
           continue; // deleted since readdir
         }
         if (st.isFile()) {
-          paths.push(item.path);
-          kinds.push(Kind.File | flag);
-          stats.push(st.mode & 0o100 ? 1 : 0, st.size, st.mtimeMs, st.ctimeMs, st.ino);
+          push(item.path, Kind.File | flag, st.mode & 0o100 ? 1 : 0, st.size, st.mtimeMs, st.ctimeMs, st.ino);
           continue;
         }
         // Replaced since readdir: record what is there now.
@@ -208,12 +225,10 @@ export function walkTask(root: string, matcher: PatternMatcher | null, dialect: 
         }
         links.push(target);
       }
-      paths.push(item.path);
-      kinds.push(kind | flag);
-      stats.push(0, 0, 0, 0, 0);
+      push(item.path, kind | flag, 0, 0, 0, 0, 0);
     }
   };
 
   visit(task.rel, task.info, task.skipped);
-  return { dir: task.rel, paths, kinds: Uint8Array.from(kinds), stats: Float64Array.from(stats), links, ...chunk };
+  return { dir: task.rel, paths, kinds: kinds.slice(0, n), stats: stats.slice(0, n * STAT_FIELDS), links, ...chunk };
 }
