@@ -8,7 +8,7 @@ import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, link, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { extract } from 'tar-stream';
@@ -16,7 +16,7 @@ import { hashContext, type ContextHashResult, type ContextWarning, type IgnoreDi
 import { DOCKER_CLI, run, runChecked, skipUnlessDocker } from '../support/tools.js';
 import { BUILDCTL, skipUnlessBuildKit, startBuildkitd, type Buildkitd } from './build-harness.js';
 
-type Node = string | { mode: number; content: string } | { dir: true } | { link: string } | { fifo: true };
+type Node = string | { mode: number; content: string } | { dir: true } | { link: string } | { hardlink: string } | { fifo: true };
 
 interface Case {
   name: string;
@@ -120,6 +120,17 @@ const cases: Case[] = [
     dropsSpecials: ['legacy'],
   },
   {
+    name: 'hard links',
+    files: { 'a/orig.txt': 'shared bytes', 'a/same.txt': { hardlink: 'a/orig.txt' }, 'b/other.txt': { hardlink: 'a/orig.txt' } },
+  },
+  {
+    name: 'a context big enough for worker threads (4,800 entries)',
+    files: Object.fromEntries([
+      ['.dockerignore', '**/*.tmp\nd1*\n!d1/keep/**\nd2/s1\n'],
+      ...Array.from({ length: 4000 }, (_, i): [string, string] => [`d${i % 40}/s${i % 3}/${i % 7 === 0 ? 'keep/' : ''}f${i}.${i % 5 === 0 ? 'tmp' : 'txt'}`, `${i}`]),
+    ]),
+  },
+  {
     name: 'named contexts with their own .dockerignore',
     files: { 'main.txt': 'm' },
     named: { lib: { '.dockerignore': 'secret\n*.tmp\n', secret: 's', 'lib.go': 'l', 'x.tmp': 't', 'inner/secret': 'kept: the pattern is anchored' } },
@@ -134,6 +145,7 @@ async function writeTree(root: string, files: Record<string, Node>): Promise<voi
     if (typeof node === 'string') await writeFile(abs, node, { mode: 0o644 });
     else if ('dir' in node) await mkdir(abs, { recursive: true });
     else if ('link' in node) await symlink(node.link, abs);
+    else if ('hardlink' in node) await link(join(root, node.hardlink), abs);
     else if ('fifo' in node) await runChecked('mkfifo', [abs]);
     else {
       await writeFile(abs, node.content);
@@ -164,6 +176,12 @@ async function readTar(file: string, prefix: string): Promise<Map<string, OutEnt
         if (name.startsWith(`${prefix}/`)) {
           const entry: OutEntry = { type: header.type ?? 'file', mode: header.mode ?? 0 };
           if (header.type === 'file') entry.digest = `sha256:${hash.digest('hex')}`;
+          // A hard link is a file with its target's bytes (the target comes earlier in the tar).
+          if (header.type === 'link') {
+            const target = out.get((header.linkname ?? '').replace(/^\/+/, '').slice(prefix.length + 1));
+            entry.type = 'file';
+            if (target?.digest !== undefined) entry.digest = target.digest;
+          }
           if (header.type === 'symlink') entry.target = header.linkname ?? '';
           out.set(name.slice(prefix.length + 1), entry);
         }

@@ -105,3 +105,12 @@ test('legacy dialect: raw regular-expression characters and one-parent matching'
   assert.equal(deep.matchesLegacy('a/b/node_modules/x'), false);
   assert.equal(deep.matchesLegacy('a/node_modules/x'), true);
 });
+
+test('ignoreDialectForDockerCli: 20.10 is legacy, buildx-era clients are buildkit', async () => {
+  const { ignoreDialectForDockerCli } = await import('./ignore.js');
+  assert.equal(ignoreDialectForDockerCli('20.10.24+dfsg1'), 'legacy');
+  assert.equal(ignoreDialectForDockerCli('19.03.15'), 'legacy');
+  assert.equal(ignoreDialectForDockerCli('24.0.7'), 'buildkit');
+  assert.equal(ignoreDialectForDockerCli('v28.5.2'), 'buildkit');
+  assert.equal(ignoreDialectForDockerCli('garbage'), 'legacy');
+});

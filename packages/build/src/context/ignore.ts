@@ -273,3 +273,14 @@ function withoutTrailingGlob(p: string): string {
   if (s.endsWith('/*')) s = s.slice(0, -2);
   return s;
 }
+
+/**
+ * The dialect of a Docker CLI that sends the context itself (`DOCKER_BUILDKIT=1 docker build`):
+ * 20.10 and older vendor fsutil's 2020 walker and docker/pkg/fileutils (`legacy`); newer ones build
+ * through buildx, which uses current fsutil and patternmatcher (`buildkit`). Verified against
+ * Debian's docker.io 20.10.24 and buildctl/buildkitd 0.34 by test/e2e/context-oracle.test.ts.
+ */
+export function ignoreDialectForDockerCli(version: string): IgnoreDialect {
+  const major = Number(/^v?(\d+)\./.exec(version.trim())?.[1]);
+  return Number.isFinite(major) && major >= 23 ? 'buildkit' : 'legacy';
+}
