@@ -19,7 +19,7 @@ function tree(files: Record<string, string | null>, mode = 0o644): string {
     }
     mkdirSync(join(abs, '..'), { recursive: true });
     writeFileSync(abs, content, { mode });
-    chmodSync(abs, mode);
+    if (mode !== 0o644) chmodSync(abs, mode); // the umask may have cut the group bits
   }
   return root;
 }
@@ -178,17 +178,17 @@ test('entries come in bytewise UTF-8 order, including astral characters', async 
 
 test('a big context walked and hashed by workers equals an independent listing', async () => {
   const files: Record<string, string> = {};
-  for (let d = 0; d < 40; d++) for (let f = 0; f < 120; f++) files[`d${d}/s${f % 3}/f-${f}.txt`] = `${d}:${f}`;
+  for (let d = 0; d < 30; d++) for (let f = 0; f < 120; f++) files[`d${d}/s${f % 3}/f-${f}.txt`] = `${d}:${f}`;
   const root = tree(files);
   try {
     const one = await hashContext({ context: root, dockerfile: { inline: '' }, cacheDir: false, concurrency: 1, listEntries: true });
     const four = await hashContext({ context: root, dockerfile: { inline: '' }, cacheDir: false, concurrency: 4, hugeContext: { files: 1000 } });
     assert.equal(one.digest, four.digest);
-    assert.equal(one.files, 4800);
+    assert.equal(one.files, 3600);
     const listing = (readdirSync(root, { recursive: true }) as string[]).sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
     assert.deepEqual(one.entries!.map((e) => e.path), listing);
     assert.equal(four.warnings.length, 1);
-    assert.match(four.warnings[0]!, /is large: 4800 files/);
+    assert.match(four.warnings[0]!, /is large: 3600 files/);
     assert.equal(four.biggestDirectories?.length, 10);
   } finally {
     clean(root);
@@ -228,5 +228,24 @@ test('cancellation and bad input', async () => {
     await assert.rejects(hashContext({ context: root, cacheDir: false }), (e: unknown) => SlipwayError.is(e) && e.code === 'SLIPWAY_CONTEXT' && /illegal exclusion pattern/.test(e.message));
   } finally {
     clean(root);
+  }
+});
+
+test('a corrupt or truncated stat cache is ignored and rewritten', async () => {
+  const root = tree(base);
+  const cacheDir = mkdtempSync(join(tmpdir(), 'slipway-cache-'));
+  try {
+    const first = await hashContext({ context: root, cacheDir });
+    const [file] = readdirSync(cacheDir).filter((f) => f.endsWith('.bin'));
+    assert.ok(file);
+    for (const garbage of [Buffer.from('not a cache'), Buffer.alloc(0), Buffer.from('SLWCTX\x00\x01\xff\xff\xff\xff', 'latin1')]) {
+      writeFileSync(join(cacheDir, file), garbage);
+      const again = await hashContext({ context: root, cacheDir });
+      assert.equal(again.digest, first.digest);
+      assert.equal(again.changes, undefined);
+      assert.equal(again.stats.hashedFiles, first.files);
+    }
+  } finally {
+    clean(root, cacheDir);
   }
 });
