@@ -284,7 +284,7 @@ class Walker {
       chunk = walkTask(ctx.root, ctx.matcher, this.dialect, task, budget, this.statFiles(ctx));
     } catch (e) {
       if (e instanceof ContextWalkError) throw walkFailure(ctx, e.message);
-      throw e;
+      throw contextError(`walking ${describe(ctx)}: ${(e as Error).message}`, e);
     }
     this.mainSeen += chunk.seen;
     this.store(ctx, chunk, chunk.leftovers);

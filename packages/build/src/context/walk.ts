@@ -200,7 +200,12 @@ export function walkTask(root: string, matcher: PatternMatcher | null, dialect: 
         continue;
       }
       if (kind === Kind.File) {
-        const st = lstatSync(`${root}/${item.path}`, { throwIfNoEntry: false });
+        let st;
+        try {
+          st = lstatSync(`${root}/${item.path}`, { throwIfNoEntry: false });
+        } catch (e) {
+          throw new ContextWalkError(item.path, errnoOf(e), `cannot stat "${item.path}": ${errnoOf(e)}`);
+        }
         if (st === undefined) {
           // A name that is not valid UTF-8 cannot round-trip through a JavaScript string.
           if (item.path.includes('\uFFFD')) {
