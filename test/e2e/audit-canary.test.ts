@@ -37,7 +37,7 @@ function assertErrorClean(err: unknown): void {
   let depth = 0;
   for (let e: unknown = err; e !== undefined && e !== null && depth < 10; e = (e as { cause?: unknown }).cause, depth++) {
     const text = [
-      e instanceof Error ? e.message : String(e),
+      e instanceof Error ? e.message : inspect(e),
       (e as Error).stack ?? '',
       inspect(e, { depth: null, showHidden: true }),
       JSON.stringify(e) ?? '',

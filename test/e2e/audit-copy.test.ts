@@ -217,7 +217,7 @@ describe('copy engine promises, counted on the wire (audit)', { skip }, () => {
       const command = `${JSON.stringify(process.execPath)} ${JSON.stringify(cliMain)} copy ${indexRef} ${proxy.host}/tty/app:1`;
       const tty = await run('script', ['-qfec', command, '/dev/null'], { env, timeoutMs: 60_000 });
       assert.equal(tty.code, 0, tty.stdout + tty.stderr);
-      assert.match(tty.stdout, /\x1b\[\d+A/, 'cursor movement: bars redrawn in place');
+      assert.match(tty.stdout, new RegExp(`${String.fromCharCode(27)}\\[\\d+A`), 'cursor movement (ESC [ n A): bars redrawn in place');
       assert.match(tty.stdout, /\d+\/7 blobs \[=*\s*\] /, 'an overall bar');
       assert.ok(tty.stdout.includes(`${proxy.host}/tty/app:1@${sha256Text(indexRaw)}`), 'the pinned reference is printed');
 
