@@ -1,0 +1,210 @@
+/**
+ * `npm run bench`: registry copy and push performance of slipway beside skopeo, crane and regctl,
+ * as ratios to skopeo, with the project's goals marked met or missed; then the context bench when
+ * `bench/context-bench.ts` exists. Prints markdown on stdout (progress goes to stderr) and writes
+ * `bench/results/latest.json`.
+ *
+ * Environment: SLIPWAY_BENCH_TRIALS (copy and no-op trials, default 5), SLIPWAY_BENCH_PUSH_TRIALS
+ * (default 3), SLIPWAY_BENCH_DIR (fixture cache, default `$TMPDIR/slipway-bench-fixtures`),
+ * SLIPWAY_BENCH_SKIP_COPY=1 (context bench only).
+ * @module
+ */
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { cpus, freemem, loadavg, release, totalmem } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { makeWorkDir, runCopyBench, type Row } from './copy-bench.js';
+import { buildFixtures, type Fixtures } from './fixtures.js';
+import { loadHarness, log, runTimed } from './support.js';
+
+interface Goal {
+  scenario: Row['scenario'];
+  tool: string;
+  what: string;
+  metric: 'ratio' | 'requests' | 'rssMB';
+  target: number;
+  measured?: number;
+  /** undefined when it could not be measured. */
+  met?: boolean;
+}
+
+const GOALS: Omit<Goal, 'measured' | 'met'>[] = [
+  { scenario: 'full-copy', tool: 'slipway CLI', what: 'full copy time ÷ skopeo', metric: 'ratio', target: 0.6 },
+  { scenario: 'full-copy', tool: 'slipway library (in-process)', what: 'full copy time ÷ skopeo', metric: 'ratio', target: 0.6 },
+  { scenario: 'noop-copy', tool: 'slipway CLI', what: 'no-op copy time ÷ skopeo', metric: 'ratio', target: 0.5 },
+  { scenario: 'noop-copy', tool: 'slipway library (in-process)', what: 'no-op copy time ÷ skopeo', metric: 'ratio', target: 0.5 },
+  { scenario: 'noop-copy', tool: 'slipway CLI', what: 'no-op copy: requests to the destination', metric: 'requests', target: 2 },
+  { scenario: 'noop-copy', tool: 'slipway library (in-process)', what: 'no-op copy: requests to the destination', metric: 'requests', target: 2 },
+  { scenario: 'copy-1g', tool: 'slipway CLI', what: 'peak RSS copying a 1 GB layer (MB)', metric: 'rssMB', target: 150 },
+];
+
+interface ContextRow {
+  name: string;
+  slipwaySeconds: number;
+  peerName: string;
+  peerSeconds: number;
+  ratio: number;
+}
+
+interface Machine {
+  cpu: string;
+  cores: number;
+  memoryGiB: number;
+  freeMemoryGiB: number;
+  kernel: string;
+  node: string;
+  loadStart: number[];
+  loadEnd?: number[];
+  versions: Record<string, string>;
+}
+
+async function machineInfo(): Promise<Machine> {
+  const versions: Record<string, string> = {};
+  const registry = await runTimed('/usr/bin/docker-registry', ['--version']).catch(() => undefined);
+  if (registry?.code === 0) versions['docker-registry'] = registry.stdout.trim().split(/\s+/).pop() ?? '';
+  const docker = await runTimed('/usr/bin/docker', ['version', '--format', '{{.Server.Version}}']).catch(() => undefined);
+  versions.dockerd = docker?.code === 0 ? docker.stdout.trim() : 'not reachable';
+  return {
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores: cpus().length,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    freeMemoryGiB: Math.round(freemem() / 2 ** 30),
+    kernel: release(),
+    node: process.version,
+    loadStart: loadavg().map((n) => Math.round(n * 100) / 100),
+    versions,
+  };
+}
+
+const fmt = (n: number | undefined, digits = 3): string => (n === undefined ? '—' : n.toFixed(digits));
+
+function evaluate(rows: Row[]): Goal[] {
+  return GOALS.map((g) => {
+    const row = rows.find((r) => r.scenario === g.scenario && r.tool === g.tool);
+    const measured = row?.status === 'ok' ? (g.metric === 'ratio' ? row.ratio : g.metric === 'requests' ? row.requests : row.rssMB) : undefined;
+    return measured === undefined ? { ...g } : { ...g, measured, met: measured <= g.target };
+  });
+}
+
+function renderRows(rows: Row[]): string {
+  const out: string[] = [];
+  let label = '';
+  for (const r of rows) {
+    if (r.label !== label) {
+      label = r.label;
+      out.push(
+        '',
+        `### ${label}`,
+        '',
+        '| tool | median s | best s | × skopeo (median) | × skopeo (best) | client CPU s | registries CPU s | peak RSS MB | dest. requests | status | note |',
+        '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
+      );
+    }
+    out.push(
+      `| ${r.tool} | ${fmt(r.seconds)} | ${fmt(r.min)} | ${fmt(r.ratio, 2)} | ${fmt(r.ratioBest, 2)} | ${fmt(r.cpuSeconds, 2)} | ${fmt(r.registryCpuSeconds, 2)} | ${fmt(r.rssMB, 0)} | ${r.requests ?? '—'} | ${r.status} | ${(r.note ?? '').replace(/\|/g, '\\|')} |`,
+    );
+  }
+  return out.join('\n');
+}
+
+function renderGoals(goals: Goal[]): string {
+  const lines = ['', '### Goals', '', '| goal | tool | target | measured | result |', '|---|---|---:|---:|---|'];
+  for (const g of goals) {
+    const result = g.met === undefined ? 'NOT MEASURED' : g.met ? 'met' : '**MISSED**';
+    const digits = g.metric === 'ratio' ? 2 : 0;
+    lines.push(`| ${g.what} | ${g.tool} | ≤ ${g.target} | ${fmt(g.measured, digits)} | ${result} |`);
+  }
+  return lines.join('\n');
+}
+
+function renderMachine(m: Machine, fixtures: Fixtures | undefined, trials: number, pushTrials: number): string {
+  const v = Object.entries(m.versions)
+    .map(([k, x]) => `${k} ${x}`)
+    .join(', ');
+  const lines = [
+    '## slipway bench',
+    '',
+    `- machine: ${m.cores} × ${m.cpu}, ${m.memoryGiB} GiB (${m.freeMemoryGiB} free), Linux ${m.kernel}, Node ${m.node}`,
+    `- load average (1/5/15 min) at start ${m.loadStart.join(' / ')}, at end ${m.loadEnd?.join(' / ') ?? '—'}` +
+      (m.loadStart[0]! > m.cores ? ` — the machine is shared and busy (load > ${m.cores} cores): absolute times are inflated and noisy; ratios are the figure to read` : ''),
+    `- tools: ${v}`,
+    `- ${trials} trials per copy measurement, ${pushTrials} per push (the 1 GB copy: one), median reported, tools interleaved round-robin; every full copy and push into a fresh empty registry on loopback`,
+    '- client CPU s = user + system CPU of the client process (GNU time), or of the bench process during an in-process call; registries CPU s = what the source and destination `docker-registry` processes spent on the copy (/proc), the same work whoever the client is',
+    '- slipway CLI = `node packages/cli/dist/main.js …` wall time, Node start-up included; slipway library = the engine op (`copyImage`/`pushArchive`) called inside this process (a long-lived Pulumi/Terraform provider), new registry client per call',
+  ];
+  if (fixtures) {
+    lines.push(
+      `- fixtures (${fixtures.dir}): random incompressible layers, gzip-wrapped; docker-save archive: ${fixtures.archive.origin}`,
+      '- push "cold" = empty slipway layer cache (compresses every layer, as skopeo, crane and regctl always do); "warm" = the cache holds the compressed layers from an earlier push of the same archive',
+    );
+  }
+  return lines.join('\n');
+}
+
+async function contextBench(workDir: string): Promise<{ rows: ContextRow[]; note?: string }> {
+  // Not a static import: the context helper owns that file and it may not exist yet.
+  const specifier = './context-bench.js';
+  let mod: { runContextBench?: (options: { workDir: string; log: (message: string) => void }) => Promise<ContextRow[]> };
+  try {
+    mod = (await import(specifier)) as typeof mod;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') return { rows: [], note: 'context bench skipped: bench/context-bench.ts does not exist yet' };
+    throw err;
+  }
+  if (typeof mod.runContextBench !== 'function') return { rows: [], note: 'context bench skipped: bench/context-bench.ts does not export runContextBench' };
+  return { rows: await mod.runContextBench({ workDir, log }) };
+}
+
+function renderContext(result: { rows: ContextRow[]; note?: string }): string {
+  if (result.note) return `\n### Context bench\n\n${result.note}`;
+  const lines = ['', '### Context bench', '', '| case | slipway s | peer | peer s | ratio |', '|---|---:|---|---:|---:|'];
+  for (const r of result.rows) lines.push(`| ${r.name} | ${fmt(r.slipwaySeconds)} | ${r.peerName} | ${fmt(r.peerSeconds)} | ${fmt(r.ratio, 2)} |`);
+  return lines.join('\n');
+}
+
+function count(variable: string, fallback: number): number {
+  const value = Number(process.env[variable] ?? fallback);
+  if (!Number.isSafeInteger(value) || value < 1) throw new Error(`${variable} must be a positive integer, got ${process.env[variable]}`);
+  return value;
+}
+
+async function main(): Promise<void> {
+  const trials = count('SLIPWAY_BENCH_TRIALS', 5);
+  const pushTrials = count('SLIPWAY_BENCH_PUSH_TRIALS', 3);
+  const started = Date.now();
+  const machine = await machineInfo();
+  log(`load average ${machine.loadStart.join(' ')} on ${machine.cores} cores`);
+  const harness = await loadHarness();
+  const workDir = await makeWorkDir();
+  let rows: Row[] = [];
+  let fixtures: Fixtures | undefined;
+  let context: { rows: ContextRow[]; note?: string };
+  try {
+    if (process.env.SLIPWAY_BENCH_SKIP_COPY !== '1') {
+      const docker = machine.versions.dockerd !== 'not reachable';
+      fixtures = await buildFixtures({ docker });
+      rows = (await runCopyBench({ harness, fixtures, trials, pushTrials, workDir, versions: machine.versions })).rows;
+    }
+    const contextDir = `${workDir}/context`;
+    await mkdir(contextDir, { recursive: true });
+    context = await contextBench(contextDir);
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+  }
+  machine.loadEnd = loadavg().map((n) => Math.round(n * 100) / 100);
+  const goals = evaluate(rows);
+  const seconds = (Date.now() - started) / 1000;
+
+  const report = [renderMachine(machine, fixtures, trials, pushTrials), renderRows(rows), rows.length > 0 ? renderGoals(goals) : '', renderContext(context), '', `bench took ${seconds.toFixed(0)} s`, ''].join('\n');
+  process.stdout.write(report);
+
+  const resultsDir = fileURLToPath(new URL('../results/', import.meta.url));
+  await mkdir(resultsDir, { recursive: true });
+  const json = { date: new Date().toISOString(), seconds, trials, pushTrials, machine, fixtures, rows, goals, context };
+  await writeFile(`${resultsDir}latest.json`, JSON.stringify(json, null, 2) + '\n');
+  log(`wrote ${resultsDir}latest.json`);
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? (err.stack ?? err.message) : err);
+  process.exitCode = 1;
+});
