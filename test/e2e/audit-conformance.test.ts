@@ -1,7 +1,7 @@
 // Acceptance audit: the registry ImageSource (client.source()) runs the same conformance suite as the
-// archive and layout sources, against the real CNCF registry in open and Bearer-token mode, with
-// images made by buildah (a three-platform index with linux/arm/v7, and a Docker v2 schema 2 image)
-// and root digests taken from skopeo, an independent client.
+// archive and layout sources, against the real CNCF registry in open, htpasswd and token mode, with
+// images made by buildah (an OCI index with linux/arm/v7, a Docker manifest list, a Docker v2 schema 2 image)
+// and root digests taken from skopeo, an independent client. Basic, Bearer and anonymous access.
 import { after, describe } from 'node:test';
 import { remote, type Digest } from '@slipway/oci';
 import * as testing from '@slipway/oci/testing';
@@ -35,6 +35,20 @@ describe('registry ImageSource conformance (audit)', { skip }, () => {
     return {
       source: client.source(pushed.ref),
       expected: { rootDigest, rootMediaType: 'application/vnd.oci.image.index.v1+json' },
+      cleanup: () => client.close(),
+    };
+  });
+
+  testing.imageSourceConformance('registry source: Docker manifest list of v2 schema 2 images (htpasswd registry)', async () => {
+    const registry = await startRegistry({ auth: 'htpasswd', username: CANARY_USERNAME, password: CANARY_PASSWORD });
+    registries.push(registry);
+    const creds = { username: CANARY_USERNAME, password: CANARY_PASSWORD };
+    const pushed = await pushBusyboxIndex(registry.host, 'conformance/list', { format: 'docker', creds, arches: ['amd64', 'arm'] });
+    const rootDigest = await skopeoDigest(pushed.ref, creds);
+    const client = remote.createRegistryClient({ credentials: { [registry.host]: creds } });
+    return {
+      source: client.source(pushed.ref),
+      expected: { rootDigest, rootMediaType: 'application/vnd.docker.distribution.manifest.list.v2+json' },
       cleanup: () => client.close(),
     };
   });
