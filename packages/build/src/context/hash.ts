@@ -319,11 +319,12 @@ class Walker {
       throwIfAborted(this.signal);
       if (!this.hasPool() && this.walkers > 0 && this.mainSeen >= MAIN_FIRST_BUDGET && this.queue.length > 1) this.getPool().grow(this.walkers);
       if (this.hasPool()) this.dispatch(this.getPool());
-      // The main thread walks too, in slices, yielding now and then so worker replies are handled.
+      // The main thread walks too, in slices.
       if (this.queue.length > 0) {
         const { ctx, task } = this.queue.pop()!;
         this.walkHere(ctx, task, this.hasPool() ? MAIN_SLICE_BUDGET : MAIN_FIRST_BUDGET);
-        if (this.hasPool() && performance.now() - lastYield > 4) {
+        // Yield now and then: worker replies get handled, and a caller's abort can fire.
+        if (performance.now() - lastYield > (this.hasPool() ? 4 : 10)) {
           await yieldToLoop();
           lastYield = performance.now();
         }

@@ -25,8 +25,6 @@ export class WorkerPool {
   private readonly setups: ContextSetup[] = [];
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
-  /** Workers that have started running (the main thread stops walking once one has). */
-  online = 0;
   private failure: Error | undefined;
   private closed = false;
   private readonly onAbort = (): void => this.fail(new AbortedError('context hashing aborted', { cause: this.signal?.reason }));
@@ -53,9 +51,6 @@ export class WorkerPool {
     // A larger young generation: the walk allocates many short-lived strings and Stats objects.
     const worker = new Worker(new URL('./worker.js', import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: 64 } });
     const slot: Slot = { worker, inflight: 0 };
-    worker.once('online', () => {
-      this.online++;
-    });
     worker.on('message', (reply: WorkerReply) => {
       const p = this.pending.get(reply.id);
       if (!p) return;
