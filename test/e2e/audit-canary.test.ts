@@ -100,25 +100,25 @@ describe('the canary password never shows (audit)', () => {
       assert.match(copied.stderr, /^SLIPWAY \d+: /m, 'debug logging was on');
       assert.match(copied.stderr, /SLIPWAY \d+: credentials for 127\.0\.0\.1:\d+: basic \(user "slipway-canary-user"\)/, 'the keychain logged what it found, without the secret');
       if (mode === 'token') assert.match(copied.stderr, /SLIPWAY \d+: token for 127\.0\.0\.1:\d+ scope repository:dst\/app:pull,push/);
-      for (const args of [['digest', `${registry.host}/dst/app:1`], ['manifest', `${registry.host}/dst/app:1`, '--json'], ['tags', `${registry.host}/dst/app`, '--json']]) {
-        const outcome = await debugRun(args, envCreds(registry));
-        assert.equal(outcome.code, 0, outcome.stderr);
-      }
+      const reads = [['digest', `${registry.host}/dst/app:1`], ['manifest', `${registry.host}/dst/app:1`, '--json'], ['tags', `${registry.host}/dst/app`, '--json']];
+      for (const outcome of await Promise.all(reads.map((args) => debugRun(args, envCreds(registry))))) assert.equal(outcome.code, 0, outcome.stderr);
     });
 
     it(`${mode}: a wrong password containing the canary fails with exit 4, in text and --json`, async () => {
       const registry = mode === 'htpasswd' ? basic : token;
-      for (const args of [
+      const all = [
         ['copy', source, `${registry.host}/dst/app:2`],
         ['copy', source, `${registry.host}/dst/app:2`, '--json'],
         ['digest', `${registry.host}/dst/app:1`, '--json'],
         ['tags', `${registry.host}/dst/app`, '--json'],
-      ]) {
-        const outcome = await debugRun(args, envCreds(registry, wrongPassword));
+      ];
+      const outcomes = await Promise.all(all.map((args) => debugRun(args, envCreds(registry, wrongPassword))));
+      all.forEach((args, i) => {
+        const outcome = outcomes[i]!;
         assert.equal(outcome.code, 4, `slipway ${args.join(' ')}: ${outcome.stderr}`);
         if (args.includes('--json')) assert.equal(jsonError(outcome).code, 'SLIPWAY_AUTH');
         assert.match(outcome.stderr, /^slipway: .*(UNAUTHORIZED|401|token)/m);
-      }
+      });
     });
   }
 
