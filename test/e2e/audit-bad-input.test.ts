@@ -154,6 +154,10 @@ describe('bad input at the CLI, against the real registry (audit)', () => {
   it('a manifest over 4 MiB is refused before it is buffered: served (307 to another host) or in a layout', async () => {
     // Served: the registry answers the manifest GET with a redirect to a server that streams 6 MiB.
     const huge = Buffer.from(JSON.stringify({ ...image.body, annotations: { padding: 'x'.repeat(6 * 1024 * 1024) } }));
+    // Why not from the registry itself: distribution refuses to store it.
+    const stored = await putRawManifest(registry, 'raw/app', 'huge', huge, OCI_MANIFEST);
+    assert.equal(stored.status, 400, stored.body);
+    assert.match(stored.body, /request body too large/);
     let sent = 0;
     const server: Server = createServer((_req, res) => {
       res.writeHead(200, { 'content-type': OCI_MANIFEST, 'content-length': huge.length });
