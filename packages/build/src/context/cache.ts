@@ -9,7 +9,7 @@
  * @module
  */
 import { createHash } from 'node:crypto';
-import { mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
@@ -156,4 +156,54 @@ export async function saveCache(file: string, c: CacheWrite): Promise<void> {
     await rm(tmp, { force: true });
     throw e;
   }
+}
+
+const DAY_MS = 24 * 3600 * 1000;
+
+/**
+ * Keeps the cache directory bounded: one file per context ever hashed (temporary directories
+ * included) would otherwise pile up. Removes stat caches unused for `maxAgeMs` (by mtime: a cache
+ * is rewritten whenever its context changes), then the oldest beyond `maxFiles`, and leftover temp
+ * files. Returns how many files were removed.
+ */
+export async function pruneCache(dir: string, opts: { maxAgeMs?: number; maxFiles?: number; now?: number } = {}): Promise<number> {
+  const now = opts.now ?? Date.now();
+  const maxAge = opts.maxAgeMs ?? 30 * DAY_MS;
+  const maxFiles = opts.maxFiles ?? 2000;
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return 0;
+  }
+  const files: { path: string; mtimeMs: number }[] = [];
+  let removed = 0;
+  for (const name of names) {
+    const isCache = name.endsWith('.bin');
+    if (!isCache && !name.endsWith('.tmp')) continue;
+    const path = join(dir, name);
+    const st = await stat(path).catch(() => undefined);
+    if (!st) continue;
+    if (now - st.mtimeMs > (isCache ? maxAge : 3600_000)) {
+      await rm(path, { force: true });
+      removed++;
+    } else if (isCache) {
+      files.push({ path, mtimeMs: st.mtimeMs });
+    }
+  }
+  files.sort((a, b) => b.mtimeMs - a.mtimeMs);
+  for (const f of files.slice(maxFiles)) {
+    await rm(f.path, { force: true });
+    removed++;
+  }
+  return removed;
+}
+
+/** Prunes at most once a day per cache directory (a `.pruned` stamp records the last time). */
+export async function pruneCacheDaily(dir: string): Promise<void> {
+  const stamp = join(dir, '.pruned');
+  const st = await stat(stamp).catch(() => undefined);
+  if (st && Date.now() - st.mtimeMs < DAY_MS) return;
+  await writeFile(stamp, '');
+  await pruneCache(dir);
 }

@@ -249,3 +249,25 @@ test('a corrupt or truncated stat cache is ignored and rewritten', async () => {
     clean(root, cacheDir);
   }
 });
+
+test('pruneCache drops stale and excess stat caches and old temp files', async () => {
+  const { pruneCache } = await import('./cache.js');
+  const dir = mkdtempSync(join(tmpdir(), 'slipway-prune-'));
+  try {
+    const now = Date.now();
+    const make = (name: string, ageMs: number): void => {
+      writeFileSync(join(dir, name), 'x');
+      const t = new Date(now - ageMs);
+      utimesSync(join(dir, name), t, t);
+    };
+    make('old.bin', 40 * 86400_000);
+    for (let i = 0; i < 5; i++) make(`recent-${i}.bin`, i * 1000);
+    make('left.tmp', 2 * 3600_000);
+    make('fresh.tmp', 1000);
+    make('other.txt', 40 * 86400_000);
+    assert.equal(await pruneCache(dir, { maxFiles: 3, now }), 4);
+    assert.deepEqual(readdirSync(dir).sort(), ['fresh.tmp', 'other.txt', 'recent-0.bin', 'recent-1.bin', 'recent-2.bin']);
+  } finally {
+    clean(dir);
+  }
+});

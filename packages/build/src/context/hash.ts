@@ -15,7 +15,7 @@ import { availableParallelism } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { AbortedError, InvalidArgumentError, SlipwayError, throwIfAborted } from '@slipway/oci';
-import { CACHE_STAT_FIELDS, cacheFileFor, defaultCacheDir, loadCache, saveCache, snapshotPath, snapshotPathIs, type CacheSnapshot } from './cache.js';
+import { CACHE_STAT_FIELDS, cacheFileFor, defaultCacheDir, loadCache, pruneCacheDaily, saveCache, snapshotPath, snapshotPathIs, type CacheSnapshot } from './cache.js';
 import { FileHashError, hashFileInto } from './hashfile.js';
 import { IgnorePatternError, PatternMatcher, parseIgnoreFile, type IgnoreDialect } from './ignore.js';
 import { WorkerPool } from './pool.js';
@@ -779,6 +779,7 @@ export async function hashContext(options: HashContextOptions): Promise<ContextH
     }
 
     // Save the stat caches (only when something was read or the entry set moved).
+    let saved = false;
     for (const r of results) {
       if (r.cacheFile === undefined) continue;
       const dockerfileMoved = r.ctx.id === 0 && r.snapshot?.dockerfileDigest !== dockerfile.digest.toString('hex');
@@ -787,10 +788,12 @@ export async function hashContext(options: HashContextOptions): Promise<ContextH
       if (!dirty && !hashed.touched.has(r) && !dockerfileMoved) continue;
       try {
         await saveCache(r.cacheFile, cacheRecord(r, r.ctx.id === 0 ? dockerfile.digest.toString('hex') : null, hashed.uncacheable));
+        saved = true;
       } catch (e) {
         warn({ code: 'cache-write', message: `cannot write the context stat cache "${r.cacheFile}": ${(e as Error).message}` });
       }
     }
+    if (saved && cacheDir !== undefined) await pruneCacheDaily(resolve(cacheDir)).catch(() => undefined);
 
     const result: ContextHashResult = {
       digest,
