@@ -255,8 +255,9 @@ describe('context hash oracle: hashed paths equal what BuildKit copies', () => {
   }
 
   cases.forEach((c, i) => {
-    test(`legacy (Docker 20.10 CLI): ${c.name}`, async (t) => {
-      if (c.named) return t.skip('Docker 20.10 has no named build contexts (--build-context needs the dockerfile 1.4 frontend)');
+    // Docker 20.10's client has no --build-context (it needs the dockerfile 1.4 frontend), so named
+    // contexts have only the BuildKit oracle below; the docker builder refuses them up front.
+    if (!c.named) test(`legacy (Docker 20.10 CLI): ${c.name}`, async (t) => {
       if (!(await skipUnlessDocker(t, 'the legacy .dockerignore oracle'))) return;
       const { root } = await prepare(c, i, 'legacy');
       const out = join(work, `legacy-${i}.tar`);
