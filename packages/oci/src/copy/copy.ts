@@ -319,8 +319,9 @@ class CopyRun {
   }
 
   #emit(event: CopyEvent): void {
+    const listener = this.options.onProgress;
     // Each event gets its own snapshot so a listener may keep it.
-    this.options.onProgress?.({ ...event, totals: { ...event.totals } });
+    if (listener) listener({ ...event, totals: { ...event.totals } });
   }
 
   /** Remembers a task so the run waits for it, and turns its failure into an abort of everything else. */

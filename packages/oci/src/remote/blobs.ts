@@ -4,11 +4,11 @@
  * connection or a short body, as c/image and regclient do.
  * @module
  */
-import { Readable, pipeline } from 'node:stream';
+import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { debuglog } from 'node:util';
 import { AbortedError, SizeMismatchError, SlipwayError } from '../errors.js';
-import { verifyStream } from '../internal/verify.js';
+import { Verifier } from '../internal/verify.js';
 import type { Reference, Repository } from '../name/reference.js';
 import { NetworkError } from '../transport/errors.js';
 import { backoffDelay, describeNetworkError, isTemporaryNetworkError } from '../transport/retry.js';
@@ -89,50 +89,111 @@ export async function openBlob(call: BlobCall & { descriptor: Descriptor; option
 
   const first = await fetch(0);
 
-  async function* chunks(): AsyncGenerator<Buffer> {
-    let offset = 0;
-    let resumes = 0;
-    let current: { body: Readable; skip: number } | undefined = first;
-    for (;;) {
-      try {
-        if (!current) current = await fetch(offset);
-        for await (const chunk of current.body) {
-          let buffer = chunk as Buffer;
-          if (current.skip > 0) {
-            const dropped = Math.min(current.skip, buffer.length);
-            current.skip -= dropped;
-            buffer = buffer.subarray(dropped);
-            if (buffer.length === 0) continue;
-          }
-          offset += buffer.length;
-          yield buffer;
-        }
-        if (offset >= descriptor.size) return;
-        // A clean end before the descriptor's size: the connection was cut between chunks (truncation).
-        throw Object.assign(new Error(`response ended after ${offset} of ${descriptor.size} bytes`), { code: 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' });
-      } catch (err) {
-        current?.body.destroy();
-        current = undefined;
-        if (signal?.aborted) throw new AbortedError(`downloading ${what}: aborted`, { cause: signal.reason });
-        const temporary = isTemporaryNetworkError(err) || (err instanceof NetworkError && err.temporary);
-        if (!temporary || resumes >= maxResumes) {
-          if (SlipwayError.is(err)) throw err;
-          throw new NetworkError('GET', `${repository.name} ${descriptor.digest}`, `downloading ${what}: ${describeNetworkError(err)} after ${offset} bytes${resumes > 0 ? ` and ${resumes} resumes` : ''}`, {
-            cause: err,
-            temporary,
-          });
-        }
-        resumes++;
-        debug('download of %s broke after %d bytes (%s); resume %d', what, offset, describeNetworkError(err), resumes);
-        await sleep(backoffDelay(resumes, retry), undefined, signal ? { signal } : {}).catch(() => {
-          throw new AbortedError(`downloading ${what}: aborted`, { cause: signal?.reason });
-        });
-      }
+  // One stream between the response body and the consumer, fed from the body's 'data' events: a
+  // chunk is hashed and handed on in the same call, with no Transform, generator or promise per chunk
+  // (those layers cost as much CPU as the sha256 itself). The last chunk is held back until the digest
+  // is checked, so a consumer streaming into an upload never sends the registry a complete bad blob.
+  const verifier = new Verifier({ digest: descriptor.digest, size: descriptor.size, what });
+  let current: Readable | undefined;
+  let skip = 0;
+  let resumes = 0;
+  let finished = false;
+
+  const out = new Readable({
+    highWaterMark: 256 * 1024,
+    read() {
+      current?.resume();
+    },
+    destroy(err, callback) {
+      finished = true;
+      current?.destroy();
+      current = undefined;
+      callback(err);
+    },
+  });
+  const fail = (err: Error): void => {
+    if (!finished) out.destroy(err);
+  };
+
+  function onData(this: Readable, chunk: Buffer): void {
+    if (this !== current) return;
+    let buffer = chunk;
+    if (skip > 0) {
+      const dropped = Math.min(skip, buffer.length);
+      skip -= dropped;
+      buffer = buffer.subarray(dropped);
+      if (buffer.length === 0) return;
     }
+    const wrong = verifier.update(buffer) ?? (verifier.bytesRead === descriptor.size ? verifier.finish() : undefined);
+    if (wrong) {
+      fail(wrong);
+      return;
+    }
+    if (!out.push(buffer)) this.pause();
   }
 
-  const verify = verifyStream({ digest: descriptor.digest, size: descriptor.size, what });
-  return pipeline(Readable.from(chunks(), { objectMode: false }), verify, () => {
-    // Errors reach the consumer through `verify`; pipeline destroys the source on early close.
-  });
+  function onEnd(this: Readable): void {
+    if (this !== current) return;
+    const offset = verifier.bytesRead;
+    if (offset >= descriptor.size) {
+      current = undefined;
+      // An empty blob has no last chunk to check the digest at.
+      const wrong = descriptor.size === 0 ? verifier.finish() : undefined;
+      if (wrong) fail(wrong);
+      else out.push(null);
+      return;
+    }
+    // A clean end before the descriptor's size: the connection was cut between chunks (truncation).
+    broken(Object.assign(new Error(`response ended after ${offset} of ${descriptor.size} bytes`), { code: 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' }));
+  }
+
+  function onError(this: Readable, err: Error): void {
+    if (this === current) broken(err);
+  }
+
+  const attach = (next: { body: Readable; skip: number }): void => {
+    current = next.body;
+    skip = next.skip;
+    next.body.on('data', onData).on('end', onEnd).on('error', onError);
+  };
+
+  /** A body failed: resume from where it stopped, or fail the stream. */
+  const broken = (err: unknown): void => {
+    current?.destroy();
+    current = undefined;
+    if (finished) return;
+    const offset = verifier.bytesRead;
+    if (signal?.aborted) {
+      fail(new AbortedError(`downloading ${what}: aborted`, { cause: signal.reason }));
+      return;
+    }
+    const temporary = isTemporaryNetworkError(err) || (err instanceof NetworkError && err.temporary);
+    if (!temporary || resumes >= maxResumes) {
+      if (SlipwayError.is(err)) fail(err);
+      else {
+        fail(
+          new NetworkError('GET', `${repository.name} ${descriptor.digest}`, `downloading ${what}: ${describeNetworkError(err)} after ${offset} bytes${resumes > 0 ? ` and ${resumes} resumes` : ''}`, {
+            cause: err,
+            temporary,
+          }),
+        );
+      }
+      return;
+    }
+    resumes++;
+    debug('download of %s broke after %d bytes (%s); resume %d', what, offset, describeNetworkError(err), resumes);
+    sleep(backoffDelay(resumes, retry), undefined, signal ? { signal } : {}).then(
+      () => {
+        if (finished) return;
+        fetch(offset).then((next) => {
+          if (finished) next.body.destroy();
+          else attach(next);
+        }, broken);
+      },
+      () => fail(new AbortedError(`downloading ${what}: aborted`, { cause: signal?.reason })),
+    );
+  };
+
+  attach(first);
+  return out;
 }
