@@ -50,6 +50,15 @@ export class BuildahBuilder implements Builder {
     return { ok: true, version: `buildah ${/Version:\s*(\S+)/.exec(version.output)?.[1] ?? 'unknown'}` };
   }
 
+  /**
+   * buildah reads `.containerignore`/`.dockerignore` its own way (imagebuilder's parser, the legacy
+   * matcher, its copier's walk; no ignore file for named contexts): verified against buildah 1.28 by
+   * test/e2e/audit-build-buildah-oracle.test.ts.
+   */
+  async ignoreDialect(): Promise<'buildah'> {
+    return 'buildah';
+  }
+
   async build(spec: BuildSpec, options: BuilderRunOptions): Promise<BuilderOutput> {
     const buildah = await this.binary();
     if (!buildah) throw new BuildError('SLIPWAY_BUILDER_UNAVAILABLE', 'buildah builder unavailable: no "buildah" executable on PATH', { builder: 'buildah' });

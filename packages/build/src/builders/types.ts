@@ -161,8 +161,9 @@ export interface Builder {
   available(signal?: AbortSignal): Promise<Availability>;
   /**
    * Which `.dockerignore` dialect the client that sends the context uses, when it is not BuildKit's
-   * (the Docker 20.10 CLI reads patterns the legacy way), so the context hash covers the same files.
+   * (the Docker 20.10 CLI reads patterns the legacy way, buildah its own), so the context hash
+   * covers the same files.
    */
-  ignoreDialect?(signal?: AbortSignal): Promise<'buildkit' | 'legacy'>;
+  ignoreDialect?(signal?: AbortSignal): Promise<'buildkit' | 'legacy' | 'buildah'>;
   build(spec: BuildSpec, options: BuilderRunOptions): Promise<BuilderOutput>;
 }

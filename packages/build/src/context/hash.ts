@@ -17,7 +17,7 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { AbortedError, InvalidArgumentError, SlipwayError, throwIfAborted } from '@slipway/oci';
 import { CACHE_STAT_FIELDS, cacheFileFor, defaultCacheDir, loadCache, pruneCacheDaily, saveCache, snapshotPath, snapshotPathIs, type CacheSnapshot } from './cache.js';
 import { FileHashError, hashFileInto } from './hashfile.js';
-import { IgnorePatternError, PatternMatcher, parseIgnoreFile, type IgnoreDialect } from './ignore.js';
+import { IgnorePatternError, PatternMatcher, parseIgnoreFile, parseIgnoreFileBuildah, type IgnoreDialect } from './ignore.js';
 import { WorkerPool } from './pool.js';
 import type { EncodedChunk, HashReply, WalkReply } from './protocol.js';
 import { compareBytewise, ContextWalkError, Kind, KIND_MASK, PARENT_SKIPPED, STAT_FIELDS, walkTask, type DirTask, type WalkChunk } from './walk.js';
@@ -37,7 +37,11 @@ export interface HashContextOptions {
   namedContexts?: Record<string, string>;
   /** Stat cache directory; `false` disables the cache (and `changes`). Default: `$XDG_CACHE_HOME/slipway/context`. */
   cacheDir?: string | false;
-  /** `.dockerignore` semantics of the client that will send the context (default `buildkit`; `legacy` for the Docker 20.10 CLI). */
+  /**
+   * `.dockerignore` semantics of the client that will send the context (default `buildkit`; `legacy`
+   * for the Docker 20.10 CLI; `buildah`, which also reads `.containerignore` and applies no ignore
+   * file to named contexts).
+   */
   ignoreDialect?: IgnoreDialect;
   /** Return every hashed entry in `entries`. */
   listEntries?: boolean;
@@ -192,7 +196,7 @@ async function readOptional(path: string, what: string): Promise<Buffer | null> 
 function compileIgnore(file: string | null, content: Buffer | null, dialect: IgnoreDialect): { patterns: string[]; matcher: PatternMatcher | null } {
   if (content === null) return { patterns: [], matcher: null };
   try {
-    const patterns = parseIgnoreFile(content);
+    const patterns = dialect === 'buildah' ? parseIgnoreFileBuildah(content) : parseIgnoreFile(content);
     const matcher = new PatternMatcher(patterns, dialect);
     return { patterns, matcher: matcher.isEmpty ? null : matcher };
   } catch (e) {
@@ -584,7 +588,7 @@ export async function hashContext(options: HashContextOptions): Promise<ContextH
   const { signal } = options;
   throwIfAborted(signal);
   const dialect: IgnoreDialect = options.ignoreDialect ?? 'buildkit';
-  if (dialect !== 'buildkit' && dialect !== 'legacy') throw new InvalidArgumentError(`hashContext: unknown ignoreDialect "${String(dialect)}"`);
+  if (dialect !== 'buildkit' && dialect !== 'legacy' && dialect !== 'buildah') throw new InvalidArgumentError(`hashContext: unknown ignoreDialect "${String(dialect)}"`);
   const cacheDir = options.cacheDir === false ? undefined : options.cacheDir ?? defaultCacheDir();
   if (cacheDir !== undefined && !isAbsolute(resolve(cacheDir))) throw new InvalidArgumentError('hashContext: cacheDir must be a path');
   const warnings: ContextWarning[] = [];
@@ -603,16 +607,24 @@ export async function hashContext(options: HashContextOptions): Promise<ContextH
   const dockerfile = await resolveDockerfile(options.dockerfile, mainRoot);
 
   // Ignore file of the main context: `<Dockerfile>.dockerignore` first (pulumi-docker #863).
+  // buildah 1.28 (buildah's parse.ContainerIgnoreFile): `<Dockerfile>.dockerignore`, then
+  // `<Dockerfile>.containerignore`, then `.containerignore`, then `.dockerignore`.
+  const candidates =
+    dialect === 'buildah'
+      ? [
+          ...(dockerfile.ignoreCandidate ? [dockerfile.ignoreCandidate, dockerfile.ignoreCandidate.replace(/\.dockerignore$/, '.containerignore')] : []),
+          join(mainRoot, '.containerignore'),
+          join(mainRoot, '.dockerignore'),
+        ]
+      : [...(dockerfile.ignoreCandidate ? [dockerfile.ignoreCandidate] : []), join(mainRoot, '.dockerignore')];
   let ignoreFile: string | null = null;
   let ignoreContent: Buffer | null = null;
-  if (dockerfile.ignoreCandidate) {
-    ignoreContent = await readOptional(dockerfile.ignoreCandidate, 'ignore file');
-    if (ignoreContent !== null) ignoreFile = dockerfile.ignoreCandidate;
-  }
-  if (ignoreContent === null) {
-    const candidate = join(mainRoot, '.dockerignore');
+  for (const candidate of candidates) {
     ignoreContent = await readOptional(candidate, 'ignore file');
-    if (ignoreContent !== null) ignoreFile = candidate;
+    if (ignoreContent !== null) {
+      ignoreFile = candidate;
+      break;
+    }
   }
   const ctxs: Ctx[] = [
     { id: 0, name: '', root: mainRoot, ignoreFile, ...compileIgnore(ignoreFile, ignoreContent, dialect), cacheRole: dockerfile.path ? `dockerfile:${dockerfile.path}` : 'inline' },
@@ -630,7 +642,8 @@ export async function hashContext(options: HashContextOptions): Promise<ContextH
     }
     const root = await resolveDir(value, `build context "${name}"`);
     const file = join(root, '.dockerignore');
-    const content = await readOptional(file, 'ignore file');
+    // buildah 1.28 copies a named context whole: its .dockerignore is not read.
+    const content = dialect === 'buildah' ? null : await readOptional(file, 'ignore file');
     ctxs.push({ id: ctxs.length, name, root, ignoreFile: content === null ? null : file, ...compileIgnore(file, content, dialect), cacheRole: 'named' });
   }
 

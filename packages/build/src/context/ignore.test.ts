@@ -114,3 +114,24 @@ test('ignoreDialectForDockerCli: 20.10 is legacy, buildx-era clients are buildki
   assert.equal(ignoreDialectForDockerCli('v28.5.2'), 'buildkit');
   assert.equal(ignoreDialectForDockerCli('garbage'), 'legacy');
 });
+
+test('buildah dialect: imagebuilder parsing, containers/storage matching, the copier\'s descent rule', async () => {
+  const { parseIgnoreFileBuildah } = await import('./ignore.js');
+  // `#` only in the first byte (a BOM or a space before it makes a pattern); every edge `/` trimmed.
+  assert.deepEqual(parseIgnoreFileBuildah('\ufeff# bom\n# c\n #sp\n//x//\n\n!/k\r\n'), ['\ufeff# bom', ' #sp', 'x', '!/k\r']);
+  const m = (lines: string, dialect: 'buildah' | 'legacy' = 'buildah'): PatternMatcher =>
+    new PatternMatcher(dialect === 'buildah' ? parseIgnoreFileBuildah(lines) : parseIgnoreFile(lines), dialect);
+  const everything = (extra: string): PatternMatcher => m(`*\n${extra}\n`);
+  assert.equal(everything('!/keep').matchesLegacy('keep'), false, '`!/keep` re-includes keep');
+  assert.equal(everything('!./keep').matchesLegacy('keep'), false, 'a `!` rest is cleaned again');
+  assert.equal(everything('!  keep').matchesLegacy('keep'), true, 'spaces after `!` stay in the pattern');
+  assert.equal(everything('!\ufeffkeep').matchesLegacy('keep'), false, 'text/scanner drops a leading BOM');
+  assert.equal(m(' /x').matchesLegacy('x'), false, 'a space before `/` keeps the slash: the pattern matches nothing');
+  assert.equal(m('\ufeff# c').matchesLegacy('# c'), true, 'a BOM before `#` is a pattern');
+  assert.equal(m('a+b').matchesLegacy('aab'), true, '`+` is live regular-expression syntax, as in the legacy matcher');
+  // Descent into an excluded directory: a plain string prefix of a `!` pattern's text.
+  assert.equal(m('fo\n!fo*/keep').mayReincludeUnder('fo'), true);
+  assert.equal(m('fo\n!f*/keep').mayReincludeUnder('fo'), false);
+  assert.equal(m('fo\n!fo*/keep', 'legacy').mayReincludeUnder('fo'), false, 'the legacy walker compares whole components');
+  assert.throws(() => m('!'), IgnorePatternError);
+});

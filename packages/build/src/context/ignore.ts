@@ -8,13 +8,21 @@
  *   depth; only `.` and `$` escaped, so `+(){}|` are live regular-expression syntax) as used by
  *   fsutil's 2020 walker inside the Docker 20.10 CLI.
  *
- * The two disagree on real patterns (`**.go`, `a+b`, `!**\/keep` inside an ignored directory),
- * which is why the dialect follows the client that sends the context.
+ * - `buildah`: buildah 1.28 (Debian 12): imagebuilder's `ParseIgnore` (lines split on `\n`, `#`
+ *   only in column one, every leading and trailing `/` trimmed, no BOM handling), then
+ *   containers/storage `fileutils` (the legacy matcher: `Matches`, live `+(){}|`; a `!` pattern's
+ *   rest is cleaned again and loses a leading `/`; text/scanner drops a leading BOM of each
+ *   pattern), walked by buildah's copier (an excluded directory is entered only when some `!`
+ *   pattern's text starts with its path, and never sent itself).
+ *
+ * The dialects disagree on real patterns (`**.go`, `a+b`, `!**\/keep` inside an ignored
+ * directory), which is why the dialect follows the client that sends the context. Each is checked
+ * against its engine by test/e2e/context-oracle.test.ts and audit-build-buildah-oracle.test.ts.
  * @module
  */
 import { GoPatternError, goClean, goFilepathMatch, goRegexToJs, goTrimSpace } from './go.js';
 
-export type IgnoreDialect = 'buildkit' | 'legacy';
+export type IgnoreDialect = 'buildkit' | 'legacy' | 'buildah';
 
 export class IgnorePatternError extends Error {
   constructor(readonly pattern: string, message: string) {
@@ -59,6 +67,22 @@ export function parseIgnoreFile(content: Uint8Array | string): string[] {
   return out;
 }
 
+/**
+ * Reads an ignore file the way buildah 1.28 does (openshift/imagebuilder `ParseIgnoreReader`):
+ * split on `\n`, skip empty lines and lines whose first byte is `#` (a BOM before the `#` makes
+ * it a pattern), trim every leading and trailing `/`. Spaces are trimmed later, by the matcher.
+ */
+export function parseIgnoreFileBuildah(content: Uint8Array | string): string[] {
+  const text = typeof content === 'string' ? content : Buffer.from(content.buffer, content.byteOffset, content.byteLength).toString('utf8');
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '' || line[0] === '#') continue;
+    const trimmed = line.replace(/^\/+|\/+$/g, '');
+    if (trimmed !== '') out.push(trimmed);
+  }
+  return out;
+}
+
 enum MatchType {
   Exact,
   Prefix,
@@ -82,6 +106,8 @@ const LEGACY_ESCAPED = new Set(['.', '$']);
 function compilePattern(cleaned: string, dialect: IgnoreDialect): Pattern['test'] {
   const escaped = dialect === 'buildkit' ? BUILDKIT_ESCAPED : LEGACY_ESCAPED;
   const cps = [...cleaned];
+  // containers/storage compiles through text/scanner, which drops a leading byte order mark.
+  if (dialect === 'buildah' && cps[0] === '\ufeff') cps.shift();
   let re = '^';
   let type = MatchType.Exact;
   let i = 0;
@@ -167,6 +193,9 @@ export class PatternMatcher {
         exclusion = true;
         exclusions = true;
         p = p.slice(1);
+        // containers/storage cleans a `!` pattern's rest again and drops its leading `/`
+        // (`!/keep` and `!./keep` re-include `keep`; `/keep` alone matches nothing).
+        if (dialect === 'buildah') p = goClean(p).replace(/^\//, '');
       }
       let test: Pattern['test'];
       try {
@@ -256,6 +285,12 @@ export class PatternMatcher {
    */
   mayReincludeUnder(dir: string): boolean {
     if (!this.exclusions) return false;
+    if (this.dialect === 'buildah') {
+      // buildah's copier: `strings.HasPrefix(spec+"/", path)` with both trimmed of `/` — a plain
+      // string prefix, so `fo` is entered for `!fo*/keep` (and for `!foo/x`), but not for `!f*/keep`.
+      for (const p of this.patterns) if (p.exclusion && `${p.cleaned.replace(/^\/+|\/+$/g, '')}/`.startsWith(dir)) return true;
+      return false;
+    }
     if (this.dialect === 'buildkit' && !this.onlyPrefixExceptions) return true;
     const dirSlash = `${dir}/`;
     for (const p of this.patterns) {

@@ -23,11 +23,11 @@ export const Kind = {
   Special: 3,
   /** Placeholder: the subtree of directory `path` was left to another task. */
   Subtree: 4,
-  /** BuildKit dialect: an excluded directory walked for `!` re-includes; kept only if something inside is. */
+  /** BuildKit and buildah dialects: an excluded directory walked for `!` re-includes; kept only if something inside is. */
   CondDir: 5,
 } as const;
 
-/** Flag OR-ed into a kind: the entry's parent directory is excluded (BuildKit dialect). */
+/** Flag OR-ed into a kind: the entry's parent directory is excluded (BuildKit and buildah dialects). */
 export const PARENT_SKIPPED = 8;
 export const KIND_MASK = 7;
 
@@ -126,6 +126,9 @@ export function walkTask(root: string, matcher: PatternMatcher | null, dialect: 
   };
   const chunk = { leftovers: [] as DirTask[], seen: 0, surrogates: false };
   const buildkit = dialect === 'buildkit';
+  // BuildKit's FilterFS and buildah's copier send an excluded directory only when something inside
+  // is sent (buildah creates it implicitly); the legacy walker sends it as soon as it walks it.
+  const lazyDirs = dialect !== 'legacy';
 
   const visit = (rel: string, info: Uint8Array | null, skipped: boolean): void => {
     const abs = rel === '' ? root : `${root}/${rel}`;
@@ -163,8 +166,8 @@ export function walkTask(root: string, matcher: PatternMatcher | null, dialect: 
         if (excluded) {
           // Files are dropped; a directory is pruned unless a `!` pattern might re-include inside it.
           if (!isDir || !matcher.mayReincludeUnder(path)) continue;
-          // Legacy fsutil sends such a directory itself; BuildKit's FilterFS only when something inside is sent.
-          items.push({ key: name, path, kind: buildkit ? Kind.CondDir : Kind.Dir, info: null, skipped: false });
+          // Legacy fsutil sends such a directory itself; BuildKit and buildah only when something inside is sent.
+          items.push({ key: name, path, kind: lazyDirs ? Kind.CondDir : Kind.Dir, info: null, skipped: false });
           items.push({ key: `${name}/`, path, kind: Kind.Subtree, info: childInfo, skipped: true });
           continue;
         }
@@ -182,7 +185,7 @@ export function walkTask(root: string, matcher: PatternMatcher | null, dialect: 
     }
     if (surrogates) chunk.surrogates = true;
     items.sort(surrogates ? byKeyBytewise : byKey);
-    const flag = skipped && buildkit ? PARENT_SKIPPED : 0;
+    const flag = skipped && lazyDirs ? PARENT_SKIPPED : 0;
     for (const item of items) {
       let kind = item.kind;
       if (kind === Kind.Subtree) {

@@ -55,7 +55,7 @@ function listing(r: ContextHashResult): string[] {
 
 export const hashContextCommand = defineCommand({
   summary: 'hash a build context exactly as BuildKit would send it; --explain says what changed since the last run',
-  synopsis: 'slipway hash-context [CONTEXT] [-f DOCKERFILE] [--build-context NAME=DIR]… [--explain] [--list] [--no-cache] [--dialect buildkit|legacy]',
+  synopsis: 'slipway hash-context [CONTEXT] [-f DOCKERFILE] [--build-context NAME=DIR]… [--explain] [--list] [--no-cache] [--dialect buildkit|legacy|buildah]',
   details: `CONTEXT is the build context directory (default ".").
 
 The hash covers the Dockerfile's content and every file, directory and symlink that BuildKit sends
@@ -72,7 +72,8 @@ a warning.
       --list                 print every entry hashed: type, executable bit, size, path
       --no-cache             neither read nor write the stat cache (every file is read)
       --dialect D            .dockerignore semantics of the client that sends the context:
-                             buildkit (buildx, buildctl, Docker 23+; default) or legacy (Docker 20.10 CLI)
+                             buildkit (buildx, buildctl, Docker 23+; default), legacy (Docker 20.10 CLI)
+                             or buildah (buildah 1.28: also .containerignore; none for named contexts)
 
 The stat cache lives in $XDG_CACHE_HOME/slipway/context (default ~/.cache/slipway/context).
 Prints the digest; with --json the whole result {digest, files, directories, symlinks, bytes,
@@ -89,7 +90,7 @@ dockerfile, ignoreFile, changes?, warnings, biggestDirectories?, entries? (with 
   async run(c) {
     const contextArg = c.args[0] ?? '.';
     const dialect = (c.values.dialect as string | undefined) ?? 'buildkit';
-    if (dialect !== 'buildkit' && dialect !== 'legacy') throw new UsageError(`--dialect wants buildkit or legacy, got ${JSON.stringify(dialect)}`);
+    if (dialect !== 'buildkit' && dialect !== 'legacy' && dialect !== 'buildah') throw new UsageError(`--dialect wants buildkit, legacy or buildah, got ${JSON.stringify(dialect)}`);
     const file = c.values.file as string | undefined;
     const result = await hashContext({
       context: contextArg,
