@@ -96,7 +96,7 @@ export interface BuildResult {
   builder: { kind: BuilderKind; address?: string; version?: string };
   /** The last lines of the builder's log, redacted. */
   logTail: string[];
-  /** Dockerfile steps and how many came from cache, when the log shows it. */
+  /** Dockerfile steps (FROM excluded) and how many came from cache, when the log shows it. */
   steps?: { total: number; cached: number };
   warnings: string[];
 }

@@ -69,16 +69,18 @@ export function failure(builder: BuilderKind, exitCode: number | null, tail: str
   return new BuildError(code, message, { builder, exitCode, logTail: tail });
 }
 
-/** Counts Dockerfile steps and cache hits in BuildKit's plain progress (`#5 [2/3] RUN …` then `#5 CACHED`). */
+/** Counts Dockerfile steps (FROM excluded) and cache hits in BuildKit's plain progress (`#5 [2/3] RUN …` then `#5 CACHED`) and buildah's output. */
 export class StepCounter {
   private readonly steps = new Set<string>();
   private readonly cached = new Set<string>();
 
   observe(line: string): void {
     // BuildKit plain progress: `#N [stage i/n] INSTRUCTION` names a step; `#N CACHED` marks it cached.
-    let match = /^#(\d+) \[(?:[^\]]*\s)?\d+\/\d+\]/.exec(line);
+    // FROM is not counted (as for buildah): it runs nothing, and BuildKit marks it CACHED whenever
+    // the base image is already present, even with --no-cache.
+    let match = /^#(\d+) \[(?:[^\]]*\s)?\d+\/\d+\] (\S+)/.exec(line);
     if (match) {
-      this.steps.add(match[1]!);
+      if (match[2] !== 'FROM') this.steps.add(match[1]!);
       return;
     }
     match = /^#(\d+) CACHED\s*$/.exec(line);

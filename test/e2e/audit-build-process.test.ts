@@ -1,0 +1,300 @@
+// Audit of the builder plumbing against the real tools, per builder:
+// - a RUN step printing one 1 MiB line reaches onLog as ONE line (no scanner limit anywhere on our side);
+// - cancelling kills every process the build started (found by walking our process tree in /proc, not
+//   by name) within 2 s of the abort;
+// - credentials reach the builder through a temporary Docker config that, while the build runs, is
+//   0600 in a 0700 directory, holds exactly the registries the build talks to (the keychain is never
+//   asked about others), is the file the builder process was really given (read from its
+//   /proc/PID/environ), and is gone when build() returns.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readFile, readdir, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { after, before, describe, it, type TestContext } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { build, type builders } from '@slipway/build';
+import { remote, type auth } from '@slipway/oci';
+import { startRegistry, type TestRegistry } from '../support/registry.js';
+import { hasTool, skipUnless, skipUnlessDocker } from '../support/tools.js';
+import {
+  BUILDAH_ENV,
+  BUILDCTL,
+  BUILDX,
+  collectLog,
+  DOCKER_CLI,
+  pushBusyboxBase,
+  repo,
+  skipUnlessBuildKit,
+  startBuildkitd,
+  writeContext,
+  type Buildkitd,
+} from './build-harness.js';
+
+type Kind = builders.BuilderKind;
+const KINDS = ['buildah', 'buildctl', 'docker', 'buildx'] as const;
+
+interface Proc {
+  pid: number;
+  ppid: number;
+  state: string;
+  cmdline: string;
+}
+
+/** Every process on the machine (pid, parent, state, command line), read from /proc. */
+async function processTable(): Promise<Map<number, Proc>> {
+  const table = new Map<number, Proc>();
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const statText = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    // "pid (comm) state ppid …": comm may hold spaces and parentheses, so parse after the last ')'.
+    const close = statText.lastIndexOf(')');
+    if (close === -1) continue;
+    const [state, ppid] = statText.slice(close + 2).split(' ');
+    const cmdline = (await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '')).replace(/\0/g, ' ');
+    table.set(Number(entry), { pid: Number(entry), ppid: Number(ppid), state: state ?? '?', cmdline });
+  }
+  return table;
+}
+
+/** Descendants of `root`, not entering the subtrees of `prune` (daemons the test started itself). */
+function descendants(table: Map<number, Proc>, root: number, prune: Set<number>): Proc[] {
+  const children = new Map<number, Proc[]>();
+  for (const p of table.values()) children.set(p.ppid, [...(children.get(p.ppid) ?? []), p]);
+  const out: Proc[] = [];
+  const stack = [root];
+  while (stack.length > 0) {
+    for (const child of children.get(stack.pop()!) ?? []) {
+      if (prune.has(child.pid)) continue;
+      out.push(child);
+      stack.push(child.pid);
+    }
+  }
+  return out;
+}
+
+/** Still running: present in /proc and not a zombie (a zombie has exited; only its parent's wait is missing). */
+async function alive(pid: number): Promise<boolean> {
+  const text = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  if (text === '') return false;
+  return text.slice(text.lastIndexOf(')') + 2, text.lastIndexOf(')') + 3) !== 'Z';
+}
+
+async function environOf(pid: number): Promise<Map<string, string>> {
+  const env = new Map<string, string>();
+  const raw = await readFile(`/proc/${pid}/environ`, 'utf8').catch(() => '');
+  for (const entry of raw.split('\0')) {
+    const eq = entry.indexOf('=');
+    if (eq > 0) env.set(entry.slice(0, eq), entry.slice(eq + 1));
+  }
+  return env;
+}
+
+describe('audit: builder processes, output and credentials against the real tools', () => {
+  let registry: TestRegistry;
+  let base: string;
+  let buildkitd: Buildkitd | undefined;
+
+  before(async () => {
+    registry = await startRegistry();
+    base = await pushBusyboxBase(registry);
+    if (BUILDCTL && hasTool('buildkitd')) {
+      // BuildKit's daemon clips a step's log at 200 KiB/s and 2 MiB by default ("[output clipped, log
+      // limit …]"): lift both for our private daemon so the 1 MiB line can reach the client at all.
+      const saved = { speed: process.env.BUILDKIT_STEP_LOG_MAX_SPEED, size: process.env.BUILDKIT_STEP_LOG_MAX_SIZE };
+      process.env.BUILDKIT_STEP_LOG_MAX_SPEED = '-1';
+      process.env.BUILDKIT_STEP_LOG_MAX_SIZE = '-1';
+      try {
+        buildkitd = await startBuildkitd();
+      } finally {
+        for (const [key, value] of [['BUILDKIT_STEP_LOG_MAX_SPEED', saved.speed], ['BUILDKIT_STEP_LOG_MAX_SIZE', saved.size]] as const) {
+          if (value === undefined) delete process.env[key];
+          else process.env[key] = value;
+        }
+      }
+    }
+  });
+  after(async () => {
+    await buildkitd?.stop();
+    await registry?.stop();
+  });
+
+  async function selection(t: TestContext, kind: Kind): Promise<builders.BuilderSelection | undefined> {
+    switch (kind) {
+      case 'docker':
+        return (await skipUnlessDocker(t, 'docker builder')) ? { kind, binary: DOCKER_CLI } : undefined;
+      case 'buildah':
+        return skipUnless(t, 'buildah', 'buildah builder') ? { kind, env: { ...BUILDAH_ENV } } : undefined;
+      case 'buildctl':
+        return skipUnlessBuildKit(t) && buildkitd ? { kind, address: buildkitd.address, binary: BUILDCTL! } : undefined;
+      case 'buildx':
+        return skipUnlessBuildKit(t, 'buildx') && buildkitd ? { kind, address: buildkitd.address, binary: BUILDX! } : undefined;
+    }
+  }
+
+  /** Pids of daemons this test process started (buildkitd, the registry): their work is not the build's children. */
+  async function daemonPids(): Promise<Set<number>> {
+    const table = await processTable();
+    return new Set(
+      descendants(table, process.pid, new Set())
+        .filter((p) => /buildkitd|docker-registry|registry serve/.test(p.cmdline))
+        .map((p) => p.pid),
+    );
+  }
+
+  for (const kind of KINDS) {
+    it(`${kind}: a RUN printing a single 1 MiB line arrives in onLog as one line`, async (t) => {
+      const builder = await selection(t, kind);
+      if (!builder) return;
+      const nonce = randomBytes(4).toString('hex');
+      // 1 MiB of "x" between two markers, then one newline: the whole line must arrive at once.
+      const context = await writeContext({
+        Dockerfile: `FROM ${base}\nRUN printf 'BEGIN-${nonce}' && head -c 1048576 /dev/zero | tr '\\0' x && printf 'END-${nonce}\\n'\n`,
+      });
+      const lines: string[] = [];
+      await build({ context, builder, network: 'host', noCache: true, onLog: (l) => lines.push(l.line) });
+      const run = `BEGIN-${nonce}${'x'.repeat(1 << 20)}END-${nonce}`;
+      const holding = lines.filter((l) => l.includes(`BEGIN-${nonce}x`) || l.includes(`xEND-${nonce}`) || /^(#\d+ [\d.]+ )?x{1000,}/.test(l));
+      const longest = Math.max(0, ...lines.map((l) => l.length));
+      t.diagnostic(`${kind}: ${lines.length} lines, longest ${longest} characters, ${holding.length} holding the payload`);
+      assert.equal(holding.length, 1, `the 1 MiB line arrived in ${holding.length} pieces (longest line ${longest})`);
+      if (kind === 'docker') {
+        // The shared Docker Engine keeps BuildKit's default step-log limit (200 KiB/s, set on dockerd,
+        // not by the client): it sends the first 200 KiB and a clip notice. What it sends still
+        // arrives as one line, untouched by us.
+        const payload = holding[0]!.replace(/^#\d+ [\d.]+ /, '');
+        assert.ok(payload.startsWith(`BEGIN-${nonce}x`) && /^x+$/.test(payload.slice(`BEGIN-${nonce}`.length)), 'one unbroken run of the payload');
+        assert.equal(payload.length, 200 * 1024, 'the 200 KiB the Engine sends arrive as one line');
+        assert.ok(lines.some((l) => /\[output clipped, log limit/.test(l)), 'the Engine said it clipped the log');
+        return;
+      }
+      assert.ok(holding[0]!.endsWith(run), `the line holds the whole payload (${holding[0]!.length} characters)`);
+    });
+  }
+
+  for (const kind of KINDS) {
+    it(`${kind}: after an abort every process the build started is gone within 2 s`, async (t) => {
+      const builder = await selection(t, kind);
+      if (!builder) return;
+      const seconds = `${100 + Math.floor(Math.random() * 50)}.${randomBytes(2).readUInt16BE()}`;
+      const context = await writeContext({ Dockerfile: `FROM ${base}\nRUN echo cancel-window && sleep ${seconds}\n` });
+      const daemons = await daemonPids();
+      const before = new Set(descendants(await processTable(), process.pid, daemons).map((p) => p.pid));
+      const controller = new AbortController();
+      let snapshot: Promise<Proc[]> | undefined;
+      let abortedAt = 0;
+      const log = collectLog();
+      const running = build({
+        context,
+        builder,
+        network: 'host',
+        noCache: true,
+        signal: controller.signal,
+        onLog: (line) => {
+          log.onLog(line);
+          if (snapshot || !/(^|\s)cancel-window$/.test(line.line) || line.line.includes('RUN')) return;
+          // The RUN step is running: record what the build has started, then abort.
+          snapshot = (async () => {
+            await sleep(300);
+            const started = descendants(await processTable(), process.pid, daemons).filter((p) => !before.has(p.pid));
+            abortedAt = Date.now();
+            controller.abort(new Error('audit: Ctrl-C'));
+            return started;
+          })();
+        },
+      });
+      await assert.rejects(running, (err: Error & { code?: string }) => err.code === 'SLIPWAY_ABORTED');
+      assert.ok(snapshot, `the RUN step never printed its marker:\n${log.text()}`);
+      const started = await snapshot;
+      t.diagnostic(`${kind}: processes of the build at abort: ${started.map((p) => p.cmdline.split(' ')[0]!.split('/').at(-1)).join(', ')}`);
+      assert.ok(started.some((p) => p.cmdline.includes(context)), 'the builder CLI was among our children');
+      if (kind === 'buildah') assert.ok(started.some((p) => p.cmdline.includes(`sleep ${seconds}`)), 'buildah runs RUN as our descendant');
+      let left: Proc[] = started;
+      while (Date.now() - abortedAt < 2000) {
+        left = [];
+        for (const p of started) if (await alive(p.pid)) left.push(p);
+        if (left.length === 0) break;
+        await sleep(25);
+      }
+      const elapsed = Date.now() - abortedAt;
+      assert.deepEqual(left.map((p) => p.cmdline), [], `still running ${elapsed} ms after the abort`);
+      t.diagnostic(`${kind}: all ${started.length} processes gone ${elapsed} ms after the abort`);
+    });
+  }
+
+  for (const kind of KINDS) {
+    it(`${kind}: credentials come from a 0600 config holding only the registries the build needs, removed afterwards`, async (t) => {
+      const builder = await selection(t, kind);
+      if (!builder) return;
+      const locked = await startRegistry({ auth: 'htpasswd' });
+      try {
+        const unrelated = 'unrelated.invalid:5000';
+        const asked: string[] = [];
+        const keychain: auth.Keychain = {
+          resolve: async (host) => {
+            asked.push(host);
+            if (host === locked.host) return { username: locked.username, password: locked.password };
+            if (host === registry.host) return { username: 'base-reader', password: `base-${randomBytes(6).toString('hex')}` };
+            if (host === unrelated) return { username: 'nobody', password: 'never-needed' };
+            return undefined;
+          },
+        };
+        const context = await writeContext({ Dockerfile: `FROM ${base}\nRUN echo creds-window && sleep 4 && echo ${randomBytes(4).toString('hex')} > /n\n` });
+        const tag = `${locked.host}/${repo(`creds-${kind}`)}:1`;
+        let seen: Promise<{ file: string; dirMode: number; fileMode: number; auths: Record<string, { auth?: string }>; variable: string }> | undefined;
+        const log = collectLog();
+        const result = await build({
+          context,
+          tags: [tag],
+          push: true,
+          builder,
+          network: 'host',
+          keychain,
+          onLog: (line) => {
+            log.onLog(line);
+            if (seen || !/(^|\s)creds-window$/.test(line.line) || line.line.includes('RUN')) return;
+            seen = (async () => {
+              // The builder process (its command line names the context) and the config it was given.
+              for (const p of (await processTable()).values()) {
+                if (!p.cmdline.includes(context)) continue;
+                const env = await environOf(p.pid);
+                const variable = env.has('REGISTRY_AUTH_FILE') ? 'REGISTRY_AUTH_FILE' : env.has('DOCKER_CONFIG') ? 'DOCKER_CONFIG' : undefined;
+                if (!variable) continue;
+                const value = env.get(variable)!;
+                const file = variable === 'DOCKER_CONFIG' ? `${value}/config.json` : value;
+                const fileMode = (await stat(file)).mode & 0o777;
+                const dirMode = (await stat(dirname(file))).mode & 0o777;
+                const auths = (JSON.parse(await readFile(file, 'utf8')) as { auths: Record<string, { auth?: string }> }).auths;
+                return { file, dirMode, fileMode, auths, variable };
+              }
+              throw new Error('no builder process with DOCKER_CONFIG or REGISTRY_AUTH_FILE was found');
+            })();
+          },
+        });
+        assert.ok(seen, `the RUN step never printed its marker:\n${log.text()}`);
+        const during = await seen;
+        t.diagnostic(`${kind}: ${during.variable} → ${during.file}`);
+        assert.equal(during.fileMode, 0o600, 'config.json mode');
+        assert.equal(during.dirMode, 0o700, 'its directory mode');
+        assert.deepEqual(Object.keys(during.auths).sort(), [locked.host, registry.host].sort(), 'exactly the registries this build talks to');
+        assert.equal(
+          Buffer.from(during.auths[locked.host]!.auth ?? '', 'base64').toString() === `${locked.username}:${locked.password}`,
+          true,
+          'the push registry has the keychain credentials',
+        );
+        assert.ok(!asked.includes(unrelated), `the keychain was asked about ${unrelated}`);
+        await assert.rejects(stat(during.file), (err: NodeJS.ErrnoException) => err.code === 'ENOENT', 'the config outlived the build');
+        await assert.rejects(stat(dirname(during.file)), (err: NodeJS.ErrnoException) => err.code === 'ENOENT');
+        // And it was the one that worked: the push to the locked registry went through.
+        const authed = remote.createRegistryClient({ credentials: { [locked.host]: { username: locked.username, password: locked.password } } });
+        try {
+          assert.equal((await authed.head(tag))?.digest, result.digest);
+        } finally {
+          await authed.close();
+        }
+        assert.ok(!log.text().includes(locked.password), 'password in the log');
+      } finally {
+        await locked.stop();
+      }
+    });
+  }
+});
