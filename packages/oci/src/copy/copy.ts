@@ -7,7 +7,8 @@
  *  2. one `sink.current()`: same digest → done; different image and no `overwrite` → refuse;
  *  3. walk child manifests the destination lacks (HEAD each child first: a registry only accepts a
  *     manifest whose blobs it has, so a present child means a complete subtree);
- *  4. move each distinct blob once (HEAD, then mount within one registry or upload), bounded by `jobs`;
+ *  4. move each distinct blob once (HEAD, then mount within one registry or upload), bounded by `jobs`,
+ *     largest first;
  *  5. each manifest as soon as its blobs or children are stored, the root last, under the sink's tag.
  * The first error aborts everything still running; copy returns only after all work has settled.
  * @module
@@ -255,7 +256,10 @@ class CopyRun {
   }
 
   async #write(node: Node, tag?: string): Promise<void> {
-    await Promise.all([...node.children.map((child) => this.#put(child)), ...node.blobs.map((blob) => this.#blob(blob))]);
+    // Largest blobs take the first of the `jobs` slots: a config queued ahead of a layer would start
+    // that layer late, and the copy lasts as long as its last layer (the config costs a round trip).
+    const blobs = [...node.blobs].sort((a, b) => b.size - a.size);
+    await Promise.all([...node.children.map((child) => this.#put(child)), ...blobs.map((blob) => this.#blob(blob))]);
     const manifest = node.manifest!;
     await this.#limit(() => this.sink.putManifest(manifest, tag === undefined ? { signal: this.signal } : { signal: this.signal, tag }));
     this.#stats.manifestsPut += 1;

@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { describe, it } from 'node:test';
 import { DigestMismatchError, SizeMismatchError } from '../errors.js';
 import { sha256 } from '../v1/digest.js';
-import { verifyStream } from './verify.js';
+import { Verifier, verifyStream } from './verify.js';
 
 const chunks = (bytes: Buffer, size = 1000) => Readable.from(Array.from({ length: Math.ceil(bytes.length / size) }, (_, i) => bytes.subarray(i * size, (i + 1) * size)));
 
@@ -48,5 +48,35 @@ describe('verifyStream', () => {
     const out = buffer(verify);
     await pipeline(chunks(bytes), verify);
     assert.equal((await out).length, bytes.length);
+  });
+});
+
+describe('Verifier', () => {
+  const bytes = randomBytes(10_000);
+  const digest = sha256(bytes);
+
+  it('accepts the bytes fed in pieces, and counts them', () => {
+    const verifier = new Verifier({ digest, size: bytes.length });
+    for (let i = 0; i < bytes.length; i += 3000) assert.equal(verifier.update(bytes.subarray(i, i + 3000)), undefined);
+    assert.equal(verifier.bytesRead, bytes.length);
+    assert.equal(verifier.finish(), undefined);
+  });
+
+  it('says when there are more bytes than the size, before hashing them', () => {
+    const verifier = new Verifier({ digest, size: 10, what: 'blob x' });
+    const wrong = verifier.update(bytes.subarray(0, 11));
+    assert.ok(wrong instanceof SizeMismatchError);
+    assert.match(wrong.message, /blob x \(more bytes than the descriptor's size\)/);
+  });
+
+  it('finishes with a size or digest mismatch', () => {
+    const short = new Verifier({ digest, size: bytes.length });
+    short.update(bytes.subarray(1));
+    assert.ok(short.finish() instanceof SizeMismatchError);
+    const bad = Buffer.from(bytes);
+    bad[0] = bad[0]! ^ 0xff;
+    const corrupt = new Verifier({ digest, size: bytes.length });
+    corrupt.update(bad);
+    assert.ok(corrupt.finish() instanceof DigestMismatchError);
   });
 });

@@ -111,6 +111,9 @@ export async function openBlob(call: BlobCall & { descriptor: Descriptor; option
       callback(err);
     },
   });
+  // A stream may be opened ahead of its consumer (uploads open the source while the session starts):
+  // a failure before the consumer listens must not crash the process. Its own listeners see every error.
+  out.on('error', ignore);
   const fail = (err: Error): void => {
     if (!finished) out.destroy(err);
   };
@@ -196,4 +199,8 @@ export async function openBlob(call: BlobCall & { descriptor: Descriptor; option
 
   attach(first);
   return out;
+}
+
+function ignore(): void {
+  // Intentionally empty: see the 'error' listener in openBlob.
 }

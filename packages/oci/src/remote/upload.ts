@@ -95,12 +95,25 @@ export async function uploadBlob(call: UploadCall): Promise<void> {
       debug('mount of %s from %s failed (%s); uploading instead', what, mountFrom.repository, (err as Error).message);
     }
   }
-  session ??= (await startSession()) as Session;
+  // Open the source while the session starts: a registry source then answers its GET while the
+  // destination answers our POST, instead of one after the other. (Not before a mount: it may move no bytes.)
+  let early = !session && !call.chunkedOnly ? call.open() : undefined;
+  early?.catch(() => {
+    // Surfaces where it is used; unused, it is only destroyed.
+  });
+  try {
+    session ??= (await startSession()) as Session;
+  } catch (err) {
+    discard(early);
+    throw err;
+  }
 
   try {
     if (!call.chunkedOnly) {
       try {
-        await monolithic(call, session, what);
+        const opened = early;
+        early = undefined;
+        await monolithic(call, session, what, opened);
         return;
       } catch (err) {
         if (isFatal(err)) throw err;
@@ -114,38 +127,57 @@ export async function uploadBlob(call: UploadCall): Promise<void> {
   }
 }
 
-/** One PUT with the whole blob; the source stream is opened only when the request goes out. */
-async function monolithic(call: UploadCall, session: Session, what: string): Promise<void> {
+/**
+ * One PUT with the whole blob; the source stream is `opened` already or opened only when the request
+ * goes out (a retried request opens a fresh one).
+ */
+async function monolithic(call: UploadCall, session: Session, what: string, opened?: Promise<Readable>): Promise<void> {
   const { transport, repository, descriptor, open, options } = call;
   const url = withDigest(session.location, descriptor.digest);
   let sent = 0;
-  const response = await transport.request({
-    method: 'PUT',
-    registry: repository.registry,
-    path: url,
-    headers: { 'content-type': 'application/octet-stream', 'content-length': String(descriptor.size) },
-    body: async () => {
-      const stream = await open();
-      const progress = options?.onProgress;
-      if (progress) {
-        // Counted by a listener on the source rather than a Transform (a stream layer per chunk costs
-        // CPU on every byte). Paused first so the listener does not start the flow before undici has
-        // attached its own; undici resumes the body when it starts writing.
-        stream.pause();
-        stream.on('data', (chunk: Buffer) => {
-          sent += chunk.length;
-          progress(sent);
-        });
-      }
-      return stream;
-    },
-    scopes: [pushScope(repository.repository)],
-    // A PUT that broke midway may have left bytes in the session; replaying it would append twice.
-    retry: false,
-    expect: [201],
-    ...(options?.signal ? { signal: options.signal } : {}),
-  });
-  checkCommitted(response.header('docker-content-digest'), descriptor, what);
+  let ready = opened;
+  try {
+    const response = await transport.request({
+      method: 'PUT',
+      registry: repository.registry,
+      path: url,
+      headers: { 'content-type': 'application/octet-stream', 'content-length': String(descriptor.size) },
+      body: async () => {
+        const first = ready;
+        ready = undefined;
+        const stream = await (first ?? open());
+        const progress = options?.onProgress;
+        if (progress) {
+          // Counted by a listener on the source rather than a Transform (a stream layer per chunk costs
+          // CPU on every byte). Paused first so the listener does not start the flow before undici has
+          // attached its own; undici resumes the body when it starts writing.
+          stream.pause();
+          stream.on('data', (chunk: Buffer) => {
+            sent += chunk.length;
+            progress(sent);
+          });
+        }
+        return stream;
+      },
+      scopes: [pushScope(repository.repository)],
+      // A PUT that broke midway may have left bytes in the session; replaying it would append twice.
+      retry: false,
+      expect: [201],
+      ...(options?.signal ? { signal: options.signal } : {}),
+    });
+    checkCommitted(response.header('docker-content-digest'), descriptor, what);
+  } finally {
+    // Still here when the request failed before it asked for its body.
+    discard(ready);
+  }
+}
+
+/** Closes a source stream that was opened ahead and never used. */
+function discard(opened: Promise<Readable> | undefined): void {
+  opened?.then(
+    (stream) => stream.destroy(),
+    () => undefined,
+  );
 }
 
 /**
