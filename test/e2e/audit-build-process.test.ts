@@ -238,7 +238,7 @@ describe('audit: builder processes, output and credentials against the real tool
             return undefined;
           },
         };
-        const context = await writeContext({ Dockerfile: `FROM ${base}\nRUN echo creds-window && sleep 4 && echo ${randomBytes(4).toString('hex')} > /n\n` });
+        const context = await writeContext({ Dockerfile: `FROM ${base}\nRUN echo creds-window && sleep 2 && echo ${randomBytes(4).toString('hex')} > /n\n` });
         const tag = `${locked.host}/${repo(`creds-${kind}`)}:1`;
         let seen: Promise<{ file: string; dirMode: number; fileMode: number; auths: Record<string, { auth?: string }>; variable: string }> | undefined;
         const log = collectLog();
