@@ -10,11 +10,10 @@ import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { after, before, describe, it } from 'node:test';
-import { parseManifest, remote } from '@slipway/oci';
-import { startRegistry, type TestRegistry } from '../support/registry.js';
-import { hasTool, run, skipUnless } from '../support/tools.js';
-import { BUILDCTL, pushBusyboxBase, readImage, repo, skipUnlessBuildKit, startBuildkitd, writeContext, type Buildkitd } from './build-harness.js';
+import { before, describe, it } from 'node:test';
+import { parseManifest } from '@slipway/oci';
+import { run, skipUnless } from '../support/tools.js';
+import { BUILDCTL, readImage, repo, skipUnlessBuildKit, useBuildBed, writeContext } from './build-harness.js';
 
 const slipway = fileURLToPath(new URL('../../../packages/cli/dist/main.js', import.meta.url));
 
@@ -29,58 +28,46 @@ interface BuildJson {
 }
 
 describe('audit: slipway build and hash-context', () => {
-  let registry: TestRegistry;
-  let base: string;
-  let buildkitd: Buildkitd | undefined;
-  let client: remote.RegistryClient;
+  const bed = useBuildBed();
   let env: Record<string, string>;
 
   before(async () => {
-    registry = await startRegistry();
-    base = await pushBusyboxBase(registry);
-    client = remote.createRegistryClient({ keychain: { resolve: async () => undefined } });
-    if (BUILDCTL && hasTool('buildkitd')) buildkitd = await startBuildkitd();
     env = { PATH: `${BUILDCTL ? `${dirname(BUILDCTL)}:` : ''}${process.env.PATH ?? ''}`, XDG_CACHE_HOME: await mkdtemp(join(tmpdir(), 'slipway-cli-xdg-')) };
-  });
-  after(async () => {
-    await client?.close();
-    await buildkitd?.stop();
-    await registry?.stop();
   });
 
   it('build: buildx flag names end to end, --json checked against the registry and hash-context', async (t) => {
-    if (!skipUnlessBuildKit(t) || !buildkitd) return;
+    if (!skipUnlessBuildKit(t) || !bed.buildkitd) return;
     const secret = `CANARY-cli-${randomBytes(6).toString('hex')}`;
     const secrets = await writeContext({ 'tok.txt': secret });
     const context = await writeContext({
       'docker/app.Dockerfile':
-        `FROM ${base} AS main\nARG WHO\nRUN --mount=type=secret,id=tok echo "$WHO $(sha256sum < /run/secrets/tok | cut -c1-64)" > /who && sleep 1\n` +
+        `FROM ${bed.base} AS main\nARG WHO\nRUN --mount=type=secret,id=tok echo "$WHO $(sha256sum < /run/secrets/tok | cut -c1-64)" > /who && sleep 1\n` +
         'FROM main AS extra\nRUN echo extra > /extra\n',
       'docker/app.Dockerfile.dockerignore': 'junk\n',
       junk: 'j',
     });
     const file = join(context, 'docker/app.Dockerfile');
-    const tags = [`${registry.host}/${repo('cli-a')}:1`, `${registry.host}/${repo('cli-b')}:2`];
+    const tags = [`${bed.registry.host}/${repo('cli-a')}:1`, `${bed.registry.host}/${repo('cli-b')}:2`];
     const cache = join(await mkdtemp(join(tmpdir(), 'slipway-cli-cache-')), 'c');
     const args = [
       slipway, 'build', context, '-t', tags[0]!, '-t', tags[1]!, '-f', file, '--push',
       '--platform', 'linux/amd64,linux/arm64', '--build-arg', 'WHO=cli', '--label', 'org.example.cli=yes',
       '--target', 'main', '--secret', `id=tok,src=${secrets}/tok.txt`, '--cache-to', `type=local,dest=${cache},mode=max`,
-      '--network', 'host', '--builder', `buildctl=${buildkitd.address}`, '--json',
+      '--network', 'host', '--builder', `buildctl=${bed.buildkitd.address}`, '--json',
     ];
     const first = await run(process.execPath, args, { env });
     assert.equal(first.code, 0, first.stderr);
     const out = JSON.parse(first.stdout) as BuildJson;
-    for (const tag of tags) assert.equal((await client.head(tag))?.digest, out.digest, `${tag} holds the printed digest`);
+    for (const tag of tags) assert.equal((await bed.client.head(tag))?.digest, out.digest, `${tag} holds the printed digest`);
     assert.deepEqual(out.refs, tags.map((tag) => `${tag}@${out.digest}`));
     assert.equal(out.ref, out.refs[0]);
-    const root = await client.getManifest(tags[0]!);
+    const root = await bed.client.getManifest(tags[0]!);
     const index = parseManifest(root.bytes, root.descriptor.mediaType);
     const children = index.kind === 'index' ? index.manifest.manifests.filter((d) => d.platform?.architecture !== 'unknown') : [];
     assert.deepEqual(Object.fromEntries(children.map((d) => [`${d.platform!.os}/${d.platform!.architecture}`, d.digest])), out.platformDigests);
     const expected = createHash('sha256').update(secret).digest('hex');
     for (const digest of Object.values(out.platformDigests)) {
-      const image = await readImage(client, `${tags[0]!.replace(/:[^:/]+$/, '')}@${digest}`);
+      const image = await readImage(bed.client, `${tags[0]!.replace(/:[^:/]+$/, '')}@${digest}`);
       assert.equal(image.files.get('who')?.toString(), `cli ${expected}\n`, '--build-arg and --secret reached RUN');
       assert.equal(image.files.has('extra'), false, '--target');
       assert.equal((image.config.config as { Labels?: Record<string, string> }).Labels?.['org.example.cli'], 'yes', '--label');
@@ -97,11 +84,11 @@ describe('audit: slipway build and hash-context', () => {
     assert.equal(hash.ignoreFile, `${file}.dockerignore`);
 
     // --cache-from the local directory on a daemon without any state: the RUN step is cached.
-    await buildkitd.restartFresh();
+    await bed.buildkitd.restartFresh();
     const second = await run(process.execPath, [
       slipway, 'build', context, '-f', file, '--platform', 'linux/amd64,linux/arm64', '--build-arg', 'WHO=cli', '--target', 'main',
       '--secret', `id=tok,src=${secrets}/tok.txt`, '--cache-from', `type=local,src=${cache}`, '--network', 'host',
-      '--builder', `buildctl=${buildkitd.address}`, '--json',
+      '--builder', `buildctl=${bed.buildkitd.address}`, '--json',
     ], { env });
     assert.equal(second.code, 0, second.stderr);
     const steps = (JSON.parse(second.stdout) as BuildJson).steps;
@@ -111,7 +98,7 @@ describe('audit: slipway build and hash-context', () => {
     if (!skipUnless(t, 'script', 'progress on a terminal')) return;
     const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
     const command = [process.execPath, slipway, 'build', context, '-f', file, '--target', 'main', '--build-arg', 'WHO=tty',
-      '--secret', `id=tok,src=${secrets}/tok.txt`, '--network', 'host', '--builder', `buildctl=${buildkitd.address}`].map(quote).join(' ');
+      '--secret', `id=tok,src=${secrets}/tok.txt`, '--network', 'host', '--builder', `buildctl=${bed.buildkitd.address}`].map(quote).join(' ');
     const tty = await run('script', ['-qfec', command, '/dev/null'], { env, timeoutMs: 120_000 });
     assert.equal(tty.code, 0, tty.stdout);
     assert.match(tty.stdout, /#\d+ \[main 2\/2\] RUN /, 'progress on the terminal');

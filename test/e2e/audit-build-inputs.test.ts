@@ -7,24 +7,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it, type TestContext } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { build, type builders } from '@slipway/build';
-import { remote } from '@slipway/oci';
-import { startRegistry, type TestRegistry } from '../support/registry.js';
-import { hasTool, run, skipUnless, skipUnlessDocker } from '../support/tools.js';
-import {
-  BUILDAH_ENV,
-  BUILDCTL,
-  collectLog,
-  DOCKER_CLI,
-  pushBusyboxBase,
-  readImage,
-  repo,
-  skipUnlessBuildKit,
-  startBuildkitd,
-  writeContext,
-  type Buildkitd,
-} from './build-harness.js';
+import { run, skipUnless } from '../support/tools.js';
+import { BUILDAH_ENV, collectLog, DOCKER_CLI, readImage, repo, selectBuilder, useBuildBed, writeContext } from './build-harness.js';
 
 /** Interface names in a /proc/net/dev dump. */
 function interfaces(dump: string | undefined): string[] {
@@ -37,45 +23,19 @@ function interfaces(dump: string | undefined): string[] {
 }
 
 describe('audit: build inputs that change the image', () => {
-  let registry: TestRegistry;
-  let base: string;
-  let buildkitd: Buildkitd | undefined;
-  let client: remote.RegistryClient;
+  const bed = useBuildBed();
 
-  before(async () => {
-    registry = await startRegistry();
-    base = await pushBusyboxBase(registry);
-    client = remote.createRegistryClient({ keychain: { resolve: async () => undefined } });
-    if (BUILDCTL && hasTool('buildkitd')) buildkitd = await startBuildkitd();
-  });
-  after(async () => {
-    await client?.close();
-    await buildkitd?.stop();
-    await registry?.stop();
-  });
-
-  async function selection(t: TestContext, kind: builders.BuilderKind): Promise<builders.BuilderSelection | undefined> {
-    switch (kind) {
-      case 'docker':
-        return (await skipUnlessDocker(t, 'docker builder')) ? { kind, binary: DOCKER_CLI } : undefined;
-      case 'buildah':
-        return skipUnless(t, 'buildah', 'buildah builder') ? { kind, env: { ...BUILDAH_ENV } } : undefined;
-      case 'buildctl':
-        return skipUnlessBuildKit(t) && buildkitd ? { kind, address: buildkitd.address, binary: BUILDCTL! } : undefined;
-      default:
-        throw new Error(`no selection for ${kind}`);
-    }
-  }
+  const selection = (t: TestContext, kind: builders.BuilderKind): Promise<builders.BuilderSelection | undefined> => selectBuilder(t, kind, bed.buildkitd, 'builder');
 
   for (const kind of ['buildctl', 'buildah'] as const) {
     it(`${kind}: noCache — a repeat build is cached, the same build with noCache reports no cached step`, async (t) => {
       const builder = await selection(t, kind);
       if (!builder) return;
       const context = await writeContext({
-        Dockerfile: `FROM ${base}\nRUN echo ${randomBytes(4).toString('hex')} > /a\nCOPY f /f\nRUN cat /a /f > /b\n`,
+        Dockerfile: `FROM ${bed.base}\nRUN echo ${randomBytes(4).toString('hex')} > /a\nCOPY f /f\nRUN cat /a /f > /b\n`,
         f: 'f\n',
       });
-      const tag = `${registry.host}/${repo(`nocache-${kind}`)}:1`;
+      const tag = `${bed.registry.host}/${repo(`nocache-${kind}`)}:1`;
       await build({ context, builder, network: 'host', tags: [tag], push: true });
       const warm = collectLog();
       const second = await build({ context, builder, network: 'host', tags: [tag], push: true, onLog: warm.onLog });
@@ -92,7 +52,7 @@ describe('audit: build inputs that change the image', () => {
       assert.ok(!/^--> Using cache/m.test(cold.text()), 'buildah used its cache with noCache');
       assert.ok(!cold.text().includes('importing cache manifest'), 'noCache must not import the tag as a cache source either');
       // Still the same content: /a was recomputed from the same RUN text.
-      const image = await readImage(client, third.ref!);
+      const image = await readImage(bed.client, third.ref!);
       assert.equal(image.files.get('f')?.toString(), 'f\n');
     });
   }
@@ -104,9 +64,9 @@ describe('audit: build inputs that change the image', () => {
       const host = Object.keys(networkInterfaces()).sort();
       const images: Record<string, string[]> = {};
       for (const network of ['none', 'host']) {
-        const context = await writeContext({ Dockerfile: `FROM ${base}\nRUN cat /proc/net/dev > /net && echo ${randomBytes(4).toString('hex')}\n` });
-        const result = await build({ context, builder, network, tags: [`${registry.host}/${repo(`net-${network}-${kind}`)}:1`], push: true });
-        images[network] = interfaces((await readImage(client, result.ref!)).files.get('net')?.toString());
+        const context = await writeContext({ Dockerfile: `FROM ${bed.base}\nRUN cat /proc/net/dev > /net && echo ${randomBytes(4).toString('hex')}\n` });
+        const result = await build({ context, builder, network, tags: [`${bed.registry.host}/${repo(`net-${network}-${kind}`)}:1`], push: true });
+        images[network] = interfaces((await readImage(bed.client, result.ref!)).files.get('net')?.toString());
       }
       t.diagnostic(`${kind}: none → ${images.none!.join(',')}; host → ${images.host!.join(',')}; this machine → ${host.join(',')}`);
       assert.deepEqual(images.none, ['lo']);
@@ -119,19 +79,19 @@ describe('audit: build inputs that change the image', () => {
   it('docker: pull — without it the Engine keeps its local copy of a moved base tag, with it the registry\'s', async (t) => {
     const builder = await selection(t, 'docker');
     if (!builder) return;
-    const baseTag = `${registry.host}/${repo('pullbase')}:1`;
+    const baseTag = `${bed.registry.host}/${repo('pullbase')}:1`;
     try {
       // v1 stays in the Engine under the tag (a build without push keeps its result locally); the
       // registry gets v2 under the same tag (pushed from a temporary name).
-      const v1 = await writeContext({ Dockerfile: `FROM ${base}\nRUN echo one > /version\n` });
+      const v1 = await writeContext({ Dockerfile: `FROM ${bed.base}\nRUN echo one > /version\n` });
       await build({ context: v1, builder, network: 'host', tags: [baseTag] });
-      const v2 = await writeContext({ Dockerfile: `FROM ${base}\nRUN echo two > /version\n` });
+      const v2 = await writeContext({ Dockerfile: `FROM ${bed.base}\nRUN echo two > /version\n` });
       await build({ context: v2, builder, network: 'host', tags: [baseTag], push: true });
       const app = await writeContext({ Dockerfile: `FROM ${baseTag}\nRUN cat /version > /seen\n` });
       const seen: Record<string, string | undefined> = {};
       for (const pull of [false, true]) {
-        const result = await build({ context: app, builder, network: 'host', pull, tags: [`${registry.host}/${repo(`pull-${pull}`)}:1`], push: true });
-        seen[String(pull)] = (await readImage(client, result.ref!)).files.get('seen')?.toString();
+        const result = await build({ context: app, builder, network: 'host', pull, tags: [`${bed.registry.host}/${repo(`pull-${pull}`)}:1`], push: true });
+        seen[String(pull)] = (await readImage(bed.client, result.ref!)).files.get('seen')?.toString();
       }
       assert.deepEqual(seen, { false: 'one\n', true: 'two\n' });
     } finally {
@@ -145,10 +105,10 @@ describe('audit: build inputs that change the image', () => {
     // Push a distinctive image to stand in for "alpine", which is nowhere to be pulled from.
     const marker = randomBytes(4).toString('hex');
     const stand = await build({
-      context: await writeContext({ Dockerfile: `FROM ${base}\nRUN echo ${marker} > /stand-in\n` }),
+      context: await writeContext({ Dockerfile: `FROM ${bed.base}\nRUN echo ${marker} > /stand-in\n` }),
       builder,
       network: 'host',
-      tags: [`${registry.host}/${repo('standin')}:1`],
+      tags: [`${bed.registry.host}/${repo('standin')}:1`],
       push: true,
     });
     const result = await build({
@@ -156,17 +116,17 @@ describe('audit: build inputs that change the image', () => {
       builder,
       network: 'host',
       namedContexts: { 'alpine:3.19': `docker-image://${stand.ref}` },
-      tags: [`${registry.host}/${repo('named-image')}:1`],
+      tags: [`${bed.registry.host}/${repo('named-image')}:1`],
       push: true,
     });
-    assert.equal((await readImage(client, result.ref!)).files.get('copied')?.toString(), `${marker}\n`);
+    assert.equal((await readImage(bed.client, result.ref!)).files.get('copied')?.toString(), `${marker}\n`);
   });
 
   it('buildah: a failing build that printed a secret carries a redacted log tail', async (t) => {
     const builder = await selection(t, 'buildah');
     if (!builder) return;
     const secret = `CANARY-buildah-${randomBytes(6).toString('hex')}`;
-    const context = await writeContext({ Dockerfile: `FROM ${base}\nRUN --mount=type=secret,id=s cat /run/secrets/s && exit 9\n` });
+    const context = await writeContext({ Dockerfile: `FROM ${bed.base}\nRUN --mount=type=secret,id=s cat /run/secrets/s && exit 9\n` });
     const log = collectLog();
     await assert.rejects(build({ context, builder, network: 'host', secrets: [{ id: 's', value: secret }], onLog: log.onLog }), (err: Error & { code?: string; logTail?: string[] }) => {
       assert.equal(err.code, 'SLIPWAY_BUILD');
@@ -189,10 +149,10 @@ describe('audit: build inputs that change the image', () => {
       return { ...BUILDAH_ENV, CONTAINERS_STORAGE_CONF: conf };
     };
     const marker = randomBytes(4).toString('hex');
-    const context = await writeContext({ Dockerfile: `FROM ${base}\nRUN echo ${marker} > /m && sleep 1\nCOPY a /a\n`, a: 'a\n' });
-    const cacheRepo = `${registry.host}/${repo('buildah-cache')}`;
+    const context = await writeContext({ Dockerfile: `FROM ${bed.base}\nRUN echo ${marker} > /m && sleep 1\nCOPY a /a\n`, a: 'a\n' });
+    const cacheRepo = `${bed.registry.host}/${repo('buildah-cache')}`;
     await build({ context, builder: { kind: 'buildah', env: await storage('first') }, network: 'host', cacheTo: [{ type: 'registry', ref: cacheRepo }] });
-    const tags = await client.listTags(cacheRepo).catch(() => [] as string[]);
+    const tags = await bed.client.listTags(cacheRepo).catch(() => [] as string[]);
     assert.ok(tags.length > 0, 'buildah pushed cache images to the repository');
     const log = collectLog();
     const second = await build({ context, builder: { kind: 'buildah', env: await storage('second') }, network: 'host', cacheFrom: [{ type: 'registry', ref: cacheRepo }], onLog: log.onLog });

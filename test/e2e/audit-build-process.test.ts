@@ -10,27 +10,13 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { after, before, describe, it, type TestContext } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { build, type builders } from '@slipway/build';
 import { remote, type auth } from '@slipway/oci';
-import { startRegistry, type TestRegistry } from '../support/registry.js';
-import { hasTool, skipUnless, skipUnlessDocker } from '../support/tools.js';
-import {
-  BUILDAH_ENV,
-  BUILDCTL,
-  BUILDX,
-  collectLog,
-  DOCKER_CLI,
-  pushBusyboxBase,
-  repo,
-  skipUnlessBuildKit,
-  startBuildkitd,
-  writeContext,
-  type Buildkitd,
-} from './build-harness.js';
+import { startRegistry } from '../support/registry.js';
+import { collectLog, repo, selectBuilder, useBuildBed, writeContext } from './build-harness.js';
 
-type Kind = builders.BuilderKind;
 const KINDS = ['buildah', 'buildctl', 'docker', 'buildx'] as const;
 
 interface Proc {
@@ -90,46 +76,11 @@ async function environOf(pid: number): Promise<Map<string, string>> {
 }
 
 describe('audit: builder processes, output and credentials against the real tools', () => {
-  let registry: TestRegistry;
-  let base: string;
-  let buildkitd: Buildkitd | undefined;
+  // BuildKit's daemon clips a step's log at 200 KiB/s and 2 MiB by default ("[output clipped, log
+  // limit …]"): lift both for our private daemon so the 1 MiB line can reach the client at all.
+  const bed = useBuildBed({ buildkitdEnv: { BUILDKIT_STEP_LOG_MAX_SPEED: '-1', BUILDKIT_STEP_LOG_MAX_SIZE: '-1' } });
 
-  before(async () => {
-    registry = await startRegistry();
-    base = await pushBusyboxBase(registry);
-    if (BUILDCTL && hasTool('buildkitd')) {
-      // BuildKit's daemon clips a step's log at 200 KiB/s and 2 MiB by default ("[output clipped, log
-      // limit …]"): lift both for our private daemon so the 1 MiB line can reach the client at all.
-      const saved = { speed: process.env.BUILDKIT_STEP_LOG_MAX_SPEED, size: process.env.BUILDKIT_STEP_LOG_MAX_SIZE };
-      process.env.BUILDKIT_STEP_LOG_MAX_SPEED = '-1';
-      process.env.BUILDKIT_STEP_LOG_MAX_SIZE = '-1';
-      try {
-        buildkitd = await startBuildkitd();
-      } finally {
-        for (const [key, value] of [['BUILDKIT_STEP_LOG_MAX_SPEED', saved.speed], ['BUILDKIT_STEP_LOG_MAX_SIZE', saved.size]] as const) {
-          if (value === undefined) delete process.env[key];
-          else process.env[key] = value;
-        }
-      }
-    }
-  });
-  after(async () => {
-    await buildkitd?.stop();
-    await registry?.stop();
-  });
-
-  async function selection(t: TestContext, kind: Kind): Promise<builders.BuilderSelection | undefined> {
-    switch (kind) {
-      case 'docker':
-        return (await skipUnlessDocker(t, 'docker builder')) ? { kind, binary: DOCKER_CLI } : undefined;
-      case 'buildah':
-        return skipUnless(t, 'buildah', 'buildah builder') ? { kind, env: { ...BUILDAH_ENV } } : undefined;
-      case 'buildctl':
-        return skipUnlessBuildKit(t) && buildkitd ? { kind, address: buildkitd.address, binary: BUILDCTL! } : undefined;
-      case 'buildx':
-        return skipUnlessBuildKit(t, 'buildx') && buildkitd ? { kind, address: buildkitd.address, binary: BUILDX! } : undefined;
-    }
-  }
+  const selection = (t: TestContext, kind: builders.BuilderKind): Promise<builders.BuilderSelection | undefined> => selectBuilder(t, kind, bed.buildkitd, 'builder');
 
   /** Pids of daemons this test process started (buildkitd, the registry): their work is not the build's children. */
   async function daemonPids(): Promise<Set<number>> {
@@ -148,7 +99,7 @@ describe('audit: builder processes, output and credentials against the real tool
       const nonce = randomBytes(4).toString('hex');
       // 1 MiB of "x" between two markers, then one newline: the whole line must arrive at once.
       const context = await writeContext({
-        Dockerfile: `FROM ${base}\nRUN printf 'BEGIN-${nonce}' && head -c 1048576 /dev/zero | tr '\\0' x && printf 'END-${nonce}\\n'\n`,
+        Dockerfile: `FROM ${bed.base}\nRUN printf 'BEGIN-${nonce}' && head -c 1048576 /dev/zero | tr '\\0' x && printf 'END-${nonce}\\n'\n`,
       });
       const lines: string[] = [];
       await build({ context, builder, network: 'host', noCache: true, onLog: (l) => lines.push(l.line) });
@@ -176,7 +127,7 @@ describe('audit: builder processes, output and credentials against the real tool
       const builder = await selection(t, kind);
       if (!builder) return;
       const seconds = `${100 + Math.floor(Math.random() * 50)}.${randomBytes(2).readUInt16BE()}`;
-      const context = await writeContext({ Dockerfile: `FROM ${base}\nRUN echo cancel-window && sleep ${seconds}\n` });
+      const context = await writeContext({ Dockerfile: `FROM ${bed.base}\nRUN echo cancel-window && sleep ${seconds}\n` });
       const daemons = await daemonPids();
       const before = new Set(descendants(await processTable(), process.pid, daemons).map((p) => p.pid));
       const controller = new AbortController();
@@ -233,12 +184,12 @@ describe('audit: builder processes, output and credentials against the real tool
           resolve: async (host) => {
             asked.push(host);
             if (host === locked.host) return { username: locked.username, password: locked.password };
-            if (host === registry.host) return { username: 'base-reader', password: `base-${randomBytes(6).toString('hex')}` };
+            if (host === bed.registry.host) return { username: 'base-reader', password: `base-${randomBytes(6).toString('hex')}` };
             if (host === unrelated) return { username: 'nobody', password: 'never-needed' };
             return undefined;
           },
         };
-        const context = await writeContext({ Dockerfile: `FROM ${base}\nRUN echo creds-window && sleep 2 && echo ${randomBytes(4).toString('hex')} > /n\n` });
+        const context = await writeContext({ Dockerfile: `FROM ${bed.base}\nRUN echo creds-window && sleep 2 && echo ${randomBytes(4).toString('hex')} > /n\n` });
         const tag = `${locked.host}/${repo(`creds-${kind}`)}:1`;
         let seen: Promise<{ file: string; dirMode: number; fileMode: number; auths: Record<string, { auth?: string }>; variable: string }> | undefined;
         const log = collectLog();
@@ -275,7 +226,7 @@ describe('audit: builder processes, output and credentials against the real tool
         t.diagnostic(`${kind}: ${during.variable} → ${during.file}`);
         assert.equal(during.fileMode, 0o600, 'config.json mode');
         assert.equal(during.dirMode, 0o700, 'its directory mode');
-        assert.deepEqual(Object.keys(during.auths).sort(), [locked.host, registry.host].sort(), 'exactly the registries this build talks to');
+        assert.deepEqual(Object.keys(during.auths).sort(), [locked.host, bed.registry.host].sort(), 'exactly the registries this build talks to');
         assert.equal(
           Buffer.from(during.auths[locked.host]!.auth ?? '', 'base64').toString() === `${locked.username}:${locked.password}`,
           true,

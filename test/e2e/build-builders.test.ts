@@ -3,69 +3,25 @@
 // tag, that build args and labels landed in the image, and that named contexts, inline Dockerfiles
 // and targets work where the builder supports them (and fail clearly where it does not).
 import assert from 'node:assert/strict';
-import { after, before, describe, it, type TestContext } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { build, builders } from '@slipway/build';
-import { remote } from '@slipway/oci';
-import { startRegistry, type TestRegistry } from '../support/registry.js';
-import { hasTool, skipUnless, skipUnlessDocker } from '../support/tools.js';
-import {
-  BUILDAH_ENV,
-  BUILDCTL,
-  BUILDX,
-  collectLog,
-  DOCKER_CLI,
-  pushBusyboxBase,
-  readImage,
-  repo,
-  skipUnlessBuildKit,
-  startBuildkitd,
-  writeContext,
-  type Buildkitd,
-} from './build-harness.js';
-
-type Kind = builders.BuilderKind;
+import { skipUnless, skipUnlessDocker } from '../support/tools.js';
+import { BUILDCTL, collectLog, readImage, repo, selectBuilder, skipUnlessBuildKit, useBuildBed, writeContext } from './build-harness.js';
 
 describe('builders against the real registry', () => {
-  let registry: TestRegistry;
-  let base: string;
-  let buildkitd: Buildkitd | undefined;
-  let client: remote.RegistryClient;
+  const bed = useBuildBed();
 
-  before(async () => {
-    registry = await startRegistry();
-    base = await pushBusyboxBase(registry);
-    client = remote.createRegistryClient({ keychain: { resolve: async () => undefined } });
-    if (BUILDCTL && hasTool('buildkitd')) buildkitd = await startBuildkitd();
-  });
-  after(async () => {
-    await client?.close();
-    await buildkitd?.stop();
-    await registry?.stop();
-  });
-
-  /** The builder selection for a kind, or undefined (after a loud skip) when its tool is missing. */
-  async function selection(t: TestContext, kind: Kind): Promise<builders.BuilderSelection | undefined> {
-    switch (kind) {
-      case 'docker':
-        return (await skipUnlessDocker(t, 'docker builder')) ? { kind, binary: DOCKER_CLI } : undefined;
-      case 'buildah':
-        return skipUnless(t, 'buildah', 'buildah builder') ? { kind, env: { ...BUILDAH_ENV } } : undefined;
-      case 'buildctl':
-        return skipUnlessBuildKit(t) && buildkitd ? { kind, address: buildkitd.address, binary: BUILDCTL! } : undefined;
-      case 'buildx':
-        return skipUnlessBuildKit(t, 'buildx') && buildkitd ? { kind, address: buildkitd.address, binary: BUILDX! } : undefined;
-    }
-  }
+  const selection = (t: TestContext, kind: builders.BuilderKind): Promise<builders.BuilderSelection | undefined> => selectBuilder(t, kind, bed.buildkitd, 'builder');
 
   for (const kind of ['docker', 'buildah', 'buildctl', 'buildx'] as const) {
     it(`${kind}: builds with RUN, pushes two tags, reports the registry's digest`, async (t) => {
       const builder = await selection(t, kind);
       if (!builder) return;
       const context = await writeContext({
-        Dockerfile: `FROM ${base}\nARG GREETING\nRUN echo "$GREETING from $(uname -m)" > /greeting\nCOPY hello.txt /hello.txt\n`,
+        Dockerfile: `FROM ${bed.base}\nARG GREETING\nRUN echo "$GREETING from $(uname -m)" > /greeting\nCOPY hello.txt /hello.txt\n`,
         'hello.txt': `hello ${kind}\n`,
       });
-      const tags = [`${registry.host}/${repo(`${kind}-a`)}:1`, `${registry.host}/${repo(`${kind}-b`)}:v2`];
+      const tags = [`${bed.registry.host}/${repo(`${kind}-a`)}:1`, `${bed.registry.host}/${repo(`${kind}-b`)}:v2`];
       const log = collectLog();
       const result = await build({
         context,
@@ -80,12 +36,12 @@ describe('builders against the real registry', () => {
       assert.match(result.digest ?? '', /^sha256:[0-9a-f]{64}$/);
       assert.deepEqual(result.refs, tags.map((tag) => `${tag}@${result.digest}`));
       assert.equal(result.ref, result.refs[0]);
-      for (const tag of tags) assert.equal((await client.head(tag))?.digest, result.digest, `${tag} serves the reported digest`);
+      for (const tag of tags) assert.equal((await bed.client.head(tag))?.digest, result.digest, `${tag} serves the reported digest`);
       assert.deepEqual(result.platformDigests, { 'linux/amd64': result.digest });
       assert.equal(result.builder.kind, kind);
       assert.match(result.contextHash, /^sha256:[0-9a-f]{64}$/);
       assert.ok(log.lines.length > 3, 'builder output streamed');
-      const image = await readImage(client, result.ref!);
+      const image = await readImage(bed.client, result.ref!);
       assert.equal(image.files.get('greeting')?.toString(), 'hi from x86_64\n');
       assert.equal(image.files.get('hello.txt')?.toString(), `hello ${kind}\n`);
       const labels = (image.config.config as { Labels?: Record<string, string> }).Labels ?? {};
@@ -99,11 +55,11 @@ describe('builders against the real registry', () => {
       if (!builder) return;
       const context = await writeContext({ 'main.txt': 'from the main context\n' });
       const extra = await writeContext({ 'extra.txt': 'from the named context\n' });
-      const tag = `${registry.host}/${repo(`${kind}-named`)}:1`;
+      const tag = `${bed.registry.host}/${repo(`${kind}-named`)}:1`;
       const result = await build({
         context,
         dockerfile: {
-          inline: `FROM ${base} AS first\nCOPY main.txt /main.txt\nCOPY --from=extra extra.txt /extra.txt\n\nFROM first AS second\nRUN echo second > /second\n`,
+          inline: `FROM ${bed.base} AS first\nCOPY main.txt /main.txt\nCOPY --from=extra extra.txt /extra.txt\n\nFROM first AS second\nRUN echo second > /second\n`,
         },
         namedContexts: { extra },
         target: 'first',
@@ -112,7 +68,7 @@ describe('builders against the real registry', () => {
         builder,
         network: 'host',
       });
-      const image = await readImage(client, result.ref!);
+      const image = await readImage(bed.client, result.ref!);
       assert.equal(image.files.get('main.txt')?.toString(), 'from the main context\n');
       assert.equal(image.files.get('extra.txt')?.toString(), 'from the named context\n');
       assert.equal(image.files.has('second'), false, 'target stopped at the first stage');
@@ -129,20 +85,20 @@ describe('builders against the real registry', () => {
       await runChecked('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
       const context = await writeContext({
         Dockerfile:
-          `FROM ${base}\n` +
+          `FROM ${bed.base}\n` +
           'RUN --mount=type=ssh test -S "$SSH_AUTH_SOCK" && echo agent-ok > /ssh\n' +
           'RUN grep build-host.invalid /etc/hosts > /hosts\n',
       });
       const result = await build({
         context,
-        tags: [`${registry.host}/${repo(`ssh-${kind}`)}:1`],
+        tags: [`${bed.registry.host}/${repo(`ssh-${kind}`)}:1`],
         push: true,
         builder,
         network: 'host',
         ssh: [{ id: 'default', paths: [key] }],
         addHosts: ['build-host.invalid:10.11.12.13'],
       });
-      const image = await readImage(client, result.ref!);
+      const image = await readImage(bed.client, result.ref!);
       assert.equal(image.files.get('ssh')?.toString(), 'agent-ok\n');
       assert.match(image.files.get('hosts')?.toString() ?? '', /10\.11\.12\.13\s+build-host\.invalid/);
     });
@@ -151,7 +107,7 @@ describe('builders against the real registry', () => {
   it('docker: named contexts are refused before anything runs, naming the builders that can', async (t) => {
     const builder = await selection(t, 'docker');
     if (!builder) return;
-    const context = await writeContext({ Dockerfile: `FROM ${base}\n` });
+    const context = await writeContext({ Dockerfile: `FROM ${bed.base}\n` });
     await assert.rejects(
       build({ context, namedContexts: { extra: context }, builder }),
       (err: Error & { code?: string }) => err.code === 'SLIPWAY_INVALID_ARG' && /docker builder cannot use named build contexts/.test(err.message) && /buildctl/.test(err.message),
@@ -159,13 +115,13 @@ describe('builders against the real registry', () => {
   });
 
   it('automatic choice takes buildctl when BUILDKIT_HOST names a daemon, and says why each builder was passed over', async (t) => {
-    if (!skipUnlessBuildKit(t) || !buildkitd) return;
+    if (!skipUnlessBuildKit(t) || !bed.buildkitd) return;
     const savedPath = process.env.PATH;
     process.env.PATH = `${BUILDCTL!.replace(/\/[^/]+$/, '')}:${savedPath}`;
     try {
-      const chosen = await builders.selectBuilder({ env: { BUILDKIT_HOST: buildkitd.address } });
+      const chosen = await builders.selectBuilder({ env: { BUILDKIT_HOST: bed.buildkitd.address } });
       assert.equal(chosen.builder.kind, 'buildctl');
-      assert.equal(chosen.builder.address, buildkitd.address);
+      assert.equal(chosen.builder.address, bed.buildkitd.address);
       assert.ok(chosen.availability.ok && /BuildKit/.test(chosen.availability.version ?? ''));
       // Nothing reachable and no daemonless tool on PATH: one error listing every candidate's reason.
       process.env.PATH = '/nonexistent';
@@ -185,7 +141,7 @@ describe('builders against the real registry', () => {
       t.skip('BUILDKIT_HOST is set in this environment');
       return;
     }
-    const context = await writeContext({ Dockerfile: `FROM ${base}\nCOPY . /ctx\n`, 'a.txt': 'a' });
+    const context = await writeContext({ Dockerfile: `FROM ${bed.base}\nCOPY . /ctx\n`, 'a.txt': 'a' });
     // PATH may list a newer docker client first that cannot build; the builder must pass over it.
     const result = await build({ context, network: 'host' });
     assert.equal(result.builder.kind, 'docker');

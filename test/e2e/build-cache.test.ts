@@ -8,23 +8,19 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { build } from '@slipway/build';
-import { remote } from '@slipway/oci';
-import { startRegistry, type TestRegistry } from '../support/registry.js';
-import { hasTool, skipUnlessDocker } from '../support/tools.js';
+import { skipUnlessDocker } from '../support/tools.js';
 import {
   BUILDCTL,
   BUILDX,
   collectLog,
   DOCKER_CLI,
-  pushBusyboxBase,
   readImage,
   repo,
   skipUnlessBuildKit,
-  startBuildkitd,
+  useBuildBed,
   writeContext,
-  type Buildkitd,
 } from './build-harness.js';
 
 /** The RUN line of the Dockerfile shows up as `#N [2/3] RUN …` and then `#N CACHED` when imported. */
@@ -34,39 +30,24 @@ function runStepCached(log: string, marker: string): boolean {
 }
 
 describe('build caches', () => {
-  let registry: TestRegistry;
-  let base: string;
-  let buildkitd: Buildkitd | undefined;
-  let client: remote.RegistryClient;
-
-  before(async () => {
-    registry = await startRegistry();
-    base = await pushBusyboxBase(registry);
-    client = remote.createRegistryClient({ keychain: { resolve: async () => undefined } });
-    if (BUILDCTL && hasTool('buildkitd')) buildkitd = await startBuildkitd();
-  });
-  after(async () => {
-    await client?.close();
-    await buildkitd?.stop();
-    await registry?.stop();
-  });
+  const bed = useBuildBed();
 
   async function context(): Promise<{ dir: string; marker: string }> {
     const marker = `cache-marker-${randomBytes(4).toString('hex')}`;
-    const dir = await writeContext({ Dockerfile: `FROM ${base}\nRUN echo ${marker} > /marker && sleep 1\nCOPY a.txt /a.txt\n`, 'a.txt': 'a\n' });
+    const dir = await writeContext({ Dockerfile: `FROM ${bed.base}\nRUN echo ${marker} > /marker && sleep 1\nCOPY a.txt /a.txt\n`, 'a.txt': 'a\n' });
     return { dir, marker };
   }
 
   it('buildctl: default inline cache from the image\'s own tag, on a fresh daemon', async (t) => {
-    if (!skipUnlessBuildKit(t) || !buildkitd) return;
-    const builder = { kind: 'buildctl' as const, address: buildkitd.address, binary: BUILDCTL! };
+    if (!skipUnlessBuildKit(t) || !bed.buildkitd) return;
+    const builder = { kind: 'buildctl' as const, address: bed.buildkitd.address, binary: BUILDCTL! };
     const { dir, marker } = await context();
-    const tag = `${registry.host}/${repo('inline')}:1`;
+    const tag = `${bed.registry.host}/${repo('inline')}:1`;
     const first = await build({ context: dir, tags: [tag], push: true, builder, network: 'host' });
-    const image = await readImage(client, first.ref!);
+    const image = await readImage(bed.client, first.ref!);
     assert.ok(image.configText.includes('moby.buildkit.cache.v0'), 'inline cache metadata pushed by default');
 
-    await buildkitd.restartFresh();
+    await bed.buildkitd.restartFresh();
     const log = collectLog();
     const second = await build({ context: dir, tags: [tag], push: true, builder, network: 'host', onLog: log.onLog });
     assert.ok(runStepCached(log.text(), marker), `RUN step not CACHED on a fresh daemon:\n${log.text()}`);
@@ -75,38 +56,38 @@ describe('build caches', () => {
   });
 
   it('buildctl: type=registry cache (mode=max) without pushing the image', async (t) => {
-    if (!skipUnlessBuildKit(t) || !buildkitd) return;
-    const builder = { kind: 'buildctl' as const, address: buildkitd.address, binary: BUILDCTL! };
+    if (!skipUnlessBuildKit(t) || !bed.buildkitd) return;
+    const builder = { kind: 'buildctl' as const, address: bed.buildkitd.address, binary: BUILDCTL! };
     const { dir, marker } = await context();
-    const cacheRef = `${registry.host}/${repo('regcache')}:cache`;
+    const cacheRef = `${bed.registry.host}/${repo('regcache')}:cache`;
     await build({ context: dir, builder, network: 'host', cacheTo: [{ type: 'registry', ref: cacheRef, mode: 'max' }] });
-    assert.ok(await client.head(cacheRef), 'cache manifest pushed');
+    assert.ok(await bed.client.head(cacheRef), 'cache manifest pushed');
 
-    await buildkitd.restartFresh();
+    await bed.buildkitd.restartFresh();
     const log = collectLog();
     await build({ context: dir, builder, network: 'host', cacheFrom: [{ type: 'registry', ref: cacheRef }], onLog: log.onLog });
     assert.ok(runStepCached(log.text(), marker), `RUN step not CACHED from the registry cache:\n${log.text()}`);
   });
 
   it('buildctl: type=local cache directory', async (t) => {
-    if (!skipUnlessBuildKit(t) || !buildkitd) return;
-    const builder = { kind: 'buildctl' as const, address: buildkitd.address, binary: BUILDCTL! };
+    if (!skipUnlessBuildKit(t) || !bed.buildkitd) return;
+    const builder = { kind: 'buildctl' as const, address: bed.buildkitd.address, binary: BUILDCTL! };
     const { dir, marker } = await context();
     const cacheDir = join(await mkdtemp(join(tmpdir(), 'slipway-cache-')), 'c');
     await build({ context: dir, builder, network: 'host', cacheTo: [{ type: 'local', dest: cacheDir, mode: 'max' }] });
-    await buildkitd.restartFresh();
+    await bed.buildkitd.restartFresh();
     const log = collectLog();
     await build({ context: dir, builder, network: 'host', cacheFrom: [{ type: 'local', src: cacheDir }], onLog: log.onLog });
     assert.ok(runStepCached(log.text(), marker), `RUN step not CACHED from the local cache:\n${log.text()}`);
   });
 
   it('buildx: type=registry cache through a remote builder', async (t) => {
-    if (!skipUnlessBuildKit(t, 'buildx') || !buildkitd) return;
-    const builder = { kind: 'buildx' as const, address: buildkitd.address, binary: BUILDX! };
+    if (!skipUnlessBuildKit(t, 'buildx') || !bed.buildkitd) return;
+    const builder = { kind: 'buildx' as const, address: bed.buildkitd.address, binary: BUILDX! };
     const { dir, marker } = await context();
-    const cacheRef = `${registry.host}/${repo('bxcache')}:cache`;
+    const cacheRef = `${bed.registry.host}/${repo('bxcache')}:cache`;
     await build({ context: dir, builder, network: 'host', cacheTo: [{ type: 'registry', ref: cacheRef }] });
-    await buildkitd.restartFresh();
+    await bed.buildkitd.restartFresh();
     const log = collectLog();
     await build({ context: dir, builder, network: 'host', cacheFrom: [{ type: 'registry', ref: cacheRef }], onLog: log.onLog });
     assert.ok(runStepCached(log.text(), marker), `RUN step not CACHED through buildx:\n${log.text()}`);
@@ -116,9 +97,9 @@ describe('build caches', () => {
     if (!(await skipUnlessDocker(t, 'docker inline cache'))) return;
     const builder = { kind: 'docker' as const, binary: DOCKER_CLI };
     const { dir } = await context();
-    const tag = `${registry.host}/${repo('docker-inline')}:1`;
+    const tag = `${bed.registry.host}/${repo('docker-inline')}:1`;
     const first = await build({ context: dir, tags: [tag], push: true, builder, network: 'host' });
-    const image = await readImage(client, first.ref!);
+    const image = await readImage(bed.client, first.ref!);
     assert.ok(image.configText.includes('moby.buildkit.cache.v0'), 'inline cache metadata survived our push from the Engine');
     const log = collectLog();
     await build({ context: dir, tags: [tag], push: true, builder, network: 'host', onLog: log.onLog });

@@ -2,36 +2,23 @@
 // progress on stderr, exit codes for bad usage and a missing Dockerfile.
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { remote } from '@slipway/oci';
-import { startRegistry, type TestRegistry } from '../support/registry.js';
-import { hasTool, run } from '../support/tools.js';
-import { BUILDCTL, pushBusyboxBase, repo, skipUnlessBuildKit, startBuildkitd, writeContext, type Buildkitd } from './build-harness.js';
+import { run } from '../support/tools.js';
+import { BUILDCTL, repo, skipUnlessBuildKit, useBuildBed, writeContext } from './build-harness.js';
 
 const slipway = fileURLToPath(new URL('../../../packages/cli/dist/main.js', import.meta.url));
 
 describe('slipway build', () => {
-  let registry: TestRegistry;
-  let base: string;
-  let buildkitd: Buildkitd | undefined;
-
-  before(async () => {
-    registry = await startRegistry();
-    base = await pushBusyboxBase(registry);
-    if (BUILDCTL && hasTool('buildkitd')) buildkitd = await startBuildkitd();
-  });
-  after(async () => {
-    await buildkitd?.stop();
-    await registry?.stop();
-  });
+  const bed = useBuildBed();
 
   it('builds two platforms, pushes, and prints digest, refs, per-platform digests and context hash as JSON', async (t) => {
-    if (!skipUnlessBuildKit(t) || !buildkitd) return;
+    if (!skipUnlessBuildKit(t) || !bed.buildkitd) return;
     const context = await writeContext({
-      'app.Dockerfile': `FROM ${base}\nARG WHO\nLABEL who=$WHO\nRUN echo "$WHO" > /who\n`,
+      'app.Dockerfile': `FROM ${bed.base}\nARG WHO\nLABEL who=$WHO\nRUN echo "$WHO" > /who\n`,
       'who.txt': 'x',
     });
-    const tag = `${registry.host}/${repo('cli')}:1`;
+    const tag = `${bed.registry.host}/${repo('cli')}:1`;
     const result = await run(
       process.execPath,
       [
@@ -40,7 +27,7 @@ describe('slipway build', () => {
         '--platform', 'linux/amd64,linux/arm64',
         '--build-arg', 'WHO=cli', '--label', 'org.example=1',
         '--network', 'host', '--add-host', 'example.invalid:127.0.0.1',
-        '--builder', `buildctl=${buildkitd.address}`, '--json',
+        '--builder', `buildctl=${bed.buildkitd.address}`, '--json',
       ],
       { env: { PATH: `${process.env.PATH}:${BUILDCTL!.replace(/\/[^/]+$/, '')}` } },
     );

@@ -4,57 +4,32 @@
 // push (no tag left pointing at anything).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { after, before, describe, it, type TestContext } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { build, type builders } from '@slipway/build';
 import { remote } from '@slipway/oci';
 import { startFaultProxy } from '../support/fault-proxy.js';
-import { startRegistry, type TestRegistry } from '../support/registry.js';
-import { hasTool, skipUnless, skipUnlessDocker } from '../support/tools.js';
+import { startRegistry } from '../support/registry.js';
+import { skipUnless } from '../support/tools.js';
 import {
-  BUILDAH_ENV,
   BUILDCTL,
   BUILDX,
   collectLog,
   DOCKER_CLI,
   processesMatching,
-  pushBusyboxBase,
   repo,
+  selectBuilder,
   skipUnlessBuildKit,
-  startBuildkitd,
+  useBuildBed,
   writeContext,
-  type Buildkitd,
 } from './build-harness.js';
 
 type Failure = Error & { code?: string; logTail?: string[] };
 
 describe('build failures', () => {
-  let registry: TestRegistry;
-  let base: string;
-  let buildkitd: Buildkitd | undefined;
+  const bed = useBuildBed();
 
-  before(async () => {
-    registry = await startRegistry();
-    base = await pushBusyboxBase(registry);
-    if (BUILDCTL && hasTool('buildkitd')) buildkitd = await startBuildkitd();
-  });
-  after(async () => {
-    await buildkitd?.stop();
-    await registry?.stop();
-  });
-
-  async function selection(t: TestContext, kind: builders.BuilderKind): Promise<builders.BuilderSelection | undefined> {
-    switch (kind) {
-      case 'docker':
-        return (await skipUnlessDocker(t, 'docker failures')) ? { kind, binary: DOCKER_CLI } : undefined;
-      case 'buildah':
-        return skipUnless(t, 'buildah', 'buildah failures') ? { kind, env: { ...BUILDAH_ENV } } : undefined;
-      case 'buildctl':
-        return skipUnlessBuildKit(t) && buildkitd ? { kind, address: buildkitd.address, binary: BUILDCTL! } : undefined;
-      case 'buildx':
-        return skipUnlessBuildKit(t, 'buildx') && buildkitd ? { kind, address: buildkitd.address, binary: BUILDX! } : undefined;
-    }
-  }
+  const selection = (t: TestContext, kind: builders.BuilderKind): Promise<builders.BuilderSelection | undefined> => selectBuilder(t, kind, bed.buildkitd, 'failures');
 
   it('a missing Dockerfile is SLIPWAY_CONTEXT, before any builder runs', async () => {
     const context = await writeContext({ 'a.txt': 'a' });
@@ -70,7 +45,7 @@ describe('build failures', () => {
     it(`${kind}: a Dockerfile syntax error is SLIPWAY_BUILD naming the line`, async (t) => {
       const builder = await selection(t, kind);
       if (!builder) return;
-      const context = await writeContext({ Dockerfile: `FROM ${base}\nFROBNICATE the widgets\n` });
+      const context = await writeContext({ Dockerfile: `FROM ${bed.base}\nFROBNICATE the widgets\n` });
       await assert.rejects(build({ context, builder, network: 'host' }), (err: Failure) => {
         assert.equal(err.code, 'SLIPWAY_BUILD');
         assert.match(err.message, /FROBNICATE|unknown instruction/i);
@@ -82,8 +57,8 @@ describe('build failures', () => {
       const builder = await selection(t, kind);
       if (!builder) return;
       const marker = `boom-${randomBytes(4).toString('hex')}`;
-      const context = await writeContext({ Dockerfile: `FROM ${base}\nRUN echo ${marker} && exit 7\n` });
-      const tag = `${registry.host}/${repo(`fail-${kind}`)}:1`;
+      const context = await writeContext({ Dockerfile: `FROM ${bed.base}\nRUN echo ${marker} && exit 7\n` });
+      const tag = `${bed.registry.host}/${repo(`fail-${kind}`)}:1`;
       await assert.rejects(build({ context, builder, network: 'host', tags: [tag], push: true }), (err: Failure) => {
         assert.equal(err.code, 'SLIPWAY_BUILD');
         assert.ok((err.logTail ?? []).some((line) => line.includes(marker)), `tail lacks the RUN output:\n${(err.logTail ?? []).join('\n')}`);
@@ -103,7 +78,7 @@ describe('build failures', () => {
   for (const kind of ['buildctl', 'buildx', 'docker'] as const) {
     it(`${kind}: an unreachable builder (tcp://127.0.0.1:1) is SLIPWAY_BUILDER_UNAVAILABLE`, async (t) => {
       if (kind === 'docker' ? !skipUnless(t, DOCKER_CLI, 'docker client') : !skipUnlessBuildKit(t, kind === 'buildx' ? 'buildx' : undefined)) return;
-      const context = await writeContext({ Dockerfile: `FROM ${base}\n` });
+      const context = await writeContext({ Dockerfile: `FROM ${bed.base}\n` });
       const started = Date.now();
       const binary = kind === 'buildx' ? BUILDX! : kind === 'buildctl' ? BUILDCTL! : DOCKER_CLI;
       await assert.rejects(
@@ -120,7 +95,7 @@ describe('build failures', () => {
 
   it('a builder address that is not one is refused', async (t) => {
     if (!skipUnlessBuildKit(t)) return;
-    const context = await writeContext({ Dockerfile: `FROM ${base}\n` });
+    const context = await writeContext({ Dockerfile: `FROM ${bed.base}\n` });
     await assert.rejects(build({ context, builder: { kind: 'buildctl', address: 'localhost:1234', binary: BUILDCTL! } }), (err: Failure) => {
       return err.code === 'SLIPWAY_BUILDER_UNAVAILABLE' && /not a BuildKit address/.test(err.message);
     });
@@ -132,7 +107,7 @@ describe('build failures', () => {
       if (!builder) return;
       // A distinctive sleep so the RUN process itself can be found in /proc.
       const seconds = `${60 + Math.floor(Math.random() * 30)}.${randomBytes(2).readUInt16BE()}`;
-      const context = await writeContext({ Dockerfile: `FROM ${base}\nRUN echo started-sleeping && sleep ${seconds}\n` });
+      const context = await writeContext({ Dockerfile: `FROM ${bed.base}\nRUN echo started-sleeping && sleep ${seconds}\n` });
       const controller = new AbortController();
       const log = collectLog();
       let abortedAt = 0;
@@ -171,7 +146,7 @@ describe('build failures', () => {
       const locked = await startRegistry({ auth: 'htpasswd' });
       try {
         const wrong = `CANARY-wrong-${randomBytes(6).toString('hex')}`;
-        const context = await writeContext({ Dockerfile: `FROM ${base}\nRUN echo ok > /ok\n` });
+        const context = await writeContext({ Dockerfile: `FROM ${bed.base}\nRUN echo ok > /ok\n` });
         const tag = `${locked.host}/${repo(`refused-${kind}`)}:1`;
         const log = collectLog();
         await assert.rejects(
@@ -199,14 +174,14 @@ describe('build failures', () => {
     it(`${kind}: a registry failing the final manifest PUT (500) leaves the tag untouched`, async (t) => {
       const builder = await selection(t, kind);
       if (!builder) return;
-      const proxy = await startFaultProxy({ target: registry });
+      const proxy = await startFaultProxy({ target: bed.registry });
       try {
         const name = repo(`halfpush-${kind}`);
         const tag = `${proxy.host}/${name}:1`;
         // Everything gets through except the manifest PUT by tag: blobs and per-platform manifests
         // land, the index never gets a name.
         proxy.inject({ match: { method: 'PUT', path: new RegExp(`/v2/${name}/manifests/1$`) }, fault: { status: 500 }, times: Infinity });
-        const context = await writeContext({ Dockerfile: `FROM ${base}\nRUN uname -m > /arch\n` });
+        const context = await writeContext({ Dockerfile: `FROM ${bed.base}\nRUN uname -m > /arch\n` });
         await assert.rejects(
           build({ context, tags: [tag], push: true, builder, network: 'host', platforms: ['linux/amd64', 'linux/arm64'] }),
           (err: Failure) => {
@@ -218,7 +193,7 @@ describe('build failures', () => {
         assert.ok(proxy.requestsMatching({ method: 'PUT', path: '/manifests/1' }).length > 0, 'the tag PUT was attempted');
         const client = remote.createRegistryClient({ keychain: { resolve: async () => undefined } });
         try {
-          assert.equal(await client.head(`${registry.host}/${name}:1`), undefined, 'a tag points at a half-pushed image');
+          assert.equal(await client.head(`${bed.registry.host}/${name}:1`), undefined, 'a tag points at a half-pushed image');
         } finally {
           await client.close();
         }
@@ -232,13 +207,13 @@ describe('build failures', () => {
     const builder = await selection(t, 'buildctl');
     if (!builder) return;
     const scratch = await writeContext({});
-    const ok = await writeContext({ Dockerfile: `FROM ${base}\nRUN echo ok > /ok\n` });
-    const failing = await writeContext({ Dockerfile: `FROM ${base}\nRUN exit 3\n` });
-    const slow = await writeContext({ Dockerfile: `FROM ${base}\nRUN echo go && sleep 30\n` });
+    const ok = await writeContext({ Dockerfile: `FROM ${bed.base}\nRUN echo ok > /ok\n` });
+    const failing = await writeContext({ Dockerfile: `FROM ${bed.base}\nRUN exit 3\n` });
+    const slow = await writeContext({ Dockerfile: `FROM ${bed.base}\nRUN echo go && sleep 30\n` });
     const saved = process.env.TMPDIR;
     process.env.TMPDIR = scratch;
     try {
-      await build({ context: ok, builder, network: 'host', registries: [{ address: registry.host, username: 'u', password: 'p-scratch-test' }] });
+      await build({ context: ok, builder, network: 'host', registries: [{ address: bed.registry.host, username: 'u', password: 'p-scratch-test' }] });
       await assert.rejects(build({ context: failing, builder, network: 'host' }), (err: Failure) => err.code === 'SLIPWAY_BUILD');
       const controller = new AbortController();
       await assert.rejects(

@@ -9,13 +9,14 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { createGunzip } from 'node:zlib';
-import type { TestContext } from 'node:test';
+import { after, before, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { extract } from 'tar-stream';
-import { name, parseManifest, type Descriptor, type remote } from '@slipway/oci';
+import type { builders } from '@slipway/build';
+import { name, parseManifest, remote, type Descriptor } from '@slipway/oci';
 import { pushBusyboxIndex } from '../support/fixtures.js';
-import type { TestRegistry } from '../support/registry.js';
-import { goToolStatus, run, toolPath, toolsBinDir } from '../support/tools.js';
+import { startRegistry, type TestRegistry } from '../support/registry.js';
+import { BUILDAH_ENV, DOCKER_CLI, goToolStatus, hasTool, run, skipUnless, skipUnlessDocker, toolPath, toolsBinDir } from '../support/tools.js';
 
 export const BUILDKITD = toolPath('buildkitd');
 export const BUILDCTL = toolPath('buildctl');
@@ -39,8 +40,11 @@ export interface Buildkitd {
   stop(): Promise<void>;
 }
 
-/** Starts a private buildkitd that allows `--network host` (the VM's dockerd has no bridge either). */
-export async function startBuildkitd(): Promise<Buildkitd> {
+/**
+ * Starts a private buildkitd that allows `--network host` (the VM's dockerd has no bridge either);
+ * `env` is added to the daemon's environment.
+ */
+export async function startBuildkitd(options: { env?: Record<string, string> } = {}): Promise<Buildkitd> {
   if (!BUILDKITD || !BUILDCTL) throw new Error('buildkitd/buildctl not installed');
   const dir = await mkdtemp(join(tmpdir(), 'slipway-buildkitd-'));
   const socket = join(dir, 'buildkitd.sock');
@@ -57,7 +61,7 @@ export async function startBuildkitd(): Promise<Buildkitd> {
     child = spawn(
       BUILDKITD,
       ['--root', root, '--addr', address, '--oci-worker-snapshotter=native', '--allow-insecure-entitlement', 'network.host'],
-      { stdio: ['ignore', fd, fd], detached: true },
+      { stdio: ['ignore', fd, fd], detached: true, env: { ...process.env, ...options.env } },
     );
     closeSync(fd);
     const deadline = Date.now() + 30_000;
@@ -107,6 +111,54 @@ export async function startBuildkitd(): Promise<Buildkitd> {
 export async function pushBusyboxBase(registry: TestRegistry): Promise<string> {
   const pushed = await pushBusyboxIndex(registry.host, 'base', { tag: '1', arches: ['amd64', 'arm64'] });
   return `${pushed.ref}@${pushed.digest}`;
+}
+
+/** What the build suites share: a registry holding the busybox base, a client for it, a private buildkitd. */
+export interface BuildBed {
+  registry: TestRegistry;
+  /** The base image, `host/base:1@digest`. */
+  base: string;
+  /** Anonymous client for reading back what builds pushed. */
+  client: remote.RegistryClient;
+  /** Undefined when buildkitd/buildctl are not installed (tests skip loudly through skipUnlessBuildKit). */
+  buildkitd: Buildkitd | undefined;
+}
+
+/**
+ * Registers before/after hooks in the calling describe() that start a BuildBed and stop it; the
+ * returned object's fields are set once before() has run. `buildkitdEnv` goes to startBuildkitd.
+ */
+export function useBuildBed(options: { buildkitdEnv?: Record<string, string> } = {}): BuildBed {
+  const bed = {} as BuildBed;
+  before(async () => {
+    bed.registry = await startRegistry();
+    bed.base = await pushBusyboxBase(bed.registry);
+    bed.client = remote.createRegistryClient({ keychain: { resolve: async () => undefined } });
+    if (BUILDCTL && hasTool('buildkitd')) bed.buildkitd = await startBuildkitd({ env: options.buildkitdEnv });
+  });
+  after(async () => {
+    await bed.client?.close();
+    await bed.buildkitd?.stop();
+    await bed.registry?.stop();
+  });
+  return bed;
+}
+
+/**
+ * The builder selection for a kind, or undefined after a loud skip when its tool (or buildkitd) is
+ * missing; `purpose` names the test in the skip message ("docker <purpose>").
+ */
+export async function selectBuilder(t: TestContext, kind: builders.BuilderKind, buildkitd: Buildkitd | undefined, purpose: string): Promise<builders.BuilderSelection | undefined> {
+  switch (kind) {
+    case 'docker':
+      return (await skipUnlessDocker(t, `docker ${purpose}`)) ? { kind, binary: DOCKER_CLI } : undefined;
+    case 'buildah':
+      return skipUnless(t, 'buildah', `buildah ${purpose}`) ? { kind, env: { ...BUILDAH_ENV } } : undefined;
+    case 'buildctl':
+      return skipUnlessBuildKit(t) && buildkitd ? { kind, address: buildkitd.address, binary: BUILDCTL! } : undefined;
+    case 'buildx':
+      return skipUnlessBuildKit(t, 'buildx') && buildkitd ? { kind, address: buildkitd.address, binary: BUILDX! } : undefined;
+  }
 }
 
 /** Writes files (path → content) into a fresh temp dir and returns it. */

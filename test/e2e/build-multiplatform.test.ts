@@ -5,45 +5,15 @@
 // the Engine and assembles the index itself; the others do it in one run.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { after, before, describe, it, type TestContext } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { build, type builders } from '@slipway/build';
-import { parseManifest, remote } from '@slipway/oci';
-import { startRegistry, type TestRegistry } from '../support/registry.js';
-import { hasTool, skipUnless, skipUnlessDocker } from '../support/tools.js';
-import {
-  BUILDAH_ENV,
-  BUILDCTL,
-  BUILDX,
-  collectLog,
-  DOCKER_CLI,
-  pushBusyboxBase,
-  readImage,
-  repo,
-  skipUnlessBuildKit,
-  startBuildkitd,
-  writeContext,
-  type Buildkitd,
-} from './build-harness.js';
+import { parseManifest } from '@slipway/oci';
+import { collectLog, readImage, repo, selectBuilder, useBuildBed, writeContext } from './build-harness.js';
 
 const qemu = '/proc/sys/fs/binfmt_misc/qemu-aarch64';
 
 describe('multi-platform builds (amd64 + arm64 with RUN through qemu)', () => {
-  let registry: TestRegistry;
-  let base: string;
-  let buildkitd: Buildkitd | undefined;
-  let client: remote.RegistryClient;
-
-  before(async () => {
-    registry = await startRegistry();
-    base = await pushBusyboxBase(registry);
-    client = remote.createRegistryClient({ keychain: { resolve: async () => undefined } });
-    if (BUILDCTL && hasTool('buildkitd')) buildkitd = await startBuildkitd();
-  });
-  after(async () => {
-    await client?.close();
-    await buildkitd?.stop();
-    await registry?.stop();
-  });
+  const bed = useBuildBed();
 
   async function selection(t: TestContext, kind: builders.BuilderKind): Promise<builders.BuilderSelection | undefined> {
     if (!existsSync(qemu)) {
@@ -52,30 +22,21 @@ describe('multi-platform builds (amd64 + arm64 with RUN through qemu)', () => {
       t.skip(msg);
       return undefined;
     }
-    switch (kind) {
-      case 'docker':
-        return (await skipUnlessDocker(t, 'docker multi-platform')) ? { kind, binary: DOCKER_CLI } : undefined;
-      case 'buildah':
-        return skipUnless(t, 'buildah', 'buildah multi-platform') ? { kind, env: { ...BUILDAH_ENV } } : undefined;
-      case 'buildctl':
-        return skipUnlessBuildKit(t) && buildkitd ? { kind, address: buildkitd.address, binary: BUILDCTL! } : undefined;
-      case 'buildx':
-        return skipUnlessBuildKit(t, 'buildx') && buildkitd ? { kind, address: buildkitd.address, binary: BUILDX! } : undefined;
-    }
+    return selectBuilder(t, kind, bed.buildkitd, 'multi-platform');
   }
 
   for (const kind of ['buildctl', 'buildx', 'buildah', 'docker'] as const) {
     it(`${kind}: one index, per-platform digests, arm64 RUN executed as aarch64`, async (t) => {
       const builder = await selection(t, kind);
       if (!builder) return;
-      const context = await writeContext({ Dockerfile: `FROM ${base}\nRUN uname -m > /arch\n` });
-      const tags = [`${registry.host}/${repo(`multi-${kind}`)}:1`, `${registry.host}/${repo(`multi-${kind}-copy`)}:1`];
+      const context = await writeContext({ Dockerfile: `FROM ${bed.base}\nRUN uname -m > /arch\n` });
+      const tags = [`${bed.registry.host}/${repo(`multi-${kind}`)}:1`, `${bed.registry.host}/${repo(`multi-${kind}-copy`)}:1`];
       const log = collectLog();
       const result = await build({ context, tags, push: true, platforms: ['linux/amd64', 'linux/arm64'], builder, network: 'host', onLog: log.onLog });
 
-      const root = await client.getManifest(tags[0]!);
+      const root = await bed.client.getManifest(tags[0]!);
       assert.equal(root.descriptor.digest, result.digest);
-      for (const tag of tags) assert.equal((await client.head(tag))?.digest, result.digest);
+      for (const tag of tags) assert.equal((await bed.client.head(tag))?.digest, result.digest);
       const parsed = parseManifest(root.bytes, root.descriptor.mediaType);
       assert.equal(parsed.kind, 'index', 'two platforms make an index');
       assert.deepEqual(Object.keys(result.platformDigests).sort(), ['linux/amd64', 'linux/arm64']);
@@ -87,7 +48,7 @@ describe('multi-platform builds (amd64 + arm64 with RUN through qemu)', () => {
       );
       const expected: Record<string, string> = { 'linux/amd64': 'x86_64\n', 'linux/arm64': 'aarch64\n' };
       for (const [platform, digest] of Object.entries(result.platformDigests)) {
-        const image = await readImage(client, `${tags[0]!.replace(/:[^:/]+$/, '')}@${digest}`);
+        const image = await readImage(bed.client, `${tags[0]!.replace(/:[^:/]+$/, '')}@${digest}`);
         assert.equal(image.config.architecture, platform.split('/')[1]);
         assert.equal(image.files.get('arch')?.toString(), expected[platform], `${platform} RUN ran on its own architecture`);
       }

@@ -7,56 +7,16 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it, type TestContext } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { build, type builders } from '@slipway/build';
 import { remote } from '@slipway/oci';
-import { startRegistry, type TestRegistry } from '../support/registry.js';
-import { hasTool, skipUnless, skipUnlessDocker } from '../support/tools.js';
-import {
-  BUILDAH_ENV,
-  BUILDCTL,
-  BUILDX,
-  collectLog,
-  DOCKER_CLI,
-  pushBusyboxBase,
-  readImage,
-  repo,
-  skipUnlessBuildKit,
-  startBuildkitd,
-  writeContext,
-  type Buildkitd,
-} from './build-harness.js';
+import { startRegistry } from '../support/registry.js';
+import { collectLog, readImage, repo, selectBuilder, useBuildBed, writeContext } from './build-harness.js';
 
 describe('build secrets never leak', () => {
-  let registry: TestRegistry;
-  let base: string;
-  let buildkitd: Buildkitd | undefined;
-  let client: remote.RegistryClient;
+  const bed = useBuildBed();
 
-  before(async () => {
-    registry = await startRegistry();
-    base = await pushBusyboxBase(registry);
-    client = remote.createRegistryClient({ keychain: { resolve: async () => undefined } });
-    if (BUILDCTL && hasTool('buildkitd')) buildkitd = await startBuildkitd();
-  });
-  after(async () => {
-    await client?.close();
-    await buildkitd?.stop();
-    await registry?.stop();
-  });
-
-  async function selection(t: TestContext, kind: builders.BuilderKind): Promise<builders.BuilderSelection | undefined> {
-    switch (kind) {
-      case 'docker':
-        return (await skipUnlessDocker(t, 'docker secrets')) ? { kind, binary: DOCKER_CLI } : undefined;
-      case 'buildah':
-        return skipUnless(t, 'buildah', 'buildah secrets') ? { kind, env: { ...BUILDAH_ENV } } : undefined;
-      case 'buildctl':
-        return skipUnlessBuildKit(t) && buildkitd ? { kind, address: buildkitd.address, binary: BUILDCTL! } : undefined;
-      case 'buildx':
-        return skipUnlessBuildKit(t, 'buildx') && buildkitd ? { kind, address: buildkitd.address, binary: BUILDX! } : undefined;
-    }
-  }
+  const selection = (t: TestContext, kind: builders.BuilderKind): Promise<builders.BuilderSelection | undefined> => selectBuilder(t, kind, bed.buildkitd, 'secrets');
 
   const canaries = () => {
     const id = randomBytes(6).toString('hex');
@@ -70,7 +30,7 @@ describe('build secrets never leak', () => {
       const canary = canaries();
       const context = await writeContext({
         Dockerfile:
-          `FROM ${base}\n` +
+          `FROM ${bed.base}\n` +
           // Printing the secrets on purpose: the log must still not contain them. Secrets are not part
           // of BuildKit's cache key, so a nonce keeps an earlier run's RUN result from being reused.
           'RUN --mount=type=secret,id=a --mount=type=secret,id=b --mount=type=secret,id=c ' +
@@ -86,7 +46,7 @@ describe('build secrets never leak', () => {
       try {
         const result = await build({
           context,
-          tags: [`${registry.host}/${repo(`secrets-${kind}`)}:1`],
+          tags: [`${bed.registry.host}/${repo(`secrets-${kind}`)}:1`],
           push: true,
           builder,
           network: 'host',
@@ -97,7 +57,7 @@ describe('build secrets never leak', () => {
           ],
           onLog: log.onLog,
         });
-        const image = await readImage(client, result.ref!);
+        const image = await readImage(bed.client, result.ref!);
         const expected = createHash('sha256').update(canary.value + canary.env + canary.file).digest('hex');
         assert.equal(image.files.get('secrets.sha')?.toString().trim(), expected, 'the three secrets reached RUN');
         assert.ok(log.text().includes('***'), 'the printed secrets were replaced in the log');
@@ -114,7 +74,7 @@ describe('build secrets never leak', () => {
     const builder = await selection(t, 'buildctl');
     if (!builder) return;
     const canary = canaries();
-    const context = await writeContext({ Dockerfile: `FROM ${base}\nRUN --mount=type=secret,id=a cat /run/secrets/a && exit 9\n` });
+    const context = await writeContext({ Dockerfile: `FROM ${bed.base}\nRUN --mount=type=secret,id=a cat /run/secrets/a && exit 9\n` });
     const log = collectLog();
     await assert.rejects(
       build({ context, builder, network: 'host', secrets: [{ id: 'a', value: canary.value }], onLog: log.onLog }),
@@ -134,7 +94,7 @@ describe('build secrets never leak', () => {
     if (!builder) return;
     const locked = await startRegistry({ auth: 'htpasswd', password: `CANARY-pw-${randomBytes(6).toString('hex')}` });
     try {
-      const context = await writeContext({ Dockerfile: `FROM ${base}\nRUN echo ok > /ok\n` });
+      const context = await writeContext({ Dockerfile: `FROM ${bed.base}\nRUN echo ok > /ok\n` });
       const tag = `${locked.host}/${repo('creds')}:1`;
       const log = collectLog();
       const result = await build({
