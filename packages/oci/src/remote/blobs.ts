@@ -91,8 +91,9 @@ export async function openBlob(call: BlobCall & { descriptor: Descriptor; option
 
   // One stream between the response body and the consumer, fed from the body's 'data' events: a
   // chunk is hashed and handed on in the same call, with no Transform, generator or promise per chunk
-  // (those layers cost as much CPU as the sha256 itself). The last chunk is held back until the digest
-  // is checked, so a consumer streaming into an upload never sends the registry a complete bad blob.
+  // (those cost ~0.06 CPU-s per 200 MB copied, a third of the sha256). The last chunk is held back
+  // until the digest is checked, so a consumer streaming into an upload never sends the registry a
+  // complete bad blob.
   const verifier = new Verifier({ digest: descriptor.digest, size: descriptor.size, what });
   let current: Readable | undefined;
   let skip = 0;
