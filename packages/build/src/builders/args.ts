@@ -4,7 +4,7 @@
  * @module
  */
 import { isIP } from 'node:net';
-import type { CacheFrom, CacheTo, SecretSpec, SshSpec } from './types.js';
+import type { BuildSpec, CacheFrom, CacheTo, SecretSpec, SshSpec } from './types.js';
 
 /** One CSV record as BuildKit parses `--output`/`--cache-to` values: fields holding `,` or `"` are quoted. */
 export function csv(fields: readonly string[]): string {
@@ -84,4 +84,23 @@ export function childEnv(extra: Record<string, string | undefined>, secretEnv: R
 /** A tag-safe slug of a platform: `linux/arm/v7` → `linux-arm-v7`. */
 export function platformSlug(platform: string): string {
   return platform.replace(/[^a-zA-Z0-9_.-]+/g, '-');
+}
+
+/**
+ * Flags `docker build`, `docker buildx build` and `buildah build` share (inputs other than caches,
+ * outputs, platform and named contexts). `pullFlag` is how the tool spells "always pull the base"
+ * (buildah: `--pull=always`).
+ */
+export function commonBuildFlags(spec: BuildSpec, pullFlag = '--pull'): string[] {
+  const args: string[] = [];
+  for (const [key, value] of Object.entries(spec.buildArgs)) args.push('--build-arg', `${key}=${value}`);
+  if (spec.target) args.push('--target', spec.target);
+  for (const [key, value] of Object.entries(spec.labels)) args.push('--label', `${key}=${value}`);
+  for (const secret of spec.secrets) args.push('--secret', secretArg(secret));
+  for (const ssh of spec.ssh) args.push('--ssh', sshArg(ssh));
+  if (spec.network) args.push('--network', spec.network);
+  for (const host of spec.addHosts) args.push('--add-host', hostEntryForDocker(host));
+  if (spec.noCache) args.push('--no-cache');
+  if (spec.pull) args.push(pullFlag);
+  return args;
 }

@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { probe, runStep, StepCounter } from './common.js';
 import { BuildError } from './errors.js';
-import { childEnv, hostEntryForDocker, platformSlug, secretArg, sshArg } from './args.js';
+import { childEnv, commonBuildFlags, platformSlug } from './args.js';
 import { run, which } from './process.js';
 import type { Availability, Builder, BuilderCapabilities, BuilderOutput, BuilderRunOptions, BuildSpec } from './types.js';
 
@@ -141,19 +141,4 @@ export class DockerBuilder implements Builder {
       }
     }
   }
-}
-
-/** Flags `docker build` and `docker buildx build` share (inputs other than caches, outputs and platform). */
-export function commonBuildFlags(spec: BuildSpec): string[] {
-  const args: string[] = [];
-  for (const [key, value] of Object.entries(spec.buildArgs)) args.push('--build-arg', `${key}=${value}`);
-  if (spec.target) args.push('--target', spec.target);
-  for (const [key, value] of Object.entries(spec.labels)) args.push('--label', `${key}=${value}`);
-  for (const secret of spec.secrets) args.push('--secret', secretArg(secret));
-  for (const ssh of spec.ssh) args.push('--ssh', sshArg(ssh));
-  if (spec.network) args.push('--network', spec.network);
-  for (const host of spec.addHosts) args.push('--add-host', hostEntryForDocker(host));
-  if (spec.noCache) args.push('--no-cache');
-  if (spec.pull) args.push('--pull');
-  return args;
 }
