@@ -3,8 +3,8 @@
  * @module
  */
 import { copyImage } from '@slipway/engine';
-import { defineCommand, integerFlag } from '../define.js';
-import { copyOutput, destinationRegistry, platformFlag, withProgress } from './shared.js';
+import { defineCommand } from '../define.js';
+import { copyOutput, transferOptions, withProgress } from './shared.js';
 
 export const copy = defineCommand({
   summary: 'copy an image or index to a registry: all platforms, one, or a subset',
@@ -32,13 +32,7 @@ Prints DESTINATION@DIGEST; with --json the full result.`,
       copyImage({
         source,
         destination,
-        platforms: platformFlag(context),
-        overwrite: context.values.overwrite === true,
-        jobs: integerFlag(context.values, 'jobs'),
-        onProgress,
-        registries: context.registries(destinationRegistry(destination)),
-        insecure: context.insecure,
-        signal: context.io.signal,
+        ...transferOptions(context, destination, onProgress),
       }),
     );
     return copyOutput(result);

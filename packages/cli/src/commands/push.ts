@@ -3,8 +3,8 @@
  * @module
  */
 import { pushArchive } from '@slipway/engine';
-import { defineCommand, integerFlag } from '../define.js';
-import { copyOutput, destinationRegistry, platformFlag, withProgress } from './shared.js';
+import { defineCommand } from '../define.js';
+import { copyOutput, transferOptions, withProgress } from './shared.js';
 
 export const push = defineCommand({
   summary: 'push a docker save tar or an OCI layout (directory or tar) to a registry',
@@ -37,13 +37,7 @@ Prints DESTINATION@DIGEST; with --json the full result.`,
         archive,
         destination,
         ...(image === undefined ? {} : { image }),
-        platforms: platformFlag(context),
-        overwrite: context.values.overwrite === true,
-        jobs: integerFlag(context.values, 'jobs'),
-        onProgress,
-        registries: context.registries(destinationRegistry(destination)),
-        insecure: context.insecure,
-        signal: context.io.signal,
+        ...transferOptions(context, destination, onProgress),
       }),
     );
     return copyOutput(result);

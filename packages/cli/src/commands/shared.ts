@@ -4,7 +4,7 @@
  */
 import type { CopyImageResult } from '@slipway/engine';
 import { name, parsePlatform, type copy } from '@slipway/oci';
-import { listFlag, type CommandContext, type CommandOutput } from '../define.js';
+import { integerFlag, listFlag, type CommandContext, type CommandOutput } from '../define.js';
 import { createProgress, formatBytes } from '../progress.js';
 
 /**
@@ -24,6 +24,22 @@ export function destinationRegistry(text: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The options copy and push take from the same flags: --platform, --overwrite, --jobs, credentials
+ * and --insecure for DESTINATION's registry, and cancellation.
+ */
+export function transferOptions(context: CommandContext, destination: string, onProgress: (event: copy.CopyEvent) => void) {
+  return {
+    platforms: platformFlag(context),
+    overwrite: context.values.overwrite === true,
+    jobs: integerFlag(context.values, 'jobs'),
+    onProgress,
+    registries: context.registries(destinationRegistry(destination)),
+    insecure: context.insecure,
+    signal: context.io.signal,
+  };
 }
 
 /** Runs a copy with progress on stderr and a one-line summary after it. */
