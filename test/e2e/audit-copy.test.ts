@@ -13,10 +13,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { copyImage } from '@slipway/engine';
 import type { copy as copyTypes } from '@slipway/oci';
-import { startFaultProxy, type FaultProxy, type ProxiedRequest } from '../support/fault-proxy.js';
+import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
 import { BUILDAH_ENV, hasTool, run, runChecked } from '../support/tools.js';
-import { cliMain } from './audit-support.js';
+import { cliMain, maxInFlight } from './audit-support.js';
 import { sha256Text } from './oci-archive-fixtures.js';
 
 const platforms = ['linux/amd64', 'linux/arm64', 'linux/arm/v7'] as const;
@@ -78,19 +78,6 @@ function uploads(proxy: FaultProxy, repository: string) {
     patches: all.filter((r) => r.method === 'PATCH').length,
     commits,
   };
-}
-
-/** Highest number of requests in flight at once among `requests` (from arrival to completion at the proxy). */
-function maxInFlight(requests: ProxiedRequest[]): number {
-  const edges = requests.flatMap((r) => [
-    { at: r.startedAt, delta: 1 },
-    { at: r.startedAt + r.durationMs, delta: -1 },
-  ]);
-  edges.sort((a, b) => a.at - b.at || a.delta - b.delta);
-  let now = 0;
-  let max = 0;
-  for (const e of edges) max = Math.max(max, (now += e.delta));
-  return max;
 }
 
 describe('copy engine promises, counted on the wire (audit)', { skip }, () => {

@@ -1,7 +1,9 @@
-// Helpers for the acceptance-audit tests: run the built CLI, and put raw bytes into the real registry
-// by hand (plain fetch against the distribution API, so nothing of slipway shapes what is stored).
+// Helpers for the acceptance-audit tests: run the built CLI, put raw bytes into the real registry
+// by hand (plain fetch against the distribution API, so nothing of slipway shapes what is stored),
+// and measure concurrency seen at the fault proxy.
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import type { ProxiedRequest } from '../support/fault-proxy.js';
 import type { TestRegistry } from '../support/registry.js';
 import { run } from '../support/tools.js';
 
@@ -73,4 +75,17 @@ export async function putRawManifest(
   const auth: Record<string, string> = registry.auth === 'htpasswd' ? { authorization: registry.basicAuth() } : {};
   const res = await fetch(`${registry.url}/v2/${repository}/manifests/${reference}`, { method: 'PUT', body: bytes, headers: { ...auth, 'content-type': contentType } });
   return { status: res.status, body: await res.text(), descriptor: { mediaType: contentType, digest: sha256Of(bytes), size: bytes.byteLength } };
+}
+
+/** Highest number of requests in flight at once among `requests` (from arrival to completion at the proxy). */
+export function maxInFlight(requests: ProxiedRequest[]): number {
+  const edges = requests.flatMap((r) => [
+    { at: r.startedAt, delta: 1 },
+    { at: r.startedAt + r.durationMs, delta: -1 },
+  ]);
+  edges.sort((a, b) => a.at - b.at || a.delta - b.delta);
+  let now = 0;
+  let max = 0;
+  for (const e of edges) max = Math.max(max, (now += e.delta));
+  return max;
 }

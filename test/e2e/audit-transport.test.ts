@@ -12,25 +12,14 @@ import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { MediaType, name, RegistryError, remote, sha256, SlipwayError, type Descriptor, type ManifestBytes } from '@slipway/oci';
-import { startFaultProxy, type FaultProxy, type ProxiedRequest } from '../support/fault-proxy.js';
+import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
+import { maxInFlight } from './audit-support.js';
 
 const anonymous = { resolve: async () => undefined };
 
 function blob(bytes: Buffer) {
   return { descriptor: { mediaType: MediaType.OciLayerGzip, digest: sha256(bytes), size: bytes.length } as Descriptor, bytes };
-}
-
-function maxInFlight(requests: ProxiedRequest[]): number {
-  const edges = requests.flatMap((r) => [
-    { at: r.startedAt, delta: 1 },
-    { at: r.startedAt + r.durationMs, delta: -1 },
-  ]);
-  edges.sort((a, b) => a.at - b.at || a.delta - b.delta);
-  let now = 0;
-  let max = 0;
-  for (const e of edges) max = Math.max(max, (now += e.delta));
-  return max;
 }
 
 /** A byte-for-byte TCP relay in front of the registry that counts the connections clients open. */
