@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { after, before, describe, it } from 'node:test';
-import { copy, daemon, layout, tarball, SlipwayError, type ImageManifest } from '@slipway/oci';
+import { copy, daemon, layout, tarball, type ImageManifest } from '@slipway/oci';
 import * as testing from '@slipway/oci/testing';
 import { dockerAvailable, hasTool, run, DOCKER_CLI } from '../support/tools.js';
 import { docker, makeDockerImages, skopeo, type DockerImages } from './oci-archive-fixtures.js';
@@ -24,16 +24,6 @@ async function gunzipDigest(stream: Readable): Promise<string> {
     for await (const chunk of source) hash.update(chunk);
   });
   return `sha256:${hash.digest('hex')}`;
-}
-
-async function errorOf(promise: Promise<unknown>): Promise<SlipwayError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(SlipwayError.is(err), `want a SlipwayError, got ${String(err)}`);
-    return err;
-  }
-  assert.fail('expected a rejection');
 }
 
 describe('docker save archives and the Docker daemon', { skip }, () => {
@@ -86,7 +76,7 @@ describe('docker save archives and the Docker daemon', { skip }, () => {
   });
 
   it('lists the tags when a multi-image archive is opened without a choice', async () => {
-    const err = await errorOf(tarball.open(paths.multiGz, { cacheDir }));
+    const err = await testing.errorOf(tarball.open(paths.multiGz, { cacheDir }));
     assert.equal(err.code, 'SLIPWAY_INVALID_ARG');
     for (const tag of [images.single, images.layered, images.sibling]) assert.ok(err.message.includes(JSON.stringify(tag)), `${tag} listed in: ${err.message}`);
     const listed = (await tarball.list(paths.multi)).flatMap((i) => i.tags).sort();
@@ -156,12 +146,12 @@ describe('docker save archives and the Docker daemon', { skip }, () => {
   });
 
   it('reports a missing daemon image as SLIPWAY_NOT_FOUND and an unreachable daemon as SLIPWAY_NETWORK', async () => {
-    assert.equal((await errorOf(daemon.open(`${images.single.split(':')[0]}:no-such-tag`))).code, 'SLIPWAY_NOT_FOUND');
-    const err = await errorOf(daemon.open(images.single, { host: `unix://${join(images.dir, 'no.sock')}` }));
+    assert.equal((await testing.errorOf(daemon.open(`${images.single.split(':')[0]}:no-such-tag`))).code, 'SLIPWAY_NOT_FOUND');
+    const err = await testing.errorOf(daemon.open(images.single, { host: `unix://${join(images.dir, 'no.sock')}` }));
     assert.equal(err.code, 'SLIPWAY_NETWORK');
     // The lazy form exports only on first use, and fails the same way.
     const lazy = daemon.createDaemonSource({ image: `${images.single.split(':')[0]}:no-such-tag` });
-    assert.equal((await errorOf(lazy.root())).code, 'SLIPWAY_NOT_FOUND');
+    assert.equal((await testing.errorOf(lazy.root())).code, 'SLIPWAY_NOT_FOUND');
     await lazy.close?.();
   });
 

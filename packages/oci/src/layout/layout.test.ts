@@ -9,6 +9,7 @@ import { gzipSync } from 'node:zlib';
 import { SlipwayError } from '../errors.js';
 import { makeTar, type TestEntry } from '../internal/tar-fixtures.js';
 import { imageSourceConformance } from '../testing/conformance.js';
+import { errorOf } from '../testing/rejection.js';
 import { sha256 } from '../v1/digest.js';
 import type { Descriptor } from '../v1/manifest.js';
 import { MediaType } from '../v1/media-types.js';
@@ -50,16 +51,6 @@ async function put(dir: string, img: Image, tag?: string): Promise<void> {
   const target = sink(dir, tag ? { tag } : {});
   for (const b of img.blobs) await target.putBlob(b.descriptor, async () => Readable.from([b.bytes]));
   await target.putManifest(img.manifest, tag ? { tag } : {});
-}
-
-async function errorOf(promise: Promise<unknown>): Promise<SlipwayError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(SlipwayError.is(err), `want a SlipwayError, got ${String(err)}`);
-    return err;
-  }
-  assert.fail('expected a rejection');
 }
 
 async function readAll(stream: Readable): Promise<Buffer> {

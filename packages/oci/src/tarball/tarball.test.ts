@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { SlipwayError } from '../errors.js';
 import { makeTar, type TestEntry } from '../internal/tar-fixtures.js';
 import { imageSourceConformance } from '../testing/conformance.js';
+import { errorOf } from '../testing/rejection.js';
 import { sha256 } from '../v1/digest.js';
 import { MediaType } from '../v1/media-types.js';
 import { archiveDigest } from './fingerprint.js';
@@ -52,16 +52,6 @@ function dockerSaveEntries(images: FakeImage[]): { entries: TestEntry[]; configs
   }
   entries.push({ name: 'manifest.json', body: JSON.stringify(manifest) });
   return { entries, configs };
-}
-
-async function errorOf(promise: Promise<unknown>): Promise<SlipwayError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(SlipwayError.is(err), `want a SlipwayError, got ${String(err)}`);
-    return err;
-  }
-  assert.fail('expected a rejection');
 }
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
