@@ -2,27 +2,15 @@
 // issuer), credentials from explicit options, Docker config files and a real credential helper
 // program, and the canary password never reaching an error message.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { after, before, describe, it } from 'node:test';
-import { auth, MediaType, name, remote, sha256, SlipwayError, type Descriptor, type ManifestBytes } from '@slipway/oci';
+import { auth, name, remote, SlipwayError } from '@slipway/oci';
 import { CANARY_PASSWORD, CANARY_USERNAME, startRegistry, type TestRegistry } from '../support/registry.js';
-
-function blob(mediaType: string, bytes: Buffer) {
-  return { descriptor: { mediaType, digest: sha256(bytes), size: bytes.length } as Descriptor, bytes };
-}
-
-function makeImage(layerSizes: number[]) {
-  const config = blob(MediaType.OciConfig, Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } })));
-  const layers = layerSizes.map((size) => blob(MediaType.OciLayerGzip, randomBytes(size)));
-  const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config: config.descriptor, layers: layers.map((l) => l.descriptor) }));
-  const manifest: ManifestBytes = { descriptor: { mediaType: MediaType.OciManifest, digest: sha256(bytes), size: bytes.length }, bytes };
-  return { blobs: [config, ...layers], manifest };
-}
+import { makeImage } from './registry-images.js';
 
 async function push(client: remote.RegistryClient, reference: string, image: ReturnType<typeof makeImage>, mountFrom?: string): Promise<void> {
   const ref = name.parseReference(reference);

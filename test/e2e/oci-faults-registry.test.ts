@@ -3,26 +3,14 @@
 // restarted mid-push, and a registry answering garbage. Bad bytes are never accepted; the tag never
 // points at incomplete content; the canary password never reaches a message.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DigestMismatchError, MediaType, name, NetworkError, remote, sha256, SlipwayError, type Descriptor, type ManifestBytes } from '@slipway/oci';
+import { DigestMismatchError, MediaType, name, NetworkError, remote, SlipwayError } from '@slipway/oci';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { CANARY_PASSWORD, CANARY_USERNAME, startRegistry, type TestRegistry } from '../support/registry.js';
-
-function blob(mediaType: string, bytes: Buffer) {
-  return { descriptor: { mediaType, digest: sha256(bytes), size: bytes.length } as Descriptor, bytes };
-}
-
-function makeImage(layerSizes: number[]) {
-  const config = blob(MediaType.OciConfig, Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } })));
-  const layers = layerSizes.map((size) => blob(MediaType.OciLayerGzip, randomBytes(size)));
-  const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config: config.descriptor, layers: layers.map((l) => l.descriptor) }));
-  const manifest: ManifestBytes = { descriptor: { mediaType: MediaType.OciManifest, digest: sha256(bytes), size: bytes.length }, bytes };
-  return { config, layers, blobs: [config, ...layers], manifest };
-}
+import { makeImage } from './registry-images.js';
 
 type Image = ReturnType<typeof makeImage>;
 
