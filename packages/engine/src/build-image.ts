@@ -12,27 +12,19 @@ import {
   parseCacheTo,
   parseSecretOption,
   parseSshOption,
+  type BuildOptions,
   type BuildResult,
   type builders,
 } from '@slipway/build';
 import { InvalidArgumentError, type auth, type Digest } from '@slipway/oci';
 import { normalizeAddress, type AccessOptions } from './ops/access.js';
 
-export interface BuildImageOptions extends AccessOptions {
-  /** Build context directory. @defaultValue `.` */
-  context?: string;
-  /** Dockerfile path (relative to the current directory) or `{ inline }` text. @defaultValue `<context>/Dockerfile` */
-  dockerfile?: string | { inline: string };
-  /** `name → directory` or `name → docker-image://ref` (`--build-context`). */
-  namedContexts?: Record<string, string>;
-  tags?: string[];
-  /** @defaultValue false */
-  push?: boolean;
+/** The fields build() takes as they are; the rest below accept string forms too. */
+type PlainBuildOptions = Pick<BuildOptions, 'context' | 'dockerfile' | 'namedContexts' | 'tags' | 'push' | 'buildArgs' | 'target' | 'labels' | 'network' | 'addHosts' | 'noCache' | 'pull' | 'onLog'>;
+
+export interface BuildImageOptions extends AccessOptions, PlainBuildOptions {
   /** `linux/amd64`, `linux/arm64`, … (a comma-separated entry is split). */
   platforms?: string[];
-  buildArgs?: Record<string, string>;
-  target?: string;
-  labels?: Record<string, string>;
   /**
    * Build secrets: `{ id: value }` (values, as IaC resources hold them, marked secret there), or
    * `id=ID,src=PATH` / `id=ID,env=VAR` strings, or SecretSpec objects.
@@ -46,16 +38,10 @@ export interface BuildImageOptions extends AccessOptions {
   cacheTo?: (string | builders.CacheTo)[];
   /** `docker`, `buildah`, `buildctl=unix:///…`, `buildx=tcp://…`, `buildx:NAME`, or a selection. @defaultValue automatic */
   builder?: string | builders.BuilderSelection;
-  network?: string;
-  addHosts?: string[];
-  noCache?: boolean;
-  pull?: boolean;
   /** Replaces the Docker-config keychain after the explicit `registries`. */
   keychain?: auth.Keychain;
   /** Directory for the context hash's stat cache. */
   cacheDir?: string;
-  /** Every line of builder output, secrets removed, as it arrives. */
-  onLog?: builders.OnLog;
 }
 
 export interface BuildImageResult {
