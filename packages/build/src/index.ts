@@ -1,5 +1,7 @@
-/** @module */
-export {};
+/**
+ * @slipway/build: the build-context hasher and the builders (docker, buildah, buildctl, buildx).
+ * @module
+ */
 export * from './build.js';
 export * from './options.js';
 export * as builders from './builders/index.js';
