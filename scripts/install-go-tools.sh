@@ -58,7 +58,7 @@ build_pulumi() {
   # pulumi's pkg go.mod carries replace directives, so `go install pkg@version` refuses it;
   # a throwaway wrapper module reproduces the one non-local replace upstream builds with.
   # The CLI and the nodejs language host are built and recorded separately: the host is its own
-  # module, which the module proxy reachable here has refused (403) at every version tried.
+  # module, which the module proxy reachable here refuses (403) at every version tried; see the fallback below.
   local w; w=$(mktemp -d)
   cat > "$w/go.mod" <<MOD
 module slipway.local/pulumiwrapper
@@ -75,15 +75,25 @@ MOD
   else
     echo "install-go-tools: pulumi failed, see $TOOLS_DIR/logs/pulumi.log" >&2; status pulumi failed
   fi
+  # Fallback for the host: up to sdk/v3 v3.60.0 the nodejs language host was a package of the sdk module
+  # itself, which the proxy serves. Verified: CLI v3.259.0 + this host + @pulumi/pulumi 3.259.0 on Node 20
+  # run `pulumi up` of a JavaScript program offline with a file:// backend.
+  local legacy_host_sdk=v3.60.0 h; h=$(mktemp -d)
+  printf 'module slipway.local/pulumihost\n\ngo 1.25\n' > "$h/go.mod"
   if [ -x "$TOOLS_DIR/bin/pulumi-language-nodejs" ]; then status pulumi-language-nodejs ok
   elif ( cd "$w" && go get github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3@$PULUMI_NODEJS_VERSION &&
          nice go build "${flags[@]}" -o "$TOOLS_DIR/bin/pulumi-language-nodejs" github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3 ) > "$TOOLS_DIR/logs/pulumi-language-nodejs.log" 2>&1; then
+    status pulumi-language-nodejs ok
+  elif ( cd "$h" && go get github.com/pulumi/pulumi/sdk/v3@$legacy_host_sdk &&
+         nice go build -trimpath -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$legacy_host_sdk" \
+           -o "$TOOLS_DIR/bin/pulumi-language-nodejs" github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs ) >> "$TOOLS_DIR/logs/pulumi-language-nodejs.log" 2>&1; then
+    echo "install-go-tools: pulumi-language-nodejs built from sdk/v3@$legacy_host_sdk (the matching host module is not served)" >&2
     status pulumi-language-nodejs ok
   else
     echo "install-go-tools: pulumi-language-nodejs failed, see $TOOLS_DIR/logs/pulumi-language-nodejs.log" >&2
     tail -2 "$TOOLS_DIR/logs/pulumi-language-nodejs.log" >&2; status pulumi-language-nodejs failed
   fi
-  rm -rf "$w"
+  rm -rf "$w" "$h"
   [ -x "$TOOLS_DIR/bin/pulumi" ] && [ -x "$TOOLS_DIR/bin/pulumi-language-nodejs" ]
 }
 
