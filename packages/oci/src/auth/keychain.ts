@@ -3,6 +3,7 @@
  * containers auth files, then anonymous. Resolved lazily per registry and remembered.
  * @module
  */
+import { SharedTaskMap } from '../internal/shared-task.js';
 import { debuglog } from 'node:util';
 import { InvalidArgumentError } from '../errors.js';
 import type { Credentials, Keychain } from './credentials.js';
@@ -82,17 +83,15 @@ export function createKeychain(options: KeychainOptions = {}): Keychain {
     ...(options.credentials ? [staticKeychain(options.credentials)] : []),
     options.keychain ?? fileKeychain(options),
   );
-  const cache = new Map<string, Promise<Credentials | undefined>>();
+  // Resolved once per normalised registry (`https://a.io/` is `a.io`) and shared; the chain is asked
+  // with the spelling the first caller used. A caller's abort ends only its own wait.
+  const firstSpelling = new Map<string, string>();
+  const cache = new SharedTaskMap<string, Credentials | undefined>((key, signal) => chain.resolve(firstSpelling.get(key) ?? key, signal));
   return {
     resolve(registry, signal) {
       const key = normalizeRegistryKey(registry);
-      let found = cache.get(key);
-      if (!found) {
-        found = chain.resolve(registry, signal);
-        cache.set(key, found);
-        found.catch(() => cache.delete(key));
-      }
-      return found;
+      if (!firstSpelling.has(key)) firstSpelling.set(key, registry);
+      return cache.get(key, signal);
     },
   };
 }

@@ -16,10 +16,11 @@
 import { availableParallelism } from 'node:os';
 import { realpath, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { AbortedError, InvalidArgumentError, NotFoundError, SizeMismatchError, SlipwayError, throwIfAborted } from '../errors.js';
+import { InvalidArgumentError, NotFoundError, SizeMismatchError, SlipwayError, throwIfAborted } from '../errors.js';
 import { openTarArchive, statInput, verifiedStream, type IndexedArchive } from '../internal/tar-archive.js';
 import { invalidArchive, readEntry, requireEntry, resolveEntry, type TarEntry } from '../internal/tar-index.js';
 import { makeScratch, mapBounded, removeScratch } from '../internal/tar-scratch.js';
+import { SharedTask } from '../internal/shared-task.js';
 import { blobPath, LayoutSource, matchImages, open as openLayout, readLayoutIndex, selectImage } from '../layout/source.js';
 import { TarStore } from '../layout/store.js';
 import { digestOf, sha256, type Digest } from '../v1/digest.js';
@@ -58,55 +59,6 @@ export interface TarballOptions extends CallOptions {
 /** `docker-save`: manifest synthesised from `manifest.json`; `oci-layout`: served from the archive's OCI layout. */
 export type ArchiveFormat = 'docker-save' | 'oci-layout';
 
-/** A single-flight task shared by concurrent callers; a caller's abort cancels it only when nobody else waits. */
-class SharedTask<T> {
-  #current: { promise: Promise<T>; controller: AbortController; waiters: number; done: boolean } | undefined;
-  constructor(private readonly run: (signal: AbortSignal) => Promise<T>) {}
-
-  async get(signal?: AbortSignal): Promise<T> {
-    throwIfAborted(signal);
-    let current = this.#current;
-    if (!current) {
-      const controller = new AbortController();
-      const promise = this.run(controller.signal);
-      const fresh = { promise, controller, waiters: 0, done: false };
-      promise.then(
-        () => (fresh.done = true),
-        () => {
-          if (this.#current === fresh) this.#current = undefined;
-        },
-      );
-      this.#current = current = fresh;
-    }
-    if (current.done) return current.promise;
-    const entry = current;
-    // Every caller counts, with or without a signal: one caller's abort must not cancel another's wait.
-    entry.waiters++;
-    try {
-      if (!signal) return await entry.promise;
-      return await new Promise<T>((resolve, reject) => {
-        const onAbort = () => reject(new AbortedError('operation aborted', { cause: signal.reason }));
-        signal.addEventListener('abort', onAbort, { once: true });
-        entry.promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-      });
-    } finally {
-      entry.waiters--;
-      if (signal?.aborted && entry.waiters === 0 && !entry.done) {
-        entry.controller.abort(signal.reason);
-        if (this.#current === entry) this.#current = undefined;
-      }
-    }
-  }
-
-  /** Cancels work in progress and waits for it to stop (before scratch files are removed). */
-  async cancel(): Promise<void> {
-    const current = this.#current;
-    this.#current = undefined;
-    if (!current) return;
-    if (!current.done) current.controller.abort(new AbortedError('source closed'));
-    await current.promise.catch(() => undefined);
-  }
-}
 
 interface Plan {
   root: ManifestBytes;

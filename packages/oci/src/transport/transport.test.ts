@@ -427,6 +427,29 @@ describe('transport concurrency and cancellation', () => {
     assert.ok(Date.now() - started < 1000);
   });
 
+  it("one caller's abort during the shared /v2/ ping does not fail another caller", async () => {
+    // A client serves many operations at once (a provider's resources), each with its own signal.
+    let pings = 0;
+    const server = await serve((req, res) => {
+      if (v2(req.url!)) {
+        pings++;
+        setTimeout(() => json(res, 200, {}), 150).unref();
+        return;
+      }
+      json(res, 200, { ok: true });
+    });
+    const t = transport();
+    const impatient = new AbortController();
+    const first = t.request({ method: 'GET', registry: server.host, path: '/v2/a/tags/list', signal: impatient.signal });
+    const second = t.request({ method: 'GET', registry: server.host, path: '/v2/b/tags/list', signal: new AbortController().signal });
+    setTimeout(() => impatient.abort(new Error('first caller cancelled')), 30);
+    await assert.rejects(first, (err: unknown) => err instanceof AbortedError);
+    const res = await second;
+    assert.equal(res.status, 200);
+    res.body?.destroy();
+    assert.equal(pings, 1, 'one ping served both callers');
+  });
+
   it('aborts while waiting for a retry', async () => {
     const server = await serve((req, res) => (v2(req.url!) ? json(res, 200, {}) : json(res, 503, {}, { 'retry-after': '30' })));
     const controller = new AbortController();

@@ -11,6 +11,7 @@ import type { Readable } from 'node:stream';
 import { Agent, request, type Dispatcher } from 'undici';
 import { AbortedError, InvalidArgumentError, SlipwayError } from '../errors.js';
 import { describeCredentials, secretsOf, type Credentials, type Keychain } from '../auth/credentials.js';
+import { SharedTaskMap } from '../internal/shared-task.js';
 import { readCapped, BodyTooLargeError } from '../internal/read.js';
 import { redactUrl, SecretSet } from '../internal/redact.js';
 import { Semaphore, type Release } from '../internal/semaphore.js';
@@ -136,8 +137,10 @@ export class Transport {
   readonly #concurrency: number;
   readonly #signal: AbortSignal | undefined;
   readonly #slots = new Map<string, Semaphore>();
-  readonly #states = new Map<string, Promise<RegistryState>>();
-  readonly #credentials = new Map<string, Promise<Credentials | undefined>>();
+  // One ping and one credential lookup per registry, shared by every caller; a caller's abort ends only
+  // its own wait (a client serves many operations, each with its own signal).
+  readonly #states = new SharedTaskMap<string, RegistryState>((registry, signal) => this.#ping(registry, signal));
+  readonly #credentials = new SharedTaskMap<string, Credentials | undefined>((registry, signal) => this.#lookUpCredentials(registry, signal));
   readonly #tokens = new TokenCache();
   /** Distinct `Warning: 299` texts registries sent, for a front end to show once each. */
   readonly warnings = new Set<string>();
@@ -285,13 +288,7 @@ export class Transport {
 
   /** The registry's base URL and auth challenge, found by pinging `/v2/` once (failures are not remembered). */
   #state(registry: string, signal: AbortSignal | undefined): Promise<RegistryState> {
-    let state = this.#states.get(registry);
-    if (!state) {
-      state = this.#ping(registry, signal);
-      this.#states.set(registry, state);
-      state.catch(() => this.#states.delete(registry));
-    }
-    return state;
+    return this.#states.get(registry, signal);
   }
 
   async #ping(registry: string, signal: AbortSignal | undefined): Promise<RegistryState> {
@@ -356,17 +353,14 @@ export class Transport {
   }
 
   #resolveCredentials(registry: string, signal: AbortSignal | undefined): Promise<Credentials | undefined> {
-    let found = this.#credentials.get(registry);
-    if (!found) {
-      found = (this.#keychain?.resolve(registry, signal) ?? Promise.resolve(undefined)).then((credentials) => {
-        this.secrets.add(...secretsOf(credentials));
-        debug('credentials for %s: %s', registry, describeCredentials(credentials));
-        return credentials;
-      });
-      this.#credentials.set(registry, found);
-      found.catch(() => this.#credentials.delete(registry));
-    }
-    return found;
+    return this.#credentials.get(registry, signal);
+  }
+
+  async #lookUpCredentials(registry: string, signal: AbortSignal): Promise<Credentials | undefined> {
+    const credentials = await this.#keychain?.resolve(registry, signal);
+    this.secrets.add(...secretsOf(credentials));
+    debug('credentials for %s: %s', registry, describeCredentials(credentials));
+    return credentials;
   }
 
   async #authorization(state: RegistryState, scopes: string[], signal: AbortSignal | undefined): Promise<string | undefined> {
