@@ -58,8 +58,9 @@ const commonHelp = `common flags:
   -q, --quiet       no progress on stderr
   -h, --help        this text
 
-credentials, first found wins: SLIPWAY_REGISTRY_USERNAME + SLIPWAY_REGISTRY_PASSWORD (for the registry in
-SLIPWAY_REGISTRY_ADDRESS, or else the registry the command writes to or reads from), then the Docker config
+credentials, first found wins: SLIPWAY_REGISTRY_USERNAME + SLIPWAY_REGISTRY_PASSWORD (for one registry: the
+one in SLIPWAY_REGISTRY_ADDRESS, or else the one the command writes to or reads from; for build, the first
+tag's), then the Docker config
 ($DOCKER_CONFIG/config.json or ~/.docker/config.json: auths, credHelpers, credsStore), then the containers
 auth file ($REGISTRY_AUTH_FILE), else anonymous. Passwords are never printed.
 
@@ -128,7 +129,8 @@ function fail(io: CommandIo, json: boolean, failure: Failure, secrets: string[])
 /**
  * Credentials from the environment, for CI where writing a Docker config is a chore. They apply to
  * one registry only, so a copy never sends them to the other side: SLIPWAY_REGISTRY_ADDRESS when set,
- * otherwise the command's target (the destination of copy/push, the named registry of read commands).
+ * otherwise the command's target (the destination of copy/push, the first tag's registry for build, the named
+ * registry of read commands).
  */
 export function registriesFromEnv(env: NodeJS.ProcessEnv, target: string | undefined): RegistryCredential[] {
   const username = env.SLIPWAY_REGISTRY_USERNAME;
