@@ -48,7 +48,7 @@ function* fileSpecs(poolSize: number): Generator<{ dir: string; name: string; si
 }
 
 /** Writes the tree unless a previous run left a complete one; returns its root. */
-async function ensureTree(workDir: string, log: (line: string) => void): Promise<{ root: string; bytes: number; seconds: number }> {
+export async function ensureTree(workDir: string, log: (line: string) => void): Promise<{ root: string; bytes: number; seconds: number }> {
   const root = join(workDir, 'tree');
   const marker = join(workDir, 'tree.complete');
   if (existsSync(marker) && (await readFile(marker, 'utf8')).startsWith(`${LAYOUT}\n`)) {

@@ -31,6 +31,8 @@ export interface CacheSnapshot {
   /** 32 bytes per entry: content digest (files), digest of the link text (symlinks), zeros (dirs). */
   digests: Uint8Array;
   dockerfileDigest: string | null;
+  /** Hex SHA-256 of the entry records as the context digest serialises them (absent in older caches). */
+  sectionDigest?: string;
   /** Entries with mtime/ctime at or after this instant (ms) are racy. */
   racyFromMs: number;
   surrogates: boolean;
@@ -72,7 +74,7 @@ export async function loadCache(file: string): Promise<CacheSnapshot | undefined
 function decode(data: Buffer, mtimeMs: number): CacheSnapshot {
   if (data.length < 12 || !data.subarray(0, 8).equals(MAGIC)) throw new Error('bad magic');
   const headerLen = data.readUInt32LE(8);
-  const header = JSON.parse(data.toString('utf8', 12, 12 + headerLen)) as { count: number; pathBytes: number; dockerfileDigest: string | null };
+  const header = JSON.parse(data.toString('utf8', 12, 12 + headerLen)) as { count: number; pathBytes: number; dockerfileDigest: string | null; sectionDigest?: unknown };
   const count = header.count;
   let off = 12 + headerLen;
   const blob = data.toString('utf8', off, off + header.pathBytes);
@@ -105,6 +107,7 @@ function decode(data: Buffer, mtimeMs: number): CacheSnapshot {
     stats,
     digests,
     dockerfileDigest: header.dockerfileDigest,
+    ...(typeof header.sectionDigest === 'string' && /^[0-9a-f]{64}$/.test(header.sectionDigest) ? { sectionDigest: header.sectionDigest } : {}),
     racyFromMs: Math.floor(mtimeMs / 1000) * 1000,
     surrogates: /[\uD800-\uDFFF]/.test(blob),
   };
@@ -127,12 +130,13 @@ export interface CacheWrite {
   stats: Float64Array;
   digests: Uint8Array;
   dockerfileDigest: string | null;
+  sectionDigest: string;
 }
 
 export async function saveCache(file: string, c: CacheWrite): Promise<void> {
   const count = c.paths.length;
   const blob = Buffer.from(c.paths.join('\0'), 'utf8');
-  const header = Buffer.from(JSON.stringify({ version: 1, count, pathBytes: blob.length, dockerfileDigest: c.dockerfileDigest }), 'utf8');
+  const header = Buffer.from(JSON.stringify({ version: 1, count, pathBytes: blob.length, dockerfileDigest: c.dockerfileDigest, sectionDigest: c.sectionDigest }), 'utf8');
   const pre = 12 + header.length + blob.length;
   const pad = ((pre + 7) & ~7) - pre;
   const lenBuf = Buffer.alloc(4);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -269,5 +269,104 @@ test('pruneCache drops stale and excess stat caches and old temp files', async (
     assert.deepEqual(readdirSync(dir).sort(), ['fresh.tmp', 'other.txt', 'recent-0.bin', 'recent-1.bin', 'recent-2.bin']);
   } finally {
     clean(dir);
+  }
+});
+
+/** 30 directories × (3 subdirectories + 120 files): past the main thread's first walk budget. */
+function bigTree(tag: string): string {
+  const files: Record<string, string> = {};
+  for (let d = 0; d < 30; d++) for (let f = 0; f < 120; f++) files[`d${d}/s${f % 3}/f-${f}.txt`] = `${tag}:${d}:${f}`;
+  return tree(files);
+}
+
+test('parked workers are reused by the next hash of another context, which still hashes its own files', async () => {
+  const { warmWorkers, closeIdleWorkers } = await import('./pool.js');
+  const a = bigTree('a');
+  const b = bigTree('b');
+  try {
+    const alone = await hashContext({ context: b, dockerfile: { inline: '' }, cacheDir: false, concurrency: 1 });
+    const first = await hashContext({ context: a, dockerfile: { inline: '' }, cacheDir: false, concurrency: 2, parallelWalk: true });
+    assert.ok(warmWorkers() > 0, 'the pool of a finished hash is parked');
+    // The parked workers still know context id 0 as `a`: the next hash must redefine it.
+    const second = await hashContext({ context: b, dockerfile: { inline: '' }, cacheDir: false, concurrency: 2 });
+    assert.equal(second.digest, alone.digest);
+    assert.notEqual(second.digest, first.digest);
+    assert.equal(second.files, 3600);
+  } finally {
+    await closeIdleWorkers();
+    clean(a, b);
+  }
+});
+
+test('a parked pool does not keep the process alive', () => {
+  const root = bigTree('exit');
+  try {
+    const script = `import { hashContext } from ${JSON.stringify(new URL('./hash.js', import.meta.url).href)};
+const r = await hashContext({ context: ${JSON.stringify(root)}, dockerfile: { inline: '' }, cacheDir: false, concurrency: 2, parallelWalk: true });
+process.stdout.write(r.digest);`;
+    const started = Date.now();
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(child.status, 0, child.stderr);
+    assert.match(child.stdout, /^sha256:[0-9a-f]{64}$/);
+    // The idle timer is 5 s: exiting well before it means nothing parked holds the loop.
+    assert.ok(Date.now() - started < 4000, `the process took ${Date.now() - started} ms to exit`);
+  } finally {
+    clean(root);
+  }
+});
+
+test('an unchanged context reuses its recorded section digest; any change recomputes it', async () => {
+  const root = tree(base);
+  const cacheDir = mkdtempSync(join(tmpdir(), 'slipway-cache-'));
+  const { loadCache } = await import('./cache.js');
+  try {
+    const cold = await hashContext({ context: root, cacheDir });
+    assert.equal(cold.digest, (await hashContext({ context: root, cacheDir: false })).digest);
+    const [name] = readdirSync(cacheDir).filter((f) => f.endsWith('.bin'));
+    const cacheFile = join(cacheDir, name!);
+    // As above: make every entry older than the cache, so the next run is all stat-cache hits.
+    const settle = (): void => {
+      const future = new Date(Date.now() + 3600_000);
+      utimesSync(cacheFile, future, future);
+    };
+    const recorded = (await loadCache(cacheFile))?.sectionDigest;
+    assert.match(recorded ?? '', /^[0-9a-f]{64}$/);
+    settle();
+    const warm = await hashContext({ context: root, cacheDir });
+    assert.deepEqual([warm.digest, warm.stats.cachedFiles, warm.stats.hashedFiles], [cold.digest, 3, 0]);
+    // The recorded section digest is what the warm run used: a forged one shows through.
+    const bytes = readFileSync(cacheFile);
+    writeFileSync(cacheFile, Buffer.from(bytes.toString('latin1').replace(recorded!, '0'.repeat(64)), 'latin1'));
+    settle();
+    assert.notEqual((await hashContext({ context: root, cacheDir })).digest, cold.digest);
+    // A cache without a usable section digest (an older slipway) is recomputed, then upgraded.
+    writeFileSync(cacheFile, Buffer.from(bytes.toString('latin1').replace(recorded!, 'x'.repeat(64)), 'latin1'));
+    settle();
+    assert.equal((await loadCache(cacheFile))?.sectionDigest, undefined);
+    assert.equal((await hashContext({ context: root, cacheDir })).digest, cold.digest);
+    assert.equal((await loadCache(cacheFile))?.sectionDigest, recorded);
+    settle();
+
+    // Each kind of change moves the digest, agreeing with an uncached hash, and back when undone.
+    const changes: [string, () => void, () => void][] = [
+      ['new empty directory', () => mkdirSync(join(root, 'new-dir')), () => rmSync(join(root, 'new-dir'), { recursive: true })],
+      ['executable bit', () => chmodSync(join(root, 'src/main.go'), 0o755), () => chmodSync(join(root, 'src/main.go'), 0o644)],
+      ['symlink', () => symlinkSync('src/main.go', join(root, 'link')), () => rmSync(join(root, 'link'))],
+      ['removed file', () => rmSync(join(root, 'src/run.sh')), () => writeFileSync(join(root, 'src/run.sh'), '#!/bin/sh\n')],
+    ];
+    for (const [what, change, undo] of changes) {
+      change();
+      const changed = await hashContext({ context: root, cacheDir });
+      assert.equal(changed.digest, (await hashContext({ context: root, cacheDir: false })).digest, what);
+      assert.notEqual(changed.digest, cold.digest, what);
+      settle();
+      assert.equal((await hashContext({ context: root, cacheDir })).digest, changed.digest, `${what}, warm`);
+      undo();
+      assert.equal((await hashContext({ context: root, cacheDir })).digest, cold.digest, `${what} undone`);
+      settle();
+      assert.equal((await hashContext({ context: root, cacheDir })).digest, cold.digest, `${what} undone, warm`);
+    }
+  } finally {
+    clean(root, cacheDir);
   }
 });

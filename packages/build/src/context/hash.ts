@@ -18,7 +18,7 @@ import { AbortedError, InvalidArgumentError, SlipwayError, throwIfAborted } from
 import { CACHE_STAT_FIELDS, cacheFileFor, defaultCacheDir, loadCache, pruneCacheDaily, saveCache, snapshotPath, snapshotPathIs, type CacheSnapshot } from './cache.js';
 import { FileHashError, hashFileInto } from './hashfile.js';
 import { IgnorePatternError, PatternMatcher, parseIgnoreFile, parseIgnoreFileBuildah, type IgnoreDialect } from './ignore.js';
-import { WorkerPool } from './pool.js';
+import { acquireWorkerPool, releaseWorkerPool, warmWorkers, type WorkerPool } from './pool.js';
 import type { EncodedChunk, HashReply, WalkReply } from './protocol.js';
 import { compareBytewise, ContextWalkError, Kind, KIND_MASK, PARENT_SKIPPED, STAT_FIELDS, walkTask, type DirTask, type WalkChunk } from './walk.js';
 
@@ -48,10 +48,12 @@ export interface HashContextOptions {
   /** Warn above these sizes (defaults: HUGE_CONTEXT_FILES files, HUGE_CONTEXT_BYTES bytes). */
   hugeContext?: { files?: number; bytes?: number };
   /**
-   * Walk with worker threads beside the main thread. Default: only when the previous run of the
-   * context was huge (a stat cache over PARALLEL_WALK_CACHE_BYTES, ≈ 250k entries); below that a
-   * worker's start-up costs more than the lstat calls it takes over (measured: 100k files walk
-   * faster on the main thread alone). A walk without a stat cache does no lstat at all.
+   * Walk with worker threads beside the main thread. Default: when workers of an earlier hash in
+   * this process are still parked (see pool.ts), or when the previous run of the context was big (a
+   * stat cache over PARALLEL_WALK_CACHE_BYTES, ≈ 45k entries). Smaller contexts stay on the main
+   * thread: a cold worker's start-up (~40–60 ms) costs more than the lstat calls it takes over, and
+   * even with workers the first MAIN_FIRST_BUDGET entries are walked on the main thread. A walk
+   * without a stat cache does no lstat at all.
    */
   parallelWalk?: boolean;
   /** Worker threads for hashing (and parallel walks): default available parallelism, at most 8. */
@@ -132,8 +134,12 @@ const JUNK = /(?:^|\/)(\.git|node_modules|\.venv|venv|__pycache__|\.terraform|\.
 const MAIN_FIRST_BUDGET = 3000;
 const MAIN_SLICE_BUDGET = 600;
 const WORKER_WALK_BUDGET = 6000;
-/** A stat cache this big (≈ 250k entries) means a context worth walking in parallel (see parallelWalk). */
-export const PARALLEL_WALK_CACHE_BYTES = 24 * 1024 * 1024;
+/**
+ * A stat cache this big (≈ 45k entries at ~85 bytes each) means a context worth walking in parallel
+ * even with cold workers (see parallelWalk): measured on 100k files and 2 cores, a one-shot warm
+ * hash took 0.41 s with one cold worker beside the main thread against 0.45 s without.
+ */
+export const PARALLEL_WALK_CACHE_BYTES = 4 * 1024 * 1024;
 /** Below both, files are hashed on the main thread rather than starting workers. */
 const INLINE_HASH_FILES = 400;
 const INLINE_HASH_BYTES = 24 * 1024 * 1024;
@@ -328,8 +334,10 @@ class Walker {
     while (this.queue.length > 0 || this.inflight > 0) {
       if (this.failure) throw this.failure;
       throwIfAborted(this.signal);
-      if (!this.hasPool() && this.walkers > 0 && this.mainSeen >= MAIN_FIRST_BUDGET && this.queue.length > 1) this.getPool().grow(this.walkers);
-      if (this.hasPool()) this.dispatch(this.getPool());
+      // Small contexts stay on the main thread: a worker round trip costs more than their walk.
+      const big = this.mainSeen >= MAIN_FIRST_BUDGET;
+      if (!this.hasPool() && this.walkers > 0 && big && this.queue.length > 1) this.getPool().grow(this.walkers);
+      if (this.hasPool() && (big || this.walkers === 0)) this.dispatch(this.getPool());
       // The main thread walks too, in slices.
       if (this.queue.length > 0) {
         const { ctx, task } = this.queue.pop()!;
@@ -557,8 +565,12 @@ class DigestWriter {
   }
 
   digest(): string {
+    return `sha256:${this.raw().toString('hex')}`;
+  }
+
+  raw(): Buffer {
     this.hash.update(this.buf.subarray(0, this.off));
-    return `sha256:${this.hash.digest('hex')}`;
+    return this.hash.digest();
   }
 }
 
@@ -579,6 +591,46 @@ interface CtxResult {
   sizes: Float64Array;
   cacheFile?: string;
   snapshot?: CacheSnapshot;
+  /** SHA-256 of the context's entry records in order (set when the digest is computed). */
+  section?: Buffer;
+}
+
+/**
+ * Whether this run's entries are exactly the snapshot's: same count, nothing added, removed or
+ * changed once re-read files are settled (a hit means same kind, executable bit, size and
+ * digest; symlink text and directory kinds are compared in {@link compareWithCache}).
+ */
+function unchangedSince(r: CtxResult): boolean {
+  const s = r.snapshot;
+  if (!s?.sectionDigest || s.count !== r.entries.paths.length) return false;
+  settleChanges(r);
+  return r.added.length === 0 && r.removed.length === 0 && r.changed.length === 0;
+}
+
+/** The section digest: every entry record of one context, in order. */
+function sectionDigest(r: CtxResult): Buffer {
+  const w = new DigestWriter();
+  const { paths, kinds, stats, links } = r.entries;
+  for (let i = 0; i < paths.length; i++) {
+    const kind = kinds[i]!;
+    if (kind === Kind.File) {
+      w.file(paths[i]!, stats[i * STAT_FIELDS]!, r.sizes[i]!, r.digests, i);
+      continue;
+    }
+    w.byte(TYPE_BYTE[kind]!);
+    w.field(paths[i]!);
+    if (kind === Kind.Symlink) {
+      const target = links.get(i)!;
+      w.byte(0);
+      w.u64(Buffer.byteLength(target, 'utf8'));
+      w.field(target);
+    } else {
+      w.byte(0);
+      w.u64(0);
+      w.field('');
+    }
+  }
+  return w.raw();
 }
 
 export async function hashContext(options: HashContextOptions): Promise<ContextHashResult> {
@@ -657,13 +709,13 @@ export async function hashContext(options: HashContextOptions): Promise<ContextH
   let pool: WorkerPool | undefined;
   const getPool = (): WorkerPool => {
     if (!pool) {
-      pool = new WorkerPool(signal);
+      pool = acquireWorkerPool(signal);
       for (const c of ctxs) pool.setup({ type: 'context', ctx: c.id, root: c.root, patterns: c.patterns, dialect });
     }
     return pool;
   };
   // Hashing: one worker per core. Walking: the main thread, plus (cores - 1) workers when it pays.
-  const parallelWalk = options.parallelWalk ?? cacheSizes.some((size) => size > PARALLEL_WALK_CACHE_BYTES);
+  const parallelWalk = options.parallelWalk ?? (warmWorkers() > 0 || cacheSizes.some((size) => size > PARALLEL_WALK_CACHE_BYTES));
   const walkers = parallelWalk ? concurrency - 1 : 0;
 
   try {
@@ -710,43 +762,32 @@ export async function hashContext(options: HashContextOptions): Promise<ContextH
       }
     }
 
-    // The digest.
-    const w = new DigestWriter();
-    w.field('slipway.context.v1');
-    w.field(dockerfile.digest);
+    // The digest: one section digest per context (its entries in order), then the sections. An
+    // unchanged context (every entry a stat-cache hit, nothing added, removed or changed) has the
+    // section digest its cache recorded, so a warm run does not re-serialise 100k records.
     let files = 0;
     let directories = 0;
     let symlinks = 0;
     let bytes = 0;
     for (const r of results) {
-      w.byte(0x63 /* c */);
-      w.field(r.ctx.name);
-      const { paths, kinds, stats, links } = r.entries;
+      const { paths, kinds } = r.entries;
       for (let i = 0; i < paths.length; i++) {
         const kind = kinds[i]!;
         if (kind === Kind.File) {
           files++;
-          const size = r.sizes[i]!;
-          bytes += size;
-          w.file(paths[i]!, stats[i * STAT_FIELDS]!, size, r.digests, i);
-          continue;
-        }
-        w.byte(TYPE_BYTE[kind]!);
-        w.field(paths[i]!);
-        if (kind === Kind.Symlink) {
-          symlinks++;
-          const target = links.get(i)!;
-          w.byte(0);
-          w.u64(Buffer.byteLength(target, 'utf8'));
-          w.field(target);
-        } else {
-          directories++;
-          w.byte(0);
-          w.u64(0);
-          w.field('');
-        }
+          bytes += r.sizes[i]!;
+        } else if (kind === Kind.Symlink) symlinks++;
+        else directories++;
       }
-      w.byte(0x65 /* e */);
+      r.section = unchangedSince(r) ? Buffer.from(r.snapshot!.sectionDigest!, 'hex') : sectionDigest(r);
+    }
+    const w = new DigestWriter();
+    w.field('slipway.context.v2');
+    w.field(dockerfile.digest);
+    for (const r of results) {
+      w.byte(0x63 /* c */);
+      w.field(r.ctx.name);
+      w.field(r.section!);
     }
     for (const [name, value] of remote) {
       w.byte(0x72 /* r */);
@@ -797,7 +838,7 @@ export async function hashContext(options: HashContextOptions): Promise<ContextH
       if (r.cacheFile === undefined) continue;
       const dockerfileMoved = r.ctx.id === 0 && r.snapshot?.dockerfileDigest !== dockerfile.digest.toString('hex');
       if (r.snapshot) settleChanges(r);
-      const dirty = !r.snapshot || r.added.length + r.removed.length + r.changed.length > 0;
+      const dirty = !r.snapshot || r.added.length + r.removed.length + r.changed.length > 0 || r.snapshot.sectionDigest !== r.section!.toString('hex');
       if (!dirty && !hashed.touched.has(r) && !dockerfileMoved) continue;
       try {
         await saveCache(r.cacheFile, cacheRecord(r, r.ctx.id === 0 ? dockerfile.digest.toString('hex') : null, hashed.uncacheable));
@@ -825,7 +866,7 @@ export async function hashContext(options: HashContextOptions): Promise<ContextH
     phase('finish');
     return result;
   } finally {
-    await pool?.close();
+    if (pool) await releaseWorkerPool(pool);
   }
 }
 
@@ -938,7 +979,7 @@ function cacheRecord(r: CtxResult, dockerfileDigest: string | null, uncacheable:
     cstats[o + 2] = stats[i * STAT_FIELDS + 3]!;
     cstats[o + 3] = stats[i * STAT_FIELDS + 4]!;
   }
-  return { paths, kinds: ckinds, stats: cstats, digests: r.digests, dockerfileDigest };
+  return { paths, kinds: ckinds, stats: cstats, digests: r.digests, dockerfileDigest, sectionDigest: r.section!.toString('hex') };
 }
 
 interface HashOutcome {

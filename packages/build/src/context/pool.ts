@@ -1,11 +1,20 @@
 /**
- * A small pool of worker threads for walking and hashing, created lazily and terminated when
- * the hash is done (a warm run of an unchanged context never starts one).
+ * A small pool of worker threads for walking and hashing.
+ *
+ * Pools are created lazily (a warm run of a small unchanged context never starts one) and, once a
+ * hash is done, parked for {@link POOL_IDLE_MS} instead of terminated: a long-lived process (the
+ * Pulumi and Terraform providers hash every image's context on each preview, the bench hashes in a
+ * loop) then walks with warm workers, whose start-up (~40–60 ms here: a V8 isolate plus this
+ * package's walker modules) would otherwise cost more than the `lstat` calls they take over. A
+ * parked pool's workers are unref'd, so it never keeps a process alive; its timer is unref'd too.
  * @module
  */
 import { Worker } from 'node:worker_threads';
 import { AbortedError } from '@slipway/oci';
 import type { ContextSetup, HashRequest, WalkRequest, WorkerReply } from './protocol.js';
+
+/** How long a finished hash keeps its workers for the next one. */
+export const POOL_IDLE_MS = 5000;
 
 interface Slot {
   worker: Worker;
@@ -22,20 +31,41 @@ type Request = Omit<WalkRequest, 'id'> | Omit<HashRequest, 'id'>;
 
 export class WorkerPool {
   private readonly slots: Slot[] = [];
-  private readonly setups: ContextSetup[] = [];
+  private setups: ContextSetup[] = [];
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private failure: Error | undefined;
   private closed = false;
+  private signal: AbortSignal | undefined;
   private readonly onAbort = (): void => this.fail(new AbortedError('context hashing aborted', { cause: this.signal?.reason }));
 
-  constructor(private readonly signal?: AbortSignal) {
-    signal?.addEventListener('abort', this.onAbort, { once: true });
+  constructor(signal?: AbortSignal) {
+    this.attach(signal);
   }
 
   /** Workers started so far. */
   get size(): number {
     return this.slots.length;
+  }
+
+  /** Usable for another hash: not failed, not closed, nothing in flight. */
+  get reusable(): boolean {
+    return !this.failure && !this.closed && this.pending.size === 0;
+  }
+
+  /** Binds the pool to one hash: its abort fails the pool; its workers keep the process alive. */
+  attach(signal: AbortSignal | undefined): void {
+    this.signal = signal;
+    this.setups = [];
+    signal?.addEventListener('abort', this.onAbort, { once: true });
+    for (const s of this.slots) s.worker.ref();
+  }
+
+  /** Unbinds the pool from its hash (parked workers must not keep the process alive). */
+  detach(): void {
+    this.signal?.removeEventListener('abort', this.onAbort);
+    this.signal = undefined;
+    for (const s of this.slots) s.worker.unref();
   }
 
   /** Grows the pool to `n` workers (a new worker first receives every context definition). */
@@ -49,7 +79,9 @@ export class WorkerPool {
 
   private spawn(): void {
     // A larger young generation: the walk allocates many short-lived strings and Stats objects.
-    const worker = new Worker(new URL('./worker.js', import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: 64 } });
+    // `--input-type` (a host run with `node --input-type=module -e`) is refused by a worker from a file.
+    const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
+    const worker = new Worker(new URL('./worker.js', import.meta.url), { execArgv, resourceLimits: { maxYoungGenerationSizeMb: 64 } });
     const slot: Slot = { worker, inflight: 0 };
     worker.on('message', (reply: WorkerReply) => {
       const p = this.pending.get(reply.id);
@@ -65,7 +97,10 @@ export class WorkerPool {
     this.slots.push(slot);
   }
 
-  /** Sends a context definition to every worker (must precede walk requests for it). */
+  /**
+   * Sends a context definition to every worker (must precede walk requests for it). A parked
+   * pool's workers still hold the previous hash's definitions under the same ids: this replaces them.
+   */
   setup(msg: ContextSetup): void {
     this.setups.push(msg);
     for (const slot of this.slots) slot.worker.postMessage(msg);
@@ -102,6 +137,49 @@ export class WorkerPool {
     if (this.closed) return;
     this.closed = true;
     this.signal?.removeEventListener('abort', this.onAbort);
+    if (parked?.pool === this) {
+      clearTimeout(parked.timer);
+      parked = undefined;
+    }
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
+}
+
+let parked: { pool: WorkerPool; timer: NodeJS.Timeout } | undefined;
+
+/** Whether a parked pool with at least `n` workers is waiting (a parallel walk then costs no start-up). */
+export function warmWorkers(): number {
+  return parked?.pool.reusable ? parked.pool.size : 0;
+}
+
+/** The parked pool if there is one (taken exclusively), else a new one. */
+export function acquireWorkerPool(signal?: AbortSignal): WorkerPool {
+  const p = parked;
+  if (p) {
+    parked = undefined;
+    clearTimeout(p.timer);
+    if (p.pool.reusable) {
+      p.pool.attach(signal);
+      return p.pool;
+    }
+    void p.pool.close();
+  }
+  return new WorkerPool(signal);
+}
+
+/** Parks a pool after a hash for the next one, or closes it if it failed or another is parked. */
+export async function releaseWorkerPool(pool: WorkerPool): Promise<void> {
+  pool.detach();
+  if (!pool.reusable || parked !== undefined || pool.size === 0) {
+    await pool.close();
+    return;
+  }
+  const timer = setTimeout(() => void pool.close(), POOL_IDLE_MS);
+  timer.unref();
+  parked = { pool, timer };
+}
+
+/** Terminates a parked pool now (tests, or a host about to exit cleanly). */
+export async function closeIdleWorkers(): Promise<void> {
+  await parked?.pool.close();
 }
