@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { Client } from 'undici';
+import type { Client } from 'undici';
 import { AbortedError, InvalidArgumentError, NotFoundError, SlipwayError, throwIfAborted } from '../errors.js';
 import { readCapped } from '../internal/read.js';
 import { indexTar } from '../internal/tar-index.js';
@@ -31,8 +31,9 @@ export interface DaemonOptions extends Omit<TarballOptions, 'image'> {
 
 export const defaultDockerHost = 'unix:///var/run/docker.sock';
 
-/** An undici client for a Docker host string. */
-function connect(host: string): { client: Client; shown: string } {
+/** An undici client for a Docker host string (undici is imported here, not at load: see transport.ts). */
+async function connect(host: string): Promise<{ client: Client; shown: string }> {
+  const { Client } = await import('undici');
   if (host.startsWith('unix://')) {
     const socketPath = host.slice('unix://'.length);
     if (!socketPath.startsWith('/')) throw new InvalidArgumentError(`invalid Docker host ${JSON.stringify(host)}: want unix:///absolute/path`);
@@ -88,7 +89,7 @@ export async function open(image: string, options: DaemonOptions = {}): Promise<
   throwIfAborted(options.signal);
   if (image === '' || image.length > 1024 || /[\s\0?#]/.test(image)) throw new InvalidArgumentError(`invalid image name ${JSON.stringify(image)}`);
   const host = options.host ?? process.env.DOCKER_HOST ?? defaultDockerHost;
-  const { client, shown } = connect(host);
+  const { client, shown } = await connect(host);
   const name = label(image);
   let scratch: string | undefined;
   try {

@@ -8,7 +8,14 @@ import { rootCertificates } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { debuglog } from 'node:util';
 import type { Readable } from 'node:stream';
-import { Agent, request, type Dispatcher } from 'undici';
+import type { Agent, Dispatcher, request as undiciRequest } from 'undici';
+
+/** undici and our two agents, loaded on the first request: importing undici costs ~90 ms of start-up, which a command that never speaks HTTP (`slipway hash-context`, a build's context hash) should not pay. */
+interface Http {
+  secure: Agent;
+  unverified: Agent;
+  request: typeof undiciRequest;
+}
 import { AbortedError, InvalidArgumentError, SlipwayError } from '../errors.js';
 import { describeCredentials, secretsOf, type Credentials, type Keychain } from '../auth/credentials.js';
 import { SharedTaskMap } from '../internal/shared-task.js';
@@ -128,8 +135,9 @@ interface Attempt {
 
 /** One HTTP client shared by every registry call of a run. Create with createTransport. */
 export class Transport {
-  readonly #secure: Agent;
-  readonly #unverified: Agent;
+  #http: Promise<Http> | undefined;
+  readonly #agentOptions: Agent.Options;
+  readonly #caCertificates: (string | Buffer)[];
   readonly #insecure: readonly string[];
   readonly #keychain: Keychain | undefined;
   readonly #retry: ResolvedRetryOptions;
@@ -153,8 +161,8 @@ export class Transport {
     const timeout = options.timeoutMs ?? 120_000;
     const extraCa = options.caCertificates === undefined ? [] : Array.isArray(options.caCertificates) ? options.caCertificates : [options.caCertificates];
     const common = { keepAliveTimeout: 30_000, headersTimeout: timeout, bodyTimeout: timeout };
-    this.#secure = new Agent({ ...common, connect: extraCa.length > 0 ? { ca: [...rootCertificates, ...(extraCa as (string | Buffer)[])] } : {} });
-    this.#unverified = new Agent({ ...common, connect: { rejectUnauthorized: false } });
+    this.#agentOptions = common;
+    this.#caCertificates = extraCa as (string | Buffer)[];
     this.#insecure = options.insecure ?? [];
     this.#keychain = options.keychain;
     this.#retry = resolveRetryOptions(options.retry);
@@ -170,7 +178,22 @@ export class Transport {
 
   /** Closes pooled connections. Idempotent. */
   async close(): Promise<void> {
-    await Promise.all([this.#secure.close(), this.#unverified.close()]);
+    if (this.#http === undefined) return;
+    const http = await this.#http;
+    await Promise.all([http.secure.close(), http.unverified.close()]);
+  }
+
+  #undici(): Promise<Http> {
+    this.#http ??= import('undici').then(({ Agent, request }) => {
+      const common = this.#agentOptions;
+      const ca = this.#caCertificates;
+      return {
+        secure: new Agent({ ...common, connect: ca.length > 0 ? { ca: [...rootCertificates, ...ca] } : {} }),
+        unverified: new Agent({ ...common, connect: { rejectUnauthorized: false } }),
+        request,
+      };
+    });
+    return this.#http;
   }
 
   /** The base URL the registry is spoken to at (after the first ping), e.g. `http://127.0.0.1:5000`. */
@@ -297,24 +320,25 @@ export class Transport {
     // An insecure registry is tried over HTTPS without verification, then plain HTTP, as dockerd does.
     // Loopback registries may speak plain HTTP (Docker's default insecure range is 127.0.0.0/8), but
     // when they speak TLS the certificate is still verified (pass caCertificates for a private CA).
+    const http = await this.#undici();
     const candidates: [string, Dispatcher][] = insecure
       ? [
-          [`https://${host}`, this.#unverified],
-          [`http://${host}`, this.#unverified],
+          [`https://${host}`, http.unverified],
+          [`http://${host}`, http.unverified],
         ]
       : isLoopback(host)
         ? [
-            [`https://${host}`, this.#secure],
-            [`http://${host}`, this.#secure],
+            [`https://${host}`, http.secure],
+            [`http://${host}`, http.secure],
           ]
-        : [[`https://${host}`, this.#secure]];
+        : [[`https://${host}`, http.secure]];
     let lastError: unknown;
     for (let attempt = 1; attempt <= this.#retry.attempts; attempt++) {
       let unreachable = false;
       for (const [base, dispatcher] of candidates) {
         const url = new URL('/v2/', base);
         try {
-          const res = await request(url, { method: 'GET', headers: { 'user-agent': this.#userAgent }, dispatcher, signal });
+          const res = await http.request(url, { method: 'GET', headers: { 'user-agent': this.#userAgent }, dispatcher, signal });
           await res.body.dump({ limit: maxErrorBodyBytes });
           if (isTemporaryStatus(res.statusCode) && attempt < this.#retry.attempts) {
             unreachable = true;
@@ -399,7 +423,8 @@ export class Transport {
     }
     checkHop(state.base, realmUrl, `token realm of ${state.registry}`);
     const service = challenge.params.service;
-    const dispatcher = realmUrl.protocol === 'http:' || state.dispatcher === this.#unverified ? state.dispatcher : this.#secure;
+    const http = await this.#undici();
+    const dispatcher = realmUrl.protocol === 'http:' || state.dispatcher === http.unverified ? state.dispatcher : http.secure;
 
     const send = async (method: 'GET' | 'POST'): Promise<Attempt> => {
       const url = new URL(realmUrl);
@@ -423,7 +448,7 @@ export class Transport {
       }
       for (let attempt = 1; ; attempt++) {
         try {
-          const res = await request(url, { method, headers, body, dispatcher, signal });
+          const res = await http.request(url, { method, headers, body, dispatcher, signal });
           const result: Attempt = { status: res.statusCode, headers: res.headers, url, body: res.body, release: () => {} };
           if (isTemporaryStatus(res.statusCode) && attempt < this.#retry.attempts) {
             await dump(result);
@@ -483,6 +508,7 @@ export class Transport {
     follow: boolean,
     signal: AbortSignal | undefined,
   ): Promise<Attempt> {
+    const http = await this.#undici();
     // Open the body before taking a slot: a body streamed from another registry takes a download slot
     // there, and always taking download slots before upload slots keeps copies deadlock-free.
     const body = typeof req.body === 'function' ? await req.body() : req.body;
@@ -499,8 +525,8 @@ export class Transport {
         const headers: Record<string, string> = { 'user-agent': this.#userAgent, ...req.headers };
         if (authorization && url.host === state.base.host) headers.authorization = authorization;
         if (body instanceof Uint8Array && headers['content-length'] === undefined) headers['content-length'] = String(body.byteLength);
-        const dispatcher = url.host === state.base.host || url.protocol === 'http:' ? state.dispatcher : this.#secure;
-        const res = await request(url, {
+        const dispatcher = url.host === state.base.host || url.protocol === 'http:' ? state.dispatcher : http.secure;
+        const res = await http.request(url, {
           method: req.method,
           headers,
           body: hop === 0 ? (body ?? null) : null,
