@@ -389,6 +389,29 @@ describe('transport concurrency and cancellation', () => {
     assert.equal(peak, 3);
   });
 
+  it('keeps the connection open across HEAD requests (undici resets it after HEAD by default)', async () => {
+    const server = await serve((req, res) => {
+      if (v2(req.url!)) return json(res, 200, {});
+      res.writeHead(req.method === 'HEAD' ? 200 : 404, { 'content-length': '7', 'docker-content-digest': 'sha256:x' });
+      res.end(req.method === 'HEAD' ? undefined : 'missing');
+    });
+    const raw = servers[servers.length - 1]!;
+    let connections = 0;
+    raw.on('connection', () => connections++);
+    const t = transport();
+    let afterFirst = 0;
+    for (let i = 0; i < 5; i++) {
+      const r = await t.request({ method: 'HEAD', registry: server.host, path: `/v2/r/blobs/sha256:${i}`, expect: [200] });
+      assert.equal(r.status, 200);
+      if (i === 0) afterFirst = connections;
+    }
+    await assert.rejects(t.request({ method: 'GET', registry: server.host, path: '/v2/r/blobs/sha256:gone', retry: false }), RegistryError);
+    assert.equal(server.seen.filter((s) => s.method === 'HEAD').length, 5);
+    // Four more HEADs and a GET after the first HEAD, and not one new connection.
+    assert.ok(afterFirst > 0);
+    assert.equal(connections, afterFirst);
+  });
+
   it('holds a streamed body slot until the body closes', async () => {
     const server = await serve((req, res) => {
       if (v2(req.url!)) return json(res, 200, {});

@@ -532,6 +532,10 @@ export class Transport {
           body: hop === 0 ? (body ?? null) : null,
           dispatcher,
           signal,
+          // undici closes the connection after every HEAD, in case a server sends a body anyway
+          // (nodejs/undici#258); registries do not, and a blob HEAD per layer would otherwise cost a
+          // new connection (a TLS handshake on a remote registry) each time.
+          ...(req.method === 'HEAD' ? { reset: false } : {}),
         });
         const location = res.headers.location;
         if (follow && res.statusCode >= 300 && res.statusCode < 400 && res.statusCode !== 304 && typeof location === 'string') {
