@@ -11,9 +11,10 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
-import { loadavg } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { hashContext, type ContextHashResult } from '@slipway/build';
 import { median, runOk, runTimed, timeCall } from './support.js';
 
@@ -107,6 +108,51 @@ function shell(script: string, cwd: string): Promise<number> {
 
 const SHA256SUM = "find . -path ./.git -prune -o -type f -print0 | xargs -0 -P2 -n 500 sha256sum > /dev/null";
 
+/**
+ * What any Node walker pays before comparing or hashing anything: `readdir` of every directory and
+ * `lstat` of every file, split over warm worker threads (one per core), returning nothing. Shown
+ * beside git status as the floor under the warm-hash ratio on this machine, not as a contender.
+ */
+const BARE_WALK_WORKER = `
+const { parentPort } = require('node:worker_threads');
+const { readdirSync, lstatSync } = require('node:fs');
+parentPort.on('message', (dirs) => {
+  let n = 0;
+  const walk = (dir) => {
+    for (const d of readdirSync(dir, { withFileTypes: true })) {
+      const path = dir + '/' + d.name;
+      if (d.isDirectory()) walk(path);
+      else { lstatSync(path); n++; }
+    }
+  };
+  for (const dir of dirs) walk(dir);
+  parentPort.postMessage(n);
+});`;
+
+async function bareWalkSeconds(root: string, trials: number): Promise<number[]> {
+  const top = (await import('node:fs')).readdirSync(root, { withFileTypes: true }).filter((d) => d.isDirectory() && d.name !== '.git').map((d) => `${root}/${d.name}`);
+  const workers = Array.from({ length: Math.max(1, availableParallelism()) }, () => new Worker(BARE_WALK_WORKER, { eval: true }));
+  try {
+    const once = async (): Promise<number> => {
+      const started = performance.now();
+      const counts = await Promise.all(
+        workers.map((w, i) => new Promise<number>((resolve) => {
+          w.once('message', resolve);
+          w.postMessage(top.filter((_, j) => j % workers.length === i));
+        })),
+      );
+      if (counts.reduce((a, b) => a + b, 0) < FILES) throw new Error('bare walk saw fewer files than the tree holds');
+      return (performance.now() - started) / 1000;
+    };
+    await once(); // warm the workers (JIT, dentry cache)
+    const out: number[] = [];
+    for (let t = 0; t < trials; t++) out.push(await once());
+    return out;
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+}
+
 export async function runContextBench(opts: { workDir: string; log: (line: string) => void }): Promise<ContextBenchRow[]> {
   const { log } = opts;
   const trials = Math.max(1, Number(process.env.SLIPWAY_BENCH_TRIALS ?? 3) || 3);
@@ -179,6 +225,7 @@ export async function runContextBench(opts: { workDir: string; log: (line: strin
       touchedOurs.push(r.seconds);
     }
     row('warm hash, 10 files touched (library)', touchedOurs, 'git status, same touches', touchedPeer);
+    row(`floor: bare readdir + lstat in ${availableParallelism()} warm Node workers (no cache, no hashing)`, await bareWalkSeconds(root, trials), 'git status', gitPeer);
   } finally {
     await rm(cacheHome, { recursive: true, force: true });
   }
