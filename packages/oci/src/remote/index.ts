@@ -11,3 +11,5 @@
 export { createRegistryClient } from './client.js';
 export type { ReferrersOptions, RegistryClient, RegistryClientOptions } from './client.js';
 export { defaultChunkSize } from './upload.js';
+export { defaultStreamBuffer, startStreamedUpload } from './streamed-upload.js';
+export type { StreamedUpload, StreamedUploadCall, StreamedUploadOutcome } from './streamed-upload.js';

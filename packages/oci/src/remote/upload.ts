@@ -47,7 +47,8 @@ export interface UploadCall {
   chunkedOnly?: boolean;
 }
 
-interface Session {
+/** An upload session: where to send the next request, and the registry's minimum chunk. */
+export interface Session {
   location: URL;
   minChunk: number;
 }
@@ -316,14 +317,14 @@ async function sessionOffset(
  * `0-0` is what distribution answers for an empty session (its end is `size - 1` floored at 0), so it
  * means 0 bytes, not 1: resending one byte is harmless, skipping one would corrupt the blob.
  */
-function parseRange(header: string | undefined): number | undefined {
+export function parseRange(header: string | undefined): number | undefined {
   const match = /^(?:bytes=)?0-(\d+)$/.exec(header?.trim() ?? '');
   if (!match) return undefined;
   const end = Number(match[1]);
   return end === 0 ? 0 : end + 1;
 }
 
-function sessionFrom(response: { header(name: string): string | undefined; url: URL }, what: string, previous?: URL): Session {
+export function sessionFrom(response: { header(name: string): string | undefined; url: URL }, what: string, previous?: URL): Session {
   const location = response.header('location');
   if (!location) {
     if (previous) return { location: previous, minChunk: 0 };
@@ -334,17 +335,18 @@ function sessionFrom(response: { header(name: string): string | undefined; url: 
   return { location: new URL(location, response.url), minChunk: Number.isSafeInteger(minChunk) && minChunk > 0 ? minChunk : 0 };
 }
 
-function withDigest(location: URL, digest: string): URL {
+export function withDigest(location: URL, digest: string): URL {
   const url = new URL(location);
   url.searchParams.set('digest', digest);
   return url;
 }
 
-function checkCommitted(stored: string | undefined, descriptor: Descriptor, what: string): void {
+export function checkCommitted(stored: string | undefined, descriptor: Descriptor, what: string): void {
   if (stored && stored !== descriptor.digest) throw new DigestMismatchError(descriptor.digest, stored, `${what}: digest the registry committed`);
 }
 
-async function cancel(transport: Transport, registry: string, session: Session, scopes: string[]): Promise<void> {
+/** `DELETE`s a session the upload gives up on (best effort, never throws). */
+export async function cancel(transport: Transport, registry: string, session: Session, scopes: string[]): Promise<void> {
   try {
     await transport.request({ method: 'DELETE', registry, path: session.location, scopes, retry: false, expect: [200, 202, 204, 404] });
   } catch {
@@ -369,7 +371,7 @@ function isForgotten(err: unknown): boolean {
   );
 }
 
-function describe(err: unknown): string {
+export function describe(err: unknown): string {
   return err instanceof Error ? (SlipwayError.is(err) ? err.message : describeNetworkError(err)) : String(err);
 }
 
