@@ -39,6 +39,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline as pipelineCallback, Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { debuglog } from 'node:util';
 import { DigestMismatchError, SlipwayError } from '../errors.js';
 import { createParallelGzip, parallelGzipFormat } from '../internal/parallel-gzip.js';
 import { invalidArchive, openEntry, peekEntry, type TarEntry } from '../internal/tar-index.js';
@@ -46,11 +47,13 @@ import { sniffCompression } from '../internal/tar-scratch.js';
 import { digestAlgorithm, type Digest } from '../v1/digest.js';
 import { MediaType } from '../v1/media-types.js';
 import type { Descriptor } from '../v1/manifest.js';
+import { HashTee, type CompressedTee, type CompressedTeeFactory } from './tee.js';
 
 /** zlib's default level (6): see the module comment for why it is pinned and why not BEST_SPEED. */
 export const defaultGzipLevel = 6;
 
 const cacheFormat = 'slipway-layer-cache-v1';
+const debug = debuglog('slipway');
 
 /** `$XDG_CACHE_HOME/slipway`, else `~/.cache/slipway`. */
 export function defaultCacheDir(): string {
@@ -97,6 +100,8 @@ export interface LayerContext {
   scratch: () => Promise<string>;
   level: number;
   stats: CompressionStats;
+  /** A second consumer for the compressed bytes of each layer compressed here (see tee.ts). */
+  tee?: CompressedTeeFactory;
 }
 
 function keyOf(...parts: (string | number)[]): string {
@@ -221,28 +226,47 @@ async function compressOnce(ctx: LayerContext, entry: TarEntry, diffID: Digest, 
   const final = join(outDir, dir ? `${key}.gz` : `${key.slice(0, 32)}.gz`);
   const temp = `${final}.tmp-${randomBytes(6).toString('hex')}`;
   const raw = createHash(digestAlgorithm(diffID));
-  const compressed = createHash('sha256');
-  let size = 0;
+  const label = `layer ${JSON.stringify(entry.name)} of ${ctx.archive}`;
+  const tee = startTee(ctx, { diffID, size: entry.size }, label);
+  const hash = createHash('sha256');
+  const compressed = new HashTee(hash, tee, label);
+  let digest: Digest;
   try {
     await pipeline(
       openEntry(ctx.file, entry),
       tap(raw),
       gzipAt(ctx.level),
-      tap(compressed, (n) => (size += n)),
+      compressed,
       createWriteStream(temp, { flags: 'wx', mode: 0o644 }),
       signal ? { signal } : {},
     );
     const gotDiffID = `${digestAlgorithm(diffID)}:${raw.digest('hex')}`;
-    if (gotDiffID !== diffID) throw new DigestMismatchError(diffID, gotDiffID, `layer ${JSON.stringify(entry.name)} of ${ctx.archive} against its diff_id in the image config`);
+    if (gotDiffID !== diffID) throw new DigestMismatchError(diffID, gotDiffID, `${label} against its diff_id in the image config`);
     await rename(temp, final);
+    digest = `sha256:${hash.digest('hex')}`;
   } catch (err) {
+    // The tee's bytes are never committed for a layer that failed (or was cancelled) here.
+    tee?.abort(err);
     await rm(temp, { force: true });
     throw err;
   }
-  const digest: Digest = `sha256:${compressed.digest('hex')}`;
+  const size = compressed.size;
+  const descriptor: Descriptor = { mediaType: MediaType.DockerLayerGzip, digest, size };
   if (dir) await writeAtomic(join(dir, `${key}.json`), JSON.stringify({ diffID, digest, size } satisfies LayerMeta));
   ctx.stats.compressed++;
-  return { descriptor: { mediaType: MediaType.DockerLayerGzip, digest, size }, location: { kind: 'file', path: final, entry, ...(dir ? { cacheKey: join(dir, key) } : {}) } };
+  // The cache entry is complete before the tee commits: cancelling from here on leaves a whole entry.
+  if (tee && compressed.attached) await tee.finish({ ...descriptor });
+  return { descriptor, location: { kind: 'file', path: final, entry, ...(dir ? { cacheKey: join(dir, key) } : {}) } };
+}
+
+/** The tee for a layer about to be compressed; a factory that throws means no tee, never a failed layer. */
+function startTee(ctx: LayerContext, layer: { diffID: Digest; size: number }, label: string): CompressedTee | undefined {
+  try {
+    return ctx.tee?.(layer);
+  } catch (err) {
+    debug('%s: no tee (%s)', label, err instanceof Error ? err.message : String(err));
+    return undefined;
+  }
 }
 
 /** A fresh stream of a prepared blob's bytes (unverified: the caller verifies). */

@@ -14,3 +14,5 @@ export { archiveDigest } from './fingerprint.js';
 export type { ArchiveDigestOptions } from './fingerprint.js';
 export { defaultGzipLevel, defaultCacheDir, pruneCache } from './compress.js';
 export type { CompressionStats, PruneCacheOptions } from './compress.js';
+export { defaultTeeStallMs } from './tee.js';
+export type { CompressedLayer, CompressedTee, CompressedTeeFactory } from './tee.js';

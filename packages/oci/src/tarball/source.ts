@@ -38,6 +38,7 @@ import {
   type PreparedBlob,
 } from './compress.js';
 import { maxConfigBytes, maxManifestJsonBytes, parseConfigFacts, parseDockerManifest, selectItem, type DockerSaveItem } from './docker-manifest.js';
+import type { CompressedTeeFactory } from './tee.js';
 
 export interface TarballOptions extends CallOptions {
   /**
@@ -54,6 +55,14 @@ export interface TarballOptions extends CallOptions {
   gzipLevel?: number;
   /** Layers compressed at once. @defaultValue min(4, available cores) */
   concurrency?: number;
+  /**
+   * Asked for a tee each time an uncompressed layer is about to be compressed (never for cached or
+   * already-compressed layers): the tee gets the compressed bytes as they are written, and `finish`
+   * with the layer's descriptor once it is complete and verified. pushArchive streams them to the
+   * registry so compression and upload overlap. A failing or stalled tee is detached; compression
+   * and the layer's file never depend on it (see tee.ts).
+   */
+  onCompressedStream?: CompressedTeeFactory;
 }
 
 /** `docker-save`: manifest synthesised from `manifest.json`; `oci-layout`: served from the archive's OCI layout. */
@@ -68,6 +77,8 @@ interface Plan {
 /** Serves one image of a manifest.json archive with a synthesised manifest. */
 class DockerArchiveSource implements ImageSource {
   readonly #task: SharedTask<Plan>;
+  /** Plans still running, even those every caller gave up on: close() waits for them (no temp file outlives it). */
+  readonly #running = new Set<Promise<unknown>>();
 
   constructor(
     readonly name: string,
@@ -77,7 +88,16 @@ class DockerArchiveSource implements ImageSource {
     private readonly ctx: LayerContext,
     private readonly concurrency: number,
   ) {
-    this.#task = new SharedTask((signal) => this.#plan(signal));
+    this.#task = new SharedTask((signal) => {
+      const plan = this.#plan(signal);
+      const settled = plan.then(
+        () => undefined,
+        () => undefined,
+      );
+      this.#running.add(settled);
+      void settled.then(() => this.#running.delete(settled));
+      return plan;
+    });
   }
 
   async #plan(signal: AbortSignal): Promise<Plan> {
@@ -144,6 +164,8 @@ class DockerArchiveSource implements ImageSource {
 
   async close(): Promise<void> {
     await this.#task.cancel();
+    // A plan whose callers all aborted is no longer the task's, but may still be removing its temp files.
+    await Promise.all(this.#running);
   }
 }
 
@@ -344,6 +366,7 @@ export async function fromIndexedArchive(indexed: IndexedArchive, options: Tarba
       scratch: async () => (scratch ??= await makeScratch(options.tempDir)),
       level,
       stats,
+      ...(options.onCompressedStream ? { tee: options.onCompressedStream } : {}),
     };
     return new TarballSource(name, 'docker-save', item.repoTags, new DockerArchiveSource(name, indexed, item, config, ctx, concurrency), stats, cleanup);
   } catch (err) {
