@@ -77,10 +77,10 @@ export function startStreamedUpload(call: StreamedUploadCall): StreamedUpload {
     // Tells the producer at once (its 'error' listener), so it stops feeding an upload that is over.
     if (!body.destroyed) body.destroy(asError(err));
   };
-  const cancelSession = (): void => {
+  const cancelSession = async (): Promise<void> => {
     if (cancelled || committed || !session) return;
     cancelled = true;
-    void cancel(transport, registry, session, scopes);
+    await cancel(transport, registry, session, scopes);
   };
 
   const patched = (async (): Promise<number | undefined> => {
@@ -145,7 +145,8 @@ export function startStreamedUpload(call: StreamedUploadCall): StreamedUpload {
         } catch (err) {
           fail(err);
           await patched.catch(() => undefined);
-          cancelSession();
+          // Awaited (it never throws): the session is gone before the caller uploads the blob again.
+          await cancelSession();
           debug('streamed upload of %s failed (%s); it goes the ordinary way', descriptor.digest, describe(err));
           return 'failed';
         }
