@@ -3,9 +3,12 @@
  * @module
  */
 import { stat } from 'node:fs/promises';
-import { copy, InvalidArgumentError, name, NotFoundError, parsePlatforms } from '@slipway/oci';
+import { debuglog } from 'node:util';
+import { copy, InvalidArgumentError, name, NotFoundError, parsePlatforms, remote, type ImageSink, type tarball } from '@slipway/oci';
 import { createClient, type AccessOptions } from './access.js';
 import { resolveSource } from './resolve.js';
+
+const debug = debuglog('slipway');
 
 export interface CopyImageOptions extends AccessOptions {
   /** Anything resolveSource accepts: reference, archive, layout, daemon image, skopeo-style prefix. */
@@ -34,21 +37,40 @@ export interface CopyImageResult extends copy.CopyResult {
 
 /** Copies a source to a registry; see copy.copy for platform, no-op and overwrite semantics. */
 export async function copyImage(options: CopyImageOptions): Promise<CopyImageResult> {
+  return transfer(options);
+}
+
+/** What pushArchive adds to a copy: the layer cache, and streaming layers while they are compressed. */
+interface ArchiveSettings {
+  cacheDir?: string | false;
+  streamLayers: boolean;
+}
+
+async function transfer(options: CopyImageOptions, archive?: ArchiveSettings): Promise<CopyImageResult> {
   const destination = parseDestination(options.destination);
   const platforms = parsePlatforms(options.platforms ?? []);
   const client = createClient(options);
   try {
-    const resolved = await resolveSource(options.source, { ...options, client });
+    const sink = client.sink(destination);
+    // With a platform selected the copy may refuse the image after the layers were compressed: nothing is streamed then.
+    const streamer = archive?.streamLayers && platforms.length === 0 ? new LayerStreamer(client, destination, sink, options.signal) : undefined;
+    const archiveOptions: Pick<tarball.TarballOptions, 'cacheDir' | 'onCompressedStream'> = {
+      ...(archive?.cacheDir === undefined ? {} : { cacheDir: archive.cacheDir }),
+      ...(streamer ? { onCompressedStream: streamer.tee } : {}),
+    };
+    // The destination's tag is looked up while the archive is indexed; compression starts after both.
+    const [resolved] = await Promise.all([resolveSource(options.source, { ...options, client, archive: archiveOptions }), streamer?.ready]);
     try {
-      const sink = client.sink(destination);
+      const onProgress = streamer ? streamer.progress(options.onProgress) : options.onProgress;
       const result = await copy.copy(resolved.source, sink, {
         platforms,
         overwrite: options.overwrite ?? false,
         ...(options.jobs === undefined ? {} : { jobs: options.jobs }),
-        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+        ...(onProgress ? { onProgress } : {}),
         ...(options.signal ? { signal: options.signal } : {}),
       });
-      return { ...result, source: resolved.source.name, destination: destination.toString(), reference: `${destination.toString()}@${result.digest}` };
+      const stats = streamer ? streamer.adjust(result.stats) : result.stats;
+      return { ...result, stats, source: resolved.source.name, destination: destination.toString(), reference: `${destination.toString()}@${result.digest}` };
     } finally {
       await resolved.close();
     }
@@ -60,18 +82,102 @@ export async function copyImage(options: CopyImageOptions): Promise<CopyImageRes
 export interface PushArchiveOptions extends Omit<CopyImageOptions, 'source'> {
   /** A docker save tar (gzip allowed), an OCI layout directory or tar, or a prefixed `oci:`/`oci-archive:`/`docker-archive:` path. */
   archive: string;
+  /** Cache of compressed `docker save` layers; `false` turns it off. @defaultValue `$XDG_CACHE_HOME/slipway` or `~/.cache/slipway` */
+  cacheDir?: string | false;
+  /**
+   * Upload uncompressed `docker save` layers while they are being compressed (one pass on a cold
+   * cache, instead of compressing every layer and then uploading). Only when the destination tag
+   * does not exist yet and no platform is selected: otherwise the push may turn out to be a no-op or
+   * a refusal, and streamed bytes would be wasted. A layer whose streamed upload fails goes the
+   * ordinary way. @defaultValue true
+   */
+  streamLayers?: boolean;
 }
 
 /** Pushes a local archive or layout; like copyImage, but refuses anything that is not a local file. */
 export async function pushArchive(options: PushArchiveOptions): Promise<CopyImageResult> {
-  const { archive, ...rest } = options;
+  const { archive, cacheDir, streamLayers, ...rest } = options;
   if (/^(docker|docker-daemon):/.test(archive.trim())) {
     throw new InvalidArgumentError(`push takes a local archive or OCI layout, not "${archive}"; use copy for registry and daemon sources`);
   }
   if (!/^(oci|oci-archive|docker-archive):/.test(archive.trim())) {
     if (!(await stat(archive).catch(() => undefined))) throw new NotFoundError(`archive "${archive}": no such file or directory`);
   }
-  return copyImage({ ...rest, source: archive });
+  return transfer({ ...rest, source: archive }, { ...(cacheDir === undefined ? {} : { cacheDir }), streamLayers: streamLayers ?? true });
+}
+
+/**
+ * Streams each layer a push compresses to the destination repository as it is compressed
+ * (remote.startStreamedUpload). The copy that follows finds those blobs with its HEAD and skips them;
+ * a layer whose streamed upload failed is uploaded by the copy from the compressed file. The
+ * manifest goes up only through the copy, after it saw every blob, so no tag points at a blob the
+ * stream did not complete.
+ */
+class LayerStreamer {
+  /** Set once the destination tag is known to be empty; cleared when a streamed upload fails. */
+  #enabled = false;
+  /** Blobs committed by a streamed upload: digest → size. */
+  readonly #streamed = new Map<string, number>();
+  /** Streamed blobs the copy then found present (reported as copied, not as already there). */
+  readonly #counted = new Set<string>();
+  readonly ready: Promise<void>;
+
+  constructor(
+    private readonly client: remote.RegistryClient,
+    private readonly destination: name.Reference,
+    sink: ImageSink,
+    private readonly signal: AbortSignal | undefined,
+  ) {
+    // An existing tag means a no-op (same image) or a refusal/overwrite: stream nothing then.
+    this.ready = sink.current(signal ? { signal } : {}).then(
+      (current) => {
+        this.#enabled = current === undefined;
+      },
+      (err: unknown) => debug('push: not streaming layers (looking up %s: %s)', destination.toString(), err instanceof Error ? err.message : String(err)),
+    );
+  }
+
+  readonly tee: tarball.CompressedTeeFactory = () => {
+    if (!this.#enabled) return undefined;
+    const upload = remote.startStreamedUpload({ transport: this.client.transport, repository: this.destination, ...(this.signal ? { signal: this.signal } : {}) });
+    return {
+      sink: upload.sink,
+      abort: (reason?: unknown) => {
+        // Compression failed, or the upload stalled or broke: layers still to come go the ordinary way.
+        this.#enabled = false;
+        upload.abort(reason);
+      },
+      finish: async (descriptor) => {
+        const outcome = await upload.finish(descriptor);
+        if (outcome === 'ok') this.#streamed.set(descriptor.digest, descriptor.size);
+        // A registry that refused one streamed upload (a proxy without chunked bodies, ggcr #2005) will refuse the next.
+        else this.#enabled = false;
+        return outcome;
+      },
+    };
+  };
+
+  /** Progress listener: a streamed blob the copy finds present is reported as uploaded by this run. */
+  progress(listener: ((event: copy.CopyEvent) => void) | undefined): (event: copy.CopyEvent) => void {
+    return (event) => {
+      if (event.type === 'blob-skip' && this.#streamed.has(event.digest)) {
+        this.#counted.add(event.digest);
+        listener?.({ ...event, type: 'blob-done' });
+        return;
+      }
+      listener?.(event);
+    };
+  }
+
+  adjust(stats: copy.CopyStats): copy.CopyStats {
+    const out = { ...stats };
+    for (const digest of this.#counted) {
+      out.blobsSkipped -= 1;
+      out.blobsCopied += 1;
+      out.bytesCopied += this.#streamed.get(digest) ?? 0;
+    }
+    return out;
+  }
 }
 
 function parseDestination(text: string): name.Reference {

@@ -12,6 +12,8 @@ export interface ResolveSourceOptions extends AccessOptions {
   client?: remote.RegistryClient;
   /** Which image of a multi-image archive or layout (overrides one given in the text, e.g. `docker-archive:x.tar:app:1`). */
   image?: string;
+  /** Passed to tarball.open for docker save archives: the layer cache, a tee for compressed layers. */
+  archive?: Pick<tarball.TarballOptions, 'cacheDir' | 'onCompressedStream'>;
 }
 
 export interface ResolvedSource {
@@ -45,11 +47,11 @@ export async function resolveSource(text: string, options: ResolveSourceOptions 
     }
     case 'docker-archive': {
       const image = options.image ?? spec.image;
-      source = await tarball.open(spec.path, { ...(image === undefined ? {} : { image: selector(image) }), ...(signal ? { signal } : {}) });
+      source = await tarball.open(spec.path, { ...options.archive, ...(image === undefined ? {} : { image: selector(image) }), ...(signal ? { signal } : {}) });
       break;
     }
     case 'archive': {
-      source = await tarball.openAny(spec.path, { ...(options.image === undefined ? {} : { image: selector(options.image) }), ...(signal ? { signal } : {}) });
+      source = await tarball.openAny(spec.path, { ...options.archive, ...(options.image === undefined ? {} : { image: selector(options.image) }), ...(signal ? { signal } : {}) });
       break;
     }
     case 'docker-daemon':
