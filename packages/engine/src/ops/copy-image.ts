@@ -58,8 +58,7 @@ async function transfer(options: CopyImageOptions, archive?: ArchiveSettings): P
       ...(archive?.cacheDir === undefined ? {} : { cacheDir: archive.cacheDir }),
       ...(streamer ? { onCompressedStream: streamer.tee } : {}),
     };
-    // The destination's tag is looked up while the archive is indexed; compression starts after both.
-    const [resolved] = await Promise.all([resolveSource(options.source, { ...options, client, archive: archiveOptions }), streamer?.ready]);
+    const resolved = await resolveSource(options.source, { ...options, client, archive: archiveOptions });
     try {
       const onProgress = streamer ? streamer.progress(options.onProgress) : options.onProgress;
       const result = await copy.copy(resolved.source, sink, {
@@ -114,31 +113,33 @@ export async function pushArchive(options: PushArchiveOptions): Promise<CopyImag
  * stream did not complete.
  */
 class LayerStreamer {
-  /** Set once the destination tag is known to be empty; cleared when a streamed upload fails. */
-  #enabled = false;
+  /** Cleared when a streamed upload fails. */
+  #enabled = true;
+  /** Whether the destination tag is empty: asked once, when the first layer is about to be compressed. */
+  #tagAbsent: Promise<boolean> | undefined;
   /** Blobs committed by a streamed upload: digest → size. */
   readonly #streamed = new Map<string, number>();
   /** Streamed blobs the copy then found present (reported as copied, not as already there). */
   readonly #counted = new Set<string>();
-  readonly ready: Promise<void>;
 
   constructor(
     private readonly client: remote.RegistryClient,
     private readonly destination: name.Reference,
-    sink: ImageSink,
+    private readonly sink: ImageSink,
     private readonly signal: AbortSignal | undefined,
-  ) {
-    // An existing tag means a no-op (same image) or a refusal/overwrite: stream nothing then.
-    this.ready = sink.current(signal ? { signal } : {}).then(
-      (current) => {
-        this.#enabled = current === undefined;
-      },
-      (err: unknown) => debug('push: not streaming layers (looking up %s: %s)', destination.toString(), err instanceof Error ? err.message : String(err)),
-    );
-  }
+  ) {}
 
-  readonly tee: tarball.CompressedTeeFactory = () => {
-    if (!this.#enabled) return undefined;
+  readonly tee: tarball.CompressedTeeFactory = async () => {
+    // An existing tag means a no-op (same image) or a refusal or overwrite: stream nothing then. Asked
+    // here, not up front: an archive that is refused, cached or already compressed sends no request.
+    this.#tagAbsent ??= this.sink.current(this.signal ? { signal: this.signal } : {}).then(
+      (current) => current === undefined,
+      (err: unknown) => {
+        debug('push: not streaming layers (looking up %s: %s)', this.destination.toString(), err instanceof Error ? err.message : String(err));
+        return false;
+      },
+    );
+    if (!(await this.#tagAbsent) || !this.#enabled) return undefined;
     const upload = remote.startStreamedUpload({ transport: this.client.transport, repository: this.destination, ...(this.signal ? { signal: this.signal } : {}) });
     return {
       sink: upload.sink,

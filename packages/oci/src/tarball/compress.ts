@@ -227,7 +227,7 @@ async function compressOnce(ctx: LayerContext, entry: TarEntry, diffID: Digest, 
   const temp = `${final}.tmp-${randomBytes(6).toString('hex')}`;
   const raw = createHash(digestAlgorithm(diffID));
   const label = `layer ${JSON.stringify(entry.name)} of ${ctx.archive}`;
-  const tee = startTee(ctx, { diffID, size: entry.size }, label);
+  const tee = await startTee(ctx, { diffID, size: entry.size }, label);
   const hash = createHash('sha256');
   const compressed = new HashTee(hash, tee, label);
   let digest: Digest;
@@ -260,9 +260,9 @@ async function compressOnce(ctx: LayerContext, entry: TarEntry, diffID: Digest, 
 }
 
 /** The tee for a layer about to be compressed; a factory that throws means no tee, never a failed layer. */
-function startTee(ctx: LayerContext, layer: { diffID: Digest; size: number }, label: string): CompressedTee | undefined {
+async function startTee(ctx: LayerContext, layer: { diffID: Digest; size: number }, label: string): Promise<CompressedTee | undefined> {
   try {
-    return ctx.tee?.(layer);
+    return await ctx.tee?.(layer);
   } catch (err) {
     debug('%s: no tee (%s)', label, err instanceof Error ? err.message : String(err));
     return undefined;

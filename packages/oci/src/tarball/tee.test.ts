@@ -127,7 +127,9 @@ describe('tarball onCompressedStream', () => {
     const want = await reference(path);
     for (const cacheDir of [join(dir, 'cache-healthy'), false] as const) {
       const { tees, factory } = recorder((_chunk, done) => setTimeout(done, 2));
-      const source = await open(path, options({ cacheDir, onCompressedStream: factory }));
+      // Answered asynchronously once (as pushArchive does after a HEAD), synchronously the other time.
+      const onCompressedStream = cacheDir === false ? factory : async (layer: CompressedLayer) => factory(layer);
+      const source = await open(path, options({ cacheDir, onCompressedStream }));
       try {
         assert.equal((await source.root()).descriptor.digest, want.digest);
         assert.equal(tees.length, 2);
@@ -159,7 +161,7 @@ describe('tarball onCompressedStream', () => {
     assert.equal(tees.length, 0);
   });
 
-  it('detaches a consumer that fails, stalls or cannot start; compression and digests are unchanged', async () => {
+  it('detaches a consumer that fails, stalls or cannot start (sync or async); compression and digests are unchanged', async () => {
     const path = await archive('detach.tar', [big]);
     const want = await reference(path);
     const failing = recorder((_chunk, done, i) => (i === 1 ? done(new Error('upload broke')) : done()));
@@ -171,6 +173,14 @@ describe('tarball onCompressedStream', () => {
         'throwing',
         () => {
           throw new Error('no session');
+        },
+        () => [],
+      ],
+      [
+        'rejecting',
+        async () => {
+          await new Promise((resolve) => setImmediate(resolve));
+          throw new Error('the registry said no');
         },
         () => [],
       ],

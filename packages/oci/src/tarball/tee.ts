@@ -44,10 +44,11 @@ export interface CompressedLayer {
 }
 
 /**
- * Asked once per layer that is actually compressed (never for cached or already-compressed layers);
- * undefined means no tee for that layer.
+ * Asked once per layer that is actually compressed (never for cached or already-compressed layers),
+ * before compression starts; undefined means no tee for that layer. It may answer asynchronously
+ * (pushArchive first asks whether the destination tag exists); a factory that fails means no tee.
  */
-export type CompressedTeeFactory = (layer: CompressedLayer) => CompressedTee | undefined;
+export type CompressedTeeFactory = (layer: CompressedLayer) => CompressedTee | undefined | Promise<CompressedTee | undefined>;
 
 /**
  * A pass-through that hashes and counts what it sees and copies it to an optional tee, as described
