@@ -9,6 +9,13 @@
  * block-parallel and deterministic ({@link createParallelGzip}: 1 MiB blocks deflated on every core,
  * incompressible blocks stored): single-stream zlib made a cold push of random layers 4.7× skopeo.
  *
+ * While a layer is compressed its bytes can also go to a tee (`TarballOptions.onCompressedStream`,
+ * tee.ts): pushArchive streams them to the registry, so a cold push compresses and uploads in one
+ * pass; the tee is finished with the descriptor only after the layer matched its diff ID and its file
+ * (and cache record) are complete, aborted if the layer fails, and detached (compression going on to
+ * the file alone) if it errors or stalls. The file is written either way: it serves retries, the
+ * ordinary upload of a layer whose stream failed, and the next run.
+ *
  * Compression level: pinned at {@link defaultGzipLevel} (zlib's default, what `gzip`, Docker and
  * containerd use), not BEST_SPEED: Jib found BEST_SPEED's bigger blobs made pushes slower overall
  * (GoogleContainerTools/jib#1913). A digest made this way depends on the level and on the zlib that
