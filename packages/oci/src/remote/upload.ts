@@ -345,10 +345,13 @@ export function checkCommitted(stored: string | undefined, descriptor: Descripto
   if (stored && stored !== descriptor.digest) throw new DigestMismatchError(descriptor.digest, stored, `${what}: digest the registry committed`);
 }
 
-/** `DELETE`s a session the upload gives up on (best effort, never throws). */
+/** Bound on the courtesy `DELETE`: a registry that hangs must not hold up the error the caller is waiting for. */
+const cancelTimeoutMs = 10_000;
+
+/** `DELETE`s a session the upload gives up on (best effort, never throws, at most {@link cancelTimeoutMs}). */
 export async function cancel(transport: Transport, registry: string, session: Session, scopes: string[]): Promise<void> {
   try {
-    await transport.request({ method: 'DELETE', registry, path: session.location, scopes, retry: false, expect: [200, 202, 204, 404] });
+    await transport.request({ method: 'DELETE', registry, path: session.location, scopes, retry: false, expect: [200, 202, 204, 404], signal: AbortSignal.timeout(cancelTimeoutMs) });
   } catch {
     // Cancelling is a courtesy; the registry expires abandoned sessions anyway.
   }
