@@ -132,6 +132,15 @@ describe('pushArchive streams layers while compressing them', { skip: missing.le
     assert.equal(unstreamed.digest, result.digest);
     assert.equal(uploads('stream/app', 'PATCH').length, 0);
     assert.equal(uploads('stream/app', 'POST').length, 0, 'the blobs were there; the copy skipped them');
+
+    // A new tag in a repository that already has tags, from a cold cache (a fresh CI machine): the
+    // layers are compressed first, so the copy's HEAD finds them and nothing is uploaded again.
+    proxy.clearRequests();
+    const repush = await push('stream/app', '4', await freshCache());
+    assert.equal(repush.digest, result.digest);
+    assert.deepEqual(repush.stats, { blobsCopied: 0, blobsSkipped: 3, blobsMounted: 0, bytesCopied: 0, manifestsPut: 1 });
+    assert.equal(uploads('stream/app', 'POST').length, 0, 'no upload session: every layer was already there');
+    assert.equal(proxy.requestsMatching({ method: 'GET', path: /\/v2\/stream\/app\/tags\/list\?n=1$/ }).length, 1, 'one small tag query decided it');
   });
 
   it('a PATCH reset midway: the push falls back to the ordinary upload, same image', async () => {

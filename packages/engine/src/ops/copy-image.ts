@@ -4,7 +4,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { debuglog } from 'node:util';
-import { copy, InvalidArgumentError, name, NotFoundError, parsePlatforms, remote, type ImageSink, type tarball } from '@slipway/oci';
+import { copy, InvalidArgumentError, name, NotFoundError, parsePlatforms, remote, type tarball } from '@slipway/oci';
 import { createClient, type AccessOptions } from './access.js';
 import { resolveSource } from './resolve.js';
 
@@ -53,7 +53,7 @@ async function transfer(options: CopyImageOptions, archive?: ArchiveSettings): P
   try {
     const sink = client.sink(destination);
     // With a platform selected the copy may refuse the image after the layers were compressed: nothing is streamed then.
-    const streamer = archive?.streamLayers && platforms.length === 0 ? new LayerStreamer(client, destination, sink, options.signal) : undefined;
+    const streamer = archive?.streamLayers && platforms.length === 0 ? new LayerStreamer(client, destination, options.signal) : undefined;
     const archiveOptions: Pick<tarball.TarballOptions, 'cacheDir' | 'onCompressedStream'> = {
       ...(archive?.cacheDir === undefined ? {} : { cacheDir: archive.cacheDir }),
       ...(streamer ? { onCompressedStream: streamer.tee } : {}),
@@ -85,10 +85,12 @@ export interface PushArchiveOptions extends Omit<CopyImageOptions, 'source'> {
   cacheDir?: string | false;
   /**
    * Upload uncompressed `docker save` layers while they are being compressed (one pass on a cold
-   * cache, instead of compressing every layer and then uploading). Only when the destination tag
-   * does not exist yet and no platform is selected: otherwise the push may turn out to be a no-op or
-   * a refusal, and streamed bytes would be wasted. A layer whose streamed upload fails goes the
-   * ordinary way. @defaultValue true
+   * cache, instead of compressing every layer and then uploading). Only when the destination
+   * repository holds no tag yet and no platform is selected. Otherwise the digests are learnt
+   * first, so the copy's HEAD can skip layers the repository already has (a re-push from a machine
+   * with an empty layer cache: the base layers went up with the previous tag, and slipway's
+   * compression is deterministic), and a no-op or refused push sends no layer bytes. A layer whose
+   * streamed upload fails goes the ordinary way. @defaultValue true
    */
   streamLayers?: boolean;
 }
@@ -115,8 +117,8 @@ export async function pushArchive(options: PushArchiveOptions): Promise<CopyImag
 class LayerStreamer {
   /** Cleared when a streamed upload fails. */
   #enabled = true;
-  /** Whether the destination tag is empty: asked once, when the first layer is about to be compressed. */
-  #tagAbsent: Promise<boolean> | undefined;
+  /** Whether the destination repository holds no tag: asked once, when the first layer is about to be compressed. */
+  #repositoryEmpty: Promise<boolean> | undefined;
   /** Blobs committed by a streamed upload: digest → size. */
   readonly #streamed = new Map<string, number>();
   /** Streamed blobs the copy then found present (reported as copied, not as already there). */
@@ -125,21 +127,22 @@ class LayerStreamer {
   constructor(
     private readonly client: remote.RegistryClient,
     private readonly destination: name.Reference,
-    private readonly sink: ImageSink,
     private readonly signal: AbortSignal | undefined,
   ) {}
 
   readonly tee: tarball.CompressedTeeFactory = async () => {
-    // An existing tag means a no-op (same image) or a refusal or overwrite: stream nothing then. Asked
-    // here, not up front: an archive that is refused, cached or already compressed sends no request.
-    this.#tagAbsent ??= this.sink.current(this.signal ? { signal: this.signal } : {}).then(
-      (current) => current === undefined,
+    // A repository with tags may already hold some of these layers (streaming would upload them
+    // again; compressing first lets the copy's HEAD skip them), and an existing destination tag means a
+    // no-op or a refusal. Asked here, not up front: a refused, cached or pre-compressed archive sends
+    // no request at all.
+    this.#repositoryEmpty ??= this.client.hasTags(this.destination, this.signal ? { signal: this.signal } : {}).then(
+      (tagged) => !tagged,
       (err: unknown) => {
-        debug('push: not streaming layers (looking up %s: %s)', this.destination.toString(), err instanceof Error ? err.message : String(err));
+        debug('push: not streaming layers (listing tags of %s: %s)', this.destination.name, err instanceof Error ? err.message : String(err));
         return false;
       },
     );
-    if (!(await this.#tagAbsent) || !this.#enabled) return undefined;
+    if (!(await this.#repositoryEmpty) || !this.#enabled) return undefined;
     const upload = remote.startStreamedUpload({ transport: this.client.transport, repository: this.destination, ...(this.signal ? { signal: this.signal } : {}) });
     return {
       sink: upload.sink,

@@ -74,6 +74,11 @@ export interface RegistryClient {
   getManifest(reference: Reference | string, options?: CallOptions): Promise<ManifestBytes>;
   /** Every tag of a repository, following `Link` pagination. */
   listTags(repository: Repository | string, options?: CallOptions): Promise<string[]>;
+  /**
+   * Whether the repository holds at least one tag, with one small request (`n=1`); false for a
+   * repository that does not exist. Asks with push scope first, as a push that follows will.
+   */
+  hasTags(repository: Repository | string, options?: CallOptions): Promise<boolean>;
   /** Deletes the manifest a reference resolves to (every tag pointing at it goes too). */
   deleteManifest(reference: Reference | string, options?: CallOptions): Promise<void>;
   /** Descriptors of manifests whose `subject` is `digest`: referrers API, else the `sha256-<hex>` fallback tag. */
@@ -161,6 +166,28 @@ class Client implements RegistryClient {
       path = new URL(next, response.url);
     }
     throw new SlipwayError('SLIPWAY_REGISTRY', `listing tags of ${repo.name}: too many pages`);
+  }
+
+  async hasTags(repository: Repository | string, options?: CallOptions): Promise<boolean> {
+    const repo = toRepository(repository);
+    const response = await this.transport.request({
+      method: 'GET',
+      registry: repo.registry,
+      path: `${tagsPath(repo.repository)}?n=1`,
+      scopes: [pushScope(repo.repository)],
+      expect: [200, 404],
+      maxBodyBytes: 1024 * 1024,
+      ...signalOf(options),
+    });
+    if (response.status === 404) return false;
+    let body: { tags?: unknown };
+    try {
+      body = JSON.parse(response.bytes.toString('utf8')) as { tags?: unknown };
+    } catch (err) {
+      throw new SlipwayError('SLIPWAY_REGISTRY', `listing tags of ${repo.name}: the registry's answer is not JSON`, { cause: err });
+    }
+    // distribution answers `"tags": null` for a repository whose tags were all deleted.
+    return Array.isArray(body.tags) && body.tags.length > 0;
   }
 
   async deleteManifest(reference: Reference | string, options?: CallOptions): Promise<void> {
