@@ -4,7 +4,7 @@
 // config, or wrong in the environment) that never shows up in any output.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -148,6 +148,21 @@ describe('slipway CLI against real registries', { skip: missing.length > 0 ? `ne
     const result = json(pushed);
     assert.deepEqual(result.platforms, [{ platform: 'linux/amd64', digest: result.digest }]);
     assert.equal((await slipway(['digest', `${locked.host}/pushed:tar`])).stdout.trim(), result.digest);
+
+    // --no-stream --no-layer-cache: the same image, layers compressed before any upload (no PATCH),
+    // nothing cached. By default, into a repository with no tags, layers stream (a PATCH each) and are cached.
+    const cacheHome = join(work, 'layer-cache-home');
+    await mkdir(cacheHome);
+    const plain = await slipway(['push', tarPath, `${locked.host}/pushed-plain:tar`, '--json', '--no-stream', '--no-layer-cache'], { XDG_CACHE_HOME: cacheHome, NODE_DEBUG: 'slipway' });
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.equal(json(plain).digest, result.digest);
+    assert.doesNotMatch(plain.stderr, /\bPATCH /);
+    assert.deepEqual(await readdir(cacheHome), [], '--no-layer-cache wrote nothing');
+    const streamed = await slipway(['push', tarPath, `${locked.host}/pushed-streamed:tar`, '--json'], { XDG_CACHE_HOME: cacheHome, NODE_DEBUG: 'slipway' });
+    assert.equal(streamed.code, 0, streamed.stderr);
+    assert.equal(json(streamed).digest, result.digest);
+    assert.match(streamed.stderr, /\bPATCH /);
+    assert.ok((await readdir(join(cacheHome, 'slipway', 'layers'))).some((f) => f.endsWith('.gz')), 'the compressed layer was cached');
 
     const layoutDir = join(work, 'layout');
     await runChecked('skopeo', ['copy', '--all', '--src-tls-verify=false', `docker://${index.reference}`, `oci:${layoutDir}:v1`]);

@@ -8,7 +8,7 @@ import { copyOutput, transferOptions, withProgress } from './shared.js';
 
 export const push = defineCommand({
   summary: 'push a docker save tar or an OCI layout (directory or tar) to a registry',
-  synopsis: 'slipway push ARCHIVE DESTINATION [--image NAME] [--platform P[,P…]] [--overwrite] [--jobs N]',
+  synopsis: 'slipway push ARCHIVE DESTINATION [--image NAME] [--platform P[,P…]] [--overwrite] [--jobs N] [--no-stream] [--no-layer-cache]',
   details: `ARCHIVE is a docker save tar (gzip allowed), an OCI layout directory, or an OCI layout tar
 (docker buildx --output type=oci, skopeo oci-archive:). DESTINATION is registry/repository[:tag].
 
@@ -18,6 +18,9 @@ export const push = defineCommand({
   --platform P[,P…]  as for copy
   --overwrite        replace a different image at DESTINATION (otherwise exit 5)
   -j, --jobs N       parallel transfers (default 4)
+  --no-stream        compress every uncompressed layer before uploading any (by default, into a
+                     repository with no tags yet, layers are uploaded while they are compressed)
+  --no-layer-cache   do not read or write the compressed-layer cache ($XDG_CACHE_HOME/slipway)
 
 An OCI layout keeps its digests. A docker save archive is pushed as the Docker image manifest its
 layers describe; that digest is slipway's, not necessarily what docker push reports.
@@ -27,6 +30,8 @@ Prints DESTINATION@DIGEST; with --json the full result.`,
     platform: { type: 'string', multiple: true },
     overwrite: { type: 'boolean' },
     jobs: { type: 'string', short: 'j' },
+    'no-stream': { type: 'boolean' },
+    'no-layer-cache': { type: 'boolean' },
   },
   positionals: { min: 2, max: 2 },
   async run(context) {
@@ -37,6 +42,8 @@ Prints DESTINATION@DIGEST; with --json the full result.`,
         archive,
         destination,
         ...(image === undefined ? {} : { image }),
+        ...(context.values['no-stream'] === true ? { streamLayers: false } : {}),
+        ...(context.values['no-layer-cache'] === true ? { cacheDir: false as const } : {}),
         ...transferOptions(context, destination, onProgress),
       }),
     );
