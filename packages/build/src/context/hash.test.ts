@@ -298,6 +298,25 @@ test('parked workers are reused by the next hash of another context, which still
   }
 });
 
+test('a parked pool bigger than the next hash asks for is not reused (concurrency is honoured)', async () => {
+  const { warmWorkers, closeIdleWorkers } = await import('./pool.js');
+  const root = bigTree('conc');
+  try {
+    const wide = await hashContext({ context: root, dockerfile: { inline: '' }, cacheDir: false, concurrency: 3, parallelWalk: true });
+    assert.equal(warmWorkers(), 3);
+    const narrow = await hashContext({ context: root, dockerfile: { inline: '' }, cacheDir: false, concurrency: 1, parallelWalk: true });
+    assert.equal(narrow.digest, wide.digest);
+    // The one-worker hash ran on a pool of its own size, and that is what is parked now.
+    assert.equal(warmWorkers(), 1);
+    // A wider hash may take a smaller parked pool and grow it.
+    await hashContext({ context: root, dockerfile: { inline: '' }, cacheDir: false, concurrency: 2, parallelWalk: true });
+    assert.equal(warmWorkers(), 2);
+  } finally {
+    await closeIdleWorkers();
+    clean(root);
+  }
+});
+
 test('a parked pool does not keep the process alive', () => {
   const root = bigTree('exit');
   try {

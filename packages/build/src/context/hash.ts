@@ -714,13 +714,14 @@ export async function hashContext(options: HashContextOptions): Promise<ContextH
   let pool: WorkerPool | undefined;
   const getPool = (): WorkerPool => {
     if (!pool) {
-      pool = acquireWorkerPool(signal);
+      pool = acquireWorkerPool(signal, concurrency);
       for (const c of ctxs) pool.setup({ type: 'context', ctx: c.id, root: c.root, patterns: c.patterns, dialect });
     }
     return pool;
   };
   // Hashing: one worker per core. Walking: the main thread, then one worker per core when it pays.
-  const parallelWalk = options.parallelWalk ?? (warmWorkers() > 0 || cacheSizes.some((size) => size > PARALLEL_WALK_CACHE_BYTES));
+  const warm = warmWorkers();
+  const parallelWalk = options.parallelWalk ?? ((warm > 0 && warm <= concurrency) || cacheSizes.some((size) => size > PARALLEL_WALK_CACHE_BYTES));
   const walkers = parallelWalk ? concurrency : 0;
 
   try {

@@ -152,13 +152,17 @@ export function warmWorkers(): number {
   return parked?.pool.reusable ? parked.pool.size : 0;
 }
 
-/** The parked pool if there is one (taken exclusively), else a new one. */
-export function acquireWorkerPool(signal?: AbortSignal): WorkerPool {
+/**
+ * The parked pool if there is one (taken exclusively), else a new one. A parked pool with more than
+ * `maxWorkers` workers is closed instead: a hash asking for fewer threads (`concurrency`) must not
+ * be handed the bigger pool of an earlier one.
+ */
+export function acquireWorkerPool(signal?: AbortSignal, maxWorkers = Infinity): WorkerPool {
   const p = parked;
   if (p) {
     parked = undefined;
     clearTimeout(p.timer);
-    if (p.pool.reusable) {
+    if (p.pool.reusable && p.pool.size <= maxWorkers) {
       p.pool.attach(signal);
       return p.pool;
     }
