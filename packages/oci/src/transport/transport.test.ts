@@ -389,6 +389,24 @@ describe('transport concurrency and cancellation', () => {
     assert.equal(peak, 3);
   });
 
+  it('close() is idempotent before and after the first request, and a closed transport refuses requests', async () => {
+    const server = await serve((req, res) => json(res, 200, v2(req.url!) ? {} : { tags: [] }));
+    // Closed before undici was ever loaded: no agent may be created afterwards.
+    const unused = transport();
+    await unused.close();
+    await unused.close();
+    const refused = await unused.request({ method: 'GET', registry: server.host, path: '/v2/r/tags/list' }).catch((e: unknown) => e);
+    assert.ok(SlipwayError.is(refused) && refused.code === 'SLIPWAY_INVALID_ARG', String(refused));
+    assert.match(refused.message, /closed/);
+    assert.equal(server.seen.length, 0, 'nothing was sent');
+    // Closed after a request: a second close resolves (undici 7 rejects a second Agent.close()).
+    const used = transport();
+    assert.equal((await used.request({ method: 'GET', registry: server.host, path: '/v2/r/tags/list' })).status, 200);
+    await used.close();
+    await used.close();
+    await assert.rejects(used.request({ method: 'GET', registry: server.host, path: '/v2/r/tags/list' }), (e: unknown) => SlipwayError.is(e));
+  });
+
   it('keeps the connection open across HEAD requests (undici resets it after HEAD by default)', async () => {
     const server = await serve((req, res) => {
       if (v2(req.url!)) return json(res, 200, {});

@@ -136,6 +136,7 @@ interface Attempt {
 /** One HTTP client shared by every registry call of a run. Create with createTransport. */
 export class Transport {
   #http: Promise<Http> | undefined;
+  #closed: Promise<void> | undefined;
   readonly #agentOptions: Agent.Options;
   readonly #caCertificates: (string | Buffer)[];
   readonly #insecure: readonly string[];
@@ -176,14 +177,22 @@ export class Transport {
     return this.#retry;
   }
 
-  /** Closes pooled connections. Idempotent. */
-  async close(): Promise<void> {
-    if (this.#http === undefined) return;
-    const http = await this.#http;
-    await Promise.all([http.secure.close(), http.unverified.close()]);
+  /**
+   * Closes pooled connections. Idempotent: the first call's promise is shared (undici 7 rejects a
+   * second `Agent.close()` with UND_ERR_DESTROYED). Requests after it are refused, also when the
+   * transport never sent one (undici is loaded lazily: its agents must not appear after close).
+   */
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      if (this.#http === undefined) return;
+      const http = await this.#http.catch(() => undefined);
+      if (http) await Promise.all([http.secure.close(), http.unverified.close()]);
+    })();
+    return this.#closed;
   }
 
   #undici(): Promise<Http> {
+    if (this.#closed !== undefined) return Promise.reject(new InvalidArgumentError('this registry transport is closed'));
     this.#http ??= import('undici').then(({ Agent, request }) => {
       const common = this.#agentOptions;
       const ca = this.#caCertificates;
