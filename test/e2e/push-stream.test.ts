@@ -182,6 +182,24 @@ describe('pushArchive streams layers while compressing them', { skip: missing.le
     }
   });
 
+  it('a registry that denies listing tags (401, 403): no streaming, the push still succeeds', async () => {
+    assert.ok(pushed, 'the first test pushed');
+    for (const status of [401, 403]) {
+      const repo = `denied${status}/app`;
+      const fault = proxy.inject({ match: { method: 'GET', path: `/v2/${repo}/tags/list` }, fault: { status }, times: Infinity });
+      try {
+        const result = await push(repo, '1', await freshCache());
+        assert.ok(fault.hits >= 1, `${status}: the tag query was asked and refused`);
+        assert.equal(result.digest, pushed.digest, `${status}: same image`);
+        assert.equal(uploads(repo, 'PATCH').length, 0, `${status}: nothing streamed`);
+        assert.equal(result.stats.blobsCopied, 3);
+        await inspect(repo, '1', pushed.digest);
+      } finally {
+        fault.remove();
+      }
+    }
+  });
+
   it('aborted mid-push: AbortedError, no tag, no half-written cache entry', async () => {
     // The PATCH is held at the proxy, so the abort lands while layers stream.
     const fault = proxy.inject({ match: { method: 'PATCH', path: '/v2/abort/app/' }, fault: { delayMs: 2000 }, times: Infinity });
