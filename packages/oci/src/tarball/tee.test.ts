@@ -207,6 +207,27 @@ describe('tarball onCompressedStream', () => {
     assert.equal(stalled.tees.length, 1);
   });
 
+  it('keeps a slow consumer that is still taking bytes, even when a drain takes longer than stallMs', async () => {
+    const path = await archive('slow.tar', [big]);
+    const want = await reference(path);
+    // The compressed bytes come in ~1 MiB pieces; the buffer holds three, and each takes 30 ms: a full
+    // buffer drains in ~90 ms, past the 60 ms stall window, but bytes move within every window.
+    const slow = recorder((_chunk, done) => setTimeout(() => done(), 30), { highWaterMark: 3 * 1024 * 1024, stallMs: 60 });
+    const source = await open(path, options({ cacheDir: false, onCompressedStream: slow.factory }));
+    try {
+      const root = await source.root();
+      assert.equal(root.descriptor.digest, want.digest);
+      const layer = want.layers[0]!;
+      const rec = slow.tees[0]!;
+      assert.deepEqual(rec.aborted, [], 'not detached');
+      assert.deepEqual(rec.finished.map((d) => d.digest), [layer.digest]);
+      assert.equal(sha256(Buffer.concat(rec.bytes)), layer.digest, 'every byte, in order');
+      assert.ok(rec.peak > 0);
+    } finally {
+      await source.close();
+    }
+  });
+
   it('gives already-gzipped layers no tee', async () => {
     const gz = gzipSync(small);
     const path = await archive('gz.tar', [gz], [`sha256:${hex(small)}`]);

@@ -17,7 +17,11 @@ import type { Descriptor } from '../v1/manifest.js';
 
 const debug = debuglog('slipway');
 
-/** How long a tee may hold compression up waiting for `'drain'` before it is detached. */
+/**
+ * How long a tee may hold compression up without taking any bytes before it is detached. Progress,
+ * not `'drain'`, resets it: `'drain'` only comes once the sink's whole buffer is empty, which on a
+ * link slower than buffer ÷ stallMs (4 MiB ÷ 10 s ≈ 3 Mbit/s) never happens within the window.
+ */
 export const defaultTeeStallMs = 10_000;
 
 /** The second consumer of a layer's compressed bytes (a streamed upload, say). */
@@ -112,8 +116,19 @@ export class HashTee extends Transform {
       sink.off('drain', resume);
       callback();
     };
-    const timer = setTimeout(() => this.#detach(new Error(`the consumer of ${this.#label} took no bytes for ${this.#stallMs} ms`)), this.#stallMs);
-    this.#wait = { timer, resume };
+    // Buffered bytes going down means the consumer is taking them, however slowly: wait on.
+    let buffered = sink.writableLength;
+    const check = (): void => {
+      if (this.#wait?.resume !== resume) return;
+      const now = sink.writableLength;
+      if (now < buffered) {
+        buffered = now;
+        this.#wait.timer = setTimeout(check, this.#stallMs);
+        return;
+      }
+      this.#detach(new Error(`the consumer of ${this.#label} took no bytes for ${this.#stallMs} ms`));
+    };
+    this.#wait = { timer: setTimeout(check, this.#stallMs), resume };
     sink.on('drain', resume);
   }
 
