@@ -3,27 +3,20 @@
 // its consumer survives a failure nobody listened to yet.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { DigestMismatchError } from '../errors.js';
 import { parseRepository } from '../name/reference.js';
+import { closeAfterTests } from '../internal/test-cleanup.js';
 import { Transport } from '../transport/transport.js';
 import { sha256 } from '../v1/digest.js';
 import type { Descriptor } from '../v1/manifest.js';
 import { openBlob } from './blobs.js';
 
-const servers: Server[] = [];
-const transports: Transport[] = [];
-after(async () => {
-  await Promise.all(transports.map((t) => t.close()));
-  for (const s of servers) {
-    s.closeAllConnections();
-    await new Promise((resolve) => s.close(resolve));
-  }
-});
+const { servers, transports } = closeAfterTests();
 
 /** Serves `bytes` for every blob GET (honouring `Range: bytes=N-`); `tweak` may answer instead. */
 async function serve(bytes: Buffer, tweak?: (req: IncomingMessage, res: ServerResponse, count: number) => boolean): Promise<{ host: string; ranges: (string | undefined)[] }> {

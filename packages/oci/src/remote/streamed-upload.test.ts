@@ -4,11 +4,12 @@
 // 'failed' with the session deleted, and the producer is told through the sink.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Writable } from 'node:stream';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { parseRepository } from '../name/reference.js';
+import { closeAfterTests } from '../internal/test-cleanup.js';
 import { Transport } from '../transport/transport.js';
 import { sha256 } from '../v1/digest.js';
 import { startStreamedUpload } from './streamed-upload.js';
@@ -22,15 +23,7 @@ interface Seen {
   bytes: number;
 }
 
-const servers: Server[] = [];
-const transports: Transport[] = [];
-after(async () => {
-  await Promise.all(transports.map((t) => t.close()));
-  for (const s of servers) {
-    s.closeAllConnections();
-    await new Promise((resolve) => s.close(resolve));
-  }
-});
+const { servers, transports } = closeAfterTests();
 
 /** A registry's upload endpoints, one session at a time, recording every request. */
 async function serve(mode: Mode): Promise<{ host: string; seen: Seen[]; stored: () => Buffer }> {
