@@ -147,7 +147,7 @@ export class WorkerPool {
 
 let parked: { pool: WorkerPool; timer: NodeJS.Timeout } | undefined;
 
-/** Whether a parked pool with at least `n` workers is waiting (a parallel walk then costs no start-up). */
+/** Workers of the parked pool, 0 when none is waiting (with some, a parallel walk costs no start-up). */
 export function warmWorkers(): number {
   return parked?.pool.reusable ? parked.pool.size : 0;
 }
