@@ -16,7 +16,7 @@ import { parseManifest, type Descriptor } from '../v1/manifest.js';
 import { MediaType } from '../v1/media-types.js';
 import type { CallOptions, ImageSink, ImageSource, ManifestBytes, PutBlobOptions, RepositoryLocation } from '../v1/source.js';
 import { hasBlob, openBlob } from './blobs.js';
-import { deleteManifest, getManifest, headManifest, putManifest } from './manifests.js';
+import { deleteManifest, getManifest, headManifest, putManifest, type PutManifestResult } from './manifests.js';
 import { deleteScope, nextLink, pullScope, pushScope, referrersPath, tagsPath } from './paths.js';
 import { uploadBlob } from './upload.js';
 
@@ -79,6 +79,11 @@ export interface RegistryClient {
    * repository that does not exist. Asks with push scope first, as a push that follows will.
    */
   hasTags(repository: Repository | string, options?: CallOptions): Promise<boolean>;
+  /**
+   * Stores manifest bytes exactly under the reference's tag (or `options.tag`), else by digest; the
+   * result carries the registry's `OCI-Subject` answer for a manifest with a `subject`.
+   */
+  putManifest(reference: Reference | string, manifest: ManifestBytes, options?: CallOptions & { tag?: string }): Promise<PutManifestResult>;
   /** Deletes the manifest a reference resolves to (every tag pointing at it goes too). */
   deleteManifest(reference: Reference | string, options?: CallOptions): Promise<void>;
   /** Descriptors of manifests whose `subject` is `digest`: referrers API, else the `sha256-<hex>` fallback tag. */
@@ -188,6 +193,18 @@ class Client implements RegistryClient {
     }
     // distribution answers `"tags": null` for a repository whose tags were all deleted.
     return Array.isArray(body.tags) && body.tags.length > 0;
+  }
+
+  async putManifest(reference: Reference | string, manifest: ManifestBytes, options?: CallOptions & { tag?: string }): Promise<PutManifestResult> {
+    const ref = toReference(reference);
+    return putManifest({
+      transport: this.transport,
+      reference: ref,
+      manifest,
+      identifier: options?.tag ?? ref.tag ?? manifest.descriptor.digest,
+      scopes: [pushScope(ref.repository)],
+      ...signalOf(options),
+    });
   }
 
   async deleteManifest(reference: Reference | string, options?: CallOptions): Promise<void> {

@@ -10,6 +10,7 @@
  */
 export { createRegistryClient } from './client.js';
 export type { ReferrersOptions, RegistryClient, RegistryClientOptions } from './client.js';
+export type { PutManifestResult } from './manifests.js';
 export { defaultChunkSize } from './upload.js';
 export { defaultStreamBuffer, startStreamedUpload } from './streamed-upload.js';
 export type { StreamedUpload, StreamedUploadCall, StreamedUploadOutcome } from './streamed-upload.js';

@@ -110,8 +110,17 @@ export async function headManifest(call: ManifestCall): Promise<Descriptor | und
   return { mediaType, digest: digest, size: length };
 }
 
+/** What a manifest PUT learnt from the registry's answer. */
+export interface PutManifestResult {
+  /**
+   * The `OCI-Subject` header: a registry implementing the referrers API (OCI distribution 1.1) sets it
+   * when the manifest has a `subject`; without it the pusher maintains the `<alg>-<hex>` fallback tag.
+   */
+  subject?: Digest;
+}
+
 /** PUTs manifest bytes exactly, by tag or by digest, and checks the digest the registry reports. */
-export async function putManifest(call: ManifestCall & { manifest: ManifestBytes }): Promise<void> {
+export async function putManifest(call: ManifestCall & { manifest: ManifestBytes }): Promise<PutManifestResult> {
   const { transport, reference, scopes, signal, manifest } = call;
   const identifier = call.identifier ?? manifest.descriptor.digest;
   const actual = digestOf(manifest.bytes, manifest.descriptor.digest);
@@ -134,6 +143,8 @@ export async function putManifest(call: ManifestCall & { manifest: ManifestBytes
   if (stored && isDigest(stored) && stored !== manifest.descriptor.digest) {
     throw new DigestMismatchError(manifest.descriptor.digest, stored, `manifest stored at ${reference.name}:${identifier} (the registry rewrote it)`);
   }
+  const subject = response.header('oci-subject')?.trim();
+  return subject && isDigest(subject) ? { subject } : {};
 }
 
 /** DELETEs a manifest by digest (the registry removes it for every tag pointing at it). */
