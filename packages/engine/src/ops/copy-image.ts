@@ -4,9 +4,11 @@
  */
 import { stat } from 'node:fs/promises';
 import { debuglog } from 'node:util';
-import { copy, InvalidArgumentError, name, NotFoundError, parsePlatforms, remote, type tarball } from '@slipway/oci';
+import { copy, InvalidArgumentError, name, NotFoundError, parseManifest, parsePlatforms, remote, type tarball } from '@slipway/oci';
 import { createClient, type AccessOptions } from './access.js';
+import { copyReferrers, type CopiedReferrer } from './referrers.js';
 import { resolveSource } from './resolve.js';
+import { parseSourceSpec } from './source-spec.js';
 
 const debug = debuglog('slipway');
 
@@ -24,6 +26,11 @@ export interface CopyImageOptions extends AccessOptions {
   /** Which image of a multi-image archive or layout. */
   image?: string;
   onProgress?: (event: copy.CopyEvent) => void;
+  /**
+   * Also copy what refers to each copied manifest at the source (signatures, SBOMs: OCI 1.1 referrers
+   * API, else the `sha256-<hex>` tag), recursively, by digest; a registry source only. @defaultValue false
+   */
+  referrers?: boolean;
 }
 
 export interface CopyImageResult extends copy.CopyResult {
@@ -33,10 +40,15 @@ export interface CopyImageResult extends copy.CopyResult {
   destination: string;
   /** The destination pinned to what it now holds: `registry/repository:tag@digest`. */
   reference: string;
+  /** Referrers copied (or found already there) with `referrers: true`; empty otherwise. */
+  referrers: CopiedReferrer[];
 }
 
 /** Copies a source to a registry; see copy.copy for platform, no-op and overwrite semantics. */
 export async function copyImage(options: CopyImageOptions): Promise<CopyImageResult> {
+  if (options.referrers && (await parseSourceSpec(options.source)).kind !== 'registry') {
+    throw new InvalidArgumentError(`referrers are only copied from a registry source, and "${options.source}" is not one; copy without referrers`);
+  }
   return transfer(options);
 }
 
@@ -68,8 +80,22 @@ async function transfer(options: CopyImageOptions, archive?: ArchiveSettings): P
         ...(onProgress ? { onProgress } : {}),
         ...(options.signal ? { signal: options.signal } : {}),
       });
-      const stats = streamer ? streamer.adjust(result.stats) : result.stats;
-      return { ...result, stats, source: resolved.source.name, destination: destination.toString(), reference: `${destination.toString()}@${result.digest}` };
+      let stats = streamer ? streamer.adjust(result.stats) : result.stats;
+      let referrers: CopiedReferrer[] = [];
+      if (options.referrers && resolved.spec.kind === 'registry') {
+        const copied = await copyReferrers({
+          client,
+          source: name.parseReference(resolved.spec.reference),
+          destination,
+          subjects: await copiedManifests(client, destination, result.digest, options.signal),
+          jobs: options.jobs,
+          signal: options.signal,
+          onProgress: options.onProgress,
+        });
+        referrers = copied.referrers;
+        stats = sumStats(stats, copied.stats);
+      }
+      return { ...result, stats, referrers, source: resolved.source.name, destination: destination.toString(), reference: `${destination.toString()}@${result.digest}` };
     } finally {
       await resolved.close();
     }
@@ -78,7 +104,7 @@ async function transfer(options: CopyImageOptions, archive?: ArchiveSettings): P
   }
 }
 
-export interface PushArchiveOptions extends Omit<CopyImageOptions, 'source'> {
+export interface PushArchiveOptions extends Omit<CopyImageOptions, 'source' | 'referrers'> {
   /** A docker save tar (gzip allowed), an OCI layout directory or tar, or a prefixed `oci:`/`oci-archive:`/`docker-archive:` path. */
   archive: string;
   /** Cache of compressed `docker save` layers; `false` turns it off. @defaultValue `$XDG_CACHE_HOME/slipway` or `~/.cache/slipway` */
@@ -182,6 +208,23 @@ class LayerStreamer {
     }
     return out;
   }
+}
+
+/** The root the destination now holds and, for an index, each manifest it lists: what was copied, after any platform filter. */
+async function copiedManifests(client: remote.RegistryClient, destination: name.Reference, digest: string, signal: AbortSignal | undefined): Promise<string[]> {
+  const root = await client.getManifest(`${destination.name}@${digest}`, signal ? { signal } : {});
+  const parsed = parseManifest(root.bytes, root.descriptor.mediaType);
+  return [digest, ...(parsed.kind === 'index' ? parsed.manifest.manifests.map((d) => d.digest) : [])];
+}
+
+function sumStats(a: copy.CopyStats, b: copy.CopyStats): copy.CopyStats {
+  return {
+    blobsCopied: a.blobsCopied + b.blobsCopied,
+    blobsSkipped: a.blobsSkipped + b.blobsSkipped,
+    blobsMounted: a.blobsMounted + b.blobsMounted,
+    bytesCopied: a.bytesCopied + b.bytesCopied,
+    manifestsPut: a.manifestsPut + b.manifestsPut,
+  };
 }
 
 function parseDestination(text: string): name.Reference {

@@ -1,0 +1,169 @@
+/**
+ * Copying the artifacts that refer to a copied image (signatures, SBOMs, attestations attached with
+ * a `subject`), like `regctl image copy --referrers`.
+ *
+ * Each referrer goes to the destination repository by digest, exactly as its bytes, after its blobs
+ * (copy.copy to a digest-only sink). A destination that answers the PUT without `OCI-Subject` does
+ * not index referrers itself (distribution 2.8): the `<alg>-<hex>` fallback tag is then kept up to
+ * date by us, as the OCI distribution spec v1.1 asks of clients, and only after the referrer is in.
+ * @module
+ */
+import { debuglog } from 'node:util';
+import { copy, digestOf, MediaType, parseManifest, RegistryError, SlipwayError, type CallOptions, type Descriptor, type ImageSink, type ManifestBytes, type name, type remote } from '@slipway/oci';
+
+const debug = debuglog('slipway');
+
+/** How deep referrers of referrers are followed (a signature of an SBOM of an image is depth 2). */
+export const referrersDepth = 8;
+
+export interface CopiedReferrer {
+  digest: string;
+  artifactType?: string;
+  /** The digest of the manifest it refers to. */
+  subject: string;
+}
+
+export interface CopyReferrersOptions {
+  client: remote.RegistryClient;
+  /** The source repository (any tag or digest on it is ignored). */
+  source: name.Reference;
+  destination: name.Reference;
+  /** Digests copied to the destination whose referrers are wanted. */
+  subjects: readonly string[];
+  jobs?: number | undefined;
+  signal?: AbortSignal | undefined;
+  onProgress?: ((event: copy.CopyEvent) => void) | undefined;
+}
+
+export interface CopyReferrersResult {
+  referrers: CopiedReferrer[];
+  stats: copy.CopyStats;
+}
+
+/** Copies the referrers of `subjects`, and theirs, up to {@link referrersDepth}; one copy per digest. */
+export async function copyReferrers(options: CopyReferrersOptions): Promise<CopyReferrersResult> {
+  const { client, source, destination, signal } = options;
+  const call = signal ? { signal } : {};
+  const stats: copy.CopyStats = { blobsCopied: 0, blobsSkipped: 0, blobsMounted: 0, bytesCopied: 0, manifestsPut: 0 };
+  const referrers: CopiedReferrer[] = [];
+  const seen = new Set<string>(options.subjects);
+  /** Whether the destination indexes referrers itself; learnt from the first PUT's answer. */
+  let destinationIndexes: boolean | undefined;
+  let level = [...options.subjects];
+  for (let depth = 0; depth < referrersDepth && level.length > 0; depth++) {
+    const next: string[] = [];
+    for (const subject of level) {
+      signal?.throwIfAborted();
+      const found = await client.referrers(source, subject, call);
+      const added: Descriptor[] = [];
+      for (const listed of found) {
+        if (seen.has(listed.digest)) continue;
+        seen.add(listed.digest);
+        const manifest = await client.getManifest(`${source.name}@${listed.digest}`, call);
+        const parsed = parseManifest(manifest.bytes, manifest.descriptor.mediaType);
+        // A fallback tag is written by clients and may be stale or wrong; only a real subject counts.
+        if (parsed.manifest.subject?.digest !== subject) {
+          debug('referrers: %s@%s does not name %s as its subject; skipped', source.name, listed.digest, subject);
+          continue;
+        }
+        const target = `${destination.name}@${manifest.descriptor.digest}`;
+        let answered: remote.PutManifestResult | undefined;
+        const sink = withRootPut(client.sink(target), manifest.descriptor.digest, async (bytes) => {
+          answered = await client.putManifest(target, bytes, call);
+        });
+        const result = await copy.copy(client.source(`${source.name}@${manifest.descriptor.digest}`), sink, {
+          ...(options.jobs === undefined ? {} : { jobs: options.jobs }),
+          ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+          ...call,
+        });
+        add(stats, result.stats);
+        // Already there (an earlier run): one PUT of the same bytes asks the registry whether it indexes referrers.
+        if (!answered && destinationIndexes === undefined) answered = await client.putManifest(target, manifest, call);
+        if (answered) destinationIndexes = answered.subject !== undefined;
+        const descriptor = referrerDescriptor(manifest);
+        added.push(descriptor);
+        referrers.push({ digest: descriptor.digest, ...(descriptor.artifactType ? { artifactType: descriptor.artifactType } : {}), subject });
+        next.push(descriptor.digest);
+      }
+      if (added.length > 0 && destinationIndexes === false) {
+        if (await updateFallbackTag(client, destination, subject, added, call)) stats.manifestsPut += 1;
+      }
+    }
+    level = next;
+  }
+  return { referrers, stats };
+}
+
+/** The descriptor the referrers API shows for a manifest (distribution spec v1.1, "Listing Referrers"). */
+export function referrerDescriptor(manifest: ManifestBytes): Descriptor {
+  const parsed = parseManifest(manifest.bytes, manifest.descriptor.mediaType);
+  const artifactType = parsed.manifest.artifactType || (parsed.kind === 'image' ? parsed.manifest.config.mediaType : undefined);
+  const annotations = parsed.manifest.annotations;
+  return {
+    mediaType: manifest.descriptor.mediaType,
+    digest: manifest.descriptor.digest,
+    size: manifest.bytes.byteLength,
+    ...(artifactType ? { artifactType } : {}),
+    ...(annotations && Object.keys(annotations).length > 0 ? { annotations } : {}),
+  };
+}
+
+/**
+ * Adds descriptors to the index at the destination's `<alg>-<hex>` tag for `subject`, keeping what it
+ * lists already (another tool's referrers too). Returns whether it wrote. Two writers racing on the
+ * same tag can lose an entry: distribution 2.8 offers no conditional PUT.
+ */
+async function updateFallbackTag(
+  client: remote.RegistryClient,
+  destination: name.Reference,
+  subject: string,
+  descriptors: readonly Descriptor[],
+  call: { signal?: AbortSignal },
+): Promise<boolean> {
+  const tag = subject.replace(':', '-');
+  const reference = `${destination.name}:${tag}`;
+  let existing: Descriptor[] = [];
+  let extra: Record<string, unknown> = {};
+  try {
+    const current = await client.getManifest(reference, call);
+    const parsed = parseManifest(current.bytes, current.descriptor.mediaType);
+    if (parsed.kind !== 'index') {
+      throw new SlipwayError('SLIPWAY_REGISTRY', `${reference} holds ${current.descriptor.mediaType}, not the referrers index the tag schema wants; left alone`);
+    }
+    existing = parsed.manifest.manifests;
+    const { manifests: _manifests, ...rest } = JSON.parse(Buffer.from(current.bytes).toString('utf8')) as Record<string, unknown>;
+    extra = rest;
+  } catch (err) {
+    if (!(RegistryError.is(err) && err.notFound)) throw err;
+  }
+  const have = new Set(existing.map((d) => d.digest));
+  const missing = descriptors.filter((d) => !have.has(d.digest));
+  if (missing.length === 0) return false;
+  // Other fields of the index the tag held (annotations) are kept; the type is always an OCI index.
+  const index = { ...extra, schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [...existing, ...missing] };
+  const bytes = new TextEncoder().encode(JSON.stringify(index));
+  await client.putManifest(reference, { descriptor: { mediaType: MediaType.OciIndex, digest: digestOf(bytes), size: bytes.byteLength }, bytes }, call);
+  return true;
+}
+
+/** A sink whose PUT of `root` goes through `put` (to read the registry's answer); everything else as `sink`. */
+function withRootPut(sink: ImageSink, root: string, put: (manifest: ManifestBytes) => Promise<void>): ImageSink {
+  return {
+    name: sink.name,
+    ...(sink.location ? { location: sink.location } : {}),
+    current: sink.current.bind(sink),
+    hasBlob: sink.hasBlob.bind(sink),
+    putBlob: sink.putBlob.bind(sink),
+    hasManifest: sink.hasManifest.bind(sink),
+    putManifest: (manifest: ManifestBytes, opts?: CallOptions & { tag?: string }) =>
+      manifest.descriptor.digest === root && opts?.tag === undefined ? put(manifest) : sink.putManifest(manifest, opts),
+  };
+}
+
+function add(into: copy.CopyStats, from: copy.CopyStats): void {
+  into.blobsCopied += from.blobsCopied;
+  into.blobsSkipped += from.blobsSkipped;
+  into.blobsMounted += from.blobsMounted;
+  into.bytesCopied += from.bytesCopied;
+  into.manifestsPut += from.manifestsPut;
+}
