@@ -8,7 +8,7 @@ import { copyOutput, transferOptions, withProgress } from './shared.js';
 
 export const copy = defineCommand({
   summary: 'copy an image or index to a registry: all platforms, one, or a subset',
-  synopsis: 'slipway copy SOURCE DESTINATION [--platform P[,P…]] [--overwrite] [--jobs N]',
+  synopsis: 'slipway copy SOURCE DESTINATION [--platform P[,P…]] [--overwrite] [--referrers] [--jobs N]',
   details: `SOURCE is a registry reference, a docker save tar (gzip allowed), an OCI layout directory or tar, or
 a prefixed source: docker://REF, docker-daemon:IMAGE, oci:PATH[:REF], oci-archive:PATH[:REF],
 docker-archive:PATH[:IMAGE|@N]. DESTINATION is registry/repository[:tag] (tag defaults to latest).
@@ -17,12 +17,16 @@ docker-archive:PATH[:IMAGE|@N]. DESTINATION is registry/repository[:tag] (tag de
                      One: that platform's image manifest as-is (its digest). Several: a new index
                      holding only those (a new digest). A single-image source must match.
   --overwrite        replace a different image at DESTINATION (otherwise exit 5)
+  --referrers        also copy the artifacts (signatures, SBOMs) that refer to what was copied,
+                     and theirs, by digest; a registry SOURCE only. A destination without the
+                     referrers API gets the sha256-<hex> fallback tag, merged with what it holds
   -j, --jobs N       parallel transfers (default 4)
 
-Prints DESTINATION@DIGEST; with --json the full result.`,
+Prints DESTINATION@DIGEST, then a line per referrer copied; with --json the full result.`,
   options: {
     platform: { type: 'string', multiple: true },
     overwrite: { type: 'boolean' },
+    referrers: { type: 'boolean' },
     jobs: { type: 'string', short: 'j' },
   },
   positionals: { min: 2, max: 2 },
@@ -33,8 +37,13 @@ Prints DESTINATION@DIGEST; with --json the full result.`,
         source,
         destination,
         ...transferOptions(context, destination, onProgress),
+        referrers: context.values.referrers === true,
       }),
     );
-    return copyOutput(result);
+    const output = copyOutput(result);
+    if (result.referrers.length === 0) return output;
+    // One line per referrer after the image's: `referrer DIGEST ARTIFACT-TYPE -> SUBJECT`.
+    const lines = result.referrers.map((r) => `referrer ${r.digest} ${r.artifactType ?? '-'} -> ${r.subject}`);
+    return { ...output, text: [output.text, ...lines].join('\n') };
   },
 });

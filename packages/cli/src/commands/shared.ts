@@ -80,6 +80,7 @@ export function copyOutput(result: CopyImageResult): CommandOutput {
       platforms: result.platforms,
       noop: result.noop,
       stats: result.stats,
+      referrers: result.referrers,
     },
     text: result.reference,
   };

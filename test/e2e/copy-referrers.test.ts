@@ -1,0 +1,142 @@
+// `slipway copy --referrers` between two real registries (distribution 2.8: no referrers API, so both
+// sides use the sha256-<hex> fallback tag), with artifacts attached by regctl and the result read back
+// by regctl and skopeo.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import { startRegistry, type TestRegistry } from '../support/registry.js';
+import { hasTool, run, runChecked, toolPath } from '../support/tools.js';
+import { pushBuildahIndex, skopeoRaw, type PushedIndex } from './copy-fixtures.js';
+import { sha256Text } from './oci-archive-fixtures.js';
+
+const main = fileURLToPath(new URL('../../../packages/cli/dist/main.js', import.meta.url));
+const regctlPath = toolPath('regctl');
+const missing = [...['buildah', 'skopeo'].filter((tool) => !hasTool(tool)), ...(regctlPath ? [] : ['regctl (scripts/install-go-tools.sh)'])];
+
+interface Listed {
+  mediaType: string;
+  digest: string;
+  size: number;
+  artifactType?: string;
+  annotations?: Record<string, string>;
+}
+
+describe('slipway copy --referrers against real registries', { skip: missing.length > 0 ? `needs ${missing.join(', ')}` : false }, () => {
+  let src: TestRegistry;
+  let dst: TestRegistry;
+  let work: string;
+  let index: PushedIndex;
+  /** Attached to the index: an SBOM and a signature; a signature of the SBOM; an SBOM of the arm64 child. */
+  const attached = { sbom: '', sig: '', sbomSig: '', armSbom: '' };
+
+  const regctl = async (args: string[], input?: string): Promise<string> => {
+    const hosts = [src, dst].flatMap((r) => ['--host', `reg=${r.host},tls=disabled`]);
+    // A private HOME: regctl keeps its config there, and the user's stays untouched.
+    const result = await runChecked(regctlPath!, [...args, ...hosts], { env: { HOME: work }, ...(input === undefined ? {} : { input }) });
+    return result.stdout;
+  };
+  const referrersOf = async (reference: string): Promise<Listed[]> => {
+    const body = JSON.parse(await regctl(['artifact', 'list', reference, '--format', '{{json .Descriptors}}'])) as Listed[] | null;
+    return (body ?? []).sort((a, b) => a.digest.localeCompare(b.digest));
+  };
+  const attach = async (subject: string, artifactType: string, content: string, annotation?: string): Promise<string> => {
+    const before = new Set((await referrersOf(subject)).map((d) => d.digest));
+    await regctl(['artifact', 'put', '--subject', subject, '--artifact-type', artifactType, ...(annotation ? ['--annotation', annotation] : [])], content);
+    const added = (await referrersOf(subject)).filter((d) => !before.has(d.digest));
+    assert.equal(added.length, 1, `one new referrer of ${subject}`);
+    return added[0]!.digest;
+  };
+  const slipway = (args: string[]) => run(process.execPath, [main, ...args], { env: { HOME: work }, timeoutMs: 120_000 });
+  const copyJson = async (args: string[]) => {
+    const outcome = await slipway(['copy', ...args, '--json', '-q']);
+    assert.equal(outcome.code, 0, outcome.stderr);
+    return JSON.parse(outcome.stdout) as { digest: string; noop: boolean; referrers: { digest: string; artifactType?: string; subject: string }[]; stats: Record<string, number> };
+  };
+  const tags = async (repository: string) => (await regctl(['tag', 'ls', repository])).split('\n').filter(Boolean).sort();
+
+  before(async () => {
+    [src, dst] = await Promise.all([startRegistry(), startRegistry()]);
+    work = await mkdtemp(join(tmpdir(), 'slipway-referrers-e2e-'));
+    index = await pushBuildahIndex(`${src.host}/app:1`);
+    const arm = index.children.find((c) => c.platform === 'linux/arm64')!;
+    attached.sbom = await attach(index.reference, 'application/example.sbom', 'sbom of the index', 'org.example.kind=sbom');
+    attached.sig = await attach(index.reference, 'application/example.sig', 'signature of the index');
+    attached.sbomSig = await attach(`${src.host}/app@${attached.sbom}`, 'application/example.sig', 'signature of the sbom');
+    attached.armSbom = await attach(`${src.host}/app@${arm.digest}`, 'application/example.sbom', 'sbom of the arm64 image');
+  });
+  after(async () => {
+    await Promise.all([src?.stop(), dst?.stop()]);
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it('without --referrers copies the image only', async () => {
+    const result = await copyJson([index.reference, `${dst.host}/plain:1`]);
+    assert.equal(result.digest, index.digest);
+    assert.deepEqual(result.referrers, []);
+    assert.deepEqual(await referrersOf(`${dst.host}/plain:1`), []);
+    assert.deepEqual(await tags(`${dst.host}/plain`), ['1']);
+  });
+
+  it('--referrers copies every referrer, recursively, by digest, with the fallback index the referrers API would show', async () => {
+    const result = await copyJson([index.reference, `${dst.host}/app:1`, '--referrers']);
+    assert.equal(result.digest, index.digest);
+    const arm = index.children.find((c) => c.platform === 'linux/arm64')!;
+    const got = result.referrers.map((r) => `${r.subject} ${r.digest} ${r.artifactType}`).sort();
+    const want = [
+      `${index.digest} ${attached.sbom} application/example.sbom`,
+      `${index.digest} ${attached.sig} application/example.sig`,
+      `${attached.sbom} ${attached.sbomSig} application/example.sig`,
+      `${arm.digest} ${attached.armSbom} application/example.sbom`,
+    ].sort();
+    assert.deepEqual(got, want);
+    // The same descriptors (artifactType, annotations, size) as regctl wrote at the source.
+    for (const subject of [index.digest, attached.sbom, arm.digest]) {
+      const at = (host: string) => referrersOf(`${host}/app@${subject}`);
+      assert.deepEqual(await at(dst.host), await at(src.host), `referrers of ${subject}`);
+    }
+    assert.equal((await referrersOf(`${dst.host}/app@${attached.sbom}`))[0]?.annotations, undefined);
+    assert.deepEqual((await referrersOf(`${dst.host}/app:1`)).find((d) => d.digest === attached.sbom)?.annotations, { 'org.example.kind': 'sbom' });
+    for (const digest of Object.values(attached)) {
+      assert.equal(sha256Text(await skopeoRaw(`${dst.host}/app@${digest}`)), digest, `referrer ${digest} byte for byte`);
+    }
+    assert.equal(sha256Text(await skopeoRaw(`${dst.host}/app:1`)), index.digest);
+    // Fallback tags only, no tag for a referrer itself.
+    const fallback = (digest: string) => digest.replace(':', '-');
+    assert.deepEqual(await tags(`${dst.host}/app`), ['1', fallback(index.digest), fallback(arm.digest), fallback(attached.sbom)].sort());
+  });
+
+  it('copying again is a no-op for the image and leaves each fallback index without duplicates; plain output lists the referrers', async () => {
+    const fallbackIndex = async () => skopeoRaw(`${dst.host}/app:${index.digest.replace(':', '-')}`);
+    const beforeIndex = await fallbackIndex();
+    const again = await slipway(['copy', index.reference, `${dst.host}/app:1`, '--referrers']);
+    assert.equal(again.code, 0, again.stderr);
+    const lines = again.stdout.trim().split('\n');
+    assert.equal(lines[0], `${dst.host}/app:1@${index.digest}`);
+    assert.equal(lines.length, 5);
+    assert.ok(lines.includes(`referrer ${attached.sbomSig} application/example.sig -> ${attached.sbom}`), again.stdout);
+    assert.match(again.stderr, /already holds sha256:[0-9a-f]{64}: nothing to copy/);
+    assert.equal(await fallbackIndex(), beforeIndex, 'fallback index unchanged');
+    const listed = (JSON.parse(beforeIndex) as { manifests: Listed[] }).manifests.map((d) => d.digest);
+    assert.deepEqual(listed.sort(), [attached.sbom, attached.sig].sort());
+  });
+
+  it('--platform: only the referrers of what was copied', async () => {
+    const arm = index.children.find((c) => c.platform === 'linux/arm64')!;
+    const result = await copyJson([index.reference, `${dst.host}/arm:1`, '--platform', 'linux/arm64', '--referrers']);
+    assert.equal(result.digest, arm.digest);
+    assert.deepEqual(result.referrers, [{ digest: attached.armSbom, artifactType: 'application/example.sbom', subject: arm.digest }]);
+    assert.deepEqual((await referrersOf(`${dst.host}/arm:1`)).map((d) => d.digest), [attached.armSbom]);
+  });
+
+  it('a docker-archive source with --referrers is a usage error', async () => {
+    const archive = join(work, 'arm.tar');
+    await runChecked('skopeo', ['copy', '--quiet', '--src-tls-verify=false', `docker://${src.host}/app:1`, `docker-archive:${archive}`, '--override-arch', 'arm64']);
+    const outcome = await slipway(['copy', `docker-archive:${archive}`, `${dst.host}/fromtar:1`, '--referrers']);
+    assert.equal(outcome.code, 2, outcome.stderr);
+    assert.match(outcome.stderr, /referrers are only copied from a registry source/);
+    assert.deepEqual(await tags(`${dst.host}/fromtar`).catch(() => []), []);
+  });
+});
