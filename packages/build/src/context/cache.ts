@@ -33,9 +33,27 @@ export interface CacheSnapshot {
   dockerfileDigest: string | null;
   /** Hex SHA-256 of the entry records as the context digest serialises them (absent in older caches). */
   sectionDigest?: string;
+  /** The huge-context figures of that run, when it computed them (they depend on the entries only). */
+  directorySizes?: CachedDirectorySizes;
   /** Entries with mtime/ctime at or after this instant (ms) are racy. */
   racyFromMs: number;
   surrogates: boolean;
+}
+
+export interface CachedDirectorySizes {
+  top: { path: string; bytes: number; files: number }[];
+  junk: string[];
+}
+
+function isDirectorySizes(v: unknown): v is CachedDirectorySizes {
+  if (typeof v !== 'object' || v === null) return false;
+  const { top, junk } = v as { top?: unknown; junk?: unknown };
+  return (
+    Array.isArray(top) &&
+    top.every((d) => typeof d === 'object' && d !== null && typeof (d as { path?: unknown }).path === 'string' && Number.isFinite((d as { bytes?: unknown }).bytes) && Number.isFinite((d as { files?: unknown }).files)) &&
+    Array.isArray(junk) &&
+    junk.every((j) => typeof j === 'string')
+  );
 }
 
 /** `$XDG_CACHE_HOME/slipway/context`, else `~/.cache/slipway/context`. */
@@ -74,7 +92,7 @@ export async function loadCache(file: string): Promise<CacheSnapshot | undefined
 function decode(data: Buffer, mtimeMs: number): CacheSnapshot {
   if (data.length < 12 || !data.subarray(0, 8).equals(MAGIC)) throw new Error('bad magic');
   const headerLen = data.readUInt32LE(8);
-  const header = JSON.parse(data.toString('utf8', 12, 12 + headerLen)) as { count: number; pathBytes: number; dockerfileDigest: string | null; sectionDigest?: unknown };
+  const header = JSON.parse(data.toString('utf8', 12, 12 + headerLen)) as { count: number; pathBytes: number; dockerfileDigest: string | null; sectionDigest?: unknown; directorySizes?: unknown };
   const count = header.count;
   let off = 12 + headerLen;
   const blob = data.toString('utf8', off, off + header.pathBytes);
@@ -108,6 +126,7 @@ function decode(data: Buffer, mtimeMs: number): CacheSnapshot {
     digests,
     dockerfileDigest: header.dockerfileDigest,
     ...(typeof header.sectionDigest === 'string' && /^[0-9a-f]{64}$/.test(header.sectionDigest) ? { sectionDigest: header.sectionDigest } : {}),
+    ...(isDirectorySizes(header.directorySizes) ? { directorySizes: header.directorySizes } : {}),
     racyFromMs: Math.floor(mtimeMs / 1000) * 1000,
     surrogates: /[\uD800-\uDFFF]/.test(blob),
   };
@@ -131,12 +150,13 @@ export interface CacheWrite {
   digests: Uint8Array;
   dockerfileDigest: string | null;
   sectionDigest: string;
+  directorySizes?: CachedDirectorySizes;
 }
 
 export async function saveCache(file: string, c: CacheWrite): Promise<void> {
   const count = c.paths.length;
   const blob = Buffer.from(c.paths.join('\0'), 'utf8');
-  const header = Buffer.from(JSON.stringify({ version: 1, count, pathBytes: blob.length, dockerfileDigest: c.dockerfileDigest, sectionDigest: c.sectionDigest }), 'utf8');
+  const header = Buffer.from(JSON.stringify({ version: 1, count, pathBytes: blob.length, dockerfileDigest: c.dockerfileDigest, sectionDigest: c.sectionDigest, ...(c.directorySizes ? { directorySizes: c.directorySizes } : {}) }), 'utf8');
   const pre = 12 + header.length + blob.length;
   const pad = ((pre + 7) & ~7) - pre;
   const lenBuf = Buffer.alloc(4);

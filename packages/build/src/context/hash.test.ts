@@ -389,3 +389,38 @@ test('an unchanged context reuses its recorded section digest; any change recomp
     clean(root, cacheDir);
   }
 });
+
+test('an unchanged huge context reuses the directory figures its cache recorded; a change recomputes them', async () => {
+  const root = tree({ Dockerfile: 'FROM scratch\n', 'small/a': 'a', 'small/b': 'b', 'big/blob': 'x'.repeat(5000) });
+  const cacheDir = mkdtempSync(join(tmpdir(), 'slipway-cache-'));
+  const { loadCache } = await import('./cache.js');
+  const huge = { files: 2 };
+  try {
+    const cold = await hashContext({ context: root, cacheDir, hugeContext: huge });
+    assert.deepEqual(cold.biggestDirectories?.map((d) => d.path), ['big', 'small']);
+    const [name] = readdirSync(cacheDir).filter((f) => f.endsWith('.bin'));
+    const cacheFile = join(cacheDir, name!);
+    const settle = (): void => {
+      const future = new Date(Date.now() + 3600_000);
+      utimesSync(cacheFile, future, future);
+    };
+    assert.deepEqual((await loadCache(cacheFile))?.directorySizes?.top, cold.biggestDirectories);
+    settle();
+    const warm = await hashContext({ context: root, cacheDir, hugeContext: huge });
+    assert.equal(warm.stats.cachedFiles, 4);
+    assert.deepEqual(warm.biggestDirectories, cold.biggestDirectories);
+    assert.deepEqual(warm.warnings, cold.warnings);
+
+    // The recorded figures are what the warm run used: forged ones show through…
+    const bytes = readFileSync(cacheFile);
+    writeFileSync(cacheFile, Buffer.from(bytes.toString('latin1').replace('"path":"big"', '"path":"bog"'), 'latin1'));
+    settle();
+    assert.deepEqual((await hashContext({ context: root, cacheDir, hugeContext: huge })).biggestDirectories?.map((d) => d.path), ['bog', 'small']);
+    // …and any change to the entries recomputes them.
+    writeFileSync(join(root, 'small/c'), 'y'.repeat(9000));
+    const changed = await hashContext({ context: root, cacheDir, hugeContext: huge });
+    assert.deepEqual(changed.biggestDirectories?.map((d) => [d.path, d.files]), [['small', 3], ['big', 1]]);
+  } finally {
+    clean(root, cacheDir);
+  }
+});

@@ -598,6 +598,10 @@ interface CtxResult {
   snapshot?: CacheSnapshot;
   /** SHA-256 of the context's entry records in order (set when the digest is computed). */
   section?: Buffer;
+  /** Every entry is the snapshot's (set with `section`). */
+  unchanged?: boolean;
+  /** Huge-context figures, when computed or taken from an unchanged snapshot. */
+  directorySizes?: { top: DirectorySize[]; junk: string[] };
 }
 
 /**
@@ -785,7 +789,8 @@ export async function hashContext(options: HashContextOptions): Promise<ContextH
         } else if (kind === Kind.Symlink) symlinks++;
         else directories++;
       }
-      r.section = unchangedSince(r) ? Buffer.from(r.snapshot!.sectionDigest!, 'hex') : sectionDigest(r);
+      r.unchanged = unchangedSince(r);
+      r.section = r.unchanged ? Buffer.from(r.snapshot!.sectionDigest!, 'hex') : sectionDigest(r);
     }
     const w = new DigestWriter();
     w.field('slipway.context.v2');
@@ -827,7 +832,9 @@ export async function hashContext(options: HashContextOptions): Promise<ContextH
         }
       }
       if (ctxFiles > (options.hugeContext?.files ?? HUGE_CONTEXT_FILES) || ctxBytes > (options.hugeContext?.bytes ?? HUGE_CONTEXT_BYTES)) {
-        const sizes = directorySizes(r);
+        // They depend on the entries only: an unchanged context reuses the figures its cache recorded.
+        const sizes = r.unchanged && r.snapshot?.directorySizes ? r.snapshot.directorySizes : directorySizes(r);
+        r.directorySizes = sizes;
         biggest = [...(biggest ?? []), ...sizes.top];
         const list = sizes.top.slice(0, 5).map((d) => `${d.path} (${formatBytes(d.bytes)}, ${d.files} files)`).join(', ');
         const suggest = sizes.junk.length > 0 ? `; if they are not needed in the image, add to ${r.ctx.ignoreFile ?? join(r.ctx.root, '.dockerignore')}: ${sizes.junk.join(', ')}` : '';
@@ -844,7 +851,12 @@ export async function hashContext(options: HashContextOptions): Promise<ContextH
       if (r.cacheFile === undefined) continue;
       const dockerfileMoved = r.ctx.id === 0 && r.snapshot?.dockerfileDigest !== dockerfile.digest.toString('hex');
       if (r.snapshot) settleChanges(r);
-      const dirty = !r.snapshot || r.added.length + r.removed.length + r.changed.length > 0 || r.snapshot.sectionDigest !== r.section!.toString('hex');
+      const dirty =
+        !r.snapshot ||
+        r.added.length + r.removed.length + r.changed.length > 0 ||
+        r.snapshot.sectionDigest !== r.section!.toString('hex') ||
+        // Huge-context figures the cache does not hold yet: record them for the next run.
+        (r.directorySizes !== undefined && r.snapshot.directorySizes === undefined);
       if (!dirty && !hashed.touched.has(r) && !dockerfileMoved) continue;
       try {
         await saveCache(r.cacheFile, cacheRecord(r, r.ctx.id === 0 ? dockerfile.digest.toString('hex') : null, hashed.uncacheable));
@@ -998,7 +1010,7 @@ function cacheRecord(r: CtxResult, dockerfileDigest: string | null, uncacheable:
     cstats[o + 2] = stats[i * STAT_FIELDS + 3]!;
     cstats[o + 3] = stats[i * STAT_FIELDS + 4]!;
   }
-  return { paths, kinds: ckinds, stats: cstats, digests: r.digests, dockerfileDigest, sectionDigest: r.section!.toString('hex') };
+  return { paths, kinds: ckinds, stats: cstats, digests: r.digests, dockerfileDigest, sectionDigest: r.section!.toString('hex'), ...(r.directorySizes ? { directorySizes: r.directorySizes } : {}) };
 }
 
 interface HashOutcome {
