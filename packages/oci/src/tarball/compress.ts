@@ -39,12 +39,12 @@
  * entries unused for a given time; nothing is pruned automatically.
  * @module
  */
-import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { pipeline as pipelineCallback, Transform, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline as pipelineCallback, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { debuglog } from 'node:util';
 import { DigestMismatchError, SlipwayError } from '../errors.js';
@@ -156,16 +156,6 @@ async function cacheSubdir(ctx: LayerContext, name: string): Promise<string | un
   }
 }
 
-function tap(hash: Hash, count?: (n: number) => void): Transform {
-  return new Transform({
-    transform(chunk: Buffer, _encoding, callback: TransformCallback) {
-      hash.update(chunk);
-      count?.(chunk.length);
-      callback(null, chunk);
-    },
-  });
-}
-
 function gzipAt(level: number) {
   return createParallelGzip({ level });
 }
@@ -207,7 +197,7 @@ async function passThroughDigest(ctx: LayerContext, entry: TarEntry, signal?: Ab
     if (typeof meta?.digest === 'string' && /^sha256:[a-f0-9]{64}$/.test(meta.digest)) return meta.digest as Digest;
   }
   const hash = createHash('sha256');
-  await pipeline(openEntry(ctx.file, entry), tap(hash), signal ? { signal } : {});
+  await pipeline(openEntry(ctx.file, entry), new HashTee(hash), signal ? { signal } : {});
   const digest: Digest = `sha256:${hash.digest('hex')}`;
   if (metaPath) await writeAtomic(metaPath, JSON.stringify({ digest }));
   return digest;
@@ -241,7 +231,7 @@ async function compressOnce(ctx: LayerContext, entry: TarEntry, diffID: Digest, 
   try {
     await pipeline(
       openEntry(ctx.file, entry),
-      tap(raw),
+      new HashTee(raw),
       gzipAt(ctx.level),
       compressed,
       createWriteStream(temp, { flags: 'wx', mode: 0o644 }),
