@@ -598,6 +598,9 @@ interface CtxResult {
   snapshot?: CacheSnapshot;
   /** SHA-256 of the context's entry records in order (set when the digest is computed). */
   section?: Buffer;
+  /** Regular files and their bytes (set with `section`). */
+  files?: number;
+  bytes?: number;
   /** Every entry is the snapshot's (set with `section`). */
   unchanged?: boolean;
   /** Huge-context figures, when computed or taken from an unchanged snapshot. */
@@ -781,14 +784,18 @@ export async function hashContext(options: HashContextOptions): Promise<ContextH
     let bytes = 0;
     for (const r of results) {
       const { paths, kinds } = r.entries;
+      r.files = 0;
+      r.bytes = 0;
       for (let i = 0; i < paths.length; i++) {
         const kind = kinds[i]!;
         if (kind === Kind.File) {
-          files++;
-          bytes += r.sizes[i]!;
+          r.files++;
+          r.bytes += r.sizes[i]!;
         } else if (kind === Kind.Symlink) symlinks++;
         else directories++;
       }
+      files += r.files;
+      bytes += r.bytes;
       r.unchanged = unchangedSince(r);
       r.section = r.unchanged ? Buffer.from(r.snapshot!.sectionDigest!, 'hex') : sectionDigest(r);
     }
@@ -823,14 +830,8 @@ export async function hashContext(options: HashContextOptions): Promise<ContextH
     }
     let biggest: DirectorySize[] | undefined;
     for (const r of results) {
-      let ctxFiles = 0;
-      let ctxBytes = 0;
-      for (let i = 0; i < r.entries.paths.length; i++) {
-        if (r.entries.kinds[i] === Kind.File) {
-          ctxFiles++;
-          ctxBytes += r.sizes[i]!;
-        }
-      }
+      const ctxFiles = r.files!;
+      const ctxBytes = r.bytes!;
       if (ctxFiles > (options.hugeContext?.files ?? HUGE_CONTEXT_FILES) || ctxBytes > (options.hugeContext?.bytes ?? HUGE_CONTEXT_BYTES)) {
         // They depend on the entries only: an unchanged context reuses the figures its cache recorded.
         const sizes = r.unchanged && r.snapshot?.directorySizes ? r.snapshot.directorySizes : directorySizes(r);

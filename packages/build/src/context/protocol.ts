@@ -3,7 +3,7 @@
  * @module
  */
 import type { IgnoreDialect } from './ignore.js';
-import type { DirTask } from './walk.js';
+import type { DirTask, WalkChunk } from './walk.js';
 
 export interface ContextSetup {
   type: 'context';
@@ -38,17 +38,7 @@ export interface WorkerFailure {
 }
 
 /** A walk chunk as it crosses threads: paths joined with NUL, numbers in transferable arrays. */
-export interface EncodedChunk {
-  dir: string;
-  paths: string;
-  count: number;
-  kinds: Uint8Array;
-  stats: Float64Array;
-  links: string[];
-  leftovers: DirTask[];
-  seen: number;
-  surrogates: boolean;
-}
+export type EncodedChunk = Omit<WalkChunk, 'paths'> & { paths: string; count: number };
 
 export interface WalkReply {
   type: 'walked';
