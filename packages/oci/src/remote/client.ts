@@ -159,13 +159,7 @@ class Client implements RegistryClient {
         maxBodyBytes: 16 * 1024 * 1024,
         ...signalOf(options),
       });
-      let body: { tags?: unknown };
-      try {
-        body = JSON.parse(response.bytes.toString('utf8')) as { tags?: unknown };
-      } catch (err) {
-        throw new SlipwayError('SLIPWAY_REGISTRY', `listing tags of ${repo.name}: the registry's answer is not JSON`, { cause: err });
-      }
-      if (Array.isArray(body.tags)) for (const tag of body.tags) if (typeof tag === 'string') tags.push(tag);
+      tags.push(...tagsIn(response.bytes, repo.name));
       const next = nextLink(response.header('link'));
       if (!next) return tags;
       path = new URL(next, response.url);
@@ -185,14 +179,8 @@ class Client implements RegistryClient {
       ...signalOf(options),
     });
     if (response.status === 404) return false;
-    let body: { tags?: unknown };
-    try {
-      body = JSON.parse(response.bytes.toString('utf8')) as { tags?: unknown };
-    } catch (err) {
-      throw new SlipwayError('SLIPWAY_REGISTRY', `listing tags of ${repo.name}: the registry's answer is not JSON`, { cause: err });
-    }
     // distribution answers `"tags": null` for a repository whose tags were all deleted.
-    return Array.isArray(body.tags) && body.tags.length > 0;
+    return tagsIn(response.bytes, repo.name).length > 0;
   }
 
   async putManifest(reference: Reference | string, manifest: ManifestBytes, options?: CallOptions & { tag?: string }): Promise<PutManifestResult> {
@@ -385,4 +373,15 @@ class RemoteSink implements ImageSink {
       ...signalOf(options),
     });
   }
+}
+
+/** The tags of one `tags/list` answer (`"tags": null` or a missing field: none). */
+function tagsIn(bytes: Buffer, repository: string): string[] {
+  let body: { tags?: unknown };
+  try {
+    body = JSON.parse(bytes.toString('utf8')) as { tags?: unknown };
+  } catch (err) {
+    throw new SlipwayError('SLIPWAY_REGISTRY', `listing tags of ${repository}: the registry's answer is not JSON`, { cause: err });
+  }
+  return Array.isArray(body.tags) ? body.tags.filter((tag): tag is string => typeof tag === 'string') : [];
 }
