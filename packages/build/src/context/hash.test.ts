@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -204,11 +204,17 @@ test('an unreadable file is a SLIPWAY_CONTEXT error naming it', async (t) => {
       await assert.rejects(hashContext({ context: root, cacheDir: false }), (e: unknown) => SlipwayError.is(e) && e.code === 'SLIPWAY_CONTEXT' && e.message.includes('"src/main.go"'));
       return;
     }
-    // Root reads anything: run the hash as "nobody" in a child process.
+    // Root reads anything: run the hash in a child process without the capabilities that let it.
+    // setpriv (util-linux) keeps uid 0, so the checkout stays readable wherever it is (a clone under
+    // a 0700 temp directory is not readable by "nobody"); without setpriv, run as nobody.
     const module = fileURLToPath(new URL('./index.js', import.meta.url));
     const script = `import('${module}').then((m) => m.hashContext({ context: ${JSON.stringify(root)}, cacheDir: false })).then(() => process.exit(0), (e) => { console.log(JSON.stringify({ code: e.code, message: e.message })); process.exit(1); });`;
-    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { uid: 65534, gid: 65534, encoding: 'utf8', cwd: '/' });
-    if (child.error) return t.skip(`cannot run a child as nobody: ${child.error.message}`);
+    const node = [process.execPath, '--input-type=module', '-e', script];
+    const dropCaps = ['--inh-caps=-dac_override,-dac_read_search', '--bounding-set=-dac_override,-dac_read_search'];
+    const child = existsSync('/usr/bin/setpriv')
+      ? spawnSync('/usr/bin/setpriv', [...dropCaps, ...node], { encoding: 'utf8', cwd: '/' })
+      : spawnSync(node[0]!, node.slice(1), { uid: 65534, gid: 65534, encoding: 'utf8', cwd: '/' });
+    if (child.error) return t.skip(`cannot run a child without root's read-anything rights: ${child.error.message}`);
     assert.equal(child.status, 1, child.stderr);
     const e = JSON.parse(child.stdout) as { code: string; message: string };
     assert.equal(e.code, 'SLIPWAY_CONTEXT');
