@@ -323,6 +323,25 @@ test('a parked pool bigger than the next hash asks for is not reused (concurrenc
   }
 });
 
+test('a parked worker that died before the next hash costs a retry with new workers, not a failed hash', async () => {
+  const { warmWorkers, closeIdleWorkers, loseParkedWorkerForTests } = await import('./pool.js');
+  const root = bigTree('lost');
+  try {
+    const before = await hashContext({ context: root, dockerfile: { inline: '' }, cacheDir: false, concurrency: 2, parallelWalk: true });
+    assert.equal(warmWorkers(), 2);
+    // The worker is gone but its 'exit' event is not delivered yet: the pool still looks reusable.
+    assert.equal(loseParkedWorkerForTests(), true);
+    assert.equal(warmWorkers(), 2);
+    const after = await hashContext({ context: root, dockerfile: { inline: '' }, cacheDir: false, concurrency: 2, parallelWalk: true });
+    assert.equal(after.digest, before.digest);
+    assert.equal(after.files, 3600);
+    assert.equal(warmWorkers(), 2, 'the retry parked its own healthy pool');
+  } finally {
+    await closeIdleWorkers();
+    clean(root);
+  }
+});
+
 test('a parked pool does not keep the process alive', () => {
   const root = bigTree('exit');
   try {

@@ -18,7 +18,7 @@ import { AbortedError, InvalidArgumentError, SlipwayError, throwIfAborted } from
 import { CACHE_STAT_FIELDS, cacheFileFor, defaultCacheDir, loadCache, pruneCacheDaily, saveCache, snapshotPath, snapshotPathIs, type CacheSnapshot } from './cache.js';
 import { FileHashError, hashFileInto } from './hashfile.js';
 import { IgnorePatternError, PatternMatcher, parseIgnoreFile, parseIgnoreFileBuildah, type IgnoreDialect } from './ignore.js';
-import { acquireWorkerPool, releaseWorkerPool, warmWorkers, type WorkerPool } from './pool.js';
+import { acquireWorkerPool, releaseWorkerPool, warmWorkers, WorkerLostError, type WorkerPool } from './pool.js';
 import type { EncodedChunk, HashReply, WalkReply } from './protocol.js';
 import { compareBytewise, ContextWalkError, Kind, KIND_MASK, PARENT_SKIPPED, STAT_FIELDS, walkTask, type DirTask, type WalkChunk } from './walk.js';
 
@@ -646,6 +646,22 @@ function sectionDigest(r: CtxResult): Buffer {
 }
 
 export async function hashContext(options: HashContextOptions): Promise<ContextHashResult> {
+  const seen = new Set<string>();
+  const onWarning = options.onWarning;
+  const first = onWarning ? { ...options, onWarning: (w: ContextWarning) => (seen.add(JSON.stringify(w)), onWarning(w)) } : options;
+  try {
+    return await hashContextOnce(first, false);
+  } catch (err) {
+    // A parked worker that died between two hashes is only noticed once this hash has taken its
+    // pool (the 'exit' event comes later): walk again, once, with new workers. Warnings the first
+    // attempt already reported are not reported twice.
+    if (!(err instanceof WorkerLostError) || !err.reusedPool) throw err;
+    const again = onWarning ? { ...options, onWarning: (w: ContextWarning) => (seen.has(JSON.stringify(w)) ? undefined : onWarning(w)) } : options;
+    return hashContextOnce(again, true);
+  }
+}
+
+async function hashContextOnce(options: HashContextOptions, freshPool: boolean): Promise<ContextHashResult> {
   if (typeof options !== 'object' || options === null || typeof options.context !== 'string' || options.context === '') {
     throw new InvalidArgumentError('hashContext: options.context must be a non-empty path');
   }
@@ -721,13 +737,13 @@ export async function hashContext(options: HashContextOptions): Promise<ContextH
   let pool: WorkerPool | undefined;
   const getPool = (): WorkerPool => {
     if (!pool) {
-      pool = acquireWorkerPool(signal, concurrency);
+      pool = acquireWorkerPool(signal, concurrency, freshPool);
       for (const c of ctxs) pool.setup({ type: 'context', ctx: c.id, root: c.root, patterns: c.patterns, dialect });
     }
     return pool;
   };
   // Hashing: one worker per core. Walking: the main thread, then one worker per core when it pays.
-  const warm = warmWorkers();
+  const warm = freshPool ? 0 : warmWorkers();
   const parallelWalk = options.parallelWalk ?? ((warm > 0 && warm <= concurrency) || cacheSizes.some((size) => size > PARALLEL_WALK_CACHE_BYTES));
   const walkers = parallelWalk ? concurrency : 0;
 

@@ -29,6 +29,21 @@ interface Pending {
 
 type Request = Omit<WalkRequest, 'id'> | Omit<HashRequest, 'id'>;
 
+/**
+ * A worker thread ended while the pool still counted on it. `reusedPool`: the pool had been parked,
+ * so the worker may have died between two hashes (a host's `terminate`, a thread killed for memory)
+ * with its 'exit' event not delivered yet when the pool was taken; a fresh pool can do the work.
+ */
+export class WorkerLostError extends Error {
+  constructor(
+    readonly exitCode: number,
+    readonly reusedPool: boolean,
+  ) {
+    super(`context worker exited with code ${exitCode}`);
+    this.name = 'WorkerLostError';
+  }
+}
+
 export class WorkerPool {
   private readonly slots: Slot[] = [];
   private setups: ContextSetup[] = [];
@@ -36,6 +51,8 @@ export class WorkerPool {
   private nextId = 1;
   private failure: Error | undefined;
   private closed = false;
+  /** Taken from the parked slot rather than started for this hash. */
+  reused = false;
   private signal: AbortSignal | undefined;
   private readonly onAbort = (): void => this.fail(new AbortedError('context hashing aborted', { cause: this.signal?.reason }));
 
@@ -92,7 +109,7 @@ export class WorkerPool {
     });
     worker.on('error', (e) => this.fail(new Error(`context worker failed: ${e.message}`, { cause: e })));
     worker.on('exit', (code) => {
-      if (!this.closed) this.fail(new Error(`context worker exited with code ${code}`));
+      if (!this.closed) this.fail(new WorkerLostError(code, this.reused));
     });
     this.slots.push(slot);
   }
@@ -133,6 +150,11 @@ export class WorkerPool {
     void this.close();
   }
 
+  /** See {@link loseParkedWorkerForTests}. */
+  firstWorkerForTests(): Worker | undefined {
+    return this.slots[0]?.worker;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -155,15 +177,17 @@ export function warmWorkers(): number {
 /**
  * The parked pool if there is one (taken exclusively), else a new one. A parked pool with more than
  * `maxWorkers` workers is closed instead: a hash asking for fewer threads (`concurrency`) must not
- * be handed the bigger pool of an earlier one.
+ * be handed the bigger pool of an earlier one. `fresh`: never the parked pool (a retry after one lost
+ * a worker).
  */
-export function acquireWorkerPool(signal?: AbortSignal, maxWorkers = Infinity): WorkerPool {
+export function acquireWorkerPool(signal?: AbortSignal, maxWorkers = Infinity, fresh = false): WorkerPool {
   const p = parked;
   if (p) {
     parked = undefined;
     clearTimeout(p.timer);
-    if (p.pool.reusable && p.pool.size <= maxWorkers) {
+    if (!fresh && p.pool.reusable && p.pool.size <= maxWorkers) {
       p.pool.attach(signal);
+      p.pool.reused = true;
       return p.pool;
     }
     void p.pool.close();
@@ -181,6 +205,17 @@ export async function releaseWorkerPool(pool: WorkerPool): Promise<void> {
   const timer = setTimeout(() => void pool.close(), POOL_IDLE_MS);
   timer.unref();
   parked = { pool, timer };
+}
+
+/**
+ * Tests only: ends one worker of the parked pool without waiting for its 'exit' event, which is what
+ * a thread dying between two hashes looks like to the next one. False when nothing is parked.
+ */
+export function loseParkedWorkerForTests(): boolean {
+  const worker = parked?.pool.firstWorkerForTests();
+  if (!worker) return false;
+  void worker.terminate();
+  return true;
 }
 
 /** Terminates a parked pool now (tests, or a host about to exit cleanly). */
