@@ -15,6 +15,7 @@ import type { Readable } from 'node:stream';
 import type { Client } from 'undici';
 import { AbortedError, InvalidArgumentError, NotFoundError, SlipwayError, throwIfAborted } from '../errors.js';
 import { readCapped } from '../internal/read.js';
+import { loadUndici, type UndiciParts } from '../transport/undici.js';
 import { indexTar } from '../internal/tar-index.js';
 import { makeScratch, removeScratch } from '../internal/tar-scratch.js';
 import { fromIndexedArchive, type TarballOptions, type TarballSource } from '../tarball/source.js';
@@ -31,13 +32,13 @@ export interface DaemonOptions extends Omit<TarballOptions, 'image'> {
 
 export const defaultDockerHost = 'unix:///var/run/docker.sock';
 
-/** An undici client for a Docker host string (undici is imported here, not at load: see transport.ts). */
-async function connect(host: string): Promise<{ client: Client; shown: string }> {
-  const { Client } = await import('undici');
+/** An undici client for a Docker host string (undici is imported here, not at load: see transport/undici.ts). */
+async function connect(host: string): Promise<{ client: Client; shown: string; request: UndiciParts['request'] }> {
+  const { Client, request } = await loadUndici();
   if (host.startsWith('unix://')) {
     const socketPath = host.slice('unix://'.length);
     if (!socketPath.startsWith('/')) throw new InvalidArgumentError(`invalid Docker host ${JSON.stringify(host)}: want unix:///absolute/path`);
-    return { client: new Client('http://localhost', { socketPath }), shown: host };
+    return { client: new Client('http://localhost', { socketPath }), shown: host, request };
   }
   if (host.startsWith('tcp://') || host.startsWith('http://') || host.startsWith('https://')) {
     let url: URL;
@@ -49,7 +50,7 @@ async function connect(host: string): Promise<{ client: Client; shown: string }>
     const tls = url.protocol === 'https:' || (process.env.DOCKER_TLS_VERIFY ?? '') !== '';
     // Shown without any userinfo a URL might carry.
     const shown = `${url.protocol === 'https:' || tls ? 'https' : 'tcp'}://${url.host}`;
-    if (!tls) return { client: new Client(`http://${url.host}`), shown };
+    if (!tls) return { client: new Client(`http://${url.host}`), shown, request };
     const certs = process.env.DOCKER_CERT_PATH || join(homedir(), '.docker');
     const read = (name: string) => {
       try {
@@ -61,7 +62,7 @@ async function connect(host: string): Promise<{ client: Client; shown: string }>
     const ca = read('ca.pem');
     const cert = read('cert.pem');
     const key = read('key.pem');
-    return { client: new Client(`https://${url.host}`, { connect: { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) } }), shown };
+    return { client: new Client(`https://${url.host}`, { connect: { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) } }), shown, request };
   }
   throw new InvalidArgumentError(`unsupported Docker host ${JSON.stringify(host)}: want unix:// or tcp:// (ssh:// and npipe:// are not supported)`);
 }
@@ -89,13 +90,13 @@ export async function open(image: string, options: DaemonOptions = {}): Promise<
   throwIfAborted(options.signal);
   if (image === '' || image.length > 1024 || /[\s\0?#]/.test(image)) throw new InvalidArgumentError(`invalid image name ${JSON.stringify(image)}`);
   const host = options.host ?? process.env.DOCKER_HOST ?? defaultDockerHost;
-  const { client, shown } = await connect(host);
+  const { client, shown, request: send } = await connect(host);
   const name = label(image);
   let scratch: string | undefined;
   try {
     const request = async (path: string) => {
       try {
-        return await client.request({ method: 'GET', path, ...(options.signal ? { signal: options.signal } : {}) });
+        return await send(client, { method: 'GET', path, ...(options.signal ? { signal: options.signal } : {}) });
       } catch (err) {
         if (options.signal?.aborted) throw new AbortedError('operation aborted', { cause: options.signal.reason });
         throw unreachable(shown, err);

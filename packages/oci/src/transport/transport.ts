@@ -8,13 +8,19 @@ import { rootCertificates } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { debuglog } from 'node:util';
 import type { Readable } from 'node:stream';
-import type { Agent, Dispatcher, request as undiciRequest } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
+import { loadUndici, type UndiciParts } from './undici.js';
 
-/** undici and our two agents, loaded on the first request: importing undici costs ~90 ms of start-up, which a command that never speaks HTTP (`slipway hash-context`, a build's context hash) should not pay. */
+/** undici and our two agents, loaded on the first request: a command that never speaks HTTP (`slipway hash-context`, a build's context hash) does not pay for loading undici (see undici.ts). */
 interface Http {
   secure: Agent;
   unverified: Agent;
-  request: typeof undiciRequest;
+  request: UndiciParts['request'];
+}
+
+/** undici's `request(url, …)` shape on its dispatcher-level API: origin and path from the URL. */
+function at(url: URL): { origin: string; path: string } {
+  return { origin: url.origin, path: `${url.pathname}${url.search}` };
 }
 import { AbortedError, InvalidArgumentError, SlipwayError } from '../errors.js';
 import { describeCredentials, secretsOf, type Credentials, type Keychain } from '../auth/credentials.js';
@@ -193,7 +199,7 @@ export class Transport {
 
   #undici(): Promise<Http> {
     if (this.#closed !== undefined) return Promise.reject(new InvalidArgumentError('this registry transport is closed'));
-    this.#http ??= import('undici').then(({ Agent, request }) => {
+    this.#http ??= loadUndici().then(({ Agent, request }) => {
       const common = this.#agentOptions;
       const ca = this.#caCertificates;
       return {
@@ -347,7 +353,7 @@ export class Transport {
       for (const [base, dispatcher] of candidates) {
         const url = new URL('/v2/', base);
         try {
-          const res = await http.request(url, { method: 'GET', headers: { 'user-agent': this.#userAgent }, dispatcher, signal });
+          const res = await http.request(dispatcher, { ...at(url), method: 'GET', headers: { 'user-agent': this.#userAgent }, signal });
           await res.body.dump({ limit: maxErrorBodyBytes });
           if (isTemporaryStatus(res.statusCode) && attempt < this.#retry.attempts) {
             unreachable = true;
@@ -457,7 +463,7 @@ export class Transport {
       }
       for (let attempt = 1; ; attempt++) {
         try {
-          const res = await http.request(url, { method, headers, body, dispatcher, signal });
+          const res = await http.request(dispatcher, { ...at(url), method, headers, body, signal });
           const result: Attempt = { status: res.statusCode, headers: res.headers, url, body: res.body, release: () => {} };
           if (isTemporaryStatus(res.statusCode) && attempt < this.#retry.attempts) {
             await dump(result);
@@ -535,11 +541,11 @@ export class Transport {
         if (authorization && url.host === state.base.host) headers.authorization = authorization;
         if (body instanceof Uint8Array && headers['content-length'] === undefined) headers['content-length'] = String(body.byteLength);
         const dispatcher = url.host === state.base.host || url.protocol === 'http:' ? state.dispatcher : http.secure;
-        const res = await http.request(url, {
+        const res = await http.request(dispatcher, {
+          ...at(url),
           method: req.method,
           headers,
           body: hop === 0 ? (body ?? null) : null,
-          dispatcher,
           signal,
           // undici closes the connection after every HEAD, in case a server sends a body anyway
           // (nodejs/undici#258); registries do not, and a blob HEAD per layer would otherwise cost a

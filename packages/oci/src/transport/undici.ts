@@ -1,0 +1,60 @@
+/**
+ * undici, loaded on first use, and only the parts slipway calls: Agent, Client and the request API.
+ *
+ * Why not `import('undici')`: its index evaluates every dispatcher, the fetch, WebSocket, cache and
+ * mock stacks and all interceptors, about 70 ms here, a fifth of a CLI no-op copy (0.34 s); Agent,
+ * Client and the request API alone take about 25 ms (measured: the no-op went from 335 to 291 ms).
+ * undici's package.json has no "exports" map, so its `lib/` files are importable as they are; should a
+ * release move them, the whole package is loaded instead (the same classes, only a slower start), and
+ * the unit test beside this file fails so that the lost start-up time does not go unnoticed.
+ * @module
+ */
+import type { Agent, Client, Dispatcher } from 'undici';
+
+export interface UndiciParts {
+  Agent: typeof Agent;
+  Client: typeof Client;
+  /** undici's request API on `dispatcher` (`origin` + `path` in `options`), what `dispatcher.request()` is. */
+  request: (dispatcher: Dispatcher, options: Dispatcher.RequestOptions) => Promise<Dispatcher.ResponseData>;
+  /** `lib`: only the parts were evaluated; `package`: the whole package (the lib layout was not found). */
+  loadedFrom: 'lib' | 'package';
+}
+
+type RequestApi = (this: Dispatcher, options: Dispatcher.RequestOptions) => Promise<Dispatcher.ResponseData>;
+
+// Specifiers in variables: TypeScript has no declarations for undici's lib files (types come from
+// the package's index.d.ts, imported above).
+const agentModule = 'undici/lib/dispatcher/agent.js';
+const clientModule = 'undici/lib/dispatcher/client.js';
+const requestModule = 'undici/lib/api/api-request.js';
+
+let loading: Promise<UndiciParts> | undefined;
+
+/** undici's parts, imported once per process. */
+export function loadUndici(): Promise<UndiciParts> {
+  loading ??= loadUndiciParts('lib').catch(() => loadUndiciParts('package'));
+  return loading;
+}
+
+/** Exported for tests: each way of loading, without the process-wide memo. */
+export async function loadUndiciParts(from: 'lib' | 'package'): Promise<UndiciParts> {
+  if (from === 'package') {
+    const undici = await import('undici');
+    return { Agent: undici.Agent, Client: undici.Client, request: (dispatcher, options) => dispatcher.request(options), loadedFrom: 'package' };
+  }
+  const [agent, client, api] = (await Promise.all([import(agentModule), import(clientModule), import(requestModule)])) as [
+    { default: unknown },
+    { default: unknown },
+    { default: unknown },
+  ];
+  if (typeof agent.default !== 'function' || typeof client.default !== 'function' || typeof api.default !== 'function') {
+    throw new Error('undici lib layout changed');
+  }
+  const apiRequest = api.default as RequestApi;
+  return {
+    Agent: agent.default as typeof Agent,
+    Client: client.default as typeof Client,
+    request: (dispatcher, options) => apiRequest.call(dispatcher, options),
+    loadedFrom: 'lib',
+  };
+}
