@@ -5,17 +5,11 @@
  * runs @slipway/build's `build()`.
  * @module
  */
-import {
-  build,
-  parseBuilderOption,
-  parseCacheFrom,
-  parseCacheTo,
-  parseSecretOption,
-  parseSshOption,
-  type BuildOptions,
-  type BuildResult,
-  type builders,
-} from '@slipway/build';
+// Types only at load: @slipway/build (builders, context hashing, BuildKit's protocol) is imported when
+// a build runs, so `slipway copy`, `digest` and the other registry commands do not load it (~25 ms
+// of every CLI start).
+import type * as BuildPackage from '@slipway/build';
+import type { BuildOptions, BuildResult, builders } from '@slipway/build';
 import { InvalidArgumentError, type auth, type Digest } from '@slipway/oci';
 import { normalizeAddress, type AccessOptions } from './ops/access.js';
 
@@ -59,7 +53,7 @@ export interface BuildImageResult {
   warnings: string[];
 }
 
-function secretsFrom(input: BuildImageOptions['secrets']): builders.SecretSpec[] {
+function secretsFrom(input: BuildImageOptions['secrets'], { parseSecretOption }: typeof BuildPackage): builders.SecretSpec[] {
   if (input === undefined) return [];
   if (Array.isArray(input)) return input.map((entry) => (typeof entry === 'string' ? parseSecretOption(entry) : { ...entry }));
   return Object.entries(input).map(([id, value]) => {
@@ -70,6 +64,8 @@ function secretsFrom(input: BuildImageOptions['secrets']): builders.SecretSpec[]
 
 /** Builds (and with `push`, publishes) an image; see @slipway/build `build()` for the behaviour and errors. */
 export async function buildImage(options: BuildImageOptions): Promise<BuildImageResult> {
+  const pkg = await import('@slipway/build');
+  const { build, parseBuilderOption, parseCacheFrom, parseCacheTo, parseSshOption } = pkg;
   const platforms = options.platforms?.flatMap((p) => p.split(',')).map((p) => p.trim()).filter((p) => p !== '');
   const registries = (options.registries ?? []).map((entry) => {
     if (!entry.username) throw new InvalidArgumentError(`registry ${JSON.stringify(entry.address)}: username is empty`);
@@ -85,7 +81,7 @@ export async function buildImage(options: BuildImageOptions): Promise<BuildImage
     ...(options.buildArgs ? { buildArgs: options.buildArgs } : {}),
     ...(options.target ? { target: options.target } : {}),
     ...(options.labels ? { labels: options.labels } : {}),
-    secrets: secretsFrom(options.secrets),
+    secrets: secretsFrom(options.secrets, pkg),
     ssh: (options.ssh ?? []).map((entry) => (typeof entry === 'string' ? parseSshOption(entry) : entry)),
     ...(options.cacheFrom ? { cacheFrom: options.cacheFrom.map((entry) => (typeof entry === 'string' ? parseCacheFrom(entry) : entry)) } : {}),
     ...(options.cacheTo ? { cacheTo: options.cacheTo.map((entry) => (typeof entry === 'string' ? parseCacheTo(entry) : entry)) } : {}),

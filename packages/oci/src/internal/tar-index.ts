@@ -15,7 +15,6 @@ import { posix } from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { extract } from 'tar-stream';
 import { AbortedError, SlipwayError } from '../errors.js';
 
 /** Refuses archives with more entries than this: each costs memory in the table, and no image needs more. */
@@ -102,6 +101,8 @@ export async function indexTar(input: Readable, options: IndexTarOptions): Promi
       callback(null, chunk);
     },
   });
+  // Loaded here, not at module load: registry-only commands never index an archive (~10 ms of start-up).
+  const { extract } = await import('tar-stream');
   const extractor = extract();
   const stages: NodeJS.ReadWriteStream[] = [];
   if (options.gunzip) stages.push(createGunzip());
