@@ -2,7 +2,7 @@
 # Builds the Go-based peers and builders from the Go module proxy, once per machine.
 # Results are cached in $SLIPWAY_TOOLS/bin (default /opt/slipway-tools/bin); a tool that
 # fails to build is recorded in $SLIPWAY_TOOLS/status so tests can skip it loudly.
-# Usage: install-go-tools.sh [tool...]   tools: crane regctl buildkit buildx pulumi
+# Usage: install-go-tools.sh [tool...]   tools: crane regctl buildkit buildx distribution pulumi
 set -uo pipefail
 TOOLS_DIR=${SLIPWAY_TOOLS:-/opt/slipway-tools}
 mkdir -p "$TOOLS_DIR/bin" "$TOOLS_DIR/logs"
@@ -13,6 +13,7 @@ CRANE_VERSION=v0.22.1
 REGCLIENT_VERSION=v0.11.7
 BUILDKIT_VERSION=v0.34.2
 BUILDX_VERSION=v0.38.2
+DISTRIBUTION_VERSION=v3.0.0
 PULUMI_VERSION=v3.259.0
 # the commit of tag pkg/v3.259.0 as a pseudo-version: the module proxy serves it only under this name
 PULUMI_NODEJS_VERSION=v3.0.0-20260820084410-a05d88f24d05
@@ -34,6 +35,23 @@ build() { # name marker-binary go-install-args...
     tail -5 "$TOOLS_DIR/logs/$name.log" >&2
     status "$name" failed; return 1
   fi
+}
+
+build_as() { # name output-binary package@version : `go install` under another binary name
+  local name=$1 out=$2 pkg=$3
+  if [ -x "$TOOLS_DIR/bin/$out" ]; then status "$name" ok; return 0; fi
+  if ! command -v go >/dev/null; then echo "install-go-tools: go not found, skipping $name" >&2; status "$name" failed; return 1; fi
+  local g; g=$(mktemp -d)
+  echo "install-go-tools: building $name" >&2
+  if GOBIN="$g" nice go install -trimpath -ldflags '-s -w' "$pkg" > "$TOOLS_DIR/logs/$name.log" 2>&1 &&
+     mv "$g/$(basename "${pkg%@*}")" "$TOOLS_DIR/bin/$out"; then
+    status "$name" ok
+  else
+    echo "install-go-tools: $name failed to build, see $TOOLS_DIR/logs/$name.log" >&2
+    tail -5 "$TOOLS_DIR/logs/$name.log" >&2
+    status "$name" failed; rm -rf "$g"; return 1
+  fi
+  rm -rf "$g"
 }
 
 build_wrapped() { # name marker module@version package... : for modules whose go.mod has replace/exclude
@@ -97,7 +115,7 @@ MOD
   [ -x "$TOOLS_DIR/bin/pulumi" ] && [ -x "$TOOLS_DIR/bin/pulumi-language-nodejs" ]
 }
 
-want=("$@"); [ ${#want[@]} -gt 0 ] || want=(crane regctl buildkit buildx)
+want=("$@"); [ ${#want[@]} -gt 0 ] || want=(crane regctl buildkit buildx distribution)
 rc=0
 for t in "${want[@]}"; do
   case $t in
@@ -105,6 +123,9 @@ for t in "${want[@]}"; do
     regctl) build regctl regctl github.com/regclient/regclient/cmd/regctl@$REGCLIENT_VERSION || rc=1 ;;
     buildkit) build_wrapped buildkit buildkitd github.com/moby/buildkit@$BUILDKIT_VERSION github.com/moby/buildkit/cmd/buildkitd github.com/moby/buildkit/cmd/buildctl || rc=1 ;;
     buildx) build_wrapped buildx buildx github.com/docker/buildx@$BUILDX_VERSION github.com/docker/buildx/cmd/buildx || rc=1 ;;
+    # The CNCF registry's current release, a second implementation beside Debian's 2.8 (it pages tag
+    # lists with Link headers, and its Go has SHA-NI): named so it cannot shadow docker-registry.
+    distribution) build_as distribution distribution-registry github.com/distribution/distribution/v3/cmd/registry@$DISTRIBUTION_VERSION || rc=1 ;;
     pulumi) build_pulumi || rc=1 ;;
     *) echo "unknown tool $t" >&2; rc=2 ;;
   esac

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startTokenIssuer } from './token-issuer.js';
 import type { Grant, TokenIssuer } from './token-issuer.js';
-import { REGISTRY_BIN, hasTool, runChecked } from './tools.js';
+import { REGISTRY_BIN, REGISTRY_V3_TOOL, hasTool, runChecked, toolPath } from './tools.js';
 
 /**
  * A fixed, recognisable password for security tests: start a registry with
@@ -35,6 +35,12 @@ export function canaryCredentials(): { username: string; password: string } {
 export type RegistryAuth = 'none' | 'htpasswd' | 'token';
 
 export interface StartRegistryOptions {
+  /**
+   * Which build of the CNCF registry: `debian` (docker-registry 2.8 from Debian, the default) or `v3`
+   * (distribution v3.0.0 from the Go module proxy: pages tag lists, Go with SHA-NI). Tests of `v3`
+   * check {@link registryV3Path} first and skip loudly without it.
+   */
+  implementation?: 'debian' | 'v3';
   /** Default 'none' (open registry). */
   auth?: RegistryAuth;
   /** `storage.delete.enabled` (manifest/blob DELETE). Default true. */
@@ -172,8 +178,15 @@ function trackForExit(dataDir: string, current: () => ChildProcess | undefined):
   }
 }
 
+/** The distribution v3 binary, or undefined when install-go-tools.sh could not build it. */
+export function registryV3Path(): string | undefined {
+  return toolPath(REGISTRY_V3_TOOL);
+}
+
 export async function startRegistry(options: StartRegistryOptions = {}): Promise<TestRegistry> {
-  if (!hasTool(REGISTRY_BIN)) {
+  const binary = options.implementation === 'v3' ? registryV3Path() : REGISTRY_BIN;
+  if (binary === undefined) throw new Error(`${REGISTRY_V3_TOOL} not found: scripts/install-go-tools.sh distribution builds it`);
+  if (!hasTool(binary)) {
     throw new Error(`${REGISTRY_BIN} not found: apt-get install docker-registry (scripts/ci-setup.sh does it)`);
   }
   const auth = options.auth ?? 'none';
@@ -255,7 +268,7 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
       const env: Record<string, string> = {};
       // REGISTRY_* variables override config.yml keys; never inherit them from the caller.
       for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('REGISTRY_') && v !== undefined) env[k] = v;
-      const proc = spawn(REGISTRY_BIN, ['serve', configPath], { cwd: dataDir, env, stdio: ['ignore', fd, fd], detached: false });
+      const proc = spawn(binary, ['serve', configPath], { cwd: dataDir, env, stdio: ['ignore', fd, fd], detached: false });
       closeSync(fd);
       child = proc;
       let done = false;

@@ -11,6 +11,8 @@ import type { TestContext } from 'node:test';
 export const DOCKER_CLI = '/usr/bin/docker';
 export const DOCKER_SOCKET = '/var/run/docker.sock';
 export const REGISTRY_BIN = '/usr/bin/docker-registry';
+/** distribution v3 (the CNCF registry's current release), built by install-go-tools.sh into the tools dir. */
+export const REGISTRY_V3_TOOL = 'distribution-registry';
 
 /** Root of the Go-built tools: `$SLIPWAY_TOOLS` or `/opt/slipway-tools`. */
 export function toolsDir(): string {
