@@ -20,6 +20,8 @@ export type Scenario = 'full-copy' | 'noop-copy' | 'push-archive' | 'copy-1g';
 
 export interface Row {
   scenario: Scenario;
+  /** The registry build the trial ran against (`docker-registry 2.8`, `distribution v3`). */
+  registry?: string;
   /** What was measured, for the table. */
   label: string;
   tool: string;
@@ -73,6 +75,8 @@ export interface CopyBenchOptions {
   workDir: string;
   /** Versions of the peers, filled in here. */
   versions: Record<string, string>;
+  /** Which registry build every source and destination runs (see test/support/registry.ts). */
+  implementation: 'debian' | 'v3';
 }
 
 export interface CopyBenchResult {
@@ -277,11 +281,12 @@ function requestKind(method: string, path: string): string {
 export async function runCopyBench(options: CopyBenchOptions): Promise<CopyBenchResult> {
   const { harness, fixtures, trials, pushTrials } = options;
   const { startRegistry } = harness.registry;
+  const { implementation } = options;
   const all = await contenders(options);
   const rows: Row[] = [];
   const started: TestRegistry[] = [];
   const fresh = async (): Promise<TestRegistry> => {
-    const r = await startRegistry();
+    const r = await startRegistry({ implementation });
     started.push(r);
     return r;
   };

@@ -6,7 +6,8 @@
  *
  * Environment: SLIPWAY_BENCH_TRIALS (copy and no-op trials, default 5), SLIPWAY_BENCH_PUSH_TRIALS
  * (default 3), SLIPWAY_BENCH_DIR (fixture cache, default `$TMPDIR/slipway-bench-fixtures`),
- * SLIPWAY_BENCH_SKIP_COPY=1 (context bench only).
+ * SLIPWAY_BENCH_REGISTRIES (`debian,v3`, the registry builds the copy bench runs against), SLIPWAY_BENCH_SKIP_COPY=1
+ * (context bench only).
  * @module
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';
@@ -14,10 +15,11 @@ import { cpus, freemem, loadavg, release, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { makeWorkDir, runCopyBench, type Row } from './copy-bench.js';
 import { buildFixtures, type Fixtures } from './fixtures.js';
-import { loadHarness, log, runTimed } from './support.js';
+import { loadHarness, log, runTimed, type Harness } from './support.js';
 
 interface Goal {
   scenario: Row['scenario'];
+  registry?: string;
   tool: string;
   what: string;
   metric: 'ratio' | 'requests' | 'rssMB';
@@ -60,10 +62,13 @@ interface Machine {
   versions: Record<string, string>;
 }
 
-async function machineInfo(): Promise<Machine> {
+async function machineInfo(harness: Harness): Promise<Machine> {
   const versions: Record<string, string> = {};
   const registry = await runTimed('/usr/bin/docker-registry', ['--version']).catch(() => undefined);
   if (registry?.code === 0) versions['docker-registry'] = registry.stdout.trim().split(/\s+/).pop() ?? '';
+  const v3 = harness.registry.registryV3Path();
+  const v3Version = v3 ? await runTimed(v3, ['--version']).catch(() => undefined) : undefined;
+  if (v3Version?.code === 0) versions['distribution'] = v3Version.stdout.trim().split(/\s+/).pop()?.replace(/\+unknown$/, '') ?? '';
   const docker = await runTimed('/usr/bin/docker', ['version', '--format', '{{.Server.Version}}']).catch(() => undefined);
   versions.dockerd = docker?.code === 0 ? docker.stdout.trim() : 'not reachable';
   return {
@@ -81,11 +86,15 @@ async function machineInfo(): Promise<Machine> {
 const fmt = (n: number | undefined, digits = 3): string => (n === undefined ? '—' : n.toFixed(digits));
 
 function evaluate(rows: Row[]): Goal[] {
-  return GOALS.map((g) => {
-    const row = rows.find((r) => r.scenario === g.scenario && r.tool === g.tool);
-    const measured = row?.status === 'ok' ? (g.metric === 'ratio' ? row.ratio : g.metric === 'requests' ? row.requests : row.rssMB) : undefined;
-    return measured === undefined ? { ...g } : { ...g, measured, met: measured <= g.target };
-  });
+  const registries = [...new Set(rows.map((r) => r.registry))];
+  return registries.flatMap((registry) =>
+    GOALS.map((g) => {
+      const row = rows.find((r) => r.scenario === g.scenario && r.tool === g.tool && r.registry === registry);
+      const measured = row?.status === 'ok' ? (g.metric === 'ratio' ? row.ratio : g.metric === 'requests' ? row.requests : row.rssMB) : undefined;
+      const goal: Goal = { ...g, ...(registry ? { registry } : {}) };
+      return measured === undefined ? goal : { ...goal, measured, met: measured <= g.target };
+    }),
+  );
 }
 
 function renderRows(rows: Row[]): string {
@@ -110,11 +119,11 @@ function renderRows(rows: Row[]): string {
 }
 
 function renderGoals(goals: Goal[]): string {
-  const lines = ['', '### Goals', '', '| goal | tool | target | measured | result |', '|---|---|---:|---:|---|'];
+  const lines = ['', '### Goals', '', '| goal | tool | registry | target | measured | result |', '|---|---|---|---:|---:|---|'];
   for (const g of goals) {
     const result = g.met === undefined ? 'NOT MEASURED' : g.met ? 'met' : '**MISSED**';
     const digits = g.metric === 'ratio' ? 2 : 0;
-    lines.push(`| ${g.what} | ${g.tool} | ≤ ${g.target} | ${fmt(g.measured, digits)} | ${result} |`);
+    lines.push(`| ${g.what} | ${g.tool} | ${g.registry ?? '—'} | ≤ ${g.target} | ${fmt(g.measured, digits)} | ${result} |`);
   }
   return lines.join('\n');
 }
@@ -131,7 +140,7 @@ function renderMachine(m: Machine, fixtures: Fixtures | undefined, trials: numbe
       (m.loadStart[0]! > m.cores ? ` — the machine is shared and busy (load > ${m.cores} cores): absolute times are inflated and noisy; ratios are the figure to read` : ''),
     `- tools: ${v}`,
     `- ${trials} trials per copy measurement, ${pushTrials} per push (the 1 GB copy: one), median reported, tools interleaved round-robin; every full copy and push into a fresh empty registry on loopback`,
-    '- client CPU s = user + system CPU of the client process (GNU time), or of the bench process during an in-process call; registries CPU s = what the source and destination `docker-registry` processes spent on the copy (/proc), the same work whoever the client is',
+    '- client CPU s = user + system CPU of the client process (GNU time), or of the bench process during an in-process call; registries CPU s = what the source and destination registry processes spent on the copy (/proc), the same work whoever the client is',
     '- slipway CLI = `node packages/cli/dist/main.js …` wall time, Node start-up included; slipway library = the engine op (`copyImage`/`pushArchive`) called inside this process (a long-lived Pulumi/Terraform provider), new registry client per call',
   ];
   if (fixtures) {
@@ -164,6 +173,22 @@ function renderContext(result: { rows: ContextRow[]; note?: string }): string {
   return lines.join('\n');
 }
 
+/**
+ * Registry builds to run the copy bench against (`SLIPWAY_BENCH_REGISTRIES`, default both):
+ * Debian's docker-registry 2.8, whose Go (1.19) hashes without SHA-NI and so spends ~0.8 CPU-s taking
+ * in 200 MB, and distribution v3 (Go with SHA-NI), where the client's own cost shows.
+ */
+function registryBuilds(harness: Harness): ('debian' | 'v3')[] {
+  const asked = (process.env.SLIPWAY_BENCH_REGISTRIES ?? 'debian,v3').split(',').map((s) => s.trim()).filter((s) => s !== '');
+  for (const a of asked) if (a !== 'debian' && a !== 'v3') throw new Error(`SLIPWAY_BENCH_REGISTRIES: unknown registry build "${a}" (debian, v3)`);
+  const builds = asked as ('debian' | 'v3')[];
+  if (builds.includes('v3') && harness.registry.registryV3Path() === undefined) {
+    log('*** distribution v3 is not built (scripts/install-go-tools.sh distribution): the copy bench runs against docker-registry 2.8 only ***');
+    return builds.filter((b) => b !== 'v3');
+  }
+  return builds;
+}
+
 function count(variable: string, fallback: number): number {
   const value = Number(process.env[variable] ?? fallback);
   if (!Number.isSafeInteger(value) || value < 1) throw new Error(`${variable} must be a positive integer, got ${process.env[variable]}`);
@@ -174,18 +199,23 @@ async function main(): Promise<void> {
   const trials = count('SLIPWAY_BENCH_TRIALS', 5);
   const pushTrials = count('SLIPWAY_BENCH_PUSH_TRIALS', 3);
   const started = Date.now();
-  const machine = await machineInfo();
-  log(`load average ${machine.loadStart.join(' ')} on ${machine.cores} cores`);
   const harness = await loadHarness();
+  const machine = await machineInfo(harness);
+  log(`load average ${machine.loadStart.join(' ')} on ${machine.cores} cores`);
   const workDir = await makeWorkDir();
-  let rows: Row[] = [];
+  const rows: Row[] = [];
   let fixtures: Fixtures | undefined;
   let context: { rows: ContextRow[]; note?: string };
   try {
     if (process.env.SLIPWAY_BENCH_SKIP_COPY !== '1') {
       const docker = machine.versions.dockerd !== 'not reachable';
       fixtures = await buildFixtures({ docker });
-      rows = (await runCopyBench({ harness, fixtures, trials, pushTrials, workDir, versions: machine.versions })).rows;
+      for (const implementation of registryBuilds(harness)) {
+        const registry = implementation === 'v3' ? `distribution ${machine.versions['distribution'] ?? 'v3'}` : `docker-registry ${machine.versions['docker-registry'] ?? '2.8'}`;
+        log(`copy bench against ${registry}`);
+        const found = (await runCopyBench({ harness, fixtures, trials, pushTrials, workDir, versions: machine.versions, implementation })).rows;
+        rows.push(...found.map((r) => ({ ...r, registry, label: `${r.label} — registry: ${registry}` })));
+      }
     }
     const contextDir = `${workDir}/context`;
     await mkdir(contextDir, { recursive: true });
