@@ -8,7 +8,7 @@ import { copyOutput, transferOptions, withProgress } from './shared.js';
 
 export const copy = defineCommand({
   summary: 'copy an image or index to a registry: all platforms, one, or a subset',
-  synopsis: 'slipway copy SOURCE DESTINATION [--platform P[,P…]] [--overwrite] [--referrers] [--jobs N]',
+  synopsis: 'slipway copy SOURCE DESTINATION [--platform P[,P…]] [--overwrite] [--referrers] [--digest-tags] [--jobs N]',
   details: `SOURCE is a registry reference, a docker save tar (gzip allowed), an OCI layout directory or tar, or
 a prefixed source: docker://REF, docker-daemon:IMAGE, oci:PATH[:REF], oci-archive:PATH[:REF],
 docker-archive:PATH[:IMAGE|@N]. DESTINATION is registry/repository[:tag] (tag defaults to latest).
@@ -20,13 +20,18 @@ docker-archive:PATH[:IMAGE|@N]. DESTINATION is registry/repository[:tag] (tag de
   --referrers        also copy the artifacts (signatures, SBOMs) that refer to what was copied,
                      and theirs, by digest; a registry SOURCE only. A destination without the
                      referrers API gets the sha256-<hex> fallback tag, merged with what it holds
+  --digest-tags      also copy the SOURCE tags named after a copied digest, sha256-<hex>.sig,
+                     .att, .sbom (cosign's signatures, attestations and SBOMs when it does not use
+                     the referrers API), replacing those tags at DESTINATION; a registry SOURCE only
   -j, --jobs N       parallel transfers (default 4)
 
-Prints DESTINATION@DIGEST, then a line per referrer copied; with --json the full result.`,
+Prints DESTINATION@DIGEST, then a line per referrer and per digest tag copied; with --json the full
+result.`,
   options: {
     platform: { type: 'string', multiple: true },
     overwrite: { type: 'boolean' },
     referrers: { type: 'boolean' },
+    'digest-tags': { type: 'boolean' },
     jobs: { type: 'string', short: 'j' },
   },
   positionals: { min: 2, max: 2 },
@@ -38,12 +43,15 @@ Prints DESTINATION@DIGEST, then a line per referrer copied; with --json the full
         destination,
         ...transferOptions(context, destination, onProgress),
         referrers: context.values.referrers === true,
+        digestTags: context.values['digest-tags'] === true,
       }),
     );
     const output = copyOutput(result);
-    if (result.referrers.length === 0) return output;
-    // One line per referrer after the image's: `referrer DIGEST ARTIFACT-TYPE -> SUBJECT`.
-    const lines = result.referrers.map((r) => `referrer ${r.digest} ${r.artifactType ?? '-'} -> ${r.subject}`);
-    return { ...output, text: [output.text, ...lines].join('\n') };
+    // After the image's line: `referrer DIGEST ARTIFACT-TYPE -> SUBJECT`, `digest-tag TAG DIGEST -> SUBJECT`.
+    const lines = [
+      ...result.referrers.map((r) => `referrer ${r.digest} ${r.artifactType ?? '-'} -> ${r.subject}`),
+      ...result.digestTags.map((t) => `digest-tag ${t.tag} ${t.digest} -> ${t.subject}`),
+    ];
+    return lines.length === 0 ? output : { ...output, text: [output.text, ...lines].join('\n') };
   },
 });

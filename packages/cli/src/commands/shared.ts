@@ -81,6 +81,7 @@ export function copyOutput(result: CopyImageResult): CommandOutput {
       noop: result.noop,
       stats: result.stats,
       referrers: result.referrers,
+      digestTags: result.digestTags,
     },
     text: result.reference,
   };

@@ -6,9 +6,11 @@ import { stat } from 'node:fs/promises';
 import { debuglog } from 'node:util';
 import { copy, InvalidArgumentError, name, NotFoundError, parseManifest, parsePlatforms, remote, type tarball } from '@slipway/oci';
 import { createClient, type AccessOptions } from './access.js';
+import { copyDigestTags, type CopiedDigestTag } from './digest-tags.js';
 import { copyReferrers, type CopiedReferrer } from './referrers.js';
 import { resolveSource } from './resolve.js';
 import { parseSourceSpec } from './source-spec.js';
+import { sumStats } from './stats.js';
 
 const debug = debuglog('slipway');
 
@@ -31,6 +33,12 @@ export interface CopyImageOptions extends AccessOptions {
    * API, else the `sha256-<hex>` tag), recursively, by digest; a registry source only. @defaultValue false
    */
   referrers?: boolean;
+  /**
+   * Also copy the source's tags named after a copied digest, `sha256-<hex>.sig`, `.att`, `.sbom` (where
+   * cosign keeps signatures, attestations and SBOMs without the referrers API), replacing those tags at
+   * the destination; a registry source only. See digest-tags.ts. @defaultValue false
+   */
+  digestTags?: boolean;
 }
 
 export interface CopyImageResult extends copy.CopyResult {
@@ -42,12 +50,15 @@ export interface CopyImageResult extends copy.CopyResult {
   reference: string;
   /** Referrers copied (or found already there) with `referrers: true`; empty otherwise. */
   referrers: CopiedReferrer[];
+  /** Digest tags copied with `digestTags: true`; empty otherwise. */
+  digestTags: CopiedDigestTag[];
 }
 
 /** Copies a source to a registry; see copy.copy for platform, no-op and overwrite semantics. */
 export async function copyImage(options: CopyImageOptions): Promise<CopyImageResult> {
-  if (options.referrers && (await parseSourceSpec(options.source)).kind !== 'registry') {
-    throw new InvalidArgumentError(`referrers are only copied from a registry source, and "${options.source}" is not one; copy without referrers`);
+  if ((options.referrers || options.digestTags) && (await parseSourceSpec(options.source)).kind !== 'registry') {
+    const what = options.referrers ? 'referrers are' : 'digest tags are';
+    throw new InvalidArgumentError(`${what} only copied from a registry source, and "${options.source}" is not one; copy without them`);
   }
   return transfer(options);
 }
@@ -82,20 +93,24 @@ async function transfer(options: CopyImageOptions, archive?: ArchiveSettings): P
       });
       let stats = streamer ? streamer.adjust(result.stats) : result.stats;
       let referrers: CopiedReferrer[] = [];
-      if (options.referrers && resolved.spec.kind === 'registry') {
-        const copied = await copyReferrers({
-          client,
-          source: name.parseReference(resolved.spec.reference),
-          destination,
-          subjects: await copiedManifests(client, destination, result.digest, options.signal),
-          jobs: options.jobs,
-          signal: options.signal,
-          onProgress: options.onProgress,
-        });
-        referrers = copied.referrers;
-        stats = sumStats(stats, copied.stats);
+      let digestTags: CopiedDigestTag[] = [];
+      if ((options.referrers || options.digestTags) && resolved.spec.kind === 'registry') {
+        const source = name.parseReference(resolved.spec.reference);
+        const subjects = await copiedManifests(client, destination, result.digest, options.signal);
+        const common = { client, source, destination, jobs: options.jobs, signal: options.signal, onProgress: options.onProgress };
+        if (options.referrers) {
+          const copied = await copyReferrers({ ...common, subjects });
+          referrers = copied.referrers;
+          stats = sumStats(stats, copied.stats);
+        }
+        if (options.digestTags) {
+          // Referrers can be signed the cosign way too: their digest tags come along.
+          const copied = await copyDigestTags({ ...common, subjects: [...subjects, ...referrers.map((r) => r.digest)] });
+          digestTags = copied.tags;
+          stats = sumStats(stats, copied.stats);
+        }
       }
-      return { ...result, stats, referrers, source: resolved.source.name, destination: destination.toString(), reference: `${destination.toString()}@${result.digest}` };
+      return { ...result, stats, referrers, digestTags, source: resolved.source.name, destination: destination.toString(), reference: `${destination.toString()}@${result.digest}` };
     } finally {
       await resolved.close();
     }
@@ -104,7 +119,7 @@ async function transfer(options: CopyImageOptions, archive?: ArchiveSettings): P
   }
 }
 
-export interface PushArchiveOptions extends Omit<CopyImageOptions, 'source' | 'referrers'> {
+export interface PushArchiveOptions extends Omit<CopyImageOptions, 'source' | 'referrers' | 'digestTags'> {
   /** A docker save tar (gzip allowed), an OCI layout directory or tar, or a prefixed `oci:`/`oci-archive:`/`docker-archive:` path. */
   archive: string;
   /** Cache of compressed `docker save` layers; `false` turns it off. @defaultValue `$XDG_CACHE_HOME/slipway` or `~/.cache/slipway` */
@@ -215,16 +230,6 @@ async function copiedManifests(client: remote.RegistryClient, destination: name.
   const root = await client.getManifest(`${destination.name}@${digest}`, signal ? { signal } : {});
   const parsed = parseManifest(root.bytes, root.descriptor.mediaType);
   return [digest, ...(parsed.kind === 'index' ? parsed.manifest.manifests.map((d) => d.digest) : [])];
-}
-
-function sumStats(a: copy.CopyStats, b: copy.CopyStats): copy.CopyStats {
-  return {
-    blobsCopied: a.blobsCopied + b.blobsCopied,
-    blobsSkipped: a.blobsSkipped + b.blobsSkipped,
-    blobsMounted: a.blobsMounted + b.blobsMounted,
-    bytesCopied: a.bytesCopied + b.bytesCopied,
-    manifestsPut: a.manifestsPut + b.manifestsPut,
-  };
 }
 
 function parseDestination(text: string): name.Reference {

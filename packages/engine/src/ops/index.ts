@@ -8,6 +8,7 @@ export type { AccessOptions, RegistryCredential } from './access.js';
 export { copyImage, pushArchive } from './copy-image.js';
 export type { CopyImageOptions, CopyImageResult, PushArchiveOptions } from './copy-image.js';
 export type { CopiedReferrer } from './referrers.js';
+export type { CopiedDigestTag } from './digest-tags.js';
 export { getDigest, getManifest, listPlatforms, listTags } from './inspect.js';
 export type { DigestResult, InspectOptions, ListTagsOptions, ManifestResult, PlatformOption, PlatformsResult, TagsResult } from './inspect.js';
 export { resolveSource } from './resolve.js';

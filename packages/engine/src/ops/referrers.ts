@@ -10,6 +10,7 @@
  */
 import { debuglog } from 'node:util';
 import { copy, digestOf, MediaType, parseManifest, RegistryError, SlipwayError, type CallOptions, type Descriptor, type ImageSink, type ManifestBytes, type name, type remote } from '@slipway/oci';
+import { noStats, sumStats } from './stats.js';
 
 const debug = debuglog('slipway');
 
@@ -44,7 +45,7 @@ export interface CopyReferrersResult {
 export async function copyReferrers(options: CopyReferrersOptions): Promise<CopyReferrersResult> {
   const { client, source, destination, signal } = options;
   const call = signal ? { signal } : {};
-  const stats: copy.CopyStats = { blobsCopied: 0, blobsSkipped: 0, blobsMounted: 0, bytesCopied: 0, manifestsPut: 0 };
+  let stats: copy.CopyStats = { ...noStats };
   const referrers: CopiedReferrer[] = [];
   const seen = new Set<string>(options.subjects);
   /** Whether the destination indexes referrers itself; learnt from the first PUT's answer. */
@@ -76,7 +77,7 @@ export async function copyReferrers(options: CopyReferrersOptions): Promise<Copy
           ...(options.onProgress ? { onProgress: options.onProgress } : {}),
           ...call,
         });
-        add(stats, result.stats);
+        stats = sumStats(stats, result.stats);
         // Already there (an earlier run): one PUT of the same bytes asks the registry whether it indexes referrers.
         if (!answered && destinationIndexes === undefined) answered = await client.putManifest(target, manifest, call);
         if (answered) destinationIndexes = answered.subject !== undefined;
@@ -160,10 +161,3 @@ function withRootPut(sink: ImageSink, root: string, put: (manifest: ManifestByte
   };
 }
 
-function add(into: copy.CopyStats, from: copy.CopyStats): void {
-  into.blobsCopied += from.blobsCopied;
-  into.blobsSkipped += from.blobsSkipped;
-  into.blobsMounted += from.blobsMounted;
-  into.bytesCopied += from.bytesCopied;
-  into.manifestsPut += from.manifestsPut;
-}
