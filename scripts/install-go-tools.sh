@@ -23,6 +23,14 @@ status() { # tool ok|failed
   echo "$1 $2" >> "$TOOLS_DIR/status.tmp"; mv "$TOOLS_DIR/status.tmp" "$TOOLS_DIR/status"
 }
 
+build_failed() { # name [scratch-dir] : report a build that failed, record it, clean up
+  echo "install-go-tools: $1 failed to build, see $TOOLS_DIR/logs/$1.log" >&2
+  tail -5 "$TOOLS_DIR/logs/$1.log" >&2
+  status "$1" failed
+  if [ -n "${2:-}" ]; then rm -rf "$2"; fi
+  return 1
+}
+
 build() { # name marker-binary go-install-args...
   local name=$1 marker=$2; shift 2
   if [ -x "$TOOLS_DIR/bin/$marker" ]; then status "$name" ok; return 0; fi
@@ -31,9 +39,7 @@ build() { # name marker-binary go-install-args...
   if nice go install -trimpath -ldflags '-s -w' "$@" > "$TOOLS_DIR/logs/$name.log" 2>&1; then
     status "$name" ok
   else
-    echo "install-go-tools: $name failed to build, see $TOOLS_DIR/logs/$name.log" >&2
-    tail -5 "$TOOLS_DIR/logs/$name.log" >&2
-    status "$name" failed; return 1
+    build_failed "$name"; return 1
   fi
 }
 
@@ -47,9 +53,7 @@ build_as() { # name output-binary package@version : `go install` under another b
      mv "$g/$(basename "${pkg%@*}")" "$TOOLS_DIR/bin/$out"; then
     status "$name" ok
   else
-    echo "install-go-tools: $name failed to build, see $TOOLS_DIR/logs/$name.log" >&2
-    tail -5 "$TOOLS_DIR/logs/$name.log" >&2
-    status "$name" failed; rm -rf "$g"; return 1
+    build_failed "$name" "$g"; return 1
   fi
   rm -rf "$g"
 }
@@ -65,9 +69,7 @@ build_wrapped() { # name marker module@version package... : for modules whose go
   if ( cd "$w" && go get "$modver" && for pkg in "$@"; do nice go build -trimpath -ldflags '-s -w' -o "$TOOLS_DIR/bin/$(basename "$pkg")" "$pkg" || exit 1; done ) > "$TOOLS_DIR/logs/$name.log" 2>&1; then
     status "$name" ok
   else
-    echo "install-go-tools: $name failed to build, see $TOOLS_DIR/logs/$name.log" >&2
-    tail -5 "$TOOLS_DIR/logs/$name.log" >&2
-    status "$name" failed; rm -rf "$w"; return 1
+    build_failed "$name" "$w"; return 1
   fi
   rm -rf "$w"
 }

@@ -12,8 +12,8 @@
  * depth.
  * @module
  */
-import { copy, type name, type remote } from '@slipway/oci';
-import { referrersDepth } from './referrers.js';
+import { copy } from '@slipway/oci';
+import { referrersDepth, type FollowUpCopyOptions } from './referrers.js';
 import { noStats, sumStats } from './stats.js';
 
 export interface CopiedDigestTag {
@@ -25,16 +25,7 @@ export interface CopiedDigestTag {
   subject: string;
 }
 
-export interface CopyDigestTagsOptions {
-  client: remote.RegistryClient;
-  source: name.Reference;
-  destination: name.Reference;
-  /** Digests copied to the destination whose digest tags are wanted. */
-  subjects: readonly string[];
-  jobs?: number | undefined;
-  signal?: AbortSignal | undefined;
-  onProgress?: ((event: copy.CopyEvent) => void) | undefined;
-}
+export type CopyDigestTagsOptions = FollowUpCopyOptions;
 
 export interface CopyDigestTagsResult {
   tags: CopiedDigestTag[];

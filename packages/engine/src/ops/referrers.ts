@@ -24,17 +24,20 @@ export interface CopiedReferrer {
   subject: string;
 }
 
-export interface CopyReferrersOptions {
+/** What the copies that follow an image's (its referrers, its digest tags) are given. */
+export interface FollowUpCopyOptions {
   client: remote.RegistryClient;
   /** The source repository (any tag or digest on it is ignored). */
   source: name.Reference;
   destination: name.Reference;
-  /** Digests copied to the destination whose referrers are wanted. */
+  /** Digests copied to the destination whose referrers (digest tags) are wanted. */
   subjects: readonly string[];
   jobs?: number | undefined;
   signal?: AbortSignal | undefined;
   onProgress?: ((event: copy.CopyEvent) => void) | undefined;
 }
+
+export type CopyReferrersOptions = FollowUpCopyOptions;
 
 export interface CopyReferrersResult {
   referrers: CopiedReferrer[];
