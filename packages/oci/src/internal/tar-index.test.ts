@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -128,6 +129,22 @@ describe('indexTar', () => {
   it('normalises names', () => {
     assert.equal(normaliseEntryName('./a//b/./c/', 'x'), 'a/b/c');
     assert.equal(normaliseEntryName('./', 'x'), '');
+  });
+
+  it('reports an error the input stream emits while tar-stream is still loading, without crashing the process', () => {
+    // A fresh process: here tar-stream is already loaded (tar-fixtures), and its first import takes
+    // several event-loop turns. The input errors on the next tick (a file that vanished, a daemon
+    // connection reset), before indexTar has piped it anywhere.
+    const script = [
+      `const { indexTar } = await import(${JSON.stringify(new URL('./tar-index.js', import.meta.url).href)});`,
+      `const { Readable } = await import('node:stream');`,
+      `const input = new Readable({ read() {} });`,
+      `input.destroy(new Error('connection reset by peer'));`,
+      `await indexTar(input, { archive: 'gone.tar' }).then(() => console.log('resolved'), (e) => console.log('rejected: ' + e.message));`,
+    ].join('\n');
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(child.status, 0, child.stderr);
+    assert.equal(child.stdout.trim(), 'rejected: connection reset by peer');
   });
 
   it('honours an aborted signal', async () => {

@@ -102,7 +102,12 @@ export async function indexTar(input: Readable, options: IndexTarOptions): Promi
     },
   });
   // Loaded here, not at module load: registry-only commands never index an archive (~10 ms of start-up).
-  const { extract } = await import('tar-stream');
+  // Its first import spans several event-loop turns, during which `input` has no 'error' listener yet:
+  // an error then (a file that vanished, a daemon connection reset) would be an uncaught exception.
+  // Held here, it stays on the destroyed stream, and the pipeline below rejects with it.
+  const holdError = (): void => {};
+  input.on('error', holdError);
+  const { extract } = await import('tar-stream').finally(() => input.off('error', holdError));
   const extractor = extract();
   const stages: NodeJS.ReadWriteStream[] = [];
   if (options.gunzip) stages.push(createGunzip());
