@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
+import { copyImage } from '@slipway/engine';
+import { SlipwayError } from '@slipway/oci';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
 import { hasTool, run, runChecked, toolPath } from '../support/tools.js';
 import { pushBuildahIndex, skopeoRaw, type PushedIndex } from './copy-fixtures.js';
@@ -114,6 +116,29 @@ describe('slipway copy --digest-tags against real registries', { skip: missing.l
     assert.equal(result.digest, arm.digest);
     assert.deepEqual(result.digestTags, [{ tag: digestTag(arm.digest, 'sig'), digest: made.get(digestTag(arm.digest, 'sig')), subject: arm.digest }]);
     assert.deepEqual(await tags(dst.host, 'arm'), ['1', digestTag(arm.digest, 'sig')].sort());
+  });
+
+  it('an abort between two digest tags is an AbortedError (SLIPWAY_ABORTED), and copies no further tag', async () => {
+    const controller = new AbortController();
+    let abortedAt: string | undefined;
+    await assert.rejects(
+      copyImage({
+        source: index.reference,
+        destination: `${dst.host}/aborted:1`,
+        digestTags: true,
+        signal: controller.signal,
+        // The first digest tag's copy has finished when its tag is written: abort right then.
+        onProgress: (event) => {
+          if (event.type === 'manifest-done' && event.tag?.startsWith('sha256-') && abortedAt === undefined) {
+            abortedAt = event.tag;
+            controller.abort(new Error('stop'));
+          }
+        },
+      }),
+      (err: unknown) => SlipwayError.is(err) && err.code === 'SLIPWAY_ABORTED',
+    );
+    assert.ok(abortedAt);
+    assert.deepEqual(await tags(dst.host, 'aborted'), ['1', abortedAt].sort());
   });
 
   it('an OCI layout source with --digest-tags is a usage error that copies nothing', async () => {

@@ -12,7 +12,7 @@
  * depth.
  * @module
  */
-import { copy } from '@slipway/oci';
+import { copy, throwIfAborted } from '@slipway/oci';
 import { referrersDepth, type FollowUpCopyOptions } from './referrers.js';
 import { noStats, sumStats } from './stats.js';
 
@@ -55,7 +55,8 @@ export async function copyDigestTags(options: CopyDigestTagsOptions): Promise<Co
       for (const tag of available) {
         if (!tag.startsWith(prefix) || done.has(tag)) continue;
         done.add(tag);
-        signal?.throwIfAborted();
+        // AbortedError (SLIPWAY_ABORTED), like every other abort, not the bare reason signal.throwIfAborted() throws.
+        throwIfAborted(signal);
         const result = await copy.copy(client.source(`${source.name}:${tag}`), client.sink(`${destination.name}:${tag}`), {
           overwrite: true,
           ...(options.jobs === undefined ? {} : { jobs: options.jobs }),

@@ -9,7 +9,7 @@
  * @module
  */
 import { debuglog } from 'node:util';
-import { copy, digestOf, MediaType, parseManifest, RegistryError, SlipwayError, type CallOptions, type Descriptor, type ImageSink, type ManifestBytes, type name, type remote } from '@slipway/oci';
+import { copy, digestOf, MediaType, parseManifest, RegistryError, SlipwayError, throwIfAborted, type CallOptions, type Descriptor, type ImageSink, type ManifestBytes, type name, type remote } from '@slipway/oci';
 import { noStats, sumStats } from './stats.js';
 
 const debug = debuglog('slipway');
@@ -57,7 +57,8 @@ export async function copyReferrers(options: CopyReferrersOptions): Promise<Copy
   for (let depth = 0; depth < referrersDepth && level.length > 0; depth++) {
     const next: string[] = [];
     for (const subject of level) {
-      signal?.throwIfAborted();
+      // AbortedError (SLIPWAY_ABORTED), like every other abort, not the bare reason signal.throwIfAborted() throws.
+      throwIfAborted(signal);
       const found = await client.referrers(source, subject, call);
       const added: Descriptor[] = [];
       for (const listed of found) {
