@@ -329,10 +329,13 @@ test('a parked worker that died before the next hash costs a retry with new work
   try {
     const before = await hashContext({ context: root, dockerfile: { inline: '' }, cacheDir: false, concurrency: 2, parallelWalk: true });
     assert.equal(warmWorkers(), 2);
-    // The worker is gone but its 'exit' event is not delivered yet: the pool still looks reusable.
+    // The next hash takes the parked pool and one of its workers ends right then, its 'exit' not yet delivered.
     assert.equal(loseParkedWorkerForTests(), true);
     assert.equal(warmWorkers(), 2);
-    const after = await hashContext({ context: root, dockerfile: { inline: '' }, cacheDir: false, concurrency: 2, parallelWalk: true });
+    const timings: string[] = [];
+    const after = await hashContext({ context: root, dockerfile: { inline: '' }, cacheDir: false, concurrency: 2, parallelWalk: true, onTiming: (phase) => timings.push(phase) });
+    // Two attempts: the first on the reused pool (lost its worker), the retry on a fresh one.
+    assert.equal(timings.filter((phase) => phase === 'prepare').length, 2, timings.join(','));
     assert.equal(after.digest, before.digest);
     assert.equal(after.files, 3600);
     assert.equal(warmWorkers(), 2, 'the retry parked its own healthy pool');

@@ -188,6 +188,10 @@ export function acquireWorkerPool(signal?: AbortSignal, maxWorkers = Infinity, f
     if (!fresh && p.pool.reusable && p.pool.size <= maxWorkers) {
       p.pool.attach(signal);
       p.pool.reused = true;
+      if (loseWorkerOnReuse) {
+        loseWorkerOnReuse = false;
+        void p.pool.firstWorkerForTests()?.terminate();
+      }
       return p.pool;
     }
     void p.pool.close();
@@ -207,14 +211,17 @@ export async function releaseWorkerPool(pool: WorkerPool): Promise<void> {
   parked = { pool, timer };
 }
 
+let loseWorkerOnReuse = false;
+
 /**
- * Tests only: ends one worker of the parked pool without waiting for its 'exit' event, which is what
- * a thread dying between two hashes looks like to the next one. False when nothing is parked.
+ * Tests only: the next hash that takes the parked pool finds one of its workers ending just after
+ * taking it, before its 'exit' event can be delivered, which is what a thread dying between two
+ * hashes looks like to the next one (a plain terminate() of a parked worker may be noticed while still
+ * parked, and then the pool is simply not reused). False when nothing is parked.
  */
 export function loseParkedWorkerForTests(): boolean {
-  const worker = parked?.pool.firstWorkerForTests();
-  if (!worker) return false;
-  void worker.terminate();
+  if (!parked?.pool.firstWorkerForTests()) return false;
+  loseWorkerOnReuse = true;
   return true;
 }
 
