@@ -2,7 +2,7 @@
 // (`sha256-<hex>.sig`, `.att`: where cosign keeps signatures and attestations, manifests without a
 // `subject`) made by regctl at the source, then read back at the destination by regctl and skopeo.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,7 +21,7 @@ const missing = [...['buildah', 'skopeo'].filter((tool) => !hasTool(tool)), ...(
 interface CopiedJson {
   digest: string;
   noop: boolean;
-  digestTags: { tag: string; digest: string; subject: string }[];
+  digestTags: { tag: string; digest: string; subject: string; outcome: 'copied' | 'kept'; held?: string }[];
 }
 
 describe('slipway copy --digest-tags against real registries', { skip: missing.length > 0 ? `needs ${missing.join(', ')}` : false }, () => {
@@ -96,25 +96,50 @@ describe('slipway copy --digest-tags against real registries', { skip: missing.l
     assert.deepEqual(await tags(dst.host, 'plain'), ['1']);
   });
 
-  it('replaces a digest tag that holds something else at the destination; the image copy is a no-op; plain output lists the tags', async () => {
+  it('keeps a destination digest tag the source\'s does not extend (a signature made there alone) unless --overwrite; plain output says so', async () => {
     const sig = digestTag(index.digest, 'sig');
     const other = await put(dst.host, sig, 'a signature made at the destination');
     assert.notEqual(other, made.get(sig));
     const again = await slipway(['copy', index.reference, `${dst.host}/app:1`, '--digest-tags']);
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stderr, /already holds sha256:[0-9a-f]{64}: nothing to copy/);
-    assert.equal(sha256Text(await skopeoRaw(`${dst.host}/app:${sig}`)), made.get(sig));
+    assert.equal(sha256Text(await skopeoRaw(`${dst.host}/app:${sig}`)), other, 'left as it was');
     const lines = again.stdout.trim().split('\n');
     assert.equal(lines[0], `${dst.host}/app:1@${index.digest}`);
-    assert.ok(lines.includes(`digest-tag ${sig} ${made.get(sig)} -> ${index.digest}`), again.stdout);
+    assert.ok(lines.includes(`digest-tag ${sig} kept ${other} (source: ${made.get(sig)}; --overwrite replaces it)`), again.stdout);
+    assert.ok(lines.includes(`digest-tag ${digestTag(index.digest, 'att')} ${made.get(digestTag(index.digest, 'att'))} -> ${index.digest}`), again.stdout);
     assert.equal(lines.length, 5);
+    const forced = await copyJson([index.reference, `${dst.host}/app:1`, '--digest-tags', '--overwrite']);
+    assert.deepEqual(forced.digestTags.find((t) => t.tag === sig), { tag: sig, digest: made.get(sig), subject: index.digest, outcome: 'copied' });
+    assert.equal(sha256Text(await skopeoRaw(`${dst.host}/app:${sig}`)), made.get(sig));
+  });
+
+  it('replaces a destination digest tag the source\'s extends (a signature added at the source since), without --overwrite', async () => {
+    const arm = index.children.find((c) => c.platform === 'linux/arm64')!;
+    const sig = digestTag(arm.digest, 'sig');
+    // Two signature payloads as files: a manifest of [one] at both ends, then [one, two] at the source,
+    // the way cosign adds a layer to the same .sig manifest for each new signature.
+    const [one, two] = [join(work, 'sig-one.json'), join(work, 'sig-two.json')];
+    await writeFile(one, '{"signature":"one"}');
+    await writeFile(two, '{"signature":"two"}');
+    const putFiles = async (host: string, files: string[]) => {
+      await regctl(['artifact', 'put', '--artifact-type', 'application/vnd.dev.cosign.simplesigning.v1+json', ...files.flatMap((f) => ['--file', f, '--file-media-type', 'application/vnd.dev.cosign.simplesigning.v1+json']), `${host}/app:${sig}`]);
+      return sha256Text(await skopeoRaw(`${host}/app:${sig}`));
+    };
+    const first = await putFiles(src.host, [one]);
+    assert.equal(await putFiles(dst.host, [one]), first);
+    const extended = await putFiles(src.host, [one, two]);
+    const result = await copyJson([index.reference, `${dst.host}/app:1`, '--digest-tags']);
+    assert.deepEqual(result.digestTags.find((t) => t.tag === sig), { tag: sig, digest: extended, subject: arm.digest, outcome: 'copied' });
+    assert.equal(sha256Text(await skopeoRaw(`${dst.host}/app:${sig}`)), extended);
+    made.set(sig, extended);
   });
 
   it('--platform: only the digest tags of what was copied', async () => {
     const arm = index.children.find((c) => c.platform === 'linux/arm64')!;
     const result = await copyJson([index.reference, `${dst.host}/arm:1`, '--platform', 'linux/arm64', '--digest-tags']);
     assert.equal(result.digest, arm.digest);
-    assert.deepEqual(result.digestTags, [{ tag: digestTag(arm.digest, 'sig'), digest: made.get(digestTag(arm.digest, 'sig')), subject: arm.digest }]);
+    assert.deepEqual(result.digestTags, [{ tag: digestTag(arm.digest, 'sig'), digest: made.get(digestTag(arm.digest, 'sig')), subject: arm.digest, outcome: 'copied' }]);
     assert.deepEqual(await tags(dst.host, 'arm'), ['1', digestTag(arm.digest, 'sig')].sort());
   });
 

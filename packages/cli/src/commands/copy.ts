@@ -22,7 +22,9 @@ docker-archive:PATH[:IMAGE|@N]. DESTINATION is registry/repository[:tag] (tag de
                      referrers API gets the sha256-<hex> fallback tag, merged with what it holds
   --digest-tags      also copy the SOURCE tags named after a copied digest, sha256-<hex>.sig,
                      .att, .sbom (cosign's signatures, attestations and SBOMs when it does not use
-                     the referrers API), replacing those tags at DESTINATION; a registry SOURCE only
+                     the referrers API); a registry SOURCE only. A DESTINATION tag holding a
+                     manifest the source's does not extend (a signature made there alone) is
+                     kept and reported unless --overwrite
   -j, --jobs N       parallel transfers (default 4)
 
 Prints DESTINATION@DIGEST, then a line per referrer and per digest tag copied; with --json the full
@@ -47,10 +49,13 @@ result.`,
       }),
     );
     const output = copyOutput(result);
-    // After the image's line: `referrer DIGEST ARTIFACT-TYPE -> SUBJECT`, `digest-tag TAG DIGEST -> SUBJECT`.
+    // After the image's line: `referrer DIGEST ARTIFACT-TYPE -> SUBJECT`, `digest-tag TAG DIGEST -> SUBJECT`,
+    // or for a tag left alone `digest-tag TAG kept HELD (source: DIGEST; --overwrite replaces it)`.
     const lines = [
       ...result.referrers.map((r) => `referrer ${r.digest} ${r.artifactType ?? '-'} -> ${r.subject}`),
-      ...result.digestTags.map((t) => `digest-tag ${t.tag} ${t.digest} -> ${t.subject}`),
+      ...result.digestTags.map((t) =>
+        t.outcome === 'kept' ? `digest-tag ${t.tag} kept ${t.held ?? '?'} (source: ${t.digest}; --overwrite replaces it)` : `digest-tag ${t.tag} ${t.digest} -> ${t.subject}`,
+      ),
     ];
     return lines.length === 0 ? output : { ...output, text: [output.text, ...lines].join('\n') };
   },

@@ -35,8 +35,9 @@ export interface CopyImageOptions extends AccessOptions {
   referrers?: boolean;
   /**
    * Also copy the source's tags named after a copied digest, `sha256-<hex>.sig`, `.att`, `.sbom` (where
-   * cosign keeps signatures, attestations and SBOMs without the referrers API), replacing those tags at
-   * the destination; a registry source only. See digest-tags.ts. @defaultValue false
+   * cosign keeps signatures, attestations and SBOMs without the referrers API); a destination tag
+   * holding something the source's does not extend is kept unless `overwrite`. A registry source
+   * only. See digest-tags.ts. @defaultValue false
    */
   digestTags?: boolean;
 }
@@ -105,7 +106,7 @@ async function transfer(options: CopyImageOptions, archive?: ArchiveSettings): P
         }
         if (options.digestTags) {
           // Referrers can be signed the cosign way too: their digest tags come along.
-          const copied = await copyDigestTags({ ...common, subjects: [...subjects, ...referrers.map((r) => r.digest)] });
+          const copied = await copyDigestTags({ ...common, overwrite: options.overwrite, subjects: [...subjects, ...referrers.map((r) => r.digest)] });
           digestTags = copied.tags;
           stats = sumStats(stats, copied.stats);
         }

@@ -5,24 +5,33 @@
  * that leaves them behind arrives unsigned. Like `regctl image copy --digest-tags`.
  *
  * The source's tags are listed once. A tag `<alg>-<hex>.<suffix>` of a copied digest goes to the same
- * tag at the destination, byte for byte, replacing what that tag held there: it is keyed by the image
- * digest, and the source's is the one that signs what was just copied. The bare `<alg>-<hex>` tag is
- * the referrers fallback index, which the referrers copy merges instead of replacing. What a digest tag
- * holds may have digest tags of its own (a signature of an attestation): followed to the referrers'
- * depth.
+ * tag at the destination, byte for byte. When that tag already holds something else, the source's
+ * replaces it only if it extends it: cosign adds a signature as one more layer of the same `.sig`
+ * manifest, so a source manifest holding every layer the destination's holds is the same signatures
+ * and more (a signature added at the source since the last copy). One that does not, a signature made
+ * at the destination alone, is kept and reported (`outcome: 'kept'`) unless `overwrite` is set, as an
+ * image tag would be. The bare `<alg>-<hex>` tag is the referrers fallback index, which the referrers
+ * copy merges instead. What a digest tag holds may have digest tags of its own (a signature of an
+ * attestation): followed to the referrers' depth.
  * @module
  */
-import { copy, throwIfAborted } from '@slipway/oci';
+import { copy, parseManifest, RegistryError, throwIfAborted, type ManifestBytes, type remote } from '@slipway/oci';
 import { referrersDepth, type FollowUpCopyOptions } from './referrers.js';
 import { noStats, sumStats } from './stats.js';
 
 export interface CopiedDigestTag {
   /** The tag, the same at both ends: `sha256-<hex>.sig`. */
   tag: string;
-  /** What it holds. */
+  /** What the source's tag holds. */
   digest: string;
   /** The copied manifest it is named after. */
   subject: string;
+  /**
+   * `copied`: the destination's tag holds `digest` now (or did already). `kept`: it holds `held`, which
+   * the source's manifest does not extend, and `overwrite` was not set: left as it was.
+   */
+  outcome: 'copied' | 'kept';
+  held?: string;
 }
 
 export type CopyDigestTagsOptions = FollowUpCopyOptions;
@@ -57,14 +66,22 @@ export async function copyDigestTags(options: CopyDigestTagsOptions): Promise<Co
         done.add(tag);
         // AbortedError (SLIPWAY_ABORTED), like every other abort, not the bare reason signal.throwIfAborted() throws.
         throwIfAborted(signal);
-        const result = await copy.copy(client.source(`${source.name}:${tag}`), client.sink(`${destination.name}:${tag}`), {
+        // By digest from here on: the tag may move at the source while this runs.
+        const wanted = await client.getManifest(`${source.name}:${tag}`, call);
+        const digest = wanted.descriptor.digest;
+        const held = await manifestAt(client, `${destination.name}:${tag}`, call);
+        if (held && held.descriptor.digest !== digest && options.overwrite !== true && !extendsManifest(wanted, held)) {
+          copied.push({ tag, digest, subject, outcome: 'kept', held: held.descriptor.digest });
+          continue;
+        }
+        const result = await copy.copy(client.source(`${source.name}@${digest}`), client.sink(`${destination.name}:${tag}`), {
           overwrite: true,
           ...(options.jobs === undefined ? {} : { jobs: options.jobs }),
           ...(options.onProgress ? { onProgress: options.onProgress } : {}),
           ...call,
         });
         stats = sumStats(stats, result.stats);
-        copied.push({ tag, digest: result.digest, subject });
+        copied.push({ tag, digest: result.digest, subject, outcome: 'copied' });
         if (!seen.has(result.digest)) {
           seen.add(result.digest);
           next.push(result.digest);
@@ -74,4 +91,22 @@ export async function copyDigestTags(options: CopyDigestTagsOptions): Promise<Co
     level = next;
   }
   return { tags: copied, stats };
+}
+
+async function manifestAt(client: remote.RegistryClient, reference: string, call: { signal?: AbortSignal }): Promise<ManifestBytes | undefined> {
+  try {
+    return await client.getManifest(reference, call);
+  } catch (err) {
+    if (RegistryError.is(err) && err.notFound) return undefined;
+    throw err;
+  }
+}
+
+/** Whether `newer` holds every layer `older` holds (cosign's `.sig` after more signatures were added). */
+export function extendsManifest(newer: ManifestBytes, older: ManifestBytes): boolean {
+  const a = parseManifest(newer.bytes, newer.descriptor.mediaType);
+  const b = parseManifest(older.bytes, older.descriptor.mediaType);
+  if (a.kind !== 'image' || b.kind !== 'image') return false;
+  const layers = new Set(a.manifest.layers.map((l) => l.digest));
+  return b.manifest.layers.every((l) => layers.has(l.digest));
 }

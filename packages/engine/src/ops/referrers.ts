@@ -32,6 +32,8 @@ export interface FollowUpCopyOptions {
   destination: name.Reference;
   /** Digests copied to the destination whose referrers (digest tags) are wanted. */
   subjects: readonly string[];
+  /** Digest tags: replace a destination tag even when the source's manifest does not extend it. */
+  overwrite?: boolean | undefined;
   jobs?: number | undefined;
   signal?: AbortSignal | undefined;
   onProgress?: ((event: copy.CopyEvent) => void) | undefined;
