@@ -109,8 +109,12 @@ describe('slipway copy --digest-tags against real registries', { skip: missing.l
     assert.ok(lines.includes(`digest-tag ${sig} kept ${other} (source: ${made.get(sig)}; --overwrite replaces it)`), again.stdout);
     assert.ok(lines.includes(`digest-tag ${digestTag(index.digest, 'att')} ${made.get(digestTag(index.digest, 'att'))} -> ${index.digest}`), again.stdout);
     assert.equal(lines.length, 5);
-    const forced = await copyJson([index.reference, `${dst.host}/app:1`, '--digest-tags', '--overwrite']);
-    assert.deepEqual(forced.digestTags.find((t) => t.tag === sig), { tag: sig, digest: made.get(sig), subject: index.digest, outcome: 'copied' });
+    const forced = await slipway(['copy', index.reference, `${dst.host}/app:1`, '--digest-tags', '--overwrite', '--json']);
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.match(forced.stderr, /already holds sha256:[0-9a-f]{64}; wrote 1 manifest of its referrers or digest tags/);
+    const result = JSON.parse(forced.stdout) as CopiedJson;
+    assert.equal(result.noop, true);
+    assert.deepEqual(result.digestTags.find((t) => t.tag === sig), { tag: sig, digest: made.get(sig), subject: index.digest, outcome: 'copied' });
     assert.equal(sha256Text(await skopeoRaw(`${dst.host}/app:${sig}`)), made.get(sig));
   });
 

@@ -59,7 +59,12 @@ export async function withProgress(
 }
 
 function summary(result: CopyImageResult): string {
-  if (result.noop) return `${result.destination} already holds ${result.digest}: nothing to copy`;
+  if (result.noop) {
+    // The image was there; referrers or digest tags may still have been written (stats count them).
+    const written = result.stats.manifestsPut;
+    if (written === 0) return `${result.destination} already holds ${result.digest}: nothing to copy`;
+    return `${result.destination} already holds ${result.digest}; wrote ${written} manifest${written === 1 ? '' : 's'} of its referrers or digest tags`;
+  }
   const s = result.stats;
   return (
     `copied ${s.blobsCopied} blob${s.blobsCopied === 1 ? '' : 's'} (${formatBytes(s.bytesCopied)}), ` +
