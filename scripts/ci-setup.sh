@@ -99,10 +99,10 @@ for q in qemu-aarch64 qemu-arm; do
   echo "  $q: $(head -1 "/proc/sys/fs/binfmt_misc/$q" 2>/dev/null || echo missing)"
 done
 
-step "Go-built tools (${SLIPWAY_GO_TOOLS:-crane regctl buildkit buildx distribution}) into $TOOLS_DIR/bin"
+step "Go-built tools (${SLIPWAY_GO_TOOLS:-crane regctl buildkit buildx distribution ggcr-registry}) into $TOOLS_DIR/bin"
 # A tool that fails to build is recorded in $TOOLS_DIR/status; the tests needing it skip loudly.
 # shellcheck disable=SC2086
-"$REPO/scripts/install-go-tools.sh" ${SLIPWAY_GO_TOOLS:-crane regctl buildkit buildx distribution} \
+"$REPO/scripts/install-go-tools.sh" ${SLIPWAY_GO_TOOLS:-crane regctl buildkit buildx distribution ggcr-registry} \
   || echo "ci-setup: WARNING: some Go tools failed to build (see $TOOLS_DIR/status); their tests will skip" >&2
 cat "$TOOLS_DIR/status" 2>/dev/null || true
 

@@ -2,9 +2,10 @@
 # Builds the Go-based peers and builders from the Go module proxy, once per machine.
 # Results are cached in $SLIPWAY_TOOLS/bin (default /opt/slipway-tools/bin); a tool that
 # fails to build is recorded in $SLIPWAY_TOOLS/status so tests can skip it loudly.
-# Usage: install-go-tools.sh [tool...]   tools: crane regctl buildkit buildx distribution pulumi
+# Usage: install-go-tools.sh [tool...]   tools: crane regctl buildkit buildx distribution ggcr-registry pulumi
 set -uo pipefail
 TOOLS_DIR=${SLIPWAY_TOOLS:-/opt/slipway-tools}
+REPO=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$TOOLS_DIR/bin" "$TOOLS_DIR/logs"
 export GOBIN="$TOOLS_DIR/bin" GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0
 export PATH="/usr/local/go/bin:$PATH"
@@ -74,6 +75,22 @@ build_wrapped() { # name marker module@version package... : for modules whose go
   rm -rf "$w"
 }
 
+build_local() { # name dir-under-scripts module@version : a main package of this repository, built against module@version
+  local name=$1 src=$2 modver=$3
+  if [ -x "$TOOLS_DIR/bin/$name" ]; then status "$name" ok; return 0; fi
+  if ! command -v go >/dev/null; then echo "install-go-tools: go not found, skipping $name" >&2; status "$name" failed; return 1; fi
+  local w; w=$(mktemp -d)
+  cp "$REPO/scripts/$src/"*.go "$w/"
+  printf 'module slipway.local/%s\n\ngo 1.25\n' "$name" > "$w/go.mod"
+  echo "install-go-tools: building $name" >&2
+  if ( cd "$w" && go get "$modver" && nice go build -trimpath -ldflags '-s -w' -o "$TOOLS_DIR/bin/$name" . ) > "$TOOLS_DIR/logs/$name.log" 2>&1; then
+    status "$name" ok
+  else
+    build_failed "$name" "$w"; return 1
+  fi
+  rm -rf "$w"
+}
+
 build_pulumi() {
   # pulumi's pkg go.mod carries replace directives, so `go install pkg@version` refuses it;
   # a throwaway wrapper module reproduces the one non-local replace upstream builds with.
@@ -117,7 +134,7 @@ MOD
   [ -x "$TOOLS_DIR/bin/pulumi" ] && [ -x "$TOOLS_DIR/bin/pulumi-language-nodejs" ]
 }
 
-want=("$@"); [ ${#want[@]} -gt 0 ] || want=(crane regctl buildkit buildx distribution)
+want=("$@"); [ ${#want[@]} -gt 0 ] || want=(crane regctl buildkit buildx distribution ggcr-registry)
 rc=0
 for t in "${want[@]}"; do
   case $t in
@@ -128,6 +145,8 @@ for t in "${want[@]}"; do
     # The CNCF registry's current release, a second implementation beside Debian's 2.8 (it pages tag
     # lists with Link headers, and its Go has SHA-NI): named so it cannot shadow docker-registry.
     distribution) build_as distribution distribution-registry github.com/distribution/distribution/v3/cmd/registry@$DISTRIBUTION_VERSION || rc=1 ;;
+    # go-containerregistry's registry with the referrers API on (scripts/ggcr-registry/main.go).
+    ggcr-registry) build_local ggcr-registry ggcr-registry github.com/google/go-containerregistry@$CRANE_VERSION || rc=1 ;;
     pulumi) build_pulumi || rc=1 ;;
     *) echo "unknown tool $t" >&2; rc=2 ;;
   esac

@@ -1,0 +1,101 @@
+// `copyImage({ referrers: true })` from a registry that lists referrers through the OCI 1.1 API
+// (go-containerregistry's registry, scripts/ggcr-registry) into distribution 2.8, which has no such
+// API: the referrers are found with `GET /v2/<name>/referrers/<digest>` (counted through the fault
+// proxy, never by reading the fallback tag), and the destination gets the fallback tag index.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { copyImage } from '@slipway/engine';
+import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
+import { busyboxOciLayout } from '../support/fixtures.js';
+import { ggcrRegistryPath, startGgcrRegistry, type GgcrRegistry } from '../support/ggcr-registry.js';
+import { startRegistry, type TestRegistry } from '../support/registry.js';
+import { hasTool, runChecked, toolPath } from '../support/tools.js';
+
+const regctlPath = toolPath('regctl');
+const missing = [
+  ...(hasTool('buildah') ? [] : ['buildah']),
+  ...(regctlPath ? [] : ['regctl (scripts/install-go-tools.sh)']),
+  ...(ggcrRegistryPath() ? [] : ['ggcr-registry (scripts/install-go-tools.sh ggcr-registry)']),
+];
+if (missing.length > 0) console.error(`\n*** SKIPPED: copy of referrers listed by the referrers API needs ${missing.join(', ')} ***\n`);
+
+interface Listed {
+  digest: string;
+  artifactType?: string;
+}
+
+describe('copy --referrers from a registry with the referrers API into one without', { skip: missing.length > 0 ? `needs ${missing.join(', ')}` : false }, () => {
+  let src: GgcrRegistry;
+  let proxy: FaultProxy;
+  let dst: TestRegistry;
+  let work: string;
+  let digest: string;
+  const attached = { sbom: '', sig: '', sbomSig: '' };
+
+  const regctl = async (args: string[], input?: string): Promise<string> => {
+    const hosts = [src.host, dst.host].flatMap((h) => ['--host', `reg=${h},tls=disabled`]);
+    const result = await runChecked(regctlPath!, [...args, ...hosts], { env: { HOME: work }, ...(input === undefined ? {} : { input }) });
+    return result.stdout;
+  };
+  const referrersOf = async (reference: string): Promise<Listed[]> => {
+    const listed = (JSON.parse(await regctl(['artifact', 'list', reference, '--format', '{{json .Descriptors}}'])) as Listed[] | null) ?? [];
+    return listed.map((d) => ({ digest: d.digest, ...(d.artifactType ? { artifactType: d.artifactType } : {}) })).sort((a, b) => a.digest.localeCompare(b.digest));
+  };
+  const attach = async (subject: string, artifactType: string, content: string): Promise<string> => {
+    const before = new Set((await referrersOf(subject)).map((d) => d.digest));
+    await regctl(['artifact', 'put', '--subject', subject, '--artifact-type', artifactType], content);
+    const added = (await referrersOf(subject)).filter((d) => !before.has(d.digest));
+    assert.equal(added.length, 1, `one new referrer of ${subject}`);
+    return added[0]!.digest;
+  };
+
+  before(async () => {
+    [src, dst] = await Promise.all([startGgcrRegistry(), startRegistry()]);
+    proxy = await startFaultProxy({ target: src.url });
+    work = await mkdtemp(join(tmpdir(), 'slipway-referrers-api-e2e-'));
+    const layout = await busyboxOciLayout('amd64');
+    digest = (await copyImage({ source: `oci:${layout.dir}:${layout.tag}`, destination: `${src.host}/app:1` })).digest;
+    attached.sbom = await attach(`${src.host}/app@${digest}`, 'application/example.sbom', 'sbom of the image');
+    attached.sig = await attach(`${src.host}/app@${digest}`, 'application/example.sig', 'signature of the image');
+    attached.sbomSig = await attach(`${src.host}/app@${attached.sbom}`, 'application/example.sig', 'signature of the sbom');
+  });
+  after(async () => {
+    await proxy?.stop();
+    await Promise.all([src?.stop(), dst?.stop()]);
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it('finds the referrers through the API, copies them by digest, and writes the fallback index at the destination', async () => {
+    proxy.clearRequests();
+    const result = await copyImage({ source: `${proxy.host}/app:1`, destination: `${dst.host}/app:1`, referrers: true });
+    assert.equal(result.digest, digest);
+    assert.deepEqual(
+      result.referrers.map((r) => `${r.subject} ${r.digest} ${r.artifactType}`).sort(),
+      [`${digest} ${attached.sbom} application/example.sbom`, `${digest} ${attached.sig} application/example.sig`, `${attached.sbom} ${attached.sbomSig} application/example.sig`].sort(),
+    );
+    // Listed by the API at the source, for the image and for each referrer found (its referrers in turn).
+    const listings = proxy.requestsMatching({ method: 'GET', path: /^\/v2\/app\/referrers\/sha256:[0-9a-f]{64}/ });
+    assert.ok(listings.length >= 2, listings.map((r) => r.path).join(', '));
+    assert.ok(listings.every((r) => r.status === 200), listings.map((r) => `${r.path} ${r.status}`).join(', '));
+    assert.equal(proxy.requestsMatching({ method: 'GET', path: /\/manifests\/sha256-/ }).length, 0, 'a fallback tag was read at the source');
+    // The destination lists the same referrers, from the fallback tags slipway wrote. Its artifactType
+    // is the manifest's own, as distribution spec v1.1 says; go-containerregistry's API answers the
+    // config media type instead (application/vnd.oci.empty.v1+json here), so only digests are compared.
+    const digests = (listed: Listed[]) => listed.map((d) => d.digest);
+    for (const subject of [digest, attached.sbom]) {
+      assert.deepEqual(digests(await referrersOf(`${dst.host}/app@${subject}`)), digests(await referrersOf(`${src.host}/app@${subject}`)), `referrers of ${subject}`);
+    }
+    assert.deepEqual(
+      await referrersOf(`${dst.host}/app@${digest}`),
+      [
+        { digest: attached.sbom, artifactType: 'application/example.sbom' },
+        { digest: attached.sig, artifactType: 'application/example.sig' },
+      ].sort((a, b) => a.digest.localeCompare(b.digest)),
+    );
+    const tags = (await regctl(['tag', 'ls', `${dst.host}/app`])).split('\n').filter(Boolean).sort();
+    assert.deepEqual(tags, ['1', digest.replace(':', '-'), attached.sbom.replace(':', '-')].sort());
+  });
+});
