@@ -9,19 +9,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { debuglog } from 'node:util';
 import type { Readable } from 'node:stream';
 import type { Agent, Dispatcher } from 'undici';
-import { loadUndici, type UndiciParts } from './undici.js';
-
-/** undici and our two agents, loaded on the first request: a command that never speaks HTTP (`slipway hash-context`, a build's context hash) does not pay for loading undici (see undici.ts). */
-interface Http {
-  secure: Agent;
-  unverified: Agent;
-  request: UndiciParts['request'];
-}
-
-/** undici's `request(url, …)` shape on its dispatcher-level API: origin and path from the URL. */
-function at(url: URL): { origin: string; path: string } {
-  return { origin: url.origin, path: `${url.pathname}${url.search}` };
-}
 import { AbortedError, InvalidArgumentError, SlipwayError } from '../errors.js';
 import { describeCredentials, secretsOf, type Credentials, type Keychain } from '../auth/credentials.js';
 import { SharedTaskMap } from '../internal/shared-task.js';
@@ -43,6 +30,19 @@ import {
   type RetryOptions,
 } from './retry.js';
 import { TokenCache } from './tokens.js';
+import { loadUndici, type UndiciParts } from './undici.js';
+
+/** undici and our two agents, loaded on the first request: a command that never speaks HTTP (`slipway hash-context`, a build's context hash) does not pay for loading undici (see undici.ts). */
+interface Http {
+  secure: Agent;
+  unverified: Agent;
+  request: UndiciParts['request'];
+}
+
+/** undici's `request(url, …)` shape on its dispatcher-level API: origin and path from the URL. */
+function at(url: URL): { origin: string; path: string } {
+  return { origin: url.origin, path: `${url.pathname}${url.search}` };
+}
 
 const debug = debuglog('slipway');
 
