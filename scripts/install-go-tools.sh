@@ -77,13 +77,16 @@ build_wrapped() { # name marker module@version package... : for modules whose go
 
 build_local() { # name dir-under-scripts module@version : a main package of this repository, built against module@version
   local name=$1 src=$2 modver=$3
-  if [ -x "$TOOLS_DIR/bin/$name" ]; then status "$name" ok; return 0; fi
+  # Rebuilt when its source or the module version changes (the sources live in this repository).
+  local stamp; stamp="$(cat "$REPO/scripts/$src/"*.go | sha256sum | cut -c1-64) $modver"
+  if [ -x "$TOOLS_DIR/bin/$name" ] && [ "$(cat "$TOOLS_DIR/bin/$name.stamp" 2>/dev/null)" = "$stamp" ]; then status "$name" ok; return 0; fi
   if ! command -v go >/dev/null; then echo "install-go-tools: go not found, skipping $name" >&2; status "$name" failed; return 1; fi
   local w; w=$(mktemp -d)
   cp "$REPO/scripts/$src/"*.go "$w/"
   printf 'module slipway.local/%s\n\ngo 1.25\n' "$name" > "$w/go.mod"
   echo "install-go-tools: building $name" >&2
   if ( cd "$w" && go get "$modver" && nice go build -trimpath -ldflags '-s -w' -o "$TOOLS_DIR/bin/$name" . ) > "$TOOLS_DIR/logs/$name.log" 2>&1; then
+    echo "$stamp" > "$TOOLS_DIR/bin/$name.stamp"
     status "$name" ok
   else
     build_failed "$name" "$w"; return 1

@@ -1,7 +1,8 @@
 // `copyImage({ referrers: true })` from a registry that lists referrers through the OCI 1.1 API
-// (go-containerregistry's registry, scripts/ggcr-registry) into distribution 2.8, which has no such
-// API: the referrers are found with `GET /v2/<name>/referrers/<digest>` (counted through the fault
-// proxy, never by reading the fallback tag), and the destination gets the fallback tag index.
+// (go-containerregistry's registry, scripts/ggcr-registry): the referrers are found with
+// `GET /v2/<name>/referrers/<digest>` (counted through the fault proxy, never by reading the fallback
+// tag). Into distribution 2.8, which has no such API, the destination gets the fallback tag index;
+// into a registry that indexes referrers and says so (`OCI-Subject` on the PUT), no tag is written.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -31,12 +32,13 @@ describe('copy --referrers from a registry with the referrers API into one witho
   let src: GgcrRegistry;
   let proxy: FaultProxy;
   let dst: TestRegistry;
+  let indexing: GgcrRegistry;
   let work: string;
   let digest: string;
   const attached = { sbom: '', sig: '', sbomSig: '' };
 
   const regctl = async (args: string[], input?: string): Promise<string> => {
-    const hosts = [src.host, dst.host].flatMap((h) => ['--host', `reg=${h},tls=disabled`]);
+    const hosts = [src.host, dst.host, indexing.host].flatMap((h) => ['--host', `reg=${h},tls=disabled`]);
     const result = await runChecked(regctlPath!, [...args, ...hosts], { env: { HOME: work }, ...(input === undefined ? {} : { input }) });
     return result.stdout;
   };
@@ -53,7 +55,7 @@ describe('copy --referrers from a registry with the referrers API into one witho
   };
 
   before(async () => {
-    [src, dst] = await Promise.all([startGgcrRegistry(), startRegistry()]);
+    [src, dst, indexing] = await Promise.all([startGgcrRegistry(), startRegistry(), startGgcrRegistry({ ociSubject: true })]);
     proxy = await startFaultProxy({ target: src.url });
     work = await mkdtemp(join(tmpdir(), 'slipway-referrers-api-e2e-'));
     const layout = await busyboxOciLayout('amd64');
@@ -64,7 +66,7 @@ describe('copy --referrers from a registry with the referrers API into one witho
   });
   after(async () => {
     await proxy?.stop();
-    await Promise.all([src?.stop(), dst?.stop()]);
+    await Promise.all([src?.stop(), dst?.stop(), indexing?.stop()]);
     if (work) await rm(work, { recursive: true, force: true });
   });
 
@@ -97,5 +99,27 @@ describe('copy --referrers from a registry with the referrers API into one witho
     );
     const tags = (await regctl(['tag', 'ls', `${dst.host}/app`])).split('\n').filter(Boolean).sort();
     assert.deepEqual(tags, ['1', digest.replace(':', '-'), attached.sbom.replace(':', '-')].sort());
+  });
+
+  it('into a registry that answers OCI-Subject: the referrers are indexed by the registry, and no fallback tag is written', async () => {
+    const destination = await startFaultProxy({ target: indexing.url });
+    try {
+      const result = await copyImage({ source: `${src.host}/app:1`, destination: `${destination.host}/app:1`, referrers: true });
+      assert.equal(result.referrers.length, 3);
+      const subjects = destination.requestsMatching({ method: 'PUT', path: /\/manifests\/sha256:/ }).filter((r) => r.status === 201);
+      assert.equal(subjects.length, 3, 'each referrer stored by digest');
+      assert.equal(destination.requestsMatching({ path: /\/manifests\/sha256-/ }).length, 0, 'a fallback tag was read or written');
+    } finally {
+      await destination.stop();
+    }
+    assert.deepEqual((await regctl(['tag', 'ls', `${indexing.host}/app`])).split('\n').filter(Boolean), ['1']);
+    // The registry's own referrers API lists what was copied.
+    for (const subject of [digest, attached.sbom]) {
+      assert.deepEqual(
+        (await referrersOf(`${indexing.host}/app@${subject}`)).map((d) => d.digest),
+        (await referrersOf(`${src.host}/app@${subject}`)).map((d) => d.digest),
+        `referrers of ${subject}`,
+      );
+    }
   });
 });

@@ -19,10 +19,18 @@ export function ggcrRegistryPath(): string | undefined {
   return toolPath(GGCR_REGISTRY_TOOL);
 }
 
-export async function startGgcrRegistry(): Promise<GgcrRegistry> {
+export interface StartGgcrRegistryOptions {
+  /**
+   * Answer a manifest PUT carrying a `subject` with `OCI-Subject`, as distribution spec v1.1 requires
+   * of a registry that indexes referrers (pkg/registry itself leaves the header out).
+   */
+  ociSubject?: boolean;
+}
+
+export async function startGgcrRegistry(options: StartGgcrRegistryOptions = {}): Promise<GgcrRegistry> {
   const binary = ggcrRegistryPath();
   if (!binary) throw new Error(`${GGCR_REGISTRY_TOOL} not found: scripts/install-go-tools.sh ggcr-registry builds it`);
-  const proc = spawn(binary, ['--address', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(binary, ['--address', '127.0.0.1:0', ...(options.ociSubject ? ['--oci-subject'] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
   proc.unref();
   // A test process that ends without stop() must not leave the server behind.
   const kill = (): void => void proc.kill('SIGKILL');
