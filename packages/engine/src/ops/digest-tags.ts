@@ -15,8 +15,8 @@
  * attestation): followed to the referrers' depth.
  * @module
  */
-import { copy, parseManifest, RegistryError, throwIfAborted, type ManifestBytes, type remote } from '@slipway/oci';
-import { referrersDepth, type FollowUpCopyOptions } from './referrers.js';
+import { copy, parseManifest, remote, throwIfAborted, type ManifestBytes } from '@slipway/oci';
+import { followUpCopyOptions, referrersDepth, type FollowUpCopyOptions } from './referrers.js';
 import { noStats, sumStats } from './stats.js';
 
 export interface CopiedDigestTag {
@@ -41,11 +41,6 @@ export interface CopyDigestTagsResult {
   stats: copy.CopyStats;
 }
 
-/** The `<alg>-<hex>.` prefix of the digest tags of `digest`. */
-export function digestTagPrefix(digest: string): string {
-  return `${digest.replace(':', '-')}.`;
-}
-
 /** Copies the digest tags of `subjects`, and theirs, up to {@link referrersDepth} levels. */
 export async function copyDigestTags(options: CopyDigestTagsOptions): Promise<CopyDigestTagsResult> {
   const { client, source, destination, signal } = options;
@@ -60,7 +55,8 @@ export async function copyDigestTags(options: CopyDigestTagsOptions): Promise<Co
   for (let depth = 0; depth < referrersDepth && level.length > 0; depth++) {
     const next: string[] = [];
     for (const subject of level) {
-      const prefix = digestTagPrefix(subject);
+      // `<alg>-<hex>.`: the referrers tag of the digest and a suffix.
+      const prefix = `${remote.referrersTag(subject)}.`;
       for (const tag of available) {
         if (!tag.startsWith(prefix) || done.has(tag)) continue;
         done.add(tag);
@@ -69,37 +65,29 @@ export async function copyDigestTags(options: CopyDigestTagsOptions): Promise<Co
         // By digest from here on: the tag may move at the source while this runs.
         const wanted = await client.getManifest(`${source.name}:${tag}`, call);
         const digest = wanted.descriptor.digest;
-        const held = await manifestAt(client, `${destination.name}:${tag}`, call);
-        if (held && held.descriptor.digest !== digest && options.overwrite !== true && !extendsManifest(wanted, held)) {
-          copied.push({ tag, digest, subject, outcome: 'kept', held: held.descriptor.digest });
-          continue;
+        const target = `${destination.name}:${tag}`;
+        const held = (await client.head(target, call))?.digest;
+        if (held !== undefined && held !== digest) {
+          // Only here are the destination's bytes needed: to see whether the source's extends them.
+          if (options.overwrite !== true && !extendsManifest(wanted, await client.getManifest(target, call))) {
+            copied.push({ tag, digest, subject, outcome: 'kept', held });
+            continue;
+          }
         }
-        const result = await copy.copy(client.source(`${source.name}@${digest}`), client.sink(`${destination.name}:${tag}`), {
-          overwrite: true,
-          ...(options.jobs === undefined ? {} : { jobs: options.jobs }),
-          ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-          ...call,
-        });
-        stats = sumStats(stats, result.stats);
-        copied.push({ tag, digest: result.digest, subject, outcome: 'copied' });
-        if (!seen.has(result.digest)) {
-          seen.add(result.digest);
-          next.push(result.digest);
+        if (held !== digest) {
+          const result = await copy.copy(client.source(`${source.name}@${digest}`), client.sink(target), { ...followUpCopyOptions(options), overwrite: true });
+          stats = sumStats(stats, result.stats);
+        }
+        copied.push({ tag, digest, subject, outcome: 'copied' });
+        if (!seen.has(digest)) {
+          seen.add(digest);
+          next.push(digest);
         }
       }
     }
     level = next;
   }
   return { tags: copied, stats };
-}
-
-async function manifestAt(client: remote.RegistryClient, reference: string, call: { signal?: AbortSignal }): Promise<ManifestBytes | undefined> {
-  try {
-    return await client.getManifest(reference, call);
-  } catch (err) {
-    if (RegistryError.is(err) && err.notFound) return undefined;
-    throw err;
-  }
 }
 
 /** Whether `newer` holds every layer `older` holds (cosign's `.sig` after more signatures were added). */

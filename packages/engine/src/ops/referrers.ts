@@ -9,7 +9,7 @@
  * @module
  */
 import { debuglog } from 'node:util';
-import { copy, digestOf, MediaType, parseManifest, RegistryError, SlipwayError, throwIfAborted, type CallOptions, type Descriptor, type ImageSink, type ManifestBytes, type name, type remote } from '@slipway/oci';
+import { copy, digestOf, MediaType, parseManifest, RegistryError, remote, SlipwayError, throwIfAborted, type CallOptions, type Descriptor, type ImageSink, type ManifestBytes, type name, type ParsedManifest } from '@slipway/oci';
 import { noStats, sumStats } from './stats.js';
 
 const debug = debuglog('slipway');
@@ -40,6 +40,15 @@ export interface FollowUpCopyOptions {
 }
 
 export type CopyReferrersOptions = FollowUpCopyOptions;
+
+/** The copy.copy options every follow-up copy passes on: parallelism, progress, cancellation. */
+export function followUpCopyOptions(options: FollowUpCopyOptions): copy.CopyOptions {
+  return {
+    ...(options.jobs === undefined ? {} : { jobs: options.jobs }),
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+  };
+}
 
 export interface CopyReferrersResult {
   referrers: CopiedReferrer[];
@@ -78,16 +87,12 @@ export async function copyReferrers(options: CopyReferrersOptions): Promise<Copy
         const sink = withRootPut(client.sink(target), manifest.descriptor.digest, async (bytes) => {
           answered = await client.putManifest(target, bytes, call);
         });
-        const result = await copy.copy(client.source(`${source.name}@${manifest.descriptor.digest}`), sink, {
-          ...(options.jobs === undefined ? {} : { jobs: options.jobs }),
-          ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-          ...call,
-        });
+        const result = await copy.copy(client.source(`${source.name}@${manifest.descriptor.digest}`), sink, followUpCopyOptions(options));
         stats = sumStats(stats, result.stats);
         // Already there (an earlier run): one PUT of the same bytes asks the registry whether it indexes referrers.
         if (!answered && destinationIndexes === undefined) answered = await client.putManifest(target, manifest, call);
         if (answered) destinationIndexes = answered.subject !== undefined;
-        const descriptor = referrerDescriptor(manifest);
+        const descriptor = referrerDescriptor(manifest, parsed);
         added.push(descriptor);
         referrers.push({ digest: descriptor.digest, ...(descriptor.artifactType ? { artifactType: descriptor.artifactType } : {}), subject });
         next.push(descriptor.digest);
@@ -101,9 +106,11 @@ export async function copyReferrers(options: CopyReferrersOptions): Promise<Copy
   return { referrers, stats };
 }
 
-/** The descriptor the referrers API shows for a manifest (distribution spec v1.1, "Listing Referrers"). */
-export function referrerDescriptor(manifest: ManifestBytes): Descriptor {
-  const parsed = parseManifest(manifest.bytes, manifest.descriptor.mediaType);
+/**
+ * The descriptor the referrers API shows for a manifest (distribution spec v1.1, "Listing Referrers");
+ * `parsed`: the manifest already parsed, when the caller has it.
+ */
+export function referrerDescriptor(manifest: ManifestBytes, parsed: ParsedManifest = parseManifest(manifest.bytes, manifest.descriptor.mediaType)): Descriptor {
   const artifactType = parsed.manifest.artifactType || (parsed.kind === 'image' ? parsed.manifest.config.mediaType : undefined);
   const annotations = parsed.manifest.annotations;
   return {
@@ -127,8 +134,7 @@ async function updateFallbackTag(
   descriptors: readonly Descriptor[],
   call: { signal?: AbortSignal },
 ): Promise<boolean> {
-  const tag = subject.replace(':', '-');
-  const reference = `${destination.name}:${tag}`;
+  const reference = `${destination.name}:${remote.referrersTag(subject)}`;
   let existing: Descriptor[] = [];
   let extra: Record<string, unknown> = {};
   try {

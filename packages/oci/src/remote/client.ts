@@ -17,7 +17,7 @@ import { MediaType } from '../v1/media-types.js';
 import type { CallOptions, ImageSink, ImageSource, ManifestBytes, PutBlobOptions, RepositoryLocation } from '../v1/source.js';
 import { hasBlob, openBlob } from './blobs.js';
 import { deleteManifest, getManifest, headManifest, putManifest, type PutManifestResult } from './manifests.js';
-import { deleteScope, nextLink, pullScope, pushScope, referrersPath, tagsPath } from './paths.js';
+import { deleteScope, nextLink, pullScope, pushScope, referrersPath, referrersTag, tagsPath } from './paths.js';
 import { uploadBlob } from './upload.js';
 
 export interface RegistryClientOptions {
@@ -239,7 +239,7 @@ class Client implements RegistryClient {
 
   /** The referrers tag schema (`<alg>-<hex>` tag holding an index) for registries without the API. */
   async #referrersFallback(repo: Repository, digest: Digest, options?: ReferrersOptions): Promise<Descriptor[]> {
-    const reference = parseReference(`${repo.name}:${digest.replace(':', '-')}`);
+    const reference = parseReference(`${repo.name}:${referrersTag(digest)}`);
     try {
       const manifest = await getManifest({ transport: this.transport, reference, scopes: [pullScope(repo.repository)], ...signalOf(options) });
       const parsed = parseManifest(manifest.bytes, manifest.descriptor.mediaType);

@@ -9,6 +9,7 @@
  * @module
  */
 export { createRegistryClient } from './client.js';
+export { referrersTag } from './paths.js';
 export type { ReferrersOptions, RegistryClient, RegistryClientOptions } from './client.js';
 export type { PutManifestResult } from './manifests.js';
 export { defaultChunkSize } from './upload.js';

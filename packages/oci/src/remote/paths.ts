@@ -9,6 +9,12 @@ export const blobPath = (repository: string, digest: string): string => `/v2/${r
 export const uploadsPath = (repository: string): string => `/v2/${repository}/blobs/uploads/`;
 export const tagsPath = (repository: string): string => `/v2/${repository}/tags/list`;
 export const referrersPath = (repository: string, digest: string): string => `/v2/${repository}/referrers/${digest}`;
+/**
+ * The tag named after a digest, `<alg>-<hex>` (distribution spec v1.1's referrers tag schema, where
+ * registries without the referrers API keep the index of a manifest's referrers; cosign's
+ * `<alg>-<hex>.sig` tags extend the same name).
+ */
+export const referrersTag = (digest: string): string => digest.replace(':', '-');
 
 export const pullScope = (repository: string): string => `repository:${repository}:pull`;
 export const pushScope = (repository: string): string => `repository:${repository}:pull,push`;
