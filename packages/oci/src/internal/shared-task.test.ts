@@ -52,6 +52,29 @@ describe('SharedTask', () => {
     assert.equal(d.runs(), 2);
   });
 
+  it('cancel() waits for a run every caller gave up on, until it has finished cleaning up', async () => {
+    let finishCleanup: (() => void) | undefined;
+    const task = new SharedTask<string>(
+      (s) =>
+        new Promise<string>((_resolve, reject) => {
+          // Aborted, the run still has files to remove before it settles.
+          s.addEventListener('abort', () => (finishCleanup = () => reject(new AbortedError('task aborted'))), { once: true });
+        }),
+    );
+    const caller = new AbortController();
+    const waiting = task.get(caller.signal);
+    caller.abort();
+    await assert.rejects(waiting, (err: unknown) => err instanceof AbortedError);
+    assert.ok(finishCleanup, 'the abandoned run was aborted');
+    let cancelled = false;
+    const cancelling = task.cancel().then(() => (cancelled = true));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(cancelled, false, 'cancel() returned while the abandoned run was still cleaning up');
+    finishCleanup();
+    await cancelling;
+    assert.equal(cancelled, true);
+  });
+
   it('keeps a result and forgets a failure', async () => {
     let runs = 0;
     const task = new SharedTask<number>(async () => {

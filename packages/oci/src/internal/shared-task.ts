@@ -9,6 +9,8 @@ import { AbortedError, throwIfAborted } from '../errors.js';
 /** A single-flight task shared by concurrent callers; a caller's abort cancels it only when nobody else waits. */
 export class SharedTask<T> {
   #current: { promise: Promise<T>; controller: AbortController; waiters: number; done: boolean } | undefined;
+  /** Runs every waiter gave up on: aborted, no longer current, but maybe still cleaning up. */
+  readonly #abandoned = new Set<Promise<unknown>>();
   constructor(private readonly run: (signal: AbortSignal) => Promise<T>) {}
 
   async get(signal?: AbortSignal): Promise<T> {
@@ -42,17 +44,25 @@ export class SharedTask<T> {
       if (signal?.aborted && entry.waiters === 0 && !entry.done) {
         entry.controller.abort(signal.reason);
         if (this.#current === entry) this.#current = undefined;
+        const settled = entry.promise.then(
+          () => undefined,
+          () => undefined,
+        );
+        this.#abandoned.add(settled);
+        void settled.then(() => this.#abandoned.delete(settled));
       }
     }
   }
 
-  /** Cancels work in progress and waits for it to stop (before scratch files are removed). */
+  /**
+   * Cancels work in progress and waits for it to stop, abandoned runs included (a run whose callers
+   * all aborted may still be removing its temp files; scratch directories go only after this).
+   */
   async cancel(): Promise<void> {
     const current = this.#current;
     this.#current = undefined;
-    if (!current) return;
-    if (!current.done) current.controller.abort(new AbortedError('source closed'));
-    await current.promise.catch(() => undefined);
+    if (current && !current.done) current.controller.abort(new AbortedError('source closed'));
+    await Promise.all([current?.promise.catch(() => undefined), ...this.#abandoned]);
   }
 }
 

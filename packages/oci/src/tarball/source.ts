@@ -77,8 +77,6 @@ interface Plan {
 /** Serves one image of a manifest.json archive with a synthesised manifest. */
 class DockerArchiveSource implements ImageSource {
   readonly #task: SharedTask<Plan>;
-  /** Plans still running, even those every caller gave up on: close() waits for them (no temp file outlives it). */
-  readonly #running = new Set<Promise<unknown>>();
 
   constructor(
     readonly name: string,
@@ -88,16 +86,7 @@ class DockerArchiveSource implements ImageSource {
     private readonly ctx: LayerContext,
     private readonly concurrency: number,
   ) {
-    this.#task = new SharedTask((signal) => {
-      const plan = this.#plan(signal);
-      const settled = plan.then(
-        () => undefined,
-        () => undefined,
-      );
-      this.#running.add(settled);
-      void settled.then(() => this.#running.delete(settled));
-      return plan;
-    });
+    this.#task = new SharedTask((signal) => this.#plan(signal));
   }
 
   async #plan(signal: AbortSignal): Promise<Plan> {
@@ -163,9 +152,8 @@ class DockerArchiveSource implements ImageSource {
   }
 
   async close(): Promise<void> {
+    // Waits for plans every caller gave up on too: no temp file outlives close().
     await this.#task.cancel();
-    // A plan whose callers all aborted is no longer the task's, but may still be removing its temp files.
-    await Promise.all(this.#running);
   }
 }
 
