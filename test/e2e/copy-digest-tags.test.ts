@@ -10,12 +10,12 @@ import { after, before, describe, it } from 'node:test';
 import { copyImage } from '@slipway/engine';
 import { SlipwayError } from '@slipway/oci';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
-import { hasTool, run, runChecked, toolPath } from '../support/tools.js';
+import { hasTool, run, runChecked } from '../support/tools.js';
 import { pushBuildahIndex, skopeoRaw, type PushedIndex } from './copy-fixtures.js';
 import { sha256Text } from './oci-archive-fixtures.js';
+import { regctl, regctlPath } from './regctl-artifacts.js';
 
 const main = fileURLToPath(new URL('../../../packages/cli/dist/main.js', import.meta.url));
-const regctlPath = toolPath('regctl');
 const missing = [...['buildah', 'skopeo'].filter((tool) => !hasTool(tool)), ...(regctlPath ? [] : ['regctl (scripts/install-go-tools.sh)'])];
 
 interface CopiedJson {
@@ -33,17 +33,16 @@ describe('slipway copy --digest-tags against real registries', { skip: missing.l
   /** Tag → digest of what regctl put there at the source. */
   const made = new Map<string, string>();
 
-  const regctl = async (args: string[], input?: string): Promise<string> => {
-    const hosts = [src, dst].flatMap((r) => ['--host', `reg=${r.host},tls=disabled`]);
-    const result = await runChecked(regctlPath!, [...args, ...hosts], { env: { HOME: work }, ...(input === undefined ? {} : { input }) });
-    return result.stdout;
-  };
+  const tool = regctl(
+    () => [src.host, dst.host],
+    () => work,
+  );
   /** A small artifact without a subject at `host/app:tag`, as cosign writes a `.sig`; returns its digest. */
   const put = async (host: string, tag: string, content: string): Promise<string> => {
-    await regctl(['artifact', 'put', '--artifact-type', 'application/vnd.dev.cosign.simplesigning.v1+json', `${host}/app:${tag}`], content);
+    await tool.run(['artifact', 'put', '--artifact-type', 'application/vnd.dev.cosign.simplesigning.v1+json', `${host}/app:${tag}`], content);
     return sha256Text(await skopeoRaw(`${host}/app:${tag}`));
   };
-  const tags = async (host: string, repository: string) => (await regctl(['tag', 'ls', `${host}/${repository}`])).split('\n').filter(Boolean).sort();
+  const tags = (host: string, repository: string) => tool.tags(`${host}/${repository}`);
   const slipway = (args: string[]) => run(process.execPath, [main, ...args], { env: { HOME: work }, timeoutMs: 120_000 });
   const copyJson = async (args: string[]): Promise<CopiedJson> => {
     const outcome = await slipway(['copy', ...args, '--json', '-q']);
@@ -127,7 +126,7 @@ describe('slipway copy --digest-tags against real registries', { skip: missing.l
     await writeFile(one, '{"signature":"one"}');
     await writeFile(two, '{"signature":"two"}');
     const putFiles = async (host: string, files: string[]) => {
-      await regctl(['artifact', 'put', '--artifact-type', 'application/vnd.dev.cosign.simplesigning.v1+json', ...files.flatMap((f) => ['--file', f, '--file-media-type', 'application/vnd.dev.cosign.simplesigning.v1+json']), `${host}/app:${sig}`]);
+      await tool.run(['artifact', 'put', '--artifact-type', 'application/vnd.dev.cosign.simplesigning.v1+json', ...files.flatMap((f) => ['--file', f, '--file-media-type', 'application/vnd.dev.cosign.simplesigning.v1+json']), `${host}/app:${sig}`]);
       return sha256Text(await skopeoRaw(`${host}/app:${sig}`));
     };
     const first = await putFiles(src.host, [one]);

@@ -13,9 +13,9 @@ import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { busyboxOciLayout } from '../support/fixtures.js';
 import { ggcrRegistryPath, startGgcrRegistry, type GgcrRegistry } from '../support/ggcr-registry.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
-import { hasTool, runChecked, toolPath } from '../support/tools.js';
+import { hasTool } from '../support/tools.js';
+import { regctl, regctlPath } from './regctl-artifacts.js';
 
-const regctlPath = toolPath('regctl');
 const missing = [
   ...(hasTool('buildah') ? [] : ['buildah']),
   ...(regctlPath ? [] : ['regctl (scripts/install-go-tools.sh)']),
@@ -37,22 +37,14 @@ describe('copy --referrers from a registry with the referrers API into one witho
   let digest: string;
   const attached = { sbom: '', sig: '', sbomSig: '' };
 
-  const regctl = async (args: string[], input?: string): Promise<string> => {
-    const hosts = [src.host, dst.host, indexing.host].flatMap((h) => ['--host', `reg=${h},tls=disabled`]);
-    const result = await runChecked(regctlPath!, [...args, ...hosts], { env: { HOME: work }, ...(input === undefined ? {} : { input }) });
-    return result.stdout;
-  };
-  const referrersOf = async (reference: string): Promise<Listed[]> => {
-    const listed = (JSON.parse(await regctl(['artifact', 'list', reference, '--format', '{{json .Descriptors}}'])) as Listed[] | null) ?? [];
-    return listed.map((d) => ({ digest: d.digest, ...(d.artifactType ? { artifactType: d.artifactType } : {}) })).sort((a, b) => a.digest.localeCompare(b.digest));
-  };
-  const attach = async (subject: string, artifactType: string, content: string): Promise<string> => {
-    const before = new Set((await referrersOf(subject)).map((d) => d.digest));
-    await regctl(['artifact', 'put', '--subject', subject, '--artifact-type', artifactType], content);
-    const added = (await referrersOf(subject)).filter((d) => !before.has(d.digest));
-    assert.equal(added.length, 1, `one new referrer of ${subject}`);
-    return added[0]!.digest;
-  };
+  const tool = regctl(
+    () => [src.host, dst.host, indexing.host],
+    () => work,
+  );
+  const { attach, tags } = tool;
+  /** Digest and artifactType only: what these tests compare between registries. */
+  const referrersOf = async (reference: string): Promise<Listed[]> =>
+    (await tool.referrersOf(reference)).map((d) => ({ digest: d.digest, ...(d.artifactType ? { artifactType: d.artifactType } : {}) }));
 
   before(async () => {
     [src, dst, indexing] = await Promise.all([startGgcrRegistry(), startRegistry(), startGgcrRegistry({ ociSubject: true })]);
@@ -97,8 +89,7 @@ describe('copy --referrers from a registry with the referrers API into one witho
         { digest: attached.sig, artifactType: 'application/example.sig' },
       ].sort((a, b) => a.digest.localeCompare(b.digest)),
     );
-    const tags = (await regctl(['tag', 'ls', `${dst.host}/app`])).split('\n').filter(Boolean).sort();
-    assert.deepEqual(tags, ['1', digest.replace(':', '-'), attached.sbom.replace(':', '-')].sort());
+    assert.deepEqual(await tags(`${dst.host}/app`), ['1', digest.replace(':', '-'), attached.sbom.replace(':', '-')].sort());
   });
 
   it('into a registry that answers OCI-Subject: the referrers are indexed by the registry, and no fallback tag is written', async () => {
@@ -112,7 +103,7 @@ describe('copy --referrers from a registry with the referrers API into one witho
     } finally {
       await destination.stop();
     }
-    assert.deepEqual((await regctl(['tag', 'ls', `${indexing.host}/app`])).split('\n').filter(Boolean), ['1']);
+    assert.deepEqual(await tags(`${indexing.host}/app`), ['1']);
     // The registry's own referrers API lists what was copied.
     for (const subject of [digest, attached.sbom]) {
       assert.deepEqual(

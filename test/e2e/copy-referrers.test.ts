@@ -8,21 +8,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
-import { hasTool, run, runChecked, toolPath } from '../support/tools.js';
+import { hasTool, run, runChecked } from '../support/tools.js';
 import { pushBuildahIndex, skopeoRaw, type PushedIndex } from './copy-fixtures.js';
 import { sha256Text } from './oci-archive-fixtures.js';
+import { regctl, regctlPath, type ListedReferrer as Listed } from './regctl-artifacts.js';
 
 const main = fileURLToPath(new URL('../../../packages/cli/dist/main.js', import.meta.url));
-const regctlPath = toolPath('regctl');
 const missing = [...['buildah', 'skopeo'].filter((tool) => !hasTool(tool)), ...(regctlPath ? [] : ['regctl (scripts/install-go-tools.sh)'])];
-
-interface Listed {
-  mediaType: string;
-  digest: string;
-  size: number;
-  artifactType?: string;
-  annotations?: Record<string, string>;
-}
 
 describe('slipway copy --referrers against real registries', { skip: missing.length > 0 ? `needs ${missing.join(', ')}` : false }, () => {
   let src: TestRegistry;
@@ -32,30 +24,16 @@ describe('slipway copy --referrers against real registries', { skip: missing.len
   /** Attached to the index: an SBOM and a signature; a signature of the SBOM; an SBOM of the arm64 child. */
   const attached = { sbom: '', sig: '', sbomSig: '', armSbom: '' };
 
-  const regctl = async (args: string[], input?: string): Promise<string> => {
-    const hosts = [src, dst].flatMap((r) => ['--host', `reg=${r.host},tls=disabled`]);
-    // A private HOME: regctl keeps its config there, and the user's stays untouched.
-    const result = await runChecked(regctlPath!, [...args, ...hosts], { env: { HOME: work }, ...(input === undefined ? {} : { input }) });
-    return result.stdout;
-  };
-  const referrersOf = async (reference: string): Promise<Listed[]> => {
-    const body = JSON.parse(await regctl(['artifact', 'list', reference, '--format', '{{json .Descriptors}}'])) as Listed[] | null;
-    return (body ?? []).sort((a, b) => a.digest.localeCompare(b.digest));
-  };
-  const attach = async (subject: string, artifactType: string, content: string, annotation?: string): Promise<string> => {
-    const before = new Set((await referrersOf(subject)).map((d) => d.digest));
-    await regctl(['artifact', 'put', '--subject', subject, '--artifact-type', artifactType, ...(annotation ? ['--annotation', annotation] : [])], content);
-    const added = (await referrersOf(subject)).filter((d) => !before.has(d.digest));
-    assert.equal(added.length, 1, `one new referrer of ${subject}`);
-    return added[0]!.digest;
-  };
+  const { referrersOf, attach, tags } = regctl(
+    () => [src.host, dst.host],
+    () => work,
+  );
   const slipway = (args: string[]) => run(process.execPath, [main, ...args], { env: { HOME: work }, timeoutMs: 120_000 });
   const copyJson = async (args: string[]) => {
     const outcome = await slipway(['copy', ...args, '--json', '-q']);
     assert.equal(outcome.code, 0, outcome.stderr);
     return JSON.parse(outcome.stdout) as { digest: string; noop: boolean; referrers: { digest: string; artifactType?: string; subject: string }[]; stats: Record<string, number> };
   };
-  const tags = async (repository: string) => (await regctl(['tag', 'ls', repository])).split('\n').filter(Boolean).sort();
 
   before(async () => {
     [src, dst] = await Promise.all([startRegistry(), startRegistry()]);
