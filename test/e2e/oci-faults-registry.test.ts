@@ -197,6 +197,26 @@ describe('faults between the client and the real registry', () => {
     }
   });
 
+  it('honours OCI-Chunk-Min-Length: chunks grow to the minimum the registry asks for', async () => {
+    // Distribution spec v1.1: a registry may answer the upload POST with OCI-Chunk-Min-Length, and
+    // every chunk but the last must then be at least that long. Neither distribution build sends it,
+    // so the proxy adds it to the real registry's answer; the registry stores whatever arrives.
+    const chunked = remote.createRegistryClient({ keychain: anonymous, retry: fastRetry, chunkSize: 64 * 1024, maxMonolithicBytes: 0 });
+    try {
+      const image = makeImage([700_000]);
+      const layer = image.layers[0]!;
+      proxy.inject({ match: { method: 'POST', path: '/faults/minchunk/blobs/uploads/' }, fault: { addResponseHeaders: { 'OCI-Chunk-Min-Length': '300000' } }, times: Infinity });
+      await push(chunked, `${proxy.host}/faults/minchunk:1`, image);
+      const patches = proxy.requestsMatching({ method: 'PATCH', path: '/faults/minchunk/blobs/uploads/' });
+      const layerPatches = patches.filter((p) => p.requestBytes > 2000).map((p) => p.requestBytes);
+      assert.deepEqual(layerPatches, [300_000, 300_000, 100_000], `PATCH sizes ${JSON.stringify(patches.map((p) => p.requestBytes))}`);
+      assert.deepEqual(await buffer(await direct.blob(`${registry.host}/faults/minchunk`, layer.descriptor)), layer.bytes);
+      assert.deepEqual(await direct.head(`${registry.host}/faults/minchunk:1`), image.manifest.descriptor);
+    } finally {
+      await chunked.close();
+    }
+  });
+
   it('survives the registry being killed and restarted mid-push, and the tag appears only when complete', async () => {
     const image = makeImage([3 * 1024 * 1024]);
     const layer = image.layers[0]!;

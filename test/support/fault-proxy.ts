@@ -31,7 +31,12 @@ export type Fault =
   /** Flip (XOR 0xff) the response body byte at this offset; length and headers unchanged. */
   | { corrupt: { atByte: number } }
   /** Wait this long before forwarding (the request then proceeds normally). */
-  | { delayMs: number };
+  | { delayMs: number }
+  /**
+   * Forward normally and add these headers to the registry's answer: for what a spec allows a
+   * registry to say but neither distribution build says (e.g. `OCI-Chunk-Min-Length`).
+   */
+  | { addResponseHeaders: Record<string, string> };
 
 export interface FaultMatch {
   /** HTTP method, case-insensitive. */
@@ -115,6 +120,7 @@ function describe(f: Fault): string {
   if ('reset' in f) return `reset ${typeof f.reset === 'string' ? f.reset : JSON.stringify(f.reset)}`;
   if ('truncate' in f) return `truncate after ${f.truncate.afterBytes} bytes`;
   if ('corrupt' in f) return `corrupt byte ${f.corrupt.atByte}`;
+  if ('addResponseHeaders' in f) return `add response headers ${Object.keys(f.addResponseHeaders).join(', ')}`;
   return `delay ${f.delayMs} ms`;
 }
 
@@ -214,6 +220,7 @@ export async function startFaultProxy(options: StartFaultProxyOptions): Promise<
           if (HOP_BY_HOP.has(k) || v === undefined) continue;
           out[k] = k === 'location' && typeof v === 'string' ? rewriteLocation(v) : v;
         }
+        if (fault !== undefined && 'addResponseHeaders' in fault) Object.assign(out, fault.addResponseHeaders);
         res.writeHead(up.statusCode ?? 502, up.statusMessage, out);
         rec.status = up.statusCode ?? 502;
         const cutAt = fault === undefined ? undefined
