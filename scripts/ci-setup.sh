@@ -14,7 +14,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo -n"; fi
 step() { echo "== ci-setup: $*"; }
 start=$(date +%s)
 
-PACKAGES=(docker-registry docker.io buildah skopeo umoci qemu-user-static binfmt-support apache2-utils
+PACKAGES=(docker-registry docker.io containerd buildah skopeo umoci qemu-user-static binfmt-support apache2-utils
   busybox-static openssl runc jq ca-certificates curl procps)
 FOREIGN_ARCHES=(arm64 armhf)
 DEB_ARCHES=(amd64 arm64 armhf)
