@@ -6,14 +6,13 @@
 // nothing, the stat cache under XDG_CACHE_HOME, --list --json, --dialect buildah.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { before, describe, it } from 'node:test';
 import { parseManifest } from '@slipway/oci';
 import { run, skipUnless } from '../support/tools.js';
-import { BUILDCTL, readImage, repo, skipUnlessBuildKit, useBuildBed, writeContext } from './build-harness.js';
+import { BUILDCTL, readImage, repo, skipUnlessBuildKit, tempDir, useBuildBed, writeContext } from './build-harness.js';
 
 const slipway = fileURLToPath(new URL('../../../packages/cli/dist/main.js', import.meta.url));
 
@@ -32,7 +31,7 @@ describe('audit: slipway build and hash-context', () => {
   let env: Record<string, string>;
 
   before(async () => {
-    env = { PATH: `${BUILDCTL ? `${dirname(BUILDCTL)}:` : ''}${process.env.PATH ?? ''}`, XDG_CACHE_HOME: await mkdtemp(join(tmpdir(), 'slipway-cli-xdg-')) };
+    env = { PATH: `${BUILDCTL ? `${dirname(BUILDCTL)}:` : ''}${process.env.PATH ?? ''}`, XDG_CACHE_HOME: await tempDir('cli-xdg') };
   });
 
   it('build: buildx flag names end to end, --json checked against the registry and hash-context', async (t) => {
@@ -48,7 +47,7 @@ describe('audit: slipway build and hash-context', () => {
     });
     const file = join(context, 'docker/app.Dockerfile');
     const tags = [`${bed.registry.host}/${repo('cli-a')}:1`, `${bed.registry.host}/${repo('cli-b')}:2`];
-    const cache = join(await mkdtemp(join(tmpdir(), 'slipway-cli-cache-')), 'c');
+    const cache = join(await tempDir('cli-cache'), 'c');
     const args = [
       slipway, 'build', context, '-t', tags[0]!, '-t', tags[1]!, '-f', file, '--push',
       '--platform', 'linux/amd64,linux/arm64', '--build-arg', 'WHO=cli', '--label', 'org.example.cli=yes',
@@ -107,7 +106,7 @@ describe('audit: slipway build and hash-context', () => {
   });
 
   it('hash-context: -f with its ignore file, --no-cache writes nothing, the stat cache under XDG_CACHE_HOME, --list --json, --dialect buildah', async () => {
-    const xdg = await mkdtemp(join(tmpdir(), 'slipway-cli-xdg-'));
+    const xdg = await tempDir('cli-xdg');
     const cli = (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
       run(process.execPath, [slipway, 'hash-context', ...args], { env: { XDG_CACHE_HOME: xdg } });
     const context = await writeContext({

@@ -5,8 +5,6 @@
 // hashContext for the same inputs, and that bad input fails before anything runs.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { hashContext } from '@slipway/build';
@@ -14,7 +12,7 @@ import { buildImage } from '@slipway/engine';
 import { parseManifest, remote } from '@slipway/oci';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
 import { hasTool } from '../support/tools.js';
-import { BUILDCTL, collectLog, pushBusyboxBase, readImage, repo, skipUnlessBuildKit, startBuildkitd, writeContext, type Buildkitd } from './build-harness.js';
+import { BUILDCTL, collectLog, pushBusyboxBase, readImage, repo, skipUnlessBuildKit, startBuildkitd, tempDir, writeContext, type Buildkitd } from './build-harness.js';
 
 describe('audit: engine buildImage', () => {
   let open: TestRegistry;
@@ -105,7 +103,7 @@ describe('audit: engine buildImage', () => {
 
   it('string cache specs: type=local export, then import on a fresh daemon', async (t) => {
     if (!skipUnlessBuildKit(t) || !buildkitd) return;
-    const cache = join(await mkdtemp(join(tmpdir(), 'slipway-engine-cache-')), 'c');
+    const cache = join(await tempDir('engine-cache'), 'c');
     const context = await writeContext({ Dockerfile: `FROM ${base}\nRUN echo ${randomBytes(4).toString('hex')} > /x && sleep 1\n` });
     await buildImage({ context, builder: `buildctl=${buildkitd.address}`, network: 'host', cacheTo: [`type=local,dest=${cache},mode=max`] });
     await buildkitd.restartFresh();

@@ -5,8 +5,6 @@
 // the config we pushed ourselves (that is what makes --cache-from work with Engine 20.10).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { build } from '@slipway/build';
@@ -19,6 +17,7 @@ import {
   readImage,
   repo,
   skipUnlessBuildKit,
+  tempDir,
   useBuildBed,
   writeContext,
 } from './build-harness.js';
@@ -73,7 +72,7 @@ describe('build caches', () => {
     if (!skipUnlessBuildKit(t) || !bed.buildkitd) return;
     const builder = { kind: 'buildctl' as const, address: bed.buildkitd.address, binary: BUILDCTL! };
     const { dir, marker } = await context();
-    const cacheDir = join(await mkdtemp(join(tmpdir(), 'slipway-cache-')), 'c');
+    const cacheDir = join(await tempDir('cache'), 'c');
     await build({ context: dir, builder, network: 'host', cacheTo: [{ type: 'local', dest: cacheDir, mode: 'max' }] });
     await bed.buildkitd.restartFresh();
     const log = collectLog();

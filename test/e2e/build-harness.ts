@@ -48,6 +48,8 @@ export async function startBuildkitd(options: { env?: Record<string, string> } =
   if (!BUILDKITD || !BUILDCTL) throw new Error('buildkitd/buildctl not installed');
   const dir = await mkdtemp(join(tmpdir(), 'slipway-buildkitd-'));
   const socket = join(dir, 'buildkitd.sock');
+  const tmp = join(dir, 'tmp');
+  await mkdir(tmp);
   const address = `unix://${socket}`;
   let child: ChildProcess | undefined;
   let generation = 0;
@@ -61,7 +63,8 @@ export async function startBuildkitd(options: { env?: Record<string, string> } =
     child = spawn(
       BUILDKITD,
       ['--root', root, '--addr', address, '--oci-worker-snapshotter=native', '--allow-insecure-entitlement', 'network.host'],
-      { stdio: ['ignore', fd, fd], detached: true, env: { ...process.env, ...options.env } },
+      // TMPDIR inside our dir: buildkitd leaves a `.buildkit-ssh-sock*` directory there per --ssh forward.
+      { stdio: ['ignore', fd, fd], detached: true, env: { ...process.env, TMPDIR: tmp, ...options.env } },
     );
     closeSync(fd);
     const deadline = Date.now() + 30_000;
@@ -161,15 +164,21 @@ export async function selectBuilder(t: TestContext, kind: builders.BuilderKind, 
   }
 }
 
-/** Writes files (path → content) into a fresh temp dir and returns it. */
-const contexts: string[] = [];
+const tempDirs: string[] = [];
 process.once('exit', () => {
-  for (const dir of contexts) rmSync(dir, { recursive: true, force: true });
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
 });
 
+/** A fresh temp dir (contexts, cache exports, XDG homes), removed when the test process exits. */
+export async function tempDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), `slipway-${prefix}-`));
+  tempDirs.push(dir);
+  return dir;
+}
+
+/** Writes files (path → content) into a fresh temp dir and returns it. */
 export async function writeContext(files: Record<string, string>): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'slipway-build-ctx-'));
-  contexts.push(dir);
+  const dir = await tempDir('build-ctx');
   for (const [path, content] of Object.entries(files)) {
     await mkdir(dirname(join(dir, path)), { recursive: true });
     await writeFile(join(dir, path), content);
