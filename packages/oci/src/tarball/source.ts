@@ -305,11 +305,13 @@ export async function fromIndexedArchive(indexed: IndexedArchive, options: Tarba
   const { level, concurrency, cacheDir } = checkOptions(options);
   const { archive, index } = indexed;
   const store = new TarStore(indexed);
-  let scratch: string | undefined;
+  // The promise, not the path: layers compress concurrently, and two first callers awaiting their
+  // own mkdtemp would make two directories, one of them never removed.
+  let scratch: Promise<string> | undefined;
   const stats: CompressionStats = { compressed: 0, cached: 0, passedThrough: 0 };
   const cleanup = async () => {
     await store.close();
-    await removeScratch(scratch);
+    await removeScratch(await scratch?.catch(() => undefined));
     await params.onClose?.();
   };
   try {
@@ -351,7 +353,11 @@ export async function fromIndexedArchive(indexed: IndexedArchive, options: Tarba
       file: indexed.file,
       ...(params.identity ? { identity: params.identity } : {}),
       ...(cacheDir ? { cacheDir } : {}),
-      scratch: async () => (scratch ??= await makeScratch(options.tempDir)),
+      scratch: () =>
+        (scratch ??= makeScratch(options.tempDir).catch((err: unknown) => {
+          scratch = undefined;
+          throw err;
+        })),
       level,
       stats,
       ...(options.onCompressedStream ? { tee: options.onCompressedStream } : {}),

@@ -451,6 +451,20 @@ describe('tarball.open', () => {
     assert.deepEqual(await readdir(sandbox), [], 'close() removes every scratch file');
     await rm(sandbox, { recursive: true });
   });
+
+  it('compresses layers concurrently into one scratch directory, all of it removed on close', async () => {
+    // Several layers ask for the scratch directory at the same time; each asking for its own
+    // mkdtemp would leave all but the last one behind after close().
+    const { entries } = dockerSaveEntries([{ tags: ['a:1'], layers: [layerA, layerB, layerC] }]);
+    const path = await archive('concurrent.tar', entries);
+    const sandbox = await mkdtemp(join(tmpdir(), 'slipway-sandbox-'));
+    const source = await open(path, { tempDir: sandbox, cacheDir: false, concurrency: 3 });
+    await source.root();
+    assert.equal((await readdir(sandbox)).length, 1, 'one scratch dir for the compressed layers');
+    await source.close();
+    assert.deepEqual(await readdir(sandbox), [], 'close() removes every scratch file');
+    await rm(sandbox, { recursive: true });
+  });
 });
 
 describe('archiveDigest', () => {
