@@ -8,8 +8,9 @@
  * date by us, as the OCI distribution spec v1.1 asks of clients, and only after the referrer is in.
  * @module
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { debuglog } from 'node:util';
-import { copy, digestOf, MediaType, parseManifest, RegistryError, remote, SlipwayError, throwIfAborted, type CallOptions, type Descriptor, type ImageSink, type ManifestBytes, type name, type ParsedManifest } from '@slipway/oci';
+import { AbortedError, copy, digestOf, MediaType, parseManifest, RegistryError, remote, SlipwayError, throwIfAborted, type CallOptions, type Descriptor, type ImageSink, type ManifestBytes, type name, type ParsedManifest } from '@slipway/oci';
 import { noStats, sumStats } from './stats.js';
 
 const debug = debuglog('slipway');
@@ -122,10 +123,23 @@ export function referrerDescriptor(manifest: ManifestBytes, parsed: ParsedManife
   };
 }
 
+/** Rounds of write-then-check on a fallback tag before giving up on a writer that keeps replacing it. */
+const fallbackRounds = 4;
+/**
+ * How long after writing a fallback tag it is read back. A writer that read the tag before our PUT
+ * and puts its own merge after it erases our entries; the read-back, late enough for such a PUT to
+ * have landed, sees that and merges again. Paid only when the tag was written.
+ */
+export const fallbackSettleMs = 200;
+
 /**
  * Adds descriptors to the index at the destination's `<alg>-<hex>` tag for `subject`, keeping what it
- * lists already (another tool's referrers too). Returns whether it wrote. Two writers racing on the
- * same tag can lose an entry: distribution 2.8 offers no conditional PUT.
+ * lists already (another tool's referrers too). Returns whether it wrote.
+ *
+ * Distribution offers no conditional PUT, so two writers merging into one tag can erase each other's
+ * entries: each write is read back after {@link fallbackSettleMs} and merged again when our entries
+ * are gone (keeping the other writer's). That closes the window for a writer whose PUT lands within
+ * the settle time; one landing later can still erase ours, and only its own read-back would notice.
  */
 async function updateFallbackTag(
   client: remote.RegistryClient,
@@ -135,28 +149,42 @@ async function updateFallbackTag(
   call: { signal?: AbortSignal },
 ): Promise<boolean> {
   const reference = `${destination.name}:${remote.referrersTag(subject)}`;
-  let existing: Descriptor[] = [];
-  let extra: Record<string, unknown> = {};
-  try {
-    const current = await client.getManifest(reference, call);
-    const parsed = parseManifest(current.bytes, current.descriptor.mediaType);
-    if (parsed.kind !== 'index') {
-      throw new SlipwayError('SLIPWAY_REGISTRY', `${reference} holds ${current.descriptor.mediaType}, not the referrers index the tag schema wants; left alone`);
+  let wrote = false;
+  for (let round = 0; ; round++) {
+    const { existing, extra } = await readFallbackIndex(client, reference, call);
+    const have = new Set(existing.map((d) => d.digest));
+    const missing = descriptors.filter((d) => !have.has(d.digest));
+    if (missing.length === 0) return wrote;
+    if (round === fallbackRounds) {
+      throw new SlipwayError('SLIPWAY_REGISTRY', `${reference}: another writer replaced the referrers index ${fallbackRounds} times in a row; ${missing.length} of its entries are not there (run the copy again)`);
     }
-    existing = parsed.manifest.manifests;
-    const { manifests: _manifests, ...rest } = JSON.parse(Buffer.from(current.bytes).toString('utf8')) as Record<string, unknown>;
-    extra = rest;
-  } catch (err) {
-    if (!(RegistryError.is(err) && err.notFound)) throw err;
+    if (wrote) debug('referrers: %s was replaced by another writer; merging %d entries again', reference, missing.length);
+    // Other fields of the index the tag held (annotations) are kept; the type is always an OCI index.
+    const index = { ...extra, schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [...existing, ...missing] };
+    const bytes = new TextEncoder().encode(JSON.stringify(index));
+    await client.putManifest(reference, { descriptor: { mediaType: MediaType.OciIndex, digest: digestOf(bytes), size: bytes.byteLength }, bytes }, call);
+    wrote = true;
+    await sleep(fallbackSettleMs, undefined, call).catch((err: unknown) => {
+      throw new AbortedError('operation aborted', { cause: err });
+    });
   }
-  const have = new Set(existing.map((d) => d.digest));
-  const missing = descriptors.filter((d) => !have.has(d.digest));
-  if (missing.length === 0) return false;
-  // Other fields of the index the tag held (annotations) are kept; the type is always an OCI index.
-  const index = { ...extra, schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [...existing, ...missing] };
-  const bytes = new TextEncoder().encode(JSON.stringify(index));
-  await client.putManifest(reference, { descriptor: { mediaType: MediaType.OciIndex, digest: digestOf(bytes), size: bytes.byteLength }, bytes }, call);
-  return true;
+}
+
+/** The descriptors a fallback tag lists (none when it does not exist) and the index's other fields. */
+async function readFallbackIndex(client: remote.RegistryClient, reference: string, call: { signal?: AbortSignal }): Promise<{ existing: Descriptor[]; extra: Record<string, unknown> }> {
+  let current: ManifestBytes;
+  try {
+    current = await client.getManifest(reference, call);
+  } catch (err) {
+    if (RegistryError.is(err) && err.notFound) return { existing: [], extra: {} };
+    throw err;
+  }
+  const parsed = parseManifest(current.bytes, current.descriptor.mediaType);
+  if (parsed.kind !== 'index') {
+    throw new SlipwayError('SLIPWAY_REGISTRY', `${reference} holds ${current.descriptor.mediaType}, not the referrers index the tag schema wants; left alone`);
+  }
+  const { manifests: _manifests, ...extra } = JSON.parse(Buffer.from(current.bytes).toString('utf8')) as Record<string, unknown>;
+  return { existing: parsed.manifest.manifests, extra };
 }
 
 /** A sink whose PUT of `root` goes through `put` (to read the registry's answer); everything else as `sink`. */
