@@ -44,7 +44,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { pipeline as pipelineCallback, type Readable } from 'node:stream';
+import { pipeline as pipelineCallback, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { debuglog } from 'node:util';
 import { DigestMismatchError, SlipwayError } from '../errors.js';
@@ -197,7 +197,14 @@ async function passThroughDigest(ctx: LayerContext, entry: TarEntry, signal?: Ab
     if (typeof meta?.digest === 'string' && /^sha256:[a-f0-9]{64}$/.test(meta.digest)) return meta.digest as Digest;
   }
   const hash = createHash('sha256');
-  await pipeline(openEntry(ctx.file, entry), new HashTee(hash), signal ? { signal } : {});
+  // A sink, not a pass-through: a Transform nobody reads stops taking bytes at its highWaterMark.
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      hash.update(chunk);
+      callback();
+    },
+  });
+  await pipeline(openEntry(ctx.file, entry), sink, signal ? { signal } : {});
   const digest: Digest = `sha256:${hash.digest('hex')}`;
   if (metaPath) await writeAtomic(metaPath, JSON.stringify({ digest }));
   return digest;

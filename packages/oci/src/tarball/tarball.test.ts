@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -216,6 +216,19 @@ describe('tarball.open', () => {
     assert.equal(manifest.layers[0].digest, sha256(gz));
     assert.equal(manifest.layers[0].size, gz.length);
     assert.equal(source.stats.passedThrough, 1);
+    await source.close();
+  });
+
+  it('passes a large already-gzipped layer through (crane and skopeo archives of real images)', async () => {
+    // Bigger than any stream buffer: hashing it must consume every byte, not stall after 16 KiB.
+    const tar = await makeTar([{ name: 'big.bin', body: randomBytes(1 << 20) }]);
+    const gz = gzipSync(tar, { level: 1 });
+    const { entries } = dockerSaveEntries([{ tags: ['big:1'], layers: [gz], diffIDs: [`sha256:${hex(tar)}`] }]);
+    const source = await open(await archive('passthrough-big.tar', entries), options());
+    const manifest = JSON.parse(Buffer.from((await source.root({ signal: AbortSignal.timeout(20_000) })).bytes).toString());
+    assert.equal(manifest.layers[0].digest, sha256(gz));
+    assert.equal(source.stats.passedThrough, 1);
+    assert.deepEqual(await readAll(await source.blob(manifest.layers[0])), gz);
     await source.close();
   });
 
