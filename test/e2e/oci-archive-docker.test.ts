@@ -155,6 +155,17 @@ describe('docker save archives and the Docker daemon', { skip }, () => {
     await lazy.close?.();
   });
 
+  it('fails at once, naming the option, when the spool cannot be made after the export has started', async () => {
+    // The export answer is in flight when the scratch directory fails: the connection must be
+    // dropped, not waited on (closing it would wait for a body nobody reads any more).
+    const tempDir = join(images.dir, 'no-such-dir');
+    const started = Date.now();
+    const err = await testing.errorOf(daemon.open(images.single, { tempDir, signal: AbortSignal.timeout(30_000) }));
+    assert.equal(err.code, 'SLIPWAY_INVALID_ARG', err.message);
+    assert.ok(err.message.includes(tempDir) && /ENOENT/.test(err.message), err.message);
+    assert.ok(Date.now() - started < 10_000, `took ${Date.now() - started} ms`);
+  });
+
   it('removes the daemon spool on close', async () => {
     const tempDir = join(images.dir, 'spool');
     const { mkdir } = await import('node:fs/promises');

@@ -129,7 +129,9 @@ export async function open(image: string, options: DaemonOptions = {}): Promise<
     // The identity is left out on purpose: a spool is a fresh temp file every time (diff-ID keyed cache entries still apply).
     return await fromIndexedArchive(indexed, { ...options, image: 0 }, { label: name });
   } catch (err) {
-    await client.close().catch(() => undefined);
+    // destroy, not close: close waits for in-flight requests, and an export body nobody reads any
+    // more never finishes.
+    await client.destroy().catch(() => undefined);
     await removeScratch(scratch);
     throw err;
   }

@@ -8,11 +8,17 @@
 import { mkdtemp, open as openFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AbortedError } from '../errors.js';
+import { AbortedError, InvalidArgumentError } from '../errors.js';
 
 /** Creates a fresh private (0700) directory under `base` (default: the OS temp dir). */
 export async function makeScratch(base?: string): Promise<string> {
-  return mkdtemp(join(base ?? tmpdir(), 'slipway-'));
+  if (base === undefined) return mkdtemp(join(tmpdir(), 'slipway-'));
+  try {
+    return await mkdtemp(join(base, 'slipway-'));
+  } catch (err) {
+    // The caller named this directory: say which option is wrong rather than a bare ENOENT.
+    throw new InvalidArgumentError(`tempDir "${base}" cannot hold a scratch directory: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+  }
 }
 
 export async function removeScratch(dir: string | undefined): Promise<void> {
