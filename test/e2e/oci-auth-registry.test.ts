@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { auth, name, remote, SlipwayError } from '@slipway/oci';
+import * as testing from '@slipway/oci/testing';
 import { CANARY_PASSWORD, CANARY_USERNAME, startRegistry, type TestRegistry } from '../support/registry.js';
 import { makeImage } from './registry-images.js';
 
@@ -240,6 +242,32 @@ describe('token registry (Bearer auth with the test issuer)', () => {
       const start = issuer.requests.length;
       assert.ok(await client.head(`${registry.host}/team/app:1`));
       assert.deepEqual(issuer.requests.slice(start).map((r) => r.status), [503, 503, 200]);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('shares a token exchange between callers, and one caller giving up does not fail the others', async () => {
+    // Two operations on one client (a provider's) need the same scope at once: one exchange. The
+    // first caller's abort, while that exchange is in flight, must end its own wait only.
+    const issuer = registry.tokenIssuer!;
+    const client = remote.createRegistryClient({ credentials: { [registry.host]: { username: CANARY_USERNAME, password: CANARY_PASSWORD } } });
+    try {
+      assert.equal(await client.hasTags(`${registry.host}/warm/up`), false, 'ping and credentials done');
+      const start = issuer.requests.length;
+      issuer.delayNext(1000);
+      const leaving = new AbortController();
+      const a = client.hasTags(`${registry.host}/shared/exchange`, { signal: leaving.signal });
+      const b = client.hasTags(`${registry.host}/shared/exchange`);
+      const deadline = Date.now() + 10_000;
+      while (issuer.requests.length === start) {
+        assert.ok(Date.now() < deadline, 'no token request');
+        await sleep(10);
+      }
+      leaving.abort(new Error('caller A gave up'));
+      assert.equal((await testing.errorOf(a)).code, 'SLIPWAY_ABORTED');
+      assert.equal(await b, false, 'caller B got its answer with the shared token');
+      assert.deepEqual(issuer.requests.slice(start).map((r) => r.status), [200], 'one exchange, completed');
     } finally {
       await client.close();
     }

@@ -16,6 +16,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { runChecked } from './tools.js';
 
 /** One grant rule: repositories matching `repo` may receive at most `actions`. */
@@ -88,6 +89,8 @@ export interface TokenIssuer {
   setTtl(seconds: number): void;
   /** Answer the next `count` requests with `status` (e.g. 500) to test token-server failures. */
   failNext(status: number, count?: number): void;
+  /** Hold the next `count` requests this long before answering (an exchange still in flight). */
+  delayNext(ms: number, count?: number): void;
   /** Sign an arbitrary token (for tests of expired or forged tokens). */
   signToken(access: ScopeAccess[], claims?: { subject?: string; ttlSeconds?: number; issuedAt?: number; audience?: string; issuer?: string }): string;
   stop(): Promise<void>;
@@ -164,6 +167,7 @@ export async function startTokenIssuer(options: TokenIssuerOptions = {}): Promis
   let anonymous: Grant[] = options.anonymous ?? [];
   let ttl = options.ttlSeconds ?? 300;
   let failures: { status: number; count: number } | undefined;
+  let delays: { ms: number; count: number } | undefined;
   const requests: TokenRequestRecord[] = [];
   const refreshTokens = new Map<string, string>();
 
@@ -209,6 +213,10 @@ export async function startTokenIssuer(options: TokenIssuerOptions = {}): Promis
       account: undefined, presentedCredentials: false, grantType: 'anonymous', status: 0, granted: [], at: Date.now(),
     };
     requests.push(record);
+    if (delays !== undefined && delays.count > 0) {
+      delays.count -= 1;
+      await sleep(delays.ms);
+    }
     const reply = (status: number, body: unknown, headers: Record<string, string> = {}): void => {
       record.status = status;
       res.writeHead(status, { 'content-type': 'application/json', ...headers });
@@ -305,6 +313,7 @@ export async function startTokenIssuer(options: TokenIssuerOptions = {}): Promis
     setAnonymous(grants) { anonymous = grants; },
     setTtl(seconds) { ttl = seconds; },
     failNext(status, count = 1) { failures = { status, count }; },
+    delayNext(ms, count = 1) { delays = { ms, count }; },
     signToken,
     async stop() {
       if (stopped) return;

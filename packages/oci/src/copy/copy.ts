@@ -15,6 +15,7 @@
  */
 import { Readable } from 'node:stream';
 import { AbortedError, DigestMismatchError, InvalidArgumentError, SlipwayError } from '../errors.js';
+import { linkSignals } from '../internal/signals.js';
 import { digestOf, type Digest } from '../v1/digest.js';
 import { blobDescriptors, parseManifest, type Descriptor } from '../v1/manifest.js';
 import { MediaType } from '../v1/media-types.js';
@@ -113,12 +114,14 @@ export async function copy(source: ImageSource, sink: ImageSink, options: CopyOp
   const jobs = options.jobs ?? defaultJobs;
   if (!Number.isSafeInteger(jobs) || jobs < 1 || jobs > 256) throw new InvalidArgumentError(`jobs must be an integer from 1 to 256, got ${jobs}`);
   const controller = new AbortController();
-  const signal = options.signal ? AbortSignal.any([options.signal, controller.signal]) : controller.signal;
+  const linked = linkSignals(options.signal, controller.signal);
   try {
-    return await new CopyRun(source, sink, options, jobs, controller, signal).run();
+    return await new CopyRun(source, sink, options, jobs, controller, linked.signal!).run();
   } catch (err) {
     if (options.signal?.aborted) throw new AbortedError(`copying ${source.name} to ${sink.name}: aborted`, { cause: options.signal.reason });
     throw err;
+  } finally {
+    linked.dispose();
   }
 }
 

@@ -15,6 +15,7 @@
 import { PassThrough, type Writable } from 'node:stream';
 import { debuglog } from 'node:util';
 import { AbortedError, SizeMismatchError } from '../errors.js';
+import { linkSignals } from '../internal/signals.js';
 import type { Reference, Repository } from '../name/reference.js';
 import type { Transport } from '../transport/transport.js';
 import type { Descriptor } from '../v1/manifest.js';
@@ -62,7 +63,9 @@ export function startStreamedUpload(call: StreamedUploadCall): StreamedUpload {
   const scopes = [pushScope(repository.repository)];
   const what = `streamed blob to ${repository.name}`;
   const controller = new AbortController();
-  const signal = call.signal ? AbortSignal.any([call.signal, controller.signal]) : controller.signal;
+  // Unhooked from the caller's signal once the upload is over (finished, or abandoned and cleaned up).
+  const linked = linkSignals(call.signal, controller.signal);
+  const signal = linked.signal!;
   const body = new PassThrough({ highWaterMark: call.highWaterMark ?? defaultStreamBuffer });
   // Failures are reported through finish(); a producer that stopped listening must not crash the process.
   body.on('error', () => undefined);
@@ -149,6 +152,8 @@ export function startStreamedUpload(call: StreamedUploadCall): StreamedUpload {
           await cancelSession();
           debug('streamed upload of %s failed (%s); it goes the ordinary way', descriptor.digest, describe(err));
           return 'failed';
+        } finally {
+          linked.dispose();
         }
       })();
       return finishing;
@@ -159,7 +164,7 @@ export function startStreamedUpload(call: StreamedUploadCall): StreamedUpload {
       fail(why);
       controller.abort(why);
       // After the POST settles: a session that started just as we gave up is deleted too.
-      void patched.then(cancelSession, cancelSession);
+      void patched.then(cancelSession, cancelSession).finally(linked.dispose);
     },
   };
 }

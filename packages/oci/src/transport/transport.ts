@@ -12,6 +12,7 @@ import type { Agent, Dispatcher } from 'undici';
 import { AbortedError, InvalidArgumentError, SlipwayError } from '../errors.js';
 import { describeCredentials, secretsOf, type Credentials, type Keychain } from '../auth/credentials.js';
 import { SharedTaskMap } from '../internal/shared-task.js';
+import { linkSignals } from '../internal/signals.js';
 import { readCapped, BodyTooLargeError } from '../internal/read.js';
 import { redactUrl, SecretSet } from '../internal/redact.js';
 import { Semaphore, type Release } from '../internal/semaphore.js';
@@ -213,7 +214,12 @@ export class Transport {
 
   /** The base URL the registry is spoken to at (after the first ping), e.g. `http://127.0.0.1:5000`. */
   async baseUrl(registry: string, signal?: AbortSignal): Promise<URL> {
-    return new URL((await this.#state(registry, this.#combine(signal))).base);
+    const linked = linkSignals(signal, this.#signal);
+    try {
+      return new URL((await this.#state(registry, linked.signal)).base);
+    } finally {
+      linked.dispose();
+    }
   }
 
   /**
@@ -221,7 +227,20 @@ export class Transport {
    * throws RegistryError for an unexpected status or NetworkError when the registry cannot be reached.
    */
   async request(req: RegistryRequest): Promise<RegistryResponse> {
-    const signal = this.#combine(req.signal);
+    const linked = linkSignals(req.signal, this.#signal);
+    let response: RegistryResponse | undefined;
+    try {
+      response = await this.#request(req, linked.signal);
+      return response;
+    } finally {
+      // A streamed body is still to be read, under the same signals: it keeps the link until it closes.
+      const body = response?.body;
+      if (body && !body.closed) body.once('close', linked.dispose);
+      else linked.dispose();
+    }
+  }
+
+  async #request(req: RegistryRequest, signal: AbortSignal | undefined): Promise<RegistryResponse> {
     throwIfAborted(signal);
     const state = await this.#state(req.registry, signal);
     const url = new URL(req.path, state.base);
@@ -411,8 +430,10 @@ export class Transport {
       if (!credentials || !('password' in credentials)) return undefined;
       return `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
     }
-    const token = await this.#tokens.get(tokenKey(state, challenge, scopes), () =>
-      this.#fetchToken(state, challenge, scopes, credentials, signal),
+    const token = await this.#tokens.get(
+      tokenKey(state, challenge, scopes),
+      (exchangeSignal) => this.#fetchToken(state, challenge, scopes, credentials, exchangeSignal),
+      signal,
     );
     return `Bearer ${token}`;
   }
@@ -607,11 +628,6 @@ export class Transport {
     });
   }
 
-  #combine(signal: AbortSignal | undefined): AbortSignal | undefined {
-    if (!signal) return this.#signal;
-    if (!this.#signal) return signal;
-    return AbortSignal.any([signal, this.#signal]);
-  }
 }
 
 /** Node's certificate verification failures (`DEPTH_ZERO_SELF_SIGNED_CERT`, `ERR_TLS_CERT_ALTNAME_INVALID`, …). */
