@@ -197,6 +197,38 @@ describe('faults between the client and the real registry', () => {
     }
   });
 
+  it('reopens a source that failed mid-blob during a chunked upload, and resumes at the registry\'s offset', async () => {
+    // In a copy the source is another registry's blob stream; a reset there is temporary. The failed
+    // stream cannot be read further: the upload must open the source again, not report it short.
+    const chunked = remote.createRegistryClient({ keychain: anonymous, retry: fastRetry, chunkSize: 64 * 1024, maxMonolithicBytes: 0 });
+    try {
+      const image = makeImage([256 * 1024]);
+      const layer = image.layers[0]!;
+      let opens = 0;
+      const open = (b: Image['blobs'][number]) => async (): Promise<Readable> => {
+        if (b !== layer) return Readable.from([b.bytes]);
+        opens += 1;
+        if (opens > 1) return Readable.from([b.bytes]);
+        let sent = false;
+        return new Readable({
+          read() {
+            if (!sent) {
+              sent = true;
+              this.push(b.bytes.subarray(0, 128 * 1024));
+            } else {
+              this.destroy(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }));
+            }
+          },
+        });
+      };
+      await push(chunked, `${proxy.host}/faults/source-reset:1`, image, open);
+      assert.equal(opens, 2, 'the source was opened again after it failed');
+      assert.deepEqual(await buffer(await direct.blob(`${registry.host}/faults/source-reset`, layer.descriptor)), layer.bytes);
+    } finally {
+      await chunked.close();
+    }
+  });
+
   it('honours OCI-Chunk-Min-Length: chunks grow to the minimum the registry asks for', async () => {
     // Distribution spec v1.1: a registry may answer the upload POST with OCI-Chunk-Min-Length, and
     // every chunk but the last must then be at least that long. Neither distribution build sends it,

@@ -237,7 +237,9 @@ async function chunked(
       try {
         const chunkSize = Math.min(maxChunkSize, Math.max(call.chunkSize ?? defaultChunkSize, session.minChunk));
         if (offset < descriptor.size) {
-          if (!reader || reader.position > offset) {
+          // A source that failed (a reset mid-blob in a copy) is read again from the start: its
+          // iterator is over, and the bytes it took before failing are gone with it.
+          if (!reader || reader.broken || reader.position > offset) {
             reader?.close();
             reader = new ChunkReader(await open());
           }
@@ -397,6 +399,7 @@ class ChunkReader {
   #pending: Buffer = Buffer.alloc(0);
   #position = 0;
   #done = false;
+  #broken = false;
 
   constructor(stream: Readable) {
     this.#stream = stream;
@@ -407,13 +410,24 @@ class ChunkReader {
     return this.#position;
   }
 
+  /** The source failed: nothing more can be read from it. */
+  get broken(): boolean {
+    return this.#broken;
+  }
+
   async read(size: number): Promise<Buffer> {
     const parts: Buffer[] = [];
     let have = 0;
     while (have < size) {
       if (this.#pending.length === 0) {
         if (this.#done) break;
-        const next = await this.#iterator.next();
+        let next: IteratorResult<Buffer>;
+        try {
+          next = await this.#iterator.next();
+        } catch (err) {
+          this.#broken = true;
+          throw err;
+        }
         if (next.done) {
           this.#done = true;
           break;
