@@ -82,7 +82,7 @@ export async function uploadBlob(call: UploadCall): Promise<void> {
 
   let session: Session | undefined;
   const mountFrom = options?.mountFrom;
-  if (mountFrom && mountFrom.registry === (await registryWireHost(transport, repository.registry)) && mountFrom.repository !== repository.repository) {
+  if (mountFrom && mountFrom.registry === (await registryWireHost(transport, repository.registry, options?.signal)) && mountFrom.repository !== repository.repository) {
     try {
       const result = await startSession({ repository: mountFrom.repository });
       if (result === 'mounted') {
@@ -388,8 +388,8 @@ async function pause(ms: number, signal: AbortSignal | undefined): Promise<void>
   }
 }
 
-async function registryWireHost(transport: Transport, registry: string): Promise<string> {
-  return (await transport.baseUrl(registry)).host;
+async function registryWireHost(transport: Transport, registry: string, signal: AbortSignal | undefined): Promise<string> {
+  return (await transport.baseUrl(registry, signal)).host;
 }
 
 /** Reads a stream in exact-size pieces, tracking the position, so chunks can be cut from one pass. */
