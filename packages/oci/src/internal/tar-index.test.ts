@@ -4,12 +4,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { after, before, describe, it } from 'node:test';
 import { createGzip } from 'node:zlib';
 import { SlipwayError } from '../errors.js';
 import { makeTar, type TestEntry } from './tar-fixtures.js';
-import { indexTar, normaliseEntryName, openEntry, readEntry, requireEntry, resolveEntry } from './tar-index.js';
+import { indexTar, normaliseEntryName, openEntry, readEntry, requireEntry, resolveEntry, spoolTransform } from './tar-index.js';
 
 async function codeOf(promise: Promise<unknown>): Promise<string> {
   try {
@@ -152,5 +153,43 @@ describe('indexTar', () => {
     controller.abort();
     const message = await codeOf(indexTar(Readable.from([Buffer.alloc(1024)]), { archive: 'a', signal: controller.signal }));
     assert.match(message, /^SLIPWAY_ABORTED/);
+  });
+});
+
+describe('spoolTransform', () => {
+  it('fails, rather than waits forever, when the spool file fails while full (a full disk)', async () => {
+    // The file takes one chunk, says it is full, then fails that write: it never drains.
+    const full = new Writable({
+      highWaterMark: 1,
+      write(_chunk, _encoding, callback) {
+        setImmediate(() => callback(Object.assign(new Error('no space left on device'), { code: 'ENOSPC' })));
+      },
+    });
+    const out = new PassThrough();
+    out.resume();
+    const input = Readable.from([randomBytes(1024), randomBytes(1024), randomBytes(1024)]);
+    await assert.rejects(pipeline(input, spoolTransform(full), out, { signal: AbortSignal.timeout(5000) }), (err: NodeJS.ErrnoException) => err.code === 'ENOSPC');
+  });
+
+  it('passes every byte on and writes them all to the file', async () => {
+    const written: Buffer[] = [];
+    const file = new Writable({
+      highWaterMark: 16,
+      write(chunk: Buffer, _encoding, callback) {
+        written.push(chunk);
+        setImmediate(callback);
+      },
+    });
+    const passed: Buffer[] = [];
+    const out = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        passed.push(chunk);
+        callback();
+      },
+    });
+    const chunks = [randomBytes(100), randomBytes(200), randomBytes(300)];
+    await pipeline(Readable.from(chunks), spoolTransform(file), out);
+    assert.deepEqual(Buffer.concat(passed), Buffer.concat(chunks));
+    assert.deepEqual(Buffer.concat(written), Buffer.concat(chunks));
   });
 });

@@ -12,7 +12,7 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { open as openFile } from 'node:fs/promises';
 import { posix } from 'node:path';
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { Readable, Transform, type TransformCallback, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { AbortedError, SlipwayError } from '../errors.js';
@@ -112,7 +112,7 @@ export async function indexTar(input: Readable, options: IndexTarOptions): Promi
   const stages: NodeJS.ReadWriteStream[] = [];
   if (options.gunzip) stages.push(createGunzip());
   stages.push(counter);
-  if (options.spoolTo) stages.push(spoolTransform(options.spoolTo));
+  if (options.spoolTo) stages.push(spoolTransform(createWriteStream(options.spoolTo, { flags: 'wx', mode: 0o600 })));
   const feeding = pipeline([input, ...stages, extractor as unknown as NodeJS.WritableStream], signal ? { signal } : {});
   // Both the feeding pipeline and the entry iterator report the same failure; keep the first.
   feeding.catch(() => undefined);
@@ -158,8 +158,8 @@ export async function indexTar(input: Readable, options: IndexTarOptions): Promi
 }
 
 /** Writes chunks to a file while passing them on, with backpressure from both sides. */
-function spoolTransform(path: string): Transform {
-  const file = createWriteStream(path, { flags: 'wx', mode: 0o600 });
+/** Passes bytes on while writing them to `file`; a failure of `file` (a full disk) fails the stream. */
+export function spoolTransform(file: Writable): Transform {
   let failed: Error | undefined;
   file.on('error', (err) => {
     failed = err;
@@ -167,8 +167,15 @@ function spoolTransform(path: string): Transform {
   return new Transform({
     transform(chunk: Buffer, _encoding, callback: TransformCallback) {
       if (failed) return callback(failed);
-      if (file.write(chunk)) callback(null, chunk);
-      else file.once('drain', () => callback(failed ?? null, chunk));
+      if (file.write(chunk)) return callback(null, chunk);
+      // A file that fails while full never drains: wait for whichever comes first.
+      const resume = (): void => {
+        file.off('drain', resume);
+        file.off('error', resume);
+        callback(failed ?? null, chunk);
+      };
+      file.once('drain', resume);
+      file.once('error', resume);
     },
     flush(callback: TransformCallback) {
       if (failed) return callback(failed);
