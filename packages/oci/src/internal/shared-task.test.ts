@@ -88,6 +88,22 @@ describe('SharedTask', () => {
     assert.equal(runs, 2);
   });
 
+  it('fails its waiters with SLIPWAY_ABORTED when cancel() stops the work, however the work noticed', async () => {
+    // Streams stopped by a signal reject with Node's bare AbortError (ABORT_ERR), not ours.
+    const task = new SharedTask<string>(
+      (s) =>
+        new Promise<string>((_resolve, reject) => {
+          s.addEventListener('abort', () => reject(Object.assign(new Error('The operation was aborted'), { name: 'AbortError', code: 'ABORT_ERR' })), { once: true });
+        }),
+    );
+    const withoutSignal = task.get();
+    const withSignal = task.get(new AbortController().signal);
+    await task.cancel();
+    for (const waiting of [withoutSignal, withSignal]) {
+      await assert.rejects(waiting, (err: Error & { code?: string }) => err instanceof AbortedError && err.code === 'SLIPWAY_ABORTED');
+    }
+  });
+
   it('refuses an already aborted signal without starting work', async () => {
     const d = deferredTask();
     await assert.rejects(d.task.get(AbortSignal.abort()), (err: unknown) => err instanceof AbortedError);

@@ -4,7 +4,7 @@
  * when every waiter has gone. A result is kept; a failure is forgotten so the next call retries.
  * @module
  */
-import { AbortedError, throwIfAborted } from '../errors.js';
+import { AbortedError, SlipwayError, throwIfAborted } from '../errors.js';
 
 /** A single-flight task shared by concurrent callers; a caller's abort cancels it only when nobody else waits. */
 export class SharedTask<T> {
@@ -32,12 +32,18 @@ export class SharedTask<T> {
     const entry = current;
     // Every caller counts, with or without a signal: one caller's abort must not cancel another's wait.
     entry.waiters++;
+    // Work cancelled under us (cancel(): the source was closed) fails however the work noticed,
+    // often a bare AbortError from a stream: callers get SLIPWAY_ABORTED.
+    const settled = entry.promise.catch((err: unknown) => {
+      if (entry.controller.signal.aborted && !SlipwayError.is(err)) throw new AbortedError('operation aborted', { cause: entry.controller.signal.reason });
+      throw err;
+    });
     try {
-      if (!signal) return await entry.promise;
+      if (!signal) return await settled;
       return await new Promise<T>((resolve, reject) => {
         const onAbort = () => reject(new AbortedError('operation aborted', { cause: signal.reason }));
         signal.addEventListener('abort', onAbort, { once: true });
-        entry.promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+        settled.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
       });
     } finally {
       entry.waiters--;
