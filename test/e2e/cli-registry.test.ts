@@ -4,6 +4,7 @@
 // config, or wrong in the environment) that never shows up in any output.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -240,6 +241,36 @@ describe('slipway CLI against real registries', { skip: missing.length > 0 ? `ne
       assert.equal(proxy.requestsMatching({ method: 'PUT', path: '/v2/slow/app/manifests/' }).length, 0);
     } finally {
       await proxy?.stop();
+    }
+  });
+
+  it('exits 130 on SIGINT at once when the registry accepted the connection and says nothing', async () => {
+    // A host that takes the TCP connection and never answers: the TLS handshake of the first
+    // (HTTPS) ping hangs. undici keeps such a request until its 10 s connect timeout, whatever the
+    // signal says; Ctrl-C must not wait for it.
+    const silent = createNetServer((socket) => socket.on('error', () => undefined));
+    const sockets = new Set<Socket>();
+    silent.on('connection', (socket) => sockets.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const host = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    try {
+      for (const args of [['tags', `${host}/x`], ['copy', index.reference, `${host}/x:1`]]) {
+        const child = spawn(process.execPath, [main, ...args], { env: definedEnv(), stdio: 'pipe' });
+        let stderr = '';
+        child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+        while (sockets.size === 0) await new Promise((r) => setTimeout(r, 20));
+        await new Promise((r) => setTimeout(r, 200));
+        const started = Date.now();
+        child.kill('SIGINT');
+        const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+        assert.equal(code, 130, stderr);
+        assert.ok(Date.now() - started < 3000, `${args[0]}: exited ${Date.now() - started} ms after SIGINT`);
+        for (const socket of sockets) socket.destroy();
+        sockets.clear();
+      }
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
     }
   });
 });

@@ -2,7 +2,7 @@
 // redirects, Basic and Bearer flows, error shape and redaction, concurrency, abort).
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { AbortedError, SlipwayError } from '../errors.js';
@@ -520,5 +520,31 @@ describe('transport concurrency and cancellation', () => {
     assert.equal((await t.baseUrl(server.host)).protocol, 'http:');
     await t.request({ method: 'GET', registry: server.host, path: '/v2/x' });
     assert.equal(server.seen.filter((s) => s.url === '/v2/').length, 1, 'one ping');
+  });
+});
+
+describe('Transport.close', () => {
+  it('does not wait for an abandoned request stuck in a TLS handshake', async () => {
+    const sockets: Socket[] = [];
+    const silent = createNetServer((socket) => {
+      sockets.push(socket);
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const host = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const transport = new Transport();
+    try {
+      const controller = new AbortController();
+      const pending = transport.request({ method: 'GET', registry: host, path: '/v2/x/tags/list', signal: controller.signal });
+      while (sockets.length === 0) await new Promise((r) => setTimeout(r, 10));
+      controller.abort();
+      await assert.rejects(pending, (err: unknown) => err instanceof AbortedError);
+      const started = Date.now();
+      await transport.close();
+      assert.ok(Date.now() - started < 2000, `close took ${Date.now() - started} ms`);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+    }
   });
 });

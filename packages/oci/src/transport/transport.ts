@@ -46,6 +46,8 @@ function at(url: URL): { origin: string; path: string } {
 }
 
 const debug = debuglog('slipway');
+/** How long close() lets abandoned requests finish before it destroys the connections. */
+const closeGraceMs = 250;
 
 /** Error bodies and token responses are read through this cap (ggcr's limit.ReadAll uses the same). */
 export const maxErrorBodyBytes = 64 * 1024;
@@ -188,12 +190,21 @@ export class Transport {
    * Closes pooled connections. Idempotent: the first call's promise is shared (undici 7 rejects a
    * second `Agent.close()` with UND_ERR_DESTROYED). Requests after it are refused, also when the
    * transport never sent one (undici is loaded lazily: its agents must not appear after close).
+   * A request still in flight by then was abandoned (its caller aborted): undici's graceful close
+   * would wait for it, up to the 10 s connect timeout for a host that never finishes a TLS
+   * handshake, so after {@link closeGraceMs} the connections are destroyed.
    */
   close(): Promise<void> {
     this.#closed ??= (async () => {
       if (this.#http === undefined) return;
       const http = await this.#http.catch(() => undefined);
-      if (http) await Promise.all([http.secure.close(), http.unverified.close()]);
+      if (!http) return;
+      const graceful = Promise.all([http.secure.close(), http.unverified.close()]).then(
+        () => true,
+        () => true,
+      );
+      const closed = await Promise.race([graceful, sleep(closeGraceMs, false, { ref: false })]);
+      if (!closed) await Promise.all([http.secure.destroy(), http.unverified.destroy()]).catch(() => undefined);
     })();
     return this.#closed;
   }

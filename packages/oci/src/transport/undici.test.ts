@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { loadUndici, loadUndiciParts } from './undici.js';
 
@@ -51,3 +51,29 @@ for (const from of ['lib', 'package'] as const) {
     }
   });
 }
+
+test('an abort rejects a request at once while its TLS handshake hangs (undici waits for the connect timeout)', async () => {
+  // Accepts the TCP connection, never says a word: the TLS client hello goes unanswered.
+  const sockets: Socket[] = [];
+  const silent = createNetServer((socket) => {
+    sockets.push(socket);
+    socket.on('error', () => undefined);
+  });
+  silent.listen(0, '127.0.0.1');
+  await once(silent, 'listening');
+  const origin = `https://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+  const { Agent, request } = await loadUndiciParts('lib');
+  const agent = new Agent();
+  try {
+    const controller = new AbortController();
+    const started = Date.now();
+    const pending = request(agent, { origin, path: '/v2/', method: 'GET', signal: controller.signal });
+    setTimeout(() => controller.abort(new Error('caller gave up')), 200);
+    await assert.rejects(pending, /caller gave up/);
+    assert.ok(Date.now() - started < 2000, `rejected after ${Date.now() - started} ms`);
+  } finally {
+    await agent.destroy();
+    for (const socket of sockets) socket.destroy();
+    silent.close();
+  }
+});

@@ -14,7 +14,11 @@ import type { Agent, Client, Dispatcher } from 'undici';
 export interface UndiciParts {
   Agent: typeof Agent;
   Client: typeof Client;
-  /** undici's request API on `dispatcher` (`origin` + `path` in `options`), what `dispatcher.request()` is. */
+  /**
+   * undici's request API on `dispatcher` (`origin` + `path` in `options`), what `dispatcher.request()`
+   * is, except that an abort rejects at once even while the connection is still being made (see
+   * {@link abortable}).
+   */
   request: (dispatcher: Dispatcher, options: Dispatcher.RequestOptions) => Promise<Dispatcher.ResponseData>;
   /** `lib`: only the parts were evaluated; `package`: the whole package (the lib layout was not found). */
   loadedFrom: 'lib' | 'package';
@@ -40,7 +44,7 @@ export function loadUndici(): Promise<UndiciParts> {
 export async function loadUndiciParts(from: 'lib' | 'package'): Promise<UndiciParts> {
   if (from === 'package') {
     const undici = await import('undici');
-    return { Agent: undici.Agent, Client: undici.Client, request: (dispatcher, options) => dispatcher.request(options), loadedFrom: 'package' };
+    return { Agent: undici.Agent, Client: undici.Client, request: (dispatcher, options) => abortable(dispatcher.request(options), options.signal), loadedFrom: 'package' };
   }
   const [agent, client, api] = (await Promise.all([import(agentModule), import(clientModule), import(requestModule)])) as [
     { default: unknown },
@@ -54,7 +58,53 @@ export async function loadUndiciParts(from: 'lib' | 'package'): Promise<UndiciPa
   return {
     Agent: agent.default as typeof Agent,
     Client: client.default as typeof Client,
-    request: (dispatcher, options) => apiRequest.call(dispatcher, options),
+    request: (dispatcher, options) => abortable(apiRequest.call(dispatcher, options), options.signal),
     loadedFrom: 'lib',
   };
+}
+
+/**
+ * `response`, rejected as soon as `signal` aborts. undici 7 only records an abort that comes while
+ * the request waits for its connection (the TLS handshake to a host that accepted the TCP connection
+ * and then says nothing), and rejects when the connect times out, 10 s later: Ctrl-C had to wait
+ * that long. An answer that still arrives after the abort has its body destroyed, freeing the socket.
+ */
+export function abortable(response: Promise<Dispatcher.ResponseData>, signal: Dispatcher.RequestOptions['signal']): Promise<Dispatcher.ResponseData> {
+  if (!isAbortSignal(signal)) return response;
+  const late = (): void => {
+    response.then(
+      (res) => res.body.destroy(),
+      () => undefined,
+    );
+  };
+  if (signal.aborted) {
+    late();
+    return Promise.reject(abortReason(signal));
+  }
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => {
+      late();
+      reject(abortReason(signal));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    response.then(
+      (res) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(res);
+      },
+      (err: Error) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
+function isAbortSignal(signal: unknown): signal is AbortSignal {
+  return typeof signal === 'object' && signal !== null && typeof (signal as AbortSignal).addEventListener === 'function' && 'aborted' in signal;
+}
+
+/** What undici rejects an aborted request with: the signal's reason when it is an Error, else an AbortError. */
+function abortReason(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new DOMException('This operation was aborted', 'AbortError');
 }
