@@ -200,6 +200,13 @@ describe('slipway CLI against real registries', { skip: missing.length > 0 ? `ne
     assert.equal(wrong.code, 4, wrong.stderr);
     assert.equal((json(wrong).error as Record<string, unknown>).code, 'SLIPWAY_AUTH');
     assert.equal((await slipway(['tags', `${locked.host}/app`], { DOCKER_CONFIG: join(work, 'empty') })).code, 4, 'anonymous is refused too');
+    // Credentials typed into a reference, URL-style: not a reference (2), and the password is not
+    // repeated in the message (slipway() checks every output for the canary).
+    for (const args of [['digest', `${CANARY_USERNAME}:${CANARY_PASSWORD}@${locked.host}/app:1`], ['copy', index.reference, `https://${CANARY_USERNAME}:${CANARY_PASSWORD}@${locked.host}/app:1`, '--json']]) {
+      const typed = await slipway(args);
+      assert.equal(typed.code, 2, typed.stderr);
+      assert.match(typed.stderr + typed.stdout, /<redacted>@/);
+    }
 
     const conflict = await slipway(['copy', index.reference, `${locked.host}/app:1`, '--platform', 'linux/arm64', '--json']);
     assert.equal(conflict.code, 5, conflict.stderr);

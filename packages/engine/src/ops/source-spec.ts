@@ -46,7 +46,7 @@ export async function parseSourceSpec(text: string): Promise<SourceSpec> {
   } catch (err) {
     if (/^[./~]|\.(tar|tgz|gz)$/i.test(trimmed)) throw new NotFoundError(`source "${trimmed}": no such file or directory`);
     const why = err instanceof Error ? err.message : String(err);
-    throw new InvalidArgumentError(`source "${trimmed}" is neither an existing file or directory nor an image reference (${why})`, {
+    throw new InvalidArgumentError(`source "${name.redactUserinfo(trimmed)}" is neither an existing file or directory nor an image reference (${why})`, {
       code: 'SLIPWAY_INVALID_REFERENCE',
       cause: err,
     });

@@ -16,6 +16,7 @@ export {
   maxNameLength,
   parseReference,
   parseRepository,
+  redactUserinfo,
   registryHost,
 } from './reference.js';
 export type { ParseReferenceOptions, Reference, Repository } from './reference.js';

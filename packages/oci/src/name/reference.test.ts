@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { SlipwayError } from '../errors.js';
-import { familiarString, parseReference, parseRepository, registryHost } from './reference.js';
+import { familiarString, parseReference, parseRepository, redactUserinfo, registryHost } from './reference.js';
 
 const d256 = `sha256:${'a'.repeat(64)}`;
 const d512 = `sha512:${'b'.repeat(128)}`;
@@ -104,6 +104,14 @@ describe('parseReference', () => {
       );
     });
   }
+
+  it('does not repeat a password typed into a reference (user:secret@host/repo)', () => {
+    for (const text of ['user:hunter2@registry.example/app:1', 'https://user:hunter2@registry.example/app:1', 'user:hunter2@localhost:5000/app']) {
+      assert.throws(() => parseReference(text), (err: Error) => !err.message.includes('hunter2') && err.message.includes('user:<redacted>@'));
+    }
+    assert.equal(redactUserinfo('app@sha256:abc'), 'app@sha256:abc', 'a digest is not userinfo');
+    assert.equal(redactUserinfo('registry.example:5000/app@sha256:abc'), 'registry.example:5000/app@sha256:abc');
+  });
 
   it('accepts a name of exactly 255 characters', () => {
     const ref = parseReference('r.io/' + 'a'.repeat(250));

@@ -96,7 +96,16 @@ class ImageReference extends RepositoryName implements Reference {
 }
 
 function invalid(text: string, why: string): InvalidArgumentError {
-  return new InvalidArgumentError(`invalid reference ${JSON.stringify(text)}: ${why}`, { code: 'SLIPWAY_INVALID_REFERENCE' });
+  return new InvalidArgumentError(`invalid reference ${JSON.stringify(redactUserinfo(text))}: ${why}`, { code: 'SLIPWAY_INVALID_REFERENCE' });
+}
+
+/**
+ * `text` with what could be a password hidden: `user:secret@host/repo` or `https://user:secret@…`,
+ * a URL habit, is not a reference, and its error must not repeat the secret. Only the part between
+ * the first `:` and the `@` goes (`user:<redacted>@host/repo`); a digest (`repo@sha256:…`) is kept.
+ */
+export function redactUserinfo(text: string): string {
+  return text.replace(/^((?:[a-z][a-z0-9+.-]*:\/\/)?[^/@:\s]*:)[^/@\s]+@/i, '$1<redacted>@');
 }
 
 export interface ParseReferenceOptions {
