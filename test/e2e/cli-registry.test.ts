@@ -10,10 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
+import { remote } from '@slipway/oci';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { CANARY_PASSWORD, CANARY_USERNAME, startRegistry, type TestRegistry } from '../support/registry.js';
 import { hasTool, run, runChecked } from '../support/tools.js';
-import { pushBuildahIndex, type PushedIndex } from './copy-fixtures.js';
+import { pushBuildahIndex, skopeoRaw, type PushedIndex } from './copy-fixtures.js';
 import { sha256Text } from './oci-archive-fixtures.js';
 
 const main = fileURLToPath(new URL('../../../packages/cli/dist/main.js', import.meta.url));
@@ -215,6 +216,39 @@ describe('slipway CLI against real registries', { skip: missing.length > 0 ? `ne
     const overwrite = await slipway(['copy', index.reference, `${locked.host}/app:1`, '--platform', 'linux/arm64', '--overwrite']);
     assert.equal(overwrite.code, 0, overwrite.stderr);
     assert.equal((await slipway(['digest', `${locked.host}/app:1`])).stdout.trim(), child('linux/arm64').digest);
+  });
+
+  it('platforms, digest and copy --platform on an index whose entries state no platform, or are indexes', async () => {
+    // Entries without `platform` get theirs from the image config (not linux/amd64 by default), and
+    // an entry that is an index is looked into, so a platform always ends at an image manifest.
+    const arm64 = index.children.find((c) => c.platform === 'linux/arm64')!;
+    const amd64 = index.children.find((c) => c.platform === 'linux/amd64')!;
+    const sizeOf = async (digest: string) => Buffer.byteLength(await skopeoRaw(`${open.host}/fixture/app@${digest}`));
+    const entry = async (c: { digest: string; mediaType: string }) => ({ mediaType: c.mediaType, digest: c.digest, size: await sizeOf(c.digest) });
+    const client = remote.createRegistryClient({ keychain: { resolve: async () => undefined } });
+    const put = async (tag: string, body: unknown) => {
+      const bytes = new TextEncoder().encode(JSON.stringify(body));
+      const descriptor = { mediaType: 'application/vnd.oci.image.index.v1+json', digest: sha256Text(bytes) as `sha256:${string}`, size: bytes.byteLength };
+      await client.putManifest(`${open.host}/fixture/app:${tag}`, { descriptor, bytes });
+      return descriptor;
+    };
+    try {
+      await put('bare', { schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [await entry(arm64)] });
+      const inner = await put('inner', { schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [await entry(arm64)] });
+      await put('nested', { schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [await entry(amd64), inner] });
+    } finally {
+      await client.close();
+    }
+    const bare = await slipway(['platforms', `${open.host}/fixture/app:bare`]);
+    assert.equal(bare.code, 0, bare.stderr);
+    assert.match(bare.stdout, new RegExp(`^linux/arm64\\s+${arm64.digest}$`, 'm'));
+    assert.equal((await slipway(['digest', `${open.host}/fixture/app:bare`, '--platform', 'linux/amd64'])).code, 3, 'no amd64 image there');
+    assert.equal((await slipway(['digest', `${open.host}/fixture/app:bare`, '--platform', 'linux/arm64'])).stdout.trim(), arm64.digest);
+    const nested = await slipway(['digest', `${open.host}/fixture/app:nested`, '--platform', 'linux/arm64']);
+    assert.equal(nested.stdout.trim(), arm64.digest, nested.stderr);
+    const copied = await slipway(['copy', `${open.host}/fixture/app:nested`, `${open.host}/nested/arm:1`, '--platform', 'linux/arm64', '-q']);
+    assert.equal(copied.code, 0, copied.stderr);
+    assert.equal(sha256Text(await skopeoRaw(`${open.host}/nested/arm:1`)), arm64.digest, 'the arm64 image manifest, byte for byte');
   });
 
   it('--insecure lets a self-signed TLS registry through', async () => {

@@ -127,6 +127,46 @@ describe('copy', () => {
     assert.equal(destinationRequests(dst).length, 0);
   });
 
+  it('reads the platform of an index entry that states none from its config, not linux/amd64 by default', async () => {
+    const src = new MemoryRegistry();
+    const dst = new MemoryRegistry({ host: 'other.test' });
+    const { platform: _arm64Platform, ...arm64 } = addImage(src, 'src', 'linux/arm64', ['arm64 app']);
+    const amd64 = addImage(src, 'src', 'linux/amd64', ['amd64 app']);
+    addIndex(src, 'src', [arm64, amd64], 'bare');
+    const one = await copy(src.source('src', 'bare'), dst.sink('dst', 'arm'), { platforms: [parsePlatform('linux/arm64')] });
+    assert.equal(one.digest, arm64.digest, 'the arm64 image, found through its config');
+    const amd = await copy(src.source('src', 'bare'), dst.sink('dst', 'amd'), { platforms: [parsePlatform('linux/amd64')] });
+    assert.equal(amd.digest, amd64.digest, 'not the first entry, which is arm64');
+    const all = await copy(src.source('src', 'bare'), dst.sink('dst', 'all'));
+    assert.deepEqual(all.platforms.map((p) => p.platform), ['linux/arm64', 'linux/amd64']);
+  });
+
+  it('selects a platform inside an index that is an entry of the index', async () => {
+    const src = new MemoryRegistry();
+    const dst = new MemoryRegistry({ host: 'other.test' });
+    const arm64 = addImage(src, 'src', 'linux/arm64', ['arm64 app']);
+    const inner = addIndex(src, 'src', [arm64]);
+    const amd64 = addImage(src, 'src', 'linux/amd64', ['amd64 app']);
+    const outer = addIndex(src, 'src', [amd64, inner], 'nested');
+    const one = await copy(src.source('src', 'nested'), dst.sink('dst', 'arm'), { platforms: [parsePlatform('linux/arm64')] });
+    assert.equal(one.digest, arm64.digest, 'an image manifest, not the inner index');
+    const subset = await copy(src.source('src', 'nested'), dst.sink('dst', 'sub'), { platforms: parsePlatforms('linux/arm64,linux/amd64') });
+    assert.equal(subset.digest, outer.digest, 'both entries kept: the index as it was');
+    assert.deepEqual(subset.platforms.map((p) => `${p.platform} ${p.digest}`), [`linux/amd64 ${amd64.digest}`, `linux/arm64 ${arm64.digest}`]);
+  });
+
+  it('refuses two platforms that select the same image (linux/arm and linux/arm/v7)', async () => {
+    const src = new MemoryRegistry();
+    const dst = new MemoryRegistry({ host: 'other.test' });
+    multiPlatform(src);
+    await assert.rejects(copy(src.source('src', 'v1'), dst.sink('dst', 'x'), { platforms: parsePlatforms('linux/arm,linux/arm/v7') }), (err: unknown) => {
+      assert.ok(SlipwayError.is(err) && err.code === 'SLIPWAY_INVALID_PLATFORM', String(err));
+      assert.match(err.message, /linux\/arm and linux\/arm\/v7 both select/);
+      return true;
+    });
+    assert.equal(destinationRequests(dst).length, 0);
+  });
+
   it('checks a single image against its config instead of copying the wrong architecture', async () => {
     const src = new MemoryRegistry();
     const dst = new MemoryRegistry({ host: 'other.test' });

@@ -21,7 +21,7 @@ import { blobDescriptors, parseManifest, type Descriptor } from '../v1/manifest.
 import { MediaType } from '../v1/media-types.js';
 import { formatPlatform, normalizePlatform, type Platform } from '../v1/platform.js';
 import type { ImageSink, ImageSource, ManifestBytes } from '../v1/source.js';
-import { checkChildMediaType, checkImagePlatform, filterIndex, indexPlatforms, readConfigPlatform, resolvePlatform, type PlatformDigest } from './select.js';
+import { checkChildMediaType, checkImagePlatform, entryPlatforms, filterIndex, platformEntries, readConfigPlatform, resolvePlatform, type PlatformDigest } from './select.js';
 
 /** @defaultValue used when `jobs` is not given: ggcr's and crane_image's figure, so benchmarks compare like with like. */
 export const defaultJobs = 4;
@@ -206,9 +206,11 @@ class CopyRun {
     }
     const parsed = parseManifest(root.bytes, root.descriptor.mediaType);
     if (parsed.kind === 'index') {
-      const filtered = filterIndex(root, parsed.manifest, wanted, source.name);
+      const entries = await this.#limit(() => platformEntries(source, parsed.manifest, { signal }, this.#configs));
+      const filtered = filterIndex(root, parsed.manifest, wanted, source.name, entries);
       const kept = parseManifest(filtered.bytes, filtered.descriptor.mediaType);
-      return { root: filtered, platforms: kept.kind === 'index' ? indexPlatforms(kept.manifest.manifests) : [] };
+      const keptDigests = new Set(kept.kind === 'index' ? kept.manifest.manifests.map((d) => d.digest) : []);
+      return { root: filtered, platforms: entryPlatforms(entries.filter((e) => keptDigests.has(parsed.manifest.manifests[e.position]!.digest))) };
     }
     const platform = await this.#limit(() => readConfigPlatform(source, parsed.manifest, { signal }, this.#configs));
     checkImagePlatform(source.name, platform, wanted);

@@ -8,14 +8,17 @@ export type { CopyEvent, CopyOptions, CopyResult, CopyStats, CopyTotals } from '
 export {
   availablePlatforms,
   checkImagePlatform,
+  entryPlatforms,
   filterIndex,
   indexPlatforms,
   isAttestation,
   PlatformMismatchError,
+  platformEntries,
   readConfigPlatform,
   resolvePlatform,
   selectChild,
+  selectEntry,
 } from './select.js';
-export type { PlatformDigest, PlatformManifest } from './select.js';
+export type { PlatformDigest, PlatformEntry, PlatformManifest } from './select.js';
 export { MemoryRegistry } from './memory.js';
 export type { MemoryRegistryOptions, MemoryRequest } from './memory.js';

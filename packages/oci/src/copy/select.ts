@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { DigestMismatchError, InvalidArgumentError, SlipwayError, UnsupportedMediaTypeError } from '../errors.js';
 import { digestOf, type Digest } from '../v1/digest.js';
 import { parseManifest, type Descriptor, type ImageIndex, type ImageManifest } from '../v1/manifest.js';
-import { isManifestMediaType, MediaType } from '../v1/media-types.js';
+import { isImageManifestMediaType, isIndexMediaType, isManifestMediaType, MediaType } from '../v1/media-types.js';
 import { defaultPlatform, formatPlatform, normalizePlatform, platformMatches, type Platform } from '../v1/platform.js';
 import type { CallOptions, ImageSource, ManifestBytes } from '../v1/source.js';
 
@@ -30,48 +30,123 @@ export function isAttestation(descriptor: Descriptor): boolean {
   return descriptor.annotations?.[referenceType] === 'attestation-manifest';
 }
 
-/** A child's platform; a child without one is linux/amd64 by convention (ggcr, Docker). */
+/** A child's platform as its descriptor states it; without one, linux/amd64 by convention (ggcr, Docker). */
 export function childPlatform(descriptor: Descriptor): Platform {
   return descriptor.platform ?? defaultPlatform;
 }
 
-/** The platforms an index offers, formatted, attestations left out. */
-export function availablePlatforms(index: ImageIndex): string[] {
-  return indexPlatforms(index.manifests).map((p) => p.platform);
+/** How deep indexes inside an index are followed to find a platform's image. */
+const maxNestedIndexes = 4;
+
+/**
+ * One image an index offers: what {@link platformEntries} finds behind each entry.
+ */
+export interface PlatformEntry {
+  /** The image manifest (for an entry that is itself an index, one of that index's images). */
+  descriptor: Descriptor;
+  /** Its platform; undefined for what is not an image of any platform (an artifact): never selected. */
+  platform: Platform | undefined;
+  /** The position, in the index, of the entry it was found behind. */
+  position: number;
 }
 
-/** The first child matching `wanted` (ggcr's rule: first match wins); throws listing what is there. */
-export function selectChild(index: ImageIndex, wanted: Platform, sourceName: string): Descriptor {
-  const found = index.manifests.find((d) => !isAttestation(d) && platformMatches(childPlatform(d), wanted));
-  if (found) return found;
-  const available = availablePlatforms(index);
-  throw new PlatformMismatchError(
-    `${sourceName}: no image for platform ${formatPlatform(wanted)}; available: ${available.join(', ') || 'none'}`,
+/**
+ * The images an index offers and their platforms, attestations left out. An entry's `platform` field
+ * is taken as written; an image entry without one gets the platform its config names (one manifest
+ * and one config read: guessing linux/amd64, as ggcr does, picked an arm64 image for amd64), and an
+ * entry that is itself an index contributes its own images, so selecting a platform ends at an image
+ * manifest. An index whose entries all state platforms, the common case, costs no request.
+ */
+export async function platformEntries(source: ImageSource, index: ImageIndex, options: CallOptions = {}, configs?: Map<string, Buffer>): Promise<PlatformEntry[]> {
+  const entries: PlatformEntry[] = [];
+  const walk = async (manifests: readonly Descriptor[], position: number | undefined, depth: number): Promise<void> => {
+    for (const [i, descriptor] of manifests.entries()) {
+      if (isAttestation(descriptor)) continue;
+      const at = position ?? i;
+      if (isIndexMediaType(descriptor.mediaType)) {
+        if (depth >= maxNestedIndexes) throw new InvalidArgumentError(`${source.name}: indexes nested more than ${maxNestedIndexes} deep under entry ${at}`);
+        const nested = parseManifest((await verifiedManifest(source, descriptor, options)).bytes, descriptor.mediaType);
+        if (nested.kind === 'index') await walk(nested.manifest.manifests, at, depth + 1);
+        continue;
+      }
+      if (descriptor.platform || !isImageManifestMediaType(descriptor.mediaType)) {
+        entries.push({ descriptor, platform: descriptor.platform, position: at });
+        continue;
+      }
+      const manifest = parseManifest((await verifiedManifest(source, descriptor, options)).bytes, descriptor.mediaType);
+      const platform = manifest.kind === 'image' ? await readConfigPlatform(source, manifest.manifest, options, configs) : undefined;
+      entries.push({ descriptor: platform ? { ...descriptor, platform } : descriptor, platform, position: at });
+    }
+  };
+  await walk(index.manifests, undefined, 0);
+  return entries;
+}
+
+/** The platforms entries offer, formatted, with the image manifest serving each. */
+export function entryPlatforms(entries: readonly PlatformEntry[]): PlatformDigest[] {
+  return entries.flatMap((e) => (e.platform ? [{ platform: formatPlatform(normalizePlatform(e.platform)), digest: e.descriptor.digest }] : []));
+}
+
+/** The entries an index offers as they are written (no request): for callers without a source. */
+export function writtenEntries(index: ImageIndex): PlatformEntry[] {
+  return index.manifests.flatMap((descriptor, position) => (isAttestation(descriptor) ? [] : [{ descriptor, platform: childPlatform(descriptor), position }]));
+}
+
+/** The platforms an index offers, formatted, attestations left out. */
+export function availablePlatforms(index: ImageIndex | readonly PlatformEntry[]): string[] {
+  return entryPlatforms('manifests' in index ? writtenEntries(index) : index).map((p) => p.platform);
+}
+
+function noImageFor(sourceName: string, wanted: readonly Platform[], entries: readonly PlatformEntry[]): PlatformMismatchError {
+  const available = availablePlatforms(entries);
+  return new PlatformMismatchError(
+    `${sourceName}: no image for platform ${wanted.map(formatPlatform).join(', ')}; available: ${available.join(', ') || 'none'}`,
     available,
   );
 }
 
+/** The first entry matching `wanted` (ggcr's rule: first match wins); throws listing what is there. */
+export function selectEntry(entries: readonly PlatformEntry[], wanted: Platform, sourceName: string): PlatformEntry {
+  const found = entries.find((e) => e.platform !== undefined && platformMatches(e.platform, wanted));
+  if (found) return found;
+  throw noImageFor(sourceName, [wanted], entries);
+}
+
+/** {@link selectEntry} over the platforms an index's entries state (no request). */
+export function selectChild(index: ImageIndex, wanted: Platform, sourceName: string): Descriptor {
+  return selectEntry(writtenEntries(index), wanted, sourceName).descriptor;
+}
+
 /**
- * A new index holding only the children matching `wanted` (first match per platform), plus the
+ * A new index holding only the entries serving `wanted` (first match per platform), plus the
  * attestation manifests of those children. Every other field of the index is kept and each kept
  * descriptor is byte-identical JSON; the index itself is re-serialised, so its digest changes. When
  * the selection keeps every child the original bytes come back unchanged (digest preserved).
+ * `entries`: from {@link platformEntries}; by default the platforms the entries state.
  */
-export function filterIndex(root: ManifestBytes, index: ImageIndex, wanted: readonly Platform[], sourceName: string): ManifestBytes {
+export function filterIndex(root: ManifestBytes, index: ImageIndex, wanted: readonly Platform[], sourceName: string, entries: readonly PlatformEntry[] = writtenEntries(index)): ManifestBytes {
   const keep = new Set<number>();
   const missing: Platform[] = [];
+  const chosenBy = new Map<string, Platform>();
   for (const platform of wanted) {
-    const position = index.manifests.findIndex((d) => !isAttestation(d) && platformMatches(childPlatform(d), platform));
-    if (position === -1) missing.push(platform);
-    else keep.add(position);
+    const found = entries.find((e) => e.platform !== undefined && platformMatches(e.platform, platform));
+    if (!found) {
+      missing.push(platform);
+      continue;
+    }
+    // `linux/arm` and `linux/arm/v7` are two spellings of one choice here: say so rather than
+    // quietly write a one-image index for two platforms.
+    const earlier = chosenBy.get(found.descriptor.digest);
+    if (earlier) {
+      throw new InvalidArgumentError(
+        `platforms ${formatPlatform(earlier)} and ${formatPlatform(platform)} both select ${found.descriptor.digest} (${formatPlatform(normalizePlatform(found.platform!))}) in ${sourceName}; list it once`,
+        { code: 'SLIPWAY_INVALID_PLATFORM' },
+      );
+    }
+    chosenBy.set(found.descriptor.digest, platform);
+    keep.add(found.position);
   }
-  if (missing.length > 0) {
-    const available = availablePlatforms(index);
-    throw new PlatformMismatchError(
-      `${sourceName}: no image for platform ${missing.map(formatPlatform).join(', ')}; available: ${available.join(', ') || 'none'}`,
-      available,
-    );
-  }
+  if (missing.length > 0) throw noImageFor(sourceName, missing, entries);
   const keptDigests = new Set([...keep].map((i) => index.manifests[i]!.digest as string));
   index.manifests.forEach((d, i) => {
     const subject = d.annotations?.[referenceDigest];
@@ -105,9 +180,17 @@ export interface PlatformDigest {
   digest: Digest;
 }
 
-/** The children of an index as platform/digest pairs, attestations left out. */
+/** The children of an index as platform/digest pairs, as their descriptors state them, attestations left out. */
 export function indexPlatforms(descriptors: readonly Descriptor[]): PlatformDigest[] {
   return descriptors.filter((d) => !isAttestation(d)).map((d) => ({ platform: formatPlatform(normalizePlatform(childPlatform(d))), digest: d.digest }));
+}
+
+/** A manifest of `source`, checked against its descriptor's digest. */
+async function verifiedManifest(source: ImageSource, descriptor: Descriptor, options: CallOptions): Promise<ManifestBytes> {
+  const manifest = await source.manifest(descriptor, options);
+  const actual = digestOf(manifest.bytes, descriptor.digest);
+  if (actual !== descriptor.digest) throw new DigestMismatchError(descriptor.digest, actual, `${source.name} manifest`);
+  return manifest;
 }
 
 // Image configs are small; the cap keeps a hostile descriptor from making us buffer gigabytes.
@@ -174,13 +257,12 @@ export async function resolvePlatform(
   const parsed = parseManifest(root.bytes, root.descriptor.mediaType);
   const rootDigest = root.descriptor.digest;
   if (parsed.kind === 'index') {
-    if (platform === undefined) return { manifest: root, rootDigest, platforms: indexPlatforms(parsed.manifest.manifests) };
-    const child = selectChild(parsed.manifest, platform, source.name);
-    checkChildMediaType(source.name, child);
-    const manifest = await source.manifest(child, options);
-    const actual = digestOf(manifest.bytes, child.digest);
-    if (actual !== child.digest) throw new DigestMismatchError(child.digest, actual, `${source.name} manifest`);
-    return { manifest, rootDigest, platforms: indexPlatforms([child]) };
+    const entries = await platformEntries(source, parsed.manifest, options, configs);
+    if (platform === undefined) return { manifest: root, rootDigest, platforms: entryPlatforms(entries) };
+    const chosen = selectEntry(entries, platform, source.name);
+    checkChildMediaType(source.name, chosen.descriptor);
+    const manifest = await verifiedManifest(source, chosen.descriptor, options);
+    return { manifest, rootDigest, platforms: entryPlatforms([chosen]) };
   }
   const have = await readConfigPlatform(source, parsed.manifest, options, configs);
   checkImagePlatform(source.name, have, platform ? [platform] : []);
