@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DigestMismatchError, MediaType, name, NetworkError, remote, SlipwayError } from '@slipway/oci';
+import { copy, DigestMismatchError, MediaType, name, NetworkError, remote, SlipwayError } from '@slipway/oci';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { CANARY_PASSWORD, CANARY_USERNAME, startRegistry, type TestRegistry } from '../support/registry.js';
 import { makeImage } from './registry-images.js';
@@ -152,6 +152,23 @@ describe('faults between the client and the real registry', () => {
       return true;
     });
     assert.equal(await sink.hasBlob(layer.descriptor), false, 'corrupted bytes were not committed');
+  });
+
+  it('a copy reads a blob corrupted on the way once more; corrupted every time, it fails and commits nothing', async () => {
+    const image = makeImage([100_000]);
+    await push(direct, `${registry.host}/faults/recopy:1`, image);
+    const layer = image.layers[0]!;
+    const path = `/blobs/${layer.descriptor.digest}`;
+    proxy.inject({ match: { method: 'GET', path }, fault: { corrupt: { atByte: 70_000 } }, times: 1 });
+    const once = await copy.copy(client.source(`${proxy.host}/faults/recopy:1`), direct.sink(`${registry.host}/faults/recopy-once:1`));
+    assert.equal(once.digest, image.manifest.descriptor.digest);
+    assert.equal(proxy.requestsMatching({ method: 'GET', path }).length, 2, 'read twice');
+    assert.deepEqual(await buffer(await direct.blob(`${registry.host}/faults/recopy-once`, layer.descriptor)), layer.bytes);
+
+    proxy.inject({ match: { method: 'GET', path }, fault: { corrupt: { atByte: 70_000 } }, times: Infinity });
+    await assert.rejects(copy.copy(client.source(`${proxy.host}/faults/recopy:1`), direct.sink(`${registry.host}/faults/recopy-never:1`)), (err: unknown) => err instanceof DigestMismatchError);
+    assert.equal(await direct.sink(`${registry.host}/faults/recopy-never:1`).hasBlob(layer.descriptor), false);
+    assert.equal(await direct.head(`${registry.host}/faults/recopy-never:1`), undefined, 'no tag');
   });
 
   it('times out a slow answer and retries it', async () => {

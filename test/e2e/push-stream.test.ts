@@ -5,7 +5,7 @@
 // mid-push leaves no tag and no half-written cache entry.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -141,6 +141,29 @@ describe('pushArchive streams layers while compressing them', { skip: missing.le
     assert.deepEqual(repush.stats, { blobsCopied: 0, blobsSkipped: 3, blobsMounted: 0, bytesCopied: 0, manifestsPut: 1 });
     assert.equal(uploads('stream/app', 'POST').length, 0, 'no upload session: every layer was already there');
     assert.equal(proxy.requestsMatching({ method: 'GET', path: /\/v2\/stream\/app\/tags\/list\?n=1$/ }).length, 1, 'one small tag query decided it');
+  });
+
+  it('a corrupt layer in the cache: dropped, the layer compressed again, and the same push succeeds', async () => {
+    assert.ok(pushed, 'needs the first test\'s push');
+    const cache = await freshCache();
+    await push('corrupt/first', '1', cache);
+    const layersDir = join(cache, 'slipway-cache', 'layers');
+    const gz = (await readdir(layersDir)).filter((n) => n.endsWith('.gz'));
+    assert.equal(gz.length, 2);
+    // Flip one byte in the middle of each cached layer: same size, wrong digest.
+    for (const name of gz) {
+      const path = join(layersDir, name);
+      const bytes = await readFile(path);
+      const middle = bytes.length >> 1;
+      bytes[middle] = bytes[middle]! ^ 0xff;
+      await writeFile(path, bytes);
+    }
+    // Another repository: the layers must be uploaded, from the cache. Each fails verification
+    // once, is dropped from the cache, and goes up recompressed from the archive, verified.
+    const result = await push('corrupt/second', '1', cache);
+    assert.equal(result.digest, pushed.digest);
+    await pullable('corrupt/second', '1');
+    assert.deepEqual((await readdir(layersDir)).filter((n) => n.endsWith('.gz')), [], 'the corrupt entries are gone');
   });
 
   it('a PATCH reset midway: the push falls back to the ordinary upload, same image', async () => {

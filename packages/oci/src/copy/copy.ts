@@ -14,7 +14,8 @@
  * @module
  */
 import { Readable } from 'node:stream';
-import { AbortedError, DigestMismatchError, InvalidArgumentError, SlipwayError } from '../errors.js';
+import { debuglog } from 'node:util';
+import { AbortedError, DigestMismatchError, InvalidArgumentError, SizeMismatchError, SlipwayError } from '../errors.js';
 import { linkSignals } from '../internal/signals.js';
 import { digestOf, type Digest } from '../v1/digest.js';
 import { blobDescriptors, parseManifest, type Descriptor } from '../v1/manifest.js';
@@ -22,6 +23,8 @@ import { MediaType } from '../v1/media-types.js';
 import { formatPlatform, normalizePlatform, type Platform } from '../v1/platform.js';
 import type { ImageSink, ImageSource, ManifestBytes } from '../v1/source.js';
 import { checkChildMediaType, checkImagePlatform, entryPlatforms, filterIndex, platformEntries, readConfigPlatform, resolvePlatform, type PlatformDigest } from './select.js';
+
+const debug = debuglog('slipway');
 
 /** @defaultValue used when `jobs` is not given: ggcr's and crane_image's figure, so benchmarks compare like with like. */
 export const defaultJobs = 4;
@@ -314,7 +317,18 @@ class CopyRun {
       sent = bytes;
       this.#emit({ type: 'blob-progress', ...base, bytes, totals: this.#totals });
     };
-    await sink.putBlob(descriptor, open, mountFrom ? { signal, onProgress, mountFrom } : { signal, onProgress });
+    const put = () => sink.putBlob(descriptor, open, mountFrom ? { signal, onProgress, mountFrom } : { signal, onProgress });
+    try {
+      await put();
+    } catch (err) {
+      // Bytes that failed verification may be good when read again: an archive's cached compressed
+      // layer found corrupt is dropped and the layer compressed afresh; bytes corrupted on the way
+      // from a registry are fetched again. Once, in a new upload session: a source corrupt at rest
+      // fails the same way again.
+      if (!(err instanceof DigestMismatchError || err instanceof SizeMismatchError) || signal.aborted) throw err;
+      debug('copy: %s; reading %s again', err.message, descriptor.digest);
+      await put();
+    }
     this.#totals.bytesDone -= sent;
     finish();
     if (mountFrom && !opened) {

@@ -77,6 +77,8 @@ interface Plan {
 /** Serves one image of a manifest.json archive with a synthesised manifest. */
 class DockerArchiveSource implements ImageSource {
   readonly #task: SharedTask<Plan>;
+  /** Blobs whose cached compressed file failed verification in this run. */
+  readonly #corruptCache = new Set<string>();
 
   constructor(
     readonly name: string,
@@ -137,15 +139,21 @@ class DockerArchiveSource implements ImageSource {
     }
     if (descriptor.size !== found.descriptor.size) throw new SizeMismatchError(found.descriptor.size, descriptor.size, `blob ${descriptor.digest} in ${this.name} (descriptor size)`);
     let location = found.location;
-    if (location.kind === 'file' && !(await stat(location.path).catch(() => undefined))) {
-      // The cached file went away (cache pruned or cleaned): the digest is known, compress again.
+    if (location.kind === 'file' && (this.#corruptCache.has(descriptor.digest) || !(await stat(location.path).catch(() => undefined)))) {
+      // The cached file went away (cache pruned or cleaned) or failed verification: the digest is
+      // known, compress again (verified against it).
       location = { kind: 'recompress', entry: location.entry };
     }
-    const stream = verifiedStream(openLocation(this.ctx, location), found.descriptor, `blob ${descriptor.digest} in ${this.name}`, options.signal);
+    const what = location.kind === 'file' && location.cacheKey ? `cached compressed layer ${descriptor.digest} of ${this.name}` : `blob ${descriptor.digest} in ${this.name}`;
+    const stream = verifiedStream(openLocation(this.ctx, location), found.descriptor, what, options.signal);
     if (location.kind === 'file' && location.cacheKey) {
       const cacheKey = location.cacheKey;
       stream.on('error', (err) => {
-        if (SlipwayError.is(err) && (err.code === 'SLIPWAY_DIGEST_MISMATCH' || err.code === 'SLIPWAY_SIZE_MISMATCH')) void dropCacheEntry(cacheKey);
+        if (SlipwayError.is(err) && (err.code === 'SLIPWAY_DIGEST_MISMATCH' || err.code === 'SLIPWAY_SIZE_MISMATCH')) {
+          // The next read of this blob (copy retries once) recompresses from the archive.
+          this.#corruptCache.add(descriptor.digest);
+          void dropCacheEntry(cacheKey);
+        }
       });
     }
     return stream;
