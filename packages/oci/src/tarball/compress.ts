@@ -30,7 +30,8 @@
  *   is valid for any archive holding that layer (moved or re-saved archives, daemon exports), which
  *   subsumes a key of (archive path, size, mtime, layer path). An unchanged archive is never
  *   recompressed: the manifest comes from the cache, and blobs stream from the cached `.gz` (verified
- *   against the recorded digest; a corrupt entry is deleted and reported). When the `.gz` is gone
+ *   against the recorded digest; a corrupt entry is deleted, and the layer recompressed when read again,
+ *   which a copy does once). When the `.gz` is gone
  *   but the `.json` remains, the digest is still known (cheap plans) and the layer is recompressed
  *   on the fly when read, verified against that digest.
  * - `digests/<key>.json`: the digest of an already-compressed layer, keyed by (archive realpath, size,
