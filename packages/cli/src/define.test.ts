@@ -87,8 +87,13 @@ describe('registriesFromEnv', () => {
     const env = { SLIPWAY_REGISTRY_USERNAME: 'u', SLIPWAY_REGISTRY_PASSWORD: 'p' };
     assert.deepEqual(registriesFromEnv(env, 'ghcr.io'), [{ address: 'ghcr.io', username: 'u', password: 'p' }]);
     assert.deepEqual(registriesFromEnv({ ...env, SLIPWAY_REGISTRY_ADDRESS: 'quay.io' }, 'ghcr.io'), [{ address: 'quay.io', username: 'u', password: 'p' }]);
-    assert.deepEqual(registriesFromEnv({ SLIPWAY_REGISTRY_USERNAME: 'u' }, 'ghcr.io'), []);
     assert.deepEqual(registriesFromEnv(env, undefined), []);
+    assert.deepEqual(registriesFromEnv({ SLIPWAY_REGISTRY_PASSWORD: '' }, 'ghcr.io'), [], 'an empty variable is no credential');
+  });
+
+  it('refuses half a pair instead of going anonymous without a word', () => {
+    assert.throws(() => registriesFromEnv({ SLIPWAY_REGISTRY_USERNAME: 'u' }, 'ghcr.io'), /SLIPWAY_REGISTRY_USERNAME is set but SLIPWAY_REGISTRY_PASSWORD is not/);
+    assert.throws(() => registriesFromEnv({ SLIPWAY_REGISTRY_PASSWORD: 'p' }, 'ghcr.io'), /SLIPWAY_REGISTRY_PASSWORD is set but SLIPWAY_REGISTRY_USERNAME is not/);
   });
 });
 

@@ -136,6 +136,9 @@ export function registriesFromEnv(env: NodeJS.ProcessEnv, target: string | undef
   const username = env.SLIPWAY_REGISTRY_USERNAME;
   const password = env.SLIPWAY_REGISTRY_PASSWORD;
   const address = env.SLIPWAY_REGISTRY_ADDRESS || target;
+  // Half a pair is a mistake in the CI setup, not a wish to go anonymous: say so.
+  if (username && password === undefined) throw new UsageError('SLIPWAY_REGISTRY_USERNAME is set but SLIPWAY_REGISTRY_PASSWORD is not');
+  if (!username && password !== undefined && password !== '') throw new UsageError('SLIPWAY_REGISTRY_PASSWORD is set but SLIPWAY_REGISTRY_USERNAME is not');
   if (!username || password === undefined || !address) return [];
   return [{ address, username, password }];
 }

@@ -30,7 +30,10 @@ async function main(argv: string[]): Promise<number> {
   }
   const load = commands[name];
   if (!load) {
-    io.stderr.write(`slipway: unknown command "${name}"; run "slipway --help"\n`);
+    const message = name.startsWith('-') ? `a command comes first, not "${name}"; run "slipway --help"` : `unknown command "${name}"; run "slipway --help"`;
+    io.stderr.write(`slipway: ${message}\n`);
+    // --json promises one error object on stdout, whatever went wrong.
+    if (argv.includes('--json')) io.stdout.write(JSON.stringify({ error: { code: 'SLIPWAY_USAGE', message, exitCode: ExitCode.Usage } }, null, 2) + '\n');
     return ExitCode.Usage;
   }
   const command = await load();

@@ -40,7 +40,7 @@ describe('progress', () => {
     assert.equal(
       out.text(),
       [
-        'to check: 1 manifests, 1 blobs (100 B)',
+        'to check: 1 manifest, 1 blob (100 B)',
         `blob ${shortDigest(digest)} copied (100 B)`,
         `manifest ${shortDigest(digest)} written as latest`,
         '',

@@ -52,10 +52,15 @@ class LineProgress implements ProgressView {
   finish(): void {}
 }
 
+/** `1 manifest`, `2 manifests`. */
+export function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
+}
+
 function describe(event: CopyEvent): string | undefined {
   switch (event.type) {
     case 'plan':
-      return `to check: ${event.manifests} manifests, ${event.totals.blobsTotal} blobs (${formatBytes(event.totals.bytesTotal)})`;
+      return `to check: ${plural(event.manifests, 'manifest')}, ${plural(event.totals.blobsTotal, 'blob')} (${formatBytes(event.totals.bytesTotal)})`;
     case 'blob-skip':
       return `blob ${shortDigest(event.digest)} exists (${formatBytes(event.size)})`;
     case 'blob-mount':

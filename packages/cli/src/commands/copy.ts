@@ -11,7 +11,7 @@ export const copy = defineCommand({
   synopsis: 'slipway copy SOURCE DESTINATION [--platform P[,P…]] [--overwrite] [--referrers] [--digest-tags] [--jobs N]',
   details: `SOURCE is a registry reference, a docker save tar (gzip allowed), an OCI layout directory or tar, or
 a prefixed source: docker://REF, docker-daemon:IMAGE, oci:PATH[:REF], oci-archive:PATH[:REF],
-docker-archive:PATH[:IMAGE|@N]. DESTINATION is registry/repository[:tag] (tag defaults to latest).
+docker-archive:PATH[:IMAGE|:@N]. DESTINATION is registry/repository[:tag] (tag defaults to latest).
 
   --platform P[,P…]  os/arch[/variant]. None: the whole index, byte for byte (same digest).
                      One: that platform's image manifest as-is (its digest). Several: a new index

@@ -26,7 +26,7 @@ export interface ResolvedSource {
 /**
  * Opens what `text` names: a registry reference, a docker save tar (gzip allowed), an OCI layout
  * directory or tar, or the skopeo spellings `docker://REF`, `docker-daemon:IMAGE`, `oci:PATH[:REF]`,
- * `oci-archive:PATH[:REF]`, `docker-archive:PATH[:IMAGE|@N]`. An existing path wins over a reference.
+ * `oci-archive:PATH[:REF]`, `docker-archive:PATH[:IMAGE|:@N]`. An existing path wins over a reference.
  */
 export async function resolveSource(text: string, options: ResolveSourceOptions = {}): Promise<ResolvedSource> {
   const spec = await parseSourceSpec(text);

@@ -107,7 +107,7 @@ export class DestinationExistsError extends SlipwayError {
   ) {
     super(
       'SLIPWAY_DESTINATION_EXISTS',
-      `${destination} already holds ${existing}, not the source's ${wanted}; pass overwrite to replace it`,
+      `${destination} already holds ${existing}, not the source's ${wanted}; pass overwrite (slipway: --overwrite) to replace it`,
     );
   }
 }

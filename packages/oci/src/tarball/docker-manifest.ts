@@ -90,7 +90,7 @@ export function selectItem(
   const listing = () => items.map(describeItem).join(', ');
   if (selector === undefined) {
     if (items.length === 1) return items[0] as DockerSaveItem;
-    throw new InvalidArgumentError(`archive ${JSON.stringify(archive)} holds ${items.length} images; choose one with the image option (a tag or a position): ${listing()}`);
+    throw new InvalidArgumentError(`archive ${JSON.stringify(archive)} holds ${items.length} images; choose one with the image option (a tag or a position), or in the source name (docker-archive:PATH:TAG, docker-archive:PATH:@N): ${listing()}`);
   }
   if (typeof selector === 'number') {
     const item = Number.isSafeInteger(selector) ? items[selector] : undefined;

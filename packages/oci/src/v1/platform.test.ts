@@ -63,10 +63,17 @@ describe('parsePlatform', () => {
 });
 
 describe('parsePlatforms', () => {
-  it('reads comma-separated lists and arrays, ignoring empty items between commas', () => {
-    assert.deepEqual(parsePlatforms('linux/amd64, linux/arm/v7,'), [{ os: 'linux', architecture: 'amd64' }, { os: 'linux', architecture: 'arm', variant: 'v7' }]);
+  it('reads comma-separated lists and arrays; nothing at all is no platform', () => {
+    assert.deepEqual(parsePlatforms('linux/amd64, linux/arm/v7'), [{ os: 'linux', architecture: 'amd64' }, { os: 'linux', architecture: 'arm', variant: 'v7' }]);
     assert.deepEqual(parsePlatforms(['linux/amd64', 'linux/arm64,linux/s390x']).map(formatPlatform), ['linux/amd64', 'linux/arm64', 'linux/s390x']);
     assert.deepEqual(parsePlatforms([]), []);
+    assert.deepEqual(parsePlatforms(' '), []);
+  });
+
+  it('refuses an empty entry in a list (a platform lost in editing)', () => {
+    for (const list of ['linux/amd64,', 'linux/amd64,,linux/arm64', ',linux/amd64']) {
+      assert.throws(() => parsePlatforms(list), (err: unknown) => SlipwayError.is(err) && err.code === 'SLIPWAY_INVALID_PLATFORM' && /an empty entry/.test(err.message));
+    }
   });
 
   it('refuses a platform listed twice, also under another spelling', () => {

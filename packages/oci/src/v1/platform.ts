@@ -44,7 +44,11 @@ export function parsePlatform(text: string): Platform {
 
 /** Parses a comma-separated list (`linux/amd64,linux/arm64`), rejecting duplicates. */
 export function parsePlatforms(text: string | readonly string[]): Platform[] {
-  const items = (typeof text === 'string' ? text.split(',') : text.flatMap((t) => t.split(','))).map((t) => t.trim()).filter((t) => t !== '');
+  const whole = typeof text === 'string' ? text : text.join(',');
+  if (whole.trim() === '') return [];
+  const items = whole.split(',').map((t) => t.trim());
+  // `linux/amd64,` or `a,,b`: a platform lost in editing, most likely; say so rather than guess.
+  if (items.some((t) => t === '')) throw new InvalidArgumentError(`invalid platform list ${JSON.stringify(whole)}: an empty entry`, { code: 'SLIPWAY_INVALID_PLATFORM' });
   const seen = new Set<string>();
   const result: Platform[] = [];
   for (const item of items) {
