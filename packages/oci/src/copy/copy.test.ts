@@ -8,7 +8,7 @@ import { MediaType } from '../v1/media-types.js';
 import { parsePlatform, parsePlatforms, type Platform } from '../v1/platform.js';
 import { copy, DestinationExistsError, type CopyEvent } from './copy.js';
 import { MemoryRegistry } from './memory.js';
-import { PlatformMismatchError } from './select.js';
+import { PlatformMismatchError, resolvePlatform } from './select.js';
 
 const encode = (value: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(value));
 
@@ -153,6 +153,21 @@ describe('copy', () => {
     const subset = await copy(src.source('src', 'nested'), dst.sink('dst', 'sub'), { platforms: parsePlatforms('linux/arm64,linux/amd64') });
     assert.equal(subset.digest, outer.digest, 'both entries kept: the index as it was');
     assert.deepEqual(subset.platforms.map((p) => `${p.platform} ${p.digest}`), [`linux/amd64 ${amd64.digest}`, `linux/arm64 ${arm64.digest}`]);
+  });
+
+  it('reads a nested index once however often it is listed, and bounds the entries looked at', async () => {
+    const src = new MemoryRegistry();
+    const arm64 = addImage(src, 'src', 'linux/arm64', ['arm64 app']);
+    let level = addIndex(src, 'src', [arm64]);
+    for (let depth = 0; depth < 3; depth++) level = addIndex(src, 'src', Array.from({ length: 12 }, () => level));
+    addIndex(src, 'src', [level], 'fanned');
+    src.requests.length = 0;
+    const source = src.source('src', 'fanned');
+    const root = await source.root();
+    const { platforms } = await resolvePlatform(source, root, undefined);
+    assert.deepEqual(platforms, [{ platform: 'linux/arm64', digest: arm64.digest }]);
+    const reads = src.requests.filter((r) => r.kind === 'manifest' && r.method === 'GET').length;
+    assert.ok(reads <= 6, `${reads} manifest reads`);
   });
 
   it('refuses two platforms that select the same image (linux/arm and linux/arm/v7)', async () => {

@@ -327,6 +327,7 @@ class CopyRun {
       // fails the same way again.
       if (!(err instanceof DigestMismatchError || err instanceof SizeMismatchError) || signal.aborted) throw err;
       debug('copy: %s; reading %s again', err.message, descriptor.digest);
+      opened = false; // the second attempt may mount instead
       await put();
     }
     this.#totals.bytesDone -= sent;

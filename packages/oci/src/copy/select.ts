@@ -37,6 +37,8 @@ export function childPlatform(descriptor: Descriptor): Platform {
 
 /** How deep indexes inside an index are followed to find a platform's image. */
 const maxNestedIndexes = 4;
+/** Entries looked at, all levels together: a hostile index must not cost thousands of requests. */
+const maxIndexEntries = 4096;
 
 /**
  * One image an index offers: what {@link platformEntries} finds behind each entry.
@@ -59,10 +61,18 @@ export interface PlatformEntry {
  */
 export async function platformEntries(source: ImageSource, index: ImageIndex, options: CallOptions = {}, configs?: Map<string, Buffer>): Promise<PlatformEntry[]> {
   const entries: PlatformEntry[] = [];
+  // A manifest that must be read is read once, wherever it is listed again: a nested index named N
+  // times would otherwise be read N times per level.
+  const read = new Set<string>();
+  let looked = 0;
   const walk = async (manifests: readonly Descriptor[], position: number | undefined, depth: number): Promise<void> => {
     for (const [i, descriptor] of manifests.entries()) {
       if (isAttestation(descriptor)) continue;
+      if (++looked > maxIndexEntries) throw new InvalidArgumentError(`${source.name}: an index with more than ${maxIndexEntries} entries, nested ones included`);
       const at = position ?? i;
+      const mustRead = isIndexMediaType(descriptor.mediaType) || (!descriptor.platform && isImageManifestMediaType(descriptor.mediaType));
+      if (mustRead && read.has(descriptor.digest)) continue;
+      if (mustRead) read.add(descriptor.digest);
       if (isIndexMediaType(descriptor.mediaType)) {
         if (depth >= maxNestedIndexes) throw new InvalidArgumentError(`${source.name}: indexes nested more than ${maxNestedIndexes} deep under entry ${at}`);
         const nested = parseManifest((await verifiedManifest(source, descriptor, options)).bytes, descriptor.mediaType);
@@ -122,7 +132,8 @@ export function selectChild(index: ImageIndex, wanted: Platform, sourceName: str
  * attestation manifests of those children. Every other field of the index is kept and each kept
  * descriptor is byte-identical JSON; the index itself is re-serialised, so its digest changes. When
  * the selection keeps every child the original bytes come back unchanged (digest preserved).
- * `entries`: from {@link platformEntries}; by default the platforms the entries state.
+ * `entries`: from {@link platformEntries}; by default the platforms the entries state. An entry that
+ * is itself an index is kept whole when any of its images is wanted (its other platforms with it).
  */
 export function filterIndex(root: ManifestBytes, index: ImageIndex, wanted: readonly Platform[], sourceName: string, entries: readonly PlatformEntry[] = writtenEntries(index)): ManifestBytes {
   const keep = new Set<number>();
@@ -214,8 +225,13 @@ export async function readConfigPlatform(
   const actual = digestOf(bytes, config.digest);
   if (actual !== config.digest) throw new DigestMismatchError(config.digest, actual, `${source.name} config`);
   configs?.set(config.digest, bytes);
-  const body = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
-  if (typeof body.os !== 'string' || typeof body.architecture !== 'string') return undefined;
+  let body: Record<string, unknown>;
+  try {
+    body = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
+  } catch {
+    return undefined; // not an image config after all: no platform to read
+  }
+  if (typeof body !== 'object' || body === null || typeof body.os !== 'string' || typeof body.architecture !== 'string') return undefined;
   const platform: Platform = { os: body.os, architecture: body.architecture };
   if (typeof body.variant === 'string' && body.variant !== '') platform.variant = body.variant;
   if (typeof body['os.version'] === 'string' && body['os.version'] !== '') platform['os.version'] = body['os.version'];

@@ -1,9 +1,9 @@
 /**
  * Linking abort signals for the length of one operation.
  *
- * Why not `AbortSignal.any`: Node 20 keeps every composite it makes in a set on each source signal
- * (a WeakRef per call, never pruned), so a long-lived signal (a provider's, a client's) grows by
- * one entry per request: measured, 200 000 calls leave 200 000 entries and 11.6 MB. Here the
+ * Why not `AbortSignal.any`: Node 20 (measured on 20.20.2) keeps every composite it makes in a set
+ * on each source signal (a WeakRef per call, not pruned), so a long-lived signal (a provider's, a
+ * client's) grows by one entry per request: 200 000 calls left 200 000 entries and 11.6 MB. Here the
  * listeners are removed when the operation ends, and nothing is made when one signal will do.
  * @module
  */

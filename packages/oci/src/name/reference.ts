@@ -96,16 +96,34 @@ class ImageReference extends RepositoryName implements Reference {
 }
 
 function invalid(text: string, why: string): InvalidArgumentError {
-  return new InvalidArgumentError(`invalid reference ${JSON.stringify(redactUserinfo(text))}: ${why}`, { code: 'SLIPWAY_INVALID_REFERENCE' });
+  const shown = redactUserinfo(text);
+  // The reason would quote pieces of the text, password included: give the real reason instead.
+  const reason = shown === text ? why : 'credentials do not belong in a reference (user:password@…); use docker login, a Docker config or SLIPWAY_REGISTRY_USERNAME/PASSWORD';
+  return new InvalidArgumentError(`invalid reference ${JSON.stringify(shown)}: ${reason}`, { code: 'SLIPWAY_INVALID_REFERENCE' });
 }
 
 /**
+ * What follows the `@` of a digest reference, even a malformed one: a known algorithm, or any with a
+ * long encoded part. `host:5000` after `user:pw@` is not one.
+ */
+const digestAfterAt = /^(?:(?:sha256|sha384|sha512|blake3)(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]*|[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,})$/;
+
+/**
  * `text` with what could be a password hidden: `user:secret@host/repo` or `https://user:secret@…`,
- * a URL habit, is not a reference, and its error must not repeat the secret. Only the part between
- * the first `:` and the `@` goes (`user:<redacted>@host/repo`); a digest (`repo@sha256:…`) is kept.
+ * a URL habit, is not a reference, and its error must not repeat the secret. The userinfo is up to
+ * the last `@` not followed by a digest (a password may hold `/`, `@`, spaces); from its first `:` it
+ * goes: `user:<redacted>@host/repo`. `repo@sha256:…` and `app:1.0@sha256:…` are left as they are.
  */
 export function redactUserinfo(text: string): string {
-  return text.replace(/^((?:[a-z][a-z0-9+.-]*:\/\/)?[^/@:\s]*:)[^/@\s]+@/i, '$1<redacted>@');
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(text)?.[0] ?? '';
+  const rest = text.slice(scheme.length);
+  for (let at = rest.lastIndexOf('@'); at > 0; at = rest.lastIndexOf('@', at - 1)) {
+    if (digestAfterAt.test(rest.slice(at + 1))) continue;
+    const colon = rest.indexOf(':');
+    if (colon === -1 || colon > at) return text;
+    return `${scheme}${rest.slice(0, colon + 1)}<redacted>${rest.slice(at)}`;
+  }
+  return text;
 }
 
 export interface ParseReferenceOptions {

@@ -524,6 +524,19 @@ describe('transport concurrency and cancellation', () => {
 });
 
 describe('Transport.close', () => {
+  it('lets a request someone still waits on finish', async () => {
+    const server = await serve((req, res) => {
+      if (req.url === '/v2/') return res.end();
+      setTimeout(() => res.end('{"name":"x","tags":["1"]}'), 600);
+    });
+    const transport = new Transport();
+    await transport.request({ method: 'GET', registry: server.host, path: '/v2/' });
+    const pending = transport.request({ method: 'GET', registry: server.host, path: '/v2/x/tags/list' });
+    await new Promise((r) => setTimeout(r, 50));
+    await transport.close();
+    assert.equal((await pending).status, 200, 'finished, not cut by close()');
+  });
+
   it('does not wait for an abandoned request stuck in a TLS handshake', async () => {
     const sockets: Socket[] = [];
     const silent = createNetServer((socket) => {

@@ -157,9 +157,14 @@ export class Transport {
   readonly #slots = new Map<string, Semaphore>();
   // One ping and one credential lookup per registry, shared by every caller; a caller's abort ends only
   // its own wait (a client serves many operations, each with its own signal).
-  readonly #states = new SharedTaskMap<string, RegistryState>((registry, signal) => this.#ping(registry, signal));
+  readonly #states = new SharedTaskMap<string, RegistryState>((registry, signal) => this.#tracked(signal, () => this.#ping(registry, signal)));
   readonly #credentials = new SharedTaskMap<string, Credentials | undefined>((registry, signal) => this.#lookUpCredentials(registry, signal));
   readonly #tokens = new TokenCache();
+  /**
+   * Work on the wire now (a streamed response until its body closes), each with the signal it runs
+   * under: close() waits for what someone still waits on, not for what every caller gave up on.
+   */
+  readonly #inflight = new Set<{ signal: AbortSignal | undefined }>();
   /** Distinct `Warning: 299` texts registries sent, for a front end to show once each. */
   readonly warnings = new Set<string>();
   /** Every secret this transport has handled, scrubbed from any message built from a server's reply. */
@@ -190,15 +195,17 @@ export class Transport {
    * Closes pooled connections. Idempotent: the first call's promise is shared (undici 7 rejects a
    * second `Agent.close()` with UND_ERR_DESTROYED). Requests after it are refused, also when the
    * transport never sent one (undici is loaded lazily: its agents must not appear after close).
-   * A request still in flight by then was abandoned (its caller aborted): undici's graceful close
-   * would wait for it, up to the 10 s connect timeout for a host that never finishes a TLS
-   * handshake, so after {@link closeGraceMs} the connections are destroyed.
+   * Requests under way finish first (a session's clean-up DELETE, a caller's own call), except
+   * those whose signal has aborted: nobody waits for them, and undici's graceful close would wait
+   * up to its 10 s connect timeout for one stuck in a TLS handshake nobody answers, so once only
+   * such requests are left the connections are destroyed after {@link closeGraceMs}.
    */
   close(): Promise<void> {
     this.#closed ??= (async () => {
       if (this.#http === undefined) return;
       const http = await this.#http.catch(() => undefined);
       if (!http) return;
+      while ([...this.#inflight].some((work) => !work.signal?.aborted)) await sleep(20);
       const graceful = Promise.all([http.secure.close(), http.unverified.close()]).then(
         () => true,
         () => true,
@@ -239,15 +246,32 @@ export class Transport {
    */
   async request(req: RegistryRequest): Promise<RegistryResponse> {
     const linked = linkSignals(req.signal, this.#signal);
+    const work = { signal: linked.signal };
+    this.#inflight.add(work);
+    const done = (): void => {
+      this.#inflight.delete(work);
+      linked.dispose();
+    };
     let response: RegistryResponse | undefined;
     try {
       response = await this.#request(req, linked.signal);
       return response;
     } finally {
-      // A streamed body is still to be read, under the same signals: it keeps the link until it closes.
+      // A streamed body is still to be read, under the same signals: it stays under way until it closes.
       const body = response?.body;
-      if (body && !body.closed) body.once('close', linked.dispose);
-      else linked.dispose();
+      if (body && !body.closed) body.once('close', done);
+      else done();
+    }
+  }
+
+  /** Runs `work` counted as under way (see close()). */
+  async #tracked<T>(signal: AbortSignal | undefined, work: () => Promise<T>): Promise<T> {
+    const entry = { signal };
+    this.#inflight.add(entry);
+    try {
+      return await work();
+    } finally {
+      this.#inflight.delete(entry);
     }
   }
 
@@ -443,7 +467,7 @@ export class Transport {
     }
     const token = await this.#tokens.get(
       tokenKey(state, challenge, scopes),
-      (exchangeSignal) => this.#fetchToken(state, challenge, scopes, credentials, exchangeSignal),
+      (exchangeSignal) => this.#tracked(exchangeSignal, () => this.#fetchToken(state, challenge, scopes, credentials, exchangeSignal)),
       signal,
     );
     return `Bearer ${token}`;

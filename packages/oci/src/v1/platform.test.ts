@@ -68,6 +68,7 @@ describe('parsePlatforms', () => {
     assert.deepEqual(parsePlatforms(['linux/amd64', 'linux/arm64,linux/s390x']).map(formatPlatform), ['linux/amd64', 'linux/arm64', 'linux/s390x']);
     assert.deepEqual(parsePlatforms([]), []);
     assert.deepEqual(parsePlatforms(' '), []);
+    assert.deepEqual(parsePlatforms(['linux/amd64', '']).map(formatPlatform), ['linux/amd64'], 'an empty array element is no platform');
   });
 
   it('refuses an empty entry in a list (a platform lost in editing)', () => {

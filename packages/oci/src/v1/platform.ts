@@ -44,7 +44,9 @@ export function parsePlatform(text: string): Platform {
 
 /** Parses a comma-separated list (`linux/amd64,linux/arm64`), rejecting duplicates. */
 export function parsePlatforms(text: string | readonly string[]): Platform[] {
-  const whole = typeof text === 'string' ? text : text.join(',');
+  // An empty element of an array (a computed list in a Pulumi program) is no platform; an empty
+  // entry inside a comma-separated string is a typo.
+  const whole = typeof text === 'string' ? text : text.filter((t) => t.trim() !== '').join(',');
   if (whole.trim() === '') return [];
   const items = whole.split(',').map((t) => t.trim());
   // `linux/amd64,` or `a,,b`: a platform lost in editing, most likely; say so rather than guess.
