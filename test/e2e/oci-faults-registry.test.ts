@@ -112,11 +112,16 @@ describe('faults between the client and the real registry', () => {
     assert.ok(Number(/\d+/.exec(String(gets[1]!.headers.range))![0]) > 0, 'resumed from a non-zero offset');
   });
 
-  it('resumes after a truncated body, and fails clearly when every answer is truncated', async () => {
-    const image = makeImage([200_000]);
-    await push(direct, `${registry.host}/faults/truncated:1`, image);
+  /** An image of one layer of `size` random bytes at `faults/<repo>:1`, pushed directly; `path` matches its blob GETs. */
+  async function pushOneLayer(repo: string, size: number) {
+    const image = makeImage([size]);
+    await push(direct, `${registry.host}/faults/${repo}:1`, image);
     const layer = image.layers[0]!;
-    const path = `/blobs/${layer.descriptor.digest}`;
+    return { image, layer, path: `/blobs/${layer.descriptor.digest}` };
+  }
+
+  it('resumes after a truncated body, and fails clearly when every answer is truncated', async () => {
+    const { layer, path } = await pushOneLayer('truncated', 200_000);
     proxy.inject({ match: { method: 'GET', path }, fault: { truncate: { afterBytes: 150_000 } }, times: 1 });
     assert.deepEqual(await buffer(await client.source(`${proxy.host}/faults/truncated:1`).blob(layer.descriptor)), layer.bytes);
 
@@ -130,10 +135,7 @@ describe('faults between the client and the real registry', () => {
   });
 
   it('rejects corrupted blob bytes with a DigestMismatchError, and a sink never commits them', async () => {
-    const image = makeImage([100_000]);
-    await push(direct, `${registry.host}/faults/corrupt:1`, image);
-    const layer = image.layers[0]!;
-    const path = `/blobs/${layer.descriptor.digest}`;
+    const { layer, path } = await pushOneLayer('corrupt', 100_000);
     proxy.inject({ match: { method: 'GET', path }, fault: { corrupt: { atByte: 5000 } }, times: 1 });
     await assert.rejects(buffer(await client.source(`${proxy.host}/faults/corrupt:1`).blob(layer.descriptor)), (err: unknown) => {
       assert.ok(err instanceof DigestMismatchError, String(err));
@@ -155,10 +157,7 @@ describe('faults between the client and the real registry', () => {
   });
 
   it('a copy reads a blob corrupted on the way once more; corrupted every time, it fails and commits nothing', async () => {
-    const image = makeImage([100_000]);
-    await push(direct, `${registry.host}/faults/recopy:1`, image);
-    const layer = image.layers[0]!;
-    const path = `/blobs/${layer.descriptor.digest}`;
+    const { image, layer, path } = await pushOneLayer('recopy', 100_000);
     proxy.inject({ match: { method: 'GET', path }, fault: { corrupt: { atByte: 70_000 } }, times: 1 });
     const once = await copy.copy(client.source(`${proxy.host}/faults/recopy:1`), direct.sink(`${registry.host}/faults/recopy-once:1`));
     assert.equal(once.digest, image.manifest.descriptor.digest);
