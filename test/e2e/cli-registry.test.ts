@@ -4,6 +4,7 @@
 // config, or wrong in the environment) that never shows up in any output.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { Readable } from 'node:stream';
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -249,6 +250,23 @@ describe('slipway CLI against real registries', { skip: missing.length > 0 ? `ne
     const copied = await slipway(['copy', `${open.host}/fixture/app:nested`, `${open.host}/nested/arm:1`, '--platform', 'linux/arm64', '-q']);
     assert.equal(copied.code, 0, copied.stderr);
     assert.equal(sha256Text(await skopeoRaw(`${open.host}/nested/arm:1`)), arm64.digest, 'the arm64 image manifest, byte for byte');
+  });
+
+  it('writes all of a big output into a slow pipe before exiting (manifest | sha256sum)', async () => {
+    // A pipe takes 64 KiB at once; the rest is queued. Exiting without waiting lost it, with exit 0.
+    const client = remote.createRegistryClient({ keychain: { resolve: async () => undefined } });
+    const config = new TextEncoder().encode('{}');
+    const configDescriptor = { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256Text(config) as `sha256:${string}`, size: config.byteLength };
+    const bytes = new TextEncoder().encode(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: configDescriptor, layers: [], annotations: { big: 'x'.repeat(1_000_000) } }));
+    const digest = sha256Text(bytes);
+    try {
+      await client.sink(`${open.host}/big/manifest:1`).putBlob(configDescriptor, async () => Readable.from([config]));
+      await client.putManifest(`${open.host}/big/manifest:1`, { descriptor: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: digest as `sha256:${string}`, size: bytes.byteLength }, bytes });
+    } finally {
+      await client.close();
+    }
+    const piped = await run('sh', ['-c', `"${process.execPath}" "${main}" manifest ${open.host}/big/manifest:1 | (sleep 1; sha256sum)`], { env, timeoutMs: 60_000 });
+    assert.equal(piped.stdout.split(' ')[0], digest.slice('sha256:'.length), piped.stderr);
   });
 
   it('--insecure lets a self-signed TLS registry through', async () => {

@@ -41,7 +41,20 @@ async function main(argv: string[]): Promise<number> {
   return controller.signal.aborted ? ExitCode.Interrupted : code;
 }
 
-// Exit as soon as the command is done: stdout and stderr writes to files, pipes and terminals are
-// synchronous on Linux, so nothing is lost, and waiting for idle keep-alive sockets and V8's
-// background work to wind down cost about 60 ms per run (measured on a no-op copy).
-process.exit(await main(process.argv.slice(2)));
+/** Resolves once everything written to `stream` so far has been handed to the OS. */
+function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.writableLength === 0) return resolve();
+    stream.write('', () => resolve());
+    // A reader that went away (`| head`) never takes the rest: that is not ours to wait for.
+    stream.once('error', () => resolve());
+  });
+}
+
+// Exit as soon as the command is done: waiting for idle keep-alive sockets and V8's background work
+// to wind down cost about 60 ms per run (measured on a no-op copy). But not before stdout and stderr
+// are flushed: a pipe takes 64 KiB at once, and libuv queues the rest (a 10 000-line `tags` or a big
+// `manifest` piped into another program lost everything past 64 KiB).
+const code = await main(process.argv.slice(2));
+await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+process.exit(code);
