@@ -6,7 +6,6 @@
  */
 import { spawn } from 'node:child_process';
 import { AbortedError, SlipwayError } from '../errors.js';
-import { redactText } from '../internal/redact.js';
 import type { Credentials } from './credentials.js';
 
 export interface HelperOptions {
@@ -24,14 +23,27 @@ export async function runCredentialHelper(helper: string, serverUrl: string, opt
   const program = `docker-credential-${helper}`;
   const { signal } = options;
   if (signal?.aborted) throw new AbortedError(`running ${program}: aborted`, { cause: signal.reason });
+  const timeoutMs = options.timeoutMs ?? 30_000;
   const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(program, ['get'], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      env: options.env ?? process.env,
-      timeout: options.timeoutMs ?? 30_000,
-      killSignal: 'SIGKILL',
-      ...(signal ? { signal } : {}),
-    });
+    // Its own process group, killed whole: a helper that is a shell script waiting on a child would
+    // otherwise outlive its timeout, the child holding the pipes open (and 'close' with them).
+    const child = spawn(program, ['get'], { stdio: ['pipe', 'pipe', 'pipe'], env: options.env ?? process.env, detached: true });
+    let killedBy: string | undefined;
+    const killGroup = (why: string): void => {
+      killedBy ??= why;
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL'); // the group is gone already, or was never made
+      }
+    };
+    const timer = setTimeout(() => killGroup(`timed out after ${timeoutMs} ms`), timeoutMs);
+    const onAbort = (): void => killGroup('aborted');
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const settle = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    };
     let out = '';
     let err = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
@@ -41,13 +53,15 @@ export async function runCredentialHelper(helper: string, serverUrl: string, opt
       if (err.length < maxOutput) err += chunk;
     });
     child.on('error', (error: NodeJS.ErrnoException) => {
+      settle();
       if (signal?.aborted) reject(new AbortedError(`running ${program}: aborted`, { cause: signal.reason }));
       else if (error.code === 'ENOENT') reject(new SlipwayError('SLIPWAY_AUTH', `credential helper ${program} is configured but not on PATH`, { cause: error }));
       else reject(new SlipwayError('SLIPWAY_AUTH', `running credential helper ${program}: ${error.message}`, { cause: error }));
     });
-    child.on('close', (exitCode, killedBy) => {
+    child.on('close', (exitCode) => {
+      settle();
       if (signal?.aborted) reject(new AbortedError(`running ${program}: aborted`, { cause: signal.reason }));
-      else if (killedBy) reject(new SlipwayError('SLIPWAY_AUTH', `credential helper ${program} was killed (${killedBy}); timed out?`));
+      else if (killedBy) reject(new SlipwayError('SLIPWAY_AUTH', `credential helper ${program} was killed: ${killedBy}`));
       else resolve({ code: exitCode, stdout: out, stderr: err });
     });
     child.stdin.on('error', () => {
@@ -59,7 +73,9 @@ export async function runCredentialHelper(helper: string, serverUrl: string, opt
     const said = `${stdout} ${stderr}`.trim();
     // The helpers' protocol: "credentials not found in native keychain" on stdout with exit status 1.
     if (/credentials not found/i.test(said)) return undefined;
-    throw new SlipwayError('SLIPWAY_AUTH', `credential helper ${program} failed for ${serverUrl} (exit ${code}): ${redactText(said.slice(0, 300))}`);
+    // Its output is not quoted: a helper that fails after printing the credentials, or quotes the
+    // password in its complaint, would put the secret in our message.
+    throw new SlipwayError('SLIPWAY_AUTH', `credential helper ${program} failed for ${serverUrl} (exit ${code}); its output is not shown as it may hold the secret: run \`echo ${serverUrl} | ${program} get\` to see it`);
   }
   let parsed: { Username?: unknown; Secret?: unknown };
   try {

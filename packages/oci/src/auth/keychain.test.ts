@@ -8,6 +8,7 @@ import { after, describe, it } from 'node:test';
 import { AbortedError, SlipwayError } from '../errors.js';
 import { createKeychain, staticKeychain } from './keychain.js';
 import { normalizeRegistryKey } from './docker-config.js';
+import { runCredentialHelper } from './helper.js';
 
 const dirs: string[] = [];
 after(async () => {
@@ -107,13 +108,37 @@ describe('createKeychain with Docker config', () => {
     });
   });
 
-  it('reports a failing helper without echoing secrets', async () => {
-    const { env } = await home({ '.docker/config.json': { credHelpers: { 'r.io': 'broken' } } }, { broken: 'echo "Bearer abc.def.ghi went wrong" >&2; exit 3' });
+  it('reports a failing helper without echoing anything it said (the secret may be in it)', async () => {
+    const { env } = await home(
+      { '.docker/config.json': { credHelpers: { 'r.io': 'broken' } } },
+      { broken: 'echo \'{"ServerURL":"r.io","Username":"u","Secret":"hunter2-secret"}\'; echo "password hunter2-secret refused" >&2; exit 3' },
+    );
     await assert.rejects(createKeychain({ env }).resolve('r.io'), (err: unknown) => {
       assert.ok(SlipwayError.is(err));
-      assert.match(err.message, /docker-credential-broken failed for r\.io \(exit 3\): Bearer REDACTED went wrong/);
+      assert.match(err.message, /docker-credential-broken failed for r\.io \(exit 3\); its output is not shown/);
+      assert.ok(!JSON.stringify({ message: err.message, cause: String(err.cause) }).includes('hunter2'), err.message);
       return true;
     });
+  });
+
+  it('kills a helper that outlives its timeout, with the children it waits on', async () => {
+    // A shell script waiting on `sleep` (no exec): killing the shell alone left sleep holding the pipes.
+    const { dir, env } = await home({});
+    const pidFile = join(dir, 'sleep-pid');
+    await writeFile(join(dir, 'bin', 'docker-credential-stuck'), `#!/bin/sh
+sleep 30 &
+echo $! > ${pidFile}
+wait
+`);
+    await chmod(join(dir, 'bin', 'docker-credential-stuck'), 0o755);
+    const started = Date.now();
+    await assert.rejects(runCredentialHelper('stuck', 'r.io', { env, timeoutMs: 500 }), (err: unknown) => SlipwayError.is(err) && /killed: timed out after 500 ms/.test(err.message));
+    assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
+    const pid = Number((await readFile(pidFile, 'utf8')).trim());
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Gone, or dead and waiting to be reaped (a container's init may not reap orphans promptly).
+    const state = (await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')).split(' ')[2];
+    assert.ok(state === undefined || state === 'Z' || state === 'X', `the helper's child is still running (state ${state})`);
   });
 
   it('kills a helper when the caller aborts', async () => {
