@@ -174,6 +174,11 @@ describe('slipway CLI against real registries', { skip: missing.length > 0 ? `ne
     assert.equal(fromLayout.code, 0, fromLayout.stderr);
     assert.equal(fromLayout.stdout.trim(), `${locked.host}/pushed:layout@${layoutDigest}`);
     assert.equal((await slipway(['push', join(work, 'nope.tar'), `${locked.host}/pushed:x`])).code, 3);
+    // The image named twice, differently: which one was meant? Named twice the same way is fine.
+    const twice = await slipway(['push', `oci:${layoutDir}:v1`, `${locked.host}/pushed:twice`, '--image', 'v2']);
+    assert.equal(twice.code, 2, twice.stderr);
+    assert.match(twice.stderr, /names the image "v1" and the image option names "v2"; choose one/);
+    assert.equal((await slipway(['push', `oci:${layoutDir}:v1`, `${locked.host}/pushed:twice`, '--image', 'v1'])).code, 0);
   });
 
   it('exit codes: 2 usage, 3 not found, 4 auth, 5 conflict; --json errors are one object', async () => {
@@ -186,6 +191,13 @@ describe('slipway CLI against real registries', { skip: missing.length > 0 ? `ne
     assert.equal((await slipway(['copy', 'only-one'])).code, 2);
     assert.equal((await slipway(['copy', index.reference, `${locked.host}/x:1`, '--platform', 'linux'])).code, 2);
     assert.equal((await slipway(['nonsense'])).code, 2);
+    // skopeo's transports as a destination would otherwise parse as Docker Hub repositories.
+    for (const destination of ['oci-archive:out.tar', 'oci:outdir', 'docker-archive:out.tar', 'docker-daemon:x:1']) {
+      const refused = await slipway(['copy', index.reference, destination]);
+      assert.equal(refused.code, 2, refused.stderr);
+      assert.match(refused.stderr, /registries only/);
+    }
+    assert.equal((await slipway(['copy', 'missing-archive.tar', `${open.host}/x:1`])).code, 3, 'a missing archive, not a Docker Hub repository');
 
     const notFound = await slipway(['digest', `${locked.host}/app:missing`, '--json']);
     assert.equal(notFound.code, 3, notFound.stderr);

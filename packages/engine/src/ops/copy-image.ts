@@ -233,8 +233,18 @@ async function copiedManifests(client: remote.RegistryClient, destination: name.
   return [digest, ...(parsed.kind === 'index' ? parsed.manifest.manifests.map((d) => d.digest) : [])];
 }
 
+/** skopeo's and Docker's names for places other than a registry: as a destination they parse as Docker Hub repositories (`oci:out` → docker.io/library/oci:out). */
+const nonRegistryDestination = /^(oci|oci-archive|docker-archive|docker-daemon|dir|containers-storage|tarball|ostree|sif):/;
+
 function parseDestination(text: string): name.Reference {
-  const reference = name.parseReference(text.trim().replace(/^docker:\/\//, ''));
+  const trimmed = text.trim();
+  const transport = nonRegistryDestination.exec(trimmed)?.[1];
+  if (transport) {
+    throw new InvalidArgumentError(`destination "${name.redactUserinfo(trimmed)}" is a ${transport}: location; slipway copies and pushes into registries only (registry/repository[:tag], or docker://…)`, {
+      code: 'SLIPWAY_INVALID_REFERENCE',
+    });
+  }
+  const reference = name.parseReference(trimmed.replace(/^docker:\/\//, ''));
   if (reference.digest !== undefined) {
     throw new InvalidArgumentError(`destination "${text}" names a digest; want registry/repository[:tag] (the digest is the copy's result)`, {
       code: 'SLIPWAY_INVALID_REFERENCE',

@@ -3,14 +3,14 @@
  * @module
  */
 import type { remote } from '@slipway/oci';
-import { layout, tarball, daemon, type ImageSource } from '@slipway/oci';
+import { daemon, InvalidArgumentError, layout, tarball, type ImageSource } from '@slipway/oci';
 import { createClient, type AccessOptions } from './access.js';
 import { parseSourceSpec, type SourceSpec } from './source-spec.js';
 
 export interface ResolveSourceOptions extends AccessOptions {
   /** Reuse this client for a registry source (the op then owns closing it). */
   client?: remote.RegistryClient;
-  /** Which image of a multi-image archive or layout (overrides one given in the text, e.g. `docker-archive:x.tar:app:1`). */
+  /** Which image of a multi-image archive or layout; naming another one in the text too (`docker-archive:x.tar:app:1`) is an error. */
   image?: string;
   /** Passed to tarball.open for docker save archives: the layer cache, a tee for compressed layers. */
   archive?: Pick<tarball.TarballOptions, 'cacheDir' | 'onCompressedStream'>;
@@ -41,12 +41,12 @@ export async function resolveSource(text: string, options: ResolveSourceOptions 
     }
     case 'oci-layout':
     case 'oci-archive': {
-      const image = options.image ?? spec.reference;
+      const image = oneImage(options.image, spec.reference, text);
       source = await layout.open(spec.path, { ...(image === undefined ? {} : { image: selector(image) }), ...(signal ? { signal } : {}) });
       break;
     }
     case 'docker-archive': {
-      const image = options.image ?? spec.image;
+      const image = oneImage(options.image, spec.image, text);
       source = await tarball.open(spec.path, { ...options.archive, ...(image === undefined ? {} : { image: selector(image) }), ...(signal ? { signal } : {}) });
       break;
     }
@@ -72,6 +72,14 @@ export async function resolveSource(text: string, options: ResolveSourceOptions 
       }
     },
   };
+}
+
+/** The image chosen by the option or in the source text; both, and different, is a usage error (which one was meant?). */
+function oneImage(option: string | undefined, inText: string | undefined, text: string): string | undefined {
+  if (option !== undefined && inText !== undefined && option !== inText) {
+    throw new InvalidArgumentError(`"${text}" names the image ${JSON.stringify(inText)} and the image option names ${JSON.stringify(option)}; choose one`);
+  }
+  return option ?? inText;
 }
 
 /** `@2` picks the third image of an archive (skopeo's `docker-archive:x.tar:@2`); anything else is a name or digest. */

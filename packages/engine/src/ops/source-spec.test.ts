@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -55,5 +56,12 @@ describe('parseSourceSpec', () => {
     assert.match(badMessage!, /neither an existing file or directory nor an image reference/);
     assert.equal((await code('oci:'))[0], 'SLIPWAY_INVALID_ARG');
     assert.equal((await code(''))[0], 'SLIPWAY_INVALID_ARG');
+    // A bare archive name that is not there is a missing file, not docker.io/library/image.tar.
+    for (const missing of ['image.tar', 'out/image.tar.gz', 'image.TGZ']) assert.equal((await code(missing))[0], 'SLIPWAY_NOT_FOUND', missing);
+    assert.deepEqual(await parseSourceSpec('docker://image.tar'), { kind: 'registry', reference: 'image.tar' });
+    // A pipe is neither an archive nor a reference.
+    const fifo = join(dir, 'fifo');
+    spawnSync('mkfifo', [fifo]);
+    assert.deepEqual(await code(fifo), ['SLIPWAY_INVALID_ARCHIVE', `source "${fifo}" is not a regular file or a directory; save the archive to a file first`]);
   });
 });

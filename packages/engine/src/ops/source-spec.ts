@@ -40,6 +40,13 @@ export async function parseSourceSpec(text: string): Promise<SourceSpec> {
     return { kind: 'oci-layout', path: trimmed };
   }
   if (info?.isFile()) return { kind: 'archive', path: trimmed };
+  if (info) {
+    // A pipe (`<(…)`, /dev/stdin) or a device: archives are read by byte ranges, more than once.
+    throw new InvalidArgumentError(`source "${trimmed}" is not a regular file or a directory; save the archive to a file first`, { code: 'SLIPWAY_INVALID_ARCHIVE' });
+  }
+  // `image.tar` is also a valid repository name (docker.io/library/image.tar): a missing archive
+  // must not turn into a Docker Hub pull. docker://image.tar still means the repository.
+  if (/\.(tar|tar\.gz|tgz)$/i.test(trimmed)) throw new NotFoundError(`source "${trimmed}": no such file or directory (for a repository of that name, write docker://${trimmed})`);
   try {
     name.parseReference(trimmed);
     return { kind: 'registry', reference: trimmed };
