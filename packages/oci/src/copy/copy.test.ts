@@ -170,6 +170,26 @@ describe('copy', () => {
     assert.ok(reads <= 6, `${reads} manifest reads`);
   });
 
+  it('copies an image of many layers without a MaxListenersExceededWarning', async () => {
+    const src = new MemoryRegistry();
+    const dst = new MemoryRegistry({ host: 'other.test' });
+    addImage(src, 'src', 'linux/amd64', Array.from({ length: 40 }, (_, i) => `layer ${i}`), 'many');
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error): void => {
+      warnings.push(warning);
+    };
+    process.on('warning', onWarning);
+    try {
+      for (const signal of [undefined, new AbortController().signal]) {
+        await copy(src.source('src', 'many'), dst.sink('dst', 'many'), { jobs: 1, overwrite: true, ...(signal ? { signal } : {}) });
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    assert.deepEqual(warnings.map((w) => w.name), []);
+  });
+
   it('refuses two platforms that select the same image (linux/arm and linux/arm/v7)', async () => {
     const src = new MemoryRegistry();
     const dst = new MemoryRegistry({ host: 'other.test' });

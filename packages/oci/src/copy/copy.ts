@@ -14,6 +14,7 @@
  * @module
  */
 import { Readable } from 'node:stream';
+import { setMaxListeners } from 'node:events';
 import { debuglog } from 'node:util';
 import { AbortedError, DigestMismatchError, InvalidArgumentError, SizeMismatchError, SlipwayError } from '../errors.js';
 import { linkSignals } from '../internal/signals.js';
@@ -118,6 +119,9 @@ export async function copy(source: ImageSource, sink: ImageSink, options: CopyOp
   if (!Number.isSafeInteger(jobs) || jobs < 1 || jobs > 256) throw new InvalidArgumentError(`jobs must be an integer from 1 to 256, got ${jobs}`);
   const controller = new AbortController();
   const linked = linkSignals(options.signal, controller.signal);
+  // Our own signal, listened to by every task waiting for a slot and every request and stream of the
+  // copy: dozens for an image of many layers, which is no leak (Node warns past 10).
+  setMaxListeners(0, linked.signal!);
   try {
     return await new CopyRun(source, sink, options, jobs, controller, linked.signal!).run();
   } catch (err) {

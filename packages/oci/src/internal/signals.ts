@@ -7,6 +7,7 @@
  * listeners are removed when the operation ends, and nothing is made when one signal will do.
  * @module
  */
+import { setMaxListeners } from 'node:events';
 
 export interface LinkedSignal {
   /** Aborts when any of the linked signals does (undefined when none was given). */
@@ -24,6 +25,9 @@ export function linkSignals(...signals: readonly (AbortSignal | undefined)[]): L
   const aborted = distinct.find((s) => s.aborted);
   if (aborted) return { signal: AbortSignal.abort(aborted.reason), dispose: nothingToDispose };
   const controller = new AbortController();
+  // A composite fans out to the operation's own waiters (each request, stream, queued task):
+  // many listeners are expected there, not a leak.
+  setMaxListeners(0, controller.signal);
   const onAbort = function (this: AbortSignal): void {
     dispose();
     controller.abort(this.reason);
