@@ -151,8 +151,11 @@ describe('indexTar', () => {
   it('honours an aborted signal', async () => {
     const controller = new AbortController();
     controller.abort();
-    const message = await codeOf(indexTar(Readable.from([Buffer.alloc(1024)]), { archive: 'a', signal: controller.signal }));
+    const input = Readable.from([Buffer.alloc(1024)]);
+    const message = await codeOf(indexTar(input, { archive: 'a', signal: controller.signal }));
     assert.match(message, /^SLIPWAY_ABORTED/);
+    // A file stream would hold its descriptor open until destroyed (pushes aborted at once leaked one).
+    assert.equal(input.destroyed, true, 'the input is closed');
   });
 });
 

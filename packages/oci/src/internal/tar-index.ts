@@ -92,7 +92,11 @@ export interface IndexTarOptions {
  */
 export async function indexTar(input: Readable, options: IndexTarOptions): Promise<TarIndex> {
   const { archive, signal } = options;
-  if (signal?.aborted) throw new AbortedError('operation aborted', { cause: signal.reason });
+  if (signal?.aborted) {
+    // The input is ours to close: a file stream has its descriptor open already.
+    input.destroy();
+    throw new AbortedError('operation aborted', { cause: signal.reason });
+  }
   const entries = new Map<string, TarEntry>();
   let bytes = 0;
   const counter = new Transform({
