@@ -279,6 +279,18 @@ describe('layout.sink', () => {
     assert.equal(index.manifests.length, 8);
   });
 
+  it('starts a new layout from several copies at once, every tag kept', async () => {
+    // Each sink creates the marker and index.json on its first write: the others must neither take
+    // those (or their temp files) for foreign content nor replace an index already holding tags.
+    for (let round = 0; round < 5; round++) {
+      const target = join(dir, `sink-fresh-${round}`);
+      const imgs = Array.from({ length: 6 }, (_, i) => image(`fresh${round}-${i}`));
+      await Promise.all(imgs.map((img, i) => put(target, img, `t${i}`)));
+      const index = JSON.parse(await readFile(join(target, 'index.json'), 'utf8')) as { manifests: { annotations: Record<string, string> }[] };
+      assert.deepEqual(index.manifests.map((m) => m.annotations['org.opencontainers.image.ref.name']).sort(), imgs.map((_, i) => `t${i}`));
+    }
+  });
+
   it('refuses a non-empty directory that is not a layout, and invalid tags', async () => {
     const target = join(dir, 'not-a-layout');
     await mkdir(target);

@@ -96,25 +96,30 @@ export class LayoutSink implements ImageSink {
   #init(): Promise<void> {
     this.#initialised ??= (async () => {
       await mkdir(this.#dir, { recursive: true });
-      const marker = join(this.#dir, 'oci-layout');
-      let hasMarker = true;
-      try {
-        await stat(marker);
-      } catch {
-        hasMarker = false;
-      }
-      if (!hasMarker) {
-        const present = (await readdir(this.#dir)).filter((name) => name !== 'blobs' && name !== 'index.json');
-        if (present.length > 0) {
-          throw new InvalidArgumentError(`cannot write an OCI layout into ${JSON.stringify(this.#dir)}: it is not empty (${present.slice(0, 3).join(', ')}) and has no "oci-layout" file`);
+      // Under the index lock: another sink of this process starting the same new layout writes its
+      // marker and index.json (via temp files) meanwhile, and must not be taken for foreign content,
+      // nor its index, tags included by then, replaced by an empty one.
+      await withIndexLock(await realpath(this.#dir), async () => {
+        const marker = join(this.#dir, 'oci-layout');
+        let hasMarker = true;
+        try {
+          await stat(marker);
+        } catch {
+          hasMarker = false;
         }
-        await writeAtomic(marker, layoutMarker);
-      }
-      try {
-        await stat(join(this.#dir, 'index.json'));
-      } catch {
-        await writeAtomic(join(this.#dir, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] }));
-      }
+        if (!hasMarker) {
+          const present = (await readdir(this.#dir)).filter((name) => name !== 'blobs' && name !== 'index.json' && !name.startsWith('.tmp-'));
+          if (present.length > 0) {
+            throw new InvalidArgumentError(`cannot write an OCI layout into ${JSON.stringify(this.#dir)}: it is not empty (${present.slice(0, 3).join(', ')}) and has no "oci-layout" file`);
+          }
+          await writeAtomic(marker, layoutMarker);
+        }
+        try {
+          await stat(join(this.#dir, 'index.json'));
+        } catch {
+          await writeAtomic(join(this.#dir, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] }));
+        }
+      });
     })();
     this.#initialised.catch(() => (this.#initialised = undefined));
     return this.#initialised;
