@@ -245,6 +245,20 @@ describe('faults between the client and the real registry', () => {
     }
   });
 
+  it('survives a 401 on a chunk (a token that expired while the chunk was on its way)', async () => {
+    const chunked = remote.createRegistryClient({ keychain: anonymous, retry: fastRetry, chunkSize: 100_000, maxMonolithicBytes: 0 });
+    try {
+      const image = makeImage([350_000]);
+      const layer = image.layers[0]!;
+      proxy.inject({ match: { method: 'PATCH', path: '/faults/expired/blobs/uploads/' }, fault: { status: 401, code: 'UNAUTHORIZED' }, times: 1, skip: 1 });
+      await push(chunked, `${proxy.host}/faults/expired:1`, image);
+      assert.equal(proxy.requestsMatching({ method: 'PATCH', path: '/faults/expired/blobs/uploads/' }).filter((r) => r.status === 401).length, 1);
+      assert.deepEqual(await buffer(await direct.blob(`${registry.host}/faults/expired`, layer.descriptor)), layer.bytes);
+    } finally {
+      await chunked.close();
+    }
+  });
+
   it('honours OCI-Chunk-Min-Length: chunks grow to the minimum the registry asks for', async () => {
     // Distribution spec v1.1: a registry may answer the upload POST with OCI-Chunk-Min-Length, and
     // every chunk but the last must then be at least that long. Neither distribution build sends it,

@@ -14,8 +14,11 @@ import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export type Fault =
-  /** Answer with this status without contacting the registry (body: a distribution-style JSON error). */
-  | { status: number; retryAfter?: number | string; headers?: Record<string, string> }
+  /**
+   * Answer with this status without contacting the registry (body: a distribution-style JSON error
+   * with `code`, UNAVAILABLE by default, which clients take as temporary).
+   */
+  | { status: number; code?: string; retryAfter?: number | string; headers?: Record<string, string> }
   /**
    * Kill the client connection with a TCP reset:
    * - 'before-forward': as soon as the request arrives, the registry never sees it;
@@ -181,7 +184,7 @@ export async function startFaultProxy(options: StartFaultProxyOptions): Promise<
     if (fault !== undefined && 'status' in fault) {
       // Read the request body first so a client streaming an upload sees the error, not EPIPE.
       for await (const c of req) rec.requestBytes += (c as Buffer).length;
-      const body = JSON.stringify({ errors: [{ code: 'UNAVAILABLE', message: `injected fault: status ${fault.status}`, detail: null }] });
+      const body = JSON.stringify({ errors: [{ code: fault.code ?? 'UNAVAILABLE', message: `injected fault: status ${fault.status}`, detail: null }] });
       const headers: OutgoingHttpHeaders = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...fault.headers };
       if (fault.retryAfter !== undefined) headers['retry-after'] = String(fault.retryAfter);
       res.writeHead(fault.status, headers);

@@ -359,10 +359,15 @@ export async function cancel(transport: Transport, registry: string, session: Se
   }
 }
 
-/** Errors that no retry can fix: bad content, cancellation, or a registry refusing us outright. */
+/**
+ * Errors that no retry can fix: bad content, cancellation, or a registry refusing us outright. A 401
+ * is not one: a Bearer token can expire while a chunk is in flight (a slow link, a short TTL), and
+ * the offset query that recovery sends authenticates afresh; credentials that are really refused
+ * fail there, within the attempts.
+ */
 function isFatal(err: unknown): boolean {
   if (err instanceof DigestMismatchError || err instanceof SizeMismatchError || err instanceof AbortedError) return true;
-  if (RegistryError.is(err)) return !err.temporary && err.status !== 416 && !isForgotten(err);
+  if (RegistryError.is(err)) return !err.temporary && err.status !== 416 && err.status !== 401 && !isForgotten(err);
   if (err instanceof NetworkError) return false;
   if (SlipwayError.is(err)) return err.code !== 'SLIPWAY_NETWORK';
   return !isTemporaryNetworkError(err);
