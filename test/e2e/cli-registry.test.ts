@@ -203,6 +203,9 @@ describe('slipway CLI against real registries', { skip: missing.length > 0 ? `ne
     assert.equal(notFound.code, 3, notFound.stderr);
     assert.equal((json(notFound).error as Record<string, unknown>).code, 'SLIPWAY_NOT_FOUND');
     assert.equal((await slipway(['manifest', `${locked.host}/nothing/here:1`])).code, 3);
+    const noRepository = await slipway(['tags', `${locked.host}/nothing/here`, '--json']);
+    assert.equal(noRepository.code, 3, noRepository.stderr);
+    assert.equal((json(noRepository).error as Record<string, unknown>).code, 'SLIPWAY_NOT_FOUND', 'the same code as every other missing thing');
     assert.equal((await slipway(['copy', index.reference, `${locked.host}/x:1`, '--platform', 'linux/s390x'])).code, 3);
 
     // A wrong password that contains the canary: refused (4), and scrubbed from every output.

@@ -11,6 +11,7 @@ import { copyReferrers, type CopiedReferrer } from './referrers.js';
 import { resolveSource } from './resolve.js';
 import { parseSourceSpec } from './source-spec.js';
 import { sumStats } from './stats.js';
+import { checkOptions } from './check-options.js';
 
 const debug = debuglog('slipway');
 
@@ -56,7 +57,20 @@ export interface CopyImageResult extends copy.CopyResult {
 }
 
 /** Copies a source to a registry; see copy.copy for platform, no-op and overwrite semantics. */
+const copyFields = {
+  source: 'string',
+  destination: 'string',
+  platforms: 'platforms?',
+  overwrite: 'boolean?',
+  jobs: 'count?',
+  image: 'string?',
+  onProgress: 'function?',
+  referrers: 'boolean?',
+  digestTags: 'boolean?',
+} as const;
+
 export async function copyImage(options: CopyImageOptions): Promise<CopyImageResult> {
+  checkOptions('copyImage', options, copyFields);
   if ((options.referrers || options.digestTags) && (await parseSourceSpec(options.source)).kind !== 'registry') {
     const what = options.referrers ? 'referrers are' : 'digest tags are';
     throw new InvalidArgumentError(`${what} only copied from a registry source, and "${options.source}" is not one; copy without them`);
@@ -139,6 +153,7 @@ export interface PushArchiveOptions extends Omit<CopyImageOptions, 'source' | 'r
 
 /** Pushes a local archive or layout; like copyImage, but refuses anything that is not a local file. */
 export async function pushArchive(options: PushArchiveOptions): Promise<CopyImageResult> {
+  checkOptions('pushArchive', options, { ...copyFields, source: 'string?', archive: 'string', cacheDir: 'cacheDir?', streamLayers: 'boolean?' });
   const { archive, cacheDir, streamLayers, ...rest } = options;
   if (/^(docker|docker-daemon):/.test(archive.trim())) {
     throw new InvalidArgumentError(`push takes a local archive or OCI layout, not "${archive}"; use copy for registry and daemon sources`);

@@ -3,10 +3,11 @@
  * resolveSource does; a registry reference without platform costs one HEAD (`getDigest`) or one GET.
  * @module
  */
-import { copy, name, NotFoundError, parsePlatform, type Digest } from '@slipway/oci';
+import { copy, name, NotFoundError, parsePlatform, RegistryError, type Digest } from '@slipway/oci';
 import { createClient, type AccessOptions } from './access.js';
 import { resolveSource, type ResolvedSource } from './resolve.js';
 import { parseSourceSpec } from './source-spec.js';
+import { checkOptions } from './check-options.js';
 
 export interface InspectOptions extends AccessOptions {
   /** What to look at: a registry reference, an archive, a layout, a daemon image (see resolveSource). */
@@ -34,6 +35,7 @@ export interface DigestResult {
 
 /** The digest a reference resolves to: one HEAD for a registry; with a platform, the child's digest. */
 export async function getDigest(options: InspectOptions & PlatformOption): Promise<DigestResult> {
+  checkOptions('getDigest', options, { reference: 'string', image: 'string?', platform: 'string?' });
   const spec = await parseSourceSpec(options.reference);
   if (spec.kind === 'registry' && options.platform === undefined) {
     const reference = name.parseReference(spec.reference);
@@ -58,6 +60,7 @@ export interface ManifestResult extends DigestResult {
 
 /** The manifest or index bytes, exactly as stored; with a platform, the matching child's. */
 export async function getManifest(options: InspectOptions & PlatformOption): Promise<ManifestResult> {
+  checkOptions('getManifest', options, { reference: 'string', image: 'string?', platform: 'string?' });
   const { manifest, result } = await withPlatform(options);
   const { digest, mediaType, size } = manifest.descriptor;
   return { ...result, digest, mediaType, size, bytes: manifest.bytes };
@@ -74,6 +77,7 @@ export interface PlatformsResult {
 
 /** The platforms a source offers: one GET for an index, plus a config read for a single image. */
 export async function listPlatforms(options: InspectOptions): Promise<PlatformsResult> {
+  checkOptions('listPlatforms', options, { reference: 'string', image: 'string?' });
   return withSource(options, async (resolved) => {
     const root = await resolved.source.root(options.signal ? { signal: options.signal } : {});
     const { platforms } = await copy.resolvePlatform(resolved.source, root, undefined, options.signal ? { signal: options.signal } : {});
@@ -93,10 +97,15 @@ export interface TagsResult {
 
 /** Every tag of a repository (following the registry's pagination). */
 export async function listTags(options: ListTagsOptions): Promise<TagsResult> {
+  checkOptions('listTags', options, { repository: 'string' });
   const repository = name.parseRepository(options.repository.trim().replace(/^docker:\/\//, ''));
   const client = createClient(options);
   try {
     return { repository: repository.toString(), tags: await client.listTags(repository, options.signal ? { signal: options.signal } : {}) };
+  } catch (err) {
+    // NAME_UNKNOWN: the same code as every other op's missing thing, the registry's words kept.
+    if (RegistryError.is(err) && err.notFound) throw new NotFoundError(`repository ${repository.toString()} not found: ${err.message}`, { cause: err });
+    throw err;
   } finally {
     await client.close();
   }

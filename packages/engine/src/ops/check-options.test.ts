@@ -1,0 +1,48 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { SlipwayError } from '@slipway/oci';
+import { copyImage, pushArchive } from './copy-image.js';
+import { getDigest, getManifest, listPlatforms, listTags } from './inspect.js';
+
+/** The op's failure: a SlipwayError with SLIPWAY_INVALID_ARG, checked before anything is opened or sent. */
+async function refusal(call: () => Promise<unknown>): Promise<string> {
+  try {
+    await call();
+  } catch (err) {
+    assert.ok(SlipwayError.is(err), `not a SlipwayError: ${String(err)}`);
+    assert.equal(err.code, 'SLIPWAY_INVALID_ARG', err.message);
+    return err.message;
+  }
+  assert.fail('accepted');
+}
+
+// Values a provider passes from plain JavaScript, Python or Go: missing, null, mistyped.
+const loose = (value: unknown) => value as never;
+
+describe('entry points refuse malformed options by field, before any work', () => {
+  it('copyImage and pushArchive', async () => {
+    assert.equal(await refusal(() => copyImage(loose(undefined))), 'copyImage: options must be an object, got undefined');
+    assert.equal(await refusal(() => copyImage(loose({ destination: 'r.example/a:1' }))), 'copyImage: source is required');
+    assert.equal(await refusal(() => copyImage(loose({ source: 'r.example/a:1', destination: '  ' }))), 'copyImage: destination must be a non-empty string, got "  "');
+    assert.equal(await refusal(() => copyImage(loose({ source: 'a', destination: 'b', platforms: 5 }))), 'copyImage: platforms must be a platform string or a list of them, got a number');
+    assert.equal(await refusal(() => copyImage(loose({ source: 'a', destination: 'b', jobs: '4' }))), 'copyImage: jobs must be a whole number, got "4"');
+    assert.equal(await refusal(() => copyImage(loose({ source: 'a', destination: 'b', signal: {} }))), 'copyImage: signal must be an AbortSignal, got an object');
+    assert.equal(await refusal(() => copyImage(loose({ source: 'a', destination: 'b', registries: {} }))), 'copyImage: registries must be a list of { address, username, password }, got an object');
+    assert.equal(await refusal(() => pushArchive(loose({ destination: 'b' }))), 'pushArchive: archive is required');
+    assert.equal(await refusal(() => pushArchive(loose({ archive: 'x.tar', destination: 'b', cacheDir: true }))), 'pushArchive: cacheDir must be a directory or false, got a boolean');
+  });
+
+  it('never shows a registry entry\'s values (one is a password)', async () => {
+    const message = await refusal(() => copyImage(loose({ source: 'a', destination: 'b', registries: [{ username: 'u', password: 'hunter2-secret' }] })));
+    assert.equal(message, 'copyImage: registries entry 0 needs address as a string');
+    const typed = await refusal(() => copyImage(loose({ source: 'a', destination: 'b', registries: [{ address: 'r.example', username: 'u', password: 12345678 }] })));
+    assert.ok(!typed.includes('12345678'), typed);
+  });
+
+  it('the inspect ops', async () => {
+    assert.equal(await refusal(() => getDigest(loose({}))), 'getDigest: reference is required');
+    assert.equal(await refusal(() => getManifest(loose({ reference: 'r.example/a:1', platform: ['linux/amd64'] }))), 'getManifest: platform must be a string, got an array');
+    assert.equal(await refusal(() => listPlatforms(loose(null))), 'listPlatforms: options must be an object, got null');
+    assert.equal(await refusal(() => listTags(loose({ repository: 42 }))), 'listTags: repository must be a non-empty string, got a number');
+  });
+});
