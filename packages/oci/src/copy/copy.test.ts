@@ -7,6 +7,7 @@ import type { Descriptor } from '../v1/manifest.js';
 import { MediaType } from '../v1/media-types.js';
 import { parsePlatform, parsePlatforms, type Platform } from '../v1/platform.js';
 import { copy, DestinationExistsError, type CopyEvent } from './copy.js';
+import type { ImageSink } from '../v1/source.js';
 import { MemoryRegistry } from './memory.js';
 import { PlatformMismatchError, resolvePlatform } from './select.js';
 
@@ -188,6 +189,35 @@ describe('copy', () => {
       process.off('warning', onWarning);
     }
     assert.deepEqual(warnings.map((w) => w.name), []);
+  });
+
+  it('without overwrite, a tag taken by another writer while the blobs moved is not overwritten', async () => {
+    const src = new MemoryRegistry();
+    const dst = new MemoryRegistry({ host: 'other.test' });
+    addImage(src, 'src', 'linux/amd64', ['first app'], 'one');
+    addImage(src, 'src', 'linux/amd64', ['second app'], 'two');
+    // The first copy finds the tag free, then its blobs are held until the second copy has taken it.
+    let taken!: () => void;
+    const tagTaken = new Promise<void>((resolve) => (taken = resolve));
+    const slow = dst.sink('dst', 'shared');
+    const held: ImageSink = {
+      ...slow,
+      name: slow.name,
+      current: slow.current.bind(slow),
+      hasBlob: slow.hasBlob.bind(slow),
+      hasManifest: slow.hasManifest.bind(slow),
+      putManifest: slow.putManifest.bind(slow),
+      putBlob: async (descriptor, open, options) => {
+        await tagTaken;
+        return slow.putBlob(descriptor, open, options);
+      },
+    };
+    const first = copy(src.source('src', 'one'), held);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const second = await copy(src.source('src', 'two'), dst.sink('dst', 'shared'));
+    taken();
+    await assert.rejects(first, DestinationExistsError);
+    assert.equal(dst.tagged('dst', 'shared'), second.digest, 'the tag still holds what the second copy wrote');
   });
 
   it('refuses two platforms that select the same image (linux/arm and linux/arm/v7)', async () => {

@@ -273,6 +273,13 @@ class CopyRun {
     const blobs = [...node.blobs].sort((a, b) => b.size - a.size);
     await Promise.all([...node.children.map((child) => this.#put(child)), ...blobs.map((blob) => this.#blob(blob))]);
     const manifest = node.manifest!;
+    if (tag !== undefined && !this.options.overwrite) {
+      // The tag was free when the copy began, but the blobs took a while: another writer may have
+      // taken it since. Registries have no compare-and-swap; asking again narrows the window from
+      // the whole transfer to one round trip.
+      const now = await this.#limit(() => this.sink.current({ signal: this.signal }));
+      if (now && now.digest !== manifest.descriptor.digest) throw new DestinationExistsError(this.sink.name, now.digest, manifest.descriptor.digest);
+    }
     await this.#limit(() => this.sink.putManifest(manifest, tag === undefined ? { signal: this.signal } : { signal: this.signal, tag }));
     this.#stats.manifestsPut += 1;
     const { digest, mediaType, size } = manifest.descriptor;
