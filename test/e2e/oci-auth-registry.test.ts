@@ -59,6 +59,8 @@ describe('htpasswd registry (Basic auth)', () => {
           assert.ok(SlipwayError.is(err));
           assert.equal(err.code, 'SLIPWAY_AUTH');
           assert.match(err.message, /^GET http:\/\/127\.0\.0\.1:\d+\/v2\/basic\/app\/manifests\/1: UNAUTHORIZED/);
+          // Says which: none were found, or the ones found were refused (whose, never their value).
+          assert.match(err.message, credentials ? /; 127\.0\.0\.1:\d+ refused the credentials used \(basic \(user "slipway-canary-user"\)\)$/ : /; no credentials for 127\.0\.0\.1:\d+ were found \(docker login/);
           assertNoCanary(err);
           return true;
         });

@@ -22,6 +22,8 @@ export interface RegistryErrorInit {
   text?: string;
   /** Delay asked for by `Retry-After`, in milliseconds. */
   retryAfterMs?: number;
+  /** Appended to the message: what the client knows that the registry did not say (whose credentials). */
+  hint?: string;
   cause?: unknown;
 }
 
@@ -42,7 +44,7 @@ export class RegistryError extends SlipwayError {
 
   constructor(init: RegistryErrorInit) {
     const errors = init.errors ?? [];
-    super(init.status === 401 || init.status === 403 ? 'SLIPWAY_AUTH' : 'SLIPWAY_REGISTRY', formatMessage(init, errors), { cause: init.cause });
+    super(init.status === 401 || init.status === 403 ? 'SLIPWAY_AUTH' : 'SLIPWAY_REGISTRY', formatMessage(init, errors) + (init.hint ? `; ${init.hint}` : ''), { cause: init.cause });
     this.status = init.status;
     this.method = init.method;
     this.url = init.url;

@@ -339,7 +339,7 @@ export class Transport {
         await pause(delay, signal);
         continue;
       }
-      if (!expected) throw await this.#error(req.method, response);
+      if (!expected) throw await this.#error(req.method, response, status === 401 || status === 403 ? await this.#authHint(state.registry, status) : undefined);
 
       if (req.stream && req.method !== 'HEAD') {
         const body = response.body;
@@ -636,8 +636,19 @@ export class Transport {
     return semaphore.acquire(signal);
   }
 
+  /**
+   * Which credentials a 401/403 answered, in words: a bare "401 UNAUTHORIZED" does not say whether
+   * none were found (a login missing, a config not read) or some were refused. Never their values.
+   */
+  async #authHint(registry: string, status: number): Promise<string> {
+    const credentials = await this.#resolveCredentials(registry, undefined).catch(() => undefined);
+    if (!credentials) return `no credentials for ${registry} were found (docker login ${registry}, a Docker config or containers auth file, or explicit credentials)`;
+    const which = describeCredentials(credentials);
+    return status === 401 ? `${registry} refused the credentials used (${which})` : `the credentials used for ${registry} (${which}) do not allow this`;
+  }
+
   /** Builds the RegistryError for a response, reading its body through the cap and scrubbing secrets. */
-  async #error(method: string, response: Attempt): Promise<RegistryError> {
+  async #error(method: string, response: Attempt, hint?: string): Promise<RegistryError> {
     let text = '';
     try {
       text = method === 'HEAD' ? '' : (await readCapped(response.body, maxErrorBodyBytes, true)).toString('utf8');
@@ -660,6 +671,7 @@ export class Transport {
       ...(errors ? { errors } : {}),
       ...(plain ? { text: plain } : {}),
       ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+      ...(hint ? { hint } : {}),
     });
   }
 
