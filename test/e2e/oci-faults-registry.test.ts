@@ -112,6 +112,16 @@ describe('faults between the client and the real registry', () => {
     assert.ok(Number(/\d+/.exec(String(gets[1]!.headers.range))![0]) > 0, 'resumed from a non-zero offset');
   });
 
+  /** Runs `run` with a client that uploads in chunks of `chunkSize` only (no monolithic PUT). */
+  async function withChunkedClient(chunkSize: number, run: (chunked: remote.RegistryClient) => Promise<void>): Promise<void> {
+    const chunked = remote.createRegistryClient({ keychain: anonymous, retry: fastRetry, chunkSize, maxMonolithicBytes: 0 });
+    try {
+      await run(chunked);
+    } finally {
+      await chunked.close();
+    }
+  }
+
   /** An image of one layer of `size` random bytes at `faults/<repo>:1`, pushed directly; `path` matches its blob GETs. */
   async function pushOneLayer(repo: string, size: number) {
     const image = makeImage([size]);
@@ -198,8 +208,7 @@ describe('faults between the client and the real registry', () => {
   });
 
   it('resumes a chunked upload after a reset mid-PATCH', async () => {
-    const chunked = remote.createRegistryClient({ keychain: anonymous, retry: fastRetry, chunkSize: 100_000, maxMonolithicBytes: 0 });
-    try {
+    await withChunkedClient(100_000, async (chunked) => {
       const image = makeImage([450_000]);
       const layer = image.layers[0]!;
       proxy.inject({ match: { method: 'PATCH' }, fault: { reset: 'before-response' }, times: 1, skip: 1 });
@@ -208,16 +217,13 @@ describe('faults between the client and the real registry', () => {
       // One status query per failure, answered by the registry with the offset it really holds.
       assert.ok(proxy.requestsMatching({ method: 'GET', path: '/blobs/uploads/' }).length >= 2);
       assert.deepEqual(await buffer(await direct.blob(`${registry.host}/faults/patch`, layer.descriptor)), layer.bytes);
-    } finally {
-      await chunked.close();
-    }
+    });
   });
 
   it('reopens a source that failed mid-blob during a chunked upload, and resumes at the registry\'s offset', async () => {
     // In a copy the source is another registry's blob stream; a reset there is temporary. The failed
     // stream cannot be read further: the upload must open the source again, not report it short.
-    const chunked = remote.createRegistryClient({ keychain: anonymous, retry: fastRetry, chunkSize: 64 * 1024, maxMonolithicBytes: 0 });
-    try {
+    await withChunkedClient(64 * 1024, async (chunked) => {
       const image = makeImage([256 * 1024]);
       const layer = image.layers[0]!;
       let opens = 0;
@@ -240,31 +246,25 @@ describe('faults between the client and the real registry', () => {
       await push(chunked, `${proxy.host}/faults/source-reset:1`, image, open);
       assert.equal(opens, 2, 'the source was opened again after it failed');
       assert.deepEqual(await buffer(await direct.blob(`${registry.host}/faults/source-reset`, layer.descriptor)), layer.bytes);
-    } finally {
-      await chunked.close();
-    }
+    });
   });
 
   it('survives a 401 on a chunk (a token that expired while the chunk was on its way)', async () => {
-    const chunked = remote.createRegistryClient({ keychain: anonymous, retry: fastRetry, chunkSize: 100_000, maxMonolithicBytes: 0 });
-    try {
+    await withChunkedClient(100_000, async (chunked) => {
       const image = makeImage([350_000]);
       const layer = image.layers[0]!;
       proxy.inject({ match: { method: 'PATCH', path: '/faults/expired/blobs/uploads/' }, fault: { status: 401, code: 'UNAUTHORIZED' }, times: 1, skip: 1 });
       await push(chunked, `${proxy.host}/faults/expired:1`, image);
       assert.equal(proxy.requestsMatching({ method: 'PATCH', path: '/faults/expired/blobs/uploads/' }).filter((r) => r.status === 401).length, 1);
       assert.deepEqual(await buffer(await direct.blob(`${registry.host}/faults/expired`, layer.descriptor)), layer.bytes);
-    } finally {
-      await chunked.close();
-    }
+    });
   });
 
   it('honours OCI-Chunk-Min-Length: chunks grow to the minimum the registry asks for', async () => {
     // Distribution spec v1.1: a registry may answer the upload POST with OCI-Chunk-Min-Length, and
     // every chunk but the last must then be at least that long. Neither distribution build sends it,
     // so the proxy adds it to the real registry's answer; the registry stores whatever arrives.
-    const chunked = remote.createRegistryClient({ keychain: anonymous, retry: fastRetry, chunkSize: 64 * 1024, maxMonolithicBytes: 0 });
-    try {
+    await withChunkedClient(64 * 1024, async (chunked) => {
       const image = makeImage([700_000]);
       const layer = image.layers[0]!;
       proxy.inject({ match: { method: 'POST', path: '/faults/minchunk/blobs/uploads/' }, fault: { addResponseHeaders: { 'OCI-Chunk-Min-Length': '300000' } }, times: Infinity });
@@ -274,9 +274,7 @@ describe('faults between the client and the real registry', () => {
       assert.deepEqual(layerPatches, [300_000, 300_000, 100_000], `PATCH sizes ${JSON.stringify(patches.map((p) => p.requestBytes))}`);
       assert.deepEqual(await buffer(await direct.blob(`${registry.host}/faults/minchunk`, layer.descriptor)), layer.bytes);
       assert.deepEqual(await direct.head(`${registry.host}/faults/minchunk:1`), image.manifest.descriptor);
-    } finally {
-      await chunked.close();
-    }
+    });
   });
 
   it('survives the registry being killed and restarted mid-push, and the tag appears only when complete', async () => {
