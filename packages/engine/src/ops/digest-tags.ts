@@ -16,7 +16,7 @@
  * @module
  */
 import { copy, parseManifest, remote, throwIfAborted, type ManifestBytes } from '@slipway/oci';
-import { followUpCopyOptions, referrersDepth, type FollowUpCopyOptions } from './referrers.js';
+import { followSubjects, followUpCopyOptions, type FollowUpCopyOptions } from './referrers.js';
 import { noStats, sumStats } from './stats.js';
 
 export interface CopiedDigestTag {
@@ -41,7 +41,7 @@ export interface CopyDigestTagsResult {
   stats: copy.CopyStats;
 }
 
-/** Copies the digest tags of `subjects`, and theirs, up to {@link referrersDepth} levels. */
+/** Copies the digest tags of `subjects`, and theirs, as deep as referrers are followed ({@link followSubjects}). */
 export async function copyDigestTags(options: CopyDigestTagsOptions): Promise<CopyDigestTagsResult> {
   const { client, source, destination, signal } = options;
   const call = signal ? { signal } : {};
@@ -49,44 +49,37 @@ export async function copyDigestTags(options: CopyDigestTagsOptions): Promise<Co
   const copied: CopiedDigestTag[] = [];
   const available = (await client.listTags(source.name, call)).filter((tag) => /^[a-z0-9]+-[a-f0-9]+\../.test(tag));
   if (available.length === 0) return { tags: copied, stats };
-  const seen = new Set<string>(options.subjects);
   const done = new Set<string>();
-  let level = [...options.subjects];
-  for (let depth = 0; depth < referrersDepth && level.length > 0; depth++) {
-    const next: string[] = [];
-    for (const subject of level) {
-      // `<alg>-<hex>.`: the referrers tag of the digest and a suffix.
-      const prefix = `${remote.referrersTag(subject)}.`;
-      for (const tag of available) {
-        if (!tag.startsWith(prefix) || done.has(tag)) continue;
-        done.add(tag);
-        // AbortedError (SLIPWAY_ABORTED), like every other abort, not the bare reason signal.throwIfAborted() throws.
-        throwIfAborted(signal);
-        // By digest from here on: the tag may move at the source while this runs.
-        const wanted = await client.getManifest(`${source.name}:${tag}`, call);
-        const digest = wanted.descriptor.digest;
-        const target = `${destination.name}:${tag}`;
-        const held = (await client.head(target, call))?.digest;
-        if (held !== undefined && held !== digest) {
-          // Only here are the destination's bytes needed: to see whether the source's extends them.
-          if (options.overwrite !== true && !extendsManifest(wanted, await client.getManifest(target, call))) {
-            copied.push({ tag, digest, subject, outcome: 'kept', held });
-            continue;
-          }
-        }
-        if (held !== digest) {
-          const result = await copy.copy(client.source(`${source.name}@${digest}`), client.sink(target), { ...followUpCopyOptions(options), overwrite: true });
-          stats = sumStats(stats, result.stats);
-        }
-        copied.push({ tag, digest, subject, outcome: 'copied' });
-        if (!seen.has(digest)) {
-          seen.add(digest);
-          next.push(digest);
+  await followSubjects(options.subjects, signal, async (subject, claim) => {
+    const found: string[] = [];
+    // `<alg>-<hex>.`: the referrers tag of the digest and a suffix.
+    const prefix = `${remote.referrersTag(subject)}.`;
+    for (const tag of available) {
+      if (!tag.startsWith(prefix) || done.has(tag)) continue;
+      done.add(tag);
+      // Between two tags too: AbortedError (SLIPWAY_ABORTED), not the bare reason signal.throwIfAborted() throws.
+      throwIfAborted(signal);
+      // By digest from here on: the tag may move at the source while this runs.
+      const wanted = await client.getManifest(`${source.name}:${tag}`, call);
+      const digest = wanted.descriptor.digest;
+      const target = `${destination.name}:${tag}`;
+      const held = (await client.head(target, call))?.digest;
+      if (held !== undefined && held !== digest) {
+        // Only here are the destination's bytes needed: to see whether the source's extends them.
+        if (options.overwrite !== true && !extendsManifest(wanted, await client.getManifest(target, call))) {
+          copied.push({ tag, digest, subject, outcome: 'kept', held });
+          continue;
         }
       }
+      if (held !== digest) {
+        const result = await copy.copy(client.source(`${source.name}@${digest}`), client.sink(target), { ...followUpCopyOptions(options), overwrite: true });
+        stats = sumStats(stats, result.stats);
+      }
+      copied.push({ tag, digest, subject, outcome: 'copied' });
+      if (claim(digest)) found.push(digest);
     }
-    level = next;
-  }
+    return found;
+  });
   return { tags: copied, stats };
 }
 

@@ -18,6 +18,34 @@ const debug = debuglog('slipway');
 /** How deep referrers of referrers are followed (a signature of an SBOM of an image is depth 2). */
 export const referrersDepth = 8;
 
+/**
+ * Breadth-first from `subjects` to what `visit` finds for each (its referrers, its digest tags), then
+ * theirs, {@link referrersDepth} levels deep. `claim(digest)` is true the first time a digest comes up
+ * (the subjects count as seen), so each is visited once; `visit` returns the digests it claimed.
+ */
+export async function followSubjects(
+  subjects: readonly string[],
+  signal: AbortSignal | undefined,
+  visit: (subject: string, claim: (digest: string) => boolean) => Promise<string[]>,
+): Promise<void> {
+  const seen = new Set<string>(subjects);
+  const claim = (digest: string): boolean => {
+    if (seen.has(digest)) return false;
+    seen.add(digest);
+    return true;
+  };
+  let level = [...subjects];
+  for (let depth = 0; depth < referrersDepth && level.length > 0; depth++) {
+    const next: string[] = [];
+    for (const subject of level) {
+      // AbortedError (SLIPWAY_ABORTED), like every other abort, not the bare reason signal.throwIfAborted() throws.
+      throwIfAborted(signal);
+      next.push(...(await visit(subject, claim)));
+    }
+    level = next;
+  }
+}
+
 export interface CopiedReferrer {
   digest: string;
   artifactType?: string;
@@ -62,48 +90,39 @@ export async function copyReferrers(options: CopyReferrersOptions): Promise<Copy
   const call = signal ? { signal } : {};
   let stats: copy.CopyStats = { ...noStats };
   const referrers: CopiedReferrer[] = [];
-  const seen = new Set<string>(options.subjects);
   /** Whether the destination indexes referrers itself; learnt from the first PUT's answer. */
   let destinationIndexes: boolean | undefined;
-  let level = [...options.subjects];
-  for (let depth = 0; depth < referrersDepth && level.length > 0; depth++) {
-    const next: string[] = [];
-    for (const subject of level) {
-      // AbortedError (SLIPWAY_ABORTED), like every other abort, not the bare reason signal.throwIfAborted() throws.
-      throwIfAborted(signal);
-      const found = await client.referrers(source, subject, call);
-      const added: Descriptor[] = [];
-      for (const listed of found) {
-        if (seen.has(listed.digest)) continue;
-        seen.add(listed.digest);
-        const manifest = await client.getManifest(`${source.name}@${listed.digest}`, call);
-        const parsed = parseManifest(manifest.bytes, manifest.descriptor.mediaType);
-        // A fallback tag is written by clients and may be stale or wrong; only a real subject counts.
-        if (parsed.manifest.subject?.digest !== subject) {
-          debug('referrers: %s@%s does not name %s as its subject; skipped', source.name, listed.digest, subject);
-          continue;
-        }
-        const target = `${destination.name}@${manifest.descriptor.digest}`;
-        let answered: remote.PutManifestResult | undefined;
-        const sink = withRootPut(client.sink(target), manifest.descriptor.digest, async (bytes) => {
-          answered = await client.putManifest(target, bytes, call);
-        });
-        const result = await copy.copy(client.source(`${source.name}@${manifest.descriptor.digest}`), sink, followUpCopyOptions(options));
-        stats = sumStats(stats, result.stats);
-        // Already there (an earlier run): one PUT of the same bytes asks the registry whether it indexes referrers.
-        if (!answered && destinationIndexes === undefined) answered = await client.putManifest(target, manifest, call);
-        if (answered) destinationIndexes = answered.subject !== undefined;
-        const descriptor = referrerDescriptor(manifest, parsed);
-        added.push(descriptor);
-        referrers.push({ digest: descriptor.digest, ...(descriptor.artifactType ? { artifactType: descriptor.artifactType } : {}), subject });
-        next.push(descriptor.digest);
+  await followSubjects(options.subjects, signal, async (subject, claim) => {
+    const found = await client.referrers(source, subject, call);
+    const added: Descriptor[] = [];
+    for (const listed of found) {
+      if (!claim(listed.digest)) continue;
+      const manifest = await client.getManifest(`${source.name}@${listed.digest}`, call);
+      const parsed = parseManifest(manifest.bytes, manifest.descriptor.mediaType);
+      // A fallback tag is written by clients and may be stale or wrong; only a real subject counts.
+      if (parsed.manifest.subject?.digest !== subject) {
+        debug('referrers: %s@%s does not name %s as its subject; skipped', source.name, listed.digest, subject);
+        continue;
       }
-      if (added.length > 0 && destinationIndexes === false) {
-        if (await updateFallbackTag(client, destination, subject, added, call)) stats.manifestsPut += 1;
-      }
+      const target = `${destination.name}@${manifest.descriptor.digest}`;
+      let answered: remote.PutManifestResult | undefined;
+      const sink = withRootPut(client.sink(target), manifest.descriptor.digest, async (bytes) => {
+        answered = await client.putManifest(target, bytes, call);
+      });
+      const result = await copy.copy(client.source(`${source.name}@${manifest.descriptor.digest}`), sink, followUpCopyOptions(options));
+      stats = sumStats(stats, result.stats);
+      // Already there (an earlier run): one PUT of the same bytes asks the registry whether it indexes referrers.
+      if (!answered && destinationIndexes === undefined) answered = await client.putManifest(target, manifest, call);
+      if (answered) destinationIndexes = answered.subject !== undefined;
+      const descriptor = referrerDescriptor(manifest, parsed);
+      added.push(descriptor);
+      referrers.push({ digest: descriptor.digest, ...(descriptor.artifactType ? { artifactType: descriptor.artifactType } : {}), subject });
     }
-    level = next;
-  }
+    if (added.length > 0 && destinationIndexes === false) {
+      if (await updateFallbackTag(client, destination, subject, added, call)) stats.manifestsPut += 1;
+    }
+    return added.map((d) => d.digest);
+  });
   return { referrers, stats };
 }
 
