@@ -134,8 +134,10 @@ describe('copy', () => {
     const { platform: _arm64Platform, ...arm64 } = addImage(src, 'src', 'linux/arm64', ['arm64 app']);
     const amd64 = addImage(src, 'src', 'linux/amd64', ['amd64 app']);
     addIndex(src, 'src', [arm64, amd64], 'bare');
+    src.requests.length = 0;
     const one = await copy(src.source('src', 'bare'), dst.sink('dst', 'arm'), { platforms: [parsePlatform('linux/arm64')] });
     assert.equal(one.digest, arm64.digest, 'the arm64 image, found through its config');
+    assert.equal(src.requests.filter((r) => r.kind === 'manifest' && r.method === 'GET' && r.target === arm64.digest).length, 1, 'read once: to learn its platform');
     const amd = await copy(src.source('src', 'bare'), dst.sink('dst', 'amd'), { platforms: [parsePlatform('linux/amd64')] });
     assert.equal(amd.digest, amd64.digest, 'not the first entry, which is arm64');
     const all = await copy(src.source('src', 'bare'), dst.sink('dst', 'all'));

@@ -50,6 +50,8 @@ export interface PlatformEntry {
   platform: Platform | undefined;
   /** The position, in the index, of the entry it was found behind. */
   position: number;
+  /** The manifest's bytes (verified) when finding its platform meant reading it. */
+  manifest?: ManifestBytes;
 }
 
 /**
@@ -83,9 +85,10 @@ export async function platformEntries(source: ImageSource, index: ImageIndex, op
         entries.push({ descriptor, platform: descriptor.platform, position: at });
         continue;
       }
-      const manifest = parseManifest((await verifiedManifest(source, descriptor, options)).bytes, descriptor.mediaType);
-      const platform = manifest.kind === 'image' ? await readConfigPlatform(source, manifest.manifest, options, configs) : undefined;
-      entries.push({ descriptor: platform ? { ...descriptor, platform } : descriptor, platform, position: at });
+      const manifest = await verifiedManifest(source, descriptor, options);
+      const parsed = parseManifest(manifest.bytes, descriptor.mediaType);
+      const platform = parsed.kind === 'image' ? await readConfigPlatform(source, parsed.manifest, options, configs) : undefined;
+      entries.push({ descriptor: platform ? { ...descriptor, platform } : descriptor, platform, position: at, manifest });
     }
   };
   await walk(index.manifests, undefined, 0);
@@ -115,9 +118,14 @@ function noImageFor(sourceName: string, wanted: readonly Platform[], entries: re
   );
 }
 
-/** The first entry matching `wanted` (ggcr's rule: first match wins); throws listing what is there. */
+/** The first entry matching `wanted` (ggcr's rule: first match wins). */
+function firstMatch(entries: readonly PlatformEntry[], wanted: Platform): PlatformEntry | undefined {
+  return entries.find((e) => e.platform !== undefined && platformMatches(e.platform, wanted));
+}
+
+/** {@link firstMatch}, or an error listing what is there. */
 export function selectEntry(entries: readonly PlatformEntry[], wanted: Platform, sourceName: string): PlatformEntry {
-  const found = entries.find((e) => e.platform !== undefined && platformMatches(e.platform, wanted));
+  const found = firstMatch(entries, wanted);
   if (found) return found;
   throw noImageFor(sourceName, [wanted], entries);
 }
@@ -140,7 +148,7 @@ export function filterIndex(root: ManifestBytes, index: ImageIndex, wanted: read
   const missing: Platform[] = [];
   const chosenBy = new Map<string, Platform>();
   for (const platform of wanted) {
-    const found = entries.find((e) => e.platform !== undefined && platformMatches(e.platform, platform));
+    const found = firstMatch(entries, platform);
     if (!found) {
       missing.push(platform);
       continue;
@@ -277,7 +285,7 @@ export async function resolvePlatform(
     if (platform === undefined) return { manifest: root, rootDigest, platforms: entryPlatforms(entries) };
     const chosen = selectEntry(entries, platform, source.name);
     checkChildMediaType(source.name, chosen.descriptor);
-    const manifest = await verifiedManifest(source, chosen.descriptor, options);
+    const manifest = chosen.manifest ?? (await verifiedManifest(source, chosen.descriptor, options));
     return { manifest, rootDigest, platforms: entryPlatforms([chosen]) };
   }
   const have = await readConfigPlatform(source, parsed.manifest, options, configs);
