@@ -118,10 +118,11 @@ export async function copy(source: ImageSource, sink: ImageSink, options: CopyOp
   const jobs = options.jobs ?? defaultJobs;
   if (!Number.isSafeInteger(jobs) || jobs < 1 || jobs > 256) throw new InvalidArgumentError(`jobs must be an integer from 1 to 256, got ${jobs}`);
   const controller = new AbortController();
+  // The copy's own signal (or linkSignals' composite of it and the caller's, unlimited there) is
+  // listened to by every task waiting for a slot and every request and stream of the copy: dozens
+  // for an image of many layers, which is no leak (Node warns past 10).
+  setMaxListeners(0, controller.signal);
   const linked = linkSignals(options.signal, controller.signal);
-  // Our own signal, listened to by every task waiting for a slot and every request and stream of the
-  // copy: dozens for an image of many layers, which is no leak (Node warns past 10).
-  setMaxListeners(0, linked.signal!);
   try {
     return await new CopyRun(source, sink, options, jobs, controller, linked.signal!).run();
   } catch (err) {
