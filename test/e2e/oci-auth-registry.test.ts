@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { auth, name, remote, SlipwayError } from '@slipway/oci';
+import { auth, copy, name, remote, SlipwayError } from '@slipway/oci';
 import * as testing from '@slipway/oci/testing';
 import { CANARY_PASSWORD, CANARY_USERNAME, startRegistry, type TestRegistry } from '../support/registry.js';
 import { makeImage } from './registry-images.js';
@@ -169,6 +169,56 @@ describe('token registry (Bearer auth with the test issuer)', () => {
       assert.equal((await client.head(`${registry.host}/team/derived:1`))?.digest, image.manifest.descriptor.digest);
     } finally {
       await client.close();
+    }
+  });
+
+  it('uses a containers auth.json login per namespace: reads with one, writes with the other, mount refused then uploaded', async () => {
+    const issuer = registry.tokenIssuer!;
+    // Two accounts that may each touch only their own namespace (as on GHCR or Quay with robot accounts).
+    issuer.addUser('alpha-robot', `${CANARY_PASSWORD}-alpha`, [{ repo: /^alpha\//, actions: ['pull', 'push'] }]);
+    issuer.addUser('beta-robot', `${CANARY_PASSWORD}-beta`, [{ repo: /^beta\//, actions: ['pull', 'push'] }]);
+    const writer = remote.createRegistryClient({ credentials: { [registry.host]: { username: CANARY_USERNAME, password: CANARY_PASSWORD } } });
+    const image = makeImage([3000, 7000]);
+    try {
+      await push(writer, `${registry.host}/alpha/app:1`, image);
+    } finally {
+      await writer.close();
+    }
+    const dir = await mkdtemp(join(tmpdir(), 'slipway-scoped-auth-'));
+    const b64 = (text: string) => Buffer.from(text).toString('base64');
+    await writeFile(
+      join(dir, 'auth.json'),
+      JSON.stringify({
+        auths: {
+          [`${registry.host}/alpha`]: { auth: b64(`alpha-robot:${CANARY_PASSWORD}-alpha`) },
+          [`${registry.host}/beta`]: { auth: b64(`beta-robot:${CANARY_PASSWORD}-beta`) },
+        },
+      }),
+    );
+    const client = remote.createRegistryClient({ keychain: auth.createKeychain({ env: { HOME: dir, REGISTRY_AUTH_FILE: join(dir, 'auth.json') } }) });
+    try {
+      const start = issuer.requests.length;
+      const result = await copy.copy(client.source(`${registry.host}/alpha/app:1`), client.sink(`${registry.host}/beta/app:1`));
+      assert.equal(result.digest, image.manifest.descriptor.digest);
+      assert.equal((await client.head(`${registry.host}/beta/app:1`))?.digest, image.manifest.descriptor.digest);
+      const records = issuer.requests.slice(start);
+      const accountFor = (scope: string) => new Set(records.filter((r) => r.scopes[0] === scope).map((r) => r.account));
+      // The source is read as alpha-robot, the destination written as beta-robot: each namespace's own login.
+      assert.deepEqual(accountFor('repository:alpha/app:pull'), new Set(['alpha-robot']));
+      assert.deepEqual(accountFor('repository:beta/app:pull,push'), new Set(['beta-robot']));
+      // The mount token (beta-robot asking for alpha's pull too) grants no pull on alpha, so blobs were uploaded.
+      const mountTokens = records.filter((r) => r.scopes.includes('repository:alpha/app:pull') && r.scopes[0] === 'repository:beta/app:pull,push');
+      for (const record of mountTokens) assert.ok(!record.granted.some((g) => g.name === 'alpha/app'), JSON.stringify(record.granted));
+      // Without the scoped entries there is nothing for this host: the same copy is refused.
+      const bare = remote.createRegistryClient({ keychain: auth.createKeychain({ env: { HOME: dir } }) });
+      try {
+        await assert.rejects(bare.getManifest(`${registry.host}/alpha/app:1`), { code: 'SLIPWAY_AUTH' });
+      } finally {
+        await bare.close();
+      }
+    } finally {
+      await client.close();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 

@@ -70,7 +70,7 @@ export async function writeDockerConfig(options: {
     const secrets: string[] = [];
     const registries: string[] = [];
     for (const registry of new Set(options.registries)) {
-      const credentials = options.keychain ? await options.keychain.resolve(registry, options.signal) : undefined;
+      const credentials = options.keychain ? await options.keychain.resolve(registry, options.signal ? { signal: options.signal } : {}) : undefined;
       if (!credentials) continue;
       const { value, secrets: found } = entry(credentials);
       auths[dockerConfigKey(registry)] = value;

@@ -15,9 +15,20 @@ export type Credentials =
   | { identityToken: string; username?: string }
   | { registryToken: string };
 
+/** What a credential lookup is for, beyond the registry. */
+export interface ResolveOptions {
+  /**
+   * The repository the credentials are for (`team/app`, `library/alpine`): containers auth files may
+   * hold a login per namespace or repository (`podman login registry.io/team`). Absent for calls that
+   * name no repository (the catalog).
+   */
+  repository?: string;
+  signal?: AbortSignal;
+}
+
 /** Finds credentials for a registry. `registry` is the reference's registry (`docker.io`, `localhost:5000`). */
 export interface Keychain {
-  resolve(registry: string, signal?: AbortSignal): Promise<Credentials | undefined>;
+  resolve(registry: string, options?: ResolveOptions): Promise<Credentials | undefined>;
 }
 
 /** The secret values inside credentials, for redaction. */

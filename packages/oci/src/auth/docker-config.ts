@@ -63,16 +63,58 @@ export function serverUrlFor(registry: string): string {
   return normalizeRegistryKey(registry) === 'docker.io' ? dockerHubConfigKey : registry;
 }
 
+/**
+ * A containers auth file key scoped below a registry (`registry.io/team`, `registry.io/team/app`):
+ * its host and path segments. Undefined for whole-registry keys, including Docker's legacy URL
+ * spellings (`https://index.docker.io/v1/`), which only ever name a host.
+ */
+function scopedKey(key: string): { host: string; path: string[] } | undefined {
+  if (/^[a-z]+:\/\//i.test(key)) return undefined;
+  const [host, ...path] = key.replace(/\/+$/, '').split('/');
+  if (path.length === 0 || path.some((segment) => segment === '')) return undefined;
+  // `host/v1/` without a scheme is still Docker's legacy spelling of a whole registry.
+  if (path.length === 1 && (path[0] === 'v1' || path[0] === 'v2')) return undefined;
+  return { host: normalizeRegistryKey(host!), path };
+}
+
 function lookup<T>(map: Record<string, T>, registry: string): T | undefined {
   const wanted = normalizeRegistryKey(registry);
   if (wanted === 'docker.io' && map[dockerHubConfigKey] !== undefined) return map[dockerHubConfigKey];
   if (map[registry] !== undefined) return map[registry];
   for (const [key, value] of Object.entries(map)) {
-    // containers auth.json allows `registry/namespace` keys; only whole-registry keys apply here.
-    if (key.replace(/^[a-z]+:\/\//i, '').replace(/\/(v1|v2)?\/?$/, '').includes('/')) continue;
+    // Repository-scoped keys are for repositoryEntry; only whole-registry keys apply here.
+    if (scopedKey(key)) continue;
     if (normalizeRegistryKey(key) === wanted) return value;
   }
   return undefined;
+}
+
+/** An `auths` entry scoped to a namespace or repository, with how many path segments its key names. */
+export interface ScopedAuthEntry {
+  key: string;
+  segments: number;
+  credentials: Credentials;
+}
+
+/**
+ * The most specific `auths` entry of `file` whose key names `repository` on `registry` or one of
+ * its parent namespaces, as podman and skopeo match them (containers-auth.json(5)): for
+ * `registry.io/team/app`, the key `registry.io/team/app` beats `registry.io/team`; `registry.io/teams`
+ * does not match (whole path segments only). Whole-registry keys are not considered here.
+ */
+export function repositoryEntry(file: AuthFile, registry: string, repository: string): ScopedAuthEntry | undefined {
+  const wanted = normalizeRegistryKey(registry);
+  const segments = repository.split('/');
+  let best: { key: string; entry: AuthEntry; segments: number } | undefined;
+  for (const [key, entry] of Object.entries(file.auths)) {
+    const scoped = scopedKey(key);
+    if (!scoped || scoped.host !== wanted || scoped.path.length > segments.length) continue;
+    if (!scoped.path.every((segment, i) => segment === segments[i])) continue;
+    if (!best || scoped.path.length > best.segments) best = { key, entry, segments: scoped.path.length };
+  }
+  if (!best) return undefined;
+  const credentials = fromEntry(best.entry, `${file.path} auths entry for ${best.key}`);
+  return credentials ? { key: best.key, segments: best.segments, credentials } : undefined;
 }
 
 function fromEntry(entry: AuthEntry, where: string): Credentials | undefined {

@@ -147,7 +147,7 @@ wait
     await writeFile(join(dir, 'bin', 'docker-credential-slow'), `#!/bin/sh\necho $$ > ${pidFile}\nexec sleep 30\n`);
     await chmod(join(dir, 'bin', 'docker-credential-slow'), 0o755);
     const controller = new AbortController();
-    const pending = createKeychain({ env }).resolve('r.io', controller.signal);
+    const pending = createKeychain({ env }).resolve('r.io', { signal: controller.signal });
     for (let i = 0; i < 100; i++) {
       if (await readFile(pidFile, 'utf8').catch(() => '')) break;
       await new Promise((resolve) => setTimeout(resolve, 20));
@@ -195,6 +195,49 @@ describe('createKeychain order', () => {
     const keychain = createKeychain({ env: { ...env, XDG_RUNTIME_DIR: join(dir, 'run') } });
     assert.deepEqual(await keychain.resolve('xdg.io'), { username: 'xdg', password: '1' });
     assert.deepEqual(await keychain.resolve('cfg.io'), { username: 'cfg', password: '2' });
+  });
+
+  it('uses the most specific namespace or repository key of an auth file for a repository (containers-auth.json)', async () => {
+    const { dir, env } = await home({
+      '.docker/config.json': { auths: { 'r.io': { auth: b64('docker-host:1') } } },
+      'auth.json': {
+        auths: {
+          'r.io/team': { auth: b64('team:2') },
+          'r.io/team/app': { auth: b64('app:3') },
+          'r.io/teams': { auth: b64('wrong-prefix:4') },
+          'docker.io/library': { auth: b64('hub-library:5') },
+          'other.io/v1/': { auth: b64('legacy-host:6') },
+        },
+      },
+    });
+    const keychain = createKeychain({ env: { ...env, REGISTRY_AUTH_FILE: join(dir, 'auth.json') } });
+    // The repository key beats the namespace key, which beats Docker config's whole-registry entry.
+    assert.deepEqual(await keychain.resolve('r.io', { repository: 'team/app' }), { username: 'app', password: '3' });
+    assert.deepEqual(await keychain.resolve('r.io', { repository: 'team/app/sub' }), { username: 'app', password: '3' });
+    assert.deepEqual(await keychain.resolve('r.io', { repository: 'team/other' }), { username: 'team', password: '2' });
+    // Whole path segments only: `r.io/teams` is not a parent of `team/…`, and `r.io/team` not of `teamx`.
+    assert.deepEqual(await keychain.resolve('r.io', { repository: 'teamx/app' }), { username: 'docker-host', password: '1' });
+    assert.deepEqual(await keychain.resolve('r.io', { repository: 'teams/app' }), { username: 'wrong-prefix', password: '4' });
+    // No repository (the catalog) and unscoped repositories get the whole-registry entry.
+    assert.deepEqual(await keychain.resolve('r.io'), { username: 'docker-host', password: '1' });
+    assert.deepEqual(await keychain.resolve('r.io', { repository: 'solo' }), { username: 'docker-host', password: '1' });
+    // Hub spellings: the repository of `alpine` is `library/alpine`.
+    assert.deepEqual(await keychain.resolve('index.docker.io', { repository: 'library/alpine' }), { username: 'hub-library', password: '5' });
+    // `host/v1/` without a scheme is Docker's legacy spelling of a whole registry, not a namespace `v1`.
+    assert.deepEqual(await keychain.resolve('other.io', { repository: 'x/y' }), { username: 'legacy-host', password: '6' });
+  });
+
+  it('runs a credential helper once per registry, not once per repository', async () => {
+    const { dir, env } = await home();
+    const log = join(dir, 'asked.log');
+    await writeFile(join(dir, 'bin', 'docker-credential-per'), `#!/bin/sh\n${helper('r.io', 'helperuser', 'helpersecret', log)}\n`);
+    await chmod(join(dir, 'bin', 'docker-credential-per'), 0o755);
+    await mkdir(join(dir, '.docker'));
+    await writeFile(join(dir, '.docker/config.json'), JSON.stringify({ credHelpers: { 'r.io': 'per' } }));
+    const keychain = createKeychain({ env });
+    const answers = await Promise.all(['a', 'b/c', 'd'].map((repository) => keychain.resolve('r.io', { repository })));
+    for (const answer of answers) assert.deepEqual(answer, { username: 'helperuser', password: 'helpersecret' });
+    assert.equal((await readFile(log, 'utf8')).trim().split('\n').length, 1);
   });
 
   it('resolves each registry once and caches it', async () => {

@@ -7,7 +7,16 @@ import { SharedTaskMap } from '../internal/shared-task.js';
 import { debuglog } from 'node:util';
 import { InvalidArgumentError } from '../errors.js';
 import type { Credentials, Keychain } from './credentials.js';
-import { containersAuthPaths, credentialsFromFile, dockerConfigPath, normalizeRegistryKey, readAuthFile, type AuthFile } from './docker-config.js';
+import {
+  containersAuthPaths,
+  credentialsFromFile,
+  dockerConfigPath,
+  normalizeRegistryKey,
+  readAuthFile,
+  repositoryEntry,
+  type AuthFile,
+  type ScopedAuthEntry,
+} from './docker-config.js';
 
 const debug = debuglog('slipway');
 
@@ -32,7 +41,13 @@ export function staticKeychain(credentials: Record<string, Credentials>): Keycha
   return { resolve: async (registry) => map.get(normalizeRegistryKey(registry)) };
 }
 
-/** Docker's config.json then the containers auth files, read once on first use. */
+/**
+ * Docker's config.json then the containers auth files, read once on first use. For a repository,
+ * the most specific repository- or namespace-scoped `auths` key in any of them wins (a login for
+ * `registry.io/team` is a deliberate choice for that namespace); otherwise the first file with
+ * something for the whole registry (its `credHelpers`, `credsStore` or `auths` entry). Whole-registry
+ * answers are looked up once per registry, so a credential helper runs once, not once per repository.
+ */
 export function fileKeychain(options: Pick<KeychainOptions, 'env' | 'helperTimeoutMs'> = {}): Keychain {
   const env = options.env ?? process.env;
   let files: Promise<AuthFile[]> | undefined;
@@ -43,20 +58,39 @@ export function fileKeychain(options: Pick<KeychainOptions, 'env' | 'helperTimeo
     files.catch(() => (files = undefined));
     return files;
   };
+  const firstSpelling = new Map<string, string>();
+  const wholeRegistry = new SharedTaskMap<string, Credentials | undefined>(async (key, signal) => {
+    const registry = firstSpelling.get(key) ?? key;
+    for (const file of await load()) {
+      const found = await credentialsFromFile(file, registry, {
+        env,
+        signal,
+        ...(options.helperTimeoutMs !== undefined ? { timeoutMs: options.helperTimeoutMs } : {}),
+      });
+      if (found) {
+        debug('credentials for %s from %s', registry, file.path);
+        return found;
+      }
+    }
+    return undefined;
+  });
   return {
-    async resolve(registry, signal) {
-      for (const file of await load()) {
-        const found = await credentialsFromFile(file, registry, {
-          env,
-          ...(signal ? { signal } : {}),
-          ...(options.helperTimeoutMs !== undefined ? { timeoutMs: options.helperTimeoutMs } : {}),
-        });
-        if (found) {
-          debug('credentials for %s from %s', registry, file.path);
-          return found;
+    async resolve(registry, { repository, signal } = {}) {
+      if (repository) {
+        let best: ScopedAuthEntry | undefined;
+        let where = '';
+        for (const file of await load()) {
+          const entry = repositoryEntry(file, registry, repository);
+          if (entry && (!best || entry.segments > best.segments)) [best, where] = [entry, file.path];
+        }
+        if (best) {
+          debug('credentials for %s/%s from %s (key %s)', registry, repository, where, best.key);
+          return best.credentials;
         }
       }
-      return undefined;
+      const key = normalizeRegistryKey(registry);
+      if (!firstSpelling.has(key)) firstSpelling.set(key, registry);
+      return wholeRegistry.get(key, signal);
     },
   };
 }
@@ -64,9 +98,9 @@ export function fileKeychain(options: Pick<KeychainOptions, 'env' | 'helperTimeo
 /** Tries each keychain in order; the first answer wins. */
 export function chainKeychains(...keychains: Keychain[]): Keychain {
   return {
-    async resolve(registry, signal) {
+    async resolve(registry, options) {
       for (const keychain of keychains) {
-        const found = await keychain.resolve(registry, signal);
+        const found = await keychain.resolve(registry, options);
         if (found) return found;
       }
       return undefined;
@@ -76,21 +110,24 @@ export function chainKeychains(...keychains: Keychain[]): Keychain {
 
 /**
  * The keychain slipway uses: `credentials` → (`keychain` or Docker config → containers auth.json) →
- * anonymous, resolved lazily and cached per registry (failures are not cached).
+ * anonymous, resolved lazily and cached per registry and repository (failures are not cached).
  */
 export function createKeychain(options: KeychainOptions = {}): Keychain {
   const chain = chainKeychains(
     ...(options.credentials ? [staticKeychain(options.credentials)] : []),
     options.keychain ?? fileKeychain(options),
   );
-  // Resolved once per normalised registry (`https://a.io/` is `a.io`) and shared; the chain is asked
-  // with the spelling the first caller used. A caller's abort ends only its own wait.
-  const firstSpelling = new Map<string, string>();
-  const cache = new SharedTaskMap<string, Credentials | undefined>((key, signal) => chain.resolve(firstSpelling.get(key) ?? key, signal));
+  // Resolved once per normalised registry (`https://a.io/` is `a.io`) and repository, and shared; the
+  // chain is asked with the spelling the first caller used. A caller's abort ends only its own wait.
+  const firstAsked = new Map<string, { registry: string; repository: string | undefined }>();
+  const cache = new SharedTaskMap<string, Credentials | undefined>((key, signal) => {
+    const asked = firstAsked.get(key)!;
+    return chain.resolve(asked.registry, { ...(asked.repository ? { repository: asked.repository } : {}), signal });
+  });
   return {
-    resolve(registry, signal) {
-      const key = normalizeRegistryKey(registry);
-      if (!firstSpelling.has(key)) firstSpelling.set(key, registry);
+    resolve(registry, { repository, signal } = {}) {
+      const key = `${normalizeRegistryKey(registry)}\n${repository ?? ''}`;
+      if (!firstAsked.has(key)) firstAsked.set(key, { registry, repository });
       return cache.get(key, signal);
     },
   };

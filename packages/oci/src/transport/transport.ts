@@ -158,7 +158,10 @@ export class Transport {
   // One ping and one credential lookup per registry, shared by every caller; a caller's abort ends only
   // its own wait (a client serves many operations, each with its own signal).
   readonly #states = new SharedTaskMap<string, RegistryState>((registry, signal) => this.#tracked(signal, () => this.#ping(registry, signal)));
-  readonly #credentials = new SharedTaskMap<string, Credentials | undefined>((registry, signal) => this.#lookUpCredentials(registry, signal));
+  readonly #credentials = new SharedTaskMap<string, Credentials | undefined>((key, signal) => {
+    const [registry, repository] = key.split('\n') as [string, string];
+    return this.#lookUpCredentials(registry, repository || undefined, signal);
+  });
   readonly #tokens = new TokenCache();
   /**
    * Work on the wire now (a streamed response until its body closes), each with the signal it runs
@@ -339,7 +342,7 @@ export class Transport {
         await pause(delay, signal);
         continue;
       }
-      if (!expected) throw await this.#error(req.method, response, status === 401 || status === 403 ? await this.#authHint(state.registry, status) : undefined);
+      if (!expected) throw await this.#error(req.method, response, status === 401 || status === 403 ? await this.#authHint(state.registry, scopes, status) : undefined);
 
       if (req.stream && req.method !== 'HEAD') {
         const body = response.body;
@@ -445,21 +448,25 @@ export class Transport {
     });
   }
 
-  #resolveCredentials(registry: string, signal: AbortSignal | undefined): Promise<Credentials | undefined> {
-    return this.#credentials.get(registry, signal);
+  /**
+   * Credentials for a request, by the repository of its first scope (the push scope when a mount asks
+   * for two): a containers auth file may hold a login per namespace. Looked up once per repository.
+   */
+  #resolveCredentials(registry: string, scopes: readonly string[], signal: AbortSignal | undefined): Promise<Credentials | undefined> {
+    return this.#credentials.get(`${registry}\n${repositoryOfScopes(scopes) ?? ''}`, signal);
   }
 
-  async #lookUpCredentials(registry: string, signal: AbortSignal): Promise<Credentials | undefined> {
-    const credentials = await this.#keychain?.resolve(registry, signal);
+  async #lookUpCredentials(registry: string, repository: string | undefined, signal: AbortSignal): Promise<Credentials | undefined> {
+    const credentials = await this.#keychain?.resolve(registry, { ...(repository ? { repository } : {}), signal });
     this.secrets.add(...secretsOf(credentials));
-    debug('credentials for %s: %s', registry, describeCredentials(credentials));
+    debug('credentials for %s%s: %s', registry, repository ? ` (${repository})` : '', describeCredentials(credentials));
     return credentials;
   }
 
   async #authorization(state: RegistryState, scopes: string[], signal: AbortSignal | undefined): Promise<string | undefined> {
     const challenge = state.challenge;
     if (!challenge) return undefined;
-    const credentials = await this.#resolveCredentials(state.registry, signal);
+    const credentials = await this.#resolveCredentials(state.registry, scopes, signal);
     if (credentials && 'registryToken' in credentials) return `Bearer ${credentials.registryToken}`;
     if (challenge.scheme === 'basic') {
       if (!credentials || !('password' in credentials)) return undefined;
@@ -640,8 +647,8 @@ export class Transport {
    * Which credentials a 401/403 answered, in words: a bare "401 UNAUTHORIZED" does not say whether
    * none were found (a login missing, a config not read) or some were refused. Never their values.
    */
-  async #authHint(registry: string, status: number): Promise<string> {
-    const credentials = await this.#resolveCredentials(registry, undefined).catch(() => undefined);
+  async #authHint(registry: string, scopes: readonly string[], status: number): Promise<string> {
+    const credentials = await this.#resolveCredentials(registry, scopes, undefined).catch(() => undefined);
     if (!credentials) return `no credentials for ${registry} were found (docker login ${registry}, a Docker config or containers auth file, or explicit credentials)`;
     const which = describeCredentials(credentials);
     return status === 401 ? `${registry} refused the credentials used (${which})` : `the credentials used for ${registry} (${which}) do not allow this`;
@@ -684,6 +691,14 @@ function isCertificateError(err: unknown): boolean {
     if (typeof code === 'string' && /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ALTNAME/.test(code)) return true;
   }
   return false;
+}
+
+/** `repository:team/app:pull,push` → `team/app`: the repository whose credentials a request uses. */
+function repositoryOfScopes(scopes: readonly string[]): string | undefined {
+  const first = scopes.find((scope) => scope.startsWith('repository:'));
+  if (!first) return undefined;
+  const name = first.slice('repository:'.length, first.lastIndexOf(':'));
+  return name === '' ? undefined : name;
 }
 
 function tokenKey(state: RegistryState, challenge: Challenge, scopes: readonly string[]): string {
