@@ -3,6 +3,8 @@
 // restarted mid-push, and a registry answering garbage. Bad bytes are never accepted; the tag never
 // points at incomplete content; the canary password never reaches a message.
 import assert from 'node:assert/strict';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { after, afterEach, before, describe, it } from 'node:test';
@@ -309,6 +311,32 @@ describe('faults between the client and the real registry', () => {
     } finally {
       await fragile.close();
     }
+  });
+
+  it('deletes the upload session when the client-wide signal aborts an upload (Ctrl-C in the CLI)', async () => {
+    const controller = new AbortController();
+    const cancelled = remote.createRegistryClient({ keychain: anonymous, signal: controller.signal });
+    const image = makeImage([64 * 1024]);
+    const layer = image.layers[0]!;
+    // A source that has not produced its first byte yet (a slow export, a slow source registry). With bytes
+    // already in, distribution cannot delete the session at all: the DELETE's state token then names an
+    // older offset, and its wrong-offset path closes the upload before it cancels it (blobUploadDispatcher),
+    // so the 404 it answers leaves the bytes for the purger. Other registries take the DELETE either way.
+    const stalled = () => new Readable({ read() {} });
+    const pushing = push(cancelled, `${proxy.host}/faults/interrupted:1`, image, (b) => (b === layer ? async () => stalled() : async () => Readable.from([b.bytes])));
+    for (let i = 0; i < 100 && proxy.requestsMatching({ method: 'PUT', path: '/faults/interrupted/blobs/uploads/' }).length === 0; i++) await sleep(20);
+    await sleep(100);
+    controller.abort(new Error('interrupted'));
+    await assert.rejects(pushing, { code: 'SLIPWAY_ABORTED' });
+    // close() waits for the clean-up still under way; it does not wait for the abandoned PUT.
+    await cancelled.close();
+    const deletes = proxy.requestsMatching({ method: 'DELETE', path: '/faults/interrupted/blobs/uploads/' });
+    assert.equal(deletes.length, 1, 'the interrupted session was deleted');
+    assert.equal(deletes[0]!.status, 204);
+    const uploads = join(registry.storageDir, 'docker/registry/v2/repositories/faults/interrupted/_uploads');
+    const left = (await readdir(uploads, { recursive: true }).catch(() => [])).filter((path) => path.endsWith('/data'));
+    assert.deepEqual(left, [], 'no upload data left in the registry');
+    assert.equal(await direct.head(`${registry.host}/faults/interrupted:1`), undefined);
   });
 
   it('refuses a manifest answer that is not a manifest', async () => {

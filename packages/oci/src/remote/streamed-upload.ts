@@ -80,10 +80,10 @@ export function startStreamedUpload(call: StreamedUploadCall): StreamedUpload {
     // Tells the producer at once (its 'error' listener), so it stops feeding an upload that is over.
     if (!body.destroyed) body.destroy(asError(err));
   };
-  const cancelSession = async (): Promise<void> => {
+  const cancelSession = async (reason?: unknown): Promise<void> => {
     if (cancelled || committed || !session) return;
     cancelled = true;
-    await cancel(transport, registry, session, scopes);
+    await cancel(transport, registry, session, scopes, reason);
   };
 
   const patched = (async (): Promise<number | undefined> => {
@@ -149,7 +149,7 @@ export function startStreamedUpload(call: StreamedUploadCall): StreamedUpload {
           fail(err);
           await patched.catch(() => undefined);
           // Awaited (it never throws): the session is gone before the caller uploads the blob again.
-          await cancelSession();
+          await cancelSession(err);
           debug('streamed upload of %s failed (%s); it goes the ordinary way', descriptor.digest, describe(err));
           return 'failed';
         } finally {
@@ -164,7 +164,8 @@ export function startStreamedUpload(call: StreamedUploadCall): StreamedUpload {
       fail(why);
       controller.abort(why);
       // After the POST settles: a session that started just as we gave up is deleted too.
-      void patched.then(cancelSession, cancelSession).finally(linked.dispose);
+      const cancelAfter = () => cancelSession(why);
+      void patched.then(cancelAfter, cancelAfter).finally(linked.dispose);
     },
   };
 }

@@ -123,7 +123,7 @@ export async function uploadBlob(call: UploadCall): Promise<void> {
     }
     session = await chunked(call, session, startSession, what);
   } catch (err) {
-    if (session) void cancel(transport, repository.registry, session, scopes);
+    if (session) void cancel(transport, repository.registry, session, scopes, err);
     throw err;
   }
 }
@@ -349,11 +349,27 @@ export function checkCommitted(stored: string | undefined, descriptor: Descripto
 
 /** Bound on the courtesy `DELETE`: a registry that hangs must not hold up the error the caller is waiting for. */
 const cancelTimeoutMs = 10_000;
+/** Shorter after a cancellation: someone pressed Ctrl-C and waits for the exit (a second Ctrl-C exits at once). */
+const cancelAfterAbortTimeoutMs = 2_000;
 
-/** `DELETE`s a session the upload gives up on (best effort, never throws, at most {@link cancelTimeoutMs}). */
-export async function cancel(transport: Transport, registry: string, session: Session, scopes: string[]): Promise<void> {
+/**
+ * `DELETE`s a session the upload gives up on (best effort, never throws, bounded in time). It is sent
+ * also when the upload was aborted, whatever signal aborted it: an abandoned session holds the bytes
+ * sent so far in the registry's `_uploads` until its purge runs (distribution: a week by default).
+ */
+export async function cancel(transport: Transport, registry: string, session: Session, scopes: string[], reason?: unknown): Promise<void> {
+  const timeoutMs = reason instanceof AbortedError ? cancelAfterAbortTimeoutMs : cancelTimeoutMs;
   try {
-    await transport.request({ method: 'DELETE', registry, path: session.location, scopes, retry: false, expect: [200, 202, 204, 404], signal: AbortSignal.timeout(cancelTimeoutMs) });
+    await transport.request({
+      method: 'DELETE',
+      registry,
+      path: session.location,
+      scopes,
+      retry: false,
+      expect: [200, 202, 204, 404],
+      signal: AbortSignal.timeout(timeoutMs),
+      cleanup: true,
+    });
   } catch {
     // Cancelling is a courtesy; the registry expires abandoned sessions anyway.
   }

@@ -110,6 +110,11 @@ export interface RegistryRequest {
   /** Concurrency class; default `pull` for streamed GETs, `push` for streamed bodies, otherwise `meta`. */
   kind?: 'pull' | 'push' | 'meta';
   signal?: AbortSignal;
+  /**
+   * A clean-up after the work was given up (the courtesy `DELETE` of an upload session): it runs under
+   * `signal` alone, not the transport's, which is often what was aborted (Ctrl-C); bound it with `signal`.
+   */
+  cleanup?: boolean;
 }
 
 export interface RegistryResponse {
@@ -248,7 +253,7 @@ export class Transport {
    * throws RegistryError for an unexpected status or NetworkError when the registry cannot be reached.
    */
   async request(req: RegistryRequest): Promise<RegistryResponse> {
-    const linked = linkSignals(req.signal, this.#signal);
+    const linked = req.cleanup ? linkSignals(req.signal) : linkSignals(req.signal, this.#signal);
     const work = { signal: linked.signal };
     this.#inflight.add(work);
     const done = (): void => {
