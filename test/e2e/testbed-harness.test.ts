@@ -49,6 +49,14 @@ test('open registry accepts a skopeo push and serves the manifest', async (t) =>
   assert.equal(sha256(body), index.manifests[0]!.digest);
 });
 
+test('a registry logging only errors starts too (its own listening socket found in /proc), and says nothing at info', async (t) => {
+  const reg = await withRegistry(t, await startRegistry({ logLevel: 'error' }));
+  const res = await fetch(`${reg.url}/v2/`);
+  await res.arrayBuffer();
+  assert.equal(res.status, 200);
+  assert.doesNotMatch(await reg.log(), /level=info/);
+});
+
 test('htpasswd registry rejects anonymous callers and accepts the user', async (t) => {
   if (!skipUnless(t, 'htpasswd', 'bcrypt htpasswd file')) return;
   const reg = await withRegistry(t, await startRegistry({ auth: 'htpasswd', password: CANARY_PASSWORD }));

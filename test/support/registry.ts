@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, fstatSync, openSync, rmSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
@@ -183,6 +183,30 @@ export function registryV3Path(): string | undefined {
   return toolPath(REGISTRY_V3_TOOL);
 }
 
+/**
+ * Whether process `pid` holds a listening TCP socket on 127.0.0.1:`port`, from /proc: the registry
+ * says "listening on" only at log level info, and a quieter registry must still be told apart from
+ * another test's server that took the port between freePort() and the bind.
+ */
+async function holdsListeningPort(pid: number, port: number): Promise<boolean> {
+  const table = await readFile('/proc/net/tcp', 'utf8').catch(() => '');
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  const inodes = new Set<string>();
+  for (const line of table.split('\n').slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    // fields: sl, local_address, rem_address, st (0A = LISTEN), …, inode at index 9
+    if (fields[1] === local && fields[3] === '0A' && fields[9]) inodes.add(fields[9]);
+  }
+  if (inodes.size === 0) return false;
+  const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
+  for (const fd of fds) {
+    const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
+    const match = /^socket:\[(\d+)\]$/.exec(target);
+    if (match && inodes.has(match[1]!)) return true;
+  }
+  return false;
+}
+
 export async function startRegistry(options: StartRegistryOptions = {}): Promise<TestRegistry> {
   const binary = options.implementation === 'v3' ? registryV3Path() : REGISTRY_BIN;
   if (binary === undefined) throw new Error(`${REGISTRY_V3_TOOL} not found: scripts/install-go-tools.sh distribution builds it`);
@@ -286,7 +310,8 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
         // Only trust the probe once OUR process says it holds the port: between freePort() and the
         // bind, another test's server could take the port and answer the probe in our stead.
         const log = (await readFile(logPath).catch(() => Buffer.alloc(0))).subarray(logStart).toString('utf8');
-        if (log.includes(`listening on 127.0.0.1:${port}`) && !done && await probe(url, caPem) !== undefined) return 'ok';
+        const ours = log.includes(`listening on 127.0.0.1:${port}`) || (proc.pid !== undefined && await holdsListeningPort(proc.pid, port));
+        if (ours && !done && await probe(url, caPem) !== undefined) return 'ok';
         await sleep(50);
       }
       proc.kill('SIGKILL');
