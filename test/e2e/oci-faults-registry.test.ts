@@ -313,6 +313,24 @@ describe('faults between the client and the real registry', () => {
     }
   });
 
+  it('gives up on a registry that accepts chunks (202) without its Range ever moving', async () => {
+    const image = makeImage([300_000]);
+    const layer = image.layers[0]!;
+    // The monolithic PUT fails (temporary, retried, then the chunked path), and every PATCH is "accepted"
+    // with Range 0-0: before, the same chunk was sent for ever (120 000 PATCHes in 30 s).
+    proxy.inject({ match: { method: 'PUT', path: '/faults/stalled/blobs/uploads/' }, fault: { status: 503 }, times: Infinity });
+    proxy.inject({ match: { method: 'PATCH', path: '/faults/stalled/blobs/uploads/' }, fault: { status: 202, headers: { range: '0-0' } }, times: Infinity });
+    const sink = client.sink(`${proxy.host}/faults/stalled:1`);
+    await assert.rejects(sink.putBlob(layer.descriptor, async () => Readable.from([layer.bytes])), (err: unknown) => {
+      assert.ok(SlipwayError.is(err));
+      assert.equal(err.code, 'SLIPWAY_REGISTRY');
+      assert.match(err.message, /took 3 chunks in a row without storing them \(its Range stays at 0 bytes\)/);
+      return true;
+    });
+    assert.equal(proxy.requestsMatching({ method: 'PATCH', path: '/faults/stalled/blobs/uploads/' }).length, 3);
+    assert.equal(await direct.head(`${registry.host}/faults/stalled:1`), undefined);
+  });
+
   it('deletes the upload session when the client-wide signal aborts an upload (Ctrl-C in the CLI)', async () => {
     const controller = new AbortController();
     const cancelled = remote.createRegistryClient({ keychain: anonymous, signal: controller.signal });

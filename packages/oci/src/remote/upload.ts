@@ -27,6 +27,8 @@ const debug = debuglog('slipway');
 
 /** Chunk size for the chunked fallback; large enough to keep round trips few, small enough to buffer. */
 export const defaultChunkSize = 8 * 1024 * 1024;
+/** Chunks in a row a registry may accept (202) without its Range moving before the upload is given up. */
+const maxStalledChunks = 3;
 /** Registries may ask for huge minimum chunks; we buffer one chunk, so cap what we honour (regclient: 1 GiB). */
 const maxChunkSize = 256 * 1024 * 1024;
 
@@ -199,6 +201,7 @@ async function chunked(
   let session = initial;
   let reader: ChunkReader | undefined;
   let failures = 0;
+  let stalls = 0;
 
   /** After a failure: the offset to continue from, asking the registry; a forgotten session is replaced. */
   const recover = async (err: unknown): Promise<number> => {
@@ -263,7 +266,16 @@ async function chunked(
           session = { ...sessionFrom(response, what, session.location), minChunk: session.minChunk };
           const range = parseRange(response.header('range'));
           // After a one-byte first chunk `0-0` is ambiguous (see parseRange): the 202 says it was stored.
-          offset = range === undefined || (range === 0 && end === 0) ? end + 1 : range;
+          const stored = range === undefined || (range === 0 && end === 0) ? end + 1 : range;
+          if (stored > end + 1) {
+            throw new SlipwayError('SLIPWAY_REGISTRY', `${what}: the registry says it holds ${stored} bytes after a chunk ending at byte ${end + 1}`);
+          }
+          // A registry that answers 202 but never moves its Range would be fed the same chunk for ever.
+          stalls = stored > offset ? 0 : stalls + 1;
+          if (stalls >= maxStalledChunks) {
+            throw new SlipwayError('SLIPWAY_REGISTRY', `${what}: the registry took ${stalls} chunks in a row without storing them (its Range stays at ${stored} bytes)`);
+          }
+          offset = stored;
           options?.onProgress?.(offset);
           continue;
         }
