@@ -150,6 +150,7 @@ class Client implements RegistryClient {
     const tags: string[] = [];
     // ECR rejects n > 1000 (ggcr #1091); registries that ignore n just send everything.
     let path: string | URL = `${tagsPath(repo.repository)}?n=1000`;
+    const seen = new Set<string>();
     for (let page = 0; page < 10_000; page++) {
       const response = await this.transport.request({
         method: 'GET',
@@ -160,9 +161,10 @@ class Client implements RegistryClient {
         ...signalOf(options),
       });
       tags.push(...tagsIn(response.bytes, repo.name));
+      if (tags.length > maxTags) throw new SlipwayError('SLIPWAY_REGISTRY', `listing tags of ${repo.name}: more than ${maxTags} tags`);
       const next = nextLink(response.header('link'));
       if (!next) return tags;
-      path = new URL(next, response.url);
+      path = nextPage(next, response.url, seen, `listing tags of ${repo.name}`);
     }
     throw new SlipwayError('SLIPWAY_REGISTRY', `listing tags of ${repo.name}: too many pages`);
   }
@@ -213,6 +215,7 @@ class Client implements RegistryClient {
     const scopes = [pullScope(repo.repository)];
     const result: Descriptor[] = [];
     let path: string | URL = referrersPath(repo.repository, digest) + (options?.artifactType ? `?artifactType=${encodeURIComponent(options.artifactType)}` : '');
+    const seen = new Set<string>();
     for (let page = 0; page < 1000; page++) {
       const response = await this.transport.request({
         method: 'GET',
@@ -230,9 +233,10 @@ class Client implements RegistryClient {
       }
       const parsed = parseManifest(new Uint8Array(response.bytes), MediaType.OciIndex);
       if (parsed.kind === 'index') result.push(...parsed.manifest.manifests);
+      if (result.length > maxReferrers) throw new SlipwayError('SLIPWAY_REGISTRY', `listing referrers of ${repo.name}@${digest}: more than ${maxReferrers}`);
       const next = nextLink(response.header('link'));
       if (!next) break;
-      path = new URL(next, response.url);
+      path = nextPage(next, response.url, seen, `listing referrers of ${repo.name}@${digest}`);
     }
     return filterByType(result, options?.artifactType);
   }
@@ -384,4 +388,19 @@ function tagsIn(bytes: Buffer, repository: string): string[] {
     throw new SlipwayError('SLIPWAY_REGISTRY', `listing tags of ${repository}: the registry's answer is not JSON`, { cause: err });
   }
   return Array.isArray(body.tags) ? body.tags.filter((tag): tag is string => typeof tag === 'string') : [];
+}
+
+/**
+ * Bounds on what a registry's pages may pile up: a `Link` that loops through different URLs, or a
+ * hostile registry, must end in an error, not in a heap exhausted by repeated pages (seen at 4 GB).
+ */
+const maxTags = 1_000_000;
+const maxReferrers = 10_000;
+
+/** The next page's URL, refusing a `Link` back to a page already read (a loop). */
+function nextPage(next: string, current: URL, seen: Set<string>, what: string): URL {
+  seen.add(current.href);
+  const url = new URL(next, current);
+  if (seen.has(url.href)) throw new SlipwayError('SLIPWAY_REGISTRY', `${what}: the registry's Link header leads back to a page already read`);
+  return url;
 }
