@@ -173,6 +173,32 @@ describe('copy', () => {
     assert.ok(reads <= 6, `${reads} manifest reads`);
   });
 
+  it('bounds what a full copy loads, entries marked as attestations included: width, then depth', async () => {
+    const src = new MemoryRegistry();
+    const dst = new MemoryRegistry({ host: 'other.test' });
+    const amd64 = addImage(src, 'src', 'linux/amd64', ['app']);
+    const marked = (d: Descriptor): Descriptor => ({ ...d, annotations: { 'vnd.docker.reference.type': 'attestation-manifest', 'vnd.docker.reference.digest': amd64.digest } });
+    // 5000 distinct attestation images: before, the limit skipped them and the copy read every one.
+    const wide = Array.from({ length: 5000 }, (_, i) => marked(addImage(src, 'src', 'unknown/unknown', [`att ${i}`])));
+    addIndex(src, 'src', [amd64, ...wide], 'wide');
+    src.requests.length = 0;
+    const refused = (what: RegExp) => (err: unknown) => {
+      assert.ok(SlipwayError.is(err));
+      assert.equal(err.code, 'SLIPWAY_INVALID_MANIFEST');
+      assert.match(err.message, what);
+      return true;
+    };
+    await assert.rejects(copy(src.source('src', 'wide'), dst.sink('dst', 'wide')), refused(/more than 4096 entries/));
+    assert.ok(src.requests.filter((r) => r.kind === 'manifest').length < 10, 'refused before reading the children');
+    await assert.rejects(copy(src.source('src', 'wide'), dst.sink('dst', 'wide'), { platforms: parsePlatforms('linux/amd64,linux/arm64') }), refused(/more than 4096 entries/));
+    // A chain of 3000 indexes, each the attestation of the next: before, the stack overflowed.
+    let level = amd64;
+    for (let depth = 0; depth < 3000; depth++) level = marked(addIndex(src, 'src', [level]));
+    addIndex(src, 'src', [level], 'deep');
+    await assert.rejects(copy(src.source('src', 'deep'), dst.sink('dst', 'deep')), refused(/indexes nested more than 4 deep/));
+    assert.equal(dst.requests.filter((r) => r.method === 'PUT').length, 0, 'nothing written');
+  });
+
   it('copies an image of many layers without a MaxListenersExceededWarning', async () => {
     const src = new MemoryRegistry();
     const dst = new MemoryRegistry({ host: 'other.test' });

@@ -36,9 +36,14 @@ export function childPlatform(descriptor: Descriptor): Platform {
 }
 
 /** How deep indexes inside an index are followed to find a platform's image. */
-const maxNestedIndexes = 4;
+export const maxNestedIndexes = 4;
 /** Entries looked at, all levels together: a hostile index must not cost thousands of requests. */
-const maxIndexEntries = 4096;
+export const maxIndexEntries = 4096;
+
+/** What the source holds is out of bounds: bad content (exit 3 in the CLI's terms), not bad usage. */
+export function invalidIndex(message: string): SlipwayError {
+  return new SlipwayError('SLIPWAY_INVALID_MANIFEST', message);
+}
 
 /**
  * One image an index offers: what {@link platformEntries} finds behind each entry.
@@ -69,14 +74,16 @@ export async function platformEntries(source: ImageSource, index: ImageIndex, op
   let looked = 0;
   const walk = async (manifests: readonly Descriptor[], position: number | undefined, depth: number): Promise<void> => {
     for (const [i, descriptor] of manifests.entries()) {
+      // Counted before attestations are skipped: 12 000 entries marked as attestations cost nothing
+      // here, but the copy reads and writes each one.
+      if (++looked > maxIndexEntries) throw invalidIndex(`${source.name}: an index with more than ${maxIndexEntries} entries, nested ones included`);
       if (isAttestation(descriptor)) continue;
-      if (++looked > maxIndexEntries) throw new InvalidArgumentError(`${source.name}: an index with more than ${maxIndexEntries} entries, nested ones included`);
       const at = position ?? i;
       const mustRead = isIndexMediaType(descriptor.mediaType) || (!descriptor.platform && isImageManifestMediaType(descriptor.mediaType));
       if (mustRead && read.has(descriptor.digest)) continue;
       if (mustRead) read.add(descriptor.digest);
       if (isIndexMediaType(descriptor.mediaType)) {
-        if (depth >= maxNestedIndexes) throw new InvalidArgumentError(`${source.name}: indexes nested more than ${maxNestedIndexes} deep under entry ${at}`);
+        if (depth >= maxNestedIndexes) throw invalidIndex(`${source.name}: indexes nested more than ${maxNestedIndexes} deep under entry ${at}`);
         const nested = parseManifest((await verifiedManifest(source, descriptor, options)).bytes, descriptor.mediaType);
         if (nested.kind === 'index') await walk(nested.manifest.manifests, at, depth + 1);
         continue;
@@ -228,7 +235,7 @@ export async function readConfigPlatform(
 ): Promise<Platform | undefined> {
   const config = manifest.config;
   if (config.mediaType !== MediaType.OciConfig && config.mediaType !== MediaType.DockerConfig) return undefined;
-  if (config.size > maxConfigBytes) throw new InvalidArgumentError(`${source.name}: config of ${config.size} bytes exceeds ${maxConfigBytes}`);
+  if (config.size > maxConfigBytes) throw invalidIndex(`${source.name}: config of ${config.size} bytes exceeds ${maxConfigBytes}`);
   const bytes = await readAll(await source.blob(config, options), config.size);
   const actual = digestOf(bytes, config.digest);
   if (actual !== config.digest) throw new DigestMismatchError(config.digest, actual, `${source.name} config`);
