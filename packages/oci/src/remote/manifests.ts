@@ -44,7 +44,7 @@ export async function getManifest(call: ManifestCall): Promise<ManifestBytes> {
       ...(signal ? { signal } : {}),
     });
   } catch (err) {
-    if (SlipwayError.is(err) && err.cause instanceof BodyTooLargeError) {
+    if (SlipwayError.is(err) && err.code === 'SLIPWAY_REGISTRY' && err.cause instanceof BodyTooLargeError) {
       throw new InvalidArgumentError(`fetching ${what}: larger than the ${maxManifestBytes}-byte manifest limit`, { code: 'SLIPWAY_INVALID_MANIFEST', cause: err });
     }
     throw err;

@@ -139,6 +139,23 @@ describe('transport retries', () => {
     assert.equal(opened, 2);
   });
 
+  it('retries a buffered body cut short mid-way (a manifest), as it does a failed connect', async () => {
+    const manifest = JSON.stringify({ schemaVersion: 2, padding: 'p'.repeat(5000) });
+    const server = await serve((_req, res, _body, count) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(manifest.length) });
+      if (count === 1) {
+        // Headers and part of the body, then the connection dies.
+        res.write(manifest.slice(0, 1000));
+        setTimeout(() => res.socket?.destroy(), 20);
+        return;
+      }
+      res.end(manifest);
+    });
+    const response = await transport().request({ method: 'GET', registry: server.host, path: '/v2/a/manifests/1', maxBodyBytes: 1 << 20 });
+    assert.equal(response.bytes.toString('utf8'), manifest);
+    assert.equal(server.seen.filter((s) => s.url === '/v2/a/manifests/1').length, 2);
+  });
+
   it('does not retry when retry is false, and reports the network error clearly', async () => {
     const server = await serve((req, res) => (v2(req.url!) ? json(res, 200, {}) : req.socket.destroy()));
     await assert.rejects(transport().request({ method: 'GET', registry: server.host, path: '/v2/a/tags/list', retry: false }), (err: unknown) => {
@@ -305,6 +322,32 @@ describe('transport auth', () => {
     assert.deepEqual(issued[0]!.scopes, push);
     assert.equal(issued[0]!.authorization, `Basic ${Buffer.from('u:p4ss').toString('base64')}`);
     assert.deepEqual(issued[1]!.scopes, ['repository:dst:pull']);
+  });
+
+  it('refuses token answers that are JSON but not an object, or too big, with SLIPWAY_AUTH', async () => {
+    for (const [answer, message] of [
+      ['null', /the realm's answer is not a JSON token response/],
+      ['[1,2]', /the realm's answer is not a JSON token response/],
+      [JSON.stringify({ token: 'x'.repeat(100 * 1024) }), /the realm's answer exceeds 65536 bytes/],
+    ] as const) {
+      const issuer = await serve((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(answer));
+      const registry = await serve((req, res) => json(res, 401, {}, { 'www-authenticate': `Bearer realm="http://${issuer.host}/token",service="s"` }));
+      const t = transport({ credentials: { [registry.host]: { username: 'u', password: 'p' } } });
+      await assert.rejects(t.request({ method: 'GET', registry: registry.host, path: '/v2/a/manifests/1', scopes: ['repository:a:pull'] }), (err: unknown) => {
+        assert.ok(SlipwayError.is(err));
+        assert.equal(err.code, 'SLIPWAY_AUTH');
+        assert.match(err.message, message);
+        return true;
+      });
+    }
+    // A JWT of 12 KiB is big but valid (node:http takes 16 KiB of request headers).
+    const big = 'j'.repeat(12 * 1024);
+    const issuer = await serve((_req, res) => json(res, 200, { token: big }));
+    const registry = await serve((req, res) =>
+      req.headers.authorization === `Bearer ${big}` ? json(res, 200, {}) : json(res, 401, {}, { 'www-authenticate': `Bearer realm="http://${issuer.host}/token",service="s"` }),
+    );
+    const t = transport({ credentials: { [registry.host]: { username: 'u', password: 'p' } } });
+    assert.equal((await t.request({ method: 'GET', registry: registry.host, path: '/v2/a/manifests/1', scopes: ['repository:a:pull'] })).status, 200);
   });
 
   it('refreshes an expired token', async () => {

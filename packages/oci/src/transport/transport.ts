@@ -51,6 +51,8 @@ const closeGraceMs = 250;
 
 /** Error bodies and token responses are read through this cap (ggcr's limit.ReadAll uses the same). */
 export const maxErrorBodyBytes = 64 * 1024;
+/** A token response: JWTs of a few KiB (ECR, GCR, Entra ID); a bigger one would not fit a request header anyway. */
+const maxTokenBytes = 64 * 1024;
 const maxRedirects = 10;
 const defaultUserAgent = 'slipway/0.1';
 
@@ -364,6 +366,14 @@ export class Transport {
         if (err instanceof BodyTooLargeError) {
           throw new SlipwayError('SLIPWAY_REGISTRY', `${req.method} ${redactUrl(response.url)}: response body exceeds ${err.limit} bytes`, { cause: err });
         }
+        // A body cut short (a reset mid-manifest) is as temporary as a failed connect: bodies sent are
+        // bytes or thunks, so the request can be sent again.
+        if (retry && isTemporaryNetworkError(err) && attempt < this.#retry.attempts && !signal?.aborted) {
+          const delay = backoffDelay(attempt, this.#retry);
+          debug('%s %s: reading the body: %s; retry %d in %dms', req.method, redactUrl(response.url), describeNetworkError(err), attempt, delay);
+          await pause(delay, signal);
+          continue;
+        }
         throw new NetworkError(req.method, redactUrl(response.url), `reading response: ${describeNetworkError(err)}`, {
           cause: err,
           errno: errnoOf(err),
@@ -566,10 +576,21 @@ export class Transport {
       throw new SlipwayError('SLIPWAY_AUTH', `fetching a token for ${state.registry} (scope ${scopes.join(' ') || 'none'}): ${error.message}`, { cause: error });
     }
     let parsed: { token?: unknown; access_token?: unknown; expires_in?: unknown };
+    let text: string;
     try {
-      parsed = JSON.parse((await readCapped(response.body, maxErrorBodyBytes)).toString('utf8')) as typeof parsed;
+      text = (await readCapped(response.body, maxTokenBytes)).toString('utf8');
+    } catch (err) {
+      // Not passed on as the cause: a BodyTooLargeError cause reads as "this manifest is too big" upstream.
+      const why = err instanceof BodyTooLargeError ? `the realm's answer exceeds ${maxTokenBytes} bytes` : `reading the realm's answer: ${describeNetworkError(err)}`;
+      throw new SlipwayError('SLIPWAY_AUTH', `fetching a token for ${state.registry}: ${why}`);
+    }
+    try {
+      parsed = JSON.parse(text) as typeof parsed;
     } catch (err) {
       throw new SlipwayError('SLIPWAY_AUTH', `fetching a token for ${state.registry}: the realm's answer is not a JSON token response`, { cause: err });
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      throw new SlipwayError('SLIPWAY_AUTH', `fetching a token for ${state.registry}: the realm's answer is not a JSON token response`);
     }
     // Some issuers answer `access_token` only (OAuth2), some `token` only, some both (ggcr #54).
     const token = typeof parsed.token === 'string' && parsed.token !== '' ? parsed.token : parsed.access_token;
