@@ -45,9 +45,11 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { pipeline as pipelineCallback, Writable, type Readable } from 'node:stream';
+import { pipeline as pipelineCallback, Transform, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { debuglog } from 'node:util';
+import * as zlib from 'node:zlib';
+import { createGunzip } from 'node:zlib';
 import { DigestMismatchError, SlipwayError } from '../errors.js';
 import { createParallelGzip, parallelGzipFormat } from '../internal/parallel-gzip.js';
 import { invalidArchive, openEntry, peekEntry, type TarEntry } from '../internal/tar-index.js';
@@ -182,7 +184,7 @@ export async function prepareLayer(ctx: LayerContext, entry: TarEntry, diffID: D
   const kind = sniffCompression(await peekEntry(ctx.file, entry, 6));
   if (kind === 'bzip2' || kind === 'xz') throw invalidArchive(ctx.archive, `layer ${JSON.stringify(entry.name)} is ${kind}-compressed, which registries do not accept`);
   if (kind === 'gzip' || kind === 'zstd') {
-    const digest = await passThroughDigest(ctx, entry, signal);
+    const digest = await passThroughDigest(ctx, entry, kind, diffID, signal);
     ctx.stats.passedThrough++;
     const mediaType = kind === 'gzip' ? MediaType.DockerLayerGzip : MediaType.OciLayerZstd;
     return { descriptor: { mediaType, digest, size: entry.size }, location: { kind: 'range', entry }, ...(kind === 'zstd' ? { zstd: true } : {}) };
@@ -190,26 +192,60 @@ export async function prepareLayer(ctx: LayerContext, entry: TarEntry, diffID: D
   return compressOnce(ctx, entry, diffID, signal);
 }
 
-async function passThroughDigest(ctx: LayerContext, entry: TarEntry, signal?: AbortSignal): Promise<Digest> {
+/**
+ * The digest of a layer stored compressed, which is then pushed as stored: its compressed bytes are
+ * hashed, and they are also decompressed and checked against the config's diff_id, as an uncompressed
+ * layer is. Without that check an archive whose layer was swapped or corrupt (bad deflate data behind
+ * a good gzip header) was pushed and tagged, and `docker pull` then failed on it. zstd is checked
+ * where Node can decompress it (22.15+); before that only its compressed digest is known.
+ */
+async function passThroughDigest(ctx: LayerContext, entry: TarEntry, kind: 'gzip' | 'zstd', diffID: Digest, signal?: AbortSignal): Promise<Digest> {
   const dir = ctx.identity ? await cacheSubdir(ctx, 'digests') : undefined;
   const metaPath = dir ? join(dir, `${keyOf('pass', ctx.identity ?? '', entry.name, entry.offset, entry.size)}.json`) : undefined;
   if (metaPath) {
-    const meta = await readMeta<{ digest?: unknown }>(metaPath);
-    if (typeof meta?.digest === 'string' && /^sha256:[a-f0-9]{64}$/.test(meta.digest)) return meta.digest as Digest;
+    const meta = await readMeta<{ digest?: unknown; diffID?: unknown }>(metaPath);
+    // Only a record of this very check (an entry from before the diff_id check was added is redone),
+    // or of a zstd layer this Node could not check either.
+    const checked = meta?.diffID === diffID || (kind === 'zstd' && !zstdDecompressor && meta?.diffID === undefined);
+    if (typeof meta?.digest === 'string' && /^sha256:[a-f0-9]{64}$/.test(meta.digest) && checked) return meta.digest as Digest;
   }
-  const hash = createHash('sha256');
+  const label = `layer ${JSON.stringify(entry.name)} of ${ctx.archive}`;
+  const compressed = createHash('sha256');
+  const uncompressed = createHash(digestAlgorithm(diffID));
+  const decompress = kind === 'gzip' ? createGunzip() : zstdDecompressor?.();
+  const hashing = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      compressed.update(chunk);
+      callback(null, chunk);
+    },
+  });
   // A sink, not a pass-through: a Transform nobody reads stops taking bytes at its highWaterMark.
   const sink = new Writable({
     write(chunk: Buffer, _encoding, callback) {
-      hash.update(chunk);
+      uncompressed.update(chunk);
       callback();
     },
   });
-  await pipeline(openEntry(ctx.file, entry), sink, signal ? { signal } : {});
-  const digest: Digest = `sha256:${hash.digest('hex')}`;
-  if (metaPath) await writeAtomic(metaPath, JSON.stringify({ digest }));
+  try {
+    await pipeline(openEntry(ctx.file, entry), hashing, ...(decompress ? [decompress] : []), sink, signal ? { signal } : {});
+  } catch (err) {
+    if (signal?.aborted || SlipwayError.is(err)) throw err;
+    // zlib's own words ("incorrect header check", "unexpected end of file") say what is wrong with the data.
+    throw invalidArchive(ctx.archive, `${label}: its ${kind} data cannot be decompressed (${(err as Error).message})`, err);
+  }
+  if (decompress) {
+    const gotDiffID = `${digestAlgorithm(diffID)}:${uncompressed.digest('hex')}`;
+    if (gotDiffID !== diffID) throw new DigestMismatchError(diffID, gotDiffID, `${label} (decompressed) against its diff_id in the image config`);
+  } else {
+    debug('%s: zstd layer pushed without checking its diff_id (this Node has no zstd decompressor)', label);
+  }
+  const digest: Digest = `sha256:${compressed.digest('hex')}`;
+  if (metaPath) await writeAtomic(metaPath, JSON.stringify({ digest, ...(decompress ? { diffID } : {}) }));
   return digest;
 }
+
+/** Node's zstd decompressor where it has one (22.15+, 23.8+); undefined on Node 20. */
+const zstdDecompressor = (zlib as { createZstdDecompress?: () => Transform }).createZstdDecompress;
 
 async function compressOnce(ctx: LayerContext, entry: TarEntry, diffID: Digest, signal?: AbortSignal): Promise<PreparedBlob> {
   const dir = await cacheSubdir(ctx, 'layers');

@@ -219,6 +219,26 @@ describe('tarball.open', () => {
     await source.close();
   });
 
+  it('checks an already-gzipped layer against its diff_id, and refuses one that does not decompress', async () => {
+    const gz = gzipSync(layerB, { level: 1 });
+    // The config names another layer's diff_id: the layer was swapped.
+    const swapped = dockerSaveEntries([{ tags: ['app:1'], layers: [gz], diffIDs: [`sha256:${hex(layerA)}`] }]);
+    const first = await open(await archive('gz-wrong-diffid.tar', swapped.entries), options());
+    const mismatch = await errorOf(first.root());
+    assert.equal(mismatch.code, 'SLIPWAY_DIGEST_MISMATCH');
+    assert.match(mismatch.message, /\(decompressed\) against its diff_id in the image config/);
+    await first.close();
+    // A good gzip header and trailer length around deflate data that is garbage.
+    const corrupt = Buffer.from(gz);
+    for (let i = 12; i < 40; i++) corrupt[i] = 0xff;
+    const broken = dockerSaveEntries([{ tags: ['app:1'], layers: [corrupt], diffIDs: [`sha256:${hex(layerB)}`] }]);
+    const second = await open(await archive('gz-corrupt.tar', broken.entries), options());
+    const invalid = await errorOf(second.root());
+    assert.equal(invalid.code, 'SLIPWAY_INVALID_ARCHIVE');
+    assert.match(invalid.message, /its gzip data cannot be decompressed/);
+    await second.close();
+  });
+
   it('passes a large already-gzipped layer through (crane and skopeo archives of real images)', async () => {
     // Bigger than any stream buffer: hashing it must consume every byte, not stall after 16 KiB.
     const tar = await makeTar([{ name: 'big.bin', body: randomBytes(1 << 20) }]);
