@@ -5,7 +5,7 @@ import { SlipwayError } from '../errors.js';
 import { digestOf, type Digest } from '../v1/digest.js';
 import type { Descriptor } from '../v1/manifest.js';
 import { MediaType } from '../v1/media-types.js';
-import { parsePlatform, parsePlatforms, type Platform } from '../v1/platform.js';
+import { parsePlatform, parsePlatforms } from '../v1/platform.js';
 import { copy, DestinationExistsError, type CopyEvent } from './copy.js';
 import type { ImageSink } from '../v1/source.js';
 import { MemoryRegistry } from './memory.js';
@@ -460,15 +460,30 @@ describe('copy', () => {
     await assert.rejects(copy(src.source('a', 'b'), dst.sink('c', 'd'), { jobs: 0 }), (err: unknown) => SlipwayError.is(err) && err.code === 'SLIPWAY_INVALID_ARG');
   });
 
-  it('matches arm variants: linux/arm/v7 exactly, linux/arm the first arm child', async () => {
+  it('matches arm variants: linux/arm/v7 exactly, linux/arm as Docker does (v7, else v6, else v5), whatever the order', async () => {
     const src = new MemoryRegistry();
     const dst = new MemoryRegistry({ host: 'other.test' });
+    // busybox's and debian's indexes list arm/v5 and arm/v6 before arm/v7.
+    const v5 = addImage(src, 'src', 'linux/arm/v5', ['v5']);
     const v6 = addImage(src, 'src', 'linux/arm/v6', ['v6']);
     const v7 = addImage(src, 'src', 'linux/arm/v7', ['v7']);
-    addIndex(src, 'src', [v6, v7], 'arm');
-    const pick = async (p: Platform) => (await copy(src.source('src', 'arm'), dst.sink('dst', 'arm'), { platforms: [p], overwrite: true })).digest;
-    assert.equal(await pick(parsePlatform('linux/arm/v7')), v7.digest);
-    assert.equal(await pick(parsePlatform('linux/arm/v6')), v6.digest);
-    assert.equal(await pick(parsePlatform('linux/arm')), v6.digest);
+    addIndex(src, 'src', [v5, v6, v7], 'arm');
+    addIndex(src, 'src', [v5, v6], 'old-arm');
+    const pick = async (tag: string, p: string) => (await copy(src.source('src', tag), dst.sink('dst', 'arm'), { platforms: [parsePlatform(p)], overwrite: true })).digest;
+    assert.equal(await pick('arm', 'linux/arm/v7'), v7.digest);
+    assert.equal(await pick('arm', 'linux/arm/v6'), v6.digest);
+    assert.equal(await pick('arm', 'linux/arm'), v7.digest);
+    assert.equal(await pick('arm', 'linux/arm/7'), v7.digest, "containerd's spelling of v7");
+    assert.equal(await pick('old-arm', 'linux/arm'), v6.digest);
+    // Two spellings of one choice are refused now that they always select the same image.
+    await assert.rejects(copy(src.source('src', 'arm'), dst.sink('dst', 'two'), { platforms: parsePlatforms('linux/arm,linux/arm/v7') }), { code: 'SLIPWAY_INVALID_PLATFORM' });
+  });
+
+  it('takes an entry whose variant is an empty string as having none (arm: v7)', async () => {
+    const src = new MemoryRegistry();
+    const dst = new MemoryRegistry({ host: 'other.test' });
+    const v7 = addImage(src, 'src', 'linux/arm/v7', ['v7']);
+    addIndex(src, 'src', [{ ...v7, platform: { os: 'linux', architecture: 'arm', variant: '' } }], 'empty');
+    assert.equal((await copy(src.source('src', 'empty'), dst.sink('dst', 'e'), { platforms: [parsePlatform('linux/arm/v7')] })).digest, v7.digest);
   });
 });

@@ -7,7 +7,7 @@ import { DigestMismatchError, InvalidArgumentError, SlipwayError, UnsupportedMed
 import { digestOf, type Digest } from '../v1/digest.js';
 import { parseManifest, type Descriptor, type ImageIndex, type ImageManifest } from '../v1/manifest.js';
 import { isImageManifestMediaType, isIndexMediaType, isManifestMediaType, MediaType } from '../v1/media-types.js';
-import { defaultPlatform, formatPlatform, normalizePlatform, platformMatches, type Platform } from '../v1/platform.js';
+import { defaultPlatform, formatPlatform, normalizePlatform, platformMatches, preferredVariants, type Platform } from '../v1/platform.js';
 import type { CallOptions, ImageSource, ManifestBytes } from '../v1/source.js';
 
 /** The requested platform is not in the source (index without a matching child, or a single image of another platform). */
@@ -125,9 +125,17 @@ function noImageFor(sourceName: string, wanted: readonly Platform[], entries: re
   );
 }
 
-/** The first entry matching `wanted` (ggcr's rule: first match wins). */
+/**
+ * The entry serving `wanted`: the first that matches (ggcr's rule), except that arm named without a
+ * variant takes v7 first, then v6, then v5, as Docker and containerd do ({@link preferredVariants}).
+ */
 function firstMatch(entries: readonly PlatformEntry[], wanted: Platform): PlatformEntry | undefined {
-  return entries.find((e) => e.platform !== undefined && platformMatches(e.platform, wanted));
+  const find = (platform: Platform) => entries.find((e) => e.platform !== undefined && platformMatches(e.platform, platform));
+  for (const variant of preferredVariants(wanted) ?? []) {
+    const found = find({ ...wanted, variant });
+    if (found) return found;
+  }
+  return find(wanted);
 }
 
 /** {@link firstMatch}, or an error listing what is there. */

@@ -65,14 +65,31 @@ export function parsePlatforms(text: string | readonly string[]): Platform[] {
 
 /**
  * Drops variants that carry no information: arm64's default is v8 and amd64's is v1 (containerd does
- * the same), so `linux/arm64/v8` and `linux/arm64` name one platform.
+ * the same), so `linux/arm64/v8` and `linux/arm64` name one platform. A bare number is containerd's
+ * spelling of a variant (`linux/arm/7` is `linux/arm/v7`), and an empty variant or os.version in an
+ * index entry (`"variant": ""`) is the same as none.
  */
 export function normalizePlatform(platform: Platform): Platform {
   const result: Platform = { ...platform, architecture: architectureAliases[platform.architecture] ?? platform.architecture };
+  if (result.variant === '') delete result.variant;
+  if (result['os.version'] === '') delete result['os.version'];
+  if (result.variant !== undefined && /^[0-9]+$/.test(result.variant) && (result.architecture === 'arm' || result.architecture === 'arm64')) {
+    result.variant = `v${result.variant}`;
+  }
   if ((result.architecture === 'arm64' && result.variant === 'v8') || (result.architecture === 'amd64' && result.variant === 'v1')) {
     delete result.variant;
   }
   return result;
+}
+
+/**
+ * The variants to try, best first, for a platform named without one: `linux/arm` is v7 to Docker and
+ * containerd (an index listing arm/v5 before arm/v7, as busybox's and debian's do, must not give v5),
+ * then the older ones it can run. Undefined when any variant will do.
+ */
+export function preferredVariants(wanted: Platform): string[] | undefined {
+  const w = normalizePlatform(wanted);
+  return w.architecture === 'arm' && w.variant === undefined ? ['v7', 'v6', 'v5'] : undefined;
 }
 
 export function formatPlatform(platform: Platform): string {
