@@ -109,6 +109,22 @@ describe('slipway copy --referrers against real registries', { skip: missing.len
     assert.deepEqual((await referrersOf(`${dst.host}/arm:1`)).map((d) => d.digest), [attached.armSbom]);
   });
 
+  it('copying an artifact that has a subject adds it to the destination fallback tag, as crane and regctl do', async () => {
+    // The subject goes first, then the signature alone, by digest: without the tag regctl lists nothing.
+    await copyJson([index.reference, `${dst.host}/signed:1`]);
+    const first = await copyJson([`${src.host}/app@${attached.sig}`, `${dst.host}/signed:sig`]);
+    assert.equal(first.digest, attached.sig);
+    assert.equal(first.stats.manifestsPut, 2, 'the artifact, then the fallback index');
+    const listed = await referrersOf(`${dst.host}/signed:1`);
+    assert.deepEqual(listed.map((d) => d.digest), [attached.sig]);
+    assert.deepEqual(listed, (await referrersOf(`${src.host}/app:1`)).filter((d) => d.digest === attached.sig), 'the descriptor regctl wrote at the source');
+    // Again: a no-op for the artifact, and the fallback tag already lists it (no second entry, no write).
+    const again = await copyJson([`${src.host}/app@${attached.sig}`, `${dst.host}/signed:sig`]);
+    assert.equal(again.noop, true);
+    assert.equal(again.stats.manifestsPut, 0);
+    assert.deepEqual((await referrersOf(`${dst.host}/signed:1`)).map((d) => d.digest), [attached.sig]);
+  });
+
   it('a docker-archive source with --referrers is a usage error', async () => {
     const archive = join(work, 'arm.tar');
     await runChecked('skopeo', ['copy', '--quiet', '--src-tls-verify=false', `docker://${src.host}/app:1`, `docker-archive:${archive}`, '--override-arch', 'arm64']);

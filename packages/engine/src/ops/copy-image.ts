@@ -4,10 +4,10 @@
  */
 import { stat } from 'node:fs/promises';
 import { debuglog } from 'node:util';
-import { copy, InvalidArgumentError, name, NotFoundError, parseManifest, parsePlatforms, remote, type tarball } from '@slipway/oci';
+import { copy, InvalidArgumentError, name, NotFoundError, parseManifest, parsePlatforms, remote, type ManifestBytes, type tarball } from '@slipway/oci';
 import { createClient, type AccessOptions } from './access.js';
 import { copyDigestTags, type CopiedDigestTag } from './digest-tags.js';
-import { copyReferrers, type CopiedReferrer } from './referrers.js';
+import { copyReferrers, indexCopiedReferrer, withManifestPut, type CopiedReferrer } from './referrers.js';
 import { resolveSource } from './resolve.js';
 import { parseSourceSpec } from './source-spec.js';
 import { sumStats } from './stats.js';
@@ -89,7 +89,14 @@ async function transfer(options: CopyImageOptions, archive?: ArchiveSettings): P
   const platforms = parsePlatforms(options.platforms ?? []);
   const client = createClient(options);
   try {
-    const sink = client.sink(destination);
+    // The root's PUT (the one with a tag) goes through the client to read the registry's answer: an
+    // OCI-Subject header there says the registry indexes the root's subject itself.
+    let rootPut: { manifest: ManifestBytes; answer: remote.PutManifestResult } | undefined;
+    const plain = client.sink(destination);
+    const sink = withManifestPut(plain, async (manifest, opts) => {
+      if (opts?.tag === undefined) return plain.putManifest(manifest, opts);
+      rootPut = { manifest, answer: await client.putManifest(destination, manifest, opts) };
+    });
     // With a platform selected the copy may refuse the image after the layers were compressed: nothing is streamed then.
     const streamer = archive?.streamLayers && platforms.length === 0 ? new LayerStreamer(client, destination, options.signal) : undefined;
     const archiveOptions: Pick<tarball.TarballOptions, 'cacheDir' | 'onCompressedStream'> = {
@@ -107,6 +114,10 @@ async function transfer(options: CopyImageOptions, archive?: ArchiveSettings): P
         ...(options.signal ? { signal: options.signal } : {}),
       });
       let stats = streamer ? streamer.adjust(result.stats) : result.stats;
+      if (result.subject) {
+        const written = await indexCopiedReferrer({ client, destination, digest: result.digest, subject: result.subject, written: rootPut, signal: options.signal });
+        stats = { ...stats, manifestsPut: stats.manifestsPut + written };
+      }
       let referrers: CopiedReferrer[] = [];
       let digestTags: CopiedDigestTag[] = [];
       if ((options.referrers || options.digestTags) && resolved.spec.kind === 'registry') {

@@ -127,6 +127,32 @@ export async function copyReferrers(options: CopyReferrersOptions): Promise<Copy
 }
 
 /**
+ * Makes the copied root discoverable from its `subject` where the destination has no referrers API:
+ * adds it to the `<alg>-<hex>` fallback tag, as the spec asks of the pusher and as `crane copy` and
+ * `regctl image copy` do. `written` is the root's PUT and the registry's answer when this run wrote it;
+ * otherwise (a no-op copy, or an earlier run stopped between the PUT and the tag) the same bytes are PUT
+ * again by digest to read the answer. Returns the manifests written (0 or 1).
+ */
+export async function indexCopiedReferrer(options: {
+  client: remote.RegistryClient;
+  destination: name.Reference;
+  digest: string;
+  subject: Descriptor;
+  written: { manifest: ManifestBytes; answer: remote.PutManifestResult } | undefined;
+  signal?: AbortSignal | undefined;
+}): Promise<number> {
+  const { client, destination, digest, subject, signal } = options;
+  const call = signal ? { signal } : {};
+  let written = options.written;
+  if (!written) {
+    const manifest = await client.getManifest(`${destination.name}@${digest}`, call);
+    written = { manifest, answer: await client.putManifest(`${destination.name}@${digest}`, manifest, call) };
+  }
+  if (written.answer.subject !== undefined) return 0;
+  return (await updateFallbackTag(client, destination, subject.digest, [referrerDescriptor(written.manifest)], call)) ? 1 : 0;
+}
+
+/**
  * The descriptor the referrers API shows for a manifest (distribution spec v1.1, "Listing Referrers");
  * `parsed`: the manifest already parsed, when the caller has it.
  */
@@ -212,15 +238,19 @@ async function readFallbackIndex(client: remote.RegistryClient, reference: strin
 
 /** A sink whose PUT of `root` goes through `put` (to read the registry's answer); everything else as `sink`. */
 function withRootPut(sink: ImageSink, root: string, put: (manifest: ManifestBytes) => Promise<void>): ImageSink {
+  return withManifestPut(sink, (manifest, opts) => (manifest.descriptor.digest === root && opts?.tag === undefined ? put(manifest) : sink.putManifest(manifest, opts)));
+}
+
+/** `sink` with every manifest PUT going through `put`; its name, location, tag and other calls unchanged. */
+export function withManifestPut(sink: ImageSink, put: ImageSink['putManifest']): ImageSink {
   return {
     name: sink.name,
     ...(sink.location ? { location: sink.location } : {}),
+    ...(sink.tag !== undefined ? { tag: sink.tag } : {}),
     current: sink.current.bind(sink),
     hasBlob: sink.hasBlob.bind(sink),
     putBlob: sink.putBlob.bind(sink),
     hasManifest: sink.hasManifest.bind(sink),
-    putManifest: (manifest: ManifestBytes, opts?: CallOptions & { tag?: string }) =>
-      manifest.descriptor.digest === root && opts?.tag === undefined ? put(manifest) : sink.putManifest(manifest, opts),
+    putManifest: put,
   };
 }
-

@@ -109,6 +109,12 @@ export interface CopyResult {
   /** True when the destination already held the digest and nothing was written. */
   noop: boolean;
   stats: CopyStats;
+  /**
+   * The `subject` the copied root names (a signature, an SBOM, any OCI 1.1 artifact): a registry
+   * without the referrers API learns of it only through the `<alg>-<hex>` fallback tag, which the
+   * pusher maintains (distribution spec v1.1, "Pushing Manifests with Subject").
+   */
+  subject?: Descriptor;
 }
 
 /** The destination tag holds a different image and `overwrite` was not set (terraform-provider-crane's Create rule). */
@@ -189,6 +195,7 @@ class CopyRun {
     const rootBytes = verified(await this.#limit(() => source.root({ signal })), `${source.name} root manifest`);
     const target = await this.#target(rootBytes);
     const wanted = target.root.descriptor;
+    const subject = parseManifest(target.root.bytes, wanted.mediaType).manifest.subject;
     const result = (noop: boolean): CopyResult => ({
       digest: wanted.digest,
       mediaType: wanted.mediaType,
@@ -197,6 +204,7 @@ class CopyRun {
       platforms: target.platforms,
       noop,
       stats: { ...this.#stats },
+      ...(subject ? { subject } : {}),
     });
 
     const current = await this.#limit(() => sink.current({ signal }));
