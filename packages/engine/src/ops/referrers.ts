@@ -10,7 +10,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { debuglog } from 'node:util';
-import { AbortedError, copy, digestOf, MediaType, parseManifest, RegistryError, remote, SlipwayError, throwIfAborted, type CallOptions, type Descriptor, type ImageSink, type ManifestBytes, type name, type ParsedManifest } from '@slipway/oci';
+import { AbortedError, copy, digestOf, MediaType, parseManifest, RegistryError, remote, SlipwayError, throwIfAborted, type Descriptor, type ImageSink, type ManifestBytes, type name, type ParsedManifest } from '@slipway/oci';
 import { noStats, sumStats } from './stats.js';
 
 const debug = debuglog('slipway');
