@@ -260,7 +260,7 @@ describe('bad input at the CLI, against the real registry (audit)', () => {
     await symlink('real.json', join(dir, 'manifest.json'));
     const linked = join(work, 'manifest-symlink.tar');
     await runChecked('tar', ['-cf', linked, '-C', dir, 'manifest.json', 'real.json', 'config.json', 'layer.tar']);
-    cases.push([linked, /"manifest\.json" is a symlink, not a regular file/]);
+    cases.push([linked, /"manifest\.json" is a symbolic link, not a regular file/]);
 
     proxy.clearRequests();
     for (const [path, why] of cases) {

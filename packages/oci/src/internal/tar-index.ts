@@ -60,6 +60,11 @@ export function normaliseEntryName(raw: string, archive: string): string {
   return parts.join('/');
 }
 
+/** An entry type in words, for messages ("is a FIFO or device", not "is a other"). */
+export function describeEntryType(type: TarEntryType): string {
+  return { file: 'regular file', symlink: 'symbolic link', link: 'hard link', directory: 'directory', other: 'FIFO, device or other special entry' }[type];
+}
+
 function entryType(type: string | null | undefined): TarEntryType {
   switch (type) {
     case 'file':
@@ -223,7 +228,7 @@ export function resolveEntry(index: TarIndex, path: string, archive: string): Ta
       name = normaliseEntryName(entry.linkname ?? '', archive);
       continue;
     }
-    throw invalidArchive(archive, `entry ${JSON.stringify(entry.name)} is a ${entry.type}, not a regular file`);
+    throw invalidArchive(archive, `entry ${JSON.stringify(entry.name)} is a ${describeEntryType(entry.type)}, not a regular file`);
   }
   throw invalidArchive(archive, `too many links (or a loop) resolving ${JSON.stringify(path)}`);
 }

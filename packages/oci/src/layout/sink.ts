@@ -89,7 +89,7 @@ export class LayoutSink implements ImageSink {
     }
     this.#dir = resolve(dir);
     if (options.tag !== undefined) this.tag = options.tag;
-    this.name = `oci-layout:${dir}${options.tag ? `:${options.tag}` : ''}`;
+    this.name = `oci:${dir}${options.tag ? `:${options.tag}` : ''}`;
   }
 
   /** Creates the directory, `oci-layout` and an empty `index.json` on first write; refuses a non-empty non-layout directory. */

@@ -206,7 +206,7 @@ export async function open(path: string, options: LayoutOptions = {}): Promise<L
     const { images } = await readLayoutIndex(store);
     const chosen = selectImage(images, options.image, path);
     const label = chosen.refName ?? chosen.imageName;
-    return new LayoutSource(store, chosen.descriptor, `oci-layout:${path}${label ? `:${label}` : `@${chosen.descriptor.digest}`}`);
+    return new LayoutSource(store, chosen.descriptor, `oci:${path}${label ? `:${label}` : `@${chosen.descriptor.digest}`}`);
   } catch (err) {
     await store.close();
     throw err;

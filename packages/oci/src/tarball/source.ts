@@ -18,7 +18,7 @@ import { realpath, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { InvalidArgumentError, NotFoundError, SizeMismatchError, SlipwayError, throwIfAborted } from '../errors.js';
 import { openTarArchive, statInput, verifiedStream, type IndexedArchive } from '../internal/tar-archive.js';
-import { invalidArchive, readEntry, requireEntry, resolveEntry, type TarEntry } from '../internal/tar-index.js';
+import { describeEntryType, invalidArchive, readEntry, requireEntry, resolveEntry, type TarEntry } from '../internal/tar-index.js';
 import { makeScratch, mapBounded, removeScratch } from '../internal/tar-scratch.js';
 import { SharedTask } from '../internal/shared-task.js';
 import { blobPath, LayoutSource, matchImages, open as openLayout, readLayoutIndex, selectImage } from '../layout/source.js';
@@ -327,14 +327,16 @@ export async function fromIndexedArchive(indexed: IndexedArchive, options: Tarba
     const hasLayout = index.entries.has('index.json') && index.entries.has('oci-layout');
     for (const [name, entry] of [['manifest.json', manifestJson], ['index.json', index.entries.get('index.json')]] as const) {
       // The entry points of an archive must be plain files: a link here is not something any writer makes.
-      if (entry && entry.type !== 'file') throw invalidArchive(archive, `"${name}" is a ${entry.type}, not a regular file`);
+      if (entry && entry.type !== 'file') throw invalidArchive(archive, `"${name}" is a ${describeEntryType(entry.type)}, not a regular file`);
     }
     if (!manifestJson) {
       if (!hasLayout) throw invalidArchive(archive, 'neither a docker save archive (no "manifest.json") nor an OCI layout (no "index.json" and "oci-layout")');
       const { images } = await readLayoutIndex(store);
       const chosen = selectImage(images, options.image, archive);
       const label = chosen.imageName ?? chosen.refName;
-      const name = `${params.label}${label ? `:${label}` : `@${chosen.descriptor.digest}`}`;
+      // Named as skopeo would read it: an OCI layout tar is an `oci-archive:`, not a `docker-archive:`.
+      const base = params.label.startsWith('docker-archive:') ? `oci-archive:${params.label.slice('docker-archive:'.length)}` : params.label;
+      const name = `${base}${label ? `:${label}` : `@${chosen.descriptor.digest}`}`;
       return new TarballSource(name, 'oci-layout', label ? [label] : [], new LayoutSource(store, chosen.descriptor, name), stats, cleanup);
     }
     const items = parseDockerManifest(await readEntry(indexed.file, manifestJson, maxManifestJsonBytes, archive), archive);

@@ -349,8 +349,11 @@ describe('tarball.open', () => {
       { name: `blobs/sha256/${hex(config)}`, body: config },
       { name: `blobs/sha256/${hex(m)}`, body: m },
     ];
-    const source = await open(await archive('oci-only.tar.gz', entries, true), options());
+    const path = await archive('oci-only.tar.gz', entries, true);
+    const source = await open(path, options());
     assert.equal(source.format, 'oci-layout');
+    // Named the way skopeo reads it (`docker-archive:` would name a transport that cannot read it).
+    assert.equal(source.name, `oci-archive:${path}:v1`);
     assert.deepEqual(source.tags, ['v1']);
     assert.equal((await source.root()).descriptor.digest, sha256(m));
     await source.close();
@@ -361,6 +364,7 @@ describe('tarball.open', () => {
       await writeFile(join(layoutDir, e.name), e.body!);
     }
     const any = await openAny(layoutDir);
+    assert.equal(any.name, `oci:${layoutDir}:v1`, 'a name slipway and skopeo both take back');
     assert.equal((await any.root()).descriptor.digest, sha256(m));
     await any.close?.();
   });
@@ -371,7 +375,7 @@ describe('tarball.open', () => {
       ['a manifest.json that is not JSON', async () => [{ name: 'manifest.json', body: '[{"Config":' }], /"manifest.json" is not valid JSON/, 'open'],
       ['a manifest.json that is not a list', async () => [{ name: 'manifest.json', body: '{"Config":"x"}' }], /not a JSON array/, 'open'],
       ['a manifest.json item without Layers', async () => [{ name: 'manifest.json', body: '[{"Config":"c.json"}]' }], /"manifest.json"\[0\] has no "Layers"/, 'open'],
-      ['manifest.json as a symlink', async () => [{ name: 'real.json', body: '[]' }, { name: 'manifest.json', type: 'symlink', linkname: 'real.json' }], /"manifest.json" is a symlink/, 'open'],
+      ['manifest.json as a symlink', async () => [{ name: 'real.json', body: '[]' }, { name: 'manifest.json', type: 'symlink', linkname: 'real.json' }], /"manifest.json" is a symbolic link/, 'open'],
       [
         'a missing config',
         async () => [{ name: 'manifest.json', body: JSON.stringify([{ Config: 'gone.json', RepoTags: ['a:1'], Layers: [] }]) }],
