@@ -79,6 +79,13 @@ describe('paging', () => {
     assert.equal(many.requests.length, 4);
   });
 
+  it('leaves out names that are not valid tags (terminal escapes, newlines), keeping the rest', async () => {
+    const { host } = await serve((_req, res) =>
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ name: 'repo', tags: ['v1', '\u001b[31mred', 'a\nforged line', '.hidden', 'x'.repeat(129), 'v_2.0-rc'] })),
+    );
+    assert.deepEqual(await client().listTags(`${host}/repo`), ['v1', 'v_2.0-rc']);
+  });
+
   it('still follows an ordinary Link chain to its end', async () => {
     const { host } = await serve((req, res) => {
       const last = /last=(\w+)/.exec(req.url ?? '')?.[1];

@@ -3,6 +3,7 @@
  * keychain shared by every source, sink and call made through it.
  * @module
  */
+import { debuglog } from 'node:util';
 import type { Readable } from 'node:stream';
 import { InvalidArgumentError, NotFoundError, SlipwayError } from '../errors.js';
 import { createKeychain } from '../auth/keychain.js';
@@ -19,6 +20,8 @@ import { hasBlob, openBlob } from './blobs.js';
 import { deleteManifest, getManifest, headManifest, putManifest, type PutManifestResult } from './manifests.js';
 import { deleteScope, nextLink, pullScope, pushScope, referrersPath, referrersTag, tagsPath } from './paths.js';
 import { uploadBlob } from './upload.js';
+
+const debug = debuglog('slipway');
 
 export interface RegistryClientOptions {
   /**
@@ -387,7 +390,12 @@ function tagsIn(bytes: Buffer, repository: string): string[] {
   } catch (err) {
     throw new SlipwayError('SLIPWAY_REGISTRY', `listing tags of ${repository}: the registry's answer is not JSON`, { cause: err });
   }
-  return Array.isArray(body.tags) ? body.tags.filter((tag): tag is string => typeof tag === 'string') : [];
+  const all = Array.isArray(body.tags) ? body.tags.filter((tag): tag is string => typeof tag === 'string') : [];
+  // Only names a reference can hold (distribution spec: [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}): anything else
+  // cannot be pulled by tag, and printed as is it could carry terminal escapes or forged lines.
+  const valid = all.filter((tag) => tagPattern.test(tag));
+  if (valid.length < all.length) debug('listing tags of %s: %d names that are not valid tags left out', repository, all.length - valid.length);
+  return valid;
 }
 
 /**
@@ -404,3 +412,5 @@ function nextPage(next: string, current: URL, seen: Set<string>, what: string): 
   if (seen.has(url.href)) throw new SlipwayError('SLIPWAY_REGISTRY', `${what}: the registry's Link header leads back to a page already read`);
   return url;
 }
+
+const tagPattern = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;

@@ -65,7 +65,7 @@ export class RegistryError extends SlipwayError {
 
 function formatMessage(init: RegistryErrorInit, errors: RegistryErrorDetail[]): string {
   const where = `${init.method} ${init.url}`;
-  const statusText = `${init.status} ${statusNames[init.status] ?? 'status'}`.trim();
+  const statusText = `${init.status} ${statusNames[init.status] ?? ''}`.trim();
   if (errors.length > 0) {
     const parts = errors.map((e) => (e.message ? `${e.code}: ${e.message}` : e.code));
     return `${where}: ${parts.join('; ')} (${statusText})`;
@@ -77,6 +77,12 @@ function formatMessage(init: RegistryErrorInit, errors: RegistryErrorDetail[]): 
 }
 
 const statusNames: Record<number, string> = {
+  // A redirect reaching here was not followed: a PUT's, or one without a Location header.
+  301: 'Moved Permanently (a redirect not followed)',
+  302: 'Found (a redirect not followed)',
+  303: 'See Other (a redirect not followed)',
+  307: 'Temporary Redirect (not followed)',
+  308: 'Permanent Redirect (not followed)',
   400: 'Bad Request',
   401: 'Unauthorized',
   403: 'Forbidden',

@@ -51,6 +51,8 @@ export function parseRetryAfter(value: string | string[] | undefined, now: numbe
   if (text === undefined) return undefined;
   const trimmed = text.trim();
   if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
+  // Otherwise only an HTTP-date (`Wed, 21 Oct 2015 07:28:00 GMT`): V8's Date.parse takes `-5` for the year -5.
+  if (!/^[A-Za-z]{3},? /.test(trimmed)) return undefined;
   const date = Date.parse(trimmed);
   if (Number.isNaN(date)) return undefined;
   return Math.max(0, date - now);

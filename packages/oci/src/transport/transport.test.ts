@@ -104,6 +104,23 @@ describe('transport retries', () => {
     assert.ok(waited >= 950, `waited ${waited}ms for Retry-After: 1`);
   });
 
+  it('never retries sooner than its own backoff, whatever Retry-After says (0, negative, a past date)', async () => {
+    for (const retryAfter of ['0', '-5', 'Wed, 21 Oct 2015 07:28:00 GMT']) {
+      const times: number[] = [];
+      const server = await serve((req, res) => {
+        if (v2(req.url!)) return json(res, 200, {});
+        times.push(performance.now());
+        json(res, 429, { errors: [{ code: 'TOOMANYREQUESTS', message: 'slow down' }] }, { 'retry-after': retryAfter });
+      });
+      const t = transport({ retry: { attempts: 3, baseDelayMs: 200, maxDelayMs: 400 } });
+      await assert.rejects(t.request({ method: 'GET', registry: server.host, path: '/v2/x' }), { status: 429 });
+      assert.equal(times.length, 3);
+      const gaps = times.slice(1).map((at, i) => at - times[i]!);
+      // backoffDelay(1) with base 200 is at least 100 ms (half, plus jitter); before, these came back to back.
+      for (const gap of gaps) assert.ok(gap >= 90, `Retry-After ${retryAfter}: retried after ${gap.toFixed(0)} ms`);
+    }
+  });
+
   it('caps a long Retry-After (HTTP-date form) at maxRetryAfterMs', async () => {
     const server = await serve((req, res, _b, count) => {
       if (v2(req.url!)) return json(res, 200, {});
@@ -244,6 +261,27 @@ describe('transport errors', () => {
       assert.match(err.message, /UNAUTHORIZED: bad credentials Basic REDACTED REDACTED/);
       return true;
     });
+  });
+
+  it('says no credentials were sent when the challenge is one slipway cannot answer, or missing', async () => {
+    for (const [header, message] of [
+      ['Negotiate', /asks for negotiate authentication, which slipway does not speak \(Basic and Bearer only\); no credentials were sent/],
+      [undefined, /answered 401 without a WWW-Authenticate challenge to answer; no credentials were sent/],
+    ] as const) {
+      const server = await serve((_req, res) => json(res, 401, {}, header ? { 'www-authenticate': header } : {}));
+      const t = transport({ credentials: { [server.host]: { username: 'u', password: 'p' } } });
+      await assert.rejects(t.request({ method: 'GET', registry: server.host, path: '/v2/a/manifests/1', scopes: ['repository:a:pull'] }), (err: unknown) => {
+        assert.ok(SlipwayError.is(err));
+        assert.match(err.message, message);
+        assert.doesNotMatch(err.message, /refused the credentials/);
+        return true;
+      });
+    }
+  });
+
+  it('names a redirect it did not follow', async () => {
+    const server = await serve((_req, res) => res.writeHead(302).end());
+    await assert.rejects(transport().request({ method: 'GET', registry: server.host, path: '/v2/a/manifests/1' }), /unexpected status 302 Found \(a redirect not followed\)$/);
   });
 
   it('refuses an oversize buffered body', async () => {

@@ -343,13 +343,14 @@ export class Transport {
       const expected = req.expect ? req.expect.includes(status) : status >= 200 && status < 300;
       if (!expected && retry && isTemporaryStatus(status) && attempt < this.#retry.attempts) {
         const retryAfter = parseRetryAfter(response.headers['retry-after']);
-        const delay = retryAfter === undefined ? backoffDelay(attempt, this.#retry) : Math.min(retryAfter, this.#retry.maxRetryAfterMs);
+        // Never sooner than our own backoff: a Retry-After in the past (or 0) must not become a tight loop.
+        const delay = Math.max(backoffDelay(attempt, this.#retry), Math.min(retryAfter ?? 0, this.#retry.maxRetryAfterMs));
         debug('%s %s: status %d; retry %d in %dms', req.method, redactUrl(response.url), status, attempt, delay);
         await dump(response);
         await pause(delay, signal);
         continue;
       }
-      if (!expected) throw await this.#error(req.method, response, status === 401 || status === 403 ? await this.#authHint(state.registry, scopes, status) : undefined);
+      if (!expected) throw await this.#error(req.method, response, status === 401 || status === 403 ? await this.#authHint(state, scopes, status, response.headers['www-authenticate']) : undefined);
 
       if (req.stream && req.method !== 'HEAD') {
         const body = response.body;
@@ -673,7 +674,15 @@ export class Transport {
    * Which credentials a 401/403 answered, in words: a bare "401 UNAUTHORIZED" does not say whether
    * none were found (a login missing, a config not read) or some were refused. Never their values.
    */
-  async #authHint(registry: string, scopes: readonly string[], status: number): Promise<string> {
+  async #authHint(state: RegistryState, scopes: readonly string[], status: number, wwwAuthenticate: string | string[] | undefined): Promise<string> {
+    const { registry } = state;
+    if (status === 401 && !state.challenge && !pickChallenge(parseChallenges(wwwAuthenticate))) {
+      // Nothing was sent: "refused the credentials used" would send the user hunting a wrong password.
+      const schemes = [...new Set(parseChallenges(wwwAuthenticate).map((c) => c.scheme))];
+      return schemes.length > 0
+        ? `${registry} asks for ${schemes.join(', ')} authentication, which slipway does not speak (Basic and Bearer only); no credentials were sent`
+        : `${registry} answered 401 without a WWW-Authenticate challenge to answer; no credentials were sent`;
+    }
     const credentials = await this.#resolveCredentials(registry, scopes, undefined).catch(() => undefined);
     if (!credentials) return `no credentials for ${registry} were found (docker login ${registry}, a Docker config or containers auth file, or explicit credentials)`;
     const which = describeCredentials(credentials);
