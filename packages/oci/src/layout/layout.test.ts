@@ -187,7 +187,7 @@ describe('layout.open', () => {
       ['no oci-layout', [{ name: 'index.json', body: '{"schemaVersion":2,"manifests":[]}' }], /no "oci-layout" file/],
       ['an unknown layout version', [{ name: 'oci-layout', body: '{"imageLayoutVersion":"2.0.0"}' }, { name: 'index.json', body: '{}' }], /unsupported imageLayoutVersion "2.0.0"/],
       ['no index.json', [{ name: 'oci-layout', body: '{"imageLayoutVersion":"1.0.0"}' }], /no "index.json"/],
-      ['index.json with "manifests": null', [{ name: 'oci-layout', body: '{"imageLayoutVersion":"1.0.0"}' }, { name: 'index.json', body: '{"schemaVersion":2,"manifests":null}' }], /"index.json": invalid manifest/],
+      ['index.json with "manifests": null', [{ name: 'oci-layout', body: '{"imageLayoutVersion":"1.0.0"}' }, { name: 'index.json', body: '{"schemaVersion":2,"manifests":null}' }], /"index.json": invalid manifest: index has no "manifests" array/],
       ['an empty index.json', [{ name: 'oci-layout', body: '{"imageLayoutVersion":"1.0.0"}' }, { name: 'index.json', body: '{"schemaVersion":2,"manifests":[]}' }], /lists no images/],
       ['an index.json over the size cap', [{ name: 'oci-layout', body: '{"imageLayoutVersion":"1.0.0"}' }, { name: 'index.json', body: ' '.repeat(5 * 1024 * 1024) }], /"index.json" is \d+ bytes, more than/],
       ['index.json as a hard link', [{ name: 'oci-layout', body: '{"imageLayoutVersion":"1.0.0"}' }, { name: 'x', body: '{}' }, { name: 'index.json', type: 'link', linkname: 'x' }], /"index.json" is a link/],
