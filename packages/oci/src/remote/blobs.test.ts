@@ -9,6 +9,7 @@ import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { DigestMismatchError } from '../errors.js';
+import { NetworkError } from '../transport/errors.js';
 import { parseRepository } from '../name/reference.js';
 import { closeAfterTests } from '../internal/test-cleanup.js';
 import { Transport } from '../transport/transport.js';
@@ -80,6 +81,21 @@ describe('openBlob', () => {
     assert.ok(got.equals(bytes));
     assert.equal(ranges[0], undefined);
     assert.match(ranges[1] ?? '', /^bytes=[1-9]\d*-$/);
+  });
+
+  it('after breaking on every attempt, fails once its resumes are spent, and says it is no longer temporary', async () => {
+    const small = randomBytes(101);
+    const { host, ranges } = await serve(small, (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(small.length) });
+      res.write(small.subarray(0, 50), () => setTimeout(() => res.destroy(), 5));
+      return true;
+    });
+    const { error } = await drain(await open(host, descriptorOf(small)));
+    assert.ok(error instanceof NetworkError, String(error));
+    assert.match(error.message, /after 50 bytes and 5 resumes/);
+    // An uploader reading this source must not start the whole dance again (it did: 36 GETs, 35 s).
+    assert.equal(error.temporary, false);
+    assert.equal(ranges.length, 6);
   });
 
   it('fails on a bad last byte without handing that byte on', async () => {

@@ -396,7 +396,9 @@ export async function cancel(transport: Transport, registry: string, session: Se
 function isFatal(err: unknown): boolean {
   if (err instanceof DigestMismatchError || err instanceof SizeMismatchError || err instanceof AbortedError) return true;
   if (RegistryError.is(err)) return !err.temporary && err.status !== 416 && err.status !== 401 && !isForgotten(err);
-  if (err instanceof NetworkError) return false;
+  // A source that already resumed as often as it may says temporary: false; the destination's own
+  // failures are temporary unless nothing can cure them (a certificate, an unknown host).
+  if (err instanceof NetworkError) return !err.temporary;
   if (SlipwayError.is(err)) return err.code !== 'SLIPWAY_NETWORK';
   return !isTemporaryNetworkError(err);
 }
