@@ -98,7 +98,7 @@ describe('the canary password never shows (audit)', () => {
       const result = JSON.parse(copied.stdout) as { digest: string; stats: { blobsCopied: number } };
       assert.equal(result.stats.blobsCopied, 2);
       assert.match(copied.stderr, /^SLIPWAY \d+: /m, 'debug logging was on');
-      assert.match(copied.stderr, /SLIPWAY \d+: credentials for 127\.0\.0\.1:\d+: basic \(user "slipway-canary-user"\)/, 'the keychain logged what it found, without the secret');
+      assert.match(copied.stderr, /SLIPWAY \d+: credentials for 127\.0\.0\.1:\d+ \(dst\/app\): basic \(user "slipway-canary-user"\)/, 'the keychain logged what it found, without the secret');
       if (mode === 'token') assert.match(copied.stderr, /SLIPWAY \d+: token for 127\.0\.0\.1:\d+ scope repository:dst\/app:pull,push/);
       const reads = [['digest', `${registry.host}/dst/app:1`], ['manifest', `${registry.host}/dst/app:1`, '--json'], ['tags', `${registry.host}/dst/app`, '--json']];
       for (const outcome of await Promise.all(reads.map((args) => debugRun(args, envCreds(registry))))) assert.equal(outcome.code, 0, outcome.stderr);
