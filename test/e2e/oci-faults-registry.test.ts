@@ -357,6 +357,28 @@ describe('faults between the client and the real registry', () => {
     assert.equal(await direct.head(`${registry.host}/faults/interrupted:1`), undefined);
   });
 
+  it('deletes the live session (the last PATCH Location) when aborted between chunks', async () => {
+    const controller = new AbortController();
+    const cancelled = remote.createRegistryClient({ keychain: anonymous, signal: controller.signal, chunkSize: 64 * 1024, maxMonolithicBytes: 0 });
+    const image = makeImage([1024 * 1024]);
+    const layer = image.layers[0]!;
+    // Chunks of 64 KiB from a source that trickles: several PATCHes, each answered with a new _state.
+    const pushing = push(cancelled, `${proxy.host}/faults/between:1`, image, (b) =>
+      b === layer ? async () => trickle(b.bytes, 16 * 1024, 20) : async () => Readable.from([b.bytes]),
+    );
+    for (let i = 0; i < 200 && proxy.requestsMatching({ method: 'PATCH', path: '/faults/between/blobs/uploads/' }).length < 2; i++) await sleep(20);
+    controller.abort(new Error('interrupted'));
+    await assert.rejects(pushing, { code: 'SLIPWAY_ABORTED' });
+    await cancelled.close();
+    const deletes = proxy.requestsMatching({ method: 'DELETE', path: '/faults/between/blobs/uploads/' });
+    assert.equal(deletes.length, 1);
+    // The first POST's Location names offset 0; only the live one is accepted, and the bytes go with it.
+    assert.equal(deletes[0]!.status, 204, `DELETE answered ${deletes[0]!.status}`);
+    const uploads = join(registry.storageDir, 'docker/registry/v2/repositories/faults/between/_uploads');
+    const left = (await readdir(uploads, { recursive: true }).catch(() => [])).filter((path) => path.endsWith('/data'));
+    assert.deepEqual(left, [], 'no upload data left in the registry');
+  });
+
   it('refuses a manifest answer that is not a manifest', async () => {
     proxy.inject({ match: { method: 'GET', path: '/manifests/' }, fault: { status: 200, headers: { 'content-type': MediaType.OciManifest } }, times: 1 });
     await assert.rejects(client.getManifest(`${proxy.host}/faults/garbage:1`), (err: unknown) => {

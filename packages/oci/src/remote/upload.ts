@@ -83,6 +83,7 @@ export async function uploadBlob(call: UploadCall): Promise<void> {
   };
 
   let session: Session | undefined;
+  let live: { session: Session } | undefined;
   const mountFrom = options?.mountFrom;
   if (mountFrom && mountFrom.registry === (await registryWireHost(transport, repository.registry, options?.signal)) && mountFrom.repository !== repository.repository) {
     try {
@@ -123,9 +124,13 @@ export async function uploadBlob(call: UploadCall): Promise<void> {
         debug('monolithic upload of %s failed (%s); continuing chunked', what, (err as Error).message);
       }
     }
-    session = await chunked(call, session, startSession, what);
+    // The session chunked() works in changes with every PATCH answer (a new `_state`) and when a
+    // forgotten one is replaced: the DELETE must name the live one, or distribution refuses it (404).
+    live = { session };
+    await chunked(call, live, startSession, what);
   } catch (err) {
-    if (session) void cancel(transport, repository.registry, session, scopes, err);
+    const current = live?.session ?? session;
+    if (current) void cancel(transport, repository.registry, current, scopes, err);
     throw err;
   }
 }
@@ -189,7 +194,7 @@ function discard(opened: Promise<Readable> | undefined): void {
  */
 async function chunked(
   call: UploadCall,
-  initial: Session,
+  live: { session: Session },
   startSession: () => Promise<Session | 'mounted'>,
   what: string,
 ): Promise<Session> {
@@ -198,7 +203,6 @@ async function chunked(
   const scopes = [pushScope(repository.repository)];
   const retry = transport.retryOptions;
   const attempts = call.attempts ?? Math.max(3, retry.attempts);
-  let session = initial;
   let reader: ChunkReader | undefined;
   let failures = 0;
   let stalls = 0;
@@ -212,7 +216,7 @@ async function chunked(
       debug('chunked upload of %s: %s; recovering (%d/%d)', what, describe(current), failures, attempts);
       await pause(backoffDelay(failures, retry), signal);
       try {
-        return await sessionOffset(transport, repository.registry, session, scopes, signal, (location) => (session = { ...session, location }));
+        return await sessionOffset(transport, repository.registry, live.session, scopes, signal, (location) => (live.session = { ...live.session, location }));
       } catch (statusErr) {
         current = statusErr;
       }
@@ -222,7 +226,7 @@ async function chunked(
     debug('upload session for %s is gone (%s); starting a new one', what, describe(current));
     const next = await startSession();
     if (next === 'mounted') throw new SlipwayError('SLIPWAY_REGISTRY', `${what}: unexpected mount`);
-    session = next;
+    live.session = next;
     return 0;
   };
 
@@ -231,14 +235,14 @@ async function chunked(
     let offset = 0;
     if (!call.chunkedOnly) {
       try {
-        offset = await sessionOffset(transport, repository.registry, session, scopes, signal, (location) => (session = { ...session, location }));
+        offset = await sessionOffset(transport, repository.registry, live.session, scopes, signal, (location) => (live.session = { ...live.session, location }));
       } catch (err) {
         offset = await recover(err);
       }
     }
     for (;;) {
       try {
-        const chunkSize = Math.min(maxChunkSize, Math.max(call.chunkSize ?? defaultChunkSize, session.minChunk));
+        const chunkSize = Math.min(maxChunkSize, Math.max(call.chunkSize ?? defaultChunkSize, live.session.minChunk));
         if (offset < descriptor.size) {
           // A source that failed (a reset mid-blob in a copy) is read again from the start: its
           // iterator is over, and the bytes it took before failing are gone with it.
@@ -253,7 +257,7 @@ async function chunked(
           const response = await transport.request({
             method: 'PATCH',
             registry: repository.registry,
-            path: session.location,
+            path: live.session.location,
             headers: { 'content-type': 'application/octet-stream', 'content-range': `${offset}-${end}` },
             body: chunk,
             kind: 'push',
@@ -263,7 +267,7 @@ async function chunked(
             expect: [202],
             ...(signal ? { signal } : {}),
           });
-          session = { ...sessionFrom(response, what, session.location), minChunk: session.minChunk };
+          live.session = { ...sessionFrom(response, what, live.session.location), minChunk: live.session.minChunk };
           const range = parseRange(response.header('range'));
           // After a one-byte first chunk `0-0` is ambiguous (see parseRange): the 202 says it was stored.
           const stored = range === undefined || (range === 0 && end === 0) ? end + 1 : range;
@@ -286,7 +290,7 @@ async function chunked(
         const response = await transport.request({
           method: 'PUT',
           registry: repository.registry,
-          path: withDigest(session.location, descriptor.digest),
+          path: withDigest(live.session.location, descriptor.digest),
           headers: { 'content-type': 'application/octet-stream', 'content-length': '0' },
           scopes,
           retry: false,
@@ -294,7 +298,7 @@ async function chunked(
           ...(signal ? { signal } : {}),
         });
         checkCommitted(response.header('docker-content-digest'), descriptor, what);
-        return session;
+        return live.session;
       } catch (err) {
         offset = await recover(err);
       }
