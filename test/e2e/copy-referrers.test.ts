@@ -118,10 +118,15 @@ describe('slipway copy --referrers against real registries', { skip: missing.len
     const listed = await referrersOf(`${dst.host}/signed:1`);
     assert.deepEqual(listed.map((d) => d.digest), [attached.sig]);
     assert.deepEqual(listed, (await referrersOf(`${src.host}/app:1`)).filter((d) => d.digest === attached.sig), 'the descriptor regctl wrote at the source');
-    // Again: a no-op for the artifact, and the fallback tag already lists it (no second entry, no write).
+    // Again: a no-op for the artifact, and the fallback tag already lists it (no second entry, no write
+    // of any kind: the registry's own log shows no manifest PUT for the run).
+    const puts = async () => ((await dst.log()).match(/"PUT \/v2\/signed\/manifests\//g) ?? []).length;
+    const before = await puts();
     const again = await copyJson([`${src.host}/app@${attached.sig}`, `${dst.host}/signed:sig`]);
     assert.equal(again.noop, true);
     assert.equal(again.stats.manifestsPut, 0);
+    assert.equal(await puts(), before, 'a no-op writes nothing');
+    assert.ok(before >= 3, `the first runs' PUTs are in the log (${before})`);
     assert.deepEqual((await referrersOf(`${dst.host}/signed:1`)).map((d) => d.digest), [attached.sig]);
   });
 

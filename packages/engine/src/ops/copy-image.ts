@@ -89,13 +89,12 @@ async function transfer(options: CopyImageOptions, archive?: ArchiveSettings): P
   const platforms = parsePlatforms(options.platforms ?? []);
   const client = createClient(options);
   try {
-    // The root's PUT (the one with a tag) goes through the client to read the registry's answer: an
-    // OCI-Subject header there says the registry indexes the root's subject itself.
-    let rootPut: { manifest: ManifestBytes; answer: remote.PutManifestResult } | undefined;
-    const plain = client.sink(destination);
-    const sink = withManifestPut(plain, async (manifest, opts) => {
-      if (opts?.tag === undefined) return plain.putManifest(manifest, opts);
-      rootPut = { manifest, answer: await client.putManifest(destination, manifest, opts) };
+    // Manifest PUTs go through the client to read the registry's answers: an OCI-Subject header on the
+    // root's says the registry indexes the root's subject itself. By digest unless the copy gives a tag.
+    const puts = new Map<string, { manifest: ManifestBytes; answer: remote.PutManifestResult }>();
+    const sink = withManifestPut(client.sink(destination), async (manifest, opts) => {
+      const target = opts?.tag === undefined ? `${destination.name}@${manifest.descriptor.digest}` : destination;
+      puts.set(manifest.descriptor.digest, { manifest, answer: await client.putManifest(target, manifest, opts) });
     });
     // With a platform selected the copy may refuse the image after the layers were compressed: nothing is streamed then.
     const streamer = archive?.streamLayers && platforms.length === 0 ? new LayerStreamer(client, destination, options.signal) : undefined;
@@ -115,7 +114,7 @@ async function transfer(options: CopyImageOptions, archive?: ArchiveSettings): P
       });
       let stats = streamer ? streamer.adjust(result.stats) : result.stats;
       if (result.subject) {
-        const written = await indexCopiedReferrer({ client, destination, digest: result.digest, subject: result.subject, written: rootPut, signal: options.signal });
+        const written = await indexCopiedReferrer({ client, destination, digest: result.digest, subject: result.subject, written: puts.get(result.digest), signal: options.signal });
         stats = { ...stats, manifestsPut: stats.manifestsPut + written };
       }
       let referrers: CopiedReferrer[] = [];

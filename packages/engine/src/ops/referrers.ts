@@ -129,9 +129,10 @@ export async function copyReferrers(options: CopyReferrersOptions): Promise<Copy
 /**
  * Makes the copied root discoverable from its `subject` where the destination has no referrers API:
  * adds it to the `<alg>-<hex>` fallback tag, as the spec asks of the pusher and as `crane copy` and
- * `regctl image copy` do. `written` is the root's PUT and the registry's answer when this run wrote it;
- * otherwise (a no-op copy, or an earlier run stopped between the PUT and the tag) the same bytes are PUT
- * again by digest to read the answer. Returns the manifests written (0 or 1).
+ * `regctl image copy` do. `written` is the root's PUT and the registry's answer when this run wrote it.
+ * Otherwise (a no-op copy, or an earlier run stopped between the PUT and the tag) the destination's
+ * referrers are read, and the tag is written only when they lack the root: a no-op writes nothing.
+ * Returns the manifests written (0 or 1).
  */
 export async function indexCopiedReferrer(options: {
   client: remote.RegistryClient;
@@ -143,13 +144,17 @@ export async function indexCopiedReferrer(options: {
 }): Promise<number> {
   const { client, destination, digest, subject, signal } = options;
   const call = signal ? { signal } : {};
-  let written = options.written;
-  if (!written) {
-    const manifest = await client.getManifest(`${destination.name}@${digest}`, call);
-    written = { manifest, answer: await client.putManifest(`${destination.name}@${digest}`, manifest, call) };
+  let manifest = options.written?.manifest;
+  if (options.written) {
+    if (options.written.answer.subject !== undefined) return 0;
+  } else {
+    // The referrers API where the registry has one, else the fallback tag: either already listing the
+    // root means there is nothing to do.
+    const listed = await client.referrers(destination, subject.digest, call);
+    if (listed.some((d) => d.digest === digest)) return 0;
+    manifest = await client.getManifest(`${destination.name}@${digest}`, call);
   }
-  if (written.answer.subject !== undefined) return 0;
-  return (await updateFallbackTag(client, destination, subject.digest, [referrerDescriptor(written.manifest)], call)) ? 1 : 0;
+  return (await updateFallbackTag(client, destination, subject.digest, [referrerDescriptor(manifest!)], call)) ? 1 : 0;
 }
 
 /**
@@ -252,5 +257,6 @@ export function withManifestPut(sink: ImageSink, put: ImageSink['putManifest']):
     putBlob: sink.putBlob.bind(sink),
     hasManifest: sink.hasManifest.bind(sink),
     putManifest: put,
+    ...(sink.close ? { close: sink.close.bind(sink) } : {}),
   };
 }

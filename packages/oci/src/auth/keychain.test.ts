@@ -227,6 +227,16 @@ describe('createKeychain order', () => {
     assert.deepEqual(await keychain.resolve('other.io', { repository: 'x/y' }), { username: 'legacy-host', password: '6' });
   });
 
+  it('takes the first auth file with a scoped key for the repository, as podman reads one file', async () => {
+    const { dir, env } = await home({
+      'explicit.json': { auths: { 'r.io/team': { auth: b64('explicit:1') } } },
+      '.config/containers/auth.json': { auths: { 'r.io/team/app': { auth: b64('stale-default:2') } } },
+    });
+    const keychain = createKeychain({ env: { ...env, REGISTRY_AUTH_FILE: join(dir, 'explicit.json') } });
+    // REGISTRY_AUTH_FILE is read first: its namespace login wins over a more specific key in a later file.
+    assert.deepEqual(await keychain.resolve('r.io', { repository: 'team/app' }), { username: 'explicit', password: '1' });
+  });
+
   it('runs a credential helper once per registry, not once per repository', async () => {
     const { dir, env } = await home();
     const log = join(dir, 'asked.log');

@@ -15,7 +15,6 @@ import {
   readAuthFile,
   repositoryEntry,
   type AuthFile,
-  type ScopedAuthEntry,
 } from './docker-config.js';
 
 const debug = debuglog('slipway');
@@ -42,11 +41,13 @@ export function staticKeychain(credentials: Record<string, Credentials>): Keycha
 }
 
 /**
- * Docker's config.json then the containers auth files, read once on first use. For a repository,
- * the most specific repository- or namespace-scoped `auths` key in any of them wins (a login for
- * `registry.io/team` is a deliberate choice for that namespace); otherwise the first file with
- * something for the whole registry (its `credHelpers`, `credsStore` or `auths` entry). Whole-registry
- * answers are looked up once per registry, so a credential helper runs once, not once per repository.
+ * Docker's config.json then the containers auth files, read once on first use. For a repository, the
+ * first file holding a repository- or namespace-scoped `auths` key for it answers, with its most
+ * specific key (as podman reads one file; files in order, so `REGISTRY_AUTH_FILE` comes before the
+ * defaults). Such a login beats whole-registry entries, which are looked at next: a login for
+ * `registry.io/team` is a deliberate choice for that namespace. Whole-registry answers (`credHelpers`,
+ * `credsStore`, `auths`) come from the first file with one, looked up once per registry, so a
+ * credential helper runs once, not once per repository.
  */
 export function fileKeychain(options: Pick<KeychainOptions, 'env' | 'helperTimeoutMs'> = {}): Keychain {
   const env = options.env ?? process.env;
@@ -77,15 +78,12 @@ export function fileKeychain(options: Pick<KeychainOptions, 'env' | 'helperTimeo
   return {
     async resolve(registry, { repository, signal } = {}) {
       if (repository) {
-        let best: ScopedAuthEntry | undefined;
-        let where = '';
         for (const file of await load()) {
           const entry = repositoryEntry(file, registry, repository);
-          if (entry && (!best || entry.segments > best.segments)) [best, where] = [entry, file.path];
-        }
-        if (best) {
-          debug('credentials for %s/%s from %s (key %s)', registry, repository, where, best.key);
-          return best.credentials;
+          if (entry) {
+            debug('credentials for %s/%s from %s (key %s)', registry, repository, file.path, entry.key);
+            return entry.credentials;
+          }
         }
       }
       const key = normalizeRegistryKey(registry);

@@ -20,7 +20,7 @@ import { AbortedError, DigestMismatchError, InvalidArgumentError, SizeMismatchEr
 import { linkSignals } from '../internal/signals.js';
 import { digestOf, type Digest } from '../v1/digest.js';
 import { blobDescriptors, parseManifest, type Descriptor } from '../v1/manifest.js';
-import { MediaType } from '../v1/media-types.js';
+import { isIndexMediaType, MediaType } from '../v1/media-types.js';
 import { formatPlatform, normalizePlatform, type Platform } from '../v1/platform.js';
 import type { ImageSink, ImageSource, ManifestBytes } from '../v1/source.js';
 import {
@@ -253,7 +253,8 @@ class CopyRun {
   #node(descriptor: Descriptor, known?: ManifestBytes, depth = 0): Promise<Node> {
     let node = this.#nodes.get(descriptor.digest);
     if (!node) {
-      if (depth > maxNestedIndexes + 1) throw invalidIndex(`${this.source.name}: indexes nested more than ${maxNestedIndexes} deep`);
+      // The root and 4 levels of indexes below it, as platformEntries allows; images may sit one below.
+      if (depth > maxNestedIndexes && isIndexMediaType(descriptor.mediaType)) throw invalidIndex(`${this.source.name}: indexes nested more than ${maxNestedIndexes} deep`);
       if (this.#nodes.size >= maxIndexEntries) throw invalidIndex(`${this.source.name}: more than ${maxIndexEntries} manifests in one image`);
       node = this.#track(this.#load(descriptor, known, depth));
       this.#nodes.set(descriptor.digest, node);

@@ -229,8 +229,10 @@ async function passThroughDigest(ctx: LayerContext, entry: TarEntry, kind: 'gzip
   try {
     await pipeline(openEntry(ctx.file, entry), hashing, ...(decompress ? [decompress] : []), sink, signal ? { signal } : {});
   } catch (err) {
-    if (signal?.aborted || SlipwayError.is(err)) throw err;
-    // zlib's own words ("incorrect header check", "unexpected end of file") say what is wrong with the data.
+    // Only the decompressor's complaints are about the data (Z_DATA_ERROR "incorrect header check",
+    // Z_BUF_ERROR "unexpected end of file", ZSTD_*); a read error is a read error.
+    const code = (err as { code?: unknown }).code;
+    if (signal?.aborted || SlipwayError.is(err) || typeof code !== 'string' || !/^(Z_|ZSTD_|ERR_ZSTD)/.test(code)) throw err;
     throw invalidArchive(ctx.archive, `${label}: its ${kind} data cannot be decompressed (${(err as Error).message})`, err);
   }
   if (decompress) {

@@ -12,9 +12,11 @@ describe('retry policy', () => {
     assert.equal(parseRetryAfter('Wed, 21 Oct 2026 07:27:00 GMT', now), 0, 'a past date means now');
     assert.equal(parseRetryAfter(['5', '9'], now), 5000);
     assert.equal(parseRetryAfter('soon', now), undefined);
-    // V8's Date.parse reads '-5' and '2026' as years: neither is an HTTP-date, so neither is a delay.
+    // V8's Date.parse reads '-5' as the year -5 and '1.5' as a date: neither is a delay.
     assert.equal(parseRetryAfter('-5', now), undefined);
     assert.equal(parseRetryAfter('1.5', now), undefined);
+    // The RFC 850 form is an HTTP-date too (RFC 9110 5.6.7).
+    assert.equal(parseRetryAfter('Wednesday, 21-Oct-26 07:28:30 GMT', now), 30_000);
     assert.equal(parseRetryAfter(undefined, now), undefined);
   });
 

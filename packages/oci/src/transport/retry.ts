@@ -51,8 +51,9 @@ export function parseRetryAfter(value: string | string[] | undefined, now: numbe
   if (text === undefined) return undefined;
   const trimmed = text.trim();
   if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
-  // Otherwise only an HTTP-date (`Wed, 21 Oct 2015 07:28:00 GMT`): V8's Date.parse takes `-5` for the year -5.
-  if (!/^[A-Za-z]{3},? /.test(trimmed)) return undefined;
+  // Otherwise only an HTTP-date, in any of RFC 9110's three forms (`Wed, 21 Oct 2015 07:28:00 GMT`,
+  // `Wednesday, 21-Oct-15 …`, `Wed Oct 21 …`): V8's Date.parse would take `-5` for the year -5.
+  if (!/^[A-Za-z]{3,9},? /.test(trimmed)) return undefined;
   const date = Date.parse(trimmed);
   if (Number.isNaN(date)) return undefined;
   return Math.max(0, date - now);

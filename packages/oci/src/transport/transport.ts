@@ -372,6 +372,8 @@ export class Transport {
         if (retry && isTemporaryNetworkError(err) && attempt < this.#retry.attempts && !signal?.aborted) {
           const delay = backoffDelay(attempt, this.#retry);
           debug('%s %s: reading the body: %s; retry %d in %dms', req.method, redactUrl(response.url), describeNetworkError(err), attempt, delay);
+          // The connection's slot is given back before the wait, as the retry on a status does.
+          await dump(response);
           await pause(delay, signal);
           continue;
         }
