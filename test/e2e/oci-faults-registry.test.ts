@@ -362,11 +362,25 @@ describe('faults between the client and the real registry', () => {
     const cancelled = remote.createRegistryClient({ keychain: anonymous, signal: controller.signal, chunkSize: 64 * 1024, maxMonolithicBytes: 0 });
     const image = makeImage([1024 * 1024]);
     const layer = image.layers[0]!;
-    // Chunks of 64 KiB from a source that trickles: several PATCHes, each answered with a new _state.
+    // Chunks of 64 KiB from a source that gives two chunks and then waits for ever: two PATCHes, each
+    // answered with a new _state, and the abort lands between PATCHes (one cut off mid-way would leave a
+    // stale state token, which distribution refuses to DELETE by).
+    const twoChunksThenStall = (bytes: Buffer) => {
+      let sent = false;
+      return new Readable({
+        read() {
+          if (!sent) this.push(bytes.subarray(0, 128 * 1024));
+          sent = true;
+        },
+      });
+    };
     const pushing = push(cancelled, `${proxy.host}/faults/between:1`, image, (b) =>
-      b === layer ? async () => trickle(b.bytes, 16 * 1024, 20) : async () => Readable.from([b.bytes]),
+      b === layer ? async () => twoChunksThenStall(b.bytes) : async () => Readable.from([b.bytes]),
     );
-    for (let i = 0; i < 200 && proxy.requestsMatching({ method: 'PATCH', path: '/faults/between/blobs/uploads/' }).length < 2; i++) await sleep(20);
+    // The layer's chunks (the config, uploaded first, is one small PATCH of its own).
+    const chunks = () => proxy.requestsMatching({ method: 'PATCH', path: '/faults/between/blobs/uploads/' }).filter((r) => r.requestBytes === 64 * 1024);
+    for (let i = 0; i < 400 && !(chunks().length === 2 && chunks().every((r) => r.status === 202)); i++) await sleep(5);
+    assert.equal(chunks().filter((r) => r.status === 202).length, 2, 'two chunks of the layer answered');
     controller.abort(new Error('interrupted'));
     await assert.rejects(pushing, { code: 'SLIPWAY_ABORTED' });
     await cancelled.close();
