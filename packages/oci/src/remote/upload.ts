@@ -18,6 +18,7 @@ import { AbortedError, DigestMismatchError, SizeMismatchError, SlipwayError } fr
 import type { Reference, Repository } from '../name/reference.js';
 import { NetworkError, RegistryError } from '../transport/errors.js';
 import { backoffDelay, describeNetworkError, isTemporaryNetworkError } from '../transport/retry.js';
+import { linkSignals } from '../internal/signals.js';
 import type { Transport } from '../transport/transport.js';
 import type { Descriptor } from '../v1/manifest.js';
 import type { PutBlobOptions } from '../v1/source.js';
@@ -230,6 +231,13 @@ async function chunked(
     return 0;
   };
 
+  // A source that says nothing (a stalled export) must not keep an aborted upload waiting: reading it
+  // is not a request either signal reaches (the call's, or the client's, which Ctrl-C aborts), so an
+  // abort destroys it.
+  const watched = linkSignals(signal, transport.signal);
+  const onAbort = (): void => reader?.close();
+  watched.signal?.addEventListener('abort', onAbort, { once: true });
+  const aborted = () => watched.signal?.aborted === true;
   try {
     // A session the monolithic PUT used may hold part of the blob; a fresh one holds nothing.
     let offset = 0;
@@ -249,6 +257,7 @@ async function chunked(
           if (!reader || reader.broken || reader.position > offset) {
             reader?.close();
             reader = new ChunkReader(await open());
+            if (aborted()) reader.close();
           }
           await reader.skipTo(offset);
           const chunk = await reader.read(Math.min(chunkSize, descriptor.size - offset));
@@ -300,10 +309,13 @@ async function chunked(
         checkCommitted(response.header('docker-content-digest'), descriptor, what);
         return live.session;
       } catch (err) {
+        if (aborted()) throw new AbortedError(`${what}: aborted`, { cause: watched.signal?.reason });
         offset = await recover(err);
       }
     }
   } finally {
+    watched.signal?.removeEventListener('abort', onAbort);
+    watched.dispose();
     reader?.close();
   }
 }

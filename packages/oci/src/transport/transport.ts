@@ -196,6 +196,11 @@ export class Transport {
     this.#signal = options.signal;
   }
 
+  /** The signal the transport was created with (a client's, a CLI run's): aborts every request it sends. */
+  get signal(): AbortSignal | undefined {
+    return this.#signal;
+  }
+
   /** The retry policy in force, for callers that retry whole operations (upload recovery, download resume). */
   get retryOptions(): ResolvedRetryOptions {
     return this.#retry;
