@@ -56,7 +56,7 @@ export interface CopyImageResult extends copy.CopyResult {
   digestTags: CopiedDigestTag[];
 }
 
-/** Copies a source to a registry; see copy.copy for platform, no-op and overwrite semantics. */
+/** copyImage's options as checkOptions sees them (an untyped caller may pass anything). */
 const copyFields = {
   source: 'string',
   destination: 'string',
@@ -69,6 +69,7 @@ const copyFields = {
   digestTags: 'boolean?',
 } as const;
 
+/** Copies a source to a registry; see copy.copy for platform, no-op and overwrite semantics. */
 export async function copyImage(options: CopyImageOptions): Promise<CopyImageResult> {
   checkOptions('copyImage', options, copyFields);
   if ((options.referrers || options.digestTags) && (await parseSourceSpec(options.source)).kind !== 'registry') {

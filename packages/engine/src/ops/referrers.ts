@@ -90,11 +90,9 @@ export async function copyReferrers(options: CopyReferrersOptions): Promise<Copy
   const call = signal ? { signal } : {};
   let stats: copy.CopyStats = { ...noStats };
   const referrers: CopiedReferrer[] = [];
-  /** Whether the destination indexes referrers itself; learnt from the first PUT's answer. */
-  let destinationIndexes: boolean | undefined;
   await followSubjects(options.subjects, signal, async (subject, claim) => {
     const found = await client.referrers(source, subject, call);
-    const added: Descriptor[] = [];
+    const added: CopiedEntry[] = [];
     for (const listed of found) {
       if (!claim(listed.digest)) continue;
       const manifest = await client.getManifest(`${source.name}@${listed.digest}`, call);
@@ -111,28 +109,49 @@ export async function copyReferrers(options: CopyReferrersOptions): Promise<Copy
       });
       const result = await copy.copy(client.source(`${source.name}@${manifest.descriptor.digest}`), sink, followUpCopyOptions(options));
       stats = sumStats(stats, result.stats);
-      // Already there (an earlier run): one PUT of the same bytes asks the registry whether it indexes referrers.
-      if (!answered && destinationIndexes === undefined) answered = await client.putManifest(target, manifest, call);
-      if (answered) destinationIndexes = answered.subject !== undefined;
       const descriptor = referrerDescriptor(manifest, parsed);
-      added.push(descriptor);
+      added.push({ digest: descriptor.digest, answer: answered, describe: async () => descriptor });
       referrers.push({ digest: descriptor.digest, ...(descriptor.artifactType ? { artifactType: descriptor.artifactType } : {}), subject });
     }
-    if (added.length > 0 && destinationIndexes === false) {
-      if (await updateFallbackTag(client, destination, subject, added, call)) stats.manifestsPut += 1;
-    }
+    if (await indexReferrers(client, destination, subject, added, call)) stats.manifestsPut += 1;
     return added.map((d) => d.digest);
   });
   return { referrers, stats };
 }
 
+/** A manifest copied to the destination that names a subject. */
+interface CopiedEntry {
+  digest: string;
+  /** The registry's answer to its PUT, when this run wrote it (an earlier run may have). */
+  answer: remote.PutManifestResult | undefined;
+  /** Its descriptor as the referrers API shows it; asked only when it must be written. */
+  describe: () => Promise<Descriptor>;
+}
+
 /**
- * Makes the copied root discoverable from its `subject` where the destination has no referrers API:
- * adds it to the `<alg>-<hex>` fallback tag, as the spec asks of the pusher and as `crane copy` and
- * `regctl image copy` do. `written` is the root's PUT and the registry's answer when this run wrote it.
- * Otherwise (a no-op copy, or an earlier run stopped between the PUT and the tag) the destination's
- * referrers are read, and the tag is written only when they lack the root: a no-op writes nothing.
- * Returns the manifests written (0 or 1).
+ * Makes `entries`, copied with `subject` as their subject, discoverable from it where the destination
+ * has no referrers API: adds them to the `<alg>-<hex>` fallback tag, as the spec asks of the pusher
+ * (and as `crane copy` and `regctl image copy` do). A PUT answered with `OCI-Subject` says the registry
+ * indexes them itself; one answered without says it does not. When this run wrote none of them (a no-op
+ * re-run, or an earlier run stopped between the PUTs and the tag), the destination's own listing (its
+ * API, else the tag) says which are known: a re-run only reads. Returns whether the tag was written.
+ */
+async function indexReferrers(client: remote.RegistryClient, destination: name.Reference, subject: string, entries: readonly CopiedEntry[], call: { signal?: AbortSignal }): Promise<boolean> {
+  if (entries.length === 0 || entries.some((e) => e.answer?.subject !== undefined)) return false;
+  let wanted = entries;
+  if (entries.every((e) => e.answer === undefined)) {
+    const listed = new Set<string>((await client.referrers(destination, subject, call)).map((d) => d.digest));
+    wanted = entries.filter((e) => !listed.has(e.digest));
+    if (wanted.length === 0) return false;
+  }
+  const descriptors = await Promise.all(wanted.map((e) => e.describe()));
+  return updateFallbackTag(client, destination, subject, descriptors, call);
+}
+
+/**
+ * Makes a copied root that has a `subject` (a signature, an SBOM) discoverable from it, as
+ * {@link indexReferrers} does for the referrers `--referrers` copies. `written`: the root's PUT and the
+ * registry's answer, when this run wrote it. Returns the manifests written (0 or 1).
  */
 export async function indexCopiedReferrer(options: {
   client: remote.RegistryClient;
@@ -142,19 +161,14 @@ export async function indexCopiedReferrer(options: {
   written: { manifest: ManifestBytes; answer: remote.PutManifestResult } | undefined;
   signal?: AbortSignal | undefined;
 }): Promise<number> {
-  const { client, destination, digest, subject, signal } = options;
+  const { client, destination, digest, written, signal } = options;
   const call = signal ? { signal } : {};
-  let manifest = options.written?.manifest;
-  if (options.written) {
-    if (options.written.answer.subject !== undefined) return 0;
-  } else {
-    // The referrers API where the registry has one, else the fallback tag: either already listing the
-    // root means there is nothing to do.
-    const listed = await client.referrers(destination, subject.digest, call);
-    if (listed.some((d) => d.digest === digest)) return 0;
-    manifest = await client.getManifest(`${destination.name}@${digest}`, call);
-  }
-  return (await updateFallbackTag(client, destination, subject.digest, [referrerDescriptor(manifest!)], call)) ? 1 : 0;
+  const entry: CopiedEntry = {
+    digest,
+    answer: written?.answer,
+    describe: async () => referrerDescriptor(written?.manifest ?? (await client.getManifest(`${destination.name}@${digest}`, call))),
+  };
+  return (await indexReferrers(client, destination, options.subject.digest, [entry], call)) ? 1 : 0;
 }
 
 /**
