@@ -191,14 +191,16 @@ function discard(opened: Promise<Readable> | undefined): void {
 
 /**
  * Chunked upload with resume. Bytes are read from one source stream in order; when the registry's
- * offset falls behind ours the source is reopened and skipped forward.
+ * offset falls behind ours the source is reopened and skipped forward. `live.session` is kept on the
+ * session in use (each PATCH answer's Location, a replacement for a forgotten one) for the caller's
+ * clean-up.
  */
 async function chunked(
   call: UploadCall,
   live: { session: Session },
   startSession: () => Promise<Session | 'mounted'>,
   what: string,
-): Promise<Session> {
+): Promise<void> {
   const { transport, repository, descriptor, open, options } = call;
   const signal = options?.signal;
   const scopes = [pushScope(repository.repository)];
@@ -307,7 +309,7 @@ async function chunked(
           ...(signal ? { signal } : {}),
         });
         checkCommitted(response.header('docker-content-digest'), descriptor, what);
-        return live.session;
+        return;
       } catch (err) {
         if (aborted()) throw new AbortedError(`${what}: aborted`, { cause: watched.signal?.reason });
         offset = await recover(err);

@@ -723,7 +723,6 @@ export class Transport {
       ...(hint ? { hint } : {}),
     });
   }
-
 }
 
 /** Node's certificate verification failures (`DEPTH_ZERO_SELF_SIGNED_CERT`, `ERR_TLS_CERT_ALTNAME_INVALID`, …). */
