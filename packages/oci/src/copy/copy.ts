@@ -18,7 +18,7 @@ import { setMaxListeners } from 'node:events';
 import { debuglog } from 'node:util';
 import { AbortedError, DigestMismatchError, InvalidArgumentError, SizeMismatchError, SlipwayError } from '../errors.js';
 import { linkSignals } from '../internal/signals.js';
-import { digestOf, type Digest } from '../v1/digest.js';
+import type { Digest } from '../v1/digest.js';
 import { blobDescriptors, parseManifest, type Descriptor } from '../v1/manifest.js';
 import { isIndexMediaType, MediaType } from '../v1/media-types.js';
 import { formatPlatform, normalizePlatform, type Platform } from '../v1/platform.js';
@@ -34,6 +34,8 @@ import {
   platformEntries,
   readConfigPlatform,
   resolvePlatform,
+  verifiedBytes,
+  verifiedManifest,
   type PlatformDigest,
 } from './select.js';
 
@@ -192,7 +194,7 @@ class CopyRun {
 
   async run(): Promise<CopyResult> {
     const { source, sink, signal } = this;
-    const rootBytes = verified(await this.#limit(() => source.root({ signal })), `${source.name} root manifest`);
+    const rootBytes = verifiedBytes(await this.#limit(() => source.root({ signal })), `${source.name} root manifest`);
     const target = await this.#target(rootBytes);
     const wanted = target.root.descriptor;
     const subject = parseManifest(target.root.bytes, wanted.mediaType).manifest.subject;
@@ -268,7 +270,7 @@ class CopyRun {
     if (!known && (await this.#limit(() => sink.hasManifest(descriptor, { signal })))) {
       return { descriptor, present: true, children: [], blobs: [] };
     }
-    const manifest = known ?? verified(await this.#limit(() => source.manifest(descriptor, { signal })), `${source.name} manifest ${descriptor.digest}`);
+    const manifest = known ?? (await this.#limit(() => verifiedManifest(source, descriptor, { signal })));
     const parsed = parseManifest(manifest.bytes, manifest.descriptor.mediaType);
     if (parsed.kind === 'index') {
       // Checked before any child is loaded: thousands of child loads must not be started to learn it.
@@ -413,13 +415,6 @@ function countToWrite(node: Node, seen = new Set<string>()): number {
   if (node.present || seen.has(node.descriptor.digest)) return 0;
   seen.add(node.descriptor.digest);
   return 1 + node.children.reduce((sum, child) => sum + countToWrite(child, seen), 0);
-}
-
-/** Checks manifest bytes against their descriptor: cheap, and the digest is the whole point of a copy. */
-function verified(manifest: ManifestBytes, what: string): ManifestBytes {
-  const actual = digestOf(manifest.bytes, manifest.descriptor.digest);
-  if (actual !== manifest.descriptor.digest) throw new DigestMismatchError(manifest.descriptor.digest, actual, what);
-  return manifest;
 }
 
 type Limiter = <T>(task: () => Promise<T>) => Promise<T>;

@@ -107,14 +107,14 @@ export function entryPlatforms(entries: readonly PlatformEntry[]): PlatformDiges
   return entries.flatMap((e) => (e.platform ? [{ platform: formatPlatform(normalizePlatform(e.platform)), digest: e.descriptor.digest }] : []));
 }
 
-/** The entries an index offers as they are written (no request): for callers without a source. */
-export function writtenEntries(index: ImageIndex): PlatformEntry[] {
-  return index.manifests.flatMap((descriptor, position) => (isAttestation(descriptor) ? [] : [{ descriptor, platform: childPlatform(descriptor), position }]));
+/** The entries an index's descriptors offer as they are written (no request): for callers without a source. */
+export function writtenEntries(descriptors: readonly Descriptor[]): PlatformEntry[] {
+  return descriptors.flatMap((descriptor, position) => (isAttestation(descriptor) ? [] : [{ descriptor, platform: childPlatform(descriptor), position }]));
 }
 
 /** The platforms an index offers, formatted, attestations left out. */
 export function availablePlatforms(index: ImageIndex | readonly PlatformEntry[]): string[] {
-  return entryPlatforms('manifests' in index ? writtenEntries(index) : index).map((p) => p.platform);
+  return entryPlatforms('manifests' in index ? writtenEntries(index.manifests) : index).map((p) => p.platform);
 }
 
 function noImageFor(sourceName: string, wanted: readonly Platform[], entries: readonly PlatformEntry[]): PlatformMismatchError {
@@ -147,7 +147,7 @@ export function selectEntry(entries: readonly PlatformEntry[], wanted: Platform,
 
 /** {@link selectEntry} over the platforms an index's entries state (no request). */
 export function selectChild(index: ImageIndex, wanted: Platform, sourceName: string): Descriptor {
-  return selectEntry(writtenEntries(index), wanted, sourceName).descriptor;
+  return selectEntry(writtenEntries(index.manifests), wanted, sourceName).descriptor;
 }
 
 /**
@@ -158,7 +158,7 @@ export function selectChild(index: ImageIndex, wanted: Platform, sourceName: str
  * `entries`: from {@link platformEntries}; by default the platforms the entries state. An entry that
  * is itself an index is kept whole when any of its images is wanted (its other platforms with it).
  */
-export function filterIndex(root: ManifestBytes, index: ImageIndex, wanted: readonly Platform[], sourceName: string, entries: readonly PlatformEntry[] = writtenEntries(index)): ManifestBytes {
+export function filterIndex(root: ManifestBytes, index: ImageIndex, wanted: readonly Platform[], sourceName: string, entries: readonly PlatformEntry[] = writtenEntries(index.manifests)): ManifestBytes {
   const keep = new Set<number>();
   const missing: Platform[] = [];
   const chosenBy = new Map<string, Platform>();
@@ -216,15 +216,22 @@ export interface PlatformDigest {
 
 /** The children of an index as platform/digest pairs, as their descriptors state them, attestations left out. */
 export function indexPlatforms(descriptors: readonly Descriptor[]): PlatformDigest[] {
-  return descriptors.filter((d) => !isAttestation(d)).map((d) => ({ platform: formatPlatform(normalizePlatform(childPlatform(d))), digest: d.digest }));
+  return entryPlatforms(writtenEntries(descriptors));
 }
 
-/** A manifest of `source`, checked against its descriptor's digest. */
-async function verifiedManifest(source: ImageSource, descriptor: Descriptor, options: CallOptions): Promise<ManifestBytes> {
-  const manifest = await source.manifest(descriptor, options);
-  const actual = digestOf(manifest.bytes, descriptor.digest);
-  if (actual !== descriptor.digest) throw new DigestMismatchError(descriptor.digest, actual, `${source.name} manifest`);
+/**
+ * `manifest`, once its bytes are checked against `want` (by default its own descriptor's digest):
+ * cheap, and the digest is the whole point of a copy.
+ */
+export function verifiedBytes(manifest: ManifestBytes, what: string, want: Digest = manifest.descriptor.digest): ManifestBytes {
+  const actual = digestOf(manifest.bytes, want);
+  if (actual !== want) throw new DigestMismatchError(want, actual, what);
   return manifest;
+}
+
+/** The manifest `descriptor` names, read from `source` and checked against that digest. */
+export async function verifiedManifest(source: ImageSource, descriptor: Descriptor, options: CallOptions): Promise<ManifestBytes> {
+  return verifiedBytes(await source.manifest(descriptor, options), `${source.name} manifest ${descriptor.digest}`, descriptor.digest);
 }
 
 // Image configs are small; the cap keeps a hostile descriptor from making us buffer gigabytes.
