@@ -59,9 +59,7 @@ export function fileKeychain(options: Pick<KeychainOptions, 'env' | 'helperTimeo
     files.catch(() => (files = undefined));
     return files;
   };
-  const firstSpelling = new Map<string, string>();
-  const wholeRegistry = new SharedTaskMap<string, Credentials | undefined>(async (key, signal) => {
-    const registry = firstSpelling.get(key) ?? key;
+  const wholeRegistry = new SharedTaskMap<string, Credentials | undefined>(async (registry, signal) => {
     for (const file of await load()) {
       const found = await credentialsFromFile(file, registry, {
         env,
@@ -74,7 +72,7 @@ export function fileKeychain(options: Pick<KeychainOptions, 'env' | 'helperTimeo
       }
     }
     return undefined;
-  });
+  }, normalizeRegistryKey);
   return {
     async resolve(registry, { repository, signal } = {}) {
       if (repository) {
@@ -86,9 +84,7 @@ export function fileKeychain(options: Pick<KeychainOptions, 'env' | 'helperTimeo
           }
         }
       }
-      const key = normalizeRegistryKey(registry);
-      if (!firstSpelling.has(key)) firstSpelling.set(key, registry);
-      return wholeRegistry.get(key, signal);
+      return wholeRegistry.get(registry, signal);
     },
   };
 }
@@ -117,16 +113,13 @@ export function createKeychain(options: KeychainOptions = {}): Keychain {
   );
   // Resolved once per normalised registry (`https://a.io/` is `a.io`) and repository, and shared; the
   // chain is asked with the spelling the first caller used. A caller's abort ends only its own wait.
-  const firstAsked = new Map<string, { registry: string; repository: string | undefined }>();
-  const cache = new SharedTaskMap<string, Credentials | undefined>((key, signal) => {
-    const asked = firstAsked.get(key)!;
-    return chain.resolve(asked.registry, { ...(asked.repository ? { repository: asked.repository } : {}), signal });
-  });
+  const cache = new SharedTaskMap<{ registry: string; repository: string | undefined }, Credentials | undefined>(
+    ({ registry, repository }, signal) => chain.resolve(registry, { ...(repository ? { repository } : {}), signal }),
+    ({ registry, repository }) => `${normalizeRegistryKey(registry)}\n${repository ?? ''}`,
+  );
   return {
     resolve(registry, { repository, signal } = {}) {
-      const key = `${normalizeRegistryKey(registry)}\n${repository ?? ''}`;
-      if (!firstAsked.has(key)) firstAsked.set(key, { registry, repository });
-      return cache.get(key, signal);
+      return cache.get({ registry, repository }, signal);
     },
   };
 }

@@ -72,15 +72,23 @@ export class SharedTask<T> {
   }
 }
 
-/** One SharedTask per key (a registry host, say), created on first use. */
-export class SharedTaskMap<K, T> {
-  readonly #tasks = new Map<K, SharedTask<T>>();
-  constructor(private readonly run: (key: K, signal: AbortSignal) => Promise<T>) {}
+/**
+ * One SharedTask per key (a registry host, say), created on first use. `keyOf` maps what a caller asks
+ * with to its key, so several spellings share one task (`https://a.io/` and `a.io`); the work runs
+ * with what the key's first caller asked. By default what is asked is the key.
+ */
+export class SharedTaskMap<A, T> {
+  readonly #tasks = new Map<unknown, SharedTask<T>>();
+  constructor(
+    private readonly run: (asked: A, signal: AbortSignal) => Promise<T>,
+    private readonly keyOf: (asked: A) => unknown = (asked) => asked,
+  ) {}
 
-  get(key: K, signal?: AbortSignal): Promise<T> {
+  get(asked: A, signal?: AbortSignal): Promise<T> {
+    const key = this.keyOf(asked);
     let task = this.#tasks.get(key);
     if (!task) {
-      task = new SharedTask((taskSignal) => this.run(key, taskSignal));
+      task = new SharedTask((taskSignal) => this.run(asked, taskSignal));
       this.#tasks.set(key, task);
     }
     return task.get(signal);

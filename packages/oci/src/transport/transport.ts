@@ -165,10 +165,10 @@ export class Transport {
   // One ping and one credential lookup per registry, shared by every caller; a caller's abort ends only
   // its own wait (a client serves many operations, each with its own signal).
   readonly #states = new SharedTaskMap<string, RegistryState>((registry, signal) => this.#tracked(signal, () => this.#ping(registry, signal)));
-  readonly #credentials = new SharedTaskMap<string, Credentials | undefined>((key, signal) => {
-    const [registry, repository] = key.split('\n') as [string, string];
-    return this.#lookUpCredentials(registry, repository || undefined, signal);
-  });
+  readonly #credentials = new SharedTaskMap<{ registry: string; repository: string | undefined }, Credentials | undefined>(
+    ({ registry, repository }, signal) => this.#lookUpCredentials(registry, repository, signal),
+    ({ registry, repository }) => `${registry}\n${repository ?? ''}`,
+  );
   readonly #tokens = new TokenCache();
   /**
    * Work on the wire now (a streamed response until its body closes), each with the signal it runs
@@ -476,7 +476,7 @@ export class Transport {
    * for two): a containers auth file may hold a login per namespace. Looked up once per repository.
    */
   #resolveCredentials(registry: string, scopes: readonly string[], signal: AbortSignal | undefined): Promise<Credentials | undefined> {
-    return this.#credentials.get(`${registry}\n${repositoryOfScopes(scopes) ?? ''}`, signal);
+    return this.#credentials.get({ registry, repository: repositoryOfScopes(scopes) }, signal);
   }
 
   async #lookUpCredentials(registry: string, repository: string | undefined, signal: AbortSignal): Promise<Credentials | undefined> {
