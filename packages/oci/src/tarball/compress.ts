@@ -45,7 +45,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { pipeline as pipelineCallback, Transform, Writable, type Readable } from 'node:stream';
+import { pipeline as pipelineCallback, type Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { debuglog } from 'node:util';
 import * as zlib from 'node:zlib';
@@ -57,7 +57,7 @@ import { sniffCompression } from '../internal/tar-scratch.js';
 import { digestAlgorithm, type Digest } from '../v1/digest.js';
 import { MediaType } from '../v1/media-types.js';
 import type { Descriptor } from '../v1/manifest.js';
-import { HashTee, type CompressedTee, type CompressedTeeFactory } from './tee.js';
+import { HashTee, hashSink, type CompressedTee, type CompressedTeeFactory } from './tee.js';
 
 /** zlib's default level (6): see the module comment for why it is pinned and why not BEST_SPEED. */
 export const defaultGzipLevel = 6;
@@ -213,21 +213,8 @@ async function passThroughDigest(ctx: LayerContext, entry: TarEntry, kind: 'gzip
   const compressed = createHash('sha256');
   const uncompressed = createHash(digestAlgorithm(diffID));
   const decompress = kind === 'gzip' ? createGunzip() : zstdDecompressor?.();
-  const hashing = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      compressed.update(chunk);
-      callback(null, chunk);
-    },
-  });
-  // A sink, not a pass-through: a Transform nobody reads stops taking bytes at its highWaterMark.
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      uncompressed.update(chunk);
-      callback();
-    },
-  });
   try {
-    await pipeline(openEntry(ctx.file, entry), hashing, ...(decompress ? [decompress] : []), sink, signal ? { signal } : {});
+    await pipeline(openEntry(ctx.file, entry), new HashTee(compressed), ...(decompress ? [decompress] : []), hashSink(uncompressed), signal ? { signal } : {});
   } catch (err) {
     // Only the decompressor's complaints are about the data (Z_DATA_ERROR "incorrect header check",
     // Z_BUF_ERROR "unexpected end of file", ZSTD_*); a read error is a read error.

@@ -6,12 +6,12 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
-import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AbortedError, InvalidArgumentError, throwIfAborted } from '../errors.js';
 import { statInput } from '../internal/tar-archive.js';
 import type { Digest } from '../v1/digest.js';
 import type { CallOptions } from '../v1/source.js';
+import { hashSink } from './tee.js';
 
 export interface ArchiveDigestOptions extends CallOptions {
   /**
@@ -39,12 +39,7 @@ export async function archiveDigest(path: string, options: ArchiveDigestOptions 
   try {
     await pipeline(
       createReadStream(path, { highWaterMark: 1024 * 1024 }),
-      new Writable({
-        write(chunk: Buffer, _encoding, callback) {
-          hash.update(chunk);
-          callback();
-        },
-      }),
+      hashSink(hash),
       options.signal ? { signal: options.signal } : {},
     );
   } catch (err) {

@@ -10,7 +10,7 @@
  * @module
  */
 import type { Hash } from 'node:crypto';
-import { Transform, type TransformCallback, type Writable } from 'node:stream';
+import { Transform, Writable, type TransformCallback } from 'node:stream';
 import { debuglog } from 'node:util';
 import type { Digest } from '../v1/digest.js';
 import type { Descriptor } from '../v1/manifest.js';
@@ -53,6 +53,19 @@ export interface CompressedLayer {
  * (pushArchive first asks whether the destination tag exists); a factory that fails means no tee.
  */
 export type CompressedTeeFactory = (layer: CompressedLayer) => CompressedTee | undefined | Promise<CompressedTee | undefined>;
+
+/**
+ * The end of a pipeline that only hashes: a Writable, because a Transform nobody reads stops taking
+ * bytes at its highWaterMark (a gzip layer over ~16 KiB once hung that way).
+ */
+export function hashSink(hash: Hash): Writable {
+  return new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      hash.update(chunk);
+      callback();
+    },
+  });
+}
 
 /**
  * A pass-through that hashes and counts what it sees and copies it to an optional tee, as described
