@@ -11,7 +11,6 @@ import { openTarArchive, statInput, verifiedStream } from '../internal/tar-archi
 import { invalidArchive } from '../internal/tar-index.js';
 import { digestAlgorithm, digestHex, digestOf, isDigest } from '../v1/digest.js';
 import { maxManifestBytes, parseManifest, type Descriptor, type ImageIndex } from '../v1/manifest.js';
-import { MediaType } from '../v1/media-types.js';
 import type { CallOptions, ImageSource, ManifestBytes } from '../v1/source.js';
 import { DirectoryStore, TarStore, type LayoutStore } from './store.js';
 
@@ -66,9 +65,7 @@ export async function readLayoutIndex(store: LayoutStore): Promise<{ index: Imag
   const bytes = await store.read('index.json', maxManifestBytes);
   let parsed;
   try {
-    // index.json is an index by definition (image-layout spec): read it as one when it does not say,
-    // so `"manifests": null` is reported as a bad index, not as an image manifest without a config.
-    parsed = parseManifest(bytes, declaresMediaType(bytes) ? undefined : MediaType.OciIndex);
+    parsed = parseManifest(bytes);
   } catch (err) {
     throw invalidArchive(store.archive, `"index.json": ${err instanceof Error ? err.message : String(err)}`, err);
   }
@@ -223,15 +220,5 @@ export async function list(path: string, options: Omit<LayoutOptions, 'image'> =
     return (await readLayoutIndex(store)).images;
   } finally {
     await store.close();
-  }
-}
-
-/** Whether JSON bytes carry a top-level `mediaType` (anything unparsable is left to parseManifest to report). */
-function declaresMediaType(bytes: Uint8Array): boolean {
-  try {
-    const body = JSON.parse(Buffer.from(bytes).toString('utf8')) as unknown;
-    return typeof body === 'object' && body !== null && 'mediaType' in body;
-  } catch {
-    return false;
   }
 }

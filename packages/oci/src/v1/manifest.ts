@@ -73,8 +73,10 @@ export function parseManifest(bytes: Uint8Array, mediaType?: string): ParsedMani
     throw invalid(`body says mediaType "${declared}" but it was served as "${headerType}"`);
   }
   let effective = declared ?? (headerType !== 'application/json' && headerType !== 'application/octet-stream' ? headerType : undefined);
-  // OCI allows mediaType to be omitted; infer it from the shape as the spec's guidance does.
-  if (!effective) effective = Array.isArray(record.manifests) ? MediaType.OciIndex : MediaType.OciManifest;
+  // OCI allows mediaType to be omitted; infer it from the shape as the spec's guidance does. A
+  // `manifests` key of any value makes an index, so `"manifests": null` is reported as a bad index,
+  // not as an image manifest without a config.
+  if (!effective) effective = 'manifests' in record ? MediaType.OciIndex : MediaType.OciManifest;
   if (isIndexMediaType(effective)) {
     if (!Array.isArray(record.manifests)) throw invalid('index has no "manifests" array');
     const manifests = record.manifests.map((d, i) => checkDescriptor(d, `manifests[${i}]`));
