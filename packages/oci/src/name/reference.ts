@@ -26,6 +26,11 @@ const pathComponentPattern = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const tagPattern = /^[\w][\w.-]{0,127}$/;
 const hex64Pattern = /^[a-f0-9]{64}$/;
 
+/** Whether `tag` is a name a reference can hold (distribution spec: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`). */
+export function isValidTag(tag: string): boolean {
+  return tagPattern.test(tag);
+}
+
 /** A repository on a registry, without tag or digest. */
 export interface Repository {
   /** Registry as written (normalised for Docker Hub): `docker.io`, `localhost:5000`, `[::1]:5000`. */

@@ -8,7 +8,7 @@ import type { Readable } from 'node:stream';
 import { InvalidArgumentError, NotFoundError, SlipwayError } from '../errors.js';
 import { createKeychain } from '../auth/keychain.js';
 import type { Credentials, Keychain } from '../auth/credentials.js';
-import { parseReference, parseRepository, registryHost, type Reference, type Repository } from '../name/reference.js';
+import { isValidTag, parseReference, parseRepository, registryHost, type Reference, type Repository } from '../name/reference.js';
 import { RegistryError } from '../transport/errors.js';
 import type { RetryOptions } from '../transport/retry.js';
 import { Transport } from '../transport/transport.js';
@@ -391,9 +391,9 @@ function tagsIn(bytes: Buffer, repository: string): string[] {
     throw new SlipwayError('SLIPWAY_REGISTRY', `listing tags of ${repository}: the registry's answer is not JSON`, { cause: err });
   }
   const all = Array.isArray(body.tags) ? body.tags.filter((tag): tag is string => typeof tag === 'string') : [];
-  // Only names a reference can hold (distribution spec: [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}): anything else
-  // cannot be pulled by tag, and printed as is it could carry terminal escapes or forged lines.
-  const valid = all.filter((tag) => tagPattern.test(tag));
+  // Only names a reference can hold: anything else cannot be pulled by tag, and printed as is it
+  // could carry terminal escapes or forged lines.
+  const valid = all.filter(isValidTag);
   if (valid.length < all.length) debug('listing tags of %s: %d names that are not valid tags left out', repository, all.length - valid.length);
   return valid;
 }
@@ -412,5 +412,3 @@ function nextPage(next: string, current: URL, seen: Set<string>, what: string): 
   if (seen.has(url.href)) throw new SlipwayError('SLIPWAY_REGISTRY', `${what}: the registry's Link header leads back to a page already read`);
   return url;
 }
-
-const tagPattern = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
