@@ -17,7 +17,6 @@ import { Readable } from 'node:stream';
 import { setMaxListeners } from 'node:events';
 import { debuglog } from 'node:util';
 import { AbortedError, DigestMismatchError, InvalidArgumentError, SizeMismatchError, SlipwayError } from '../errors.js';
-import { Semaphore } from '../internal/semaphore.js';
 import { linkSignals } from '../internal/signals.js';
 import type { Digest } from '../v1/digest.js';
 import { blobDescriptors, parseManifest, type Descriptor } from '../v1/manifest.js';
@@ -422,6 +421,38 @@ type Limiter = <T>(task: () => Promise<T>) => Promise<T>;
 
 /** At most `jobs` tasks at once; a waiting task leaves the queue when the signal fires. */
 function createLimiter(jobs: number, signal: AbortSignal): Limiter {
-  const slots = new Semaphore(jobs);
-  return (task) => slots.run(task, signal);
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  const acquire = async (): Promise<void> => {
+    if (signal.aborted) throw new AbortedError('copy aborted', { cause: signal.reason });
+    if (active < jobs) {
+      active += 1;
+      return;
+    }
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        waiting.splice(waiting.indexOf(wake), 1);
+        reject(new AbortedError('copy aborted', { cause: signal.reason }));
+      };
+      const wake = (): void => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      waiting.push(wake);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  };
+  const release = (): void => {
+    const next = waiting.shift();
+    if (next) next();
+    else active -= 1;
+  };
+  return async (task) => {
+    await acquire();
+    try {
+      return await task();
+    } finally {
+      release();
+    }
+  };
 }
