@@ -5,7 +5,7 @@
 import type { CopyImageResult } from '@slipway/engine';
 import { name, parsePlatform, type copy } from '@slipway/oci';
 import { integerFlag, listFlag, type CommandContext, type CommandOutput } from '../define.js';
-import { createProgress, formatBytes } from '../progress.js';
+import { createProgress, formatBytes, plural } from '../progress.js';
 
 /**
  * The `--platform` values of copy and push. A value with no platform in it (`--platform "$UNSET"`,
@@ -63,12 +63,12 @@ function summary(result: CopyImageResult): string {
     // The image was there; referrers or digest tags may still have been written (stats count them).
     const written = result.stats.manifestsPut;
     if (written === 0) return `${result.destination} already holds ${result.digest}: nothing to copy`;
-    return `${result.destination} already holds ${result.digest}; wrote ${written} manifest${written === 1 ? '' : 's'} of its referrers or digest tags`;
+    return `${result.destination} already holds ${result.digest}; wrote ${plural(written, 'manifest')} of its referrers or digest tags`;
   }
   const s = result.stats;
   return (
-    `copied ${s.blobsCopied} blob${s.blobsCopied === 1 ? '' : 's'} (${formatBytes(s.bytesCopied)}), ` +
-    `${s.blobsSkipped} already there, ${s.blobsMounted} mounted, ${s.manifestsPut} manifest${s.manifestsPut === 1 ? '' : 's'} written`
+    `copied ${plural(s.blobsCopied, 'blob')} (${formatBytes(s.bytesCopied)}), ` +
+    `${s.blobsSkipped} already there, ${s.blobsMounted} mounted, ${plural(s.manifestsPut, 'manifest')} written`
   );
 }
 
