@@ -2,7 +2,7 @@
  * Registry access shared by every op: explicit credentials, insecure hosts, cancellation.
  * @module
  */
-import { InvalidArgumentError, remote } from '@slipway/oci';
+import { InvalidArgumentError, remote, type transport } from '@slipway/oci';
 
 /** Credentials for one registry, as IaC resources take them (`registries` input). */
 export interface RegistryCredential {
@@ -21,6 +21,11 @@ export interface AccessOptions {
   registries?: readonly RegistryCredential[];
   /** Registries (`host[:port]`) allowed plain HTTP or unverified TLS; loopback always is. */
   insecure?: readonly string[];
+  /**
+   * HTTP proxies; by default `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY` from the environment (as docker,
+   * skopeo and crane read them); `false` connects directly.
+   */
+  proxy?: transport.ProxyOption;
   signal?: AbortSignal;
 }
 
@@ -48,6 +53,7 @@ export function createClient(options: AccessOptions): remote.RegistryClient {
   return remote.createRegistryClient({
     credentials,
     ...(options.insecure ? { insecure: options.insecure } : {}),
+    ...(options.proxy !== undefined ? { proxy: options.proxy } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
   });
 }

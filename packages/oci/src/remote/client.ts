@@ -11,6 +11,7 @@ import type { Credentials, Keychain } from '../auth/credentials.js';
 import { isValidTag, parseReference, parseRepository, registryHost, type Reference, type Repository } from '../name/reference.js';
 import { RegistryError } from '../transport/errors.js';
 import type { RetryOptions } from '../transport/retry.js';
+import type { ProxyOption } from '../transport/proxy.js';
 import { Transport } from '../transport/transport.js';
 import { isDigest, type Digest } from '../v1/digest.js';
 import { parseManifest, type Descriptor } from '../v1/manifest.js';
@@ -35,6 +36,12 @@ export interface RegistryClientOptions {
   insecure?: readonly string[];
   /** Extra PEM CA certificates for registries with a private CA. */
   caCertificates?: string | Buffer | readonly (string | Buffer)[];
+  /**
+   * HTTP proxies; by default `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY` from the environment, as the
+   * Go tools read them (loopback registries are never proxied); `false` connects directly.
+   * @defaultValue `'environment'`
+   */
+  proxy?: ProxyOption;
   /**
    * Concurrent requests per registry host (per kind: downloads, uploads, other).
    * @defaultValue 6
@@ -110,6 +117,7 @@ export function createRegistryClient(options: RegistryClientOptions = {}): Regis
     keychain,
     ...(options.insecure ? { insecure: options.insecure } : {}),
     ...(options.caCertificates ? { caCertificates: options.caCertificates } : {}),
+    ...(options.proxy !== undefined ? { proxy: options.proxy } : {}),
     ...(options.jobs !== undefined ? { concurrency: options.jobs } : {}),
     ...(options.userAgent ? { userAgent: options.userAgent } : {}),
     ...(options.retry ? { retry: options.retry } : {}),

@@ -12,3 +12,5 @@ export type { Challenge } from './challenge.js';
 export { parseRetryAfter } from './retry.js';
 export type { RetryOptions } from './retry.js';
 export { isLoopback } from './hosts.js';
+export { ProxyConfig } from './proxy.js';
+export type { ProxyOption, ProxyRoute, ProxySettings } from './proxy.js';

@@ -88,9 +88,36 @@ export function errnoOf(err: unknown): string | undefined {
 }
 
 export function isTemporaryNetworkError(err: unknown): boolean {
+  const refusal = proxyRefusal(err);
+  // A proxy that could not reach the registry (502, 503, 504) is as temporary as a refused connect.
+  if (refusal !== undefined) return refusal >= 502 && refusal <= 504;
   const errno = errnoOf(err);
   return errno !== undefined && temporaryErrnos.has(errno);
 }
+
+/**
+ * The status with which an HTTP proxy refused a request, when that is why it failed. undici 7 says
+ * it in the message alone: a refused CONNECT is a RequestAbortedError (`UND_ERR_ABORTED`, as for an
+ * abort) "Proxy response (407) !== 200 when HTTP Tunneling"; a 407 to a plain-HTTP request in absolute
+ * form is an InvalidArgumentError "Proxy Authentication Required (407)".
+ */
+export function proxyRefusal(err: unknown): number | undefined {
+  for (let e = err, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const message = (e as { message?: unknown }).message;
+    if (typeof message !== 'string') continue;
+    const match = /^Proxy response \((\d{3})\) !== 200 when HTTP Tunneling/.exec(message) ?? /^Proxy Authentication Required \((407)\)$/.exec(message);
+    if (match) return Number(match[1]);
+  }
+  return undefined;
+}
+
+const proxyStatusWords: Record<number, string> = {
+  403: 'Forbidden: it does not allow this destination',
+  407: 'Proxy Authentication Required',
+  502: 'Bad Gateway: it could not reach the registry',
+  503: 'Service Unavailable: it could not reach the registry',
+  504: 'Gateway Timeout: it could not reach the registry',
+};
 
 /** A readable reason for a network error: `connection refused (ECONNREFUSED)`. */
 export function describeNetworkError(err: unknown): string {
@@ -109,6 +136,8 @@ export function describeNetworkError(err: unknown): string {
     UND_ERR_RES_CONTENT_LENGTH_MISMATCH: 'response shorter than its Content-Length',
     UND_ERR_REQ_CONTENT_LENGTH_MISMATCH: 'request body length differs from Content-Length',
   };
+  const refusal = proxyRefusal(err);
+  if (refusal !== undefined) return `the proxy answered HTTP ${refusal}${proxyStatusWords[refusal] ? ` ${proxyStatusWords[refusal]}` : ''}`;
   const message = err instanceof Error ? err.message : String(err);
   const word = errno ? words[errno] : undefined;
   return word ? `${word} (${errno})` : errno ? `${message} (${errno})` : message;

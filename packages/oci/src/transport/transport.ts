@@ -26,17 +26,21 @@ import {
   errnoOf,
   isTemporaryNetworkError,
   parseRetryAfter,
+  proxyRefusal,
   resolveRetryOptions,
   type ResolvedRetryOptions,
   type RetryOptions,
 } from './retry.js';
+import { ProxyConfig, withProxies, type ProxyOption } from './proxy.js';
 import { TokenCache } from './tokens.js';
-import { loadUndici, type UndiciParts } from './undici.js';
+import { loadUndici, loadUndiciProxy, type UndiciParts } from './undici.js';
 
 /** undici and our two agents, loaded on the first request: a command that never speaks HTTP (`slipway hash-context`, a build's context hash) does not pay for loading undici (see undici.ts). */
 interface Http {
-  secure: Agent;
-  unverified: Agent;
+  secure: Dispatcher;
+  unverified: Dispatcher;
+  /** The proxy agents made so far (see withProxies), closed with the rest. */
+  proxies: () => Dispatcher[];
   request: UndiciParts['request'];
 }
 
@@ -79,6 +83,13 @@ export interface TransportOptions {
    * @defaultValue 120000
    */
   timeoutMs?: number;
+  /**
+   * HTTP proxies: by default `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY` from the environment, read
+   * as Go's net/http (and so docker, skopeo, crane) reads them; loopback registries never go through
+   * one. `false` connects directly. See proxy.ts.
+   * @defaultValue `'environment'`
+   */
+  proxy?: ProxyOption;
   /** Aborts every request of this transport. */
   signal?: AbortSignal;
 }
@@ -156,6 +167,7 @@ export class Transport {
   readonly #agentOptions: Agent.Options;
   readonly #caCertificates: (string | Buffer)[];
   readonly #insecure: readonly string[];
+  readonly #proxy: ProxyConfig;
   readonly #keychain: Keychain | undefined;
   readonly #retry: ResolvedRetryOptions;
   readonly #userAgent: string;
@@ -189,6 +201,8 @@ export class Transport {
     this.#agentOptions = common;
     this.#caCertificates = extraCa as (string | Buffer)[];
     this.#insecure = options.insecure ?? [];
+    this.#proxy = ProxyConfig.resolve(options.proxy);
+    this.secrets.add(...this.#proxy.secrets);
     this.#keychain = options.keychain;
     this.#retry = resolveRetryOptions(options.retry);
     this.#userAgent = options.userAgent ?? defaultUserAgent;
@@ -221,27 +235,35 @@ export class Transport {
       const http = await this.#http.catch(() => undefined);
       if (!http) return;
       while ([...this.#inflight].some((work) => !work.signal?.aborted)) await sleep(20);
-      const graceful = Promise.all([http.secure.close(), http.unverified.close()]).then(
+      const dispatchers = [http.secure, http.unverified, ...http.proxies()];
+      const graceful = Promise.all(dispatchers.map((d) => d.close())).then(
         () => true,
         () => true,
       );
       const closed = await Promise.race([graceful, sleep(closeGraceMs, false, { ref: false })]);
-      if (!closed) await Promise.all([http.secure.destroy(), http.unverified.destroy()]).catch(() => undefined);
+      if (!closed) await Promise.all(dispatchers.map((d) => d.destroy())).catch(() => undefined);
     })();
     return this.#closed;
   }
 
   #undici(): Promise<Http> {
     if (this.#closed !== undefined) return Promise.reject(new InvalidArgumentError('this registry transport is closed'));
-    this.#http ??= loadUndici().then(({ Agent, request }) => {
+    this.#http ??= (async () => {
+      const { Agent, request } = await loadUndici();
       const common = this.#agentOptions;
       const ca = this.#caCertificates;
-      return {
-        secure: new Agent({ ...common, connect: ca.length > 0 ? { ca: [...rootCertificates, ...ca] } : {} }),
-        unverified: new Agent({ ...common, connect: { rejectUnauthorized: false } }),
-        request,
-      };
-    });
+      const verified = ca.length > 0 ? { ca: [...rootCertificates, ...ca] } : {};
+      const secure = new Agent({ ...common, connect: verified });
+      const unverified = new Agent({ ...common, connect: { rejectUnauthorized: false } });
+      if (!this.#proxy.enabled) return { secure, unverified, proxies: () => [], request };
+      // undici's proxy code is loaded only when a proxy is configured (see undici.ts on start-up time).
+      const { ProxyAgent } = await loadUndiciProxy();
+      const routed = (direct: Dispatcher, requestTls: typeof verified | { rejectUnauthorized: false }) =>
+        withProxies(direct, this.#proxy, { ProxyAgent, agent: common, requestTls, proxyTls: verified });
+      const viaSecure = routed(secure, verified);
+      const viaUnverified = routed(unverified, { rejectUnauthorized: false });
+      return { secure: viaSecure.dispatcher, unverified: viaUnverified.dispatcher, proxies: () => [...viaSecure.agents, ...viaUnverified.agents], request };
+    })();
     return this.#http;
   }
 
@@ -316,7 +338,7 @@ export class Transport {
           await pause(delay, signal);
           continue;
         }
-        throw new NetworkError(req.method, redactUrl(url), `${describeNetworkError(err)}${attempt > 1 ? ` after ${attempt} attempts` : ''}`, {
+        throw new NetworkError(req.method, redactUrl(url), `${this.#describe(err, url)}${attempt > 1 ? ` after ${attempt} attempts` : ''}`, {
           cause: err,
           errno: errnoOf(err),
           temporary,
@@ -382,7 +404,7 @@ export class Transport {
           await pause(delay, signal);
           continue;
         }
-        throw new NetworkError(req.method, redactUrl(response.url), `reading response: ${describeNetworkError(err)}`, {
+        throw new NetworkError(req.method, redactUrl(response.url), `reading response: ${this.#describe(err, response.url)}`, {
           cause: err,
           errno: errnoOf(err),
           temporary: isTemporaryNetworkError(err),
@@ -392,6 +414,21 @@ export class Transport {
       }
       return makeResponse(response, bytes);
     }
+  }
+
+  /**
+   * A network failure in words, naming the proxy when the request went through one (a refused
+   * connection is then the proxy's, not the registry's) and saying what a 407 asks for.
+   */
+  #describe(err: unknown, url: URL): string {
+    const route = this.#proxy.routeFor(url);
+    if (!route) return describeNetworkError(err);
+    if (proxyRefusal(err) === 407) {
+      return route.url.password === ''
+        ? `proxy ${route.label} asks for credentials (HTTP 407 Proxy Authentication Required): put them in its URL, http://user:password@host:port`
+        : `proxy ${route.label} refused the credentials in its URL (HTTP 407 Proxy Authentication Required)`;
+    }
+    return `${describeNetworkError(err)} through proxy ${route.label}`;
   }
 
   /** `Warning: 299 - "…"` headers (distribution-spec: show them, deduplicated, take no action). */
@@ -446,7 +483,7 @@ export class Transport {
           if (signal?.aborted) throw new AbortedError(`pinging ${registry}: aborted`, { cause: signal.reason });
           lastError = err;
           if (isCertificateError(err)) {
-            throw new NetworkError('GET', url.href, `TLS certificate of ${host} not trusted (${describeNetworkError(err)}); pass its CA in caCertificates, or list ${host} in insecure`, {
+            throw new NetworkError('GET', url.href, `TLS certificate of ${host} not trusted (${this.#describe(err, url)}); pass its CA in caCertificates, or list ${host} in insecure`, {
               cause: err,
               errno: errnoOf(err),
               temporary: false,
@@ -464,7 +501,8 @@ export class Transport {
       if (!unreachable || attempt === this.#retry.attempts) break;
       await pause(backoffDelay(attempt, this.#retry), signal);
     }
-    throw new NetworkError('GET', `${candidates.at(-1)![0]}/v2/`, `registry ${registry} unreachable: ${describeNetworkError(lastError)}`, {
+    const last = new URL('/v2/', candidates.at(-1)![0]);
+    throw new NetworkError('GET', last.href, `registry ${registry} unreachable: ${this.#describe(lastError, last)}`, {
       cause: lastError,
       errno: errnoOf(lastError),
       temporary: isTemporaryNetworkError(lastError),
@@ -560,7 +598,7 @@ export class Transport {
         } catch (err) {
           if (signal?.aborted) throw new AbortedError(`fetching a token for ${state.registry}: aborted`, { cause: signal.reason });
           if (!isTemporaryNetworkError(err) || attempt >= this.#retry.attempts) {
-            throw new NetworkError(method, redactUrl(url), `fetching a token: ${describeNetworkError(err)}`, {
+            throw new NetworkError(method, redactUrl(url), `fetching a token: ${this.#describe(err, url)}`, {
               cause: err,
               errno: errnoOf(err),
               temporary: isTemporaryNetworkError(err),

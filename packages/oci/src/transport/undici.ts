@@ -9,7 +9,7 @@
  * the unit test beside this file fails so that the lost start-up time does not go unnoticed.
  * @module
  */
-import type { Agent, Client, Dispatcher } from 'undici';
+import type { Agent, Client, Dispatcher, ProxyAgent } from 'undici';
 
 export interface UndiciParts {
   Agent: typeof Agent;
@@ -61,6 +61,24 @@ export async function loadUndiciParts(from: 'lib' | 'package'): Promise<UndiciPa
     request: (dispatcher, options) => abortable(apiRequest.call(dispatcher, options), options.signal),
     loadedFrom: 'lib',
   };
+}
+
+/** What routing requests through a proxy takes: loaded only when a proxy is configured. */
+export interface UndiciProxyParts {
+  ProxyAgent: typeof ProxyAgent;
+}
+
+let loadingProxy: Promise<UndiciProxyParts> | undefined;
+
+/**
+ * undici's ProxyAgent, imported once per process, on first use. From the package index, not its lib
+ * file: the agent talks to the proxy through the `connect` API, which only the index mixes into
+ * `Dispatcher.prototype` (a lib-only load fails with "this[kClient].connect is not a function"). The
+ * index costs start-up time, which only runs with a proxy pay.
+ */
+export function loadUndiciProxy(): Promise<UndiciProxyParts> {
+  loadingProxy ??= import('undici').then((undici) => ({ ProxyAgent: undici.ProxyAgent }));
+  return loadingProxy;
 }
 
 /**
