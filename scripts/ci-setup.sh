@@ -15,7 +15,7 @@ step() { echo "== ci-setup: $*"; }
 start=$(date +%s)
 
 PACKAGES=(docker-registry docker.io containerd buildah skopeo umoci qemu-user-static binfmt-support apache2-utils
-  busybox-static openssl runc jq ca-certificates curl procps)
+  busybox-static openssl runc jq ca-certificates curl procps squid)
 FOREIGN_ARCHES=(arm64 armhf)
 DEB_ARCHES=(amd64 arm64 armhf)
 

@@ -47,6 +47,8 @@ export interface StartRegistryOptions {
   deleteEnabled?: boolean;
   /** Serve HTTPS with a certificate signed by a throwaway CA (`caPath`). Default false. */
   tls?: boolean;
+  /** Extra DNS names in the server certificate (tls only), e.g. a name only a test proxy resolves. */
+  tlsNames?: readonly string[];
   /** Credentials for htpasswd/token mode; random by default. */
   username?: string;
   password?: string;
@@ -114,7 +116,7 @@ function randomId(bytes = 6): string {
   return randomBytes(bytes).toString('hex');
 }
 
-async function makeTls(dir: string): Promise<{ caPath: string; certPath: string; keyPath: string }> {
+async function makeTls(dir: string, names: readonly string[] = []): Promise<{ caPath: string; certPath: string; keyPath: string }> {
   const caKey = join(dir, 'ca.key');
   const caPath = join(dir, 'ca.crt');
   const keyPath = join(dir, 'server.key');
@@ -125,7 +127,8 @@ async function makeTls(dir: string): Promise<{ caPath: string; certPath: string;
   await runChecked('openssl', ['req', '-x509', ...ec, '-keyout', caKey, '-out', caPath, '-days', '2',
     '-subj', '/CN=slipway test CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
   await runChecked('openssl', ['req', '-new', ...ec, '-keyout', keyPath, '-out', csr, '-subj', '/CN=127.0.0.1']);
-  await writeFile(ext, 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n');
+  const altNames = ['IP:127.0.0.1', 'DNS:localhost', ...names.map((name) => `DNS:${name}`)].join(',');
+  await writeFile(ext, `subjectAltName=${altNames}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`);
   await runChecked('openssl', ['x509', '-req', '-in', csr, '-CA', caPath, '-CAkey', caKey, '-CAcreateserial',
     '-out', certPath, '-days', '2', '-extfile', ext]);
   return { caPath, certPath, keyPath };
@@ -157,7 +160,7 @@ function yamlString(s: string): string {
  */
 const live = new Map<string, () => ChildProcess | undefined>();
 let exitHookInstalled = false;
-function trackForExit(dataDir: string, current: () => ChildProcess | undefined): void {
+export function trackForExit(dataDir: string, current: () => ChildProcess | undefined): void {
   live.set(dataDir, current);
   if (exitHookInstalled) return;
   exitHookInstalled = true;
@@ -176,6 +179,11 @@ function trackForExit(dataDir: string, current: () => ChildProcess | undefined):
       process.exit(128 + (sig === 'SIGINT' ? 2 : 15));
     });
   }
+}
+
+/** Ends the safety net for a process its owner stopped (see trackForExit). */
+export function untrackForExit(dataDir: string): void {
+  live.delete(dataDir);
 }
 
 /** The distribution v3 binary, or undefined when install-go-tools.sh could not build it. */
@@ -247,7 +255,7 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
 
     let tlsYaml = '';
     if (options.tls === true) {
-      const tls = await makeTls(dataDir);
+      const tls = await makeTls(dataDir, options.tlsNames);
       caPath = tls.caPath;
       caPem = await readFile(caPath, 'utf8');
       tlsYaml = `  tls:\n    certificate: ${yamlString(tls.certPath)}\n    key: ${yamlString(tls.keyPath)}\n`;
