@@ -26,6 +26,11 @@ export interface AccessOptions {
    * skopeo and crane read them); `false` connects directly.
    */
   proxy?: transport.ProxyOption;
+  /**
+   * `certs.d` roots for per-registry CAs and client certificates (`<root>/<host[:port]>/*.crt`,
+   * `*.cert` + `*.key`); by default the containers and Docker ones.
+   */
+  certDirectories?: readonly string[];
   signal?: AbortSignal;
 }
 
@@ -54,6 +59,7 @@ export function createClient(options: AccessOptions): remote.RegistryClient {
     credentials,
     ...(options.insecure ? { insecure: options.insecure } : {}),
     ...(options.proxy !== undefined ? { proxy: options.proxy } : {}),
+    ...(options.certDirectories ? { certDirectories: options.certDirectories } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
   });
 }

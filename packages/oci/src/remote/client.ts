@@ -43,6 +43,13 @@ export interface RegistryClientOptions {
    */
   proxy?: ProxyOption;
   /**
+   * `certs.d` roots with a `<host[:port]>/` directory per registry: CAs (`*.crt`) and client
+   * certificates (`*.cert` + `*.key`), as Docker and podman read them; the first root holding a
+   * directory for a registry answers. `[]` reads none.
+   * @defaultValue `$XDG_CONFIG_HOME/containers/certs.d`, `/etc/containers/certs.d`, `/etc/docker/certs.d`
+   */
+  certDirectories?: readonly string[];
+  /**
    * Concurrent requests per registry host (per kind: downloads, uploads, other).
    * @defaultValue 6
    */
@@ -118,6 +125,7 @@ export function createRegistryClient(options: RegistryClientOptions = {}): Regis
     ...(options.insecure ? { insecure: options.insecure } : {}),
     ...(options.caCertificates ? { caCertificates: options.caCertificates } : {}),
     ...(options.proxy !== undefined ? { proxy: options.proxy } : {}),
+    ...(options.certDirectories ? { certDirectories: options.certDirectories } : {}),
     ...(options.jobs !== undefined ? { concurrency: options.jobs } : {}),
     ...(options.userAgent ? { userAgent: options.userAgent } : {}),
     ...(options.retry ? { retry: options.retry } : {}),

@@ -4,7 +4,9 @@
  * dance (ping, `WWW-Authenticate`, Basic, Bearer token exchange with a per-scope cache).
  * @module
  */
-import { rootCertificates } from 'node:tls';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { rootCertificates, type ConnectionOptions } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { debuglog } from 'node:util';
 import type { Readable } from 'node:stream';
@@ -17,6 +19,7 @@ import { readCapped, BodyTooLargeError } from '../internal/read.js';
 import { redactUrl, SecretSet } from '../internal/redact.js';
 import { Semaphore, type Release } from '../internal/semaphore.js';
 import { registryHost } from '../name/reference.js';
+import { defaultCertDirectories, readHostCertificates } from './certs.js';
 import { parseChallenges, pickChallenge, type Challenge } from './challenge.js';
 import { isTemporaryStatus, NetworkError, parseErrorBody, RegistryError } from './errors.js';
 import { checkHop, isLoopback, matchesInsecure } from './hosts.js';
@@ -37,10 +40,13 @@ import { loadUndici, loadUndiciProxy, type UndiciParts } from './undici.js';
 
 /** undici and our two agents, loaded on the first request: a command that never speaks HTTP (`slipway hash-context`, a build's context hash) does not pay for loading undici (see undici.ts). */
 interface Http {
+  /** Verified TLS against the system roots and `caCertificates`. */
   secure: Dispatcher;
   unverified: Dispatcher;
-  /** The proxy agents made so far (see withProxies), closed with the rest. */
-  proxies: () => Dispatcher[];
+  /** A dispatcher with its own TLS options (a registry's certs.d material), routed through proxies as the others. */
+  make: (tls: ConnectionOptions) => Dispatcher;
+  /** Every dispatcher made so far, proxy agents included, to close. */
+  all: () => Dispatcher[];
   request: UndiciParts['request'];
 }
 
@@ -70,6 +76,13 @@ export interface TransportOptions {
   insecure?: readonly string[];
   /** PEM certificates trusted in addition to Node's roots, for private CAs. */
   caCertificates?: string | Buffer | readonly (string | Buffer)[];
+  /**
+   * `certs.d` roots holding a `<host[:port]>/` directory per registry with CA certificates (`*.crt`)
+   * and client certificates (`*.cert` + `*.key`), as Docker and podman read them; the first root
+   * with a directory for a registry answers. `[]` reads none. See certs.ts.
+   * @defaultValue `~/.config/containers/certs.d`, `/etc/containers/certs.d`, `/etc/docker/certs.d`
+   */
+  certDirectories?: readonly string[];
   /**
    * Concurrent requests per registry host and per kind (blob downloads, uploads, everything else).
    * @defaultValue 6 (c/image's parallel copies)
@@ -148,8 +161,18 @@ interface RegistryState {
   /** `https://registry-1.docker.io` or `http://127.0.0.1:5000`. */
   base: URL;
   dispatcher: Dispatcher;
+  /** Whether the dispatcher verifies TLS (false for a registry listed insecure). */
+  verified: boolean;
   /** The challenge from pinging `/v2/`; undefined when the registry needs no auth. */
   challenge?: Challenge;
+}
+
+/** A registry's own dispatchers, made from its certs.d directory. */
+interface RegistryTls {
+  secure: Dispatcher;
+  unverified: Dispatcher;
+  directory: string;
+  clientCertificate: boolean;
 }
 
 interface Attempt {
@@ -166,6 +189,9 @@ export class Transport {
   #closed: Promise<void> | undefined;
   readonly #agentOptions: Agent.Options;
   readonly #caCertificates: (string | Buffer)[];
+  readonly #certDirectories: readonly string[];
+  /** Per registry: its certs.d dispatchers, or undefined when it has no directory. */
+  readonly #hostTls = new Map<string, Promise<RegistryTls | undefined>>();
   readonly #insecure: readonly string[];
   readonly #proxy: ProxyConfig;
   readonly #keychain: Keychain | undefined;
@@ -200,6 +226,7 @@ export class Transport {
     const common = { keepAliveTimeout: 30_000, headersTimeout: timeout, bodyTimeout: timeout };
     this.#agentOptions = common;
     this.#caCertificates = extraCa as (string | Buffer)[];
+    this.#certDirectories = options.certDirectories ?? defaultCertDirectories();
     this.#insecure = options.insecure ?? [];
     this.#proxy = ProxyConfig.resolve(options.proxy);
     this.secrets.add(...this.#proxy.secrets);
@@ -235,7 +262,7 @@ export class Transport {
       const http = await this.#http.catch(() => undefined);
       if (!http) return;
       while ([...this.#inflight].some((work) => !work.signal?.aborted)) await sleep(20);
-      const dispatchers = [http.secure, http.unverified, ...http.proxies()];
+      const dispatchers = http.all();
       const graceful = Promise.all(dispatchers.map((d) => d.close())).then(
         () => true,
         () => true,
@@ -251,18 +278,23 @@ export class Transport {
     this.#http ??= (async () => {
       const { Agent, request } = await loadUndici();
       const common = this.#agentOptions;
-      const ca = this.#caCertificates;
-      const verified = ca.length > 0 ? { ca: [...rootCertificates, ...ca] } : {};
-      const secure = new Agent({ ...common, connect: verified });
-      const unverified = new Agent({ ...common, connect: { rejectUnauthorized: false } });
-      if (!this.#proxy.enabled) return { secure, unverified, proxies: () => [], request };
       // undici's proxy code is loaded only when a proxy is configured (see undici.ts on start-up time).
-      const { ProxyAgent } = await loadUndiciProxy();
-      const routed = (direct: Dispatcher, requestTls: typeof verified | { rejectUnauthorized: false }) =>
-        withProxies(direct, this.#proxy, { ProxyAgent, agent: common, requestTls, proxyTls: verified });
-      const viaSecure = routed(secure, verified);
-      const viaUnverified = routed(unverified, { rejectUnauthorized: false });
-      return { secure: viaSecure.dispatcher, unverified: viaUnverified.dispatcher, proxies: () => [...viaSecure.agents, ...viaUnverified.agents], request };
+      const ProxyAgent = this.#proxy.enabled ? (await loadUndiciProxy()).ProxyAgent : undefined;
+      const verified = this.#caCertificates.length > 0 ? { ca: trustedWith(this.#caCertificates) } : {};
+      const made: { dispatcher: Dispatcher; agents: Dispatcher[] }[] = [];
+      const make = (tls: ConnectionOptions): Dispatcher => {
+        const direct = new Agent({ ...common, connect: tls });
+        const routed = ProxyAgent ? withProxies(direct, this.#proxy, { ProxyAgent, agent: common, requestTls: tls, proxyTls: verified }) : { dispatcher: direct, agents: [] };
+        made.push(routed);
+        return routed.dispatcher;
+      };
+      return {
+        secure: make(verified),
+        unverified: make({ rejectUnauthorized: false }),
+        make,
+        all: () => made.flatMap((m) => [m.dispatcher, ...m.agents]),
+        request,
+      };
     })();
     return this.#http;
   }
@@ -441,6 +473,44 @@ export class Transport {
     }
   }
 
+  /**
+   * Dispatchers with the registry's certs.d material (CAs on top of the system roots and
+   * `caCertificates`, client certificates), made once per registry; undefined when it has none.
+   */
+  #registryTls(registry: string, http: Http): Promise<RegistryTls | undefined> {
+    let found = this.#hostTls.get(registry);
+    if (!found) {
+      found = readHostCertificates(this.#certDirectories, registry).then((certs) => {
+        if (!certs) return undefined;
+        debug('TLS for %s from %s: %d CA, %d client certificates', registry, certs.directory, certs.ca.length, certs.cert.length);
+        const client = certs.cert.length > 0 ? { cert: certs.cert, key: certs.key } : {};
+        const ca = [...this.#caCertificates, ...certs.ca];
+        return {
+          secure: http.make({ ...(ca.length > 0 ? { ca: trustedWith(ca) } : {}), ...client }),
+          unverified: http.make({ rejectUnauthorized: false, ...client }),
+          directory: certs.directory,
+          clientCertificate: certs.cert.length > 0,
+        };
+      });
+      // A failed read (a key without its certificate) is reported on every call, not remembered.
+      found.catch(() => this.#hostTls.delete(registry));
+      this.#hostTls.set(registry, found);
+    }
+    return found;
+  }
+
+  /**
+   * A TLS 1.3 registry that refuses our client certificate (or wants one) completes the handshake and
+   * then closes the connection: no alert reaches the client, only "other side closed". Say so.
+   */
+  #clientCertificateHint(registry: string, err: unknown, certs: RegistryTls | undefined): string {
+    const errno = errnoOf(err);
+    if (errno !== 'UND_ERR_SOCKET' && errno !== 'ECONNRESET') return '';
+    return certs?.clientCertificate
+      ? `; if the registry requires client certificates, it refused the one in ${certs.directory}`
+      : `; if the registry requires a client certificate, put client.cert and client.key in ${certs?.directory ?? join(this.#certDirectories[0] ?? '<certs.d>', registry)}`;
+  }
+
   /** The registry's base URL and auth challenge, found by pinging `/v2/` once (failures are not remembered). */
   #state(registry: string, signal: AbortSignal | undefined): Promise<RegistryState> {
     return this.#states.get(registry, signal);
@@ -453,37 +523,55 @@ export class Transport {
     // Loopback registries may speak plain HTTP (Docker's default insecure range is 127.0.0.0/8), but
     // when they speak TLS the certificate is still verified (pass caCertificates for a private CA).
     const http = await this.#undici();
+    const certs = await this.#registryTls(registry, http);
+    const tls = certs ?? http;
     const candidates: [string, Dispatcher][] = insecure
       ? [
-          [`https://${host}`, http.unverified],
-          [`http://${host}`, http.unverified],
+          [`https://${host}`, tls.unverified],
+          [`http://${host}`, tls.unverified],
         ]
       : isLoopback(host)
         ? [
-            [`https://${host}`, http.secure],
-            [`http://${host}`, http.secure],
+            [`https://${host}`, tls.secure],
+            [`http://${host}`, tls.secure],
           ]
-        : [[`https://${host}`, http.secure]];
+        : [[`https://${host}`, tls.secure]];
     let lastError: unknown;
     for (let attempt = 1; attempt <= this.#retry.attempts; attempt++) {
       let unreachable = false;
+      let tlsFailure: unknown;
       for (const [base, dispatcher] of candidates) {
         const url = new URL('/v2/', base);
         try {
           const res = await http.request(dispatcher, { ...at(url), method: 'GET', headers: { 'user-agent': this.#userAgent }, signal });
+          const text = res.statusCode === 400 && tlsFailure !== undefined ? (await readCapped(res.body, 1024, true)).toString('utf8') : '';
           await res.body.dump({ limit: maxErrorBodyBytes });
+          // Go's servers answer plain HTTP on a TLS port with this 400: the registry speaks TLS, and the
+          // HTTPS attempt's failure is the one to report (a registry wanting a client certificate ends
+          // up here on loopback, where plain HTTP is tried next).
+          if (/HTTP request to an HTTPS server/i.test(text)) {
+            const httpsUrl = new URL('/v2/', candidates[0]![0]);
+            throw new NetworkError('GET', httpsUrl.href, `registry ${registry} speaks HTTPS, and the TLS connection failed: ${this.#describe(tlsFailure, httpsUrl)}${this.#clientCertificateHint(registry, tlsFailure, certs)}`, {
+              cause: tlsFailure,
+              errno: errnoOf(tlsFailure),
+              temporary: false,
+            });
+          }
           if (isTemporaryStatus(res.statusCode) && attempt < this.#retry.attempts) {
             unreachable = true;
             break;
           }
           const challenge = res.statusCode === 401 ? pickChallenge(parseChallenges(res.headers['www-authenticate'])) : undefined;
           debug('ping %s -> %d %s', url.href, res.statusCode, challenge ? `(${challenge.scheme})` : '');
-          return { registry, base: new URL(base), dispatcher, ...(challenge ? { challenge } : {}) };
+          return { registry, base: new URL(base), dispatcher, verified: !insecure, ...(challenge ? { challenge } : {}) };
         } catch (err) {
           if (signal?.aborted) throw new AbortedError(`pinging ${registry}: aborted`, { cause: signal.reason });
+          if (SlipwayError.is(err)) throw err;
           lastError = err;
+          if (url.protocol === 'https:') tlsFailure = err;
           if (isCertificateError(err)) {
-            throw new NetworkError('GET', url.href, `TLS certificate of ${host} not trusted (${this.#describe(err, url)}); pass its CA in caCertificates, or list ${host} in insecure`, {
+            const where = certs ? `add its CA to ${certs.directory}` : `put its CA in ${join(this.#certDirectories[0] ?? '<certs.d>', registry)}/ca.crt`;
+            throw new NetworkError('GET', url.href, `TLS certificate of ${host} not trusted (${this.#describe(err, url)}); ${where}, pass it in caCertificates, or list ${host} in insecure`, {
               cause: err,
               errno: errnoOf(err),
               temporary: false,
@@ -502,7 +590,8 @@ export class Transport {
       await pause(backoffDelay(attempt, this.#retry), signal);
     }
     const last = new URL('/v2/', candidates.at(-1)![0]);
-    throw new NetworkError('GET', last.href, `registry ${registry} unreachable: ${this.#describe(lastError, last)}`, {
+    const hint = last.protocol === 'https:' ? this.#clientCertificateHint(registry, lastError, certs) : '';
+    throw new NetworkError('GET', last.href, `registry ${registry} unreachable: ${this.#describe(lastError, last)}${hint}`, {
       cause: lastError,
       errno: errnoOf(lastError),
       temporary: isTemporaryNetworkError(lastError),
@@ -563,7 +652,8 @@ export class Transport {
     checkHop(state.base, realmUrl, `token realm of ${state.registry}`);
     const service = challenge.params.service;
     const http = await this.#undici();
-    const dispatcher = realmUrl.protocol === 'http:' || state.dispatcher === http.unverified ? state.dispatcher : http.secure;
+    // A realm on the registry's own host shares its TLS (certs.d CA, client certificate); another host is public.
+    const dispatcher = realmUrl.host === state.base.host || realmUrl.protocol === 'http:' || !state.verified ? state.dispatcher : http.secure;
 
     const send = async (method: 'GET' | 'POST'): Promise<Attempt> => {
       const url = new URL(realmUrl);
@@ -829,4 +919,22 @@ function throwIfAborted(signal: AbortSignal | undefined): void {
 /** Creates the shared HTTP client. */
 export function createTransport(options: TransportOptions = {}): Transport {
   return new Transport(options);
+}
+
+let extraCaFromEnvironment: string | undefined;
+/**
+ * The trust store for an explicit `ca` list: Node's roots, `NODE_EXTRA_CA_CERTS` (which an explicit
+ * `ca` would otherwise drop, on Node 20 where tls.getCACertificates is missing) and `extra`.
+ */
+function trustedWith(extra: readonly (string | Buffer)[]): (string | Buffer)[] {
+  const file = process.env.NODE_EXTRA_CA_CERTS;
+  if (file && extraCaFromEnvironment === undefined) {
+    try {
+      extraCaFromEnvironment = readFileSync(file, 'utf8');
+    } catch {
+      // Node itself only warns about an unreadable NODE_EXTRA_CA_CERTS; so does nobody here.
+      extraCaFromEnvironment = '';
+    }
+  }
+  return [...rootCertificates, ...(file && extraCaFromEnvironment ? [extraCaFromEnvironment] : []), ...extra];
 }
