@@ -49,6 +49,11 @@ export interface StartRegistryOptions {
   tls?: boolean;
   /** Extra DNS names in the server certificate (tls only), e.g. a name only a test proxy resolves. */
   tlsNames?: readonly string[];
+  /**
+   * Mutual TLS (tls only): the registry requires a client certificate signed by a second throwaway
+   * CA (`http.tls.clientcas`); the test gets one in `clientCertPath` / `clientKeyPath`.
+   */
+  clientCertificates?: boolean;
   /** Credentials for htpasswd/token mode; random by default. */
   username?: string;
   password?: string;
@@ -80,6 +85,9 @@ export interface TestRegistry {
   logPath: string;
   /** PEM of the CA that signed the server certificate (tls only). */
   caPath?: string;
+  /** A client certificate and key the registry accepts (clientCertificates only). */
+  clientCertPath?: string;
+  clientKeyPath?: string;
   /** The token server (token mode only); stopped together with the registry. */
   tokenIssuer?: TokenIssuer;
   /** `Basic …` header value for username:password. */
@@ -134,11 +142,29 @@ async function makeTls(dir: string, names: readonly string[] = []): Promise<{ ca
   return { caPath, certPath, keyPath };
 }
 
+/** A second CA, for client certificates, and one client certificate it signed. */
+async function makeClientTls(dir: string): Promise<{ clientCaPath: string; clientCertPath: string; clientKeyPath: string }> {
+  const caKey = join(dir, 'client-ca.key');
+  const clientCaPath = join(dir, 'client-ca.crt');
+  const clientKeyPath = join(dir, 'client.key');
+  const csr = join(dir, 'client.csr');
+  const clientCertPath = join(dir, 'client.cert');
+  const ext = join(dir, 'client.ext');
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+  await runChecked('openssl', ['req', '-x509', ...ec, '-keyout', caKey, '-out', clientCaPath, '-days', '2',
+    '-subj', '/CN=slipway test client CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  await runChecked('openssl', ['req', '-new', ...ec, '-keyout', clientKeyPath, '-out', csr, '-subj', '/CN=slipway test client']);
+  await writeFile(ext, 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n');
+  await runChecked('openssl', ['x509', '-req', '-in', csr, '-CA', clientCaPath, '-CAkey', caKey, '-CAcreateserial',
+    '-out', clientCertPath, '-days', '2', '-extfile', ext]);
+  return { clientCaPath, clientCertPath, clientKeyPath };
+}
+
 /** Any HTTP answer from GET /v2/ (200 open, 401 with auth) means the registry is up. */
-function probe(url: string, caPem: string | undefined): Promise<number | undefined> {
+function probe(url: string, caPem: string | undefined, client?: { cert: string; key: string }): Promise<number | undefined> {
   return new Promise((resolve) => {
     const u = new URL('/v2/', url);
-    const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(u, { method: 'GET', timeout: 1000, ca: caPem, agent: false }, (res) => {
+    const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(u, { method: 'GET', timeout: 1000, ca: caPem, agent: false, ...client }, (res) => {
       res.resume();
       resolve(res.statusCode);
     });
@@ -231,6 +257,8 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
   const password = options.password ?? `pw-${randomId(12)}`;
   let tokenIssuer: TokenIssuer | undefined;
   let caPath: string | undefined;
+  let clientTls: { clientCertPath: string; clientKeyPath: string } | undefined;
+  let clientPem: { cert: string; key: string } | undefined;
   let caPem: string | undefined;
 
   try {
@@ -259,6 +287,12 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
       caPath = tls.caPath;
       caPem = await readFile(caPath, 'utf8');
       tlsYaml = `  tls:\n    certificate: ${yamlString(tls.certPath)}\n    key: ${yamlString(tls.keyPath)}\n`;
+      if (options.clientCertificates === true) {
+        const client = await makeClientTls(dataDir);
+        clientTls = client;
+        clientPem = { cert: await readFile(client.clientCertPath, 'utf8'), key: await readFile(client.clientKeyPath, 'utf8') };
+        tlsYaml += `    clientcas:\n      - ${yamlString(client.clientCaPath)}\n`;
+      }
     }
     const scheme = options.tls === true ? 'https' : 'http';
 
@@ -319,7 +353,7 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
         // bind, another test's server could take the port and answer the probe in our stead.
         const log = (await readFile(logPath).catch(() => Buffer.alloc(0))).subarray(logStart).toString('utf8');
         const ours = log.includes(`listening on 127.0.0.1:${port}`) || (proc.pid !== undefined && await holdsListeningPort(proc.pid, port));
-        if (ours && !done && await probe(url, caPem) !== undefined) return 'ok';
+        if (ours && !done && await probe(url, caPem, clientPem) !== undefined) return 'ok';
         await sleep(50);
       }
       proc.kill('SIGKILL');
@@ -358,6 +392,7 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
       storageDir,
       logPath,
       caPath,
+      ...(clientTls ?? {}),
       tokenIssuer,
       basicAuth: () => `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`,
       log: () => readFile(logPath, 'utf8'),
