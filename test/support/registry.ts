@@ -124,40 +124,38 @@ function randomId(bytes = 6): string {
   return randomBytes(bytes).toString('hex');
 }
 
-async function makeTls(dir: string, names: readonly string[] = []): Promise<{ caPath: string; certPath: string; keyPath: string }> {
-  const caKey = join(dir, 'ca.key');
-  const caPath = join(dir, 'ca.crt');
-  const keyPath = join(dir, 'server.key');
-  const csr = join(dir, 'server.csr');
-  const certPath = join(dir, 'server.crt');
-  const ext = join(dir, 'server.ext');
+/**
+ * A throwaway CA (`<name>-ca.crt`, or `ca.crt` for the server's) and one certificate it signed
+ * (`<name>.<suffix>` + `<name>.key`) with the given extensions, all P-256, valid two days.
+ */
+async function makeSignedPair(dir: string, o: { caFile: string; caName: string; name: string; certSuffix: string; subject: string; extensions: string }): Promise<{ caPath: string; certPath: string; keyPath: string }> {
+  const caPath = join(dir, o.caFile);
+  const caKey = caPath.replace(/\.crt$/, '.key');
+  const keyPath = join(dir, `${o.name}.key`);
+  const certPath = join(dir, `${o.name}.${o.certSuffix}`);
+  const csr = join(dir, `${o.name}.csr`);
+  const ext = join(dir, `${o.name}.ext`);
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
   await runChecked('openssl', ['req', '-x509', ...ec, '-keyout', caKey, '-out', caPath, '-days', '2',
-    '-subj', '/CN=slipway test CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
-  await runChecked('openssl', ['req', '-new', ...ec, '-keyout', keyPath, '-out', csr, '-subj', '/CN=127.0.0.1']);
-  const altNames = ['IP:127.0.0.1', 'DNS:localhost', ...names.map((name) => `DNS:${name}`)].join(',');
-  await writeFile(ext, `subjectAltName=${altNames}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`);
+    '-subj', `/CN=${o.caName}`, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  await runChecked('openssl', ['req', '-new', ...ec, '-keyout', keyPath, '-out', csr, '-subj', `/CN=${o.subject}`]);
+  await writeFile(ext, o.extensions);
   await runChecked('openssl', ['x509', '-req', '-in', csr, '-CA', caPath, '-CAkey', caKey, '-CAcreateserial',
     '-out', certPath, '-days', '2', '-extfile', ext]);
   return { caPath, certPath, keyPath };
 }
 
+function makeTls(dir: string, names: readonly string[] = []): Promise<{ caPath: string; certPath: string; keyPath: string }> {
+  const altNames = ['IP:127.0.0.1', 'DNS:localhost', ...names.map((name) => `DNS:${name}`)].join(',');
+  return makeSignedPair(dir, { caFile: 'ca.crt', caName: 'slipway test CA', name: 'server', certSuffix: 'crt', subject: '127.0.0.1',
+    extensions: `subjectAltName=${altNames}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n` });
+}
+
 /** A second CA, for client certificates, and one client certificate it signed. */
 async function makeClientTls(dir: string): Promise<{ clientCaPath: string; clientCertPath: string; clientKeyPath: string }> {
-  const caKey = join(dir, 'client-ca.key');
-  const clientCaPath = join(dir, 'client-ca.crt');
-  const clientKeyPath = join(dir, 'client.key');
-  const csr = join(dir, 'client.csr');
-  const clientCertPath = join(dir, 'client.cert');
-  const ext = join(dir, 'client.ext');
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
-  await runChecked('openssl', ['req', '-x509', ...ec, '-keyout', caKey, '-out', clientCaPath, '-days', '2',
-    '-subj', '/CN=slipway test client CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
-  await runChecked('openssl', ['req', '-new', ...ec, '-keyout', clientKeyPath, '-out', csr, '-subj', '/CN=slipway test client']);
-  await writeFile(ext, 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n');
-  await runChecked('openssl', ['x509', '-req', '-in', csr, '-CA', clientCaPath, '-CAkey', caKey, '-CAcreateserial',
-    '-out', clientCertPath, '-days', '2', '-extfile', ext]);
-  return { clientCaPath, clientCertPath, clientKeyPath };
+  const pair = await makeSignedPair(dir, { caFile: 'client-ca.crt', caName: 'slipway test client CA', name: 'client', certSuffix: 'cert', subject: 'slipway test client',
+    extensions: 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n' });
+  return { clientCaPath: pair.caPath, clientCertPath: pair.certPath, clientKeyPath: pair.keyPath };
 }
 
 /** Any HTTP answer from GET /v2/ (200 open, 401 with auth) means the registry is up. */
