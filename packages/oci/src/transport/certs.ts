@@ -11,13 +11,19 @@
  * directory is named as the reference names it (`registry.corp:5000`, `docker.io`).
  *
  * A `.key` without its `.cert` (or the reverse) is an error, not a silent fallback to no client
- * certificate: the registry would refuse the handshake with a message far from the cause.
+ * certificate: the registry would refuse the handshake with a message far from the cause. As in
+ * containers/image, a directory this user may not read (a root-only `/etc/docker/certs.d/<host>`
+ * under a rootless run) is passed over, and so is a `.crt` that is a dangling link; both are noted
+ * in the debug log (`NODE_DEBUG=slipway`).
  * @module
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { debuglog } from 'node:util';
 import { InvalidArgumentError } from '../errors.js';
+
+const debug = debuglog('slipway');
 
 /** TLS material for one registry, from one directory. */
 export interface HostCertificates {
@@ -55,6 +61,10 @@ export async function readHostCertificates(roots: readonly string[], registry: s
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') continue;
+      if (code === 'EACCES' || code === 'EPERM') {
+        debug('certs.d: %s is not readable (%s), passed over', directory, code);
+        continue;
+      }
       throw new InvalidArgumentError(`reading certificates for ${registry} in ${directory}: ${(err as Error).message}`, { cause: err });
     }
     names.sort();
@@ -67,7 +77,15 @@ export async function readHostCertificates(roots: readonly string[], registry: s
     };
     const found: HostCertificates = { directory, ca: [], cert: [], key: [] };
     for (const name of names) {
-      if (name.endsWith('.crt')) found.ca.push(await read(name));
+      if (name.endsWith('.crt')) {
+        const pem = await read(name).catch((err: unknown) => {
+          // A dangling link where a CA was: nothing to trust, nothing to fail over.
+          if (((err as { cause?: NodeJS.ErrnoException }).cause?.code ?? '') !== 'ENOENT') throw err;
+          debug('certs.d: %s is a dangling link, passed over', join(directory, name));
+          return undefined;
+        });
+        if (pem !== undefined) found.ca.push(pem);
+      }
       else if (name.endsWith('.cert')) {
         const keyName = `${name.slice(0, -'.cert'.length)}.key`;
         if (!names.includes(keyName)) throw new InvalidArgumentError(`client certificate ${join(directory, name)} has no key ${keyName} beside it`);

@@ -4,7 +4,7 @@
  * every loopback address and `localhost`, and takes an explicit list for anything else.
  * @module
  */
-import { isIP } from 'node:net';
+import { BlockList, isIP } from 'node:net';
 import { SlipwayError } from '../errors.js';
 
 /** `[::1]:5000` → `::1`, `localhost:5000` → `localhost`. */
@@ -21,9 +21,14 @@ export function isLoopback(host: string): boolean {
   const name = hostname(host).toLowerCase();
   if (name === 'localhost' || name.endsWith('.localhost')) return true;
   if (isIP(name) === 4) return name.startsWith('127.');
-  if (isIP(name) === 6) return name === '::1' || name === '0:0:0:0:0:0:0:1' || name.startsWith('::ffff:127.');
+  if (isIP(name) === 6) return loopbackV6.check(name, 'ipv6');
   return false;
 }
+
+/** `::1` and IPv4-mapped 127.0.0.0/8 in either spelling (`::ffff:127.0.0.1`, WHATWG URL's `::ffff:7f00:1`). */
+const loopbackV6 = new BlockList();
+loopbackV6.addAddress('::1', 'ipv6');
+loopbackV6.addSubnet('::ffff:7f00:0', 104, 'ipv6');
 
 /** True for loopback, RFC 1918, link-local (incl. cloud metadata 169.254.169.254) and IPv6 ULA literals. */
 export function isPrivateAddress(host: string): boolean {

@@ -65,28 +65,59 @@ test('NO_PROXY: domains with and without a leading dot, ports, IPs, CIDR blocks 
   assert.equal(via(all, 'https://ghcr.io/v2/'), 'direct');
 });
 
-test('proxy URLs: scheme optional, SOCKS and paths refused, and no message ever shows the password', () => {
-  assert.equal(parseProxyUrl('proxy.corp:3128', 'HTTPS_PROXY').label, 'http://proxy.corp:3128');
-  assert.equal(parseProxyUrl('https://proxy.corp', 'HTTPS_PROXY').label, 'https://proxy.corp');
-  const withCredentials = parseProxyUrl('bob:s3cret-CANARY@proxy.corp:3128', 'HTTPS_PROXY');
+test('proxy URLs: scheme optional, path ignored, lone user names sent as Go sends them', () => {
+  const route = (text: string) => {
+    const { slot } = parseProxyUrl(text, 'HTTPS_PROXY');
+    assert.ok(!(slot instanceof InvalidArgumentError), text);
+    return slot;
+  };
+  assert.equal(route('proxy.corp:3128').label, 'http://proxy.corp:3128');
+  assert.equal(route('https://proxy.corp').label, 'https://proxy.corp');
+  assert.equal(route('http://proxy.corp:3128/proxy.pac?x=1').label, 'http://proxy.corp:3128');
+  const withCredentials = route('bob:s3cret-CANARY@proxy.corp:3128');
   assert.equal(withCredentials.label, 'http://proxy.corp:3128');
-  assert.equal(withCredentials.url.password, 's3cret-CANARY');
-  const bad = ['socks5://bob:s3cret-CANARY@proxy.corp:1080', 'ftp://bob:s3cret-CANARY@proxy.corp', 'http://bob:s3cret-CANARY@proxy.corp:3128/path', 'http://bob:s3cret-CANARY@', '::::'];
+  assert.equal(withCredentials.authorization, `Basic ${Buffer.from('bob:s3cret-CANARY').toString('base64')}`);
+  assert.equal(withCredentials.hasCredentials, true);
+  const token = route('http://TOKEN-CANARY@proxy.corp:3128');
+  assert.equal(token.authorization, `Basic ${Buffer.from('TOKEN-CANARY:').toString('base64')}`);
+  assert.equal(route('http://proxy.corp:3128').authorization, undefined);
+});
+
+test('an unusable proxy URL fails only the requests that need it, naming the variable and never the password', () => {
+  const bad = [
+    'socks5://bob:s3cret-CANARY@proxy.corp:1080',
+    'ftp://bob:s3cret-CANARY@proxy.corp',
+    'http://bob:s3cret-CANARY@',
+    '::::',
+    // An unencoded '/' in the password: the "host" would be part of it.
+    'http://bob:1234/s3cret-CANARY@proxy.corp:3128',
+  ];
   for (const text of bad) {
+    const config = ProxyConfig.resolve('environment', { HTTPS_PROXY: text });
+    assert.equal(config.routeFor(new URL('https://127.0.0.1:5000/v2/')), undefined, 'loopback is never proxied, so never fails');
+    assert.equal(config.routeFor(new URL('http://registry.corp/v2/')), undefined, 'http:// origins do not use HTTPS_PROXY');
     assert.throws(
-      () => ProxyConfig.resolve('environment', { HTTPS_PROXY: text }),
+      () => config.routeFor(new URL('https://registry.corp/v2/')),
       (err: unknown) => {
         assert.ok(err instanceof InvalidArgumentError, text);
         assert.match(err.message, /^HTTPS_PROXY /, 'the message names the variable');
-        assert.doesNotMatch(err.message, /s3cret|CANARY/, 'the password is never echoed');
+        assert.doesNotMatch(err.message, /s3cret|CANARY|1234/, 'no part of the password is echoed');
         return true;
       },
     );
   }
-  assert.throws(() => ProxyConfig.resolve({ httpProxy: 'socks5://p:1080' }), /proxy\.httpProxy .*SOCKS/);
+  assert.throws(() => ProxyConfig.resolve({ httpProxy: 'socks5://p:1080' }).routeFor(new URL('http://r.corp/')), /proxy\.httpProxy .*SOCKS/);
+  assert.equal(ProxyConfig.resolve({ httpProxy: 'socks5://p:1080', noProxy: 'r.corp' }).routeFor(new URL('http://r.corp/')), undefined, 'NO_PROXY still applies');
 });
 
-test('the proxy password, decoded and as user:password, is handed to the secret set', () => {
-  const config = ProxyConfig.resolve('environment', { HTTPS_PROXY: 'http://bob:p%40ss-CANARY@proxy.corp:3128', HTTP_PROXY: 'http://proxy.corp:3128' });
-  assert.deepEqual(config.secrets.sort(), ['bob:p@ss-CANARY', 'p%40ss-CANARY', 'p@ss-CANARY'].sort());
+test('the proxy password (as written and decoded), a lone-user token and user:password go to the secret set', () => {
+  const config = ProxyConfig.resolve('environment', { HTTPS_PROXY: 'http://bob:p%40ss-CANARY@proxy.corp:3128', HTTP_PROXY: 'http://TOKEN-CANARY@proxy.corp:3128' });
+  assert.deepEqual([...config.secrets].sort(), ['TOKEN-CANARY', 'TOKEN-CANARY:', 'bob:p@ss-CANARY', 'p%40ss-CANARY', 'p@ss-CANARY'].sort());
+});
+
+test('IPv4-mapped loopback in the spelling URLs normalise it to is loopback too', () => {
+  const config = ProxyConfig.resolve({ httpsProxy: HTTPS });
+  assert.equal(via(config, 'https://[::ffff:127.0.0.1]:5000/v2/'), 'direct');
+  assert.equal(new URL('https://[::ffff:127.0.0.1]/').hostname, '[::ffff:7f00:1]');
+  assert.equal(via(config, 'https://[::ffff:10.0.0.1]/v2/'), HTTPS);
 });

@@ -14,13 +14,17 @@
  * Loopback hosts (`localhost`, 127.0.0.0/8, `::1`) are never proxied, as in Go: a proxy elsewhere
  * cannot reach this machine's loopback, and nobody lists it in `NO_PROXY` for the Go tools.
  *
- * A proxy URL may carry `user:password@` (sent as `Proxy-Authorization: Basic`): the password is a
- * secret like a registry's, and every message names a proxy by {@link ProxyRoute.label}, which has neither.
+ * A proxy URL may carry `user:password@` or a lone `user@` (a token), sent as `Proxy-Authorization:
+ * Basic`, as Go sends them: they are secrets like a registry's, and every message names a proxy by
+ * {@link ProxyRoute.label}, which has neither. A proxy URL that cannot be used (SOCKS, another scheme,
+ * no host) fails the requests that would go through it, not the others: a stray `HTTP_PROXY` must not
+ * break a copy between loopback registries (Go reports it per request too). A path is ignored, as Go
+ * ignores it.
  * @module
  */
 import { BlockList, isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
-import type { Agent, Dispatcher, ProxyAgent } from 'undici';
+import type { Agent, Dispatcher, Pool, ProxyAgent } from 'undici';
 import { InvalidArgumentError } from '../errors.js';
 import { hostname, isLoopback } from './hosts.js';
 
@@ -42,11 +46,16 @@ export type ProxyOption = 'environment' | ProxySettings | false;
 
 /** A proxy a request goes through. */
 export interface ProxyRoute {
-  /** The proxy's URL, credentials included: for the dispatcher only, never for a message. */
-  readonly url: URL;
-  /** `http://proxy.corp:3128`: scheme, host and port, for messages and logs. */
+  /** The proxy's origin, `http://proxy.corp:3128`, without credentials: for messages, logs and the dispatcher. */
   readonly label: string;
+  /** `Basic …` from the URL's user (and password), for `Proxy-Authorization`; a secret. */
+  readonly authorization?: string;
+  /** Whether the URL carried a password (or a lone user name, a token): what a 407 means depends on it. */
+  readonly hasCredentials: boolean;
 }
+
+/** A configured proxy: usable, or the error every request that needs it fails with. */
+type ProxySlot = ProxyRoute | InvalidArgumentError | undefined;
 
 type Matcher = (host: string, port: string) => boolean;
 
@@ -54,20 +63,22 @@ const defaultPorts: Record<string, string> = { 'http:': '80', 'https:': '443' };
 
 /** Where each origin's requests go; see the module comment. */
 export class ProxyConfig {
-  readonly #http: ProxyRoute | undefined;
-  readonly #https: ProxyRoute | undefined;
+  readonly #http: ProxySlot;
+  readonly #https: ProxySlot;
+  readonly #secrets: string[];
   readonly #bypassAll: boolean;
   readonly #matchers: Matcher[];
 
-  private constructor(http: ProxyRoute | undefined, https: ProxyRoute | undefined, noProxy: string) {
-    this.#http = http;
-    this.#https = https;
+  private constructor(http: ParsedProxy | undefined, https: ParsedProxy | undefined, noProxy: string) {
+    this.#http = http?.slot;
+    this.#https = https?.slot;
+    this.#secrets = [...(http?.secrets ?? []), ...(https?.secrets ?? [])];
     const { all, matchers } = parseNoProxy(noProxy);
     this.#bypassAll = all;
     this.#matchers = matchers;
   }
 
-  /** Settings from `option`; throws InvalidArgumentError (without the URL's credentials) for a bad proxy URL. */
+  /** Settings from `option`; a proxy URL that cannot be used fails only the requests that need it (routeFor). */
   static resolve(option: ProxyOption | undefined, env: NodeJS.ProcessEnv = process.env): ProxyConfig {
     if (option === false) return new ProxyConfig(undefined, undefined, '');
     if (option === undefined || option === 'environment') {
@@ -94,26 +105,24 @@ export class ProxyConfig {
     return !this.#bypassAll && (this.#http !== undefined || this.#https !== undefined);
   }
 
-  /** The proxies' passwords (as written and decoded) and `user:password` pairs, for a transport's secret set. */
+  /** The proxies' passwords (as written and decoded), lone-user tokens and `user:password` pairs, for a transport's secret set. */
   get secrets(): string[] {
-    const out: string[] = [];
-    for (const route of [this.#http, this.#https]) {
-      if (!route || route.url.password === '') continue;
-      const user = safeDecode(route.url.username);
-      const password = safeDecode(route.url.password);
-      out.push(route.url.password, password, `${user}:${password}`);
-    }
-    return out;
+    return this.#secrets;
   }
 
-  /** The proxy for a request to `origin`, or undefined to connect directly. */
+  /**
+   * The proxy for a request to `origin`, or undefined to connect directly. Throws the proxy URL's
+   * InvalidArgumentError when the request would need a proxy that cannot be used.
+   */
   routeFor(origin: URL): ProxyRoute | undefined {
-    const route = origin.protocol === 'https:' ? this.#https : origin.protocol === 'http:' ? this.#http : undefined;
-    if (!route || this.#bypassAll) return undefined;
+    const slot = origin.protocol === 'https:' ? this.#https : origin.protocol === 'http:' ? this.#http : undefined;
+    if (!slot || this.#bypassAll) return undefined;
     const host = canonicalHost(origin.host);
     if (isLoopback(host)) return undefined;
     const port = origin.port || defaultPorts[origin.protocol] || '';
-    return this.#matchers.some((matches) => matches(host, port)) ? undefined : route;
+    if (this.#matchers.some((matches) => matches(host, port))) return undefined;
+    if (slot instanceof InvalidArgumentError) throw slot;
+    return slot;
   }
 }
 
@@ -130,30 +139,43 @@ function safeDecode(text: string): string {
   }
 }
 
+interface ParsedProxy {
+  slot: ProxyRoute | InvalidArgumentError;
+  secrets: string[];
+}
+
 /**
- * A proxy URL as Go reads one: `proxy:3128` and `user:pw@proxy:3128` mean `http://…`; only http and
- * https proxies are taken (undici's SOCKS support has no test bed here, so SOCKS is refused rather
- * than half-supported).
+ * A proxy URL as Go reads one: `proxy:3128` and `user:pw@proxy:3128` mean `http://…`, a path is
+ * ignored; only http and https proxies are taken (undici's SOCKS support has no test bed here, so
+ * SOCKS is refused rather than half-supported). Never throws: a bad URL becomes the error its
+ * requests fail with, which never quotes the text (it may hold a password).
  */
-export function parseProxyUrl(text: string, what: string): ProxyRoute {
+export function parseProxyUrl(text: string, what: string): ParsedProxy {
   const trimmed = text.trim();
   let url: URL | undefined;
   // `host:3128` parses as scheme "host:" with path "3128"; only a real `scheme://` counts as one.
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(trimmed)) url = URL.canParse(trimmed) ? new URL(trimmed) : undefined;
   else if (URL.canParse(`http://${trimmed}`)) url = new URL(`http://${trimmed}`);
-  // Never echo the text: it may hold a password.
-  if (!url || url.hostname === '') throw new InvalidArgumentError(`${what} is not a valid URL (want http://[user:password@]host:port)`);
+  const bad = (why: string): ParsedProxy => ({ slot: new InvalidArgumentError(`${what} ${why}`), secrets: [] });
+  if (!url || url.hostname === '') return bad('is not a valid URL (want http://[user:password@]host:port)');
+  // An `@` that did not end up in the user info sits in a path, query or fragment: a password with an
+  // unencoded `/`, `?` or `#`. Then the "host" is really part of the password: do not show it.
+  const atInHost = url.username === '' && url.password === '' && trimmed.includes('@');
+  if (atInHost) return bad("is not a valid URL: an '@' after a '/', '?' or '#' (percent-encode those characters in the user name and password)");
   const label = `${url.protocol}//${url.host}`;
   if (url.protocol === 'socks5:' || url.protocol === 'socks5h:' || url.protocol === 'socks:') {
-    throw new InvalidArgumentError(`${what} ${label} is a SOCKS proxy, which slipway does not support; use an HTTP proxy`);
+    return bad(`${label} is a SOCKS proxy, which slipway does not support; use an HTTP proxy`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new InvalidArgumentError(`${what} ${label} has unsupported scheme "${url.protocol}"; want http:// or https://`);
-  }
-  if ((url.pathname !== '/' && url.pathname !== '') || url.search !== '' || url.hash !== '') {
-    throw new InvalidArgumentError(`${what} ${label} has a path or query; a proxy URL is scheme://[user:password@]host:port`);
-  }
-  return { url, label };
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return bad(`${label} has unsupported scheme "${url.protocol}"; want http:// or https://`);
+  const user = safeDecode(url.username);
+  const password = safeDecode(url.password);
+  const hasCredentials = url.username !== '' || url.password !== '';
+  const pair = `${user}:${password}`;
+  const secrets = !hasCredentials ? [] : [...new Set(password === '' ? [url.username, user, pair] : [url.password, password, pair])];
+  return {
+    slot: { label, hasCredentials, ...(hasCredentials ? { authorization: `Basic ${Buffer.from(pair).toString('base64')}` } : {}) },
+    secrets,
+  };
 }
 
 /** `NO_PROXY` entries as matchers; see the module comment for the syntax. */
@@ -210,8 +232,9 @@ function sameAddress(a: string, b: string): boolean {
 
 /** What {@link withProxies} needs besides the routes. */
 export interface ProxiedDispatcherOptions {
-  /** undici's ProxyAgent class (loaded lazily: see undici.ts). */
+  /** undici's ProxyAgent and Pool classes (loaded lazily: see undici.ts). */
   ProxyAgent: typeof ProxyAgent;
+  Pool: typeof Pool;
   /** Keep-alive and timeouts, as the direct agent has them. */
   agent: Agent.Options;
   /** TLS towards the registry, inside the tunnel: extra CAs, or no verification for an insecure registry. */
@@ -229,16 +252,24 @@ export interface ProxiedDispatcherOptions {
 export function withProxies(direct: Dispatcher, config: ProxyConfig, options: ProxiedDispatcherOptions): { dispatcher: Dispatcher; agents: Dispatcher[] } {
   const agents = new Map<string, ProxyAgent>();
   const agentFor = (route: ProxyRoute): ProxyAgent => {
-    let agent = agents.get(route.url.href);
+    const key = `${route.label}\n${route.authorization ?? ''}`;
+    let agent = agents.get(key);
     if (!agent) {
+      // undici sends credentials only when the URL has both user and password; Go sends a lone user
+      // (a token) too: the header is built here, from the URL's user info, and the URI goes bare.
+      // The connection to the proxy gets the agent's timeouts: undici's default pool waits 300 s for a
+      // CONNECT answer, whatever timeoutMs says (a proxy that accepts and never answers).
       agent = new options.ProxyAgent({
         ...options.agent,
-        uri: route.url.href,
+        uri: route.label,
+        ...(route.authorization ? { token: route.authorization } : {}),
         proxyTunnel: false,
         requestTls: options.requestTls,
         proxyTls: options.proxyTls,
+        clientFactory: (origin, opts) => new options.Pool(origin, { ...options.agent, ...opts }),
+        factory: (origin, opts) => new options.Pool(origin, { ...options.agent, ...opts }),
       });
-      agents.set(route.url.href, agent);
+      agents.set(key, agent);
     }
     return agent;
   };

@@ -34,7 +34,7 @@ import {
   type ResolvedRetryOptions,
   type RetryOptions,
 } from './retry.js';
-import { ProxyConfig, withProxies, type ProxyOption } from './proxy.js';
+import { ProxyConfig, withProxies, type ProxyOption, type ProxyRoute } from './proxy.js';
 import { TokenCache } from './tokens.js';
 import { loadUndici, loadUndiciProxy, type UndiciParts } from './undici.js';
 
@@ -163,6 +163,11 @@ interface RegistryState {
   dispatcher: Dispatcher;
   /** Whether the dispatcher verifies TLS (false for a registry listed insecure). */
   verified: boolean;
+  /**
+   * The registry's verifying dispatcher (with its certs.d material), for its token realm and redirects
+   * on other hosts: the same TLS settings as Docker and containers/image use for them.
+   */
+  secure: Dispatcher;
   /** The challenge from pinging `/v2/`; undefined when the registry needs no auth. */
   challenge?: Challenge;
 }
@@ -279,12 +284,12 @@ export class Transport {
       const { Agent, request } = await loadUndici();
       const common = this.#agentOptions;
       // undici's proxy code is loaded only when a proxy is configured (see undici.ts on start-up time).
-      const ProxyAgent = this.#proxy.enabled ? (await loadUndiciProxy()).ProxyAgent : undefined;
+      const proxyParts = this.#proxy.enabled ? await loadUndiciProxy() : undefined;
       const verified = this.#caCertificates.length > 0 ? { ca: trustedWith(this.#caCertificates) } : {};
       const made: { dispatcher: Dispatcher; agents: Dispatcher[] }[] = [];
       const make = (tls: ConnectionOptions): Dispatcher => {
         const direct = new Agent({ ...common, connect: tls });
-        const routed = ProxyAgent ? withProxies(direct, this.#proxy, { ProxyAgent, agent: common, requestTls: tls, proxyTls: verified }) : { dispatcher: direct, agents: [] };
+        const routed = proxyParts ? withProxies(direct, this.#proxy, { ...proxyParts, agent: common, requestTls: tls, proxyTls: verified }) : { dispatcher: direct, agents: [] };
         made.push(routed);
         return routed.dispatcher;
       };
@@ -453,10 +458,10 @@ export class Transport {
    * connection is then the proxy's, not the registry's) and saying what a 407 asks for.
    */
   #describe(err: unknown, url: URL): string {
-    const route = this.#proxy.routeFor(url);
+    const route = this.#routeOrNone(url);
     if (!route) return describeNetworkError(err);
     if (proxyRefusal(err) === 407) {
-      return route.url.password === ''
+      return !route.hasCredentials
         ? `proxy ${route.label} asks for credentials (HTTP 407 Proxy Authentication Required): put them in its URL, http://user:password@host:port`
         : `proxy ${route.label} refused the credentials in its URL (HTTP 407 Proxy Authentication Required)`;
     }
@@ -511,6 +516,15 @@ export class Transport {
       : `; if the registry requires a client certificate, put client.cert and client.key in ${certs?.directory ?? join(this.#certDirectories[0] ?? '<certs.d>', registry)}`;
   }
 
+  /** The proxy a request to `url` goes through, for messages: never throws (see routeFor). */
+  #routeOrNone(url: URL): ProxyRoute | undefined {
+    try {
+      return this.#proxy.routeFor(url);
+    } catch {
+      return undefined;
+    }
+  }
+
   /** The registry's base URL and auth challenge, found by pinging `/v2/` once (failures are not remembered). */
   #state(registry: string, signal: AbortSignal | undefined): Promise<RegistryState> {
     return this.#states.get(registry, signal);
@@ -543,6 +557,8 @@ export class Transport {
       for (const [base, dispatcher] of candidates) {
         const url = new URL('/v2/', base);
         try {
+          // An unusable proxy URL fails here, with its own error (see ProxyConfig.routeFor).
+          this.#proxy.routeFor(url);
           const res = await http.request(dispatcher, { ...at(url), method: 'GET', headers: { 'user-agent': this.#userAgent }, signal });
           const text = res.statusCode === 400 && tlsFailure !== undefined ? (await readCapped(res.body, 1024, true)).toString('utf8') : '';
           await res.body.dump({ limit: maxErrorBodyBytes });
@@ -563,7 +579,7 @@ export class Transport {
           }
           const challenge = res.statusCode === 401 ? pickChallenge(parseChallenges(res.headers['www-authenticate'])) : undefined;
           debug('ping %s -> %d %s', url.href, res.statusCode, challenge ? `(${challenge.scheme})` : '');
-          return { registry, base: new URL(base), dispatcher, verified: !insecure, ...(challenge ? { challenge } : {}) };
+          return { registry, base: new URL(base), dispatcher, verified: !insecure, secure: tls.secure, ...(challenge ? { challenge } : {}) };
         } catch (err) {
           if (signal?.aborted) throw new AbortedError(`pinging ${registry}: aborted`, { cause: signal.reason });
           if (SlipwayError.is(err)) throw err;
@@ -571,7 +587,13 @@ export class Transport {
           if (url.protocol === 'https:') tlsFailure = err;
           if (isCertificateError(err)) {
             const where = certs ? `add its CA to ${certs.directory}` : `put its CA in ${join(this.#certDirectories[0] ?? '<certs.d>', registry)}/ca.crt`;
-            throw new NetworkError('GET', url.href, `TLS certificate of ${host} not trusted (${this.#describe(err, url)}); ${where}, pass it in caCertificates, or list ${host} in insecure`, {
+            const proxy = this.#routeOrNone(url);
+            // Through an https:// proxy the certificate may be the proxy's, which certs.d and insecure do not cover.
+            const whose =
+              proxy?.label.startsWith('https:') === true
+                ? `TLS certificate of ${host} or of proxy ${proxy.label} not trusted (${this.#describe(err, url)}); for the registry: ${where}, pass it in caCertificates, or list ${host} in insecure; for the proxy: pass its CA in caCertificates or NODE_EXTRA_CA_CERTS`
+                : `TLS certificate of ${host} not trusted (${this.#describe(err, url)}); ${where}, pass it in caCertificates, or list ${host} in insecure`;
+            throw new NetworkError('GET', url.href, whose, {
               cause: err,
               errno: errnoOf(err),
               temporary: false,
@@ -652,8 +674,9 @@ export class Transport {
     checkHop(state.base, realmUrl, `token realm of ${state.registry}`);
     const service = challenge.params.service;
     const http = await this.#undici();
-    // A realm on the registry's own host shares its TLS (certs.d CA, client certificate); another host is public.
-    const dispatcher = realmUrl.host === state.base.host || realmUrl.protocol === 'http:' || !state.verified ? state.dispatcher : http.secure;
+    // The realm is reached with the registry's TLS settings (its certs.d CA and client certificate), as
+    // Docker and containers/image do: one TLS configuration per registry, whatever host a request goes to.
+    const dispatcher = realmUrl.host === state.base.host || realmUrl.protocol === 'http:' || !state.verified ? state.dispatcher : state.secure;
 
     const send = async (method: 'GET' | 'POST'): Promise<Attempt> => {
       const url = new URL(realmUrl);
@@ -675,6 +698,8 @@ export class Transport {
           headers.authorization = `Basic ${Buffer.from(`${credentials.username ?? '<token>'}:${credentials.identityToken}`).toString('base64')}`;
         }
       }
+      // An unusable proxy URL fails here, with its own error (see ProxyConfig.routeFor).
+      this.#proxy.routeFor(url);
       for (let attempt = 1; ; attempt++) {
         try {
           const res = await http.request(dispatcher, { ...at(url), method, headers, body, signal });
@@ -765,7 +790,8 @@ export class Transport {
         const headers: Record<string, string> = { 'user-agent': this.#userAgent, ...req.headers };
         if (authorization && url.host === state.base.host) headers.authorization = authorization;
         if (body instanceof Uint8Array && headers['content-length'] === undefined) headers['content-length'] = String(body.byteLength);
-        const dispatcher = url.host === state.base.host || url.protocol === 'http:' ? state.dispatcher : http.secure;
+        const dispatcher = url.host === state.base.host || url.protocol === 'http:' ? state.dispatcher : state.secure;
+        this.#proxy.routeFor(url);
         const res = await http.request(dispatcher, {
           ...at(url),
           method: req.method,

@@ -9,7 +9,7 @@
  * the unit test beside this file fails so that the lost start-up time does not go unnoticed.
  * @module
  */
-import type { Agent, Client, Dispatcher, ProxyAgent } from 'undici';
+import type { Agent, Client, Dispatcher, Pool, ProxyAgent } from 'undici';
 
 export interface UndiciParts {
   Agent: typeof Agent;
@@ -66,6 +66,7 @@ export async function loadUndiciParts(from: 'lib' | 'package'): Promise<UndiciPa
 /** What routing requests through a proxy takes: loaded only when a proxy is configured. */
 export interface UndiciProxyParts {
   ProxyAgent: typeof ProxyAgent;
+  Pool: typeof Pool;
 }
 
 let loadingProxy: Promise<UndiciProxyParts> | undefined;
@@ -77,7 +78,7 @@ let loadingProxy: Promise<UndiciProxyParts> | undefined;
  * index costs start-up time, which only runs with a proxy pay.
  */
 export function loadUndiciProxy(): Promise<UndiciProxyParts> {
-  loadingProxy ??= import('undici').then((undici) => ({ ProxyAgent: undici.ProxyAgent }));
+  loadingProxy ??= import('undici').then((undici) => ({ ProxyAgent: undici.ProxyAgent, Pool: undici.Pool }));
   return loadingProxy;
 }
 
