@@ -131,6 +131,28 @@ describe('certs.d: per-registry CAs and client certificates', { skip: hasTool('b
     }
   });
 
+  it('reaches a token realm on another port of the host with the registry\'s certs.d CA, as Docker does', async () => {
+    // docker_auth's layout: the realm on the same name, its own port, the registry's certificate.
+    const tokenRegistry = await startRegistry({ auth: 'token', tls: true, tokenTls: true });
+    try {
+      assert.match(tokenRegistry.tokenIssuer!.realm, /^https:\/\/127\.0\.0\.1:\d+\/token$/);
+      assert.notEqual(new URL(tokenRegistry.tokenIssuer!.realm).port, String(tokenRegistry.port));
+      const root = await certsRoot({ [tokenRegistry.host]: { 'ca.crt': tokenRegistry.caPath! } });
+      const credentials = { [tokenRegistry.host]: { username: tokenRegistry.username, password: tokenRegistry.password } };
+      const client = remote.createRegistryClient({ credentials, certDirectories: [root] });
+      try {
+        const result = await copy.copy(client.source(image.ref), client.sink(`${tokenRegistry.host}/app:1`));
+        assert.equal(result.digest, image.digest);
+        assert.deepEqual(await client.listTags(`${tokenRegistry.host}/app`), ['1']);
+      } finally {
+        await client.close();
+      }
+      assert.ok(tokenRegistry.tokenIssuer!.requests.some((r) => r.status === 200), 'tokens were issued over the realm\'s TLS');
+    } finally {
+      await tokenRegistry.stop();
+    }
+  });
+
   it('keeps the client certificate inside a proxy tunnel', { skip: hasTool(SQUID_BIN) ? false : `needs ${SQUID_BIN} (apt-get install squid)` }, async () => {
     const squid = await startSquid({ hosts: { 'mtls.slipway.test': '127.0.0.1' } });
     const name = `mtls.slipway.test:${mutual.port}`;

@@ -3,7 +3,9 @@
 // password never in any message. The destination's name, registry.slipway.test, resolves only in
 // the proxy's hosts file: a request that reached it went through the proxy.
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { copy, parsePlatform, remote, SlipwayError } from '@slipway/oci';
@@ -149,6 +151,39 @@ describe('registries behind an HTTP proxy (squid)', { skip: missing.length > 0 ?
     } finally {
       await client.close();
     }
+  });
+
+  it('a proxy that accepts the connection and never answers the CONNECT fails within timeoutMs', async () => {
+    // squid cannot be made to hang on demand; a listener that never speaks is the fault to inject.
+    const silent = createNetServer((socket) => socket.on('error', () => undefined));
+    silent.listen(0, '127.0.0.1');
+    await once(silent, 'listening');
+    const client = remote.createRegistryClient({
+      keychain: anonymous,
+      proxy: { httpsProxy: `http://127.0.0.1:${(silent.address() as AddressInfo).port}` },
+      timeoutMs: 1500,
+      retry: { attempts: 1 },
+    });
+    const started = Date.now();
+    try {
+      const err = await failure(client.head(tlsRef('app:1')));
+      assert.match(err.message, /timed out waiting for response headers .*through proxy http:\/\/127\.0\.0\.1:\d+/);
+      // undici's own pool to the proxy would wait 300 s; a generous bound, far from that.
+      assert.ok(Date.now() - started < 30_000, `took ${Date.now() - started} ms`);
+    } finally {
+      await client.close();
+      silent.close();
+    }
+  });
+
+  it('a proxy URL no request needs breaks nothing: SOCKS in HTTP_PROXY and a copy between loopback registries', async () => {
+    const result = await run(process.execPath, [main, 'copy', image.ref, `${source.host}/proxy/copied:1`], {
+      env: { HTTP_PROXY: `socks5://${PROXY_USER.username}:${PROXY_USER.password}@127.0.0.1:1080`, HTTPS_PROXY: 'http://proxy.corp:3128/proxy.pac' },
+      timeoutMs: 60_000,
+    });
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout.trim(), `${source.host}/proxy/copied:1@${image.digest}`);
+    assertNoCanary(result.stdout + result.stderr, 'the CLI output');
   });
 
   it('the CLI takes HTTPS_PROXY / NO_PROXY from the environment, and keeps the proxy password out of every output', async () => {

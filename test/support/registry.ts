@@ -54,6 +54,11 @@ export interface StartRegistryOptions {
    * CA (`http.tls.clientcas`); the test gets one in `clientCertPath` / `clientKeyPath`.
    */
   clientCertificates?: boolean;
+  /**
+   * Token mode with tls: the token issuer serves HTTPS with the registry's certificate, on its own
+   * port (docker_auth's layout): a realm on another host:port that only the registry's CA verifies.
+   */
+  tokenTls?: boolean;
   /** Credentials for htpasswd/token mode; random by default. */
   username?: string;
   password?: string;
@@ -149,6 +154,10 @@ function makeTls(dir: string, names: readonly string[] = []): Promise<{ caPath: 
   const altNames = ['IP:127.0.0.1', 'DNS:localhost', ...names.map((name) => `DNS:${name}`)].join(',');
   return makeSignedPair(dir, { caFile: 'ca.crt', caName: 'slipway test CA', name: 'server', certSuffix: 'crt', subject: '127.0.0.1',
     extensions: `subjectAltName=${altNames}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n` });
+}
+
+function missingTls(): never {
+  throw new Error('tokenTls needs tls: true');
 }
 
 /** A second CA, for client certificates, and one client certificate it signed. */
@@ -260,6 +269,21 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
   let caPem: string | undefined;
 
   try {
+    let serverPem: { cert: string; key: string } | undefined;
+    let tlsYaml = '';
+    if (options.tls === true) {
+      const tls = await makeTls(dataDir, options.tlsNames);
+      serverPem = { cert: await readFile(tls.certPath, 'utf8'), key: await readFile(tls.keyPath, 'utf8') };
+      caPath = tls.caPath;
+      caPem = await readFile(caPath, 'utf8');
+      tlsYaml = `  tls:\n    certificate: ${yamlString(tls.certPath)}\n    key: ${yamlString(tls.keyPath)}\n`;
+      if (options.clientCertificates === true) {
+        const client = await makeClientTls(dataDir);
+        clientTls = client;
+        clientPem = { cert: await readFile(client.clientCertPath, 'utf8'), key: await readFile(client.clientKeyPath, 'utf8') };
+        tlsYaml += `    clientcas:\n      - ${yamlString(client.clientCaPath)}\n`;
+      }
+    }
     let authYaml = '';
     if (auth === 'htpasswd') {
       if (!hasTool('htpasswd')) throw new Error('htpasswd not found: apt-get install apache2-utils');
@@ -274,24 +298,12 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
         users: { [username]: { password, grants: options.grants } },
         anonymous: options.anonymous,
         ttlSeconds: options.tokenTtlSeconds,
+        ...(options.tokenTls === true ? { tls: serverPem ?? missingTls() } : {}),
       });
       authYaml = `auth:\n  token:\n    realm: ${yamlString(tokenIssuer.realm)}\n    service: ${yamlString(tokenIssuer.service)}\n` +
         `    issuer: ${yamlString(tokenIssuer.issuer)}\n    rootcertbundle: ${yamlString(tokenIssuer.certPath)}\n`;
     }
 
-    let tlsYaml = '';
-    if (options.tls === true) {
-      const tls = await makeTls(dataDir, options.tlsNames);
-      caPath = tls.caPath;
-      caPem = await readFile(caPath, 'utf8');
-      tlsYaml = `  tls:\n    certificate: ${yamlString(tls.certPath)}\n    key: ${yamlString(tls.keyPath)}\n`;
-      if (options.clientCertificates === true) {
-        const client = await makeClientTls(dataDir);
-        clientTls = client;
-        clientPem = { cert: await readFile(client.clientCertPath, 'utf8'), key: await readFile(client.clientKeyPath, 'utf8') };
-        tlsYaml += `    clientcas:\n      - ${yamlString(client.clientCaPath)}\n`;
-      }
-    }
     const scheme = options.tls === true ? 'https' : 'http';
 
     const randomSecret = randomId(16);

@@ -12,6 +12,7 @@ import type { KeyObject } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -44,6 +45,8 @@ export interface TokenIssuerOptions {
   anonymous?: Grant[];
   /** `expires_in` of issued tokens. Default 300 s. */
   ttlSeconds?: number;
+  /** Serve HTTPS with this certificate and key (PEM): the realm becomes `https://127.0.0.1:PORT/token`. */
+  tls?: { cert: string; key: string };
 }
 
 export interface ScopeAccess {
@@ -280,12 +283,13 @@ export async function startTokenIssuer(options: TokenIssuerOptions = {}): Promis
     return reply(200, body);
   }
 
-  const server: Server = createServer((req, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
     handle(req, res).catch((err: unknown) => {
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
       res.end(String(err));
     });
-  });
+  };
+  const server: Server = options.tls ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, handler) : createServer(handler);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
@@ -298,7 +302,7 @@ export async function startTokenIssuer(options: TokenIssuerOptions = {}): Promis
   let stopped = false;
 
   return {
-    realm: `http://127.0.0.1:${port}/token`,
+    realm: `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}/token`,
     service,
     issuer: issuerName,
     certPath,
