@@ -20,6 +20,7 @@ import type { CallOptions, ImageSink, ImageSource, ManifestBytes, PutBlobOptions
 import { hasBlob, openBlob } from './blobs.js';
 import { deleteManifest, getManifest, headManifest, putManifest, type PutManifestResult } from './manifests.js';
 import { deleteScope, nextLink, pullScope, pushScope, referrersPath, referrersTag, tagsPath } from './paths.js';
+import { insecureHosts, loadRegistriesConf, pullCandidates, type PullCandidate, type RegistriesConf } from './registries-conf.js';
 import { uploadBlob } from './upload.js';
 
 const debug = debuglog('slipway');
@@ -49,6 +50,12 @@ export interface RegistryClientOptions {
    * @defaultValue `$XDG_CONFIG_HOME/containers/certs.d`, `/etc/containers/certs.d`, `/etc/docker/certs.d`
    */
   certDirectories?: readonly string[];
+  /**
+   * containers-registries.conf(5) to take pull mirrors, remapped locations, blocked and insecure
+   * registries from: a path read alone, or `false` for none. See registries-conf.ts.
+   * @defaultValue `$CONTAINERS_REGISTRIES_CONF`, else the per-user or system file plus drop-ins
+   */
+  registriesConf?: string | false;
   /**
    * Concurrent requests per registry host (per kind: downloads, uploads, other).
    * @defaultValue 6
@@ -120,9 +127,11 @@ export function createRegistryClient(options: RegistryClientOptions = {}): Regis
     ...(options.credentials ? { credentials: options.credentials } : {}),
     ...(options.keychain ? { keychain: options.keychain } : {}),
   });
+  const conf = loadRegistriesConf(options.registriesConf === undefined ? {} : { path: options.registriesConf });
+  const insecure = [...(options.insecure ?? []), ...insecureHosts(conf)];
   const transport = new Transport({
     keychain,
-    ...(options.insecure ? { insecure: options.insecure } : {}),
+    ...(insecure.length > 0 ? { insecure } : {}),
     ...(options.caCertificates ? { caCertificates: options.caCertificates } : {}),
     ...(options.proxy !== undefined ? { proxy: options.proxy } : {}),
     ...(options.certDirectories ? { certDirectories: options.certDirectories } : {}),
@@ -132,7 +141,7 @@ export function createRegistryClient(options: RegistryClientOptions = {}): Regis
     ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
   });
-  return new Client(transport, { chunkSize: options.chunkSize, maxMonolithicBytes: options.maxMonolithicBytes ?? Number.POSITIVE_INFINITY });
+  return new Client(transport, { chunkSize: options.chunkSize, maxMonolithicBytes: options.maxMonolithicBytes ?? Number.POSITIVE_INFINITY }, conf);
 }
 
 const toReference = (reference: Reference | string): Reference => (typeof reference === 'string' ? parseReference(reference) : reference);
@@ -144,24 +153,31 @@ class Client implements RegistryClient {
   constructor(
     readonly transport: Transport,
     readonly upload: { chunkSize: number | undefined; maxMonolithicBytes: number },
+    readonly registriesConf: RegistriesConf,
   ) {}
 
   source(reference: Reference | string): ImageSource {
-    return new RemoteSource(this, toReference(reference));
+    const ref = toReference(reference);
+    const candidates = pullCandidates(this.registriesConf, ref);
+    if (candidates.length === 1 && candidates[0]!.reference === ref) return new RemoteSource(this, ref);
+    return new MirroredSource(ref.toString(), candidates.map((c) => ({ source: new RemoteSource(this, c.reference), mirror: c.mirror })));
   }
 
   sink(reference: Reference | string): ImageSink {
     return new RemoteSink(this, toReference(reference));
   }
 
+  /** A pull through registries.conf: each mirror, then the location, until one has the manifest. */
   async head(reference: Reference | string, options?: CallOptions): Promise<Descriptor | undefined> {
-    const ref = toReference(reference);
-    return headManifest({ transport: this.transport, reference: ref, scopes: [pullScope(ref.repository)], ...signalOf(options) });
+    return firstAnswer(pullCandidates(this.registriesConf, toReference(reference)), options, (ref) =>
+      headManifest({ transport: this.transport, reference: ref, scopes: [pullScope(ref.repository)], ...signalOf(options) }),
+    );
   }
 
   async getManifest(reference: Reference | string, options?: CallOptions): Promise<ManifestBytes> {
-    const ref = toReference(reference);
-    return getManifest({ transport: this.transport, reference: ref, scopes: [pullScope(ref.repository)], ...signalOf(options) });
+    return firstAnswer(pullCandidates(this.registriesConf, toReference(reference)), options, (ref) =>
+      getManifest({ transport: this.transport, reference: ref, scopes: [pullScope(ref.repository)], ...signalOf(options) }),
+    );
   }
 
   async listTags(repository: Repository | string, options?: CallOptions): Promise<string[]> {
@@ -318,6 +334,94 @@ class RemoteSource implements ImageSource {
 
   async blob(descriptor: Descriptor, options?: CallOptions): Promise<Readable> {
     return openBlob({ transport: this.client.transport, repository: this.reference, descriptor, scopes: this.#scopes, ...signalOf(options) }).catch(asNotFound);
+  }
+}
+
+/**
+ * The first candidate's answer that is not "absent" (undefined, or not found) and not a failure;
+ * otherwise the location's (the last candidate's) answer or error, naming what the mirrors said.
+ * Mirrors are tried first and passed over on any failure, as containers/image does: a mirror that is
+ * down, stale or empty must not stop a pull the registry itself can serve.
+ */
+async function firstAnswer<T>(candidates: readonly PullCandidate[], options: CallOptions | undefined, ask: (reference: Reference) => Promise<T>): Promise<T> {
+  const passed: string[] = [];
+  for (const [i, candidate] of candidates.entries()) {
+    const last = i === candidates.length - 1;
+    try {
+      const answer = await ask(candidate.reference);
+      if (answer !== undefined || last) {
+        if (candidate.mirror) debug('pull %s from mirror %s', candidates.at(-1)!.reference.toString(), candidate.reference.toString());
+        return answer;
+      }
+      passed.push(`${candidate.reference.toString()}: not found`);
+    } catch (err) {
+      if (options?.signal?.aborted || !SlipwayError.is(err) || err.code === 'SLIPWAY_ABORTED') throw err;
+      if (last) throw withMirrorNotes(err, passed);
+      passed.push(`${candidate.reference.toString()}: ${err.message}`);
+    }
+  }
+  throw new InvalidArgumentError('no pull candidates');
+}
+
+/**
+ * The location's error, with what each mirror said first. The error itself is kept, its message
+ * extended: callers tell "not found" (exit code 3) and registry errors apart by class and fields.
+ */
+function withMirrorNotes(err: SlipwayError, passed: readonly string[]): SlipwayError {
+  if (passed.length > 0) err.message = `${err.message} (mirrors tried first: ${passed.join('; ')})`;
+  return err;
+}
+
+/**
+ * An image pulled through registries.conf mirrors: `root()` takes the first candidate that has it and
+ * stays with it; a manifest or blob that candidate lacks is asked of the others (verified by digest
+ * wherever it comes from, so any of them will do).
+ */
+class MirroredSource implements ImageSource {
+  #chosen: ImageSource | undefined;
+
+  constructor(
+    readonly name: string,
+    readonly candidates: readonly { source: RemoteSource; mirror: boolean }[],
+  ) {}
+
+  get location(): RepositoryLocation {
+    return (this.#chosen ?? this.candidates.at(-1)!.source).location!;
+  }
+
+  async root(options?: CallOptions): Promise<ManifestBytes> {
+    const picked = await firstAnswer(
+      this.candidates.map((c) => ({ reference: c.source.reference, mirror: c.mirror })),
+      options,
+      async (reference) => {
+        const source = this.candidates.find((c) => c.source.reference === reference)!.source;
+        return { source, manifest: await source.root(options) };
+      },
+    );
+    this.#chosen = picked.source;
+    return picked.manifest;
+  }
+
+  manifest(descriptor: Descriptor, options?: CallOptions): Promise<ManifestBytes> {
+    return this.#fromAny(options, (source) => source.manifest(descriptor, options));
+  }
+
+  blob(descriptor: Descriptor, options?: CallOptions): Promise<Readable> {
+    return this.#fromAny(options, (source) => source.blob(descriptor, options));
+  }
+
+  async #fromAny<T>(options: CallOptions | undefined, ask: (source: ImageSource) => Promise<T>): Promise<T> {
+    const chosen = this.#chosen;
+    const order = chosen ? [chosen, ...this.candidates.map((c) => c.source).filter((s) => s !== chosen)] : this.candidates.map((c) => c.source);
+    for (const [i, source] of order.entries()) {
+      try {
+        return await ask(source);
+      } catch (err) {
+        if (i === order.length - 1 || options?.signal?.aborted || !SlipwayError.is(err) || err.code === 'SLIPWAY_ABORTED') throw err;
+        debug('%s: %s; trying %s', source.name, err.message, order[i + 1]!.name);
+      }
+    }
+    throw new InvalidArgumentError('no pull candidates');
   }
 }
 
