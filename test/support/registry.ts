@@ -59,6 +59,11 @@ export interface StartRegistryOptions {
    * port (docker_auth's layout): a realm on another host:port that only the registry's CA verifies.
    */
   tokenTls?: boolean;
+  /**
+   * Run as a pull-through cache of this upstream registry URL (distribution's `proxy.remoteurl`):
+   * read-only, it fetches what it is asked for from the upstream, the way a Docker Hub mirror does.
+   */
+  proxyRemoteUrl?: string;
   /** Credentials for htpasswd/token mode; random by default. */
   username?: string;
   password?: string;
@@ -330,6 +335,7 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
         '    X-Content-Type-Options: [nosniff]',
         tlsYaml.trimEnd(),
         authYaml.trimEnd(),
+        options.proxyRemoteUrl === undefined ? '' : `proxy:\n  remoteurl: ${yamlString(options.proxyRemoteUrl)}`,
         '',
       ].filter((l, i, a) => l !== '' || i === a.length - 1).join('\n');
       await writeFile(configPath, yaml);

@@ -1,0 +1,118 @@
+// Pull mirrors from registries.conf against real registries: a distribution pull-through cache in
+// front of an "upstream" registry stands in for a Docker Hub mirror. docker.io itself is unreachable
+// from the test machines, so a docker.io reference that copies at all was served by the mirror.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import { copy, RegistryError, remote } from '@slipway/oci';
+import { pushBusyboxImage, type PushedImage } from '../support/fixtures.js';
+import { freePort, startRegistry, type TestRegistry } from '../support/registry.js';
+import { hasTool, run } from '../support/tools.js';
+
+const main = fileURLToPath(new URL('../../../packages/cli/dist/main.js', import.meta.url));
+const anonymous = { resolve: async () => undefined };
+
+describe('registries.conf mirrors', { skip: hasTool('buildah') ? false : 'needs buildah (apt-get install buildah)' }, () => {
+  let work: string;
+  let upstream: TestRegistry;
+  let cache: TestRegistry;
+  let destination: TestRegistry;
+  let image: PushedImage;
+
+  before(async () => {
+    work = await mkdtemp(join(tmpdir(), 'slipway-mirrors-'));
+    upstream = await startRegistry();
+    [cache, destination] = await Promise.all([startRegistry({ proxyRemoteUrl: upstream.url }), startRegistry()]);
+    image = await pushBusyboxImage(upstream.host, 'library/busybox', 'amd64', { tag: 'latest' });
+  });
+  after(async () => {
+    await Promise.all([upstream?.stop(), cache?.stop(), destination?.stop()]);
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  let files = 0;
+  async function registriesConf(text: string): Promise<string> {
+    const path = join(work, `registries-${++files}.conf`);
+    await writeFile(path, text);
+    return path;
+  }
+
+  it('copies docker.io/library/busybox through a pull-through cache configured as its mirror', async () => {
+    const conf = await registriesConf(`[[registry]]\nlocation = "docker.io"\n[[registry.mirror]]\nlocation = "${cache.host}"\n`);
+    const client = remote.createRegistryClient({ keychain: anonymous, registriesConf: conf });
+    try {
+      const result = await copy.copy(client.source('busybox'), client.sink(`${destination.host}/hub/busybox:latest`));
+      assert.equal(result.digest, image.digest);
+      assert.equal((await client.head(`${destination.host}/hub/busybox:latest`))?.digest, image.digest);
+      // digest/manifest reads take the same way.
+      assert.equal((await client.head('docker.io/library/busybox:latest'))?.digest, image.digest);
+    } finally {
+      await client.close();
+    }
+    assert.match(await cache.log(), /library\/busybox\/manifests\/latest/, 'the cache served the manifest');
+  });
+
+  it('passes over a mirror that is down or lacks the image, and pulls from the (remapped) location', async () => {
+    const dead = `127.0.0.1:${await freePort()}`;
+    const empty = await startRegistry();
+    try {
+      const conf = await registriesConf(
+        `[[registry]]\nprefix = "registry.example"\nlocation = "${upstream.host}"\n[[registry.mirror]]\nlocation = "${dead}"\n[[registry.mirror]]\nlocation = "${empty.host}"\n`,
+      );
+      const client = remote.createRegistryClient({ keychain: anonymous, registriesConf: conf, retry: { attempts: 2, baseDelayMs: 10, maxDelayMs: 20 } });
+      try {
+        const result = await copy.copy(client.source('registry.example/library/busybox:latest'), client.sink(`${destination.host}/remapped/busybox:1`));
+        assert.equal(result.digest, image.digest);
+        // When nothing answers, the location's error says what each mirror said.
+        const err = await client.getManifest('registry.example/library/absent:1').then(
+          () => assert.fail('expected not found'),
+          (e: unknown) => e,
+        );
+        assert.ok(RegistryError.is(err) && err.notFound, 'still the location\'s own "not found" error');
+        assert.match(err.message, new RegExp(`mirrors tried first: ${dead}/library/absent:1: .*unreachable.*; ${empty.host}/library/absent:1: `));
+      } finally {
+        await client.close();
+      }
+    } finally {
+      await empty.stop();
+    }
+  });
+
+  it('pull-from-mirror = "digest-only" keeps tag pulls off the mirror', async () => {
+    const conf = await registriesConf(`[[registry]]\nprefix = "registry.example"\nlocation = "${upstream.host}"\n[[registry.mirror]]\nlocation = "${cache.host}"\npull-from-mirror = "digest-only"\n`);
+    const client = remote.createRegistryClient({ keychain: anonymous, registriesConf: conf });
+    const before = (await cache.log()).length;
+    try {
+      assert.equal((await client.head('registry.example/library/busybox:latest'))?.digest, image.digest);
+      assert.ok(!(await cache.log()).slice(before).includes('/v2/library/busybox/manifests/latest'), 'the tag was not asked of the mirror');
+      assert.equal((await client.head(`registry.example/library/busybox@${image.digest}`))?.digest, image.digest);
+      assert.match((await cache.log()).slice(before), new RegExp(`/v2/library/busybox/manifests/${image.digest}`), 'the digest was');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('a blocked registry is refused before anything is written', async () => {
+    const conf = await registriesConf(`[[registry]]\nlocation = "${upstream.host}"\nblocked = true\n`);
+    const client = remote.createRegistryClient({ keychain: anonymous, registriesConf: conf });
+    try {
+      assert.throws(() => client.source(image.ref), /blocked by .*registries-\d+\.conf/);
+      assert.equal(await client.head(`${destination.host}/blocked/busybox:1`), undefined);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('the CLI reads CONTAINERS_REGISTRIES_CONF', async () => {
+    const conf = await registriesConf(`[[registry]]\nlocation = "docker.io"\n[[registry.mirror]]\nlocation = "${cache.host}"\n`);
+    const digest = await run(process.execPath, [main, 'digest', 'busybox'], { env: { CONTAINERS_REGISTRIES_CONF: conf }, timeoutMs: 60_000 });
+    assert.equal(digest.code, 0, digest.stderr);
+    assert.equal(digest.stdout.trim(), image.digest);
+    const copied = await run(process.execPath, [main, 'copy', 'busybox', `${destination.host}/cli/busybox:1`, '--json'], { env: { CONTAINERS_REGISTRIES_CONF: conf }, timeoutMs: 60_000 });
+    assert.equal(copied.code, 0, copied.stderr);
+    assert.equal((JSON.parse(copied.stdout) as { digest: string }).digest, image.digest);
+  });
+});
