@@ -47,8 +47,8 @@ describe('registries.conf mirrors', { skip: hasTool('buildah') ? false : 'needs 
       const result = await copy.copy(client.source('busybox'), client.sink(`${destination.host}/hub/busybox:latest`));
       assert.equal(result.digest, image.digest);
       assert.equal((await client.head(`${destination.host}/hub/busybox:latest`))?.digest, image.digest);
-      // digest/manifest reads take the same way.
-      assert.equal((await client.head('docker.io/library/busybox:latest'))?.digest, image.digest);
+      // Reads resolved as pulls (the digest command's) take the same way.
+      assert.equal((await client.head('docker.io/library/busybox:latest', { mirrors: true }))?.digest, image.digest);
     } finally {
       await client.close();
     }
@@ -67,7 +67,7 @@ describe('registries.conf mirrors', { skip: hasTool('buildah') ? false : 'needs 
         const result = await copy.copy(client.source('registry.example/library/busybox:latest'), client.sink(`${destination.host}/remapped/busybox:1`));
         assert.equal(result.digest, image.digest);
         // When nothing answers, the location's error says what each mirror said.
-        const err = await client.getManifest('registry.example/library/absent:1').then(
+        const err = await client.getManifest('registry.example/library/absent:1', { mirrors: true }).then(
           () => assert.fail('expected not found'),
           (e: unknown) => e,
         );
@@ -86,21 +86,38 @@ describe('registries.conf mirrors', { skip: hasTool('buildah') ? false : 'needs 
     const client = remote.createRegistryClient({ keychain: anonymous, registriesConf: conf });
     const before = (await cache.log()).length;
     try {
-      assert.equal((await client.head('registry.example/library/busybox:latest'))?.digest, image.digest);
+      assert.equal((await client.head('registry.example/library/busybox:latest', { mirrors: true }))?.digest, image.digest);
       assert.ok(!(await cache.log()).slice(before).includes('/v2/library/busybox/manifests/latest'), 'the tag was not asked of the mirror');
-      assert.equal((await client.head(`registry.example/library/busybox@${image.digest}`))?.digest, image.digest);
+      assert.equal((await client.head(`registry.example/library/busybox@${image.digest}`, { mirrors: true }))?.digest, image.digest);
       assert.match((await cache.log()).slice(before), new RegExp(`/v2/library/busybox/manifests/${image.digest}`), 'the digest was');
     } finally {
       await client.close();
     }
   });
 
-  it('a blocked registry is refused before anything is written', async () => {
+  it('a blocked registry is refused for pulls and pushes before anything is sent', async () => {
     const conf = await registriesConf(`[[registry]]\nlocation = "${upstream.host}"\nblocked = true\n`);
     const client = remote.createRegistryClient({ keychain: anonymous, registriesConf: conf });
+    const before = (await upstream.log()).length;
     try {
-      assert.throws(() => client.source(image.ref), /blocked by .*registries-\d+\.conf/);
-      assert.equal(await client.head(`${destination.host}/blocked/busybox:1`), undefined);
+      assert.throws(() => client.source(image.ref), /pulling .* blocked by .*registries-\d+\.conf/);
+      assert.throws(() => client.sink(`${upstream.host}/pushed/busybox:1`), /pushing to .* blocked by .*registries-\d+\.conf/);
+      await assert.rejects(client.head(image.ref, { mirrors: true }), /blocked/);
+    } finally {
+      await client.close();
+    }
+    assert.doesNotMatch((await upstream.log()).slice(before), /\/v2\//, 'no request reached the blocked registry');
+  });
+
+  it('what a destination holds is read from the destination, never from its mirrors', async () => {
+    // A mirror configured for the destination registry holds the tag; the destination itself does not.
+    const conf = await registriesConf(`[[registry]]\nlocation = "${destination.host}"\n[[registry.mirror]]\nlocation = "${upstream.host}"\n`);
+    const client = remote.createRegistryClient({ keychain: anonymous, registriesConf: conf });
+    try {
+      const target = `${destination.host}/library/busybox:latest`;
+      assert.equal(await client.head(target), undefined, 'a plain read asks the destination');
+      await assert.rejects(client.getManifest(target), (err: unknown) => RegistryError.is(err) && err.notFound);
+      assert.equal((await client.head(target, { mirrors: true }))?.digest, image.digest, 'a pull takes the mirror');
     } finally {
       await client.close();
     }

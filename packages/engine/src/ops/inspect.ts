@@ -41,7 +41,7 @@ export async function getDigest(options: InspectOptions & PlatformOption): Promi
     const reference = name.parseReference(spec.reference);
     const client = createClient(options);
     try {
-      const descriptor = await client.head(reference, options.signal ? { signal: options.signal } : {});
+      const descriptor = await client.head(reference, { mirrors: true, ...(options.signal ? { signal: options.signal } : {}) });
       if (!descriptor) throw new NotFoundError(`${reference.toString()}: manifest not found`);
       return { reference: reference.toString(), digest: descriptor.digest, mediaType: descriptor.mediaType, size: descriptor.size };
     } finally {

@@ -20,7 +20,7 @@ import type { CallOptions, ImageSink, ImageSource, ManifestBytes, PutBlobOptions
 import { hasBlob, openBlob } from './blobs.js';
 import { deleteManifest, getManifest, headManifest, putManifest, type PutManifestResult } from './manifests.js';
 import { deleteScope, nextLink, pullScope, pushScope, referrersPath, referrersTag, tagsPath } from './paths.js';
-import { insecureHosts, loadRegistriesConf, pullCandidates, type PullCandidate, type RegistriesConf } from './registries-conf.js';
+import { checkNotBlocked, insecureHosts, loadRegistriesConf, pullCandidates, type PullCandidate, type RegistriesConf } from './registries-conf.js';
 import { uploadBlob } from './upload.js';
 
 const debug = debuglog('slipway');
@@ -81,6 +81,16 @@ export interface RegistryClientOptions {
   signal?: AbortSignal;
 }
 
+/** Reads that may go through registries.conf mirrors. */
+export interface PullOptions extends CallOptions {
+  /**
+   * Resolve as a pull: each mirror first, then the registry (registries.conf). Off by default: these
+   * calls also check what a destination holds, which only the destination itself can say.
+   * @defaultValue false
+   */
+  mirrors?: boolean;
+}
+
 export interface ReferrersOptions extends CallOptions {
   artifactType?: string;
 }
@@ -93,9 +103,9 @@ export interface RegistryClient {
   /** Writes to a repository, under the reference's tag (or by digest). */
   sink(reference: Reference | string): ImageSink;
   /** The descriptor a reference resolves to (one HEAD), or undefined when absent. */
-  head(reference: Reference | string, options?: CallOptions): Promise<Descriptor | undefined>;
+  head(reference: Reference | string, options?: PullOptions): Promise<Descriptor | undefined>;
   /** The manifest bytes a reference names, verified. */
-  getManifest(reference: Reference | string, options?: CallOptions): Promise<ManifestBytes>;
+  getManifest(reference: Reference | string, options?: PullOptions): Promise<ManifestBytes>;
   /** Every tag of a repository, following `Link` pagination. */
   listTags(repository: Repository | string, options?: CallOptions): Promise<string[]>;
   /**
@@ -164,20 +174,28 @@ class Client implements RegistryClient {
   }
 
   sink(reference: Reference | string): ImageSink {
-    return new RemoteSink(this, toReference(reference));
+    const ref = toReference(reference);
+    // A blocked registry gets no traffic at all, as containers/image's client refuses it for pushes too.
+    checkNotBlocked(this.registriesConf, ref, 'pushing to');
+    return new RemoteSink(this, ref);
   }
 
-  /** A pull through registries.conf: each mirror, then the location, until one has the manifest. */
-  async head(reference: Reference | string, options?: CallOptions): Promise<Descriptor | undefined> {
-    return firstAnswer(pullCandidates(this.registriesConf, toReference(reference)), options, (ref) =>
+  async head(reference: Reference | string, options?: PullOptions): Promise<Descriptor | undefined> {
+    return firstAnswer(this.#readCandidates(reference, options), options, (ref) =>
       headManifest({ transport: this.transport, reference: ref, scopes: [pullScope(ref.repository)], ...signalOf(options) }),
     );
   }
 
-  async getManifest(reference: Reference | string, options?: CallOptions): Promise<ManifestBytes> {
-    return firstAnswer(pullCandidates(this.registriesConf, toReference(reference)), options, (ref) =>
+  async getManifest(reference: Reference | string, options?: PullOptions): Promise<ManifestBytes> {
+    return firstAnswer(this.#readCandidates(reference, options), options, (ref) =>
       getManifest({ transport: this.transport, reference: ref, scopes: [pullScope(ref.repository)], ...signalOf(options) }),
     );
+  }
+
+  /** The reference alone, or with `mirrors`, where a pull of it goes (each mirror, then the location). */
+  #readCandidates(reference: Reference | string, options: PullOptions | undefined): PullCandidate[] {
+    const ref = toReference(reference);
+    return options?.mirrors === true ? pullCandidates(this.registriesConf, ref) : [{ reference: ref, mirror: false }];
   }
 
   async listTags(repository: Repository | string, options?: CallOptions): Promise<string[]> {
@@ -385,8 +403,12 @@ class MirroredSource implements ImageSource {
     readonly candidates: readonly { source: RemoteSource; mirror: boolean }[],
   ) {}
 
+  /**
+   * The registry's own repository, whichever candidate serves: a copy into that registry then mounts
+   * from it (falling back to an upload when it lacks a blob), as it would without mirrors.
+   */
   get location(): RepositoryLocation {
-    return (this.#chosen ?? this.candidates.at(-1)!.source).location!;
+    return this.candidates.at(-1)!.source.location;
   }
 
   async root(options?: CallOptions): Promise<ManifestBytes> {

@@ -10,7 +10,7 @@
  */
 export { createRegistryClient } from './client.js';
 export { referrersTag } from './paths.js';
-export type { ReferrersOptions, RegistryClient, RegistryClientOptions } from './client.js';
+export type { PullOptions, ReferrersOptions, RegistryClient, RegistryClientOptions } from './client.js';
 export type { PutManifestResult } from './manifests.js';
 export { defaultChunkSize } from './upload.js';
 export { defaultStreamBuffer, startStreamedUpload } from './streamed-upload.js';

@@ -20,12 +20,17 @@
  * ends at a `/` in it (`*.example.com` matches any subdomain's host). A pull tries each mirror that
  * the reference's kind allows, then the (remapped) location; pushes go where the reference says.
  *
- * Files, as containers/image reads them: `$CONTAINERS_REGISTRIES_CONF` alone when set; otherwise
- * `$XDG_CONFIG_HOME/containers/registries.conf` (`~/.config/...`) if present, else
- * `/etc/containers/registries.conf`, then the drop-ins of `/etc/containers/registries.conf.d/` and the
- * per-user `registries.conf.d/` in name order; a later file's entry for a prefix replaces an earlier
- * one. Version 1 tables (`[registries.search]`) and short-name settings say nothing about mirrors and
- * are ignored.
+ * Files, as containers/image reads them: the main file is `$CONTAINERS_REGISTRIES_CONF` (which must
+ * exist), else `$XDG_CONFIG_HOME/containers/registries.conf` (`~/.config/...`) if present, else
+ * `/etc/containers/registries.conf`; then the drop-ins (`*.conf`, name order) of
+ * `/etc/containers/registries.conf.d/` (not read when the per-user main file is) and of the per-user
+ * `registries.conf.d/`. A later file's entry for a prefix replaces an earlier one; within a file the
+ * first stands. Version 1 tables `[registries.insecure]` and `[registries.block]` become insecure and
+ * blocked entries (a file may not mix versions; drop-ins are version 2 only). `blocked` refuses pushes
+ * as well as pulls, as containers/image's client does. Short-name settings say nothing here.
+ *
+ * `insecure` applies to the host of the location or mirror (`*.lab.corp` to its subdomains), as
+ * Docker's `insecure-registries` does: slipway decides plain HTTP and TLS verification per host.
  * @module
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -77,12 +82,13 @@ export interface RegistriesConfOptions {
 }
 
 /** The standard files, in reading order. */
-export function registriesConfFiles(env: NodeJS.ProcessEnv = process.env): string[] {
-  if (env.CONTAINERS_REGISTRIES_CONF) return [env.CONTAINERS_REGISTRIES_CONF];
+export function registriesConfFiles(env: NodeJS.ProcessEnv = process.env): { main: string; mainRequired: boolean; dropIns: string[] } {
   const userDir = join(env.XDG_CONFIG_HOME || join(env.HOME || homedir(), '.config'), 'containers');
   const userFile = join(userDir, 'registries.conf');
-  const main = exists(userFile) ? userFile : '/etc/containers/registries.conf';
-  return [main, ...dropIns('/etc/containers/registries.conf.d'), ...dropIns(join(userDir, 'registries.conf.d'))];
+  const userMain = exists(userFile);
+  const main = env.CONTAINERS_REGISTRIES_CONF || (userMain ? userFile : '/etc/containers/registries.conf');
+  const systemDropIns = userMain && !env.CONTAINERS_REGISTRIES_CONF ? [] : dropIns('/etc/containers/registries.conf.d');
+  return { main, mainRequired: Boolean(env.CONTAINERS_REGISTRIES_CONF), dropIns: [...systemDropIns, ...dropIns(join(userDir, 'registries.conf.d'))] };
 }
 
 function exists(path: string): boolean {
@@ -95,12 +101,15 @@ function exists(path: string): boolean {
 
 function dropIns(dir: string): string[] {
   try {
-    return readdirSync(dir)
-      .filter((name) => name.endsWith('.conf'))
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((entry) => entry.name.endsWith('.conf') && !entry.isDirectory())
+      .map((entry) => entry.name)
       .sort()
       .map((name) => join(dir, name));
-  } catch {
-    return [];
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return [];
+    throw new InvalidArgumentError(`reading ${dir}: ${(err as Error).message}`, { cause: err });
   }
 }
 
@@ -112,19 +121,22 @@ function dropIns(dir: string): string[] {
  */
 export function loadRegistriesConf(options: RegistriesConfOptions = {}): RegistriesConf {
   if (options.path === false) return { rules: [], files: [] };
-  const files = options.path !== undefined ? [options.path] : registriesConfFiles(options.env);
+  const found = options.path !== undefined ? { main: options.path, mainRequired: true, dropIns: [] } : registriesConfFiles(options.env);
   const byPrefix = new Map<string, RegistryRule>();
   const read: string[] = [];
-  for (const file of files) {
+  for (const file of [found.main, ...found.dropIns]) {
     let text: string;
     try {
       text = readFileSync(file, 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && options.path === undefined) continue;
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !(file === found.main && found.mainRequired)) continue;
       throw new InvalidArgumentError(`reading ${file}: ${(err as Error).message}`, { cause: err });
     }
     read.push(file);
-    for (const rule of parseRules(text, file)) byPrefix.set(rule.prefix, rule);
+    // Within a file the first entry for a prefix stands; a later file's replaces it.
+    const ours = new Map<string, RegistryRule>();
+    for (const rule of parseRules(text, file, file !== found.main)) if (!ours.has(rule.prefix)) ours.set(rule.prefix, rule);
+    for (const [prefix, rule] of ours) byPrefix.set(prefix, rule);
   }
   return { rules: [...byPrefix.values()], files: read };
 }
@@ -140,16 +152,20 @@ function parseToml(text: string): unknown {
   return toml.parse(text);
 }
 
-function parseRules(text: string, file: string): RegistryRule[] {
-  // Only `registry` tables matter here (short-name aliases, search registries do not).
-  if (!/^\s*(\[\[?\s*registry\b|registry\s*=)/m.test(text)) return [];
+function parseRules(text: string, file: string, dropIn: boolean): RegistryRule[] {
+  // Only `registry` tables and version 1 `registries` tables matter here (short-name aliases do not).
+  if (!/^\s*(\[\[?\s*registr(y|ies)\b|registry\s*=)/m.test(text)) return [];
   let doc: Record<string, unknown>;
   try {
     doc = parseToml(text) as Record<string, unknown>;
   } catch (err) {
     throw new InvalidArgumentError(`${file} is not valid TOML: ${(err as Error).message.split('\n')[0]}`, { cause: err });
   }
+  const v1 = versionOneRules(doc.registries, file);
   const entries = doc.registry;
+  if (v1.length > 0 && entries !== undefined) throw new InvalidArgumentError(`${file} mixes version 1 ([registries.*]) and version 2 ([[registry]]) tables`);
+  if (v1.length > 0 && dropIn) throw new InvalidArgumentError(`${file}: drop-in files take version 2 tables ([[registry]]) only`);
+  if (v1.length > 0) return v1;
   if (entries === undefined) return [];
   if (!Array.isArray(entries)) throw new InvalidArgumentError(`${file}: "registry" must be an array of tables ([[registry]])`);
   return entries.map((entry: unknown, i) => {
@@ -161,6 +177,8 @@ function parseRules(text: string, file: string): RegistryRule[] {
     if (prefix === '') throw new InvalidArgumentError(`${where} has neither prefix nor location`);
     if (prefix.startsWith('*.') && location !== '') throw new InvalidArgumentError(`${where}: a wildcard prefix (${prefix}) cannot have a location`);
     const digestOnly = optionalBoolean(e['mirror-by-digest-only'], `${where} mirror-by-digest-only`);
+    const hasPullFromMirror = Array.isArray(e.mirror) && e.mirror.some((m: unknown) => typeof m === 'object' && m !== null && 'pull-from-mirror' in m);
+    if (digestOnly && hasPullFromMirror) throw new InvalidArgumentError(`${where}: mirror-by-digest-only cannot be combined with pull-from-mirror`);
     const mirrorsRaw = e.mirror ?? [];
     if (!Array.isArray(mirrorsRaw)) throw new InvalidArgumentError(`${where}: "mirror" must be an array of tables ([[registry.mirror]])`);
     const mirrors = mirrorsRaw.map((m: unknown, j): MirrorRule => {
@@ -184,6 +202,29 @@ function parseRules(text: string, file: string): RegistryRule[] {
       file,
     };
   });
+}
+
+/** `[registries.insecure] registries = [...]` and `[registries.block]`, as version 2 entries. */
+function versionOneRules(tables: unknown, file: string): RegistryRule[] {
+  if (typeof tables !== 'object' || tables === null) return [];
+  const list = (kind: 'insecure' | 'block' | 'search'): string[] => {
+    const table = (tables as Record<string, unknown>)[kind];
+    if (table === undefined) return [];
+    const registries = (table as Record<string, unknown>).registries;
+    if (!Array.isArray(registries) || !registries.every((r) => typeof r === 'string')) throw new InvalidArgumentError(`${file}: [registries.${kind}] registries must be a list of strings`);
+    return registries.map((r) => trimSlashes(r.trim())).filter((r) => r !== '');
+  };
+  const rules = new Map<string, RegistryRule>();
+  const rule = (location: string): RegistryRule => {
+    let found = rules.get(location);
+    if (!found) rules.set(location, (found = { prefix: location, location, insecure: false, blocked: false, mirrors: [], file }));
+    return found;
+  };
+  for (const location of list('insecure')) rule(location).insecure = true;
+  for (const location of list('block')) rule(location).blocked = true;
+  // Search registries matter to short names only; a v1 file that lists only them still counts as v1.
+  if (rules.size === 0 && list('search').length > 0) return [];
+  return [...rules.values()];
 }
 
 function optionalString(value: unknown, what: string): string {
@@ -212,7 +253,7 @@ export function findRule(conf: RegistriesConf, reference: Reference): RegistryRu
     if (rule.prefix.startsWith('*.')) {
       // A wildcard names hosts only: `*.corp` matches `a.corp` and `a.b.corp`, not `corp`.
       if (!reference.registry.endsWith(rule.prefix.slice(1))) continue;
-      length = reference.registry.length;
+      length = rule.prefix.length;
     } else {
       if (!(name === rule.prefix || name.startsWith(`${rule.prefix}/`))) continue;
       length = rule.prefix.length;
@@ -230,11 +271,8 @@ export function findRule(conf: RegistriesConf, reference: Reference): RegistryRu
  * then the location. Throws InvalidArgumentError for a blocked registry.
  */
 export function pullCandidates(conf: RegistriesConf, reference: Reference): PullCandidate[] {
-  const rule = findRule(conf, reference);
+  const rule = checkNotBlocked(conf, reference, 'pulling');
   if (!rule) return [{ reference, mirror: false }];
-  if (rule.blocked) {
-    throw new InvalidArgumentError(`pulling ${reference.toString()} is blocked by ${rule.file} ([[registry]] prefix "${rule.prefix}")`);
-  }
   // What follows the prefix (`/library/app`), kept on every candidate; a wildcard keeps the repository.
   const wildcard = rule.prefix.startsWith('*.');
   const rest = wildcard ? `/${reference.repository}` : reference.name.slice(rule.prefix.length);
@@ -254,12 +292,20 @@ export function pullCandidates(conf: RegistriesConf, reference: Reference): Pull
   return candidates;
 }
 
+/** The entry for a reference; throws InvalidArgumentError when it is blocked. */
+export function checkNotBlocked(conf: RegistriesConf, reference: Reference, doing: string): RegistryRule | undefined {
+  const rule = findRule(conf, reference);
+  if (rule?.blocked) throw new InvalidArgumentError(`${doing} ${reference.toString()} is blocked by ${rule.file} (registry prefix "${rule.prefix}")`);
+  return rule;
+}
+
 /** Registries the files mark insecure (locations and mirrors), for the transport's insecure list. */
 export function insecureHosts(conf: RegistriesConf): string[] {
   const hosts = new Set<string>();
   const hostOf = (location: string): string => location.split('/')[0]!;
   for (const rule of conf.rules) {
-    if (rule.insecure && !rule.prefix.startsWith('*.')) hosts.add(hostOf(rule.location || rule.prefix));
+    // A wildcard stays one (the transport matches `*.lab.corp` against subdomains).
+    if (rule.insecure) hosts.add(hostOf(rule.location || rule.prefix));
     for (const m of rule.mirrors) if (m.insecure) hosts.add(hostOf(m.location));
   }
   return [...hosts];

@@ -42,11 +42,15 @@ export function isPrivateAddress(host: string): boolean {
   return false;
 }
 
-/** Matches `host` or `host:port` entries of the insecure list against a registry host. */
+/**
+ * Matches `host` or `host:port` entries of the insecure list against a registry host; a `*.lab.corp`
+ * entry (registries.conf's wildcard) matches every subdomain of lab.corp, on any port.
+ */
 export function matchesInsecure(host: string, insecure: readonly string[]): boolean {
   const lower = host.toLowerCase();
   return insecure.some((entry) => {
     const e = entry.toLowerCase().replace(/^https?:\/\//, '').replace(/\/+$/, '');
+    if (e.startsWith('*.')) return hostname(lower).endsWith(e.slice(1));
     return e === lower || e === hostname(lower);
   });
 }
