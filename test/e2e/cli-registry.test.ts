@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { Readable } from 'node:stream';
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { closeSync, openSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -298,24 +299,67 @@ describe('slipway CLI against real registries', { skip: missing.length > 0 ? `ne
     }
   });
 
-  it('exits 130 on SIGINT and leaves the tag unwritten', async () => {
-    let proxy: FaultProxy | undefined;
+  for (const signal of ['SIGINT', 'SIGHUP'] as const) {
+    it(`exits 130 on ${signal} and leaves the tag unwritten`, async () => {
+      let proxy: FaultProxy | undefined;
+      const repo = `slow-${signal.toLowerCase()}/app`;
+      try {
+        proxy = await startFaultProxy({ target: open });
+        proxy.inject({ match: { method: 'PUT', path: `/v2/${repo}/blobs/uploads/` }, fault: { delayMs: 5000 }, times: Infinity });
+        const child = spawn(process.execPath, [main, 'copy', index.reference, `${proxy.host}/${repo}:1`], { env: definedEnv(), stdio: 'pipe' });
+        let stderr = '';
+        child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+        while (proxy.requestsMatching({ method: 'PUT', path: `/v2/${repo}/blobs/uploads/` }).length === 0) await new Promise((r) => setTimeout(r, 50));
+        const started = Date.now();
+        // SIGHUP: the terminal closed or the ssh session dropped; it used to kill the process mid-copy.
+        child.kill(signal);
+        const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+        assert.equal(code, 130, stderr);
+        assert.ok(Date.now() - started < 4000, 'stopped promptly, without waiting for the slow upload');
+        assert.equal(proxy.requestsMatching({ method: 'PUT', path: `/v2/${repo}/manifests/` }).length, 0);
+      } finally {
+        await proxy?.stop();
+      }
+    });
+  }
+
+  it('finishes a copy whose stderr reader went away (2>&1 | head -1), exit 0', async () => {
+    const child = spawn(process.execPath, [main, 'copy', index.reference, `${open.host}/stderr-gone/app:1`], { env: definedEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    // The reader takes nothing and leaves: every progress line after that meets EPIPE.
+    child.stderr.destroy();
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    assert.equal(code, 0, stdout);
+    assert.equal(stdout, `${open.host}/stderr-gone/app:1@${index.digest}\n`);
+    const client = remote.createRegistryClient({});
     try {
-      proxy = await startFaultProxy({ target: open });
-      proxy.inject({ match: { method: 'PUT', path: '/v2/slow/app/blobs/uploads/' }, fault: { delayMs: 5000 }, times: Infinity });
-      const child = spawn(process.execPath, [main, 'copy', index.reference, `${proxy.host}/slow/app:1`], { env: definedEnv(), stdio: 'pipe' });
-      let stderr = '';
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      while (proxy.requestsMatching({ method: 'PUT', path: '/v2/slow/app/blobs/uploads/' }).length === 0) await new Promise((r) => setTimeout(r, 50));
-      const started = Date.now();
-      child.kill('SIGINT');
-      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-      assert.equal(code, 130, stderr);
-      assert.ok(Date.now() - started < 4000, 'stopped promptly, without waiting for the slow upload');
-      assert.equal(proxy.requestsMatching({ method: 'PUT', path: '/v2/slow/app/manifests/' }).length, 0);
+      assert.equal((await client.head(`${open.host}/stderr-gone/app:1`))?.digest, index.digest);
     } finally {
-      await proxy?.stop();
+      await client.close();
     }
+  });
+
+  it('fails (exit 1) when the result cannot be written to stdout, as > /dev/full', async () => {
+    const full = openSync('/dev/full', 'w');
+    try {
+      const child = spawn(process.execPath, [main, 'digest', index.reference], { env: definedEnv(), stdio: ['ignore', full, 'pipe'] });
+      let stderr = '';
+      child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      assert.equal(code, 1, stderr);
+      assert.match(stderr, /writing the result to standard output: ENOSPC/);
+    } finally {
+      closeSync(full);
+    }
+  });
+
+  it('--json=true is a usage error that still prints its JSON error object', async () => {
+    const result = await slipway(['digest', index.reference, '--json=true']);
+    assert.equal(result.code, 2, result.stderr);
+    const error = (json(result) as { error?: { code?: string; exitCode?: number } }).error;
+    assert.equal(error?.code, 'SLIPWAY_USAGE');
+    assert.equal(error?.exitCode, 2);
   });
 
   it('exits 130 on SIGINT at once when the registry accepted the connection and says nothing', async () => {

@@ -46,7 +46,7 @@ describe('defineCommand', () => {
 
   it('exits 2 on usage errors, with a JSON error under --json', async () => {
     const command = echo(async (c) => integerFlag(c.values, 'count'));
-    for (const argv of [['--bogus', 'x'], [], ['a', 'b'], ['a', '--count', 'many']]) {
+    for (const argv of [['--bogus', 'x'], [], ['a', 'b'], ['a', '--count', 'many'], ['a', '--count', '1', '--count', '2']]) {
       const run = capture();
       assert.equal(await command.run([...argv, '--json'], run.io), ExitCode.Usage, argv.join(' '));
       const parsed = JSON.parse(run.stdout()) as { error: { code: string; exitCode: number; message: string } };
@@ -72,6 +72,15 @@ describe('defineCommand', () => {
       assert.equal(await echo(async () => Promise.reject(error)).run(['x', '--json'], run.io), code, error.message);
       assert.ok(!run.stdout().includes(password) && !run.stderr().includes(password), error.message);
     }
+  });
+
+  it('a single-value flag given twice is a usage error naming it; repeatable flags may repeat', async () => {
+    const command = echo(async (c) => integerFlag(c.values, 'count'));
+    const twice = capture();
+    assert.equal(await command.run(['a', '--count=1', '--count', '2'], twice.io), ExitCode.Usage);
+    assert.match(twice.stderr(), /--count given more than once/);
+    const insecure = capture();
+    assert.equal(await command.run(['a', '--insecure', 'h1', '--insecure', 'h2'], insecure.io), ExitCode.Ok, insecure.stderr());
   });
 
   it('prints usage on --help', async () => {

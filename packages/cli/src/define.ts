@@ -74,11 +74,21 @@ export function defineCommand(spec: CommandSpec): Command {
     summary: spec.summary,
     usage,
     async run(argv: string[], io: CommandIo): Promise<number> {
-      const json = argv.includes('--json');
+      // `--json=true` is a usage error too, and still gets its JSON error object.
+      const json = argv.some((arg) => arg === '--json' || arg.startsWith('--json='));
       const secrets = envSecrets(io.env);
       let parsed: ReturnType<typeof parseArgs>;
+      const options = { ...commonOptions, ...spec.options };
       try {
-        parsed = parseArgs({ args: argv, options: { ...commonOptions, ...spec.options }, allowPositionals: true, strict: true });
+        parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true, tokens: true });
+        // parseArgs lets the last of a repeated single-value flag win: `--platform a --platform b`
+        // would quietly inspect b. Only flags documented as repeatable may repeat.
+        const seen = new Set<string>();
+        for (const token of parsed.tokens ?? []) {
+          if (token.kind !== 'option' || (options[token.name] as { multiple?: boolean } | undefined)?.multiple === true) continue;
+          if (seen.has(token.name)) throw new Error(`--${token.name} given more than once`);
+          seen.add(token.name);
+        }
       } catch (err) {
         return fail(io, json, { code: 'SLIPWAY_USAGE', message: `${(err as Error).message}; see "${spec.synopsis.split(' ').slice(0, 2).join(' ')} --help"`, exitCode: ExitCode.Usage }, secrets);
       }

@@ -1,10 +1,23 @@
 #!/usr/bin/env node
 /**
- * `slipway` entry point: dispatch to a command, wire SIGINT/SIGTERM to an AbortSignal.
+ * `slipway` entry point: dispatch to a command, wire SIGINT/SIGTERM/SIGHUP to an AbortSignal.
  * @module
  */
+import { removeScratchDirectoriesSync } from '@slipway/oci';
 import { commands } from './commands/index.js';
 import { ExitCode, type CommandIo } from './command.js';
+
+/** The first error writing stdout other than EPIPE (a reader that went away, `| head`): `> /dev/full`. */
+let stdoutError: NodeJS.ErrnoException | undefined;
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') stdoutError ??= err;
+});
+// Progress and messages are best-effort: a log collector or `2>&1 | head` that goes away must not
+// crash a copy half-way (an unhandled EPIPE 'error' did, leaving a daemon export spool behind).
+process.stderr.on('error', () => undefined);
+// However the process ends (a second Ctrl-C exits at once), scratch directories (a daemon export
+// spool as big as the image) go with it.
+process.on('exit', removeScratchDirectoriesSync);
 
 async function main(argv: string[]): Promise<number> {
   const controller = new AbortController();
@@ -16,6 +29,8 @@ async function main(argv: string[]): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // A closed terminal or dropped ssh session: stop as for Ctrl-C, cleaning up, rather than die mid-way.
+  process.on('SIGHUP', onSignal);
   const io: CommandIo = { stdout: process.stdout, stderr: process.stderr, env: process.env, signal: controller.signal };
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
@@ -33,18 +48,24 @@ async function main(argv: string[]): Promise<number> {
     const message = name.startsWith('-') ? `a command comes first, not "${name}"; run "slipway --help"` : `unknown command "${name}"; run "slipway --help"`;
     io.stderr.write(`slipway: ${message}\n`);
     // --json promises one error object on stdout, whatever went wrong.
-    if (argv.includes('--json')) io.stdout.write(JSON.stringify({ error: { code: 'SLIPWAY_USAGE', message, exitCode: ExitCode.Usage } }, null, 2) + '\n');
+    if (argv.some((arg) => arg === '--json' || arg.startsWith('--json='))) io.stdout.write(JSON.stringify({ error: { code: 'SLIPWAY_USAGE', message, exitCode: ExitCode.Usage } }, null, 2) + '\n');
     return ExitCode.Usage;
   }
   const command = await load();
   const code = await command.run(rest, io);
-  return controller.signal.aborted ? ExitCode.Interrupted : code;
+  // A signal that came after the work was done (and its result printed) does not undo it.
+  return controller.signal.aborted && code !== ExitCode.Ok ? ExitCode.Interrupted : code;
 }
 
-/** Resolves once everything written to `stream` so far has been handed to the OS. */
+/** Resolves once everything written to `stream` so far has been handed to the OS, or has failed to be. */
 function flushed(stream: NodeJS.WriteStream): Promise<void> {
   return new Promise((resolve) => {
-    if (stream.writableLength === 0) return resolve();
+    if (stream.writableLength === 0 && !stream.destroyed) {
+      // A file's writes are synchronous, and their errors are emitted on the next tick.
+      setImmediate(resolve);
+      return;
+    }
+    if (stream.destroyed) return resolve();
     stream.write('', () => resolve());
     // A reader that went away (`| head`) never takes the rest: that is not ours to wait for.
     stream.once('error', () => resolve());
@@ -57,4 +78,9 @@ function flushed(stream: NodeJS.WriteStream): Promise<void> {
 // `manifest` piped into another program lost everything past 64 KiB).
 const code = await main(process.argv.slice(2));
 await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+if (stdoutError && code === ExitCode.Ok) {
+  // What the command printed is its result: a result that could not be written is a failure.
+  process.stderr.write(`slipway: writing the result to standard output: ${stdoutError.code ?? stdoutError.message}\n`);
+  process.exit(ExitCode.Failure);
+}
 process.exit(code);

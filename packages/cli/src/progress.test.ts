@@ -6,7 +6,7 @@ import type { copy } from '@slipway/oci';
 import type { CommandIo } from './command.js';
 import { createProgress, formatBytes, shortDigest } from './progress.js';
 
-function stderr(isTTY: boolean) {
+function stderr(isTTY: boolean, columns = 80) {
   const chunks: string[] = [];
   const stream = Object.assign(
     new Writable({
@@ -15,7 +15,7 @@ function stderr(isTTY: boolean) {
         callback();
       },
     }),
-    { isTTY, columns: 80 },
+    { isTTY, columns },
   );
   const io = { stdout: stream, stderr: stream, env: {}, signal: new AbortController().signal } as CommandIo;
   return { io, text: () => chunks.join('') };
@@ -32,6 +32,24 @@ const events: copy.CopyEvent[] = [
 ];
 
 describe('progress', () => {
+  it('writes plain lines on a terminal too narrow for bars, and bar lines never exceed the width', async () => {
+    const narrow = stderr(true, 30);
+    const view = createProgress(narrow.io, { intervalMs: 0 });
+    for (const e of events) view.onProgress(e);
+    view.finish();
+    assert.ok(!narrow.text().includes('\x1b['), 'no cursor movement: wrapped rows could not be erased');
+    assert.match(narrow.text(), /^blob sha256:abababababab copied/m);
+    const wide = stderr(true, 60);
+    const bars = createProgress(wide.io, { intervalMs: 0 });
+    for (const e of events.slice(0, 3)) bars.onProgress(e);
+    await delay(20);
+    bars.finish();
+    // eslint-disable-next-line no-control-regex
+    const rows = wide.text().replace(/\x1b\[[0-9;]*[A-Za-z]/g, '').split('\n');
+    assert.ok(rows.some((row) => row.includes('[')), 'bars drawn');
+    for (const row of rows) assert.ok(row.length < 60, `a ${row.length}-column row wraps a 60-column terminal: ${row}`);
+  });
+
   it('writes plain lines when stderr is not a terminal', () => {
     const out = stderr(false);
     const view = createProgress(out.io);

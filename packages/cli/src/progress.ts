@@ -20,9 +20,16 @@ export interface ProgressOptions {
   intervalMs?: number;
 }
 
+/**
+ * Bars need this many columns: a bar line is at least ~52 characters, and a narrower terminal wraps it
+ * onto rows that the redraw (which moves up by lines) does not erase. Below it, plain lines.
+ */
+const minBarColumns = 60;
+
 export function createProgress(io: CommandIo, options: ProgressOptions = {}): ProgressView {
   if (options.quiet) return { onProgress: () => undefined, finish: () => undefined };
-  return io.stderr.isTTY ? new TerminalProgress(io.stderr, options.intervalMs ?? 100) : new LineProgress(io.stderr);
+  const bars = io.stderr.isTTY === true && (io.stderr.columns ?? 80) >= minBarColumns;
+  return bars ? new TerminalProgress(io.stderr, options.intervalMs ?? 100) : new LineProgress(io.stderr);
 }
 
 /** `sha256:0123456789ab` — enough to tell blobs apart in a listing. */
@@ -124,7 +131,7 @@ class TerminalProgress implements ProgressView {
   #draw(): void {
     if (this.#finished) return;
     this.#last = Date.now();
-    const width = Math.max(40, Math.min(this.out.columns ?? 80, 120));
+    const width = Math.max(minBarColumns, Math.min(this.out.columns ?? 80, 120)) - 1;
     const lines: string[] = [];
     const shown = [...this.#active.values()].slice(0, 6);
     for (const blob of shown) lines.push(barLine(`${shortDigest(blob.digest)}`, blob.bytes, blob.size, width));

@@ -21,4 +21,6 @@ export { createRegistryClient } from './remote/client.js';
 export type { RegistryClient, RegistryClientOptions } from './remote/client.js';
 export type { Credentials, Keychain } from './auth/credentials.js';
 export { parseReference, parseRepository } from './name/reference.js';
+// For a front end's exit hook: scratch directories (daemon export spools) this process still holds.
+export { removeScratchDirectoriesSync } from './internal/tar-scratch.js';
 export type { Reference, Repository } from './name/reference.js';

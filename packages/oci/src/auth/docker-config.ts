@@ -118,6 +118,14 @@ export function repositoryEntry(file: AuthFile, registry: string, repository: st
 }
 
 function fromEntry(entry: AuthEntry, where: string): Credentials | undefined {
+  // A hand-edited config may hold a number or an object where a string belongs: say which field,
+  // never its value (these are the secret fields), rather than crash in Buffer.from.
+  for (const field of ['auth', 'username', 'password', 'identitytoken', 'registrytoken'] as const) {
+    const value: unknown = entry[field];
+    if (value !== undefined && value !== null && typeof value !== 'string') {
+      throw new SlipwayError('SLIPWAY_AUTH', `${where}: the "${field}" field is not a string`);
+    }
+  }
   if (entry.registrytoken) return { registryToken: entry.registrytoken };
   if (entry.identitytoken) return { identityToken: entry.identitytoken, ...(entry.username ? { username: entry.username } : {}) };
   if (entry.auth) {

@@ -58,11 +58,26 @@ export async function runCredentialHelper(helper: string, serverUrl: string, opt
       else if (error.code === 'ENOENT') reject(new SlipwayError('SLIPWAY_AUTH', `credential helper ${program} is configured but not on PATH`, { cause: error }));
       else reject(new SlipwayError('SLIPWAY_AUTH', `running credential helper ${program}: ${error.message}`, { cause: error }));
     });
-    child.on('close', (exitCode) => {
+    let done = false;
+    const finish = (exitCode: number | null): void => {
+      if (done) return;
+      done = true;
       settle();
       if (signal?.aborted) reject(new AbortedError(`running ${program}: aborted`, { cause: signal.reason }));
       else if (killedBy) reject(new SlipwayError('SLIPWAY_AUTH', `credential helper ${program} was killed: ${killedBy}`));
       else resolve({ code: exitCode, stdout: out, stderr: err });
+    };
+    child.on('close', finish);
+    // A helper that starts a background process (an agent) which keeps its stdout open never 'close's:
+    // once the helper itself has exited, its output is what it printed before; give the pipes a moment.
+    child.on('exit', (exitCode) => {
+      const grace = setTimeout(() => {
+        child.stdout.destroy();
+        child.stderr.destroy();
+        finish(exitCode);
+      }, 500);
+      grace.unref();
+      child.once('close', () => clearTimeout(grace));
     });
     child.stdin.on('error', () => {
       // A helper that exits without reading stdin is reported through its exit code.

@@ -141,6 +141,40 @@ wait
     assert.ok(state === undefined || state === 'Z' || state === 'X', `the helper's child is still running (state ${state})`);
   });
 
+  it('takes the answer of a helper that exits while a background process it started keeps its stdout open', async () => {
+    // A helper that starts an agent: `setsid` puts it out of the helper's process group, holding the pipe.
+    const { dir, env } = await home({});
+    const pidFile = join(dir, 'agent-pid');
+    await writeFile(join(dir, 'bin', 'docker-credential-agent'), `#!/bin/sh
+read server
+echo '{"ServerURL":"r.io","Username":"u","Secret":"agent-secret"}'
+setsid sleep 30 &
+echo $! > ${pidFile}
+exit 0
+`);
+    await chmod(join(dir, 'bin', 'docker-credential-agent'), 0o755);
+    const started = Date.now();
+    try {
+      const result = await runCredentialHelper('agent', 'r.io', { env, timeoutMs: 20_000 });
+      assert.deepEqual(result, { username: 'u', password: 'agent-secret' });
+      assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms: waited for the background process`);
+    } finally {
+      const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
+      if (pid > 0) process.kill(pid, 'SIGKILL');
+    }
+  });
+
+  it('refuses a non-string secret field in a Docker config naming the field, never its value', async () => {
+    const { env } = await home({ '.docker/config.json': { auths: { 'r.io': { auth: 12345678 } } } });
+    await assert.rejects(createKeychain({ env }).resolve('r.io'), (err: unknown) => {
+      assert.ok(SlipwayError.is(err));
+      assert.equal(err.code, 'SLIPWAY_AUTH');
+      assert.match(err.message, /"auth" field is not a string/);
+      assert.ok(!err.message.includes('12345678'));
+      return true;
+    });
+  });
+
   it('kills a helper when the caller aborts', async () => {
     const { dir, env } = await home({ '.docker/config.json': { credHelpers: { 'r.io': 'slow' } } });
     const pidFile = join(dir, 'pid');

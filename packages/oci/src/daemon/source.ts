@@ -89,7 +89,8 @@ async function daemonMessage(body: Readable): Promise<string> {
 export async function open(image: string, options: DaemonOptions = {}): Promise<TarballSource> {
   throwIfAborted(options.signal);
   if (image === '' || image.length > 1024 || /[\s\0?#]/.test(image)) throw new InvalidArgumentError(`invalid image name ${JSON.stringify(image)}`);
-  const host = options.host ?? process.env.DOCKER_HOST ?? defaultDockerHost;
+  // An empty DOCKER_HOST means unset, as the docker CLI reads it.
+  const host = options.host ?? (process.env.DOCKER_HOST || defaultDockerHost);
   const { client, shown, request: send } = await connect(host);
   const name = label(image);
   let scratch: string | undefined;

@@ -121,7 +121,9 @@ export async function indexTar(input: Readable, options: IndexTarOptions): Promi
   const stages: NodeJS.ReadWriteStream[] = [];
   if (options.gunzip) stages.push(createGunzip());
   stages.push(counter);
-  if (options.spoolTo) stages.push(spoolTransform(createWriteStream(options.spoolTo, { flags: 'wx', mode: 0o600 })));
+  // A 4 MiB write buffer: with fs's default 16 KiB every chunk waited for 'drain', and a Docker daemon's
+  // `/images/get` stream stalls ~9 ms each time it is paused: a 315 MB export took 5 minutes, not 1 s.
+  if (options.spoolTo) stages.push(spoolTransform(createWriteStream(options.spoolTo, { flags: 'wx', mode: 0o600, highWaterMark: 4 * 1024 * 1024 })));
   const feeding = pipeline([input, ...stages, extractor as unknown as NodeJS.WritableStream], signal ? { signal } : {});
   // Both the feeding pipeline and the entry iterator report the same failure; keep the first.
   feeding.catch(() => undefined);

@@ -5,24 +5,51 @@
  * directory, which `close()` removes.
  * @module
  */
+import { rmSync } from 'node:fs';
 import { mkdtemp, open as openFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AbortedError, InvalidArgumentError } from '../errors.js';
 
+/** Scratch directories made and not yet removed, for {@link removeScratchDirectoriesSync}. */
+const live = new Set<string>();
+
 /** Creates a fresh private (0700) directory under `base` (default: the OS temp dir). */
 export async function makeScratch(base?: string): Promise<string> {
-  if (base === undefined) return mkdtemp(join(tmpdir(), 'slipway-'));
-  try {
-    return await mkdtemp(join(base, 'slipway-'));
-  } catch (err) {
-    // The caller named this directory: say which option is wrong rather than a bare ENOENT.
-    throw new InvalidArgumentError(`tempDir "${base}" cannot hold a scratch directory: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+  let dir: string;
+  if (base === undefined) dir = await mkdtemp(join(tmpdir(), 'slipway-'));
+  else {
+    try {
+      dir = await mkdtemp(join(base, 'slipway-'));
+    } catch (err) {
+      // The caller named this directory: say which option is wrong rather than a bare ENOENT.
+      throw new InvalidArgumentError(`tempDir "${base}" cannot hold a scratch directory: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+    }
   }
+  live.add(dir);
+  return dir;
 }
 
 export async function removeScratch(dir: string | undefined): Promise<void> {
-  if (dir) await rm(dir, { recursive: true, force: true });
+  if (!dir) return;
+  await rm(dir, { recursive: true, force: true });
+  live.delete(dir);
+}
+
+/**
+ * Removes, synchronously, every scratch directory this process made and has not removed yet (a
+ * daemon export spool is as big as the image). For a front end's `process.on('exit')`: the library
+ * itself installs no process handlers; a CLI that exits at once on a second Ctrl-C calls this.
+ */
+export function removeScratchDirectoriesSync(): void {
+  for (const dir of live) {
+    try {
+      rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // Best effort at exit: nothing is left to report it to.
+    }
+  }
+  live.clear();
 }
 
 export type Compression = 'gzip' | 'zstd' | 'bzip2' | 'xz' | 'none';
