@@ -48,6 +48,13 @@ describe('progress', () => {
     const rows = wide.text().replace(/\x1b\[[0-9;]*[A-Za-z]/g, '').split('\n');
     assert.ok(rows.some((row) => row.includes('[')), 'bars drawn');
     for (const row of rows) assert.ok(row.length < 60, `a ${row.length}-column row wraps a 60-column terminal: ${row}`);
+    // A pseudo-terminal whose size was never set says 0 columns: that is unknown, and gets bars.
+    const unsized = stderr(true, 0);
+    const unknown = createProgress(unsized.io, { intervalMs: 0 });
+    for (const e of events.slice(0, 3)) unknown.onProgress(e);
+    await delay(20);
+    unknown.finish();
+    assert.match(unsized.text(), /\[=+\s*\]/);
   });
 
   it('writes plain lines when stderr is not a terminal', () => {

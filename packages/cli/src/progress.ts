@@ -28,7 +28,8 @@ const minBarColumns = 60;
 
 export function createProgress(io: CommandIo, options: ProgressOptions = {}): ProgressView {
   if (options.quiet) return { onProgress: () => undefined, finish: () => undefined };
-  const bars = io.stderr.isTTY === true && (io.stderr.columns ?? 80) >= minBarColumns;
+  // A pseudo-terminal whose size was never set (`script` under CI) reports 0 columns: unknown, not narrow.
+  const bars = io.stderr.isTTY === true && (io.stderr.columns || 80) >= minBarColumns;
   return bars ? new TerminalProgress(io.stderr, options.intervalMs ?? 100) : new LineProgress(io.stderr);
 }
 
@@ -131,7 +132,7 @@ class TerminalProgress implements ProgressView {
   #draw(): void {
     if (this.#finished) return;
     this.#last = Date.now();
-    const width = Math.max(minBarColumns, Math.min(this.out.columns ?? 80, 120)) - 1;
+    const width = Math.max(minBarColumns, Math.min(this.out.columns || 80, 120)) - 1;
     const lines: string[] = [];
     const shown = [...this.#active.values()].slice(0, 6);
     for (const blob of shown) lines.push(barLine(`${shortDigest(blob.digest)}`, blob.bytes, blob.size, width));
