@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { copy, RegistryError, remote } from '@slipway/oci';
+import { copy, RegistryError, remote, type Digest } from '@slipway/oci';
+import * as testing from '@slipway/oci/testing';
 import { pushBusyboxImage, type PushedImage } from '../support/fixtures.js';
 import { freePort, startRegistry, type TestRegistry } from '../support/registry.js';
 import { hasTool, run } from '../support/tools.js';
@@ -123,6 +124,23 @@ describe('registries.conf mirrors', { skip: hasTool('buildah') ? false : 'needs 
     }
   });
 
+  it('concurrent pulls sharing one failure each get their own notes', async () => {
+    // Both reads wait on one ping of the dead location and get the same error object from it.
+    const dead = `127.0.0.1:${await freePort()}`;
+    const conf = await registriesConf(`[[registry]]\nprefix = "registry.example"\nlocation = "${dead}"\n[[registry.mirror]]\nlocation = "${upstream.host}"\n`);
+    const client = remote.createRegistryClient({ keychain: anonymous, registriesConf: conf, retry: { attempts: 2, baseDelayMs: 10, maxDelayMs: 20 } });
+    try {
+      const [a, b] = await Promise.allSettled([client.head('registry.example/a/b:1', { mirrors: true }), client.head('registry.example/c/d:2', { mirrors: true })]);
+      assert.ok(a.status === 'rejected' && b.status === 'rejected');
+      const [ma, mb] = [(a.reason as Error).message, (b.reason as Error).message];
+      assert.match(ma, /mirrors tried first: [^)]*\/a\/b:1: not found\)$/);
+      assert.match(mb, /mirrors tried first: [^)]*\/c\/d:2: not found\)$/);
+      assert.ok(!ma.includes('c/d:2') && !mb.includes('a/b:1'), 'one pull\'s notes never land in another\'s error');
+    } finally {
+      await client.close();
+    }
+  });
+
   it('the CLI reads CONTAINERS_REGISTRIES_CONF', async () => {
     const conf = await registriesConf(`[[registry]]\nlocation = "docker.io"\n[[registry.mirror]]\nlocation = "${cache.host}"\n`);
     const digest = await run(process.execPath, [main, 'digest', 'busybox'], { env: { CONTAINERS_REGISTRIES_CONF: conf }, timeoutMs: 60_000 });
@@ -132,4 +150,34 @@ describe('registries.conf mirrors', { skip: hasTool('buildah') ? false : 'needs 
     assert.equal(copied.code, 0, copied.stderr);
     assert.equal((JSON.parse(copied.stdout) as { digest: string }).digest, image.digest);
   });
+});
+
+// A mirrored source is an ImageSource like any other: the same behaviour suite, with a mirror that is
+// down and one that is empty ahead of the registry (an unknown digest is SLIPWAY_NOT_FOUND, the
+// registry's answer, not the dead mirror's network error).
+describe('registries.conf mirrored source conformance', { skip: hasTool('buildah') ? false : 'needs buildah (apt-get install buildah)' }, () => {
+  const registries: TestRegistry[] = [];
+  let work: string | undefined;
+  after(async () => {
+    await Promise.all(registries.map((r) => r.stop()));
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+  for (const mirror of ['down', 'empty'] as const) {
+    testing.imageSourceConformance(`mirrored source, mirror ${mirror}`, async () => {
+      const upstream = await startRegistry();
+      registries.push(upstream);
+      const image = await pushBusyboxImage(upstream.host, 'library/busybox', 'amd64', { tag: 'latest' });
+      let mirrorHost = `127.0.0.1:${await freePort()}`;
+      if (mirror === 'empty') {
+        const empty = await startRegistry();
+        registries.push(empty);
+        mirrorHost = empty.host;
+      }
+      work ??= await mkdtemp(join(tmpdir(), 'slipway-mirrors-conformance-'));
+      const conf = join(work, `registries-${mirror}.conf`);
+      await writeFile(conf, `[[registry]]\nprefix = "registry.example"\nlocation = "${upstream.host}"\n[[registry.mirror]]\nlocation = "${mirrorHost}"\n`);
+      const client = remote.createRegistryClient({ keychain: anonymous, registriesConf: conf, retry: { attempts: 2, baseDelayMs: 10, maxDelayMs: 20 } });
+      return { source: client.source('registry.example/library/busybox:latest'), expected: { rootDigest: image.digest as Digest }, cleanup: () => client.close() };
+    });
+  }
 });

@@ -382,12 +382,24 @@ async function firstAnswer<T>(candidates: readonly PullCandidate[], options: Cal
 }
 
 /**
- * The location's error, with what each mirror said first. The error itself is kept, its message
- * extended: callers tell "not found" (exit code 3) and registry errors apart by class and fields.
+ * The location's error, with what each mirror said first: a copy of the same class and fields (callers
+ * tell "not found", exit 3, and registry errors apart by them) with a longer message and the original
+ * as its cause. Never the error itself: shared work (one ping per registry) hands the same object to
+ * every caller waiting on it, and each would add its own notes to the others'.
  */
 function withMirrorNotes(err: SlipwayError, passed: readonly string[]): SlipwayError {
-  if (passed.length > 0) err.message = `${err.message} (mirrors tried first: ${passed.join('; ')})`;
-  return err;
+  if (passed.length === 0) return err;
+  const message = `${err.message} (mirrors tried first: ${passed.join('; ')})`;
+  const copy = Object.assign(Object.create(Object.getPrototypeOf(err) as object) as SlipwayError, err);
+  const stack = err.stack?.split('\n').slice(1).join('\n');
+  for (const [key, value] of [
+    ['message', message],
+    ['cause', err],
+    ['stack', `${err.name}: ${message}${stack ? `\n${stack}` : ''}`],
+  ] as const) {
+    Object.defineProperty(copy, key, { value, writable: true, configurable: true, enumerable: false });
+  }
+  return copy;
 }
 
 /**
@@ -434,16 +446,23 @@ class MirroredSource implements ImageSource {
 
   async #fromAny<T>(options: CallOptions | undefined, ask: (source: ImageSource) => Promise<T>): Promise<T> {
     const chosen = this.#chosen;
+    const registry = this.candidates.at(-1)!.source;
     const order = chosen ? [chosen, ...this.candidates.map((c) => c.source).filter((s) => s !== chosen)] : this.candidates.map((c) => c.source);
-    for (const [i, source] of order.entries()) {
+    let registryError: SlipwayError | undefined;
+    const passed: string[] = [];
+    for (const source of order) {
       try {
         return await ask(source);
       } catch (err) {
-        if (i === order.length - 1 || options?.signal?.aborted || !SlipwayError.is(err) || err.code === 'SLIPWAY_ABORTED') throw err;
-        debug('%s: %s; trying %s', source.name, err.message, order[i + 1]!.name);
+        if (options?.signal?.aborted || !SlipwayError.is(err) || err.code === 'SLIPWAY_ABORTED') throw err;
+        if (source === registry) registryError = err;
+        else passed.push(`${source.name}: ${err.message}`);
+        debug('%s: %s', source.name, err.message);
       }
     }
-    throw new InvalidArgumentError('no pull candidates');
+    // The registry has the last word (its "not found" is the contract's SLIPWAY_NOT_FOUND), whatever
+    // order the sources were asked in: a dead mirror's network error must not stand in for it.
+    throw withMirrorNotes(registryError!, passed);
   }
 }
 

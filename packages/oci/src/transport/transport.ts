@@ -1,6 +1,7 @@
 /**
- * The HTTP client every registry call goes through: one undici Agent with keep-alive, a concurrency
- * bound per registry host, retries with backoff, redirects followed by hand, and the registry auth
+ * The HTTP client every registry call goes through: undici agents with keep-alive (verifying and
+ * unverified ones, a pair per registry with a certs.d directory, each routed through HTTP proxies when
+ * the environment names any), a concurrency bound per registry host, retries with backoff, redirects followed by hand, and the registry auth
  * dance (ping, `WWW-Authenticate`, Basic, Bearer token exchange with a per-scope cache).
  * @module
  */
@@ -38,7 +39,7 @@ import { ProxyConfig, withProxies, type ProxyOption, type ProxyRoute } from './p
 import { TokenCache } from './tokens.js';
 import { loadUndici, loadUndiciProxy, type UndiciParts } from './undici.js';
 
-/** undici and our two agents, loaded on the first request: a command that never speaks HTTP (`slipway hash-context`, a build's context hash) does not pay for loading undici (see undici.ts). */
+/** undici and our agents, loaded on the first request: a command that never speaks HTTP (`slipway hash-context`, a build's context hash) does not pay for loading undici (see undici.ts). */
 interface Http {
   /** Verified TLS against the system roots and `caCertificates`. */
   secure: Dispatcher;
