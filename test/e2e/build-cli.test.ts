@@ -47,15 +47,16 @@ describe('slipway build', () => {
     assert.match(result.stderr, /RUN echo "cli" > \/who/, 'builder progress on stderr');
   });
 
-  it('exit 2 for an unknown builder, exit 1 with a JSON error for a missing Dockerfile', async () => {
+  it('exit 2 for an unknown builder, exit 3 (not found) with a JSON error for a missing Dockerfile', async () => {
     const context = await writeContext({ 'a.txt': 'a' });
     const usage = await run(process.execPath, [slipway, 'build', context, '--builder', 'kaniko']);
     assert.equal(usage.code, 2, usage.stderr);
     assert.match(usage.stderr, /unknown builder "kaniko"/);
     const missing = await run(process.execPath, [slipway, 'build', context, '--json', '--builder', 'buildctl=tcp://127.0.0.1:1']);
-    assert.equal(missing.code, 1, missing.stderr);
-    const error = (JSON.parse(missing.stdout) as { error: { code: string; message: string } }).error;
+    assert.equal(missing.code, 3, missing.stderr);
+    const error = (JSON.parse(missing.stdout) as { error: { code: string; message: string; exitCode: number } }).error;
     assert.equal(error.code, 'SLIPWAY_CONTEXT');
+    assert.equal(error.exitCode, 3);
     assert.match(error.message, /Dockerfile/);
   });
 });

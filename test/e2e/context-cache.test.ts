@@ -130,7 +130,8 @@ describe('context hash on real checkouts', () => {
     const rows = listed.stdout.trim().split('\n').slice(1).map((l) => l.trim().split(/\s+/));
     assert.deepEqual(rows.map((r) => [r[0], r.at(-1)]), [['file', 'Dockerfile'], ['dir', 'empty'], ['file', 'lib:.dockerignore'], ['file', 'lib:x.go']]);
     const missing = await cli([join(work, 'nope')]);
-    assert.equal(missing.code, 1);
+    // A context that does not exist is "not found" (exit 3), as a missing archive or image is.
+    assert.equal(missing.code, 3);
     assert.match(missing.stderr, /build context ".*nope" does not exist/);
     const json = await cli(['--json', join(work, 'nope')]);
     assert.equal((JSON.parse(json.stdout) as { error: { code: string } }).error.code, 'SLIPWAY_CONTEXT');

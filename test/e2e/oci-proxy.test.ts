@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { copy, parsePlatform, remote, SlipwayError } from '@slipway/oci';
 import { pushBusyboxIndex, type PushedImage } from '../support/fixtures.js';
+import { startFaultProxy } from '../support/fault-proxy.js';
 import { freePort, startRegistry, type TestRegistry } from '../support/registry.js';
 import { SQUID_BIN, startSquid, type Squid } from '../support/squid.js';
 import { hasTool, run } from '../support/tools.js';
@@ -173,6 +174,28 @@ describe('registries behind an HTTP proxy (squid)', { skip: missing.length > 0 ?
     } finally {
       await client.close();
       silent.close();
+    }
+  });
+
+  it('a redirect to a NO_PROXY host that fails is reported as that hop, not as the proxy\'s', async () => {
+    const faults = await startFaultProxy({ target: plainRegistry });
+    const name = `${NAME}:${faults.port}`;
+    const blob = `sha256:${'e'.repeat(64)}` as const;
+    faults.inject({ match: { method: 'GET', path: `/blobs/${blob}` }, fault: { status: 307, headers: { location: 'http://blobs.slipway.test:1/storage/blob' } }, times: Infinity });
+    const client = remote.createRegistryClient({
+      keychain: anonymous,
+      insecure: [name],
+      proxy: { httpProxy: squid.urlWithCredentials(), httpsProxy: squid.urlWithCredentials(), noProxy: 'blobs.slipway.test' },
+      retry: { attempts: 1 },
+    });
+    try {
+      const err = await failure(client.blob(`${name}/proxy/redirect`, { mediaType: 'application/octet-stream', digest: blob, size: 1 }).then((s) => s.toArray()));
+      assert.match(err.message, /blobs\.slipway\.test/);
+      assert.match(err.message, /host not found|ENOTFOUND|EAI_AGAIN/);
+      assert.doesNotMatch(err.message, /through proxy/, 'the failed hop went direct');
+    } finally {
+      await client.close();
+      await faults.stop();
     }
   });
 

@@ -65,6 +65,8 @@ describe('defineCommand', () => {
       [new SlipwayError('SLIPWAY_PLATFORM_MISMATCH', 'arm'), ExitCode.NotFound],
       [Object.assign(new SlipwayError('SLIPWAY_REGISTRY', '404'), { notFound: true }), ExitCode.NotFound],
       [new SlipwayError('SLIPWAY_REGISTRY', '500'), ExitCode.Failure],
+      [new SlipwayError('SLIPWAY_CONTEXT', 'build context "x" does not exist', { cause: Object.assign(new Error('gone'), { code: 'ENOENT' }) }), ExitCode.NotFound],
+      [new SlipwayError('SLIPWAY_CONTEXT', '.dockerignore: bad pattern'), ExitCode.Failure],
       [new Error(`boom ${password}`), ExitCode.Failure],
     ];
     for (const [error, code] of cases) {

@@ -31,7 +31,11 @@ export function describeError(err: unknown, signal?: AbortSignal): DescribedErro
     const code = (err as unknown as { code: string }).code;
     // A registry 404 / *_UNKNOWN arrives as SLIPWAY_REGISTRY with `notFound` set (transport's RegistryError).
     const notFound = (err as { notFound?: unknown }).notFound === true;
-    return { code: notFound ? 'SLIPWAY_NOT_FOUND' : code, message: err.message, exitCode: notFound ? ExitCode.NotFound : (exitCodes[code] ?? ExitCode.Failure) };
+    // A build context or Dockerfile that does not exist is as absent as a missing archive (exit 3); the
+    // code stays SLIPWAY_CONTEXT, which scripts and providers already match on.
+    const missingContext = code === 'SLIPWAY_CONTEXT' && (err.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+    const exitCode = notFound || missingContext ? ExitCode.NotFound : (exitCodes[code] ?? ExitCode.Failure);
+    return { code: notFound ? 'SLIPWAY_NOT_FOUND' : code, message: err.message, exitCode };
   }
   const message = err instanceof Error ? err.message : String(err);
   return { code: 'SLIPWAY_INTERNAL', message: `unexpected error: ${message}`, exitCode: ExitCode.Failure };

@@ -376,7 +376,9 @@ export class Transport {
           await pause(delay, signal);
           continue;
         }
-        throw new NetworkError(req.method, redactUrl(url), `${this.#describe(err, url)}${attempt > 1 ? ` after ${attempt} attempts` : ''}`, {
+        // The hop that failed (a redirect to blob storage may go through another proxy, or none).
+        const failed = failedHop.get(err as object) ?? url;
+        throw new NetworkError(req.method, redactUrl(failed), `${this.#describe(err, failed)}${attempt > 1 ? ` after ${attempt} attempts` : ''}`, {
           cause: err,
           errno: errnoOf(err),
           temporary,
@@ -818,6 +820,7 @@ export class Transport {
       }
     } catch (err) {
       release();
+      if (typeof err === 'object' && err !== null) failedHop.set(err, url);
       throw err;
     }
   }
@@ -947,6 +950,9 @@ function throwIfAborted(signal: AbortSignal | undefined): void {
 export function createTransport(options: TransportOptions = {}): Transport {
   return new Transport(options);
 }
+
+/** The URL of the hop a request failed on, by error: #send follows redirects, #request reports. */
+const failedHop = new WeakMap<object, URL>();
 
 let extraCaFromEnvironment: string | undefined;
 /**
