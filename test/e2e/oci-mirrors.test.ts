@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { copy, RegistryError, remote, type Digest } from '@slipway/oci';
 import * as testing from '@slipway/oci/testing';
 import { pushBusyboxImage, type PushedImage } from '../support/fixtures.js';
+import { startFaultProxy } from '../support/fault-proxy.js';
 import { freePort, startRegistry, type TestRegistry } from '../support/registry.js';
 import { hasTool, run } from '../support/tools.js';
 
@@ -121,6 +122,23 @@ describe('registries.conf mirrors', { skip: hasTool('buildah') ? false : 'needs 
       assert.equal((await client.head(target, { mirrors: true }))?.digest, image.digest, 'a pull takes the mirror');
     } finally {
       await client.close();
+    }
+  });
+
+  it('asks a failing mirror once, without retries, before the registry', async () => {
+    // A mirror answering 503 (temporary: the registry itself would be retried with backoff).
+    const faults = await startFaultProxy({ target: cache });
+    faults.inject({ match: { path: '/manifests/' }, fault: { status: 503 }, times: Infinity });
+    const conf = await registriesConf(`[[registry]]\nprefix = "registry.example"\nlocation = "${upstream.host}"\n[[registry.mirror]]\nlocation = "${faults.host}"\n`);
+    const client = remote.createRegistryClient({ keychain: anonymous, registriesConf: conf });
+    try {
+      assert.equal((await client.head('registry.example/library/busybox:latest', { mirrors: true }))?.digest, image.digest);
+      const copied = await copy.copy(client.source('registry.example/library/busybox:latest'), client.sink(`${destination.host}/failfast/busybox:1`));
+      assert.equal(copied.digest, image.digest);
+      assert.equal(faults.requestsMatching({ path: '/manifests/' }).length, 2, 'one manifest request per pull, no retries');
+    } finally {
+      await client.close();
+      await faults.stop();
     }
   });
 

@@ -170,7 +170,7 @@ class Client implements RegistryClient {
     const ref = toReference(reference);
     const candidates = pullCandidates(this.registriesConf, ref);
     if (candidates.length === 1 && candidates[0]!.reference === ref) return new RemoteSource(this, ref);
-    return new MirroredSource(ref.toString(), candidates.map((c) => ({ source: new RemoteSource(this, c.reference), mirror: c.mirror })));
+    return new MirroredSource(ref.toString(), candidates.map((c) => ({ source: new RemoteSource(this, c.reference, c.mirror), mirror: c.mirror })));
   }
 
   sink(reference: Reference | string): ImageSink {
@@ -181,14 +181,14 @@ class Client implements RegistryClient {
   }
 
   async head(reference: Reference | string, options?: PullOptions): Promise<Descriptor | undefined> {
-    return firstAnswer(this.#readCandidates(reference, options), options, (ref) =>
-      headManifest({ transport: this.transport, reference: ref, scopes: [pullScope(ref.repository)], ...signalOf(options) }),
+    return firstAnswer(this.#readCandidates(reference, options), options, (ref, mirror) =>
+      headManifest({ transport: this.transport, reference: ref, scopes: [pullScope(ref.repository)], failFast: mirror, ...signalOf(options) }),
     );
   }
 
   async getManifest(reference: Reference | string, options?: PullOptions): Promise<ManifestBytes> {
-    return firstAnswer(this.#readCandidates(reference, options), options, (ref) =>
-      getManifest({ transport: this.transport, reference: ref, scopes: [pullScope(ref.repository)], ...signalOf(options) }),
+    return firstAnswer(this.#readCandidates(reference, options), options, (ref, mirror) =>
+      getManifest({ transport: this.transport, reference: ref, scopes: [pullScope(ref.repository)], failFast: mirror, ...signalOf(options) }),
     );
   }
 
@@ -329,6 +329,8 @@ class RemoteSource implements ImageSource {
   constructor(
     readonly client: Client,
     readonly reference: Reference,
+    /** A mirror: manifests are asked once, without retries (see RegistryRequest.failFast). */
+    readonly failFast = false,
   ) {
     this.name = reference.toString();
     this.location = { registry: registryHost(reference.registry), repository: reference.repository };
@@ -336,7 +338,7 @@ class RemoteSource implements ImageSource {
   }
 
   async root(options?: CallOptions): Promise<ManifestBytes> {
-    return getManifest({ transport: this.client.transport, reference: this.reference, scopes: this.#scopes, ...signalOf(options) }).catch(asNotFound);
+    return getManifest({ transport: this.client.transport, reference: this.reference, scopes: this.#scopes, failFast: this.failFast, ...signalOf(options) }).catch(asNotFound);
   }
 
   async manifest(descriptor: Descriptor, options?: CallOptions): Promise<ManifestBytes> {
@@ -345,6 +347,7 @@ class RemoteSource implements ImageSource {
       reference: this.reference,
       identifier: descriptor.digest,
       scopes: this.#scopes,
+      failFast: this.failFast,
       ...signalOf(options),
     }).catch(asNotFound);
     return { descriptor: { ...descriptor, mediaType: descriptor.mediaType || manifest.descriptor.mediaType, size: manifest.bytes.byteLength }, bytes: manifest.bytes };
@@ -359,14 +362,15 @@ class RemoteSource implements ImageSource {
  * The first candidate's answer that is not "absent" (undefined, or not found) and not a failure;
  * otherwise the location's (the last candidate's) answer or error, naming what the mirrors said.
  * Mirrors are tried first and passed over on any failure, as containers/image does: a mirror that is
- * down, stale or empty must not stop a pull the registry itself can serve.
+ * down, stale or empty must not stop a pull the registry itself can serve. They are asked once, with
+ * no retries: a dead mirror would otherwise add the whole backoff (seconds) to every pull.
  */
-async function firstAnswer<T>(candidates: readonly PullCandidate[], options: CallOptions | undefined, ask: (reference: Reference) => Promise<T>): Promise<T> {
+async function firstAnswer<T>(candidates: readonly PullCandidate[], options: CallOptions | undefined, ask: (reference: Reference, mirror: boolean) => Promise<T>): Promise<T> {
   const passed: string[] = [];
   for (const [i, candidate] of candidates.entries()) {
     const last = i === candidates.length - 1;
     try {
-      const answer = await ask(candidate.reference);
+      const answer = await ask(candidate.reference, candidate.mirror);
       if (answer !== undefined || last) {
         if (candidate.mirror) debug('pull %s from mirror %s', candidates.at(-1)!.reference.toString(), candidate.reference.toString());
         return answer;

@@ -25,6 +25,8 @@ export interface ManifestCall {
   identifier?: string;
   scopes: readonly string[];
   signal?: AbortSignal;
+  /** One attempt, no retries (a mirror: see RegistryRequest.failFast). */
+  failFast?: boolean;
 }
 
 /** GETs a manifest, refusing schema 1, oversize and malformed bodies, and verifying the digest. */
@@ -42,6 +44,7 @@ export async function getManifest(call: ManifestCall): Promise<ManifestBytes> {
       scopes,
       maxBodyBytes: maxManifestBytes,
       ...(signal ? { signal } : {}),
+      ...(call.failFast ? { failFast: true } : {}),
     });
   } catch (err) {
     if (SlipwayError.is(err) && err.code === 'SLIPWAY_REGISTRY' && err.cause instanceof BodyTooLargeError) {
@@ -92,6 +95,7 @@ export async function headManifest(call: ManifestCall): Promise<Descriptor | und
     scopes,
     expect: [200, 404],
     ...(signal ? { signal } : {}),
+    ...(call.failFast ? { failFast: true } : {}),
   });
   if (response.status === 404) return undefined;
   const digest = response.header('docker-content-digest');

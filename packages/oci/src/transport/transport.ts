@@ -136,6 +136,12 @@ export interface RegistryRequest {
   followRedirects?: boolean;
   /** Concurrency class; default `pull` for streamed GETs, `push` for streamed bodies, otherwise `meta`. */
   kind?: 'pull' | 'push' | 'meta';
+  /**
+   * One attempt at everything (reaching the registry, the request itself), no backoff: for a caller
+   * with somewhere else to go, a registries.conf mirror, which a dead or failing mirror would
+   * otherwise hold up for seconds on every pull. Default false.
+   */
+  failFast?: boolean;
   signal?: AbortSignal;
   /**
    * A clean-up after the work was given up (the courtesy `DELETE` of an upload session): it runs under
@@ -208,7 +214,10 @@ export class Transport {
   readonly #slots = new Map<string, Semaphore>();
   // One ping and one credential lookup per registry, shared by every caller; a caller's abort ends only
   // its own wait (a client serves many operations, each with its own signal).
-  readonly #states = new SharedTaskMap<string, RegistryState>((registry, signal) => this.#tracked(signal, () => this.#ping(registry, signal)));
+  readonly #states = new SharedTaskMap<{ registry: string; failFast: boolean }, RegistryState>(
+    ({ registry, failFast }, signal) => this.#tracked(signal, () => this.#ping(registry, signal, failFast ? 1 : this.#retry.attempts)),
+    ({ registry, failFast }) => `${registry}\n${failFast}`,
+  );
   readonly #credentials = new SharedTaskMap<{ registry: string; repository: string | undefined }, Credentials | undefined>(
     ({ registry, repository }, signal) => this.#lookUpCredentials(registry, repository, signal),
     ({ registry, repository }) => `${registry}\n${repository ?? ''}`,
@@ -352,12 +361,12 @@ export class Transport {
 
   async #request(req: RegistryRequest, signal: AbortSignal | undefined): Promise<RegistryResponse> {
     throwIfAborted(signal);
-    const state = await this.#state(req.registry, signal);
+    const state = await this.#state(req.registry, signal, req.failFast === true);
     const url = new URL(req.path, state.base);
     if (url.host !== state.base.host) checkHop(state.base, url, `location for ${req.method} ${redactUrl(url)}`);
     const scopes = [...(req.scopes ?? [])];
     const kind = req.kind ?? (req.stream && req.method === 'GET' ? 'pull' : typeof req.body === 'function' ? 'push' : 'meta');
-    const retry = req.retry ?? true;
+    const retry = req.failFast === true ? false : (req.retry ?? true);
     const follow = req.followRedirects ?? (req.method === 'GET' || req.method === 'HEAD');
     let authRetried = false;
 
@@ -529,11 +538,11 @@ export class Transport {
   }
 
   /** The registry's base URL and auth challenge, found by pinging `/v2/` once (failures are not remembered). */
-  #state(registry: string, signal: AbortSignal | undefined): Promise<RegistryState> {
-    return this.#states.get(registry, signal);
+  #state(registry: string, signal: AbortSignal | undefined, failFast = false): Promise<RegistryState> {
+    return this.#states.get({ registry, failFast }, signal);
   }
 
-  async #ping(registry: string, signal: AbortSignal | undefined): Promise<RegistryState> {
+  async #ping(registry: string, signal: AbortSignal | undefined, attempts: number): Promise<RegistryState> {
     const host = registryHost(registry);
     const insecure = matchesInsecure(host, this.#insecure) || matchesInsecure(registry, this.#insecure);
     // An insecure registry is tried over HTTPS without verification, then plain HTTP, as dockerd does.
@@ -554,7 +563,7 @@ export class Transport {
           ]
         : [[`https://${host}`, tls.secure]];
     let lastError: unknown;
-    for (let attempt = 1; attempt <= this.#retry.attempts; attempt++) {
+    for (let attempt = 1; attempt <= attempts; attempt++) {
       let unreachable = false;
       let tlsFailure: unknown;
       for (const [base, dispatcher] of candidates) {
@@ -576,7 +585,7 @@ export class Transport {
               temporary: false,
             });
           }
-          if (isTemporaryStatus(res.statusCode) && attempt < this.#retry.attempts) {
+          if (isTemporaryStatus(res.statusCode) && attempt < attempts) {
             unreachable = true;
             break;
           }
@@ -611,7 +620,7 @@ export class Transport {
           }
         }
       }
-      if (!unreachable || attempt === this.#retry.attempts) break;
+      if (!unreachable || attempt === attempts) break;
       await pause(backoffDelay(attempt, this.#retry), signal);
     }
     const last = new URL('/v2/', candidates.at(-1)![0]);
