@@ -120,13 +120,15 @@ describe('audit: builder processes, output and credentials against the real tool
       }
       const line = holding[0]!;
       if (kind === 'buildah' && !line.endsWith(run)) {
-        // Now and then buildah's RUN output copier (chroot isolation) drops the tail of a large write,
-        // as container runtimes do (moby/moby#49655, containers/podman#9096): seen once in many CI runs,
-        // 16 KiB short. What arrived must still be one unbroken, unaltered head of the payload: this
-        // test is about slipway never splitting or cutting a line, which it did not.
-        const body = line.slice(Math.max(0, line.indexOf(`BEGIN-${nonce}`)));
-        assert.ok(body.startsWith(`BEGIN-${nonce}`) && run.startsWith(body) && body.length > 512 * 1024, `an unbroken head of the payload (${body.length} characters)`);
-        t.diagnostic(`buildah delivered ${body.length} of ${run.length} characters: the builder's own loss, not a split`);
+        // Under load buildah's RUN output copier (chroot isolation) now and then stops reading when the
+        // process exits and drops what is still in the pipe (up to its 64 KiB), the tail loss container
+        // runtimes are known for (moby/moby#49655, containers/podman#9096). The newline goes with it, so
+        // buildah's next message ("COMMIT") lands on the same line. What arrived must still be an
+        // unbroken, unaltered head of the payload: slipway itself never splits or cuts a line.
+        const head = /^BEGIN-[0-9a-f]{8}x+/.exec(line.slice(Math.max(0, line.indexOf(`BEGIN-${nonce}`))))?.[0] ?? '';
+        assert.ok(head.startsWith(`BEGIN-${nonce}`) && run.startsWith(head), 'an unbroken head of the payload');
+        assert.ok(run.length - head.length <= 128 * 1024, `lost no more than a pipe's worth (${run.length - head.length} characters short)`);
+        t.diagnostic(`buildah delivered ${head.length} of ${run.length} characters (its pipe tail loss, not a split)`);
         return;
       }
       assert.ok(line.endsWith(run), `the line holds the whole payload (${line.length} characters)`);
