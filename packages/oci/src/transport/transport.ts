@@ -1,8 +1,9 @@
 /**
  * The HTTP client every registry call goes through: undici agents with keep-alive (verifying and
  * unverified ones, a pair per registry with a certs.d directory, each routed through HTTP proxies when
- * the environment names any), a concurrency bound per registry host, retries with backoff, redirects followed by hand, and the registry auth
- * dance (ping, `WWW-Authenticate`, Basic, Bearer token exchange with a per-scope cache).
+ * the environment names any), a concurrency bound per registry host, retries with backoff, redirects
+ * followed by hand, and the registry auth dance (ping, `WWW-Authenticate`, Basic, Bearer token
+ * exchange with a per-scope cache).
  * @module
  */
 import { readFileSync } from 'node:fs';
