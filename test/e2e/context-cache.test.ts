@@ -133,6 +133,9 @@ describe('context hash on real checkouts', () => {
     // A context that does not exist is "not found" (exit 3), as a missing archive or image is.
     assert.equal(missing.code, 3);
     assert.match(missing.stderr, /build context ".*nope" does not exist/);
+    const noDockerfile = await cli(['-f', 'absent.Dockerfile', ctx]);
+    assert.equal(noDockerfile.code, 3, noDockerfile.stderr);
+    assert.match(noDockerfile.stderr, /Dockerfile "absent\.Dockerfile" does not exist/);
     const json = await cli(['--json', join(work, 'nope')]);
     assert.equal((JSON.parse(json.stdout) as { error: { code: string } }).error.code, 'SLIPWAY_CONTEXT');
     assert.equal((await cli(['--bogus', ctx])).code, 2);

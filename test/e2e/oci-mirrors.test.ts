@@ -142,6 +142,31 @@ describe('registries.conf mirrors', { skip: hasTool('buildah') ? false : 'needs 
     }
   });
 
+  it('uses a mirror that answers the ping anonymously and challenges per repository, with one ping for a whole copy', async () => {
+    // Token auth on the mirror; its /v2/ ping answered 200, as registries allowing anonymous /v2/ do:
+    // the 401 with the scope comes on the first repository request and must be answered, once.
+    const mirror = await startRegistry({ auth: 'token' });
+    const faults = await startFaultProxy({ target: mirror });
+    try {
+      const mirrored = await pushBusyboxImage(mirror.host, 'library/busybox', 'arm64', { tag: 'latest', creds: { username: mirror.username, password: mirror.password } });
+      faults.inject({ match: { method: 'GET', path: /^\/v2\/$/ }, fault: { status: 200 }, times: Infinity });
+      const conf = await registriesConf(`[[registry]]\nprefix = "registry.example"\nlocation = "${upstream.host}"\n[[registry.mirror]]\nlocation = "${faults.host}"\n`);
+      const credentials = { [faults.host]: { username: mirror.username, password: mirror.password } };
+      const client = remote.createRegistryClient({ credentials, keychain: anonymous, registriesConf: conf });
+      try {
+        // The mirror's image differs from the upstream's: which one arrives says who served it.
+        const copied = await copy.copy(client.source('registry.example/library/busybox:latest'), client.sink(`${destination.host}/auth-mirror/busybox:1`));
+        assert.equal(copied.digest, mirrored.digest, 'served by the mirror');
+      } finally {
+        await client.close();
+      }
+      assert.equal(faults.requestsMatching({ method: 'GET', path: /^\/v2\/$/ }).length, 1, 'one ping of the mirror for manifests and blobs alike');
+    } finally {
+      await faults.stop();
+      await mirror.stop();
+    }
+  });
+
   it('concurrent pulls sharing one failure each get their own notes', async () => {
     // Both reads wait on one ping of the dead location and get the same error object from it.
     const dead = `127.0.0.1:${await freePort()}`;

@@ -241,7 +241,8 @@ async function resolveDockerfile(option: HashContextOptions['dockerfile'], root:
     }
   }
   const content = await readOptional(path, 'Dockerfile');
-  if (content === null) throw contextError(`Dockerfile "${typeof option === 'string' ? option : path}" does not exist`);
+  // The ENOENT cause is what front ends read as "not found" (the CLI's exit 3), as for build's own check.
+  if (content === null) throw contextError(`Dockerfile "${typeof option === 'string' ? option : path}" does not exist`, Object.assign(new Error(`${path}: no such file`), { code: 'ENOENT' }));
   return { digest: createHash('sha256').update(content).digest(), path, inline: false, ignoreCandidate: join(dirname(nominal), `${basename(nominal)}.dockerignore`) };
 }
 

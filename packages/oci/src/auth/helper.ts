@@ -68,14 +68,22 @@ export async function runCredentialHelper(helper: string, serverUrl: string, opt
       else resolve({ code: exitCode, stdout: out, stderr: err });
     };
     child.on('close', finish);
-    // A helper that starts a background process (an agent) which keeps its stdout open never 'close's:
-    // once the helper itself has exited, its output is what it printed before; give the pipes a moment.
+    // A helper that starts a background process (an agent) which keeps its stdout open never 'close's.
+    // Once the helper itself has exited, its answer is complete when it parses as JSON (or, after a
+    // failure, whatever it said): take it then. Anything else may still be coming from a child it
+    // handed the request to, so the pipes stay open until they close or the timeout kills the group.
     child.on('exit', (exitCode) => {
-      const grace = setTimeout(() => {
+      const complete = (): boolean => exitCode !== 0 || isJson(out);
+      const check = (): void => {
+        if (done || !complete()) return;
         child.stdout.destroy();
         child.stderr.destroy();
         finish(exitCode);
-      }, 500);
+      };
+      const grace = setTimeout(() => {
+        check();
+        child.stdout.on('data', check);
+      }, 200);
       grace.unref();
       child.once('close', () => clearTimeout(grace));
     });
@@ -104,4 +112,13 @@ export async function runCredentialHelper(helper: string, serverUrl: string, opt
   // A `<token>` user means the secret is an identity (refresh) token, by Docker's convention.
   if (username === '<token>' || username === '') return { identityToken: secret };
   return { username, password: secret };
+}
+
+function isJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
 }

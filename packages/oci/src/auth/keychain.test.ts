@@ -164,6 +164,17 @@ exit 0
     }
   });
 
+  it('waits for the answer of a helper that hands the request to a child and exits first', async () => {
+    const { dir, env } = await home({});
+    await writeFile(join(dir, 'bin', 'docker-credential-wrapper'), `#!/bin/sh
+read server
+( sleep 1; echo '{"ServerURL":"r.io","Username":"u","Secret":"late-secret"}' ) &
+exit 0
+`);
+    await chmod(join(dir, 'bin', 'docker-credential-wrapper'), 0o755);
+    assert.deepEqual(await runCredentialHelper('wrapper', 'r.io', { env, timeoutMs: 20_000 }), { username: 'u', password: 'late-secret' });
+  });
+
   it('refuses a non-string secret field in a Docker config naming the field, never its value', async () => {
     const { env } = await home({ '.docker/config.json': { auths: { 'r.io': { auth: 12345678 } } } });
     await assert.rejects(createKeychain({ env }).resolve('r.io'), (err: unknown) => {

@@ -23,6 +23,8 @@ export interface BlobCall {
   repository: Repository | Reference;
   scopes: readonly string[];
   signal?: AbortSignal;
+  /** One attempt per request, no retries (a mirror: see RegistryRequest.failFast); resumes still apply. */
+  failFast?: boolean;
 }
 
 /** True when the repository holds the blob (HEAD 200), false on 404. */
@@ -67,6 +69,7 @@ export async function openBlob(call: BlobCall & { descriptor: Descriptor; option
       headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
       expect: offset > 0 ? [200, 206] : [200],
       ...(signal ? { signal } : {}),
+      ...(call.failFast ? { failFast: true } : {}),
     });
     const length = Number(response.header('content-length'));
     if (offset === 0 && Number.isSafeInteger(length) && length !== descriptor.size) {

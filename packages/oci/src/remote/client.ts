@@ -329,7 +329,7 @@ class RemoteSource implements ImageSource {
   constructor(
     readonly client: Client,
     readonly reference: Reference,
-    /** A mirror: manifests are asked once, without retries (see RegistryRequest.failFast). */
+    /** A mirror: asked once, without retries (see RegistryRequest.failFast). */
     readonly failFast = false,
   ) {
     this.name = reference.toString();
@@ -354,7 +354,8 @@ class RemoteSource implements ImageSource {
   }
 
   async blob(descriptor: Descriptor, options?: CallOptions): Promise<Readable> {
-    return openBlob({ transport: this.client.transport, repository: this.reference, descriptor, scopes: this.#scopes, ...signalOf(options) }).catch(asNotFound);
+    // A mirror's blobs too: one state (one ping) per mirror, and a mirror failing mid-way gives way to the next source.
+    return openBlob({ transport: this.client.transport, repository: this.reference, descriptor, scopes: this.#scopes, failFast: this.failFast, ...signalOf(options) }).catch(asNotFound);
   }
 }
 

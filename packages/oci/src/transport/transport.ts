@@ -401,7 +401,9 @@ export class Transport {
 
       if (status === 401 && !authRetried && response.url.host === state.base.host) {
         const challenge = pickChallenge(parseChallenges(response.headers['www-authenticate']));
-        if (challenge && retry) {
+        // failFast turns off the backoff retries, not this one re-request: without it a mirror that
+        // challenges per repository (an anonymous ping, then 401 with the scope) would never be used.
+        if (challenge && (retry || req.failFast === true)) {
           authRetried = true;
           // Registries may answer the ping without auth but challenge per repository; learn it now.
           state.challenge ??= challenge;
