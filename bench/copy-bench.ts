@@ -16,7 +16,7 @@ import { log, median, minimum, processCpuSeconds, runOk, runTimed, timeCall, typ
 const CLI = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
 export const SKOPEO = '/usr/bin/skopeo';
 
-export type Scenario = 'full-copy' | 'noop-copy' | 'push-archive' | 'copy-1g';
+export type Scenario = 'full-copy' | 'noop-copy' | 'push-archive' | 'copy-1g' | 'push-daemon';
 
 export interface Row {
   scenario: Scenario;
@@ -62,6 +62,8 @@ interface Contender {
   prepareHost?: (host: string) => Promise<void>;
   copy?: (source: string, destination: string) => Promise<Outcome>;
   push?: (archive: string, destination: string) => Promise<Outcome>;
+  /** Copy an image the Docker Engine holds (`docker-daemon:` for slipway and skopeo). */
+  daemon?: (image: string, destination: string) => Promise<Outcome>;
 }
 
 export interface CopyBenchOptions {
@@ -77,6 +79,8 @@ export interface CopyBenchOptions {
   versions: Record<string, string>;
   /** Which registry build every source and destination runs (see test/support/registry.ts). */
   implementation: 'debian' | 'v3';
+  /** An image the Docker Engine holds (the archive fixture, loaded): the docker-daemon: scenario runs when set. */
+  daemonImage?: string;
 }
 
 export interface CopyBenchResult {
@@ -112,7 +116,7 @@ async function withCacheHome<T>(dir: string, call: () => Promise<T>): Promise<T>
   }
 }
 
-async function contenders(options: CopyBenchOptions): Promise<{ copy: Contender[]; push: Contender[] }> {
+async function contenders(options: CopyBenchOptions): Promise<{ copy: Contender[]; push: Contender[]; daemon: Contender[] }> {
   const { harness, workDir, versions } = options;
   const { tools } = harness;
   const node = process.execPath;
@@ -138,9 +142,20 @@ async function contenders(options: CopyBenchOptions): Promise<{ copy: Contender[
     push: (archive, dst) => withCacheHome(warm ? warmCache : coldCache(), () => inProcess(() => pushArchive({ archive, destination: dst }))),
   });
 
+  const cliDaemon: Contender = {
+    name: 'slipway CLI, cold layer cache',
+    daemon: async (image, dst) => outcome(await runTimed(node, [CLI, 'copy', `docker-daemon:${image}`, dst, '--json'], { stats: true, env: { XDG_CACHE_HOME: coldCache() } })),
+  };
+  const libDaemon: Contender = {
+    name: 'slipway library (in-process), cold layer cache',
+    daemon: (image, dst) => withCacheHome(coldCache(), () => inProcess(() => copyImage({ source: `docker-daemon:${image}`, destination: dst }))),
+  };
+
   const skopeo: Contender = tools.hasTool(SKOPEO)
     ? {
         name: 'skopeo',
+        daemon: async (image, dst) =>
+          outcome(await runTimed(SKOPEO, ['copy', '--dest-tls-verify=false', `docker-daemon:${image}`, `docker://${dst}`], { stats: true })),
         copy: async (src, dst) =>
           outcome(await runTimed(SKOPEO, ['copy', '--all', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${src}`, `docker://${dst}`], { stats: true })),
         push: async (archive, dst) =>
@@ -187,6 +202,8 @@ async function contenders(options: CopyBenchOptions): Promise<{ copy: Contender[
   return {
     copy: [cliCopy, libCopy, skopeo, crane, regctl],
     push: [cliPush(false), libPush(false), cliPush(true), libPush(true), skopeo, crane, regctl],
+    // crane and regctl read no Docker Engine.
+    daemon: [cliDaemon, libDaemon, skopeo],
   };
 }
 
@@ -448,6 +465,21 @@ export async function runCopyBench(options: CopyBenchOptions): Promise<CopyBench
           pushTrials,
           // Digests differ per tool (each compresses its own way): only presence is checked.
           async (c, d) => checked(await c.push!(fixtures.archive.path, `${d.host}/bench/save:latest`), d, 'bench/save', undefined),
+        )),
+      );
+    }
+
+    // 5. Copy of the same image out of the Docker Engine (`docker-daemon:`), when it answers: the
+    // export stream is spooled and read as a docker-save archive (a 16 KiB spool buffer once made
+    // this ~100x slower than skopeo: the daemon's stream stalls every time it is paused).
+    if (options.daemonImage) {
+      rows.push(
+        ...(await intoFresh(
+          'push-daemon',
+          `copy of the same image out of the Docker Engine (docker-daemon:, ${mb(fixtures.archive.bytes)}, layers compressed on the way)`,
+          all.daemon,
+          pushTrials,
+          async (c, d) => checked(await c.daemon!(options.daemonImage!, `${d.host}/bench/daemon:latest`), d, 'bench/daemon', undefined),
         )),
       );
     }

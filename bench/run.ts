@@ -210,11 +210,18 @@ async function main(): Promise<void> {
     if (process.env.SLIPWAY_BENCH_SKIP_COPY !== '1') {
       const docker = machine.versions.dockerd !== 'not reachable';
       fixtures = await buildFixtures({ docker });
-      for (const implementation of registryBuilds(harness)) {
-        const registry = implementation === 'v3' ? `distribution ${machine.versions['distribution'] ?? 'v3'}` : `docker-registry ${machine.versions['docker-registry'] ?? '2.8'}`;
-        log(`copy bench against ${registry}`);
-        const found = (await runCopyBench({ harness, fixtures, trials, pushTrials, workDir, versions: machine.versions, implementation })).rows;
-        rows.push(...found.map((r) => ({ ...r, registry, label: `${r.label} — registry: ${registry}` })));
+      // The docker-daemon: scenario copies the archive fixture back out of the Engine.
+      const daemonImage = docker ? await loadIntoDocker(fixtures.archive.path) : undefined;
+      if (!docker) log('*** the Docker Engine is not reachable: no docker-daemon: scenario (scripts/start-dockerd.sh) ***');
+      try {
+        for (const implementation of registryBuilds(harness)) {
+          const registry = implementation === 'v3' ? `distribution ${machine.versions['distribution'] ?? 'v3'}` : `docker-registry ${machine.versions['docker-registry'] ?? '2.8'}`;
+          log(`copy bench against ${registry}`);
+          const found = (await runCopyBench({ harness, fixtures, trials, pushTrials, workDir, versions: machine.versions, implementation, ...(daemonImage ? { daemonImage } : {}) })).rows;
+          rows.push(...found.map((r) => ({ ...r, registry, label: `${r.label} — registry: ${registry}` })));
+        }
+      } finally {
+        if (daemonImage) await runTimed('/usr/bin/docker', ['rmi', '-f', daemonImage]);
       }
     }
     const contextDir = `${workDir}/context`;
@@ -241,3 +248,11 @@ main().catch((err: unknown) => {
   console.error(err instanceof Error ? (err.stack ?? err.message) : err);
   process.exitCode = 1;
 });
+
+/** Loads a docker-save archive into the Engine; the tag it holds (the first RepoTag `docker load` reports). */
+async function loadIntoDocker(archive: string): Promise<string | undefined> {
+  const loaded = await runTimed('/usr/bin/docker', ['load', '-i', archive]);
+  const tag = /Loaded image: (\S+)/.exec(loaded.stdout)?.[1];
+  if (loaded.code !== 0 || !tag) log(`*** docker load of the archive failed: no docker-daemon: scenario (${loaded.stderr.trim().slice(0, 200)}) ***`);
+  return loaded.code === 0 ? tag : undefined;
+}
