@@ -36,3 +36,8 @@ export const ExitCode = {
   /** Interrupted (SIGINT/SIGTERM). */
   Interrupted: 130,
 } as const;
+
+/** Whether `--json` was asked for, even malformed (`--json=true` is a usage error that still owes its JSON error object). */
+export function wantsJson(argv: readonly string[]): boolean {
+  return argv.some((arg) => arg === '--json' || arg.startsWith('--json='));
+}

@@ -6,7 +6,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { RegistryCredential } from '@slipway/engine';
-import { ExitCode, type Command, type CommandIo } from './command.js';
+import { ExitCode, wantsJson, type Command, type CommandIo } from './command.js';
 import { describeError } from './errors.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -74,8 +74,7 @@ export function defineCommand(spec: CommandSpec): Command {
     summary: spec.summary,
     usage,
     async run(argv: string[], io: CommandIo): Promise<number> {
-      // `--json=true` is a usage error too, and still gets its JSON error object.
-      const json = argv.some((arg) => arg === '--json' || arg.startsWith('--json='));
+      const json = wantsJson(argv);
       const secrets = envSecrets(io.env);
       let parsed: ReturnType<typeof parseArgs>;
       const options = { ...commonOptions, ...spec.options };

@@ -3,9 +3,8 @@
  * `slipway` entry point: dispatch to a command, wire SIGINT/SIGTERM/SIGHUP to an AbortSignal.
  * @module
  */
-import { removeScratchDirectoriesSync } from '@slipway/oci';
 import { commands } from './commands/index.js';
-import { ExitCode, type CommandIo } from './command.js';
+import { ExitCode, wantsJson, type CommandIo } from './command.js';
 
 /** The first error writing stdout other than EPIPE (a reader that went away, `| head`): `> /dev/full`. */
 let stdoutError: NodeJS.ErrnoException | undefined;
@@ -15,9 +14,6 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 // Progress and messages are best-effort: a log collector or `2>&1 | head` that goes away must not
 // crash a copy half-way (an unhandled EPIPE 'error' did, leaving a daemon export spool behind).
 process.stderr.on('error', () => undefined);
-// However the process ends (a second Ctrl-C exits at once), scratch directories (a daemon export
-// spool as big as the image) go with it.
-process.on('exit', removeScratchDirectoriesSync);
 
 async function main(argv: string[]): Promise<number> {
   const controller = new AbortController();
@@ -48,10 +44,15 @@ async function main(argv: string[]): Promise<number> {
     const message = name.startsWith('-') ? `a command comes first, not "${name}"; run "slipway --help"` : `unknown command "${name}"; run "slipway --help"`;
     io.stderr.write(`slipway: ${message}\n`);
     // --json promises one error object on stdout, whatever went wrong.
-    if (argv.some((arg) => arg === '--json' || arg.startsWith('--json='))) io.stdout.write(JSON.stringify({ error: { code: 'SLIPWAY_USAGE', message, exitCode: ExitCode.Usage } }, null, 2) + '\n');
+    if (wantsJson(argv)) io.stdout.write(JSON.stringify({ error: { code: 'SLIPWAY_USAGE', message, exitCode: ExitCode.Usage } }, null, 2) + '\n');
     return ExitCode.Usage;
   }
   const command = await load();
+  // However the process ends (a second Ctrl-C exits at once), scratch directories (a daemon export
+  // spool as big as the image) go with it. Imported here, not at start-up: the command has loaded the
+  // library already if it uses it, and `--version`, `--help` or a usage error need not load it at all.
+  const { removeScratchDirectoriesSync } = await import('@slipway/oci');
+  process.on('exit', removeScratchDirectoriesSync);
   const code = await command.run(rest, io);
   // A signal that came after the work was done (and its result printed) does not undo it.
   return controller.signal.aborted && code !== ExitCode.Ok ? ExitCode.Interrupted : code;
