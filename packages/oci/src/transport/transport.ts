@@ -169,8 +169,6 @@ interface RegistryState {
   /** `https://registry-1.docker.io` or `http://127.0.0.1:5000`. */
   base: URL;
   dispatcher: Dispatcher;
-  /** Whether the dispatcher verifies TLS (false for a registry listed insecure). */
-  verified: boolean;
   /**
    * The registry's verifying dispatcher (with its certs.d material), for its token realm and redirects
    * on other hosts: the same TLS settings as Docker and containers/image use for them.
@@ -528,7 +526,12 @@ export class Transport {
     if (errno !== 'UND_ERR_SOCKET' && errno !== 'ECONNRESET') return '';
     return certs?.clientCertificate
       ? `; if the registry requires client certificates, it refused the one in ${certs.directory}`
-      : `; if the registry requires a client certificate, put client.cert and client.key in ${certs?.directory ?? join(this.#certDirectories[0] ?? '<certs.d>', registry)}`;
+      : `; if the registry requires a client certificate, put client.cert and client.key in ${this.#certsDirectoryFor(registry, certs)}`;
+  }
+
+  /** The certs.d directory a registry's TLS material is in, or would go in (the first root). */
+  #certsDirectoryFor(registry: string, certs: RegistryTls | undefined): string {
+    return certs?.directory ?? join(this.#certDirectories[0] ?? '<certs.d>', registry);
   }
 
   /** The proxy a request to `url` goes through, for messages: never throws (see routeFor). */
@@ -594,14 +597,14 @@ export class Transport {
           }
           const challenge = res.statusCode === 401 ? pickChallenge(parseChallenges(res.headers['www-authenticate'])) : undefined;
           debug('ping %s -> %d %s', url.href, res.statusCode, challenge ? `(${challenge.scheme})` : '');
-          return { registry, base: new URL(base), dispatcher, verified: !insecure, secure: tls.secure, ...(challenge ? { challenge } : {}) };
+          return { registry, base: new URL(base), dispatcher, secure: tls.secure, ...(challenge ? { challenge } : {}) };
         } catch (err) {
           if (signal?.aborted) throw new AbortedError(`pinging ${registry}: aborted`, { cause: signal.reason });
           if (SlipwayError.is(err)) throw err;
           lastError = err;
           if (url.protocol === 'https:') tlsFailure = err;
           if (isCertificateError(err)) {
-            const where = certs ? `add its CA to ${certs.directory}` : `put its CA in ${join(this.#certDirectories[0] ?? '<certs.d>', registry)}/ca.crt`;
+            const where = certs ? `add its CA to ${certs.directory}` : `put its CA in ${this.#certsDirectoryFor(registry, certs)}/ca.crt`;
             const proxy = this.#routeOrNone(url);
             // Through an https:// proxy the certificate may be the proxy's, which certs.d and insecure do not cover.
             const whose =
@@ -689,9 +692,10 @@ export class Transport {
     checkHop(state.base, realmUrl, `token realm of ${state.registry}`);
     const service = challenge.params.service;
     const http = await this.#undici();
-    // The realm is reached with the registry's TLS settings (its certs.d CA and client certificate), as
-    // Docker and containers/image do: one TLS configuration per registry, whatever host a request goes to.
-    const dispatcher = realmUrl.host === state.base.host || realmUrl.protocol === 'http:' || !state.verified ? state.dispatcher : state.secure;
+    // The realm is reached with the registry's own dispatcher, whatever its host: its certs.d CA and
+    // client certificate, as Docker and containers/image use one TLS configuration per registry (and,
+    // for a registry listed insecure, no verification, as before).
+    const dispatcher = state.dispatcher;
 
     const send = async (method: 'GET' | 'POST'): Promise<Attempt> => {
       const url = new URL(realmUrl);
