@@ -170,7 +170,7 @@ class Client implements RegistryClient {
     const ref = toReference(reference);
     const candidates = pullCandidates(this.registriesConf, ref);
     if (candidates.length === 1 && candidates[0]!.reference === ref) return new RemoteSource(this, ref);
-    return new MirroredSource(ref.toString(), candidates.map((c) => ({ source: new RemoteSource(this, c.reference, c.mirror), mirror: c.mirror })));
+    return new MirroredSource(ref.toString(), candidates.map((c) => ({ ...c, source: new RemoteSource(this, c.reference, c.mirror) })));
   }
 
   sink(reference: Reference | string): ImageSink {
@@ -181,13 +181,13 @@ class Client implements RegistryClient {
   }
 
   async head(reference: Reference | string, options?: PullOptions): Promise<Descriptor | undefined> {
-    return firstAnswer(this.#readCandidates(reference, options), options, (ref, mirror) =>
+    return firstAnswer(this.#readCandidates(reference, options), options, ({ reference: ref, mirror }) =>
       headManifest({ transport: this.transport, reference: ref, scopes: [pullScope(ref.repository)], failFast: mirror, ...signalOf(options) }),
     );
   }
 
   async getManifest(reference: Reference | string, options?: PullOptions): Promise<ManifestBytes> {
-    return firstAnswer(this.#readCandidates(reference, options), options, (ref, mirror) =>
+    return firstAnswer(this.#readCandidates(reference, options), options, ({ reference: ref, mirror }) =>
       getManifest({ transport: this.transport, reference: ref, scopes: [pullScope(ref.repository)], failFast: mirror, ...signalOf(options) }),
     );
   }
@@ -366,24 +366,29 @@ class RemoteSource implements ImageSource {
  * down, stale or empty must not stop a pull the registry itself can serve. They are asked once, with
  * no retries: a dead mirror would otherwise add the whole backoff (seconds) to every pull.
  */
-async function firstAnswer<T>(candidates: readonly PullCandidate[], options: CallOptions | undefined, ask: (reference: Reference, mirror: boolean) => Promise<T>): Promise<T> {
+async function firstAnswer<C extends PullCandidate, T>(candidates: readonly C[], options: CallOptions | undefined, ask: (candidate: C) => Promise<T>): Promise<T> {
   const passed: string[] = [];
   for (const [i, candidate] of candidates.entries()) {
     const last = i === candidates.length - 1;
     try {
-      const answer = await ask(candidate.reference, candidate.mirror);
+      const answer = await ask(candidate);
       if (answer !== undefined || last) {
         if (candidate.mirror) debug('pull %s from mirror %s', candidates.at(-1)!.reference.toString(), candidate.reference.toString());
         return answer;
       }
       passed.push(`${candidate.reference.toString()}: not found`);
     } catch (err) {
-      if (options?.signal?.aborted || !SlipwayError.is(err) || err.code === 'SLIPWAY_ABORTED') throw err;
+      if (!passedOver(err, options)) throw err;
       if (last) throw withMirrorNotes(err, passed);
       passed.push(`${candidate.reference.toString()}: ${err.message}`);
     }
   }
   throw new InvalidArgumentError('no pull candidates');
+}
+
+/** Whether a failure lets the next candidate be asked: a slipway error, not an abort. */
+function passedOver(err: unknown, options: CallOptions | undefined): err is SlipwayError {
+  return !options?.signal?.aborted && SlipwayError.is(err) && err.code !== 'SLIPWAY_ABORTED';
 }
 
 /**
@@ -417,7 +422,7 @@ class MirroredSource implements ImageSource {
 
   constructor(
     readonly name: string,
-    readonly candidates: readonly { source: RemoteSource; mirror: boolean }[],
+    readonly candidates: readonly (PullCandidate & { source: RemoteSource })[],
   ) {}
 
   /**
@@ -429,14 +434,7 @@ class MirroredSource implements ImageSource {
   }
 
   async root(options?: CallOptions): Promise<ManifestBytes> {
-    const picked = await firstAnswer(
-      this.candidates.map((c) => ({ reference: c.source.reference, mirror: c.mirror })),
-      options,
-      async (reference) => {
-        const source = this.candidates.find((c) => c.source.reference === reference)!.source;
-        return { source, manifest: await source.root(options) };
-      },
-    );
+    const picked = await firstAnswer(this.candidates, options, async ({ source }) => ({ source, manifest: await source.root(options) }));
     this.#chosen = picked.source;
     return picked.manifest;
   }
@@ -459,7 +457,7 @@ class MirroredSource implements ImageSource {
       try {
         return await ask(source);
       } catch (err) {
-        if (options?.signal?.aborted || !SlipwayError.is(err) || err.code === 'SLIPWAY_ABORTED') throw err;
+        if (!passedOver(err, options)) throw err;
         if (source === registry) registryError = err;
         else passed.push(`${source.name}: ${err.message}`);
         debug('%s: %s', source.name, err.message);
