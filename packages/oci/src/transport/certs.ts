@@ -68,29 +68,28 @@ export async function readHostCertificates(roots: readonly string[], registry: s
       throw new InvalidArgumentError(`reading certificates for ${registry} in ${directory}: ${(err as Error).message}`, { cause: err });
     }
     names.sort();
-    const read = async (name: string): Promise<string> => {
+    /** A file's text; undefined for a dangling link when `missingOk` (a CA: nothing to trust, nothing to fail over). */
+    const read = async (name: string, missingOk = false): Promise<string | undefined> => {
       try {
         return await readFile(join(directory, name), 'utf8');
       } catch (err) {
+        if (missingOk && (err as NodeJS.ErrnoException).code === 'ENOENT') {
+          debug('certs.d: %s is a dangling link, passed over', join(directory, name));
+          return undefined;
+        }
         throw new InvalidArgumentError(`reading ${join(directory, name)}: ${(err as Error).message}`, { cause: err });
       }
     };
     const found: HostCertificates = { directory, ca: [], cert: [], key: [] };
     for (const name of names) {
       if (name.endsWith('.crt')) {
-        const pem = await read(name).catch((err: unknown) => {
-          // A dangling link where a CA was: nothing to trust, nothing to fail over.
-          if (((err as { cause?: NodeJS.ErrnoException }).cause?.code ?? '') !== 'ENOENT') throw err;
-          debug('certs.d: %s is a dangling link, passed over', join(directory, name));
-          return undefined;
-        });
+        const pem = await read(name, true);
         if (pem !== undefined) found.ca.push(pem);
-      }
-      else if (name.endsWith('.cert')) {
+      } else if (name.endsWith('.cert')) {
         const keyName = `${name.slice(0, -'.cert'.length)}.key`;
         if (!names.includes(keyName)) throw new InvalidArgumentError(`client certificate ${join(directory, name)} has no key ${keyName} beside it`);
-        found.cert.push(await read(name));
-        found.key.push(await read(keyName));
+        found.cert.push((await read(name))!);
+        found.key.push((await read(keyName))!);
       } else if (name.endsWith('.key')) {
         const certName = `${name.slice(0, -'.key'.length)}.cert`;
         if (!names.includes(certName)) throw new InvalidArgumentError(`client key ${join(directory, name)} has no certificate ${certName} beside it`);

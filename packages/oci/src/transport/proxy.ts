@@ -188,19 +188,14 @@ function parseNoProxy(value: string): { all: boolean; matchers: Matcher[] } {
     const cidr = /^(.+)\/(\d{1,3})$/.exec(entry);
     if (cidr) {
       const [, address, bits] = cidr as unknown as [string, string, string];
-      const family = isIP(address);
       const prefix = Number(bits);
-      if (family !== 0 && prefix <= (family === 4 ? 32 : 128)) {
-        const block = new BlockList();
-        block.addSubnet(address, prefix, family === 4 ? 'ipv4' : 'ipv6');
-        matchers.push((host) => isIP(host) !== 0 && block.check(host, isIP(host) === 4 ? 'ipv4' : 'ipv6'));
-      }
+      if (isIP(address) !== 0 && prefix <= (isIP(address) === 4 ? 32 : 128)) matchers.push(addressMatcher(address, prefix, ''));
       continue;
     }
     const { name, port } = splitEntry(entry);
     if (name === '') continue;
     if (isIP(name) !== 0) {
-      matchers.push((host, p) => sameAddress(host, name) && (port === '' || port === p));
+      matchers.push(addressMatcher(name, undefined, port));
       continue;
     }
     // `*.corp` and `.corp` match subdomains only; `corp` matches itself and its subdomains.
@@ -221,13 +216,20 @@ function splitEntry(entry: string): { name: string; port: string } {
   return withPort ? { name: withPort[1]!, port: withPort[2]! } : { name: entry, port: '' };
 }
 
-function sameAddress(a: string, b: string): boolean {
-  if (a === b) return true;
-  const family = isIP(a);
-  if (family === 0 || family !== isIP(b)) return false;
-  const list = new BlockList();
-  list.addAddress(b, family === 4 ? 'ipv4' : 'ipv6');
-  return list.check(a, family === 4 ? 'ipv4' : 'ipv6');
+/**
+ * An IP entry (`prefix` undefined) or CIDR block, compared as addresses (so `fd00:0::1` is `fd00::1`),
+ * on `port` when one is given. A name never matches; a single address only a host of its own family,
+ * while a block also takes IPv4-mapped IPv6 hosts (BlockList's own rule).
+ */
+function addressMatcher(address: string, prefix: number | undefined, port: string): Matcher {
+  const version = isIP(address);
+  const block = new BlockList();
+  if (prefix === undefined) block.addAddress(address, version === 4 ? 'ipv4' : 'ipv6');
+  else block.addSubnet(address, prefix, version === 4 ? 'ipv4' : 'ipv6');
+  return (host, p) => {
+    const hostVersion = isIP(host);
+    return hostVersion !== 0 && (prefix !== undefined || hostVersion === version) && block.check(host, hostVersion === 4 ? 'ipv4' : 'ipv6') && (port === '' || port === p);
+  };
 }
 
 /** What {@link withProxies} needs besides the routes. */
@@ -259,6 +261,7 @@ export function withProxies(direct: Dispatcher, config: ProxyConfig, options: Pr
       // (a token) too: the header is built here, from the URL's user info, and the URI goes bare.
       // The connection to the proxy gets the agent's timeouts: undici's default pool waits 300 s for a
       // CONNECT answer, whatever timeoutMs says (a proxy that accepts and never answers).
+      const pool = (origin: string | URL, opts: object): Pool => new options.Pool(origin, { ...options.agent, ...opts });
       agent = new options.ProxyAgent({
         ...options.agent,
         uri: route.label,
@@ -266,8 +269,8 @@ export function withProxies(direct: Dispatcher, config: ProxyConfig, options: Pr
         proxyTunnel: false,
         requestTls: options.requestTls,
         proxyTls: options.proxyTls,
-        clientFactory: (origin, opts) => new options.Pool(origin, { ...options.agent, ...opts }),
-        factory: (origin, opts) => new options.Pool(origin, { ...options.agent, ...opts }),
+        clientFactory: pool,
+        factory: pool,
       });
       agents.set(key, agent);
     }
