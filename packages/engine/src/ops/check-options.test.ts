@@ -28,6 +28,15 @@ describe('entry points refuse malformed options by field, before any work', () =
     assert.equal(await refusal(() => copyImage(loose({ source: 'a', destination: 'b', jobs: '4' }))), 'copyImage: jobs must be a whole number, got "4"');
     assert.equal(await refusal(() => copyImage(loose({ source: 'a', destination: 'b', signal: {} }))), 'copyImage: signal must be an AbortSignal, got an object');
     assert.equal(await refusal(() => copyImage(loose({ source: 'a', destination: 'b', registries: {} }))), 'copyImage: registries must be a list of { address, username, password }, got an object');
+    assert.equal(
+      await refusal(() => copyImage(loose({ source: 'a', destination: 'b', proxy: 'http://u:secret@p:3128' }))),
+      "copyImage: proxy must be 'environment', false or { httpProxy?, httpsProxy?, noProxy? } of strings, got a string",
+    );
+    assert.equal(
+      await refusal(() => copyImage(loose({ source: 'a', destination: 'b', proxy: { httpsProxy: 3128 } }))),
+      "copyImage: proxy must be 'environment', false or { httpProxy?, httpsProxy?, noProxy? } of strings, got an object",
+    );
+    assert.equal(await refusal(() => copyImage(loose({ source: 'a', destination: 'b', certDirectories: '/etc/docker/certs.d' }))), 'copyImage: certDirectories must be a list of strings, got "/etc/docker/certs.d"');
     assert.equal(await refusal(() => pushArchive(loose({ destination: 'b' }))), 'pushArchive: archive is required');
     assert.equal(await refusal(() => pushArchive(loose({ archive: 'x.tar', destination: 'b', cacheDir: true }))), 'pushArchive: cacheDir must be a directory or false, got a boolean');
   });

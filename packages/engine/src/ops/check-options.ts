@@ -6,10 +6,10 @@
  */
 import { InvalidArgumentError } from '@slipway/oci';
 
-type FieldKind = 'string' | 'string?' | 'boolean?' | 'count?' | 'function?' | 'platforms?' | 'strings?' | 'signal?' | 'registries?' | 'cacheDir?';
+type FieldKind = 'string' | 'string?' | 'boolean?' | 'count?' | 'function?' | 'platforms?' | 'strings?' | 'signal?' | 'registries?' | 'cacheDir?' | 'proxy?';
 
 /** Fields every op takes (AccessOptions). */
-const accessFields: Record<string, FieldKind> = { registries: 'registries?', insecure: 'strings?', signal: 'signal?' };
+const accessFields: Record<string, FieldKind> = { registries: 'registries?', insecure: 'strings?', proxy: 'proxy?', certDirectories: 'strings?', signal: 'signal?' };
 
 function describeValue(value: unknown): string {
   if (value === null || value === undefined) return String(value);
@@ -41,6 +41,15 @@ function fieldProblem(kind: FieldKind, value: unknown): string | undefined {
       return value instanceof AbortSignal ? undefined : `must be an AbortSignal, got ${describeValue(value)}`;
     case 'cacheDir?':
       return typeof value === 'string' || value === false ? undefined : `must be a directory or false, got ${describeValue(value)}`;
+    case 'proxy?': {
+      // A mistyped proxy would otherwise read as "no proxy" and connect directly without a word.
+      if (value === false || value === 'environment') return undefined;
+      const settings = value as Record<string, unknown> | null;
+      const fields = ['httpProxy', 'httpsProxy', 'noProxy'];
+      const fits = typeof settings === 'object' && settings !== null && !Array.isArray(settings) && fields.every((key) => settings[key] === undefined || typeof settings[key] === 'string');
+      // Not the value: a proxy URL may hold a password.
+      return fits ? undefined : `must be 'environment', false or { httpProxy?, httpsProxy?, noProxy? } of strings, got ${typeof value === 'string' ? 'a string' : describeValue(value)}`;
+    }
     case 'registries?': {
       if (!Array.isArray(value)) return `must be a list of { address, username, password }, got ${describeValue(value)}`;
       for (const [i, entry] of value.entries()) {
