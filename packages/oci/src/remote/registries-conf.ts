@@ -19,6 +19,9 @@
  * A reference matches the entry with the longest `prefix` that equals its `registry/repository` or
  * ends at a `/` in it (`*.example.com` matches any subdomain's host). A pull tries each mirror that
  * the reference's kind allows, then the (remapped) location; pushes go where the reference says.
+ * Matching looks at the name only, as skopeo's pull does (`FindRegistry(ref.Name())`): a prefix
+ * scoped to one tag or digest (`quay.io/team/app:1.0`), which the man page allows, never matches there
+ * either, and behaving differently from skopeo on the same file would be the worse surprise.
  *
  * Files, as containers/image reads them: the main file is `$CONTAINERS_REGISTRIES_CONF` (which must
  * exist), else `$XDG_CONFIG_HOME/containers/registries.conf` (`~/.config/...`) if present, else

@@ -121,3 +121,13 @@ test('IPv4-mapped loopback in the spelling URLs normalise it to is loopback too'
   assert.equal(new URL('https://[::ffff:127.0.0.1]/').hostname, '[::ffff:7f00:1]');
   assert.equal(via(config, 'https://[::ffff:10.0.0.1]/v2/'), HTTPS);
 });
+
+test('NO_PROXY: an IPv4 address and its IPv4-mapped IPv6 spelling name the same host, either way round', () => {
+  const config = ProxyConfig.resolve({ httpsProxy: HTTPS, noProxy: '10.0.0.1, ::ffff:10.0.0.2, 10.9.0.0/16' });
+  assert.equal(via(config, 'https://[::ffff:10.0.0.1]/v2/'), 'direct');
+  assert.equal(via(config, 'https://10.0.0.2/v2/'), 'direct');
+  assert.equal(via(config, 'https://[::ffff:10.9.3.4]/v2/'), 'direct');
+  // `::a00:1` is IPv4-compatible, not mapped: another address, as in Go.
+  assert.equal(via(config, 'https://[::a00:1]/v2/'), HTTPS);
+  assert.equal(via(config, 'https://10.0.0.3/v2/'), HTTPS);
+});

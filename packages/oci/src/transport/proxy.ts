@@ -218,8 +218,9 @@ function splitEntry(entry: string): { name: string; port: string } {
 
 /**
  * An IP entry (`prefix` undefined) or CIDR block, compared as addresses (so `fd00:0::1` is `fd00::1`),
- * on `port` when one is given. A name never matches; a single address only a host of its own family,
- * while a block also takes IPv4-mapped IPv6 hosts (BlockList's own rule).
+ * on `port` when one is given. A name never matches. An IPv4 address and its IPv4-mapped IPv6 spelling
+ * (`::ffff:10.0.0.1`) are the same host either way round, as Go's `net.IP.Equal` has it; BlockList
+ * already treats them so (an IPv4-compatible `::a00:1` stays a different address, in both).
  */
 function addressMatcher(address: string, prefix: number | undefined, port: string): Matcher {
   const version = isIP(address);
@@ -228,7 +229,7 @@ function addressMatcher(address: string, prefix: number | undefined, port: strin
   else block.addSubnet(address, prefix, version === 4 ? 'ipv4' : 'ipv6');
   return (host, p) => {
     const hostVersion = isIP(host);
-    return hostVersion !== 0 && (prefix !== undefined || hostVersion === version) && block.check(host, hostVersion === 4 ? 'ipv4' : 'ipv6') && (port === '' || port === p);
+    return hostVersion !== 0 && block.check(host, hostVersion === 4 ? 'ipv4' : 'ipv6') && (port === '' || port === p);
   };
 }
 
