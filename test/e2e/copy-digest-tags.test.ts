@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { copyImage } from '@slipway/engine';
 import { SlipwayError } from '@slipway/oci';
+import { startFaultProxy } from '../support/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
 import { hasTool, run, runChecked } from '../support/tools.js';
 import { pushBuildahIndex, skopeoRaw, type PushedIndex } from './copy-fixtures.js';
@@ -144,6 +145,20 @@ describe('slipway copy --digest-tags against real registries', { skip: missing.l
     assert.equal(result.digest, arm.digest);
     assert.deepEqual(result.digestTags, [{ tag: digestTag(arm.digest, 'sig'), digest: made.get(digestTag(arm.digest, 'sig')), subject: arm.digest, outcome: 'copied' }]);
     assert.deepEqual(await tags(dst.host, 'arm'), ['1', digestTag(arm.digest, 'sig')].sort());
+  });
+
+  it('reads each digest tag\'s manifest from the source once: by tag, then the copy takes those bytes', async () => {
+    const proxy = await startFaultProxy({ target: src });
+    try {
+      const result = await copyImage({ source: `${proxy.host}/app:1`, destination: `${dst.host}/counted:1`, digestTags: true });
+      assert.equal(result.digestTags.length, 4);
+      for (const t of result.digestTags) {
+        const reads = proxy.requestsMatching({ method: 'GET', path: `/manifests/` }).filter((r) => r.path.endsWith(`/manifests/${t.tag}`) || r.path.endsWith(`/manifests/${t.digest}`));
+        assert.deepEqual(reads.map((r) => r.path), [`/v2/app/manifests/${t.tag}`], `${t.tag}: one GET, by tag`);
+      }
+    } finally {
+      await proxy.stop();
+    }
   });
 
   it('an abort between two digest tags is an AbortedError (SLIPWAY_ABORTED), and copies no further tag', async () => {

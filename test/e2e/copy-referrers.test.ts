@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
+import { copyImage } from '@slipway/engine';
+import { startFaultProxy } from '../support/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
 import { hasTool, run, runChecked } from '../support/tools.js';
 import { pushBuildahIndex, skopeoRaw, type PushedIndex } from './copy-fixtures.js';
@@ -84,6 +86,20 @@ describe('slipway copy --referrers against real registries', { skip: missing.len
     // Fallback tags only, no tag for a referrer itself.
     const fallback = (digest: string) => digest.replace(':', '-');
     assert.deepEqual(await tags(`${dst.host}/app`), ['1', fallback(index.digest), fallback(arm.digest), fallback(attached.sbom)].sort());
+  });
+
+  it('reads each referrer\'s manifest from the source once: the copy takes the bytes the subject check read', async () => {
+    const proxy = await startFaultProxy({ target: src });
+    try {
+      const result = await copyImage({ source: `${proxy.host}/app:1`, destination: `${dst.host}/counted:1`, referrers: true });
+      assert.equal(result.referrers.length, 4);
+      for (const { digest } of result.referrers) {
+        const reads = proxy.requestsMatching({ method: 'GET', path: `/manifests/${digest}` });
+        assert.equal(reads.length, 1, `${digest}: ${reads.map((r) => r.path).join(', ')}`);
+      }
+    } finally {
+      await proxy.stop();
+    }
   });
 
   it('copying again is a no-op for the image and leaves each fallback index without duplicates; plain output lists the referrers', async () => {

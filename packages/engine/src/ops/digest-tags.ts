@@ -16,7 +16,7 @@
  * @module
  */
 import { copy, parseManifest, remote, throwIfAborted, type ManifestBytes } from '@slipway/oci';
-import { followSubjects, followUpCopyOptions, type FollowUpCopyOptions } from './referrers.js';
+import { followSubjects, followUpCopyOptions, withKnownRoot, type FollowUpCopyOptions } from './referrers.js';
 import { noStats, sumStats } from './stats.js';
 
 export interface CopiedDigestTag {
@@ -72,7 +72,7 @@ export async function copyDigestTags(options: CopyDigestTagsOptions): Promise<Co
         }
       }
       if (held !== digest) {
-        const result = await copy.copy(client.source(`${source.name}@${digest}`), client.sink(target), { ...followUpCopyOptions(options), overwrite: true });
+        const result = await copy.copy(withKnownRoot(client.source(`${source.name}@${digest}`), wanted), client.sink(target), { ...followUpCopyOptions(options), overwrite: true });
         stats = sumStats(stats, result.stats);
       }
       copied.push({ tag, digest, subject, outcome: 'copied' });

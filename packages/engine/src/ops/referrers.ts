@@ -10,7 +10,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { debuglog } from 'node:util';
-import { AbortedError, copy, digestOf, MediaType, parseManifest, RegistryError, remote, SlipwayError, throwIfAborted, type Descriptor, type ImageSink, type ManifestBytes, type name, type ParsedManifest } from '@slipway/oci';
+import { AbortedError, copy, digestOf, MediaType, parseManifest, RegistryError, remote, SlipwayError, throwIfAborted, type Descriptor, type ImageSink, type ImageSource, type ManifestBytes, type name, type ParsedManifest } from '@slipway/oci';
 import { noStats, sumStats } from './stats.js';
 
 const debug = debuglog('slipway');
@@ -107,7 +107,7 @@ export async function copyReferrers(options: CopyReferrersOptions): Promise<Copy
       const sink = withRootPut(client.sink(target), manifest.descriptor.digest, async (bytes) => {
         answered = await client.putManifest(target, bytes, call);
       });
-      const result = await copy.copy(client.source(`${source.name}@${manifest.descriptor.digest}`), sink, followUpCopyOptions(options));
+      const result = await copy.copy(withKnownRoot(client.source(`${source.name}@${manifest.descriptor.digest}`), manifest), sink, followUpCopyOptions(options));
       stats = sumStats(stats, result.stats);
       const descriptor = referrerDescriptor(manifest, parsed);
       added.push({ digest: descriptor.digest, answer: answered, describe: async () => descriptor });
@@ -258,6 +258,21 @@ async function readFallbackIndex(client: remote.RegistryClient, reference: strin
 /** A sink whose PUT of `root` goes through `put` (to read the registry's answer); everything else as `sink`. */
 function withRootPut(sink: ImageSink, root: string, put: (manifest: ManifestBytes) => Promise<void>): ImageSink {
   return withManifestPut(sink, (manifest, opts) => (manifest.descriptor.digest === root && opts?.tag === undefined ? put(manifest) : sink.putManifest(manifest, opts)));
+}
+
+/**
+ * `source` whose root is `root`, bytes already fetched (and verified) by digest: the copy that follows
+ * need not GET them a second time.
+ */
+export function withKnownRoot(source: ImageSource, root: ManifestBytes): ImageSource {
+  return {
+    name: source.name,
+    ...(source.location ? { location: source.location } : {}),
+    root: () => Promise.resolve(root),
+    manifest: source.manifest.bind(source),
+    blob: source.blob.bind(source),
+    ...(source.close ? { close: source.close.bind(source) } : {}),
+  };
 }
 
 /** `sink` with every manifest PUT going through `put`; its name, location, tag and other calls unchanged. */
