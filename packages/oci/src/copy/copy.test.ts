@@ -487,3 +487,74 @@ describe('copy', () => {
     assert.equal((await copy(src.source('src', 'empty'), dst.sink('dst', 'e'), { platforms: [parsePlatform('linux/arm/v7')] })).digest, v7.digest);
   });
 });
+
+describe('copy into a sink that holds one image, knows images by config, or commits at the end', () => {
+  /** `dst`'s sink with the optional contract fields set, recording commit calls. */
+  const special = (registry: MemoryRegistry, fields: Partial<Pick<ImageSink, 'singleImage' | 'identity'>>, current?: () => Promise<Descriptor | undefined>) => {
+    const inner = registry.sink('dst', 'latest');
+    const commits: string[] = [];
+    const sink: ImageSink = {
+      name: 'special',
+      ...fields,
+      current: current ?? ((o) => inner.current(o)),
+      hasBlob: (d, o) => inner.hasBlob(d, o),
+      putBlob: (d, open, o) => inner.putBlob(d, open, o),
+      hasManifest: (d, o) => inner.hasManifest(d, o),
+      putManifest: (m, o) => inner.putManifest(m, o),
+      commit: async (root) => {
+        commits.push(root.digest);
+      },
+    };
+    return { sink, commits };
+  };
+
+  it('an index without one platform selected is refused before anything moves, naming the platforms', async () => {
+    const src = new MemoryRegistry({ host: 'src.test' });
+    const dst = new MemoryRegistry({ host: 'dst.test' });
+    multiPlatform(src);
+    const { sink, commits } = special(dst, { singleImage: true });
+    await assert.rejects(copy(src.source('src', 'v1'), sink), (err: unknown) => {
+      assert.ok(SlipwayError.is(err) && err.code === 'SLIPWAY_INVALID_ARG');
+      assert.match(err.message, /special holds one image, and .* is an index \(linux\/amd64, linux\/arm64, linux\/arm\/v7.*\): select one platform/);
+      return true;
+    });
+    assert.deepEqual(destinationRequests(dst), []);
+    assert.deepEqual(commits, []);
+    const one = await copy(src.source('src', 'v1'), sink, { platforms: parsePlatforms(['linux/arm64']) });
+    assert.deepEqual(commits, [one.digest], 'committed once, with the root, after it was stored');
+    assert.equal(dst.hasManifest('dst', one.digest), true);
+  });
+
+  it('an artifact is refused by a single-image sink', async () => {
+    const src = new MemoryRegistry({ host: 'src.test' });
+    const config = src.addBlob('src', encode({}), 'application/vnd.example.thing.v1+json');
+    src.addManifest('src', encode({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers: [] }), MediaType.OciManifest, 'v1');
+    const { sink } = special(new MemoryRegistry({ host: 'dst.test' }), { singleImage: true });
+    await assert.rejects(copy(src.source('src', 'v1'), sink), /is an artifact \(config application\/vnd\.example\.thing\.v1\+json\), not an image/);
+  });
+
+  it('identity "config": the config digest at the destination is the same image (no-op, no commit); another is refused as an image ID', async () => {
+    const src = new MemoryRegistry({ host: 'src.test' });
+    const { arm64, amd64 } = multiPlatform(src);
+    const configOf = (d: Descriptor) => (JSON.parse(Buffer.from(src.lookup('src', d.digest)!.bytes).toString('utf8')) as { config: Descriptor }).config;
+    const held = configOf(arm64);
+    const { sink, commits } = special(new MemoryRegistry({ host: 'dst.test' }), { singleImage: true, identity: 'config' }, async () => held);
+    const same = await copy(src.source('src', 'v1'), sink, { platforms: parsePlatforms(['linux/arm64']) });
+    assert.equal(same.noop, true);
+    assert.deepEqual(commits, []);
+    await assert.rejects(copy(src.source('src', 'v1'), sink, { platforms: parsePlatforms(['linux/amd64']) }), (err: unknown) => {
+      assert.ok(err instanceof DestinationExistsError);
+      assert.equal(err.message, `special already holds image ID ${held.digest}, not the source's image ID ${configOf(amd64).digest}; pass overwrite (slipway: --overwrite) to replace it`);
+      return true;
+    });
+  });
+
+  it('a failed copy never commits', async () => {
+    const src = new MemoryRegistry({ host: 'src.test' });
+    const { arm64 } = multiPlatform(src);
+    const { sink, commits } = special(new MemoryRegistry({ host: 'dst.test' }), {});
+    const failing: ImageSink = { ...sink, putBlob: () => Promise.reject(new Error('disk full')) };
+    await assert.rejects(copy(src.source('src', arm64.digest), failing), /disk full/);
+    assert.deepEqual(commits, []);
+  });
+});

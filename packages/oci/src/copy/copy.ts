@@ -125,10 +125,13 @@ export class DestinationExistsError extends SlipwayError {
     readonly destination: string,
     readonly existing: Digest,
     readonly wanted: Digest,
+    /** What the digests are of, when not manifests (`image ID`: a daemon's config digests). */
+    what = '',
   ) {
+    const of = what === '' ? '' : `${what} `;
     super(
       'SLIPWAY_DESTINATION_EXISTS',
-      `${destination} already holds ${existing}, not the source's ${wanted}; pass overwrite (slipway: --overwrite) to replace it`,
+      `${destination} already holds ${of}${existing}, not the source's ${of}${wanted}; pass overwrite (slipway: --overwrite) to replace it`,
     );
   }
 }
@@ -209,9 +212,13 @@ class CopyRun {
       ...(subject ? { subject } : {}),
     });
 
+    if (sink.singleImage) checkSingleImage(source.name, sink.name, target);
+    // A daemon knows images by ID, its config's digest (with the classic store; the containerd store's
+    // ID is the manifest's digest): compared as such.
+    const identity = sink.identity === 'config' ? configOf(target.root).digest : wanted.digest;
     const current = await this.#limit(() => sink.current({ signal }));
-    if (current?.digest === wanted.digest) return result(true);
-    if (current && !this.options.overwrite) throw new DestinationExistsError(sink.name, current.digest, wanted.digest);
+    if (current?.digest === identity || current?.digest === wanted.digest) return result(true);
+    if (current && !this.options.overwrite) throw new DestinationExistsError(sink.name, current.digest, identity, sink.identity === 'config' ? 'image ID' : '');
 
     try {
       // Both are tracked inside: a failure anywhere aborts the rest, and we wait for everything below.
@@ -223,6 +230,7 @@ class CopyRun {
     }
     await Promise.all(this.#tasks);
     if (this.#failure) throw this.#failure.error;
+    if (sink.commit) await sink.commit(wanted, { signal });
     return result(false);
   }
 
@@ -404,6 +412,26 @@ class CopyRun {
     this.#failure = { error };
     this.controller.abort(error);
   }
+}
+
+/** The config of an image manifest (callers have checked it is one). */
+function configOf(root: ManifestBytes): Descriptor {
+  const parsed = parseManifest(root.bytes, root.descriptor.mediaType);
+  if (parsed.kind !== 'image') throw new InvalidArgumentError(`${root.descriptor.digest} is an index, not an image manifest`);
+  return parsed.manifest.config;
+}
+
+const imageConfigTypes = new Set<string>([MediaType.DockerConfig, MediaType.OciConfig]);
+
+/** For a sink holding one container image: an index needs one platform selected, an artifact is refused. */
+function checkSingleImage(sourceName: string, sinkName: string, target: Target): void {
+  const parsed = parseManifest(target.root.bytes, target.root.descriptor.mediaType);
+  if (parsed.kind === 'index') {
+    const listed = target.platforms.map((p) => p.platform).join(', ');
+    throw new InvalidArgumentError(`${sinkName} holds one image, and ${sourceName} is an index${listed ? ` (${listed})` : ''}: select one platform (slipway: --platform)`);
+  }
+  const type = parsed.manifest.config.mediaType;
+  if (!imageConfigTypes.has(type)) throw new InvalidArgumentError(`${sinkName} holds container images, and ${sourceName} is an artifact (config ${type}), not an image`);
 }
 
 /** Layers a registry does not store (Windows base layers): pushed manifests refer to them by URL. */

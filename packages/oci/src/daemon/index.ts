@@ -8,3 +8,5 @@
  */
 export { open, createDaemonSource, defaultDockerHost } from './source.js';
 export type { DaemonOptions, DaemonSourceOptions } from './source.js';
+export { sink, DaemonSink } from './sink.js';
+export type { DaemonSinkOptions } from './sink.js';

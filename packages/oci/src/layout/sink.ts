@@ -34,6 +34,11 @@ export interface LayoutSinkOptions {
 const refComponent = '[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*';
 const refNamePattern = new RegExp(`^${refComponent}(?:/${refComponent})*$`);
 
+/** Whether `name` may be an `org.opencontainers.image.ref.name`. */
+export function isRefName(name: string): boolean {
+  return name.length <= 255 && refNamePattern.test(name);
+}
+
 const layoutMarker = '{"imageLayoutVersion":"1.0.0"}';
 
 /** In-process lock per layout directory, so concurrent writers of index.json do not drop entries. */
@@ -84,7 +89,7 @@ export class LayoutSink implements ImageSink {
   readonly #inflight = new Map<string, Promise<void>>();
 
   constructor(dir: string, options: LayoutSinkOptions = {}) {
-    if (options.tag !== undefined && (!refNamePattern.test(options.tag) || options.tag.length > 255)) {
+    if (options.tag !== undefined && !isRefName(options.tag)) {
       throw new InvalidArgumentError(`invalid layout tag ${JSON.stringify(options.tag)}: want an image-spec ref name such as "latest" or "app:1.2"`);
     }
     this.#dir = resolve(dir);
@@ -243,6 +248,21 @@ export class LayoutSink implements ImageSink {
       const kept = index.manifests.filter((d) => d?.annotations?.[refNameAnnotation] !== tag);
       kept.push({ mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size, annotations: { [refNameAnnotation]: tag } });
       await writeAtomic(join(this.#dir, 'index.json'), JSON.stringify({ ...index, manifests: kept }));
+    });
+  }
+
+  /**
+   * Without a tag the root is listed in `index.json` with no name (as skopeo's `oci:DIR` does), once:
+   * an entry of that digest already there is enough. With a tag, `putManifest` listed it.
+   */
+  async commit(root: Descriptor, options: CallOptions = {}): Promise<void> {
+    throwIfAborted(options.signal);
+    if (this.tag !== undefined) return;
+    await withIndexLock(await realpath(this.#dir), async () => {
+      const index = await this.#readIndex();
+      if (index.manifests.some((d) => d?.digest === root.digest)) return;
+      index.manifests.push({ mediaType: root.mediaType, digest: root.digest, size: root.size });
+      await writeAtomic(join(this.#dir, 'index.json'), JSON.stringify(index));
     });
   }
 

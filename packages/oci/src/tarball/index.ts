@@ -10,6 +10,8 @@
  */
 export { open, openAny, list, TarballSource } from './source.js';
 export type { TarballOptions, ArchiveFormat, ArchiveImage } from './source.js';
+export { ArchiveSink, dockerArchiveSink, ociArchiveSink } from './sink.js';
+export type { ArchiveSinkFormat, ArchiveSinkOptions } from './sink.js';
 export { archiveDigest } from './fingerprint.js';
 export type { ArchiveDigestOptions } from './fingerprint.js';
 export { defaultGzipLevel, defaultCacheDir, pruneCache } from './compress.js';

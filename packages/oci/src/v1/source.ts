@@ -65,5 +65,20 @@ export interface ImageSink {
    * Children and blobs must already be stored.
    */
   putManifest(manifest: ManifestBytes, options?: CallOptions & { tag?: string }): Promise<void>;
+  /**
+   * Holds one container image, not an index or an artifact (a docker save archive, the Docker
+   * Engine): the copy engine refuses an index unless one platform is selected, before moving anything.
+   */
+  readonly singleImage?: boolean;
+  /**
+   * What `current()` returns the digest of: the root manifest (the default), or, for a store that
+   * keeps no manifests (the Docker Engine: an image ID is its config's digest), the image config.
+   */
+  readonly identity?: 'manifest' | 'config';
+  /**
+   * Called once the root and everything under it are stored (after the root's `putManifest`), never
+   * after a failure or a no-op: a sink that writes a whole file, or loads into a daemon, does it here.
+   */
+  commit?(root: Descriptor, options?: CallOptions): Promise<void>;
   close?(): Promise<void>;
 }

@@ -1,0 +1,171 @@
+/**
+ * ImageSink loading one image into a Docker Engine (`docker-daemon:NAME[:TAG]`), as `docker load`
+ * does: the image is staged like a docker archive (tarball/sink.ts) and, once complete, streamed to
+ * `POST /images/load`, so the daemon never sees a partial image and the name moves only when the
+ * load succeeded.
+ *
+ * The Engine keeps no manifests (with its classic store): an image is known by its ID, the digest
+ * of its config, so `current()` reports that and the copy engine compares configs (`identity`); with
+ * the containerd image store (Docker 25+, opt-in) the ID is the manifest's digest, which the engine
+ * takes as the same image too. The name is inspected again after the load: it must now hold what
+ * was sent.
+ * @module
+ */
+import { PassThrough, type Readable } from 'node:stream';
+import { AbortedError, InvalidArgumentError, SlipwayError, throwIfAborted } from '../errors.js';
+import { readCapped } from '../internal/read.js';
+import { familiarString, parseReference } from '../name/reference.js';
+import { packArchive, StagedArchive } from '../tarball/sink.js';
+import type { Digest } from '../v1/digest.js';
+import type { Descriptor } from '../v1/manifest.js';
+import { MediaType } from '../v1/media-types.js';
+import type { CallOptions, ImageSink, ManifestBytes, PutBlobOptions } from '../v1/source.js';
+import { connect, daemonMessage, defaultDockerHost, unreachable } from './engine-api.js';
+
+export interface DaemonSinkOptions {
+  /** Docker Engine address, as for the daemon source. @defaultValue `DOCKER_HOST`, else `unix:///var/run/docker.sock` */
+  host?: string;
+  /** Where the image is staged before the load. @defaultValue the OS temp dir */
+  tempDir?: string;
+}
+
+/** The most of a load's progress stream kept (it is a few lines of JSON). */
+const maxLoadAnswerBytes = 1024 * 1024;
+
+export class DaemonSink implements ImageSink {
+  readonly name: string;
+  readonly singleImage = true;
+  readonly identity = 'config' as const;
+  readonly #image: string;
+  readonly #host: string;
+  readonly #staged: StagedArchive;
+
+  constructor(image: string, options: DaemonSinkOptions = {}) {
+    const reference = parseReference(image);
+    if (reference.digest !== undefined) throw new InvalidArgumentError(`docker-daemon destination "${image}" has a digest; want name[:tag] (the daemon tags the loaded image with it)`);
+    // The name as docker shows it (`app:1`, `registry.corp/team/app:latest`).
+    this.#image = familiarString(reference);
+    this.name = `docker-daemon:${this.#image}`;
+    // An empty DOCKER_HOST means unset, as the docker CLI reads it.
+    this.#host = options.host ?? (process.env.DOCKER_HOST || defaultDockerHost);
+    this.#staged = new StagedArchive('docker-archive', this.#image, options.tempDir);
+  }
+
+  /** The image ID (config digest) the name points at in the daemon, if any. */
+  async current(options: CallOptions = {}): Promise<Descriptor | undefined> {
+    throwIfAborted(options.signal);
+    const id = await this.#inspect(options.signal);
+    return id === undefined ? undefined : { mediaType: MediaType.DockerConfig, digest: id, size: 0 };
+  }
+
+  async #inspect(signal: AbortSignal | undefined): Promise<Digest | undefined> {
+    const { client, shown, request } = await connect(this.#host);
+    try {
+      let answer;
+      try {
+        answer = await request(client, { method: 'GET', path: `/images/${encodeURIComponent(this.#image)}/json`, ...(signal ? { signal } : {}) });
+      } catch (err) {
+        if (signal?.aborted) throw new AbortedError('operation aborted', { cause: signal.reason });
+        throw unreachable(shown, err);
+      }
+      if (answer.statusCode === 404) {
+        await answer.body.dump();
+        return undefined;
+      }
+      if (answer.statusCode !== 200) {
+        throw new SlipwayError('SLIPWAY_NETWORK', `Docker daemon at ${shown} answered ${answer.statusCode} to inspecting ${JSON.stringify(this.#image)}: ${await daemonMessage(answer.body)}`);
+      }
+      const id = (JSON.parse((await readCapped(answer.body, 4 * 1024 * 1024)).toString('utf8')) as { Id?: unknown }).Id;
+      if (typeof id !== 'string' || !/^sha256:[a-f0-9]{64}$/.test(id)) throw new SlipwayError('SLIPWAY_NETWORK', `Docker daemon at ${shown} returned no image ID for ${JSON.stringify(this.#image)}`);
+      return id as Digest;
+    } finally {
+      await client.destroy().catch(() => undefined);
+    }
+  }
+
+  async hasBlob(descriptor: Descriptor, options?: CallOptions): Promise<boolean> {
+    return (await this.#staged.layout()).hasBlob(descriptor, options);
+  }
+
+  async putBlob(descriptor: Descriptor, open: () => Promise<Readable>, options?: PutBlobOptions): Promise<void> {
+    return (await this.#staged.layout()).putBlob(descriptor, open, options);
+  }
+
+  async hasManifest(descriptor: Descriptor, options?: CallOptions): Promise<boolean> {
+    return (await this.#staged.layout()).hasManifest(descriptor, options);
+  }
+
+  async putManifest(manifest: ManifestBytes, options: CallOptions & { tag?: string } = {}): Promise<void> {
+    return (await this.#staged.layout()).putManifest(manifest, options.signal ? { signal: options.signal } : {});
+  }
+
+  /** Streams the staged image to `POST /images/load`, then checks the name holds its config. */
+  async commit(root: Descriptor, options: CallOptions = {}): Promise<void> {
+    const { signal } = options;
+    throwIfAborted(signal);
+    const { entries, config } = await this.#staged.entries(root);
+    if (config === undefined) throw new InvalidArgumentError(`${this.name} holds one image, not an index`);
+
+    const { client, shown, request } = await connect(this.#host);
+    const body = new PassThrough({ highWaterMark: 4 * 1024 * 1024 });
+    const packing = packArchive(entries, body, signal);
+    try {
+      let answer;
+      try {
+        answer = await request(client, {
+          method: 'POST',
+          path: '/images/load?quiet=1',
+          headers: { 'content-type': 'application/x-tar' },
+          body,
+          ...(signal ? { signal } : {}),
+        });
+      } catch (err) {
+        if (signal?.aborted) throw new AbortedError('operation aborted', { cause: signal.reason });
+        throw unreachable(shown, err);
+      }
+      if (answer.statusCode !== 200) {
+        throw new SlipwayError('SLIPWAY_NETWORK', `Docker daemon at ${shown} answered ${answer.statusCode} to loading ${this.name}: ${await daemonMessage(answer.body)}`);
+      }
+      // A 200 says the upload was taken; a refused archive shows as an error line in the stream.
+      const text = (await readCapped(answer.body, maxLoadAnswerBytes, true)).toString('utf8');
+      await packing;
+      const refusal = loadError(text);
+      if (refusal !== undefined) throw new SlipwayError('SLIPWAY_INVALID_ARCHIVE', `Docker daemon at ${shown} refused to load ${this.name}: ${refusal}`);
+    } catch (err) {
+      body.destroy();
+      await packing.catch(() => undefined);
+      throw err;
+    } finally {
+      await client.destroy().catch(() => undefined);
+    }
+    const now = await this.#inspect(signal);
+    // The classic store's image ID is the config's digest; the containerd store's, the manifest's.
+    if (now !== config.digest && now !== root.digest) throw new SlipwayError('SLIPWAY_NETWORK', `Docker daemon at ${shown} loaded ${this.name}, but the name holds ${now ?? 'nothing'}, not ${config.digest}`);
+  }
+
+  async close(): Promise<void> {
+    await this.#staged.close();
+  }
+}
+
+/** The first error a `docker load` progress stream reports (JSON lines: `{"error": …, "errorDetail": …}`). */
+function loadError(text: string): string | undefined {
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    let parsed: { error?: unknown; errorDetail?: { message?: unknown } };
+    try {
+      parsed = JSON.parse(line) as typeof parsed;
+    } catch {
+      continue;
+    }
+    const message = parsed.errorDetail?.message ?? parsed.error;
+    if (typeof message === 'string') return message.slice(0, 500);
+    if (message !== undefined) return JSON.stringify(message).slice(0, 500);
+  }
+  return undefined;
+}
+
+/** An ImageSink loading into the Docker Engine under `image` (`app:1`). */
+export function sink(image: string, options: DaemonSinkOptions = {}): DaemonSink {
+  return new DaemonSink(image, options);
+}

@@ -1,0 +1,113 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { gzipSync } from 'node:zlib';
+import { copy } from '../copy/copy.js';
+import { MemoryRegistry } from '../copy/memory.js';
+import { SlipwayError } from '../errors.js';
+import { imageSourceConformance } from '../testing/conformance.js';
+import { sha256, type Digest } from '../v1/digest.js';
+import type { Descriptor } from '../v1/manifest.js';
+import { MediaType } from '../v1/media-types.js';
+import { parsePlatforms } from '../v1/platform.js';
+import { dockerArchiveSink, ociArchiveSink } from './sink.js';
+import { list, open } from './source.js';
+
+const encode = (value: unknown) => Buffer.from(JSON.stringify(value));
+const fileHash = async (path: string) => createHash('sha256').update(await readFile(path)).digest('hex');
+
+/** A two-platform index in `src/app:v1` of a memory registry; each image has a real gzip layer and diff ID. */
+function registryWithIndex(): { registry: MemoryRegistry; index: Descriptor; amd64: Descriptor; blobs: Digest[] } {
+  const registry = new MemoryRegistry({ host: 'src.test' });
+  const blobs: Digest[] = [];
+  const image = (architecture: string) => {
+    const tar = Buffer.alloc(1024, architecture);
+    const layer = registry.addBlob('app', gzipSync(tar), MediaType.OciLayerGzip);
+    const config = registry.addBlob('app', encode({ architecture, os: 'linux', rootfs: { type: 'layers', diff_ids: [sha256(tar)] }, config: {} }), MediaType.OciConfig);
+    blobs.push(layer.digest, config.digest);
+    return { ...registry.addManifest('app', encode({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers: [layer] }), MediaType.OciManifest), platform: { architecture, os: 'linux' } };
+  };
+  const amd64 = image('amd64');
+  const arm64 = image('arm64');
+  const index = registry.addManifest('app', encode({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [amd64, arm64] }), MediaType.OciIndex, 'v1');
+  blobs.push(amd64.digest, arm64.digest);
+  return { registry, index, amd64, blobs };
+}
+
+let dir: string;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'slipway-archive-sink-test-'));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+imageSourceConformance('OCI archive written by tarball.ociArchiveSink', async () => {
+  const { registry, index, blobs } = registryWithIndex();
+  const path = join(dir, 'conformance-oci.tar');
+  await copy(registry.source('app', 'v1'), ociArchiveSink(path, { name: 'v1' }));
+  return { source: await open(path, { image: 'v1' }), expected: { rootDigest: index.digest, contains: blobs } };
+});
+
+imageSourceConformance('docker archive written by tarball.dockerArchiveSink (read through its OCI half)', async () => {
+  const { registry, amd64 } = registryWithIndex();
+  const path = join(dir, 'conformance-docker.tar');
+  await copy(registry.source('app', 'v1'), dockerArchiveSink(path, { name: 'app:1' }), { platforms: parsePlatforms(['linux/amd64']) });
+  return { source: await open(path, { image: 'app:1' }), expected: { rootDigest: amd64.digest } };
+});
+
+describe('archive sinks', () => {
+  it('the same image makes the same bytes; again is a no-op that leaves the file alone', async () => {
+    const { registry } = registryWithIndex();
+    const a = join(dir, 'repro-a.tar');
+    const b = join(dir, 'nested', 'deeper', 'repro-b.tar');
+    await copy(registry.source('app', 'v1'), ociArchiveSink(a, { name: 'v1' }));
+    await copy(registry.source('app', 'v1'), ociArchiveSink(b, { name: 'v1' }));
+    assert.equal(await fileHash(a), await fileHash(b), 'reproducible, and the parent directories were made');
+    const again = await copy(registry.source('app', 'v1'), ociArchiveSink(a, { name: 'v1' }));
+    assert.equal(again.noop, true);
+  });
+
+  it('a docker archive lists the image in manifest.json under its familiar name, with the blobs as its layer files', async () => {
+    const { registry, amd64 } = registryWithIndex();
+    const path = join(dir, 'named.tar');
+    await copy(registry.source('app', 'v1'), dockerArchiveSink(path, { name: 'registry.test:5000/team/app' }), { platforms: parsePlatforms(['linux/amd64']) });
+    assert.deepEqual(await list(path), [{ position: 0, tags: ['registry.test:5000/team/app:latest'] }]);
+    const opened = await open(path);
+    try {
+      assert.equal(opened.format, 'oci-layout');
+      assert.equal((await opened.root()).descriptor.digest, amd64.digest);
+    } finally {
+      await opened.close();
+    }
+  });
+
+  it('an existing file that is not a readable archive is refused, untouched, unless overwrite; the staging directory goes either way', async () => {
+    const { registry, index } = registryWithIndex();
+    const work = await mkdtemp(join(dir, 'existing-'));
+    const path = join(work, 'out.tar');
+    await writeFile(path, 'precious, not a tar');
+    await assert.rejects(copy(registry.source('app', 'v1'), ociArchiveSink(path)), (err: unknown) => {
+      assert.ok(SlipwayError.is(err) && err.code === 'SLIPWAY_DESTINATION_EXISTS');
+      assert.match(err.message, /exists \(.*\); pass overwrite .* to replace the whole file/);
+      return true;
+    });
+    assert.equal(await readFile(path, 'utf8'), 'precious, not a tar');
+    const sink = ociArchiveSink(path, { overwrite: true });
+    try {
+      assert.equal((await copy(registry.source('app', 'v1'), sink, { overwrite: true })).digest, index.digest);
+    } finally {
+      await sink.close();
+    }
+    assert.deepEqual(await readdir(work), ['out.tar']);
+  });
+
+  it('names are checked before anything is written', () => {
+    assert.throws(() => ociArchiveSink(join(dir, 'x.tar'), { name: 'not a ref name!' }), /invalid oci-archive name/);
+    assert.throws(() => dockerArchiveSink(join(dir, 'x.tar'), { name: `app@sha256:${'a'.repeat(64)}` }), /has a digest/);
+    assert.throws(() => dockerArchiveSink(join(dir, 'x.tar'), { name: 'team/UPPER' }), (err: unknown) => SlipwayError.is(err) && err.code === 'SLIPWAY_INVALID_REFERENCE');
+  });
+});

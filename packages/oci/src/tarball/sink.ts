@@ -1,0 +1,306 @@
+/**
+ * ImageSinks that write one image as a single file: an OCI layout tar (`oci-archive:`) or a
+ * `docker save` archive (`docker-archive:`), what skopeo, `crane pull` and `regctl image export`
+ * write for moving an image where no registry reaches (an air-gapped site, a CI artifact).
+ *
+ * Blobs are staged in an OCI layout in a scratch directory beside the target (the same file system;
+ * removed on close, and by a front end's exit hook if the process dies). The archive is packed when
+ * the copy engine commits, after the root and everything under it are stored, into a temp file
+ * renamed over the target: the path never holds a partial archive, and a failed or aborted copy
+ * leaves whatever was there before.
+ *
+ * The docker archive is the hybrid Docker 25+ `docker save` writes: an OCI layout (so the manifest
+ * keeps its digest, and `oci-archive:` readers take it too) plus a `manifest.json` naming the same
+ * blob files. `docker load` reads it, 20.10 included, since it decompresses each layer file itself
+ * and checks the result against the config's diff IDs. Layers stay as the source compressed them.
+ *
+ * Archives are reproducible: entries in a fixed order with zero owners and times, so the same image
+ * makes the same bytes.
+ * @module
+ */
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open as openFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { pack } from 'tar-stream';
+import { AbortedError, InvalidArgumentError, NotFoundError, SlipwayError, throwIfAborted } from '../errors.js';
+import { makeScratch, removeScratch } from '../internal/tar-scratch.js';
+import { isRefName, LayoutSink } from '../layout/sink.js';
+import { blobPath, imageNameAnnotation, refNameAnnotation } from '../layout/source.js';
+import { familiarString, parseReference } from '../name/reference.js';
+import { parseManifest, type Descriptor } from '../v1/manifest.js';
+import { MediaType } from '../v1/media-types.js';
+import type { CallOptions, ImageSink, ManifestBytes, PutBlobOptions } from '../v1/source.js';
+import { open as openArchive } from './source.js';
+
+export type ArchiveSinkFormat = 'oci-archive' | 'docker-archive';
+
+export interface ArchiveSinkOptions {
+  /**
+   * `oci-archive`: the ref name stored in `index.json` (`latest`, `app:1`). `docker-archive`: the
+   * image name `docker load` tags (`app:1`, `registry.corp:5000/team/app`; the tag defaults to
+   * `latest`). Optional: without it the image is stored unnamed.
+   */
+  name?: string;
+  /**
+   * Replace an existing file that does not hold this image under `name`; the whole file is
+   * replaced, other images in it too (as skopeo's `oci-archive:` does). @defaultValue false
+   */
+  overwrite?: boolean;
+  /** Where the staging directory goes. @defaultValue the target's directory (same file system, so the final rename is atomic) */
+  tempDir?: string;
+}
+
+/** What a docker archive's `manifest.json` says about its one image. */
+interface DockerSaveEntry {
+  Config: string;
+  RepoTags: string[];
+  Layers: string[];
+}
+
+/** An entry of the packed archive: small ones in memory, blobs from the staging directory. */
+type PackEntry = { name: string; bytes: Uint8Array } | { name: string; file: string; size: number };
+
+/**
+ * The image-spec ref name and the containerd image name for `name`, and the `RepoTags` entry: a
+ * docker archive's name is a reference (`app` means `docker.io/library/app:latest`), an OCI archive's
+ * a free-form ref name.
+ */
+function naming(format: ArchiveSinkFormat, name: string | undefined): { annotations: Record<string, string>; repoTags: string[] } {
+  if (name === undefined) return { annotations: {}, repoTags: [] };
+  if (format === 'oci-archive') return { annotations: { [refNameAnnotation]: name }, repoTags: [] };
+  const reference = parseReference(name);
+  if (reference.digest !== undefined) throw new InvalidArgumentError(`docker-archive name "${name}" has a digest; want name[:tag] (docker load tags the image with it)`);
+  return {
+    annotations: { [imageNameAnnotation]: reference.toString(), [refNameAnnotation]: reference.tag ?? 'latest' },
+    repoTags: [familiarString(reference)],
+  };
+}
+
+/** Writes `entries` as a tar to `out`, in order, with fixed metadata (see the module comment). */
+export async function packArchive(entries: readonly PackEntry[], out: Writable, signal?: AbortSignal): Promise<void> {
+  const packer = pack();
+  const writing = pipeline(packer, out, signal ? { signal } : {});
+  try {
+    for (const entry of entries) {
+      throwIfAborted(signal);
+      const header = { name: entry.name, mode: 0o644, uid: 0, gid: 0, mtime: new Date(0), type: 'file' as const };
+      if ('bytes' in entry) {
+        await new Promise<void>((done, fail) => packer.entry({ ...header, size: entry.bytes.length }, Buffer.from(entry.bytes), (err) => (err ? fail(err) : done())));
+      } else {
+        const body = packer.entry({ ...header, size: entry.size });
+        await pipeline(createReadStream(entry.file), body as unknown as NodeJS.WritableStream, signal ? { signal } : {});
+      }
+    }
+    packer.finalize();
+  } catch (err) {
+    packer.destroy(err as Error);
+    await writing.catch(() => undefined);
+    throw signal?.aborted ? new AbortedError('operation aborted', { cause: signal.reason }) : err;
+  }
+  await writing;
+}
+
+/**
+ * A single-image archive being assembled: blobs staged in a layout directory, packed by
+ * {@link StagedArchive.pack}. Shared by the file sinks here and the Docker daemon's `docker load`.
+ */
+export class StagedArchive {
+  readonly #format: ArchiveSinkFormat;
+  readonly #naming: { annotations: Record<string, string>; repoTags: string[] };
+  readonly #scratchBase: string | undefined;
+  #scratch: Promise<string> | undefined;
+  #layout: Promise<LayoutSink> | undefined;
+
+  constructor(format: ArchiveSinkFormat, name: string | undefined, scratchBase: string | undefined) {
+    if (format === 'oci-archive' && name !== undefined && !isRefName(name)) {
+      throw new InvalidArgumentError(`invalid oci-archive name ${JSON.stringify(name)}: want an image-spec ref name such as "latest" or "app:1.2"`);
+    }
+    this.#format = format;
+    this.#naming = naming(format, name);
+    this.#scratchBase = scratchBase;
+  }
+
+  /** The names `docker load` will tag (docker archives only). */
+  get repoTags(): readonly string[] {
+    return this.#naming.repoTags;
+  }
+
+  /** The staging layout, made on first use: a copy that turns out to be a no-op never touches the disk. */
+  layout(): Promise<LayoutSink> {
+    // The target's directory is created as `oci:DIR` creates its directory.
+    const base = this.#scratchBase;
+    this.#scratch ??= base === undefined ? makeScratch() : mkdir(base, { recursive: true }).then(() => makeScratch(base));
+    this.#layout ??= this.#scratch.then((dir) => new LayoutSink(join(dir, 'layout')));
+    return this.#layout;
+  }
+
+  /**
+   * The archive's entries for `root`, which must be stored with all it references, and the root's
+   * config when it is an image manifest.
+   */
+  async entries(root: Descriptor): Promise<{ entries: PackEntry[]; config?: Descriptor }> {
+    if (this.#scratch === undefined) throw new InvalidArgumentError(`nothing staged for ${root.digest}`);
+    const dir = join(await this.#scratch, 'layout');
+    const index = {
+      schemaVersion: 2,
+      mediaType: MediaType.OciIndex,
+      manifests: [{ mediaType: root.mediaType, digest: root.digest, size: root.size, ...(Object.keys(this.#naming.annotations).length > 0 ? { annotations: this.#naming.annotations } : {}) }],
+    };
+    const entries: PackEntry[] = [
+      { name: 'oci-layout', bytes: Buffer.from('{"imageLayoutVersion":"1.0.0"}') },
+      { name: 'index.json', bytes: Buffer.from(JSON.stringify(index)) },
+    ];
+    const parsed = parseManifest(await readBlob(dir, root), root.mediaType);
+    if (this.#format === 'docker-archive') {
+      if (parsed.kind !== 'image') throw new InvalidArgumentError(`a docker archive holds one image, not an index (${root.digest})`);
+      const item: DockerSaveEntry = {
+        Config: blobPath(parsed.manifest.config),
+        RepoTags: this.#naming.repoTags,
+        Layers: parsed.manifest.layers.map((layer) => blobPath(layer)),
+      };
+      entries.push({ name: 'manifest.json', bytes: Buffer.from(JSON.stringify([item])) });
+    }
+    // Every staged blob, in name order: the staging layout holds this image and nothing else.
+    for (const algorithm of (await readdir(join(dir, 'blobs'))).sort()) {
+      for (const hex of (await readdir(join(dir, 'blobs', algorithm))).sort()) {
+        if (hex.startsWith('.tmp-')) continue;
+        const file = join(dir, 'blobs', algorithm, hex);
+        entries.push({ name: `blobs/${algorithm}/${hex}`, file, size: (await stat(file)).size });
+      }
+    }
+    return parsed.kind === 'image' ? { entries, config: parsed.manifest.config } : { entries };
+  }
+
+  async close(): Promise<void> {
+    const scratch = this.#scratch;
+    this.#scratch = undefined;
+    this.#layout = undefined;
+    if (scratch) await removeScratch(await scratch.catch(() => undefined));
+  }
+}
+
+async function readBlob(dir: string, descriptor: Descriptor): Promise<Buffer> {
+  const handle = await openFile(join(dir, blobPath(descriptor)), 'r');
+  try {
+    return await handle.readFile();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** An ImageSink writing `path` as an `oci-archive` or `docker-archive` holding one image; see the module comment. */
+export class ArchiveSink implements ImageSink {
+  readonly name: string;
+  readonly singleImage: boolean;
+  readonly #path: string;
+  readonly #archiveName: string | undefined;
+  readonly #overwrite: boolean;
+  readonly #staged: StagedArchive;
+
+  constructor(path: string, format: ArchiveSinkFormat, options: ArchiveSinkOptions = {}) {
+    if (path === '') throw new InvalidArgumentError(`${format}: empty path`);
+    this.#path = resolve(path);
+    this.#archiveName = options.name;
+    this.#overwrite = options.overwrite ?? false;
+    this.#staged = new StagedArchive(format, options.name, options.tempDir ?? dirname(this.#path));
+    this.singleImage = format === 'docker-archive';
+    this.name = `${format}:${path}${options.name === undefined ? '' : `:${options.name}`}`;
+  }
+
+  /**
+   * What the file holds under the name (or, unnamed, as its only image): a descriptor when slipway
+   * can read it as an OCI layout (its own archives, Docker 25+ saves, skopeo's and crane's), so that
+   * the same image again is a no-op and another one is refused unless `overwrite`. A file it cannot
+   * read that way is refused outright unless `overwrite`: what it holds cannot be compared.
+   */
+  async current(options: CallOptions = {}): Promise<Descriptor | undefined> {
+    const held = await this.#held(options);
+    if (held.state === 'absent') return undefined;
+    if (held.state === 'image') return held.descriptor;
+    if (this.#overwrite) return undefined;
+    throw new SlipwayError('SLIPWAY_DESTINATION_EXISTS', `${this.name}: "${this.#path}" exists (${held.why}); pass overwrite (slipway: --overwrite) to replace the whole file`);
+  }
+
+  async #held(options: CallOptions): Promise<{ state: 'absent' } | { state: 'image'; descriptor: Descriptor } | { state: 'unreadable'; why: string }> {
+    throwIfAborted(options.signal);
+    const info = await stat(this.#path).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined;
+      throw err;
+    });
+    if (info === undefined) return { state: 'absent' };
+    if (!info.isFile()) throw new InvalidArgumentError(`${this.name}: "${this.#path}" exists and is not a regular file`);
+    try {
+      const existing = await openArchive(this.#path, { ...(this.#archiveName === undefined ? {} : { image: this.#archiveName }), cacheDir: false, ...(options.signal ? { signal: options.signal } : {}) });
+      try {
+        // A docker save without an OCI half would have to be compressed to learn its digest.
+        if (existing.format !== 'oci-layout') return { state: 'unreadable', why: 'a docker save archive without an OCI layout in it' };
+        return { state: 'image', descriptor: (await existing.root(options)).descriptor };
+      } finally {
+        await existing.close();
+      }
+    } catch (err) {
+      if (options.signal?.aborted || !SlipwayError.is(err)) throw err;
+      return { state: 'unreadable', why: err instanceof NotFoundError ? `no image named ${JSON.stringify(this.#archiveName ?? '')} in it` : err.message };
+    }
+  }
+
+  async hasBlob(descriptor: Descriptor, options?: CallOptions): Promise<boolean> {
+    return (await this.#staged.layout()).hasBlob(descriptor, options);
+  }
+
+  async putBlob(descriptor: Descriptor, open: () => Promise<Readable>, options?: PutBlobOptions): Promise<void> {
+    return (await this.#staged.layout()).putBlob(descriptor, open, options);
+  }
+
+  async hasManifest(descriptor: Descriptor, options?: CallOptions): Promise<boolean> {
+    return (await this.#staged.layout()).hasManifest(descriptor, options);
+  }
+
+  async putManifest(manifest: ManifestBytes, options: CallOptions & { tag?: string } = {}): Promise<void> {
+    // Staged by digest; the name goes into the archive's index.json when it is packed.
+    return (await this.#staged.layout()).putManifest(manifest, options.signal ? { signal: options.signal } : {});
+  }
+
+  /** Packs the staged image into a temp file beside the target and renames it into place. */
+  async commit(root: Descriptor, options: CallOptions = {}): Promise<void> {
+    throwIfAborted(options.signal);
+    const { entries } = await this.#staged.entries(root);
+    const temp = join(dirname(this.#path), `.${basename(this.#path)}.tmp-${process.pid}-${Date.now().toString(36)}`);
+    try {
+      await packArchive(entries, createWriteStream(temp, { flags: 'wx', mode: 0o644 }), options.signal);
+      const handle = await openFile(temp, 'r');
+      try {
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      if (!this.#overwrite) {
+        // Written by someone else since the copy began: refused, not replaced.
+        const now = await this.#held(options);
+        if (now.state === 'unreadable' || (now.state === 'image' && now.descriptor.digest !== root.digest)) {
+          throw new SlipwayError('SLIPWAY_DESTINATION_EXISTS', `${this.name}: "${this.#path}" was written by someone else during the copy; pass overwrite (slipway: --overwrite) to replace it`);
+        }
+      }
+      await rename(temp, this.#path);
+    } catch (err) {
+      await rm(temp, { force: true });
+      throw err;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#staged.close();
+  }
+}
+
+/** An ImageSink writing the OCI layout tar `path` (`oci-archive:PATH[:NAME]`). */
+export function ociArchiveSink(path: string, options: ArchiveSinkOptions = {}): ArchiveSink {
+  return new ArchiveSink(path, 'oci-archive', options);
+}
+
+/** An ImageSink writing the docker save archive `path` (`docker-archive:PATH[:NAME]`), one image. */
+export function dockerArchiveSink(path: string, options: ArchiveSinkOptions = {}): ArchiveSink {
+  return new ArchiveSink(path, 'docker-archive', options);
+}
