@@ -1,5 +1,5 @@
 /**
- * `slipway copy SOURCE DESTINATION`: registry to registry (or any source to a registry).
+ * `slipway copy SOURCE DESTINATION`: registry to registry, or any source to a registry or a local place.
  * @module
  */
 import { copyImage } from '@slipway/engine';
@@ -7,22 +7,27 @@ import { defineCommand } from '../define.js';
 import { copyOutput, transferOptions, withProgress } from './shared.js';
 
 export const copy = defineCommand({
-  summary: 'copy an image or index to a registry: all platforms, one, or a subset',
+  summary: 'copy an image or index to a registry, an OCI layout or archive, or Docker: all platforms, one, or a subset',
   synopsis: 'slipway copy SOURCE DESTINATION [--platform P[,P…]] [--overwrite] [--referrers] [--digest-tags] [--jobs N]',
   details: `SOURCE is a registry reference, a docker save tar (gzip allowed), an OCI layout directory or tar, or
 a prefixed source: docker://REF, docker-daemon:IMAGE, oci:PATH[:REF], oci-archive:PATH[:REF],
-docker-archive:PATH[:IMAGE|:@N]. DESTINATION is registry/repository[:tag] (tag defaults to latest).
+docker-archive:PATH[:IMAGE|:@N]. DESTINATION is registry/repository[:tag] (tag defaults to latest),
+or a local place: oci:DIR[:NAME] (an OCI layout directory, created or added to),
+oci-archive:FILE[:NAME] (an OCI layout tar), docker-archive:FILE[:IMAGE] (what docker load and
+skopeo read), docker-daemon:IMAGE (loaded into the Docker Engine, DOCKER_HOST). A file is written
+whole, replacing nothing unless --overwrite; an archive or the daemon holds one image, so an index
+needs one --platform.
 
   --platform P[,P…]  os/arch[/variant]. None: the whole index, byte for byte (same digest).
                      One: that platform's image manifest as-is (its digest). Several: a new index
                      holding only those (a new digest). A single-image source must match.
   --overwrite        replace a different image at DESTINATION (otherwise exit 5)
   --referrers        also copy the artifacts (signatures, SBOMs) that refer to what was copied,
-                     and theirs, by digest; a registry SOURCE only. A destination without the
+                     and theirs, by digest; registry to registry only. A destination without the
                      referrers API gets the sha256-<hex> fallback tag, merged with what it holds
   --digest-tags      also copy the SOURCE tags named after a copied digest, sha256-<hex>.sig,
                      .att, .sbom (cosign's signatures, attestations and SBOMs when it does not use
-                     the referrers API); a registry SOURCE only. A DESTINATION tag holding a
+                     the referrers API); registry to registry only. A DESTINATION tag holding a
                      manifest the source's does not extend (a signature made there alone) is
                      kept and reported unless --overwrite
   -j, --jobs N       parallel transfers (default 4)

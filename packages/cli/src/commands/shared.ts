@@ -2,7 +2,7 @@
  * Pieces the registry commands share: progress around a copy, and the copy/push result printout.
  * @module
  */
-import type { CopyImageResult } from '@slipway/engine';
+import { parseDestination, type CopyImageResult } from '@slipway/engine';
 import { name, parsePlatform, type copy } from '@slipway/oci';
 import { integerFlag, listFlag, type CommandContext, type CommandOutput } from '../define.js';
 import { createProgress, formatBytes, plural } from '../progress.js';
@@ -26,6 +26,16 @@ export function destinationRegistry(text: string): string | undefined {
   }
 }
 
+/** The registry a copy or push DESTINATION names; none for a local one (oci:, docker-archive:, …), so credentials given for the destination go nowhere. */
+function copyDestinationRegistry(text: string): string | undefined {
+  try {
+    const spec = parseDestination(text);
+    return spec.kind === 'registry' ? spec.reference.registry : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * The options copy and push take from the same flags: --platform, --overwrite, --jobs, credentials
  * and --insecure for DESTINATION's registry, and cancellation.
@@ -36,7 +46,7 @@ export function transferOptions(context: CommandContext, destination: string, on
     overwrite: context.values.overwrite === true,
     jobs: integerFlag(context.values, 'jobs'),
     onProgress,
-    registries: context.registries(destinationRegistry(destination)),
+    registries: context.registries(copyDestinationRegistry(destination)),
     insecure: context.insecure,
     signal: context.io.signal,
   };

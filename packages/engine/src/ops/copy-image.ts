@@ -1,10 +1,11 @@
 /**
- * `copyImage` and `pushArchive`: any source string to a registry destination.
+ * `copyImage` and `pushArchive`: any source string to a registry, an OCI layout or archive, a docker
+ * archive or the Docker daemon.
  * @module
  */
 import { stat } from 'node:fs/promises';
 import { debuglog } from 'node:util';
-import { copy, InvalidArgumentError, name, NotFoundError, parseManifest, parsePlatforms, remote, type ManifestBytes, type tarball } from '@slipway/oci';
+import { copy, daemon, InvalidArgumentError, layout, name, NotFoundError, parseManifest, parsePlatforms, remote, tarball, type ImageSink, type ManifestBytes } from '@slipway/oci';
 import { createClient, type AccessOptions } from './access.js';
 import { copyDigestTags, type CopiedDigestTag } from './digest-tags.js';
 import { copyReferrers, indexCopiedReferrer, withManifestPut, type CopiedReferrer } from './referrers.js';
@@ -18,7 +19,12 @@ const debug = debuglog('slipway');
 export interface CopyImageOptions extends AccessOptions {
   /** Anything resolveSource accepts: reference, archive, layout, daemon image, skopeo-style prefix. */
   source: string;
-  /** `registry/repository[:tag]` (tag defaults to `latest`; `docker://` tolerated). */
+  /**
+   * `registry/repository[:tag]` (tag defaults to `latest`; `docker://` tolerated), or a local place in
+   * skopeo's spelling: `oci:DIR[:NAME]` (a layout directory, kept and added to), `oci-archive:FILE[:NAME]`
+   * or `docker-archive:FILE[:IMAGE]` (one image, the file written whole), `docker-daemon:IMAGE` (loaded
+   * into the Docker Engine). An archive or the daemon holds one image: an index needs one platform.
+   */
   destination: string;
   /** `linux/arm64`, or several (a list or comma-separated). Empty: all platforms. See copy.CopyOptions. */
   platforms?: string | readonly string[];
@@ -46,9 +52,9 @@ export interface CopyImageOptions extends AccessOptions {
 export interface CopyImageResult extends copy.CopyResult {
   /** The source as resolved (never contains credentials). */
   source: string;
-  /** The destination, normalised: `registry/repository:tag`. */
+  /** The destination, normalised: `registry/repository:tag` (a local place: as given, `oci-archive:out.tar:app`). */
   destination: string;
-  /** The destination pinned to what it now holds: `registry/repository:tag@digest`. */
+  /** The destination pinned to what it now holds: `registry/repository:tag@digest` (a local place: `…@digest` too). */
   reference: string;
   /** Referrers copied (or found already there) with `referrers: true`; empty otherwise. */
   referrers: CopiedReferrer[];
@@ -86,7 +92,14 @@ interface ArchiveSettings {
 }
 
 async function transfer(options: CopyImageOptions, archive?: ArchiveSettings): Promise<CopyImageResult> {
-  const destination = parseDestination(options.destination);
+  const spec = parseDestination(options.destination);
+  if (spec.kind !== 'registry') {
+    if (options.referrers || options.digestTags) {
+      throw new InvalidArgumentError(`${options.referrers ? 'referrers are' : 'digest tags are'} only copied into a registry, and "${options.destination}" is not one; copy without them`);
+    }
+    return transferLocal(options, spec, archive);
+  }
+  const destination = spec.reference;
   const platforms = parsePlatforms(options.platforms ?? []);
   const client = createClient(options);
   try {
@@ -259,14 +272,38 @@ async function copiedManifests(client: remote.RegistryClient, destination: name.
   return [digest, ...(parsed.kind === 'index' ? parsed.manifest.manifests.map((d) => d.digest) : [])];
 }
 
-/** skopeo's and Docker's names for places other than a registry: as a destination they parse as Docker Hub repositories (`oci:out` → docker.io/library/oci:out). */
-const nonRegistryDestination = /^(oci|oci-archive|docker-archive|docker-daemon|dir|containers-storage|tarball|ostree|sif):/;
+/** Where a copy goes: a registry, or one of the local places skopeo spells the same way. */
+export type DestinationSpec =
+  | { kind: 'registry'; reference: name.Reference }
+  /** `name`: the ref name in index.json (`oci:`, `oci-archive:`), the image name `docker load` tags (`docker-archive:`). */
+  | { kind: 'oci-layout' | 'oci-archive' | 'docker-archive'; path: string; name?: string }
+  | { kind: 'docker-daemon'; image: string };
 
-function parseDestination(text: string): name.Reference {
+/** Places skopeo names that slipway does not write: as a bare destination they would parse as Docker Hub repositories (`dir:out` → docker.io/library/dir:out). */
+const unsupportedDestination = /^(dir|containers-storage|tarball|ostree|sif):/;
+
+/**
+ * `registry/repository[:tag]` (or `docker://…`), or skopeo's spellings of local places:
+ * `oci:DIR[:NAME]`, `oci-archive:FILE[:NAME]`, `docker-archive:FILE[:IMAGE]`, `docker-daemon:IMAGE`.
+ * The path ends at the first colon, as skopeo reads it.
+ */
+export function parseDestination(text: string): DestinationSpec {
   const trimmed = text.trim();
-  const transport = nonRegistryDestination.exec(trimmed)?.[1];
+  const local = /^(oci|oci-archive|docker-archive|docker-daemon):(.*)$/s.exec(trimmed);
+  if (local) {
+    const [, transport, rest] = local as unknown as [string, 'oci' | 'oci-archive' | 'docker-archive' | 'docker-daemon', string];
+    if (rest === '') throw new InvalidArgumentError(`destination "${text}": nothing after "${transport}:"`, { code: 'SLIPWAY_INVALID_REFERENCE' });
+    if (transport === 'docker-daemon') return { kind: 'docker-daemon', image: rest };
+    const colon = rest.indexOf(':');
+    const path = colon === -1 ? rest : rest.slice(0, colon);
+    const named = colon === -1 ? '' : rest.slice(colon + 1);
+    if (path === '') throw new InvalidArgumentError(`destination "${text}": no path before the name`, { code: 'SLIPWAY_INVALID_REFERENCE' });
+    const kind = transport === 'oci' ? 'oci-layout' : transport;
+    return named === '' ? { kind, path } : { kind, path, name: named };
+  }
+  const transport = unsupportedDestination.exec(trimmed)?.[1];
   if (transport) {
-    throw new InvalidArgumentError(`destination "${name.redactUserinfo(trimmed)}" is a ${transport}: location; slipway copies and pushes into registries only (registry/repository[:tag], or docker://…)`, {
+    throw new InvalidArgumentError(`destination "${name.redactUserinfo(trimmed)}" is a ${transport}: location, which slipway does not write; a registry (registry/repository[:tag]), oci:, oci-archive:, docker-archive: or docker-daemon:`, {
       code: 'SLIPWAY_INVALID_REFERENCE',
     });
   }
@@ -276,5 +313,50 @@ function parseDestination(text: string): name.Reference {
       code: 'SLIPWAY_INVALID_REFERENCE',
     });
   }
-  return reference;
+  return { kind: 'registry', reference };
+}
+
+/** The sink for a local destination; `overwrite` lets an archive replace a file it cannot compare. */
+function localSink(spec: Exclude<DestinationSpec, { kind: 'registry' }>, overwrite: boolean): ImageSink {
+  switch (spec.kind) {
+    case 'oci-layout':
+      return layout.sink(spec.path, spec.name === undefined ? {} : { tag: spec.name });
+    case 'oci-archive':
+      return tarball.ociArchiveSink(spec.path, { overwrite, ...(spec.name === undefined ? {} : { name: spec.name }) });
+    case 'docker-archive':
+      return tarball.dockerArchiveSink(spec.path, { overwrite, ...(spec.name === undefined ? {} : { name: spec.name }) });
+    case 'docker-daemon':
+      return daemon.sink(spec.image);
+  }
+}
+
+/** How a local destination is shown: its transport, the path as given, and the name. */
+function showDestination(spec: Exclude<DestinationSpec, { kind: 'registry' }>): string {
+  if (spec.kind === 'docker-daemon') return `docker-daemon:${spec.image}`;
+  const transport = spec.kind === 'oci-layout' ? 'oci' : spec.kind;
+  return `${transport}:${spec.path}${spec.name === undefined ? '' : `:${spec.name}`}`;
+}
+
+/** A copy into a layout, an archive file or the Docker daemon: the same engine, a local sink. */
+async function transferLocal(options: CopyImageOptions, spec: Exclude<DestinationSpec, { kind: 'registry' }>, archive: ArchiveSettings | undefined): Promise<CopyImageResult> {
+  const platforms = parsePlatforms(options.platforms ?? []);
+  const sink = localSink(spec, options.overwrite ?? false);
+  try {
+    const resolved = await resolveSource(options.source, { ...options, ...(archive?.cacheDir === undefined ? {} : { archive: { cacheDir: archive.cacheDir } }) });
+    try {
+      const result = await copy.copy(resolved.source, sink, {
+        platforms,
+        overwrite: options.overwrite ?? false,
+        ...(options.jobs === undefined ? {} : { jobs: options.jobs }),
+        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+      const destination = showDestination(spec);
+      return { ...result, referrers: [], digestTags: [], source: resolved.source.name, destination, reference: `${destination}@${result.digest}` };
+    } finally {
+      await resolved.close();
+    }
+  } finally {
+    await sink.close?.();
+  }
 }

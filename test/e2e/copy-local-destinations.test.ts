@@ -1,0 +1,244 @@
+// `slipway copy REF oci:DIR | oci-archive:FILE | docker-archive:FILE | docker-daemon:IMAGE`: a
+// buildah index in a real registry written to each local place, then read back by the other tools
+// (skopeo, regctl, `docker load`, the Docker Engine) and by slipway itself.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import { copyImage } from '@slipway/engine';
+import { gzipSync } from 'node:zlib';
+import { copy, daemon, MediaType, SlipwayError } from '@slipway/oci';
+import { startFaultProxy } from '../support/fault-proxy.js';
+import { startRegistry, type TestRegistry } from '../support/registry.js';
+import { DOCKER_CLI, dockerAvailable, hasTool, run, runChecked } from '../support/tools.js';
+import { pushBuildahIndex, skopeoRaw, type PushedIndex } from './copy-fixtures.js';
+import { sha256Text } from './oci-archive-fixtures.js';
+import { regctl, regctlPath } from './regctl-artifacts.js';
+
+const main = fileURLToPath(new URL('../../../packages/cli/dist/main.js', import.meta.url));
+const missing = ['buildah', 'skopeo'].filter((tool) => !hasTool(tool));
+
+const fileHash = async (path: string) => createHash('sha256').update(await readFile(path)).digest('hex');
+const skopeoLocal = async (ref: string) => (await runChecked('skopeo', ['inspect', '--raw', ref], { timeoutMs: 60_000 })).stdout;
+const isCode = (code: string) => (err: unknown) => SlipwayError.is(err) && err.code === code;
+
+describe('copy into local places: OCI layout, OCI archive, docker archive, Docker Engine', { skip: missing.length > 0 ? `needs ${missing.join(', ')}` : false }, () => {
+  let registry: TestRegistry;
+  let work: string;
+  let index: PushedIndex;
+  const child = (platform: string) => index.children.find((c) => c.platform === platform)!;
+  const slipway = (args: string[]) => run(process.execPath, [main, ...args], { env: { HOME: work }, timeoutMs: 120_000 });
+
+  before(async () => {
+    registry = await startRegistry();
+    work = await mkdtemp(join(tmpdir(), 'slipway-local-dst-e2e-'));
+    index = await pushBuildahIndex(`${registry.host}/app:1`);
+  });
+  after(async () => {
+    await registry?.stop();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it('oci:DIR:NAME holds the whole index byte for byte, as skopeo and regctl read it; again is a no-op; another name is added beside it', async () => {
+    const dir = join(work, 'layout');
+    const first = await copyImage({ source: index.reference, destination: `oci:${dir}:v1` });
+    assert.equal(first.digest, index.digest);
+    assert.equal(first.reference, `oci:${dir}:v1@${index.digest}`);
+    assert.equal(sha256Text(await skopeoLocal(`oci:${dir}:v1`)), index.digest);
+    for (const c of index.children) assert.equal((await stat(join(dir, 'blobs', 'sha256', c.digest.slice(7)))).isFile(), true, `${c.platform} child stored`);
+    if (regctlPath) assert.equal((await runChecked(regctlPath, ['image', 'digest', `ocidir://${dir}:v1`])).stdout.trim(), index.digest);
+    assert.equal((await copyImage({ source: index.reference, destination: `oci:${dir}:v1` })).noop, true);
+
+    const arm = await copyImage({ source: index.reference, destination: `oci:${dir}:arm`, platforms: 'linux/arm64' });
+    assert.equal(arm.digest, child('linux/arm64').digest);
+    const listed = (JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as { manifests: { digest: string; annotations?: Record<string, string> }[] }).manifests;
+    assert.deepEqual(listed.map((d) => `${d.annotations?.['org.opencontainers.image.ref.name']} ${d.digest}`).sort(), [`arm ${arm.digest}`, `v1 ${index.digest}`].sort());
+    // Another image under a taken name: refused without overwrite.
+    await assert.rejects(copyImage({ source: index.reference, destination: `oci:${dir}:v1`, platforms: 'linux/amd64' }), isCode('SLIPWAY_DESTINATION_EXISTS'));
+
+    // No name: listed once, unnamed, as skopeo's oci:DIR does.
+    const bare = join(work, 'bare-layout');
+    for (let i = 0; i < 2; i++) await copyImage({ source: index.reference, destination: `oci:${bare}` });
+    const bareIndex = JSON.parse(await readFile(join(bare, 'index.json'), 'utf8')) as { manifests: { digest: string; annotations?: unknown }[] };
+    assert.deepEqual(bareIndex.manifests.map((d) => [d.digest, d.annotations]), [[index.digest, undefined]]);
+    assert.equal(sha256Text(await skopeoLocal(`oci:${bare}`)), index.digest);
+  });
+
+  it('oci-archive:FILE:NAME: one tar skopeo reads with the same digest; reproducible; again a no-op; another image refused unless --overwrite, the file untouched', async () => {
+    const file = join(work, 'app.oci.tar');
+    const written = await copyImage({ source: index.reference, destination: `oci-archive:${file}:v1` });
+    assert.equal(written.digest, index.digest);
+    assert.equal(sha256Text(await skopeoLocal(`oci-archive:${file}:v1`)), index.digest);
+    const before = await fileHash(file);
+    const twin = join(work, 'twin.oci.tar');
+    await copyImage({ source: index.reference, destination: `oci-archive:${twin}:v1` });
+    assert.equal(await fileHash(twin), before, 'the same image makes the same bytes');
+
+    assert.equal((await copyImage({ source: index.reference, destination: `oci-archive:${file}:v1` })).noop, true);
+    assert.equal(await fileHash(file), before, 'a no-op does not rewrite the file');
+
+    const refused = await slipway(['copy', index.reference, `oci-archive:${file}:v1`, '--platform', 'linux/arm64']);
+    assert.equal(refused.code, 5, refused.stderr);
+    assert.match(refused.stderr, new RegExp(`already holds ${index.digest}`));
+    const unnamed = await slipway(['copy', index.reference, `oci-archive:${file}:other`]);
+    assert.equal(unnamed.code, 5, unnamed.stderr);
+    assert.match(unnamed.stderr, /no image named "other".*--overwrite/);
+    assert.equal(await fileHash(file), before);
+
+    const replaced = await slipway(['copy', index.reference, `oci-archive:${file}:v1`, '--platform', 'linux/arm64', '--overwrite', '--json', '-q']);
+    assert.equal(replaced.code, 0, replaced.stderr);
+    const json = JSON.parse(replaced.stdout) as { digest: string; destination: string; reference: string };
+    assert.equal(json.digest, child('linux/arm64').digest);
+    assert.equal(json.destination, `oci-archive:${file}:v1`);
+    assert.equal(json.reference, `oci-archive:${file}:v1@${json.digest}`);
+    assert.equal(sha256Text(await skopeoLocal(`oci-archive:${file}:v1`)), json.digest);
+    assert.deepEqual((await readdir(work)).filter((n) => n.startsWith('slipway-') || n.includes('.tmp-')), [], 'no staging directory or temp file left');
+  });
+
+  it('docker-archive:FILE:NAME needs one platform; what it writes docker load tags and skopeo reads, and slipway pushes back under the same digest', async (t) => {
+    const file = join(work, 'app.docker.tar');
+    const index1 = await slipway(['copy', index.reference, `docker-archive:${file}:app:1`]);
+    assert.equal(index1.code, 2, index1.stderr);
+    assert.match(index1.stderr, /holds one image, and .* is an index \(linux\/amd64, linux\/arm64, linux\/arm\/v7\): select one platform/);
+    await assert.rejects(stat(file), 'nothing written for a refused copy');
+
+    const arm = child('linux/arm64');
+    const written = await copyImage({ source: index.reference, destination: `docker-archive:${file}:app:1`, platforms: 'linux/arm64' });
+    assert.equal(written.digest, arm.digest);
+    const config = (JSON.parse(await skopeoRaw(`${registry.host}/app@${arm.digest}`)) as { config: { digest: string } }).config.digest;
+    const viaSkopeo = JSON.parse((await runChecked('skopeo', ['inspect', `docker-archive:${file}`], { timeoutMs: 60_000 })).stdout) as { Architecture: string; RepoTags?: string[] };
+    assert.equal(viaSkopeo.Architecture, 'arm64');
+    assert.equal(sha256Text(await skopeoLocal(`oci-archive:${file}`)), arm.digest, 'its OCI half keeps the manifest digest');
+    const manifestJson = JSON.parse((await runChecked('tar', ['-xOf', file, 'manifest.json'])).stdout) as { Config: string; RepoTags: string[] }[];
+    assert.deepEqual(manifestJson.map((m) => [m.Config, m.RepoTags]), [[`blobs/sha256/${config.slice(7)}`, ['app:1']]]);
+
+    // Read back by slipway: pushed to a registry, the same manifest.
+    const pushed = await slipway(['push', file, `${registry.host}/roundtrip:1`, '--json', '-q']);
+    assert.equal(pushed.code, 0, pushed.stderr);
+    assert.equal((JSON.parse(pushed.stdout) as { digest: string }).digest, arm.digest);
+
+    if (!(hasTool(DOCKER_CLI) && (await dockerAvailable()))) {
+      t.diagnostic('SKIPPED the docker load check: Docker Engine not reachable (scripts/start-dockerd.sh)');
+      return;
+    }
+    const tag = `slipway-e2e-archive-${process.pid}:1`;
+    const named = join(work, 'named.docker.tar');
+    await copyImage({ source: index.reference, destination: `docker-archive:${named}:${tag}`, platforms: 'linux/arm64' });
+    try {
+      const loaded = await runChecked(DOCKER_CLI, ['load', '-i', named], { timeoutMs: 120_000 });
+      assert.match(loaded.stdout, new RegExp(`Loaded image: ${tag}`));
+      assert.equal((await runChecked(DOCKER_CLI, ['image', 'inspect', '--format', '{{.Id}} {{.Architecture}}', tag])).stdout.trim(), `${config} arm64`);
+    } finally {
+      await run(DOCKER_CLI, ['rmi', tag]);
+    }
+  });
+
+  it('an artifact is refused by a docker archive, before anything is written', { skip: regctlPath ? false : 'needs regctl (scripts/install-go-tools.sh)' }, async () => {
+    const artifact = `${registry.host}/artifact:1`;
+    await regctl(() => [registry.host], () => work).run(['artifact', 'put', '--artifact-type', 'application/example.thing', artifact], 'not an image');
+    const file = join(work, 'artifact.docker.tar');
+    await assert.rejects(copyImage({ source: artifact, destination: `docker-archive:${file}` }), (err: unknown) => SlipwayError.is(err) && /is an artifact \(config application\/vnd\.oci\.empty\.v1\+json|is an artifact \(config application\/example\.thing/.test(err.message));
+    await assert.rejects(stat(file));
+  });
+
+  it('a copy that fails or is aborted part-way leaves no file and no staging directory', async () => {
+    const dir = await mkdtemp(join(work, 'fail-'));
+    const file = join(dir, 'out.tar');
+    const proxy = await startFaultProxy({ target: registry });
+    try {
+      // Every blob read corrupted: the copy fails after reading some of them twice.
+      proxy.inject({ match: { method: 'GET', path: '/blobs/' }, fault: { corrupt: { atByte: 0 } }, times: 1000 });
+      await assert.rejects(copyImage({ source: `${proxy.host}/app:1`, destination: `oci-archive:${file}` }), isCode('SLIPWAY_DIGEST_MISMATCH'));
+      assert.deepEqual(await readdir(dir), []);
+      proxy.clearFaults();
+
+      const controller = new AbortController();
+      await assert.rejects(
+        copyImage({
+          source: `${proxy.host}/app:1`,
+          destination: `oci-archive:${file}`,
+          jobs: 1,
+          signal: controller.signal,
+          onProgress: (event) => {
+            if (event.type === 'blob-done') controller.abort(new Error('stop'));
+          },
+        }),
+        isCode('SLIPWAY_ABORTED'),
+      );
+      assert.deepEqual(await readdir(dir), []);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it('docker-daemon:IMAGE loads one platform under the name; again a no-op; another image refused unless --overwrite', async (t) => {
+    if (!(hasTool(DOCKER_CLI) && (await dockerAvailable()))) {
+      t.skip('SKIPPED: Docker Engine not reachable (scripts/start-dockerd.sh)');
+      return;
+    }
+    const tag = `slipway-e2e-daemon-${process.pid}:1`;
+    const configOf = async (digest: string) => (JSON.parse(await skopeoRaw(`${registry.host}/app@${digest}`)) as { config: { digest: string } }).config.digest;
+    try {
+      const refused = await slipway(['copy', index.reference, `docker-daemon:${tag}`]);
+      assert.equal(refused.code, 2, refused.stderr);
+      const amd = child('linux/amd64');
+      const loaded = await copyImage({ source: index.reference, destination: `docker-daemon:${tag}`, platforms: 'linux/amd64' });
+      assert.equal(loaded.digest, amd.digest);
+      assert.equal(loaded.noop, false);
+      assert.equal((await runChecked(DOCKER_CLI, ['image', 'inspect', '--format', '{{.Id}} {{.Architecture}}', tag])).stdout.trim(), `${await configOf(amd.digest)} amd64`);
+      assert.equal((await copyImage({ source: index.reference, destination: `docker-daemon:${tag}`, platforms: 'linux/amd64' })).noop, true);
+
+      const other = await slipway(['copy', index.reference, `docker-daemon:${tag}`, '--platform', 'linux/arm/v7']);
+      assert.equal(other.code, 5, other.stderr);
+      assert.match(other.stderr, /already holds image ID sha256:/);
+      const replaced = await slipway(['copy', index.reference, `docker-daemon:${tag}`, '--platform', 'linux/arm/v7', '--overwrite', '-q']);
+      assert.equal(replaced.code, 0, replaced.stderr);
+      assert.equal(replaced.stdout.trim(), `docker-daemon:${tag}@${child('linux/arm/v7').digest}`);
+      assert.equal((await runChecked(DOCKER_CLI, ['image', 'inspect', '--format', '{{.Id}} {{.Architecture}} {{.Variant}}', tag])).stdout.trim(), `${await configOf(child('linux/arm/v7').digest)} arm v7`);
+    } finally {
+      await run(DOCKER_CLI, ['rmi', '-f', tag]);
+    }
+  });
+
+  it('docker-daemon: an image the Engine refuses (diff IDs that do not match its layers) is a clear error, and the name is not created; an unreachable Engine fails before anything moves', async (t) => {
+    if (!(hasTool(DOCKER_CLI) && (await dockerAvailable()))) {
+      t.skip('SKIPPED: Docker Engine not reachable (scripts/start-dockerd.sh)');
+      return;
+    }
+    const memory = new copy.MemoryRegistry({ host: 'memory.test' });
+    const json = (value: unknown) => Buffer.from(JSON.stringify(value));
+    const layer = memory.addBlob('bad', gzipSync(Buffer.alloc(1024)), MediaType.OciLayerGzip);
+    const config = memory.addBlob('bad', json({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [`sha256:${'0'.repeat(64)}`] }, config: {} }), MediaType.OciConfig);
+    memory.addManifest('bad', json({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers: [layer] }), MediaType.OciManifest, 'v1');
+    const tag = `slipway-e2e-refused-${process.pid}:1`;
+    const sink = daemon.sink(tag);
+    try {
+      await assert.rejects(copy.copy(memory.source('bad', 'v1'), sink), (err: unknown) => {
+        assert.ok(SlipwayError.is(err) && err.code === 'SLIPWAY_INVALID_ARCHIVE', String(err));
+        assert.match(err.message, new RegExp(`Docker daemon at unix:///var/run/docker.sock refused to load docker-daemon:${tag}: .+`));
+        return true;
+      });
+    } finally {
+      await sink.close();
+    }
+    assert.notEqual((await run(DOCKER_CLI, ['image', 'inspect', tag])).code, 0, 'no image under the name');
+
+    const nowhere = daemon.sink(tag, { host: `unix://${join(work, 'no-docker.sock')}` });
+    const blobReads = () => memory.requests.filter((r) => r.kind === 'blob' && r.method === 'GET').length;
+    const readBefore = blobReads();
+    await assert.rejects(copy.copy(memory.source('bad', 'v1'), nowhere), (err: unknown) => SlipwayError.is(err) && err.code === 'SLIPWAY_NETWORK' && /cannot reach the Docker daemon/.test(err.message));
+    assert.equal(blobReads() - readBefore, 1, 'only the config was read (to check the platform): no layer moved');
+  });
+
+  it('referrers and digest tags are registry-to-registry only: a local destination is a usage error', async () => {
+    for (const flag of ['--referrers', '--digest-tags']) {
+      const refused = await slipway(['copy', index.reference, `oci:${join(work, 'never')}`, flag]);
+      assert.equal(refused.code, 2, refused.stderr);
+      assert.match(refused.stderr, /only copied into a registry/);
+    }
+    await assert.rejects(stat(join(work, 'never')));
+  });
+});
