@@ -248,6 +248,53 @@ describe('copy', () => {
     assert.equal(dst.tagged('dst', 'shared'), second.digest, 'the tag still holds what the second copy wrote');
   });
 
+  it('without overwrite, of two copies that found the tag free at the same moment, the one whose write landed first is refused', async () => {
+    const src = new MemoryRegistry();
+    const dst = new MemoryRegistry({ host: 'other.test' });
+    addImage(src, 'src', 'linux/amd64', ['first app'], 'one');
+    addImage(src, 'src', 'linux/amd64', ['second app'], 'two');
+    // Both tagged writes wait until both copies are about to write (both have checked the tag by
+    // then); the first lands first, and its next question reaches the registry after the second's
+    // write: two copies in step over the network.
+    let arrived = 0;
+    let release!: () => void;
+    const bothReady = new Promise<void>((resolve) => (release = resolve));
+    let secondWritten!: () => void;
+    const afterSecond = new Promise<void>((resolve) => (secondWritten = resolve));
+    const order: string[] = [];
+    const gated = (label: string): ImageSink => {
+      const inner = dst.sink('dst', 'shared');
+      let wrote = false;
+      return {
+        name: inner.name,
+        tag: 'shared',
+        current: async (options) => {
+          if (wrote && label === 'first') await afterSecond;
+          return inner.current(options);
+        },
+        hasBlob: inner.hasBlob.bind(inner),
+        putBlob: inner.putBlob.bind(inner),
+        hasManifest: inner.hasManifest.bind(inner),
+        putManifest: async (manifest, options) => {
+          if (options?.tag === undefined) return inner.putManifest(manifest, options);
+          if (++arrived === 2) release();
+          await bothReady;
+          if (label === 'second') await delay(5);
+          await inner.putManifest(manifest, options);
+          order.push(label);
+          wrote = true;
+          if (label === 'second') secondWritten();
+        },
+      };
+    };
+    const [first, second] = await Promise.allSettled([copy(src.source('src', 'one'), gated('first')), copy(src.source('src', 'two'), gated('second'))]);
+    assert.deepEqual(order, ['first', 'second']);
+    assert.equal(first.status, 'rejected');
+    assert.ok((first as PromiseRejectedResult).reason instanceof DestinationExistsError);
+    assert.equal(second.status, 'fulfilled');
+    assert.equal(dst.tagged('dst', 'shared'), (second as PromiseFulfilledResult<{ digest: Digest }>).value.digest);
+  });
+
   it('refuses two platforms that select the same image (linux/arm and linux/arm/v7)', async () => {
     const src = new MemoryRegistry();
     const dst = new MemoryRegistry({ host: 'other.test' });

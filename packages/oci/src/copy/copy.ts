@@ -324,6 +324,13 @@ class CopyRun {
     }
     await this.#limit(() => this.sink.putManifest(manifest, tag === undefined ? { signal: this.signal } : { signal: this.signal, tag }));
     this.#stats.manifestsPut += 1;
+    if (tag !== undefined && !this.options.overwrite) {
+      // Two copies that asked at the same moment both found the tag free and both wrote it: the one
+      // whose write landed first sees the other's here and reports it rather than both claiming the
+      // tag. (One that asks after the other's write has landed still cannot tell: no CAS.)
+      const after = await this.#limit(() => this.sink.current({ signal: this.signal }));
+      if (after && after.digest !== manifest.descriptor.digest) throw new DestinationExistsError(this.sink.name, after.digest, manifest.descriptor.digest);
+    }
     const { digest, mediaType, size } = manifest.descriptor;
     this.#emit({ type: 'manifest-done', digest, mediaType, size, ...(tag === undefined ? {} : { tag }), totals: this.#totals });
   }
