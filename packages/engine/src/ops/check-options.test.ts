@@ -24,8 +24,14 @@ describe('entry points refuse malformed options by field, before any work', () =
     assert.equal(await refusal(() => copyImage(loose(undefined))), 'copyImage: options must be an object, got undefined');
     assert.equal(await refusal(() => copyImage(loose({ destination: 'r.example/a:1' }))), 'copyImage: source is required');
     assert.equal(await refusal(() => copyImage(loose({ source: 'r.example/a:1', destination: '  ' }))), 'copyImage: destination must be a non-empty string, got "  "');
-    assert.equal(await refusal(() => copyImage(loose({ source: 'a', destination: 'b', platforms: 5 }))), 'copyImage: platforms must be a platform string or a list of them, got a number');
+    assert.equal(await refusal(() => copyImage(loose({ source: 'a', destination: 'b', platforms: 5 }))), 'copyImage: platforms must be a platform string or a list of them, got 5');
     assert.equal(await refusal(() => copyImage(loose({ source: 'a', destination: 'b', jobs: '4' }))), 'copyImage: jobs must be a whole number, got "4"');
+    assert.equal(await refusal(() => copyImage(loose({ source: 'a', destination: 'b', jobs: 1.5 }))), 'copyImage: jobs must be a whole number, got 1.5');
+    assert.equal(await refusal(() => copyImage(loose({ source: 'a', destination: 'b', platform: 'linux/arm64' }))), 'copyImage: unknown option "platform" (did you mean "platforms"?)');
+    assert.equal(await refusal(() => copyImage(loose({ source: 'a', destination: 'b', overWrite: true }))), 'copyImage: unknown option "overWrite" (did you mean "overwrite"?)');
+    assert.match(await refusal(() => listTags(loose({ repository: 'r.example/a', paginate: true }))), /^listTags: unknown option "paginate"; it takes registries, insecure, proxy, certDirectories, signal, repository$/);
+    // Undefined is no option at all (a spread of optional fields).
+    await assert.rejects(copyImage(loose({ source: '', destination: 'b', platform: undefined })), /source must be a non-empty string/);
     assert.equal(await refusal(() => copyImage(loose({ source: 'a', destination: 'b', signal: {} }))), 'copyImage: signal must be an AbortSignal, got an object');
     assert.equal(await refusal(() => copyImage(loose({ source: 'a', destination: 'b', registries: {} }))), 'copyImage: registries must be a list of { address, username, password }, got an object');
     assert.equal(
@@ -52,6 +58,6 @@ describe('entry points refuse malformed options by field, before any work', () =
     assert.equal(await refusal(() => getDigest(loose({}))), 'getDigest: reference is required');
     assert.equal(await refusal(() => getManifest(loose({ reference: 'r.example/a:1', platform: ['linux/amd64'] }))), 'getManifest: platform must be a string, got an array');
     assert.equal(await refusal(() => listPlatforms(loose(null))), 'listPlatforms: options must be an object, got null');
-    assert.equal(await refusal(() => listTags(loose({ repository: 42 }))), 'listTags: repository must be a non-empty string, got a number');
+    assert.equal(await refusal(() => listTags(loose({ repository: 42 }))), 'listTags: repository must be a non-empty string, got 42');
   });
 });

@@ -15,6 +15,7 @@ function describeValue(value: unknown): string {
   if (value === null || value === undefined) return String(value);
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number') return String(value);
   return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }
 
@@ -70,8 +71,16 @@ export function checkOptions(op: string, options: unknown, fields: Record<string
     throw new InvalidArgumentError(`${op}: options must be an object, got ${describeValue(options)}`);
   }
   const record = options as Record<string, unknown>;
-  for (const [field, kind] of Object.entries({ ...accessFields, ...fields })) {
+  const known = { ...accessFields, ...fields };
+  for (const [field, kind] of Object.entries(known)) {
     const problem = fieldProblem(kind, record[field]);
     if (problem) throw new InvalidArgumentError(`${op}: ${field} ${problem}`);
+  }
+  // A misspelt field would otherwise be dropped without a word: \`platform\` for copyImage's
+  // \`platforms\` copied every platform, \`overWrite: true\` refused to replace anything.
+  for (const field of Object.keys(record)) {
+    if (field in known || record[field] === undefined) continue;
+    const near = Object.keys(known).find((candidate) => candidate.toLowerCase() === field.toLowerCase() || candidate === `${field}s` || `${candidate}s` === field);
+    throw new InvalidArgumentError(`${op}: unknown option ${JSON.stringify(field)}${near ? ` (did you mean ${JSON.stringify(near)}?)` : `; it takes ${Object.keys(known).join(', ')}`}`);
   }
 }
