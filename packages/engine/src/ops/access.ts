@@ -48,8 +48,12 @@ export function normalizeAddress(address: string): string {
   return dockerHubAliases.has(host) ? 'docker.io' : host;
 }
 
-/** One client per op: the source and the destination share its pool, tokens and keychain. */
-export function createClient(options: AccessOptions): remote.RegistryClient {
+/**
+ * One client per op: the source and the destination share its pool, tokens and keychain. `jobs`, a
+ * copy's parallel transfers, raises the client's per-host bound (6) to match: otherwise `--jobs 16`
+ * would run 6 at a time whatever it said.
+ */
+export function createClient(options: AccessOptions & { jobs?: number | undefined }): remote.RegistryClient {
   const credentials: Record<string, { username: string; password: string }> = {};
   for (const entry of options.registries ?? []) {
     if (!entry.username) throw new InvalidArgumentError(`registry ${JSON.stringify(entry.address)}: username is empty`);
@@ -61,5 +65,9 @@ export function createClient(options: AccessOptions): remote.RegistryClient {
     ...(options.proxy !== undefined ? { proxy: options.proxy } : {}),
     ...(options.certDirectories ? { certDirectories: options.certDirectories } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.jobs !== undefined && options.jobs > defaultPerHost ? { jobs: options.jobs } : {}),
   });
 }
+
+/** The client's own per-host bound (transport.ts). */
+const defaultPerHost = 6;
