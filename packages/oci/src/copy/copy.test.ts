@@ -290,7 +290,7 @@ describe('copy', () => {
     const [first, second] = await Promise.allSettled([copy(src.source('src', 'one'), gated('first')), copy(src.source('src', 'two'), gated('second'))]);
     assert.deepEqual(order, ['first', 'second']);
     assert.equal(first.status, 'rejected');
-    assert.ok((first as PromiseRejectedResult).reason instanceof DestinationExistsError);
+    assert.ok((first).reason instanceof DestinationExistsError);
     assert.equal(second.status, 'fulfilled');
     assert.equal(dst.tagged('dst', 'shared'), (second as PromiseFulfilledResult<{ digest: Digest }>).value.digest);
   });
@@ -603,5 +603,18 @@ describe('copy into a sink that holds one image, knows images by config, or comm
     const failing: ImageSink = { ...sink, putBlob: () => Promise.reject(new Error('disk full')) };
     await assert.rejects(copy(src.source('src', arm64.digest), failing), /disk full/);
     assert.deepEqual(commits, []);
+  });
+});
+
+describe('the platforms a copy reports', () => {
+  it('a child listed twice is one platform; a platform without os or architecture is none', async () => {
+    const src = new MemoryRegistry({ host: 'src.test' });
+    const dst = new MemoryRegistry({ host: 'dst.test' });
+    const amd64 = addImage(src, 'src', 'linux/amd64', ['app']);
+    addIndex(src, 'src', [amd64, amd64], 'twice');
+    assert.deepEqual((await copy(src.source('src', 'twice'), dst.sink('dst', 'twice'))).platforms, [{ platform: 'linux/amd64', digest: amd64.digest }]);
+    addIndex(src, 'src', [{ ...amd64, platform: {} as never }, { ...amd64, platform: { architecture: 'amd64' } as never }], 'partial');
+    assert.deepEqual((await copy(src.source('src', 'partial'), dst.sink('dst', 'partial'))).platforms, []);
+    await assert.rejects(copy(src.source('src', 'partial'), dst.sink('dst', 'p2'), { platforms: parsePlatforms(['linux/amd64']) }), /no image for platform linux\/amd64; available: none$/);
   });
 });

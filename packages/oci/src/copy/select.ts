@@ -104,7 +104,17 @@ export async function platformEntries(source: ImageSource, index: ImageIndex, op
 
 /** The platforms entries offer, formatted, with the image manifest serving each. */
 export function entryPlatforms(entries: readonly PlatformEntry[]): PlatformDigest[] {
-  return entries.flatMap((e) => (e.platform ? [{ platform: formatPlatform(normalizePlatform(e.platform)), digest: e.descriptor.digest }] : []));
+  const seen = new Set<string>();
+  return entries.flatMap((e) => {
+    // A platform without os or architecture (`{}` passes a registry's checks) names nothing.
+    if (typeof e.platform?.os !== 'string' || typeof e.platform.architecture !== 'string' || e.platform.os === '' || e.platform.architecture === '') return [];
+    const platform = formatPlatform(normalizePlatform(e.platform));
+    // An index may list the same child twice: one platform, one digest, listed once.
+    const key = `${platform} ${e.descriptor.digest}`;
+    if (seen.has(key)) return [];
+    seen.add(key);
+    return [{ platform, digest: e.descriptor.digest }];
+  });
 }
 
 /** The entries an index's descriptors offer as they are written (no request): for callers without a source. */
