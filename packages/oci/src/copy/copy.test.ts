@@ -290,7 +290,7 @@ describe('copy', () => {
     const [first, second] = await Promise.allSettled([copy(src.source('src', 'one'), gated('first')), copy(src.source('src', 'two'), gated('second'))]);
     assert.deepEqual(order, ['first', 'second']);
     assert.equal(first.status, 'rejected');
-    assert.ok((first).reason instanceof DestinationExistsError);
+    assert.ok(first.reason instanceof DestinationExistsError);
     assert.equal(second.status, 'fulfilled');
     assert.equal(dst.tagged('dst', 'shared'), (second as PromiseFulfilledResult<{ digest: Digest }>).value.digest);
   });
