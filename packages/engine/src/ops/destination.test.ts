@@ -24,3 +24,14 @@ test('destinations slipway cannot write are usage errors, never Docker Hub repos
   refused('docker-daemon:', /nothing after/);
   refused(`registry.test/app@sha256:${'a'.repeat(64)}`, /names a digest/);
 });
+
+test('the image option with a registry or daemon source is refused, not ignored', async () => {
+  const { copyImage } = await import('./copy-image.js');
+  for (const source of ['registry.invalid/app:1', 'docker-daemon:app:1']) {
+    await assert.rejects(copyImage({ source, destination: 'registry.invalid/copy:1', image: 'app:2' }), (err: unknown) => {
+      assert.ok(SlipwayError.is(err) && err.code === 'SLIPWAY_INVALID_ARG', String(err));
+      assert.match(err.message, /the image option \("app:2"\) picks an image of an archive or OCI layout/);
+      return true;
+    });
+  }
+});

@@ -33,6 +33,10 @@ export async function resolveSource(text: string, options: ResolveSourceOptions 
   const signal = options.signal;
   let owned: remote.RegistryClient | undefined;
   let source: ImageSource;
+  if (options.image !== undefined && (spec.kind === 'registry' || spec.kind === 'docker-daemon')) {
+    // It picks one image of a multi-image archive or layout; here it would be ignored without a word.
+    throw new InvalidArgumentError(`the image option (${JSON.stringify(options.image)}) picks an image of an archive or OCI layout, and "${text}" is a ${spec.kind === 'registry' ? 'registry reference' : 'Docker daemon image'}: name the image in the reference instead`);
+  }
   switch (spec.kind) {
     case 'registry': {
       const client = options.client ?? (owned = createClient(options));
