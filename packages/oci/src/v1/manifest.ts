@@ -70,7 +70,8 @@ export function parseManifest(bytes: Uint8Array, mediaType?: string): ParsedMani
   }
   if (record.schemaVersion !== 2) throw invalid(`schemaVersion ${JSON.stringify(record.schemaVersion)}, want 2`);
   if (declared && headerType && declared !== headerType && headerType !== 'application/json' && headerType !== 'application/octet-stream') {
-    throw invalid(`body says mediaType "${declared}" but it was served as "${headerType}"`);
+    // The other type comes from the response's Content-Type or from the index entry naming this manifest.
+    throw invalid(`body says mediaType "${declared}" but its Content-Type or index entry says "${headerType}"`);
   }
   let effective = declared ?? (headerType !== 'application/json' && headerType !== 'application/octet-stream' ? headerType : undefined);
   // OCI allows mediaType to be omitted; infer it from the shape as the spec's guidance does. A
