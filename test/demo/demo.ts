@@ -5,7 +5,8 @@
 //     layout directory by the copy engine;
 //  3. with the CLI: push the layout, list its platforms, copy all platforms within the registry
 //     (digest kept, blobs mounted, no bytes moved) and to a second registry (every byte moved and
-//     verified), copy one platform (the child manifest, its own digest), copy again (a no-op);
+//     verified), copy one platform (the child manifest, its own digest), copy again (a no-op),
+//     export that platform to a docker archive (what `docker load` reads) and push it back;
 //  4. print the digests, stop the registries.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -83,6 +84,9 @@ try {
   const arm = await slipway('copy', `${registry.host}/demo/app:v1`, `${mirror.host}/demo/app:v1-armv7`, '--platform', 'linux/arm/v7');
   await slipway('copy', `${registry.host}/demo/app:v1`, `${mirror.host}/demo/app:v1`);
   const armDigest = await slipway('digest', `${registry.host}/demo/app:v1`, '--platform', 'linux/arm/v7');
+  const archive = join(work, 'app-armv7.tar');
+  const exported = await slipway('copy', `${mirror.host}/demo/app:v1-armv7`, `docker-archive:${archive}:demo/app:v1-armv7`);
+  const reimported = await slipway('push', archive, `${registry.host}/demo/app:v1-armv7`);
 
   const digestOf = (reference: string) => reference.slice(reference.lastIndexOf('@') + 1);
   console.log('\ndigests');
@@ -92,7 +96,13 @@ try {
   console.log(`  copied index (all), mirror ${digestOf(remote)}`);
   console.log(`  copied linux/arm/v7        ${digestOf(arm)}`);
   console.log(`  source's linux/arm/v7      ${armDigest}`);
-  const ok = digestOf(pushed) === staged.digest && digestOf(all) === staged.digest && digestOf(remote) === staged.digest && digestOf(arm) === armDigest;
+  console.log(`  docker archive of it       ${digestOf(exported)}`);
+  console.log(`  pushed back from the tar   ${digestOf(reimported)}`);
+  const ok =
+    digestOf(pushed) === staged.digest &&
+    digestOf(all) === staged.digest &&
+    digestOf(remote) === staged.digest &&
+    [digestOf(arm), digestOf(exported), digestOf(reimported)].every((digest) => digest === armDigest);
   console.log(ok ? '\nall digests agree: bytes were copied, never re-serialised' : '\nDIGESTS DISAGREE');
   if (!ok) process.exitCode = 1;
 } finally {
