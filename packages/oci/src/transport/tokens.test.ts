@@ -72,4 +72,22 @@ describe('TokenCache', () => {
     calls[2]!.resolve({ token: 'u', expiresInMs: 500 });
     assert.equal(await third, 'u');
   });
+
+  it('drops a rejected token only while it is still the cached one, and says whether it had worked', async () => {
+    const cache = new TokenCache();
+    let serial = 0;
+    const fetch = async () => ({ token: `t${++serial}`, expiresInMs: 60_000 });
+    const first = await cache.lease('k', fetch);
+    const alsoFirst = await cache.lease('k', fetch);
+    assert.equal(alsoFirst.token, 't1', 'shared');
+    cache.accept(first);
+    assert.equal(cache.reject(first), true, 'it had been accepted');
+    const second = await cache.lease('k', fetch);
+    assert.equal(second.token, 't2', 'a fresh token after the 401');
+    // A request still in flight with t1 sees its 401 later: t2 must survive it.
+    assert.equal(cache.reject(alsoFirst), true);
+    assert.equal((await cache.lease('k', fetch)).token, 't2');
+    assert.equal(cache.reject(second), false, 't2 was never accepted');
+    assert.equal((await cache.lease('k', fetch)).token, 't3');
+  });
 });

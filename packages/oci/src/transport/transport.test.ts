@@ -434,6 +434,78 @@ describe('transport auth', () => {
     assert.equal(issued[0]!.authorization, `Basic ${Buffer.from('<token>:refresh-abc').toString('base64')}`);
   });
 
+  /**
+   * A token registry whose tokens can be revoked, answering a revoked one as distribution 2.8 answers
+   * an upload-status GET: a 401 challenging `repository:a:pull`, whatever scope the token was for.
+   */
+  async function revokingRegistry() {
+    const issued: string[][] = [];
+    const revoked = new Set<string>();
+    const issuer = await serve((req, res) => {
+      const scopes = new URL(req.url!, 'http://x').searchParams.getAll('scope');
+      issued.push(scopes);
+      json(res, 200, { token: `tok-${issued.length}`, expires_in: 300 });
+    });
+    const challenge = `Bearer realm="http://${issuer.host}/token",service="s"`;
+    const refused: string[] = [];
+    const registry = await serve((req, res) => {
+      const token = req.headers.authorization?.replace(/^Bearer /, '');
+      if (v2(req.url!)) return json(res, 401, {}, { 'www-authenticate': challenge });
+      if (!token?.startsWith('tok-') || revoked.has(token)) {
+        refused.push(`${req.method} ${token ?? 'none'}`);
+        return json(res, 401, { errors: [{ code: 'UNAUTHORIZED', message: 'authentication required' }] }, { 'www-authenticate': `${challenge},scope="repository:a:pull",error="invalid_token"` });
+      }
+      json(res, req.method === 'PUT' ? 201 : 200, {});
+    });
+    return { registry, issued, revoked, refused };
+  }
+
+  it('drops a token the registry stops accepting, also on a request not re-sent, and the next request gets a fresh one', async () => {
+    const { registry, issued, revoked, refused } = await revokingRegistry();
+    const t = transport({ credentials: { [registry.host]: { username: 'u', password: 'p4ss' } } });
+    const push = ['repository:a:pull,push'];
+    const put = () => t.request({ method: 'PUT', registry: registry.host, path: '/v2/a/blobs/uploads/1?digest=sha256:0', body: Buffer.from('x'), scopes: push, retry: false, expect: [201] });
+    assert.equal((await put()).status, 201);
+    revoked.add('tok-1');
+    // Not re-sent (retry: false), so it fails; not the credentials' fault, and it says so.
+    await assert.rejects(put(), (err: unknown) => {
+      assert.ok(err instanceof RegistryError);
+      assert.equal(err.status, 401);
+      assert.match(err.message, /refused a token it had accepted before \(expired early or revoked\); the next request fetches a new one$/);
+      assert.doesNotMatch(err.message, /refused the credentials/);
+      return true;
+    });
+    // The dropped entry is the one used (pull,push), not the one the challenge names (pull).
+    assert.equal((await put()).status, 201);
+    assert.deepEqual(issued, [push, push]);
+    assert.deepEqual(refused, ['PUT tok-1']);
+  });
+
+  it('re-requests once when a token is refused, and later requests of the same scope use the fresh token at once', async () => {
+    const { registry, issued, revoked, refused } = await revokingRegistry();
+    const t = transport({ credentials: { [registry.host]: { username: 'u', password: 'p4ss' } } });
+    const push = ['repository:a:pull,push'];
+    const get = () => t.request({ method: 'GET', registry: registry.host, path: '/v2/a/blobs/uploads/1', scopes: push });
+    await get();
+    revoked.add('tok-1');
+    await get();
+    await get();
+    assert.deepEqual(refused, ['GET tok-1'], 'one 401, then the fresh token every time');
+    // `repository:a:pull` from the challenge is covered by the scope held: not added, one token.
+    assert.deepEqual(issued, [push, push]);
+  });
+
+  it('blames the credentials when a token never accepted is refused', async () => {
+    const { registry, revoked } = await revokingRegistry();
+    for (let i = 1; i <= 4; i++) revoked.add(`tok-${i}`);
+    const t = transport({ credentials: { [registry.host]: { username: 'u', password: 'p4ss' } } });
+    await assert.rejects(t.request({ method: 'GET', registry: registry.host, path: '/v2/a/tags/list', scopes: ['repository:a:pull'] }), (err: unknown) => {
+      assert.ok(err instanceof RegistryError);
+      assert.match(err.message, /refused the credentials used \(basic \(user "u"\)\)$/);
+      return true;
+    });
+  });
+
   it('sends a registry token as is', async () => {
     const registry = await serve((req, res) => {
       if (v2(req.url!)) return json(res, 401, {}, { 'www-authenticate': 'Bearer realm="https://auth.invalid/token"' });

@@ -37,7 +37,7 @@ import {
   type RetryOptions,
 } from './retry.js';
 import { ProxyConfig, withProxies, type ProxyOption, type ProxyRoute } from './proxy.js';
-import { TokenCache } from './tokens.js';
+import { TokenCache, type TokenLease } from './tokens.js';
 import { loadUndici, loadUndiciProxy, type UndiciParts } from './undici.js';
 
 /** undici and our agents, loaded on the first request: a command that never speaks HTTP (`slipway hash-context`, a build's context hash) does not pay for loading undici (see undici.ts). */
@@ -370,7 +370,7 @@ export class Transport {
     let authRetried = false;
 
     for (let attempt = 1; ; attempt++) {
-      const authorization = await this.#authorization(state, scopes, signal);
+      const { authorization, lease } = await this.#authorization(state, scopes, signal);
       let response: Attempt;
       try {
         response = await this.#send(state, req, url, authorization, kind, follow, signal);
@@ -397,24 +397,36 @@ export class Transport {
       debug('%s %s -> %d (attempt %d)', req.method, redactUrl(response.url), status, attempt);
       this.#noteWarnings(state.registry, response.headers.warning);
 
-      if (status === 401 && !authRetried && response.url.host === state.base.host) {
+      let staleToken = false;
+      if (status === 401 && response.url.host === state.base.host) {
         const challenge = pickChallenge(parseChallenges(response.headers['www-authenticate']));
+        // Registries may answer the ping without auth but challenge per repository; learn it now, also
+        // for a request that is not re-sent, so the next one authenticates.
+        if (challenge) state.challenge ??= challenge;
+        // The token this request sent is no good any more (expired early, revoked): drop that very cache
+        // entry, whatever `retry` says, so the next request fetches a fresh one. Not the entry of the
+        // challenge's scope: distribution 2.8 challenges an upload-status GET with `:pull` where the
+        // token in use is `:pull,push`. A token refused for insufficient_scope is still good for its scope.
+        if (lease && challenge?.params.error !== 'insufficient_scope') staleToken = this.#tokens.reject(lease);
         // failFast turns off the backoff retries, not this one re-request: without it a mirror that
         // challenges per repository (an anonymous ping, then 401 with the scope) would never be used.
-        if (challenge && (retry || req.failFast === true)) {
+        // A request with `retry: false` is not re-sent (a PUT may have left bytes in the session); it
+        // fails, and its caller's recovery goes on with a fresh token.
+        if (!authRetried && challenge && (retry || req.failFast === true)) {
           authRetried = true;
-          // Registries may answer the ping without auth but challenge per repository; learn it now.
-          state.challenge ??= challenge;
           if (challenge.scheme === 'bearer') {
             const wanted = challenge.params.scope;
             // insufficient_scope names the scope the registry wants: add what is missing and re-request once (c/image, ggcr).
-            if (wanted) for (const scope of wanted.split(' ')) if (scope && !scopes.includes(scope)) scopes.push(scope);
-            this.#tokens.invalidate(tokenKey(state, challenge, scopes));
+            // One the scopes held already cover is not added: distribution 2.8 challenges an upload-status
+            // GET with `:pull` where the request holds `:pull,push`, and the re-request then reuses the cache.
+            if (wanted) for (const scope of wanted.split(' ')) if (scope && !scopes.some((held) => covers(held, scope))) scopes.push(scope);
           }
           await dump(response);
           attempt--;
           continue;
         }
+      } else if (lease) {
+        this.#tokens.accept(lease);
       }
 
       const expected = req.expect ? req.expect.includes(status) : status >= 200 && status < 300;
@@ -427,7 +439,10 @@ export class Transport {
         await pause(delay, signal);
         continue;
       }
-      if (!expected) throw await this.#error(req.method, response, status === 401 || status === 403 ? await this.#authHint(state, scopes, status, response.headers['www-authenticate']) : undefined);
+      if (!expected) {
+        const hint = status === 401 || status === 403 ? await this.#authHint(state, scopes, status, response.headers['www-authenticate'], staleToken) : undefined;
+        throw await this.#error(req.method, response, hint);
+      }
 
       if (req.stream && req.method !== 'HEAD') {
         const body = response.body;
@@ -653,21 +668,22 @@ export class Transport {
     return credentials;
   }
 
-  async #authorization(state: RegistryState, scopes: string[], signal: AbortSignal | undefined): Promise<string | undefined> {
+  /** The `Authorization` for a request, and the lease of the cached token in it (to report a 401 on). */
+  async #authorization(state: RegistryState, scopes: string[], signal: AbortSignal | undefined): Promise<{ authorization?: string; lease?: TokenLease }> {
     const challenge = state.challenge;
-    if (!challenge) return undefined;
+    if (!challenge) return {};
     const credentials = await this.#resolveCredentials(state.registry, scopes, signal);
-    if (credentials && 'registryToken' in credentials) return `Bearer ${credentials.registryToken}`;
+    if (credentials && 'registryToken' in credentials) return { authorization: `Bearer ${credentials.registryToken}` };
     if (challenge.scheme === 'basic') {
-      if (!credentials || !('password' in credentials)) return undefined;
-      return `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
+      if (!credentials || !('password' in credentials)) return {};
+      return { authorization: `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}` };
     }
-    const token = await this.#tokens.get(
+    const lease = await this.#tokens.lease(
       tokenKey(state, challenge, scopes),
       (exchangeSignal) => this.#tracked(exchangeSignal, () => this.#fetchToken(state, challenge, scopes, credentials, exchangeSignal)),
       signal,
     );
-    return `Bearer ${token}`;
+    return { authorization: `Bearer ${lease.token}`, lease };
   }
 
   /**
@@ -855,8 +871,11 @@ export class Transport {
    * Which credentials a 401/403 answered, in words: a bare "401 UNAUTHORIZED" does not say whether
    * none were found (a login missing, a config not read) or some were refused. Never their values.
    */
-  async #authHint(state: RegistryState, scopes: readonly string[], status: number, wwwAuthenticate: string | string[] | undefined): Promise<string> {
+  async #authHint(state: RegistryState, scopes: readonly string[], status: number, wwwAuthenticate: string | string[] | undefined, staleToken: boolean): Promise<string> {
     const { registry } = state;
+    // A token the registry took before and now refuses expired early or was revoked (a short-lived
+    // token on a slow push, clock skew): the credentials it came from are fine, and it is dropped.
+    if (status === 401 && staleToken) return `${registry} refused a token it had accepted before (expired early or revoked); the next request fetches a new one`;
     if (status === 401 && !state.challenge && !pickChallenge(parseChallenges(wwwAuthenticate))) {
       // Nothing was sent: "refused the credentials used" would send the user hunting a wrong password.
       const schemes = [...new Set(parseChallenges(wwwAuthenticate).map((c) => c.scheme))];
@@ -914,6 +933,18 @@ function repositoryOfScopes(scopes: readonly string[]): string | undefined {
   if (!first) return undefined;
   const name = first.slice('repository:'.length, first.lastIndexOf(':'));
   return name === '' ? undefined : name;
+}
+
+/** Whether token scope `held` grants all `wanted` does: `repository:a:pull,push` covers `repository:a:pull`. */
+function covers(held: string, wanted: string): boolean {
+  if (held === wanted) return true;
+  const split = (scope: string): [string, string[]] => {
+    const colon = scope.lastIndexOf(':');
+    return [scope.slice(0, colon), scope.slice(colon + 1).split(',')];
+  };
+  const [heldResource, heldActions] = split(held);
+  const [wantedResource, wantedActions] = split(wanted);
+  return heldResource === wantedResource && (heldActions.includes('*') || wantedActions.every((action) => heldActions.includes(action)));
 }
 
 function tokenKey(state: RegistryState, challenge: Challenge, scopes: readonly string[]): string {
