@@ -35,7 +35,8 @@ export interface Keychain {
 export function secretsOf(credentials: Credentials | undefined): string[] {
   if (!credentials) return [];
   if ('password' in credentials) return [credentials.password, `${credentials.username}:${credentials.password}`];
-  if ('identityToken' in credentials) return [credentials.identityToken];
+  // The pair is what a realm without the OAuth2 endpoint is sent, base64 in a Basic header.
+  if ('identityToken' in credentials) return [credentials.identityToken, `${credentials.username ?? '<token>'}:${credentials.identityToken}`];
   return [credentials.registryToken];
 }
 

@@ -22,4 +22,33 @@ describe('redaction', () => {
     assert.equal(secrets.redact('ab is too short to hide'), 'ab is too short to hide');
     assert.equal(redactText('token: Bearer abc'), 'token: Bearer REDACTED');
   });
+
+  it('removes a secret as a server quotes it: JSON-escaped, URL-encoded in a form or a query', () => {
+    const secret = 'pw "with" \\back/slash+plus= and space';
+    const secrets = new SecretSet();
+    secrets.add(secret);
+    const forms = [JSON.stringify(secret).slice(1, -1), encodeURIComponent(secret), new URLSearchParams({ p: secret }).toString().slice(2)];
+    for (const form of forms) {
+      assert.notEqual(form, secret);
+      assert.equal(secrets.redact(`echo ${form} end`), 'echo REDACTED end', form);
+    }
+  });
+
+  it('replaces a secret holding another whole', () => {
+    const secrets = new SecretSet();
+    secrets.add('s3cret', 'user:s3cret');
+    assert.equal(secrets.redact('sent user:s3cret'), 'sent REDACTED');
+  });
+
+  it('redacts every string of a JSON value, keys and deep nesting included', () => {
+    const secrets = new SecretSet();
+    secrets.add('pw"q\\x');
+    let deep: unknown = 'pw"q\\x';
+    for (let i = 0; i < 100; i++) deep = [deep];
+    const redacted = secrets.redactJson({ tried: 'user:pw"q\\x', list: [1, null, true, { 'pw"q\\x': 'k' }], deep });
+    const text = JSON.stringify(redacted);
+    assert.ok(!text.includes('pw"q') && !text.includes('pw\\"q'), text);
+    assert.deepEqual((redacted as { tried: string }).tried, 'user:REDACTED');
+    assert.deepEqual((redacted as { list: unknown[] }).list, [1, null, true, { REDACTED: 'k' }]);
+  });
 });

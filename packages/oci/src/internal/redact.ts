@@ -30,16 +30,22 @@ export function redactUrl(url: string | URL): string {
 /** Replaces every known secret (and anything after `Bearer `/`Basic `) in `text`. */
 export function redactText(text: string, secrets: Iterable<string> = []): string {
   let result = text;
-  for (const secret of secrets) {
+  // Longest first: a secret that holds another (`user:password`, a form holding the raw value) is
+  // replaced whole, not left with a piece around `REDACTED`.
+  for (const secret of [...secrets].sort((a, b) => b.length - a.length)) {
     // Short values would redact ordinary words; credentials this short are not worth hiding by text search.
     if (secret.length >= 4) result = result.split(secret).join('REDACTED');
   }
   return result.replace(/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi, '$1 REDACTED');
 }
 
+/** How deep {@link SecretSet.redactJson} walks before it redacts a subtree as one JSON string. */
+const maxJsonDepth = 32;
+
 /**
  * Collects the secret values a client has seen (passwords, tokens) so any message built from a
- * registry's response can be scrubbed of them, even if a server echoes them back.
+ * registry's response can be scrubbed of them, even if a server echoes them back: as sent (base64
+ * in a Basic header, URL-encoded in an OAuth2 form) or as a server quotes them (escaped in JSON).
  */
 export class SecretSet {
   readonly #values = new Set<string>();
@@ -49,9 +55,26 @@ export class SecretSet {
       this.#values.add(value);
       // The base64 forms appear in Basic headers and docker config `auth` fields.
       this.#values.add(Buffer.from(value).toString('base64'));
+      // A JSON error body quotes `"` and `\` escaped; an OAuth2 form or a query string carries the
+      // value URL-encoded (`+` for a space in a form, `%20` in a URI component).
+      this.#values.add(JSON.stringify(value).slice(1, -1));
+      this.#values.add(encodeURIComponent(value));
+      this.#values.add(new URLSearchParams({ v: value }).toString().slice(2));
     }
   }
   redact(text: string): string {
     return redactText(text, this.#values);
+  }
+  /**
+   * A parsed JSON value (an error's `detail`) with every string in it, keys included, redacted: a
+   * secret quoted in a string is found in its unescaped form. Past {@link maxJsonDepth} levels the
+   * rest is redacted as its JSON text and kept as a string.
+   */
+  redactJson(value: unknown, depth = 0): unknown {
+    if (typeof value === 'string') return this.redact(value);
+    if (typeof value !== 'object' || value === null) return value;
+    if (depth >= maxJsonDepth) return this.redact(JSON.stringify(value));
+    if (Array.isArray(value)) return value.map((item) => this.redactJson(item, depth + 1));
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [this.redact(key), this.redactJson(item, depth + 1)]));
   }
 }

@@ -263,6 +263,51 @@ describe('transport errors', () => {
     });
   });
 
+  it('redacts a secret before cutting a plain-text body short, and finds it escaped in errors[].detail', async () => {
+    const password = 'pw"with\\quote-0123456789abcdef';
+    for (const mode of ['cut', 'detail'] as const) {
+      const server = await serve((req, res) => {
+        if (v2(req.url!)) return json(res, 401, {}, { 'www-authenticate': 'Basic realm="x"' });
+        const sent = Buffer.from(req.headers.authorization!.replace(/^Basic /, ''), 'base64').toString();
+        if (mode === 'detail') return json(res, 401, { errors: [{ code: 'UNAUTHORIZED', message: 'bad login', detail: { tried: sent } }] }, { 'www-authenticate': 'Basic realm="x"' });
+        // The password straddles the 200th character of the quoted body.
+        res.writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Basic realm="x"' });
+        res.end(`login   failed:\n${'x'.repeat(180)} ${sent.slice(2)} please retry`);
+      });
+      const t = transport({ credentials: { [server.host]: { username: 'u', password } } });
+      await assert.rejects(t.request({ method: 'GET', registry: server.host, path: '/v2/a/tags/list' }), (err: unknown) => {
+        assert.ok(err instanceof RegistryError);
+        const text = `${err.message} ${JSON.stringify(err.errors)}`;
+        assert.ok(!text.includes(password.slice(0, 6)) && !text.includes(JSON.stringify(password).slice(1, 9)), text);
+        if (mode === 'cut') assert.match(err.message, /401 Unauthorized: login failed: x+ REDACTED…; 127\.0\.0\.1:\d+ refused the credentials used/);
+        else assert.deepEqual(err.errors[0]!.detail, { tried: 'REDACTED' });
+        return true;
+      });
+    }
+  });
+
+  it('redacts an identity token a realm echoes URL-encoded, or as the <token> pair of a Basic header', async () => {
+    const identityToken = 'refresh+tok/en=with space';
+    for (const oauth of [true, false]) {
+      // With the OAuth2 endpoint: a 400 quoting the form. Without (404): the GET with `<token>:…` in Basic, quoted back.
+      const issuer = await serve((req, res, body) => {
+        if (req.method === 'POST') return oauth ? res.writeHead(400, { 'content-type': 'text/plain' }).end(`invalid_grant: ${body}`) : json(res, 404, {});
+        json(res, 401, { errors: [{ code: 'DENIED', message: `bad ${req.headers.authorization!.replace(/^Basic /, '')}` }] });
+      });
+      const registry = await serve((_req, res) => json(res, 401, {}, { 'www-authenticate': `Bearer realm="http://${issuer.host}/token",service="s"` }));
+      const t = transport({ credentials: { [registry.host]: { identityToken } }, retry: { attempts: 1 } });
+      await assert.rejects(t.request({ method: 'GET', registry: registry.host, path: '/v2/a/tags/list', scopes: ['repository:a:pull'] }), (err: unknown) => {
+        assert.ok(SlipwayError.is(err));
+        const text = `${err.message} ${JSON.stringify((err.cause as RegistryError).errors)}`;
+        for (const form of [encodeURIComponent(identityToken), new URLSearchParams({ t: identityToken }).toString().slice(2), Buffer.from(`<token>:${identityToken}`).toString('base64')]) {
+          assert.ok(!text.includes(form), `${form} in ${text}`);
+        }
+        assert.match(err.message, oauth ? /refresh_token=REDACTED&/ : /DENIED: bad REDACTED/);
+        return true;
+      });
+    }
+  });
+
   it('says no credentials were sent when the challenge is one slipway cannot answer, or missing', async () => {
     for (const [header, message] of [
       ['Negotiate', /asks for negotiate authentication, which slipway does not speak \(Basic and Bearer only\); no credentials were sent/],

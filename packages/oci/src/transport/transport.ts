@@ -900,11 +900,13 @@ export class Transport {
       await dump(response);
     }
     const errors = parseErrorBody(text)?.map((e) => ({
-      code: e.code,
+      code: this.secrets.redact(e.code),
       message: this.secrets.redact(e.message),
-      ...(e.detail === undefined ? {} : { detail: JSON.parse(this.secrets.redact(JSON.stringify(e.detail))) as unknown }),
+      ...(e.detail === undefined ? {} : { detail: this.secrets.redactJson(e.detail) }),
     }));
-    const plain = errors === undefined && text.trim() !== '' ? this.secrets.redact(text.trim().replace(/\s+/g, ' ').slice(0, 200)) : undefined;
+    // Redacted before it is cut and its whitespace collapsed: a secret across the cut or holding
+    // spaces would otherwise no longer match, and its first part be shown.
+    const plain = errors === undefined && text.trim() !== '' ? shorten(this.secrets.redact(text.trim()).replace(/\s+/g, ' '), 200) : undefined;
     const retryAfterMs = parseRetryAfter(response.headers['retry-after']);
     return new RegistryError({
       status: response.status,
@@ -916,6 +918,14 @@ export class Transport {
       ...(hint ? { hint } : {}),
     });
   }
+}
+
+/** `text` cut to about `length` characters, never through a `REDACTED`, with `…` when cut. */
+function shorten(text: string, length: number): string {
+  if (text.length <= length) return text;
+  const marker = text.lastIndexOf('REDACTED', length);
+  const end = marker !== -1 && marker + 'REDACTED'.length > length ? marker + 'REDACTED'.length : length;
+  return end >= text.length ? text : `${text.slice(0, end)}…`;
 }
 
 /** Node's certificate verification failures (`DEPTH_ZERO_SELF_SIGNED_CERT`, `ERR_TLS_CERT_ALTNAME_INVALID`, …). */
