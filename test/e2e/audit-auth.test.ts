@@ -134,4 +134,31 @@ describe('credential sources of the CLI (audit)', () => {
       token.tokenIssuer!.setAnonymous([]);
     }
   });
+
+  it('reads an empty or blank Docker config and auth.json as empty, as docker does: an anonymous pull works, the next file is read', async () => {
+    const withCreds = { SLIPWAY_REGISTRY_USERNAME: CANARY_USERNAME, SLIPWAY_REGISTRY_PASSWORD: CANARY_PASSWORD };
+    assert.equal((await slipway(['copy', source, `${token.host}/blank/app:1`], withCreds)).code, 0);
+    const blankDir = join(work, 'blank-config');
+    await mkdir(blankDir, { recursive: true });
+    const blankAuthFile = join(work, 'blank-auth.json');
+    token.tokenIssuer!.setAnonymous([{ repo: 'blank/app', actions: ['pull'] }]);
+    try {
+      for (const blank of ['', '\n  \n']) {
+        await writeFile(join(blankDir, 'config.json'), blank);
+        await writeFile(blankAuthFile, blank);
+        const anonymousPull = await slipway(['digest', `${token.host}/blank/app:1`], { DOCKER_CONFIG: blankDir, REGISTRY_AUTH_FILE: blankAuthFile });
+        assert.equal(anonymousPull.code, 0, anonymousPull.stderr);
+        assert.equal(anonymousPull.stdout.trim(), digest);
+      }
+    } finally {
+      token.tokenIssuer!.setAnonymous([]);
+    }
+    // A blank Docker config holds nothing: the containers auth file after it answers.
+    const rightAuthFile = join(work, 'blank-then-auth.json');
+    await writeFile(rightAuthFile, JSON.stringify({ auths: { [basic.host]: { auth: basicAuth() } } }));
+    assert.equal((await slipway(['copy', source, `${basic.host}/blank/app:1`], withCreds)).code, 0);
+    const next = await slipway(['digest', `${basic.host}/blank/app:1`], { DOCKER_CONFIG: blankDir, REGISTRY_AUTH_FILE: rightAuthFile });
+    assert.equal(next.code, 0, next.stderr);
+    assert.equal(next.stdout.trim(), digest);
+  });
 });

@@ -38,6 +38,10 @@ export async function readAuthFile(path: string): Promise<AuthFile | undefined> 
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
     throw new SlipwayError('SLIPWAY_AUTH', `reading ${path}: ${(err as Error).message}`, { cause: err });
   }
+  // An empty file is an empty config: docker/cli's LoadFromReader ignores io.EOF from its JSON
+  // decoder, so `docker pull` goes on anonymously (a `touch ~/.docker/config.json`, a CI step that
+  // truncated it). containers auth files are read by this same function.
+  if (text.trim() === '') return { path, auths: {}, credHelpers: {} };
   let body: unknown;
   try {
     body = JSON.parse(text);

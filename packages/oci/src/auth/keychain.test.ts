@@ -204,6 +204,15 @@ exit 0
     assert.throws(() => process.kill(pid, 0), { code: 'ESRCH' }, 'the helper process is gone');
   });
 
+  it('reads an empty or blank config.json or auth.json as an empty config, as docker does', async () => {
+    for (const blank of ['', ' \n\t\n']) {
+      const { dir, env } = await home({ '.docker/config.json': blank, 'auth.json': blank, '.config/containers/auth.json': { auths: { 'r.io': { auth: b64('u:p') } } } });
+      const keychain = createKeychain({ env: { ...env, REGISTRY_AUTH_FILE: join(dir, 'auth.json') } });
+      assert.equal(await keychain.resolve('other.io'), undefined);
+      assert.deepEqual(await keychain.resolve('r.io'), { username: 'u', password: 'p' }, 'the next file is still read');
+    }
+  });
+
   it('refuses a malformed config without quoting it', async () => {
     const { env } = await home({ '.docker/config.json': '{"auths": {"r.io": {"auth": "c2VjcmV0"}' });
     await assert.rejects(createKeychain({ env }).resolve('r.io'), (err: unknown) => {
