@@ -109,8 +109,9 @@ export async function runCredentialHelper(helper: string, serverUrl: string, opt
   const username = typeof parsed.Username === 'string' ? parsed.Username : '';
   const secret = typeof parsed.Secret === 'string' ? parsed.Secret : '';
   if (secret === '') return undefined;
-  // A `<token>` user means the secret is an identity (refresh) token, by Docker's convention.
-  if (username === '<token>' || username === '') return { identityToken: secret };
+  // A `<token>` user means the secret is an identity (refresh) token, by Docker's convention; any
+  // other user, an empty one included, has a password (docker/cli and ggcr read helpers so).
+  if (username === '<token>') return { identityToken: secret };
   return { username, password: secret };
 }
 

@@ -213,6 +213,11 @@ exit 0
     }
   });
 
+  it('takes a helper answer with an empty Username as a password, only <token> as an identity token', async () => {
+    const { env } = await home({ '.docker/config.json': { credHelpers: { 'r.io': 'empty' } } }, { empty: `cat >/dev/null\necho '{"ServerURL":"r.io","Username":"","Secret":"pw-1"}'` });
+    assert.deepEqual(await createKeychain({ env }).resolve('r.io'), { username: '', password: 'pw-1' });
+  });
+
   it('refuses a malformed config without quoting it', async () => {
     const { env } = await home({ '.docker/config.json': '{"auths": {"r.io": {"auth": "c2VjcmV0"}' });
     await assert.rejects(createKeychain({ env }).resolve('r.io'), (err: unknown) => {

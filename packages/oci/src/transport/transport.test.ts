@@ -324,6 +324,17 @@ describe('transport errors', () => {
     }
   });
 
+  it('does not say an identity token was refused by a Basic registry it was never sent to', async () => {
+    const server = await serve((req, res) => json(res, 401, {}, { 'www-authenticate': 'Basic realm="x"' }));
+    const t = transport({ credentials: { [server.host]: { identityToken: 'idtok-1234' } } });
+    await assert.rejects(t.request({ method: 'GET', registry: server.host, path: '/v2/a/tags/list', scopes: ['repository:a:pull'] }), (err: unknown) => {
+      assert.ok(err instanceof RegistryError);
+      assert.match(err.message, /asks for Basic authentication, and the credentials found for it are an identity token, which only a Bearer token exchange takes; no credentials were sent$/);
+      return true;
+    });
+    assert.ok(server.seen.every((s) => s.headers.authorization === undefined), 'nothing was sent');
+  });
+
   it('names a redirect it did not follow', async () => {
     const server = await serve((_req, res) => res.writeHead(302).end());
     await assert.rejects(transport().request({ method: 'GET', registry: server.host, path: '/v2/a/manifests/1' }), /unexpected status 302 Found \(a redirect not followed\)$/);

@@ -885,6 +885,11 @@ export class Transport {
     }
     const credentials = await this.#resolveCredentials(registry, scopes, undefined).catch(() => undefined);
     if (!credentials) return `no credentials for ${registry} were found (docker login ${registry}, a Docker config or containers auth file, or explicit credentials)`;
+    // An identity token answers a Bearer challenge (it is exchanged at the realm), not a Basic one:
+    // #authorization sent nothing, and "refused" would point at a token the registry never saw.
+    if (state.challenge?.scheme === 'basic' && 'identityToken' in credentials) {
+      return `${registry} asks for Basic authentication, and the credentials found for it are an identity token, which only a Bearer token exchange takes; no credentials were sent`;
+    }
     const which = describeCredentials(credentials);
     return status === 401 ? `${registry} refused the credentials used (${which})` : `the credentials used for ${registry} (${which}) do not allow this`;
   }
