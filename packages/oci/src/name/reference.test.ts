@@ -128,6 +128,26 @@ describe('parseReference', () => {
     }
   });
 
+  it('does not repeat a token typed as the user of a reference (https://TOKEN@host/repo)', () => {
+    for (const [text, shown] of [
+      ['https://ghp_S3cretTOKEN@ghcr.io/app:1', 'https://<redacted>@ghcr.io/app:1'],
+      ['ghp_S3cretTOKEN@127.0.0.1:5999/a:1', '<redacted>@127.0.0.1:5999/a:1'],
+      ['ghp_S3cretTOKEN@localhost/a', '<redacted>@localhost/a'],
+      ['ghp_S3cretTOKEN@registry:5000/a', '<redacted>@registry:5000/a'],
+      ['ghp_S3cret@TOKEN@registry.example', '<redacted>@registry.example'],
+      ['https://ghp_S3cretTOKEN@registry', 'https://<redacted>@registry'],
+    ]) {
+      assert.equal(redactUserinfo(text!), shown);
+      assert.throws(() => parseReference(text!), (err: Error) => {
+        assert.ok(!err.message.includes('S3cret'), err.message);
+        assert.match(err.message, /<redacted>@.*credentials do not belong in a reference/);
+        return true;
+      });
+    }
+    // Not userinfo: nothing hidden, the real reason given.
+    for (const text of ['app@latest', 'team/app@v1', 'app@sha256:abc']) assert.equal(redactUserinfo(text), text);
+  });
+
   it('accepts a name of exactly 255 characters', () => {
     const ref = parseReference('r.io/' + 'a'.repeat(250));
     assert.equal(ref.name.length, 255);

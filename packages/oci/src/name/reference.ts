@@ -114,19 +114,30 @@ function invalid(text: string, why: string): InvalidArgumentError {
 const digestAfterAt = /^(?:(?:sha256|sha384|sha512|blake3)(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]*|[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,})$/;
 
 /**
+ * What follows the `@` of a lone-user userinfo: a registry host (with a `.` or a port, or
+ * `localhost`, or an IPv6 literal), then the repository or the end.
+ */
+const hostAfterAt = /^(?:localhost|\[[0-9a-fA-F:.]+\]|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+|[A-Za-z0-9-]+(?=:))(?::\d+)?(?:\/|$)/;
+
+/**
  * `text` with what could be a password hidden: `user:secret@host/repo` or `https://user:secret@…`,
  * a URL habit, is not a reference, and its error must not repeat the secret. The userinfo is up to
  * the last `@` not followed by a digest (a password may hold `/`, `@`, spaces); from its first `:` it
- * goes: `user:<redacted>@host/repo`. `repo@sha256:…` and `app:1.0@sha256:…` are left as they are.
+ * goes: `user:<redacted>@host/repo`. A userinfo without `:` is a token typed as the user
+ * (`https://ghp_…@ghcr.io/app`, GitHub's habit) and goes whole: `<redacted>@host/repo`, when a scheme
+ * came before it or a registry host follows it. `repo@sha256:…` and `app:1.0@sha256:…` are left as
+ * they are, and so is `app@latest`.
  */
 export function redactUserinfo(text: string): string {
   const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(text)?.[0] ?? '';
   const rest = text.slice(scheme.length);
   for (let at = rest.lastIndexOf('@'); at > 0; at = rest.lastIndexOf('@', at - 1)) {
-    if (digestAfterAt.test(rest.slice(at + 1))) continue;
+    const after = rest.slice(at + 1);
+    if (digestAfterAt.test(after)) continue;
     const colon = rest.indexOf(':');
-    if (colon === -1 || colon > at) return text;
-    return `${scheme}${rest.slice(0, colon + 1)}<redacted>${rest.slice(at)}`;
+    if (colon !== -1 && colon < at) return `${scheme}${rest.slice(0, colon + 1)}<redacted>${rest.slice(at)}`;
+    if (scheme !== '' || hostAfterAt.test(after)) return `${scheme}<redacted>${rest.slice(at)}`;
+    return text;
   }
   return text;
 }
