@@ -222,6 +222,19 @@ describe('faults between the client and the real registry', () => {
     });
   });
 
+  it('a chunked upload that progresses between failures keeps recovering: more failures in all than one recovery allows', async () => {
+    await withChunkedClient(50_000, async (chunked) => {
+      const image = makeImage([500_000]);
+      const layer = image.layers[0]!;
+      // Rule k lets k PATCHes by and fails the next one it sees: PATCHes 2, 4, … 16 fail, each after a
+      // chunk was stored (a token revoked every minute during one big layer looks like this).
+      for (let k = 1; k <= 8; k++) proxy.inject({ match: { method: 'PATCH', path: '/faults/progress/' }, fault: { status: 500 }, times: 1, skip: k });
+      await push(chunked, `${proxy.host}/faults/progress:1`, image);
+      assert.equal(proxy.requestsMatching({ method: 'PATCH', path: '/faults/progress/' }).filter((r) => r.status === 500).length, 8);
+      assert.deepEqual(await buffer(await direct.blob(`${registry.host}/faults/progress`, layer.descriptor)), layer.bytes);
+    });
+  });
+
   it('reopens a source that failed mid-blob during a chunked upload, and resumes at the registry\'s offset', async () => {
     // In a copy the source is another registry's blob stream; a reset there is temporary. The failed
     // stream cannot be read further: the upload must open the source again, not report it short.

@@ -287,6 +287,9 @@ async function chunked(
           }
           // A registry that answers 202 but never moves its Range would be fed the same chunk for ever.
           stalls = stored > offset ? 0 : stalls + 1;
+          // Progress earns a fresh allowance: a big blob whose token is revoked every minute recovers
+          // each time, and the bound still stops a registry that fails every chunk.
+          if (stored > offset) failures = 0;
           if (stalls >= maxStalledChunks) {
             throw new SlipwayError('SLIPWAY_REGISTRY', `${what}: the registry took ${stalls} chunks in a row without storing them (its Range stays at ${stored} bytes)`);
           }
