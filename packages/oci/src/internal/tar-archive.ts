@@ -52,7 +52,7 @@ export async function openTarArchive(path: string, options: OpenArchiveOptions =
     throw invalidArchive(path, `${kind}-compressed archives are not supported; decompress it first or use gzip`);
   }
   if (kind === 'none') {
-    const index = await indexTar(createReadStream(path, { highWaterMark: 1024 * 1024 }), { archive: path, ...(options.signal ? { signal: options.signal } : {}) });
+    const index = await indexTar(createReadStream(path, { highWaterMark: 1024 * 1024 }), { archive: path, readBack: path, ...(options.signal ? { signal: options.signal } : {}) });
     return { archive: path, file: path, index, gzipped: false };
   }
   // Gunzip once to a private file while indexing; every later read is a byte range of that file.

@@ -95,6 +95,39 @@ describe('indexTar', () => {
     });
   }
 
+  it('refuses a link or directory whose header claims data: Go\'s reader (docker load, skopeo) would parse those bytes as entries', async () => {
+    const tar = await makeTar([
+      { name: 'pad', type: 'symlink', linkname: 'target' },
+      { name: 'next', body: 'x'.repeat(600) },
+    ]);
+    // The symlink's header (the first block) now says 512 bytes: tar-stream would skip the next header.
+    tar.write('00000001000\0', 124, 'latin1');
+    tar.write('        ', 148, 'latin1');
+    let sum = 0;
+    for (let i = 0; i < 512; i++) sum += tar[i]!;
+    tar.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+    assert.match(await codeOf(indexTar(Readable.from([tar]), { archive: 'x.tar' })), /^SLIPWAY_INVALID_ARCHIVE: .*entry "pad" is a symbolic link whose header claims 512 bytes of data/);
+  });
+
+  it('ends at the end-of-archive marker, as docker load and skopeo read: a second tar after it is not read, trailing bytes are ignored', async () => {
+    const first = await makeTar([{ name: 'manifest.json', body: '[]' }]);
+    const second = await makeTar([{ name: 'layer.tar', body: 'only after the marker' }]);
+    const concatenated = join(dir, 'concatenated.tar');
+    await writeFile(concatenated, Buffer.concat([first, second]));
+    const read = await indexTar(Readable.from([await readFile(concatenated)]), { archive: 'c.tar', readBack: concatenated });
+    assert.deepEqual([...read.entries.keys()], ['manifest.json']);
+    for (const trailer of ['garbage!', 'x'.repeat(2000)]) {
+      const trailing = join(dir, 'trailing.tar');
+      await writeFile(trailing, Buffer.concat([first, Buffer.from(trailer)]));
+      const index = await indexTar(Readable.from([await readFile(trailing)]), { archive: 't.tar', readBack: trailing });
+      assert.deepEqual([...index.entries.keys()], ['manifest.json'], `${trailer.length} bytes after the marker`);
+    }
+    // Without the marker, bytes that are not a header are still an error.
+    const cut = join(dir, 'cut.tar');
+    await writeFile(cut, Buffer.concat([first.subarray(0, first.length - 1024), Buffer.from('x'.repeat(2000))]));
+    assert.match(await codeOf(indexTar(Readable.from([await readFile(cut)]), { archive: 'cut.tar', readBack: cut })), /^SLIPWAY_INVALID_ARCHIVE/);
+  });
+
   it('refuses a truncated tar, naming it truncated', async () => {
     const tar = await makeTar([{ name: 'big', body: randomBytes(10_000) }]);
     const message = await codeOf(indexTar(Readable.from([tar.subarray(0, 4096)]), { archive: 't.tar' }));

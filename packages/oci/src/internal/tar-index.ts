@@ -88,6 +88,11 @@ export interface IndexTarOptions {
   gunzip?: boolean;
   /** Also write the tar bytes to this file while indexing (gunzipped archives, daemon streams). */
   spoolTo?: string;
+  /**
+   * The file the input streams (a plain tar read in place): with `spoolTo`, the places where the tar
+   * may end early are read back to find its end-of-archive marker (see {@link indexTar}).
+   */
+  readBack?: string;
   signal?: AbortSignal;
 }
 
@@ -127,6 +132,9 @@ export async function indexTar(input: Readable, options: IndexTarOptions): Promi
   const feeding = pipeline([input, ...stages, extractor as unknown as NodeJS.WritableStream], signal ? { signal } : {});
   // Both the feeding pipeline and the entry iterator report the same failure; keep the first.
   feeding.catch(() => undefined);
+  const readBack = options.spoolTo ?? options.readBack;
+  /** Every entry in stream order (skipped directories too): where each header chain may start. */
+  const order: TarEntry[] = [];
   try {
     for await (const entry of extractor) {
       const header = entry.header;
@@ -137,6 +145,13 @@ export async function indexTar(input: Readable, options: IndexTarOptions): Promi
       const record: TarEntry = { name, type, offset: entry.offset + 512, size: header.size ?? 0 };
       if (header.linkname) record.linkname = header.linkname;
       entry.resume();
+      // Go's reader (docker load, skopeo, containerd) reads no data for links, directories and devices
+      // whatever their header says, and parses those bytes as the next entries; tar-stream and GNU tar
+      // skip them as data. One archive, two images: refused.
+      if (type !== 'file' && record.size > 0) {
+        throw invalidArchive(archive, `entry ${JSON.stringify(name)} is a ${describeEntryType(type)} whose header claims ${record.size} bytes of data: tar readers disagree on where the next entry starts`);
+      }
+      order.push(record);
       if (name === '' && type === 'directory') continue;
       const seen = entries.get(name);
       if (seen) {
@@ -153,6 +168,12 @@ export async function indexTar(input: Readable, options: IndexTarOptions): Promi
     input.destroy();
     if (signal?.aborted) throw new AbortedError('operation aborted', { cause: signal.reason });
     if (SlipwayError.is(err)) throw err;
+    // Bytes after the end-of-archive marker are not the archive's (docker load, skopeo and GNU tar stop
+    // there); tar-stream reads on and fails on them. Only for a file read in place: a spool cut short
+    // by the failure cannot be read back.
+    if (options.readBack !== undefined && options.spoolTo === undefined && (await endMarkerAt(options.readBack, order.length === 0 ? 0 : paddedEnd(order[order.length - 1]!)))) {
+      return finishIndex(archive, order, Number.POSITIVE_INFINITY);
+    }
     const message = err instanceof Error ? err.message : String(err);
     if (/unexpected end of data/i.test(message)) throw invalidArchive(archive, `truncated tar (ends inside an entry after ${bytes} bytes)`, err);
     if (/invalid tar header|header exceeds|invalid header/i.test(message)) throw invalidArchive(archive, `not a tar, or corrupt (${message})`, err);
@@ -164,8 +185,47 @@ export async function indexTar(input: Readable, options: IndexTarOptions): Promi
   for (const entry of entries.values()) {
     if (entry.offset + entry.size > bytes) throw invalidArchive(archive, `entry ${JSON.stringify(entry.name)} is truncated`);
   }
+  if (readBack !== undefined) {
+    // tar-stream passes over zero blocks, so after an end-of-archive marker it reads on into whatever
+    // follows (`cat a.tar b.tar`): entries no other reader sees. The archive ends at the marker.
+    for (let i = 0; i < order.length; i++) {
+      const at = i === 0 ? 0 : paddedEnd(order[i - 1]!);
+      // No gap: the next header starts right there. A gap holds pax or long-name blocks, or zeros.
+      if (order[i]!.offset - 512 > at && (await endMarkerAt(readBack, at))) return finishIndex(archive, order.slice(0, i), bytes);
+    }
+  }
   if (entries.size === 0) throw invalidArchive(archive, 'empty tar (no entries)');
   return { entries, bytes };
+}
+
+/** Where an entry's data ends, padded to the 512-byte block: where the next header chain starts. */
+function paddedEnd(entry: TarEntry): number {
+  return entry.offset + Math.ceil(entry.size / 512) * 512;
+}
+
+/** Whether `file` holds two zero blocks (the end-of-archive marker) at `position`. */
+async function endMarkerAt(file: string, position: number): Promise<boolean> {
+  const handle = await openFile(file, 'r');
+  try {
+    const block = Buffer.alloc(1024);
+    const { bytesRead } = await handle.read(block, 0, 1024, position);
+    return bytesRead === 1024 && block.every((byte) => byte === 0);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The index of the entries before an end-of-archive marker (the same rules as the main loop). */
+function finishIndex(archive: string, order: readonly TarEntry[], bytes: number): TarIndex {
+  const entries = new Map<string, TarEntry>();
+  for (const entry of order) {
+    if (entry.name === '' && entry.type === 'directory') continue;
+    // Duplicates were refused while reading, except a directory listed twice.
+    if (!entries.has(entry.name)) entries.set(entry.name, entry);
+  }
+  if (entries.size === 0) throw invalidArchive(archive, 'empty tar (no entries)');
+  const end = order.length === 0 ? 0 : paddedEnd(order[order.length - 1]!);
+  return { entries, bytes: Number.isFinite(bytes) ? bytes : end };
 }
 
 /** Writes chunks to a file while passing them on, with backpressure from both sides. */
