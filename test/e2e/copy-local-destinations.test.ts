@@ -233,6 +233,41 @@ describe('copy into local places: OCI layout, OCI archive, docker archive, Docke
     assert.equal(blobReads() - readBefore, 1, 'only the config was read (to check the platform): no layer moved');
   });
 
+  it('docker-daemon: an image whose config is named by sha512 loads, and again is a no-op (the image ID is the sha256 of the config)', async (t) => {
+    if (!(hasTool(DOCKER_CLI) && (await dockerAvailable()))) {
+      t.skip('SKIPPED: Docker Engine not reachable (scripts/start-dockerd.sh)');
+      return;
+    }
+    const memory = new copy.MemoryRegistry({ host: 'memory.test' });
+    const sha = (algorithm: 'sha256' | 'sha512', bytes: Buffer) => `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}` as const;
+    const emptyTar = Buffer.alloc(1024);
+    const layer = gzipSync(emptyTar);
+    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha('sha256', emptyTar)] }, config: {} }));
+    memory.storeBlob('s512', sha('sha512', layer), layer);
+    memory.storeBlob('s512', sha('sha512', config), config);
+    const manifest = Buffer.from(JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MediaType.OciManifest,
+      config: { mediaType: MediaType.OciConfig, digest: sha('sha512', config), size: config.length },
+      layers: [{ mediaType: MediaType.OciLayerGzip, digest: sha('sha512', layer), size: layer.length }],
+    }));
+    memory.storeManifest('s512', { descriptor: { mediaType: MediaType.OciManifest, digest: sha('sha256', manifest), size: manifest.length }, bytes: manifest }, 'v1');
+    const tag = `slipway-e2e-sha512-${process.pid}:1`;
+    try {
+      for (const noop of [false, true]) {
+        const sink = daemon.sink(tag);
+        try {
+          assert.equal((await copy.copy(memory.source('s512', 'v1'), sink)).noop, noop);
+        } finally {
+          await sink.close();
+        }
+      }
+      assert.equal((await runChecked(DOCKER_CLI, ['image', 'inspect', '--format', '{{.Id}}', tag])).stdout.trim(), sha('sha256', config));
+    } finally {
+      await run(DOCKER_CLI, ['rmi', '-f', tag]);
+    }
+  });
+
   it('referrers and digest tags are registry-to-registry only: a local destination is a usage error', async () => {
     for (const flag of ['--referrers', '--digest-tags']) {
       const refused = await slipway(['copy', index.reference, `oci:${join(work, 'never')}`, flag]);

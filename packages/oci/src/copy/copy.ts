@@ -18,7 +18,7 @@ import { setMaxListeners } from 'node:events';
 import { debuglog } from 'node:util';
 import { AbortedError, DigestMismatchError, InvalidArgumentError, SizeMismatchError, SlipwayError } from '../errors.js';
 import { linkSignals } from '../internal/signals.js';
-import type { Digest } from '../v1/digest.js';
+import { sha256, type Digest } from '../v1/digest.js';
 import { blobDescriptors, parseManifest, type Descriptor } from '../v1/manifest.js';
 import { isIndexMediaType, MediaType } from '../v1/media-types.js';
 import { formatPlatform, normalizePlatform, type Platform } from '../v1/platform.js';
@@ -215,7 +215,7 @@ class CopyRun {
     if (sink.singleImage) checkSingleImage(source.name, sink.name, target);
     // A daemon knows images by ID, its config's digest (with the classic store; the containerd store's
     // ID is the manifest's digest): compared as such.
-    const identity = sink.identity === 'config' ? configOf(target.root).digest : wanted.digest;
+    const identity = sink.identity === 'config' ? await this.#imageId(target.root) : wanted.digest;
     const current = await this.#limit(() => sink.current({ signal }));
     if (current?.digest === identity || current?.digest === wanted.digest) return result(true);
     if (current && !this.options.overwrite) throw new DestinationExistsError(sink.name, current.digest, identity, sink.identity === 'config' ? 'image ID' : '');
@@ -232,6 +232,21 @@ class CopyRun {
     if (this.#failure) throw this.#failure.error;
     if (sink.commit) await sink.commit(wanted, { signal });
     return result(false);
+  }
+
+  /**
+   * The Docker Engine's image ID for an image manifest: the sha256 of its config bytes, also when a
+   * sha512 digest names the config (read once, then uploaded from memory).
+   */
+  async #imageId(root: ManifestBytes): Promise<Digest> {
+    const parsed = parseManifest(root.bytes, root.descriptor.mediaType);
+    if (parsed.kind !== 'image') throw new InvalidArgumentError(`${root.descriptor.digest} is an index, not an image manifest`);
+    const config = parsed.manifest.config;
+    if (config.digest.startsWith('sha256:')) return config.digest;
+    if (!this.#configs.has(config.digest)) await this.#limit(() => readConfigPlatform(this.source, parsed.manifest, { signal: this.signal }, this.#configs));
+    const bytes = this.#configs.get(config.digest);
+    if (!bytes) throw new InvalidArgumentError(`${this.source.name}: config ${config.digest} could not be read to name the image`);
+    return sha256(bytes);
   }
 
   /** What goes to the destination, decided from the source alone. */
@@ -419,13 +434,6 @@ class CopyRun {
     this.#failure = { error };
     this.controller.abort(error);
   }
-}
-
-/** The config of an image manifest (callers have checked it is one). */
-function configOf(root: ManifestBytes): Descriptor {
-  const parsed = parseManifest(root.bytes, root.descriptor.mediaType);
-  if (parsed.kind !== 'image') throw new InvalidArgumentError(`${root.descriptor.digest} is an index, not an image manifest`);
-  return parsed.manifest.config;
 }
 
 const imageConfigTypes = new Set<string>([MediaType.DockerConfig, MediaType.OciConfig]);

@@ -16,7 +16,7 @@ import { AbortedError, InvalidArgumentError, SlipwayError, throwIfAborted } from
 import { readCapped } from '../internal/read.js';
 import { familiarString, parseReference } from '../name/reference.js';
 import { packArchive, StagedArchive } from '../tarball/sink.js';
-import type { Digest } from '../v1/digest.js';
+import { sha256, type Digest } from '../v1/digest.js';
 import type { Descriptor } from '../v1/manifest.js';
 import { MediaType } from '../v1/media-types.js';
 import type { CallOptions, ImageSink, ManifestBytes, PutBlobOptions } from '../v1/source.js';
@@ -139,8 +139,10 @@ export class DaemonSink implements ImageSink {
       await client.destroy().catch(() => undefined);
     }
     const now = await this.#inspect(signal);
-    // The classic store's image ID is the config's digest; the containerd store's, the manifest's.
-    if (now !== config.digest && now !== root.digest) throw new SlipwayError('SLIPWAY_NETWORK', `Docker daemon at ${shown} loaded ${this.name}, but the name holds ${now ?? 'nothing'}, not ${config.digest}`);
+    // The classic store's image ID is the sha256 of the config (whatever digest names it); the
+    // containerd store's, the manifest's digest.
+    const id = config.digest.startsWith('sha256:') ? config.digest : sha256(await this.#staged.blob(config));
+    if (now !== id && now !== root.digest) throw new SlipwayError('SLIPWAY_NETWORK', `Docker daemon at ${shown} loaded ${this.name}, but the name holds ${now ?? 'nothing'}, not ${id}`);
   }
 
   async close(): Promise<void> {

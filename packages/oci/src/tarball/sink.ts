@@ -173,6 +173,12 @@ export class StagedArchive {
     return parsed.kind === 'image' ? { entries, config: parsed.manifest.config } : { entries };
   }
 
+  /** The bytes of a staged blob (a config: small). */
+  async blob(descriptor: Descriptor): Promise<Buffer> {
+    if (this.#scratch === undefined) throw new InvalidArgumentError(`nothing staged for ${descriptor.digest}`);
+    return readBlob(join(await this.#scratch, 'layout'), descriptor);
+  }
+
   async close(): Promise<void> {
     const scratch = this.#scratch;
     this.#scratch = undefined;
