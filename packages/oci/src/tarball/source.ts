@@ -348,7 +348,16 @@ export async function fromIndexedArchive(indexed: IndexedArchive, options: Tarba
     let digests: Map<DockerSaveItem, Digest> | undefined;
     if (typeof options.image === 'string' && options.image.startsWith('sha256:')) {
       digests = new Map();
-      for (const item of items) if (resolveEntry(index, item.config, archive)) digests.set(item, (await readConfig(item)).digest);
+      // Once per config entry: items naming one config (hundreds in a crafted manifest.json) must not
+      // each read and hash it again.
+      const byEntry = new Map<TarEntry, Digest>();
+      for (const item of items) {
+        const entry = resolveEntry(index, item.config, archive);
+        if (!entry) continue;
+        let digest = byEntry.get(entry);
+        if (digest === undefined) byEntry.set(entry, (digest = (await readConfig(item)).digest));
+        digests.set(item, digest);
+      }
     }
     const item = selectItem(items, options.image, archive, (i) => digests?.get(i));
     const config = await readConfig(item);
