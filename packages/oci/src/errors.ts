@@ -22,6 +22,8 @@ export type ErrorCode =
   | 'SLIPWAY_AUTH'
   | 'SLIPWAY_INVALID_ARCHIVE'
   | 'SLIPWAY_DESTINATION_EXISTS'
+  /** A local file or directory could not be read or written (a full disk, a read-only or missing directory). */
+  | 'SLIPWAY_IO'
   | 'SLIPWAY_ABORTED'
   | 'SLIPWAY_BUILD'
   | 'SLIPWAY_BUILDER_UNAVAILABLE'

@@ -5,7 +5,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { debuglog } from 'node:util';
-import { copy, daemon, InvalidArgumentError, layout, name, NotFoundError, parseManifest, parsePlatforms, remote, tarball, type ImageSink, type ManifestBytes } from '@slipway/oci';
+import { copy, daemon, InvalidArgumentError, layout, name, NotFoundError, parseManifest, parsePlatforms, remote, SlipwayError, tarball, type ImageSink, type ManifestBytes } from '@slipway/oci';
 import { createClient, type AccessOptions } from './access.js';
 import { copyDigestTags, type CopiedDigestTag } from './digest-tags.js';
 import { copyReferrers, indexCopiedReferrer, withManifestPut, type CopiedReferrer } from './referrers.js';
@@ -326,7 +326,7 @@ function localSink(spec: Exclude<DestinationSpec, { kind: 'registry' }>, overwri
     case 'docker-archive':
       return tarball.dockerArchiveSink(spec.path, { overwrite, ...(spec.name === undefined ? {} : { name: spec.name }) });
     case 'docker-daemon':
-      return daemon.sink(spec.image);
+      return daemon.sink(spec.image, { overwrite });
   }
 }
 
@@ -342,21 +342,33 @@ async function transferLocal(options: CopyImageOptions, spec: Exclude<Destinatio
   const platforms = parsePlatforms(options.platforms ?? []);
   const sink = localSink(spec, options.overwrite ?? false);
   try {
-    const resolved = await resolveSource(options.source, { ...options, ...(archive?.cacheDir === undefined ? {} : { archive: { cacheDir: archive.cacheDir } }) });
-    try {
-      const result = await copy.copy(resolved.source, sink, {
-        platforms,
-        overwrite: options.overwrite ?? false,
-        ...(options.jobs === undefined ? {} : { jobs: options.jobs }),
-        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-        ...(options.signal ? { signal: options.signal } : {}),
-      });
-      const destination = showDestination(spec);
-      return { ...result, referrers: [], digestTags: [], source: resolved.source.name, destination, reference: `${destination}@${result.digest}` };
-    } finally {
-      await resolved.close();
-    }
+    return await copyLocal(options, spec, sink, platforms, archive);
+  } catch (err) {
+    // A file system's refusal (ENOSPC, EROFS, ENOTDIR under the destination) as a SlipwayError with a
+    // stable code, saying what was being done where, not an "unexpected error".
+    const errno = err as NodeJS.ErrnoException;
+    if (SlipwayError.is(err) || typeof errno.code !== 'string' || !/^E[A-Z]+$/.test(errno.code)) throw err;
+    const where = errno.path === undefined ? '' : ` ${JSON.stringify(errno.path)}`;
+    throw new SlipwayError('SLIPWAY_IO', `copying to ${showDestination(spec)}: ${errno.syscall ?? 'file system'}${where} failed: ${errno.code}`, { cause: err });
   } finally {
     await sink.close?.();
+  }
+}
+
+/** The copy itself, into the sink transferLocal made (and closes). */
+async function copyLocal(options: CopyImageOptions, spec: Exclude<DestinationSpec, { kind: 'registry' }>, sink: ImageSink, platforms: ReturnType<typeof parsePlatforms>, archive: ArchiveSettings | undefined): Promise<CopyImageResult> {
+  const resolved = await resolveSource(options.source, { ...options, ...(archive?.cacheDir === undefined ? {} : { archive: { cacheDir: archive.cacheDir } }) });
+  try {
+    const result = await copy.copy(resolved.source, sink, {
+      platforms,
+      overwrite: options.overwrite ?? false,
+      ...(options.jobs === undefined ? {} : { jobs: options.jobs }),
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    const destination = showDestination(spec);
+    return { ...result, referrers: [], digestTags: [], source: resolved.source.name, destination, reference: `${destination}@${result.digest}` };
+  } finally {
+    await resolved.close();
   }
 }

@@ -35,3 +35,33 @@ test('the image option with a registry or daemon source is refused, not ignored'
     });
   }
 });
+
+test('a file system that refuses a local destination is SLIPWAY_IO naming the path, and /proc does not hang (Node 20 recursive mkdir)', async () => {
+  const { mkdtemp, rm, writeFile } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { copy, layout, MediaType } = await import('@slipway/oci');
+  const { copyImage } = await import('./copy-image.js');
+  const dir = await mkdtemp(join(tmpdir(), 'slipway-destination-io-'));
+  try {
+    const memory = new copy.MemoryRegistry({ host: 'memory.test' });
+    const config = memory.addBlob('app', Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'), MediaType.OciConfig);
+    memory.addManifest('app', Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers: [] })), MediaType.OciManifest, 'v1');
+    await copy.copy(memory.source('app', 'v1'), layout.sink(join(dir, 'src'), { tag: 'v1' }));
+    const file = join(dir, 'a-file');
+    await writeFile(file, 'not a directory');
+    for (const [destination, pattern] of [
+      [`oci-archive:${file}/x.tar`, /^copying to oci-archive:.*\/a-file\/x\.tar: \w+ ".*a-file.*" failed: ENOTDIR$/],
+      [`oci:${file}:v1`, /failed: ENOTDIR$/],
+      ['oci:/proc/slipway-no-such-dir/layout:v1', /mkdir "\/proc\/slipway-no-such-dir" failed: ENOENT$/],
+    ] as const) {
+      await assert.rejects(copyImage({ source: `oci:${join(dir, 'src')}:v1`, destination }), (err: unknown) => {
+        assert.ok(SlipwayError.is(err) && err.code === 'SLIPWAY_IO', String(err));
+        assert.match(err.message, pattern);
+        return true;
+      });
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

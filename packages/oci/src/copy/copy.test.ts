@@ -572,6 +572,33 @@ describe('copy into a sink that holds one image, knows images by config, or comm
     assert.equal(dst.hasManifest('dst', one.digest), true);
   });
 
+  it('an index of one image and its attestation is that image for a single-image sink, as skopeo takes it', async () => {
+    const src = new MemoryRegistry({ host: 'src.test' });
+    const dst = new MemoryRegistry({ host: 'dst.test' });
+    const amd64 = addImage(src, 'src', 'linux/amd64', ['app']);
+    const provenance = addImage(src, 'src', 'unknown/unknown', ['provenance']);
+    const attestation: Descriptor = { ...provenance, platform: { os: 'unknown', architecture: 'unknown' }, annotations: { 'vnd.docker.reference.type': 'attestation-manifest', 'vnd.docker.reference.digest': amd64.digest } };
+    addIndex(src, 'src', [amd64, attestation], 'buildx');
+    const { sink, commits } = special(dst, { singleImage: true });
+    const result = await copy(src.source('src', 'buildx'), sink);
+    assert.equal(result.digest, amd64.digest);
+    assert.deepEqual(commits, [amd64.digest]);
+  });
+
+  it('foreign and zstd layers are refused by a single-image sink before anything moves', async () => {
+    const src = new MemoryRegistry({ host: 'src.test' });
+    const config = src.addBlob('src', encode({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }), MediaType.OciConfig);
+    const foreign = { mediaType: MediaType.DockerForeignLayerGzip, digest: `sha256:${'f'.repeat(64)}` as Digest, size: 10, urls: ['https://example.invalid/layer'] };
+    src.addManifest('src', encode({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers: [foreign] }), MediaType.OciManifest, 'foreign');
+    const zstd = src.addBlob('src', new TextEncoder().encode('zstd bytes'), 'application/vnd.oci.image.layer.v1.tar+zstd');
+    src.addManifest('src', encode({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers: [zstd] }), MediaType.OciManifest, 'zstd');
+    const dst = new MemoryRegistry({ host: 'dst.test' });
+    const { sink } = special(dst, { singleImage: true });
+    await assert.rejects(copy(src.source('src', 'foreign'), sink), /needs every layer's bytes, and .* has a foreign layer sha256:f+ \(at https:\/\/example\.invalid\/layer\)/);
+    await assert.rejects(copy(src.source('src', 'zstd'), sink), /has zstd layers \(application\/vnd\.oci\.image\.layer\.v1\.tar\+zstd\), which docker load before Docker 23 cannot read/);
+    assert.deepEqual(destinationRequests(dst), []);
+  });
+
   it('an artifact is refused by a single-image sink', async () => {
     const src = new MemoryRegistry({ host: 'src.test' });
     const config = src.addBlob('src', encode({}), 'application/vnd.example.thing.v1+json');

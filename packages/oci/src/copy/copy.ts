@@ -21,7 +21,7 @@ import { linkSignals } from '../internal/signals.js';
 import { sha256, type Digest } from '../v1/digest.js';
 import { blobDescriptors, parseManifest, type Descriptor } from '../v1/manifest.js';
 import { isIndexMediaType, MediaType } from '../v1/media-types.js';
-import { formatPlatform, normalizePlatform, type Platform } from '../v1/platform.js';
+import { formatPlatform, normalizePlatform, parsePlatform, type Platform } from '../v1/platform.js';
 import type { ImageSink, ImageSource, ManifestBytes } from '../v1/source.js';
 import {
   checkChildMediaType,
@@ -198,7 +198,12 @@ class CopyRun {
   async run(): Promise<CopyResult> {
     const { source, sink, signal } = this;
     const rootBytes = verifiedBytes(await this.#limit(() => source.root({ signal })), `${source.name} root manifest`);
-    const target = await this.#target(rootBytes);
+    let target = await this.#target(rootBytes);
+    // An index of one image and its attestations (buildx's default output) holds one image: a sink
+    // for one image takes it, as skopeo does, rather than asking for the only platform there is.
+    if (sink.singleImage && (this.options.platforms ?? []).length === 0 && target.platforms.length === 1 && isIndexMediaType(target.root.descriptor.mediaType)) {
+      target = await this.#target(rootBytes, [parsePlatform(target.platforms[0]!.platform)]);
+    }
     const wanted = target.root.descriptor;
     const subject = parseManifest(target.root.bytes, wanted.mediaType).manifest.subject;
     const result = (noop: boolean): CopyResult => ({
@@ -250,9 +255,9 @@ class CopyRun {
   }
 
   /** What goes to the destination, decided from the source alone. */
-  async #target(root: ManifestBytes): Promise<Target> {
+  async #target(root: ManifestBytes, platforms?: readonly Platform[]): Promise<Target> {
     const { source, signal } = this;
-    const wanted = this.options.platforms ?? [];
+    const wanted = platforms ?? this.options.platforms ?? [];
     if (wanted.length <= 1) {
       const { manifest, platforms } = await this.#limit(() => resolvePlatform(source, root, wanted[0], { signal }, this.#configs));
       return { root: manifest, platforms };
@@ -438,7 +443,10 @@ class CopyRun {
 
 const imageConfigTypes = new Set<string>([MediaType.DockerConfig, MediaType.OciConfig]);
 
-/** For a sink holding one container image: an index needs one platform selected, an artifact is refused. */
+/**
+ * For a sink holding one Docker image (a docker archive, the Engine): an index needs one platform
+ * selected; an artifact, foreign layers and zstd layers are refused, before anything moves.
+ */
 function checkSingleImage(sourceName: string, sinkName: string, target: Target): void {
   const parsed = parseManifest(target.root.bytes, target.root.descriptor.mediaType);
   if (parsed.kind === 'index') {
@@ -447,6 +455,12 @@ function checkSingleImage(sourceName: string, sinkName: string, target: Target):
   }
   const type = parsed.manifest.config.mediaType;
   if (!imageConfigTypes.has(type)) throw new InvalidArgumentError(`${sinkName} holds container images, and ${sourceName} is an artifact (config ${type}), not an image`);
+  for (const layer of parsed.manifest.layers) {
+    // `docker load` needs every layer's bytes in the archive; a foreign layer's are only at its URLs.
+    if (isForeign(layer)) throw new InvalidArgumentError(`${sinkName} needs every layer's bytes, and ${sourceName} has a foreign layer ${layer.digest} (at ${layer.urls!.join(', ')}); copy it to an oci-archive: or a registry instead`);
+    // Docker before 23 cannot load zstd layers (skopeo refuses them for docker-archive: too).
+    if (/zstd/.test(layer.mediaType)) throw new InvalidArgumentError(`${sinkName}: ${sourceName} has zstd layers (${layer.mediaType}), which docker load before Docker 23 cannot read; copy it to an oci-archive: or a registry instead`);
+  }
 }
 
 /** Layers a registry does not store (Windows base layers): pushed manifests refer to them by URL. */

@@ -12,6 +12,7 @@
  * @module
  */
 import { PassThrough, type Readable } from 'node:stream';
+import { DestinationExistsError } from '../copy/copy.js';
 import { AbortedError, InvalidArgumentError, SlipwayError, throwIfAborted } from '../errors.js';
 import { readCapped } from '../internal/read.js';
 import { familiarString, parseReference } from '../name/reference.js';
@@ -23,6 +24,8 @@ import type { CallOptions, ImageSink, ManifestBytes, PutBlobOptions } from '../v
 import { connect, daemonMessage, defaultDockerHost, unreachable } from './engine-api.js';
 
 export interface DaemonSinkOptions {
+  /** Replace what the name holds even if another writer loaded it during the copy. @defaultValue false */
+  overwrite?: boolean;
   /** Docker Engine address, as for the daemon source. @defaultValue `DOCKER_HOST`, else `unix:///var/run/docker.sock` */
   host?: string;
   /** Where the image is staged before the load. @defaultValue the OS temp dir */
@@ -39,8 +42,10 @@ export class DaemonSink implements ImageSink {
   readonly #image: string;
   readonly #host: string;
   readonly #staged: StagedArchive;
+  readonly #overwrite: boolean;
 
   constructor(image: string, options: DaemonSinkOptions = {}) {
+    this.#overwrite = options.overwrite ?? false;
     const reference = parseReference(image);
     if (reference.digest !== undefined) throw new InvalidArgumentError(`docker-daemon destination "${image}" has a digest; want name[:tag] (the daemon tags the loaded image with it)`);
     // The name as docker shows it (`app:1`, `registry.corp/team/app:latest`).
@@ -105,22 +110,31 @@ export class DaemonSink implements ImageSink {
     throwIfAborted(signal);
     const { entries, config } = await this.#staged.entries(root);
     if (config === undefined) throw new InvalidArgumentError(`${this.name} holds one image, not an index`);
+    // The classic store's image ID is the sha256 of the config (whatever digest names it); the
+    // containerd store's, the manifest's digest.
+    const id = config.digest.startsWith('sha256:') ? config.digest : sha256(await this.#staged.blob(config));
+    const ours = (held: Digest | undefined) => held === id || held === root.digest;
+    if (!this.#overwrite) {
+      // Loaded by someone else since the copy began: refused, not replaced (no CAS here either).
+      const held = await this.#inspect(signal);
+      if (held !== undefined && !ours(held)) throw new DestinationExistsError(this.name, held, id, 'image ID');
+    }
 
     const { client, shown, request } = await connect(this.#host);
     const body = new PassThrough({ highWaterMark: 4 * 1024 * 1024 });
-    const packing = packArchive(entries, body, signal);
+    // Cancelling stops the upload while the archive is still being sent (the daemon then loads
+    // nothing); once all of it is sent the load is the daemon's, and waiting for its answer is the
+    // only way to report truly whether the name moved.
+    const cancel = new AbortController();
+    const onAbort = (): void => cancel.abort(signal?.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const packing = packArchive(entries, body, cancel.signal).finally(() => signal?.removeEventListener('abort', onAbort));
     try {
       let answer;
       try {
-        answer = await request(client, {
-          method: 'POST',
-          path: '/images/load?quiet=1',
-          headers: { 'content-type': 'application/x-tar' },
-          body,
-          ...(signal ? { signal } : {}),
-        });
+        answer = await request(client, { method: 'POST', path: '/images/load?quiet=1', headers: { 'content-type': 'application/x-tar' }, body, signal: cancel.signal });
       } catch (err) {
-        if (signal?.aborted) throw new AbortedError('operation aborted', { cause: signal.reason });
+        if (cancel.signal.aborted) throw new AbortedError('operation aborted', { cause: signal?.reason });
         throw unreachable(shown, err);
       }
       if (answer.statusCode !== 200) {
@@ -137,12 +151,14 @@ export class DaemonSink implements ImageSink {
       throw err;
     } finally {
       await client.destroy().catch(() => undefined);
+      await this.#staged.close();
     }
-    const now = await this.#inspect(signal);
-    // The classic store's image ID is the sha256 of the config (whatever digest names it); the
-    // containerd store's, the manifest's digest.
-    const id = config.digest.startsWith('sha256:') ? config.digest : sha256(await this.#staged.blob(config));
-    if (now !== id && now !== root.digest) throw new SlipwayError('SLIPWAY_NETWORK', `Docker daemon at ${shown} loaded ${this.name}, but the name holds ${now ?? 'nothing'}, not ${id}`);
+    // Asked without the signal: the load happened, and what the name holds now is the answer to give.
+    const now = await this.#inspect(undefined);
+    if (!ours(now)) {
+      if (now !== undefined && !this.#overwrite) throw new DestinationExistsError(this.name, now, id, 'image ID');
+      throw new SlipwayError('SLIPWAY_NETWORK', `Docker daemon at ${shown} loaded ${this.name}, but the name holds ${now ?? 'nothing'}, not ${id}`);
+    }
   }
 
   async close(): Promise<void> {

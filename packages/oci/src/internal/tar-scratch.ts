@@ -6,28 +6,41 @@
  * @module
  */
 import { rmSync } from 'node:fs';
-import { mkdtemp, open as openFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, open as openFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { AbortedError, InvalidArgumentError } from '../errors.js';
 
 /** Scratch directories made and not yet removed, for {@link removeScratchDirectoriesSync}. */
 const live = new Set<string>();
 
-/** Creates a fresh private (0700) directory under `base` (default: the OS temp dir). */
-export async function makeScratch(base?: string): Promise<string> {
+/** Creates a fresh private (0700) directory under `base` (default: the OS temp dir); `what` names `base` in errors (default: the tempDir option). */
+export async function makeScratch(base?: string, what?: string): Promise<string> {
   let dir: string;
   if (base === undefined) dir = await mkdtemp(join(tmpdir(), 'slipway-'));
   else {
     try {
       dir = await mkdtemp(join(base, 'slipway-'));
     } catch (err) {
-      // The caller named this directory: say which option is wrong rather than a bare ENOENT.
-      throw new InvalidArgumentError(`tempDir "${base}" cannot hold a scratch directory: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+      // The caller named this directory: say which one and why rather than a bare ENOENT.
+      throw new InvalidArgumentError(`${what ?? 'tempDir'} "${base}" cannot hold a scratch directory: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
     }
   }
   live.add(dir);
   return dir;
+}
+
+/**
+ * Registers a temp file outside any scratch directory (an archive being written beside its target),
+ * so that {@link removeScratchDirectoriesSync} removes it if the process exits before it is renamed.
+ */
+export function trackScratchPath(path: string): void {
+  live.add(path);
+}
+
+/** The temp file was renamed into place or removed: no longer the exit hook's. */
+export function untrackScratchPath(path: string): void {
+  live.delete(path);
 }
 
 export async function removeScratch(dir: string | undefined): Promise<void> {
@@ -105,4 +118,28 @@ export async function mapBounded<T, R>(items: readonly T[], limit: number, task:
   }
   if (failure) throw failure.err;
   return results;
+}
+
+/**
+ * `mkdir -p`, one level at a time. Node 20's recursive `mkdir` never settles when creating the last
+ * level fails with ENOENT although its parent exists (`/proc/x/y`): it spun a core until SIGKILL.
+ */
+export async function makeDirectories(path: string): Promise<void> {
+  const missing: string[] = [];
+  for (let dir = resolve(path); ; dir = dirname(dir)) {
+    try {
+      if ((await stat(dir)).isDirectory()) break;
+      throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${path}'`), { code: 'ENOTDIR', syscall: 'mkdir', path: dir });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || dirname(dir) === dir) throw err;
+      missing.push(dir);
+    }
+  }
+  for (const dir of missing.reverse()) {
+    try {
+      await mkdir(dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
 }

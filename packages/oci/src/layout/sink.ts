@@ -12,12 +12,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, open as openFile, readdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
+import { open as openFile, readdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AbortedError, DigestMismatchError, InvalidArgumentError, SizeMismatchError, throwIfAborted } from '../errors.js';
 import { invalidArchive } from '../internal/tar-index.js';
+import { makeDirectories, trackScratchPath, untrackScratchPath } from '../internal/tar-scratch.js';
 import { verifyStream } from '../internal/verify.js';
 import { digestOf } from '../v1/digest.js';
 import { MediaType } from '../v1/media-types.js';
@@ -59,8 +60,11 @@ async function withIndexLock<T>(dir: string, task: () => Promise<T>): Promise<T>
   }
 }
 
+/** A temp file beside `final`, registered for the exit hook (a second Ctrl-C must not leave it in the layout). */
 function tempName(final: string): string {
-  return join(dirname(final), `.tmp-${randomBytes(6).toString('hex')}`);
+  const temp = join(dirname(final), `.tmp-${randomBytes(6).toString('hex')}`);
+  trackScratchPath(temp);
+  return temp;
 }
 
 /** Writes bytes to `path` atomically: temp file in the same directory, fsync, rename. */
@@ -78,6 +82,8 @@ async function writeAtomic(path: string, bytes: Uint8Array | string): Promise<vo
   } catch (err) {
     await rm(temp, { force: true });
     throw err;
+  } finally {
+    untrackScratchPath(temp);
   }
 }
 
@@ -100,7 +106,7 @@ export class LayoutSink implements ImageSink {
   /** Creates the directory, `oci-layout` and an empty `index.json` on first write; refuses a non-empty non-layout directory. */
   #init(): Promise<void> {
     this.#initialised ??= (async () => {
-      await mkdir(this.#dir, { recursive: true });
+      await makeDirectories(this.#dir);
       // Under the index lock: another sink of this process starting the same new layout writes its
       // marker and index.json (via temp files) meanwhile, and must not be taken for foreign content,
       // nor its index, tags included by then, replaced by an empty one.
@@ -195,7 +201,7 @@ export class LayoutSink implements ImageSink {
   async #writeBlob(descriptor: Descriptor, open: () => Promise<Readable>, options: PutBlobOptions): Promise<void> {
     await this.#init();
     const final = join(this.#dir, blobPath(descriptor));
-    await mkdir(dirname(final), { recursive: true });
+    await makeDirectories(dirname(final));
     const temp = tempName(final);
     let sent = 0;
     const progress = new Transform({
@@ -220,6 +226,8 @@ export class LayoutSink implements ImageSink {
       await rm(temp, { force: true });
       if (options.signal?.aborted) throw new AbortedError('operation aborted', { cause: options.signal.reason });
       throw err;
+    } finally {
+      untrackScratchPath(temp);
     }
   }
 
@@ -238,7 +246,7 @@ export class LayoutSink implements ImageSink {
     await this.#init();
     if (!(await this.hasBlob(descriptor))) {
       const final = join(this.#dir, blobPath(descriptor));
-      await mkdir(dirname(final), { recursive: true });
+      await makeDirectories(dirname(final));
       await writeAtomic(final, bytes);
     }
     if (tag === undefined) return;

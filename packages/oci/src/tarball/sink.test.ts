@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { chmod, lstat, mkdtemp, readdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -103,6 +104,47 @@ describe('archive sinks', () => {
       await sink.close();
     }
     assert.deepEqual(await readdir(work), ['out.tar']);
+  });
+
+  it('a docker archive is not satisfied by an OCI archive of the same image (docker load reads manifest.json), nor any archive by one missing a blob', async () => {
+    const { registry, amd64 } = registryWithIndex();
+    const work = await mkdtemp(join(dir, 'satisfied-'));
+    const path = join(work, 'image.tar');
+    const one = { platforms: parsePlatforms(['linux/amd64']) };
+    await copy(registry.source('app', 'v1'), ociArchiveSink(path), one);
+    await assert.rejects(copy(registry.source('app', 'v1'), dockerArchiveSink(path), one), /exists \(an OCI archive without the manifest\.json docker load reads\)/);
+    const rewritten = await copy(registry.source('app', 'v1'), dockerArchiveSink(path, { overwrite: true }), { ...one, overwrite: true });
+    assert.equal(rewritten.noop, false);
+    assert.equal(rewritten.digest, amd64.digest);
+    assert.deepEqual(await list(path), [{ position: 0, tags: [] }], 'listed by manifest.json now');
+
+    // The same archive without its layer: not a copy of the image.
+    const broken = join(work, 'broken.tar');
+    const layer = (JSON.parse(Buffer.from(registry.lookup('app', amd64.digest)!.bytes).toString('utf8')) as { layers: Descriptor[] }).layers[0]!;
+    const tar = spawnSync('tar', ['--delete', '-f', path, `blobs/sha256/${layer.digest.slice(7)}`]);
+    assert.equal(tar.status, 0, String(tar.stderr));
+    await rename(path, broken);
+    // (Its OCI half incomplete, the archive reads as a bare docker save, whose digest is unknown.)
+    await assert.rejects(copy(registry.source('app', 'v1'), dockerArchiveSink(broken), one), /exists \(a docker save archive without an OCI layout in it\)/);
+    const ociBroken = join(work, 'oci-broken.tar');
+    await copy(registry.source('app', 'v1'), ociArchiveSink(ociBroken), one);
+    assert.equal(spawnSync('tar', ['--delete', '-f', ociBroken, `blobs/sha256/${layer.digest.slice(7)}`]).status, 0);
+    await assert.rejects(copy(registry.source('app', 'v1'), ociArchiveSink(ociBroken), one), /exists \(blob sha256:[a-f0-9]+ is not in/);
+  });
+
+  it('replacing a file keeps its mode, and a symlink stays a symlink to the rewritten file', async () => {
+    const { registry } = registryWithIndex();
+    const work = await mkdtemp(join(dir, 'replace-'));
+    const real = join(work, 'real.tar');
+    await writeFile(real, 'old content', { mode: 0o600 });
+    await chmod(real, 0o600);
+    const link = join(work, 'link.tar');
+    await symlink(real, link);
+    await copy(registry.source('app', 'v1'), ociArchiveSink(link, { overwrite: true }), { overwrite: true });
+    assert.equal((await lstat(link)).isSymbolicLink(), true);
+    assert.equal((await stat(real)).mode & 0o777, 0o600);
+    assert.equal((await list(link)).length, 1);
+    assert.deepEqual((await readdir(work)).sort(), ['link.tar', 'real.tar']);
   });
 
   it('names are checked before anything is written', () => {

@@ -18,21 +18,22 @@
  * makes the same bytes.
  * @module
  */
+import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open as openFile, readdir, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { open as openFile, readdir, realpath, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pack } from 'tar-stream';
-import { AbortedError, InvalidArgumentError, NotFoundError, SlipwayError, throwIfAborted } from '../errors.js';
-import { makeScratch, removeScratch } from '../internal/tar-scratch.js';
+import { AbortedError, InvalidArgumentError, SlipwayError, throwIfAborted } from '../errors.js';
+import { makeDirectories, makeScratch, removeScratch, trackScratchPath, untrackScratchPath } from '../internal/tar-scratch.js';
 import { isRefName, LayoutSink } from '../layout/sink.js';
 import { blobPath, imageNameAnnotation, refNameAnnotation } from '../layout/source.js';
 import { familiarString, parseReference } from '../name/reference.js';
-import { parseManifest, type Descriptor } from '../v1/manifest.js';
+import { blobDescriptors, parseManifest, type Descriptor } from '../v1/manifest.js';
 import { MediaType } from '../v1/media-types.js';
-import type { CallOptions, ImageSink, ManifestBytes, PutBlobOptions } from '../v1/source.js';
-import { open as openArchive } from './source.js';
+import type { CallOptions, ImageSink, ImageSource, ManifestBytes, PutBlobOptions } from '../v1/source.js';
+import { list, open as openArchive } from './source.js';
 
 export type ArchiveSinkFormat = 'oci-archive' | 'docker-archive';
 
@@ -131,7 +132,7 @@ export class StagedArchive {
   layout(): Promise<LayoutSink> {
     // The target's directory is created as `oci:DIR` creates its directory.
     const base = this.#scratchBase;
-    this.#scratch ??= base === undefined ? makeScratch() : mkdir(base, { recursive: true }).then(() => makeScratch(base));
+    this.#scratch ??= base === undefined ? makeScratch() : makeDirectories(base).then(() => makeScratch(base, 'the destination\'s directory'));
     this.#layout ??= this.#scratch.then((dir) => new LayoutSink(join(dir, 'layout')));
     return this.#layout;
   }
@@ -187,6 +188,19 @@ export class StagedArchive {
   }
 }
 
+/** Throws unless every manifest and blob under `root` is in `source` at its size (foreign layers aside). */
+async function checkComplete(source: ImageSource, root: ManifestBytes, options: CallOptions): Promise<void> {
+  const parsed = parseManifest(root.bytes, root.descriptor.mediaType);
+  if (parsed.kind === 'index') {
+    for (const child of parsed.manifest.manifests) await checkComplete(source, await source.manifest(child, options), options);
+    return;
+  }
+  for (const blob of blobDescriptors(parsed.manifest)) {
+    if ((blob.urls?.length ?? 0) > 0) continue;
+    (await source.blob(blob, options)).destroy();
+  }
+}
+
 async function readBlob(dir: string, descriptor: Descriptor): Promise<Buffer> {
   const handle = await openFile(join(dir, blobPath(descriptor)), 'r');
   try {
@@ -238,17 +252,25 @@ export class ArchiveSink implements ImageSink {
     if (info === undefined) return { state: 'absent' };
     if (!info.isFile()) throw new InvalidArgumentError(`${this.name}: "${this.#path}" exists and is not a regular file`);
     try {
-      const existing = await openArchive(this.#path, { ...(this.#archiveName === undefined ? {} : { image: this.#archiveName }), cacheDir: false, ...(options.signal ? { signal: options.signal } : {}) });
+      const call = options.signal ? { signal: options.signal } : {};
+      // `docker load` reads manifest.json only: an OCI archive without one does not hold the image for it.
+      if (this.singleImage && (await list(this.#path, call)).some((image) => image.digest !== undefined)) {
+        return { state: 'unreadable', why: 'an OCI archive without the manifest.json docker load reads' };
+      }
+      const existing = await openArchive(this.#path, { ...(this.#archiveName === undefined ? {} : { image: this.#archiveName }), cacheDir: false, ...call });
       try {
         // A docker save without an OCI half would have to be compressed to learn its digest.
         if (existing.format !== 'oci-layout') return { state: 'unreadable', why: 'a docker save archive without an OCI layout in it' };
-        return { state: 'image', descriptor: (await existing.root(options)).descriptor };
+        const root = await existing.root(options);
+        // Every blob present at its size: an archive missing one is no copy of the image.
+        await checkComplete(existing, root, call);
+        return { state: 'image', descriptor: root.descriptor };
       } finally {
         await existing.close();
       }
     } catch (err) {
       if (options.signal?.aborted || !SlipwayError.is(err)) throw err;
-      return { state: 'unreadable', why: err instanceof NotFoundError ? `no image named ${JSON.stringify(this.#archiveName ?? '')} in it` : err.message };
+      return { state: 'unreadable', why: err.message };
     }
   }
 
@@ -273,11 +295,19 @@ export class ArchiveSink implements ImageSink {
   async commit(root: Descriptor, options: CallOptions = {}): Promise<void> {
     throwIfAborted(options.signal);
     const { entries } = await this.#staged.entries(root);
-    const temp = join(dirname(this.#path), `.${basename(this.#path)}.tmp-${process.pid}-${Date.now().toString(36)}`);
+    // Through a symlink to the file it names (the link stays a link), keeping a replaced file's mode
+    // (a 0600 archive must not come back world-readable).
+    const target = await realpath(this.#path).catch(() => this.#path);
+    const mode = ((await stat(target).catch(() => undefined))?.mode ?? 0o644) & 0o777;
+    // Short and random: two commits in one process and millisecond must not share it, and a name near
+    // the file system's limit must still leave room for it.
+    const temp = join(dirname(target), `.slipway-${randomBytes(6).toString('hex')}.tmp`);
+    trackScratchPath(temp);
     try {
-      await packArchive(entries, createWriteStream(temp, { flags: 'wx', mode: 0o644 }), options.signal);
+      await packArchive(entries, createWriteStream(temp, { flags: 'wx', mode }), options.signal);
       const handle = await openFile(temp, 'r');
       try {
+        await handle.chmod(mode);
         await handle.sync();
       } finally {
         await handle.close();
@@ -289,10 +319,14 @@ export class ArchiveSink implements ImageSink {
           throw new SlipwayError('SLIPWAY_DESTINATION_EXISTS', `${this.name}: "${this.#path}" was written by someone else during the copy; pass overwrite (slipway: --overwrite) to replace it`);
         }
       }
-      await rename(temp, this.#path);
+      await rename(temp, target);
     } catch (err) {
       await rm(temp, { force: true });
       throw err;
+    } finally {
+      untrackScratchPath(temp);
+      // The staged copy is spent either way: not left for close() (a library caller may never call it).
+      await this.#staged.close();
     }
   }
 
