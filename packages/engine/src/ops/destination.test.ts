@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { SlipwayError } from '@slipway/oci';
-import { parseDestination } from './copy-image.js';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { copy, layout, MediaType, SlipwayError } from '@slipway/oci';
+import { copyImage, parseDestination } from './copy-image.js';
 
 test('destinations: registries, and skopeo\'s spellings of local places (the path ends at the first colon)', () => {
   const registry = parseDestination('docker://registry.test:5000/team/app');
@@ -26,7 +29,6 @@ test('destinations slipway cannot write are usage errors, never Docker Hub repos
 });
 
 test('the image option with a registry or daemon source is refused, not ignored', async () => {
-  const { copyImage } = await import('./copy-image.js');
   for (const source of ['registry.invalid/app:1', 'docker-daemon:app:1']) {
     await assert.rejects(copyImage({ source, destination: 'registry.invalid/copy:1', image: 'app:2' }), (err: unknown) => {
       assert.ok(SlipwayError.is(err) && err.code === 'SLIPWAY_INVALID_ARG', String(err));
@@ -37,11 +39,6 @@ test('the image option with a registry or daemon source is refused, not ignored'
 });
 
 test('a file system that refuses a local destination is SLIPWAY_IO naming the path, and /proc does not hang (Node 20 recursive mkdir)', async () => {
-  const { mkdtemp, rm, writeFile } = await import('node:fs/promises');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
-  const { copy, layout, MediaType } = await import('@slipway/oci');
-  const { copyImage } = await import('./copy-image.js');
   const dir = await mkdtemp(join(tmpdir(), 'slipway-destination-io-'));
   try {
     const memory = new copy.MemoryRegistry({ host: 'memory.test' });
