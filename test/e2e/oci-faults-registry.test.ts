@@ -235,6 +235,21 @@ describe('faults between the client and the real registry', () => {
     });
   });
 
+  it('a registry that forgets every new session after its first chunk is given up on, not fed sessions for ever', async () => {
+    await withChunkedClient(50_000, async (chunked) => {
+      const image = makeImage([200_000]);
+      // Rule k lets 2k-1 PATCHes by and forgets the session at the next: every second PATCH.
+      for (let k = 1; k <= 40; k++) proxy.inject({ match: { method: 'PATCH', path: '/faults/forgetful/' }, fault: { status: 404, code: 'BLOB_UPLOAD_UNKNOWN' }, times: 1, skip: 2 * k - 1 });
+      try {
+        await assert.rejects(push(chunked, `${proxy.host}/faults/forgetful:1`, image));
+        const patches = proxy.requestsMatching({ method: 'PATCH', path: '/faults/forgetful/' }).length;
+        assert.ok(patches <= 20, `${patches} PATCHes: the allowance was reset by a new session's first chunk`);
+      } finally {
+        proxy.clearFaults();
+      }
+    });
+  });
+
   it('reopens a source that failed mid-blob during a chunked upload, and resumes at the registry\'s offset', async () => {
     // In a copy the source is another registry's blob stream; a reset there is temporary. The failed
     // stream cannot be read further: the upload must open the source again, not report it short.

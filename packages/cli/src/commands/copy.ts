@@ -15,8 +15,8 @@ docker-archive:PATH[:IMAGE|:@N]. DESTINATION is registry/repository[:tag] (tag d
 or a local place: oci:DIR[:NAME] (an OCI layout directory, created or added to),
 oci-archive:FILE[:NAME] (an OCI layout tar), docker-archive:FILE[:IMAGE] (what docker load and
 skopeo read), docker-daemon:IMAGE (loaded into the Docker Engine, DOCKER_HOST). A file is written
-whole, replacing nothing unless --overwrite; an archive or the daemon holds one image, so an index
-needs one --platform.
+whole, replacing nothing unless --overwrite; a docker archive or the daemon holds one image, so an
+index needs one --platform.
 
   --platform P[,P…]  os/arch[/variant]. None: the whole index, byte for byte (same digest).
                      One: that platform's image manifest as-is (its digest). Several: a new index

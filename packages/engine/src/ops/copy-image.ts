@@ -23,7 +23,7 @@ export interface CopyImageOptions extends AccessOptions {
    * `registry/repository[:tag]` (tag defaults to `latest`; `docker://` tolerated), or a local place in
    * skopeo's spelling: `oci:DIR[:NAME]` (a layout directory, kept and added to), `oci-archive:FILE[:NAME]`
    * or `docker-archive:FILE[:IMAGE]` (one image, the file written whole), `docker-daemon:IMAGE` (loaded
-   * into the Docker Engine). An archive or the daemon holds one image: an index needs one platform.
+   * into the Docker Engine). A docker archive or the daemon holds one image: an index needs one platform.
    */
   destination: string;
   /** `linux/arm64`, or several (a list or comma-separated). Empty: all platforms. See copy.CopyOptions. */
@@ -177,7 +177,9 @@ export interface PushArchiveOptions extends Omit<CopyImageOptions, 'source' | 'r
 
 /** Pushes a local archive or layout; like copyImage, but refuses anything that is not a local file. */
 export async function pushArchive(options: PushArchiveOptions): Promise<CopyImageResult> {
-  checkOptions('pushArchive', options, { ...copyFields, source: 'string?', archive: 'string', cacheDir: 'cacheDir?', streamLayers: 'boolean?' });
+  // Referrers and digest tags are a registry source's: for pushArchive they are unknown options.
+  const { referrers: _referrers, digestTags: _digestTags, ...pushFields } = copyFields;
+  checkOptions('pushArchive', options, { ...pushFields, source: 'string?', archive: 'string', cacheDir: 'cacheDir?', streamLayers: 'boolean?' });
   const { archive, cacheDir, streamLayers, ...rest } = options;
   if (/^(docker|docker-daemon):/.test(archive.trim())) {
     throw new InvalidArgumentError(`push takes a local archive or OCI layout, not "${archive}"; use copy for registry and daemon sources`);
@@ -349,7 +351,8 @@ async function transferLocal(options: CopyImageOptions, spec: Exclude<Destinatio
     const errno = err as NodeJS.ErrnoException;
     if (SlipwayError.is(err) || typeof errno.code !== 'string' || !/^E[A-Z]+$/.test(errno.code)) throw err;
     const where = errno.path === undefined ? '' : ` ${JSON.stringify(errno.path)}`;
-    throw new SlipwayError('SLIPWAY_IO', `copying to ${showDestination(spec)}: ${errno.syscall ?? 'file system'}${where} failed: ${errno.code}`, { cause: err });
+    // The path says which side: the source's archive or the destination.
+    throw new SlipwayError('SLIPWAY_IO', `${errno.syscall ?? 'file system'}${where} failed: ${errno.code} (copying ${options.source} to ${showDestination(spec)})`, { cause: err });
   } finally {
     await sink.close?.();
   }

@@ -129,6 +129,8 @@ export class DaemonSink implements ImageSink {
     const onAbort = (): void => cancel.abort(signal?.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
     const packing = packArchive(entries, body, cancel.signal).finally(() => signal?.removeEventListener('abort', onAbort));
+    // Awaited below, or in the catch; until then a cancelled pack must not be an unhandled rejection.
+    packing.catch(() => undefined);
     try {
       let answer;
       try {
@@ -183,7 +185,7 @@ function loadError(text: string): string | undefined {
   return undefined;
 }
 
-/** An ImageSink loading into the Docker Engine under `image` (`app:1`). */
+/** An ImageSink loading into the Docker Engine under `image` (`app:1`). Call `close()` after the copy whatever its outcome (it removes the staged image). */
 export function sink(image: string, options: DaemonSinkOptions = {}): DaemonSink {
   return new DaemonSink(image, options);
 }

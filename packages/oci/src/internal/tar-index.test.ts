@@ -122,6 +122,10 @@ describe('indexTar', () => {
       const index = await indexTar(Readable.from([await readFile(trailing)]), { archive: 't.tar', readBack: trailing });
       assert.deepEqual([...index.entries.keys()], ['manifest.json'], `${trailer.length} bytes after the marker`);
     }
+    // A second tar and then bytes tar-stream cannot parse: still only the first tar's entries.
+    const both = join(dir, 'both-and-garbage.tar');
+    await writeFile(both, Buffer.concat([first, second, Buffer.alloc(512, 0x78)]));
+    assert.deepEqual([...(await indexTar(Readable.from([await readFile(both)]), { archive: 'b.tar', readBack: both })).entries.keys()], ['manifest.json']);
     // Without the marker, bytes that are not a header are still an error.
     const cut = join(dir, 'cut.tar');
     await writeFile(cut, Buffer.concat([first.subarray(0, first.length - 1024), Buffer.from('x'.repeat(2000))]));

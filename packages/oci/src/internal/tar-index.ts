@@ -171,8 +171,10 @@ export async function indexTar(input: Readable, options: IndexTarOptions): Promi
     // Bytes after the end-of-archive marker are not the archive's (docker load, skopeo and GNU tar stop
     // there); tar-stream reads on and fails on them. Only for a file read in place: a spool cut short
     // by the failure cannot be read back.
-    if (options.readBack !== undefined && options.spoolTo === undefined && (await endMarkerAt(options.readBack, order.length === 0 ? 0 : paddedEnd(order[order.length - 1]!)))) {
-      return finishIndex(archive, order, Number.POSITIVE_INFINITY);
+    if (options.readBack !== undefined && options.spoolTo === undefined) {
+      const cut = await markerBefore(options.readBack, order);
+      if (cut !== undefined) return finishIndex(archive, order.slice(0, cut), Number.POSITIVE_INFINITY);
+      if (await endMarkerAt(options.readBack, order.length === 0 ? 0 : paddedEnd(order[order.length - 1]!))) return finishIndex(archive, order, Number.POSITIVE_INFINITY);
     }
     const message = err instanceof Error ? err.message : String(err);
     if (/unexpected end of data/i.test(message)) throw invalidArchive(archive, `truncated tar (ends inside an entry after ${bytes} bytes)`, err);
@@ -186,16 +188,25 @@ export async function indexTar(input: Readable, options: IndexTarOptions): Promi
     if (entry.offset + entry.size > bytes) throw invalidArchive(archive, `entry ${JSON.stringify(entry.name)} is truncated`);
   }
   if (readBack !== undefined) {
-    // tar-stream passes over zero blocks, so after an end-of-archive marker it reads on into whatever
-    // follows (`cat a.tar b.tar`): entries no other reader sees. The archive ends at the marker.
-    for (let i = 0; i < order.length; i++) {
-      const at = i === 0 ? 0 : paddedEnd(order[i - 1]!);
-      // No gap: the next header starts right there. A gap holds pax or long-name blocks, or zeros.
-      if (order[i]!.offset - 512 > at && (await endMarkerAt(readBack, at))) return finishIndex(archive, order.slice(0, i), bytes);
-    }
+    const cut = await markerBefore(readBack, order);
+    if (cut !== undefined) return finishIndex(archive, order.slice(0, cut), bytes);
   }
   if (entries.size === 0) throw invalidArchive(archive, 'empty tar (no entries)');
   return { entries, bytes };
+}
+
+/**
+ * The position in `order` of the first entry after an end-of-archive marker, if any: tar-stream
+ * passes over zero blocks, so after a marker it reads on into whatever follows (`cat a.tar b.tar`),
+ * entries no other reader sees. The archive ends at the marker.
+ */
+async function markerBefore(file: string, order: readonly TarEntry[]): Promise<number | undefined> {
+  for (let i = 0; i < order.length; i++) {
+    const at = i === 0 ? 0 : paddedEnd(order[i - 1]!);
+    // No gap: the next header starts right there. A gap holds pax or long-name blocks, or zeros.
+    if (order[i]!.offset - 512 > at && (await endMarkerAt(file, at))) return i;
+  }
+  return undefined;
 }
 
 /** Where an entry's data ends, padded to the 512-byte block: where the next header chain starts. */

@@ -209,6 +209,8 @@ async function chunked(
   let reader: ChunkReader | undefined;
   let failures = 0;
   let stalls = 0;
+  /** The most bytes any session of this upload has held. */
+  let furthest = 0;
 
   /** After a failure: the offset to continue from, asking the registry; a forgotten session is replaced. */
   const recover = async (err: unknown): Promise<number> => {
@@ -288,8 +290,13 @@ async function chunked(
           // A registry that answers 202 but never moves its Range would be fed the same chunk for ever.
           stalls = stored > offset ? 0 : stalls + 1;
           // Progress earns a fresh allowance: a big blob whose token is revoked every minute recovers
-          // each time, and the bound still stops a registry that fails every chunk.
-          if (stored > offset) failures = 0;
+          // each time, and the bound still stops a registry that fails every chunk. Only bytes beyond
+          // any reached before count: a registry that forgets each new session after its first chunk
+          // would otherwise be fed sessions for ever.
+          if (stored > furthest) {
+            furthest = stored;
+            failures = 0;
+          }
           if (stalls >= maxStalledChunks) {
             throw new SlipwayError('SLIPWAY_REGISTRY', `${what}: the registry took ${stalls} chunks in a row without storing them (its Range stays at ${stored} bytes)`);
           }

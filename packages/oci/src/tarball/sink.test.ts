@@ -147,6 +147,18 @@ describe('archive sinks', () => {
     assert.deepEqual((await readdir(work)).sort(), ['link.tar', 'real.tar']);
   });
 
+  it('a new archive is written with the umask applied', async () => {
+    const { registry } = registryWithIndex();
+    const previous = process.umask(0o077);
+    try {
+      const path = join(await mkdtemp(join(dir, 'umask-')), 'private.tar');
+      await copy(registry.source('app', 'v1'), ociArchiveSink(path));
+      assert.equal((await stat(path)).mode & 0o777, 0o600);
+    } finally {
+      process.umask(previous);
+    }
+  });
+
   it('names are checked before anything is written', () => {
     assert.throws(() => ociArchiveSink(join(dir, 'x.tar'), { name: 'not a ref name!' }), /invalid oci-archive name/);
     assert.throws(() => dockerArchiveSink(join(dir, 'x.tar'), { name: `app@sha256:${'a'.repeat(64)}` }), /has a digest/);

@@ -83,6 +83,8 @@ function naming(format: ArchiveSinkFormat, name: string | undefined): { annotati
 export async function packArchive(entries: readonly PackEntry[], out: Writable, signal?: AbortSignal): Promise<void> {
   const packer = pack();
   const writing = pipeline(packer, out, signal ? { signal } : {});
+  // Awaited at the end or in the catch; a failure meanwhile must not be an unhandled rejection.
+  writing.catch(() => undefined);
   try {
     for (const entry of entries) {
       throwIfAborted(signal);
@@ -295,10 +297,12 @@ export class ArchiveSink implements ImageSink {
   async commit(root: Descriptor, options: CallOptions = {}): Promise<void> {
     throwIfAborted(options.signal);
     const { entries } = await this.#staged.entries(root);
-    // Through a symlink to the file it names (the link stays a link), keeping a replaced file's mode
-    // (a 0600 archive must not come back world-readable).
+    // Through a symlink to the file it names (the link stays a link; a dangling one is replaced by the
+    // file), keeping a replaced file's mode (a 0600 archive must not come back world-readable); a new
+    // file gets 0644 less the umask, as any file written.
     const target = await realpath(this.#path).catch(() => this.#path);
-    const mode = ((await stat(target).catch(() => undefined))?.mode ?? 0o644) & 0o777;
+    const replaced = await stat(target).catch(() => undefined);
+    const mode = replaced ? replaced.mode & 0o777 : 0o644;
     // Short and random: two commits in one process and millisecond must not share it, and a name near
     // the file system's limit must still leave room for it.
     const temp = join(dirname(target), `.slipway-${randomBytes(6).toString('hex')}.tmp`);
@@ -307,7 +311,7 @@ export class ArchiveSink implements ImageSink {
       await packArchive(entries, createWriteStream(temp, { flags: 'wx', mode }), options.signal);
       const handle = await openFile(temp, 'r');
       try {
-        await handle.chmod(mode);
+        if (replaced) await handle.chmod(mode);
         await handle.sync();
       } finally {
         await handle.close();
@@ -335,12 +339,15 @@ export class ArchiveSink implements ImageSink {
   }
 }
 
-/** An ImageSink writing the OCI layout tar `path` (`oci-archive:PATH[:NAME]`). */
+/**
+ * An ImageSink writing the OCI layout tar `path` (`oci-archive:PATH[:NAME]`). Call `close()` after the
+ * copy whatever its outcome: a failed one leaves its staging directory beside `path` until then.
+ */
 export function ociArchiveSink(path: string, options: ArchiveSinkOptions = {}): ArchiveSink {
   return new ArchiveSink(path, 'oci-archive', options);
 }
 
-/** An ImageSink writing the docker save archive `path` (`docker-archive:PATH[:NAME]`), one image. */
+/** An ImageSink writing the docker save archive `path` (`docker-archive:PATH[:NAME]`), one image; `close()` it as {@link ociArchiveSink}'s. */
 export function dockerArchiveSink(path: string, options: ArchiveSinkOptions = {}): ArchiveSink {
   return new ArchiveSink(path, 'docker-archive', options);
 }
