@@ -9,21 +9,9 @@ import { after, before, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { copyImage } from '@slipway/engine';
 import { copy, layout, MediaType } from '@slipway/oci';
-import { startFaultProxy, type FaultProxy, type ProxiedRequest } from '../support/fault-proxy.js';
+import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
-
-/** The most requests of `requests` that were open at one moment. */
-function peakOverlap(requests: readonly ProxiedRequest[]): number {
-  const edges = requests.flatMap((r) => [
-    { at: r.startedAt, step: 1 },
-    { at: r.startedAt + r.durationMs, step: -1 },
-  ]);
-  edges.sort((a, b) => a.at - b.at || a.step - b.step);
-  let open = 0;
-  let peak = 0;
-  for (const edge of edges) peak = Math.max(peak, (open += edge.step));
-  return peak;
-}
+import { maxInFlight } from './audit-support.js';
 
 describe('copy jobs', () => {
   let registry: TestRegistry;
@@ -60,7 +48,7 @@ describe('copy jobs', () => {
       }
       const uploads = proxy.requestsMatching({ method: 'PUT', path: '/blobs/uploads/' });
       assert.equal(uploads.length, 13, 'twelve layers and the config');
-      assert.equal(peakOverlap(uploads), jobs);
+      assert.equal(maxInFlight(uploads), jobs);
     });
   }
 });

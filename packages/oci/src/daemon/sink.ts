@@ -11,16 +11,16 @@
  * was sent.
  * @module
  */
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough } from 'node:stream';
 import { DestinationExistsError } from '../copy/copy.js';
 import { AbortedError, InvalidArgumentError, SlipwayError, throwIfAborted } from '../errors.js';
 import { readCapped } from '../internal/read.js';
 import { familiarString, parseReference } from '../name/reference.js';
-import { packArchive, StagedArchive } from '../tarball/sink.js';
+import { packArchive, StagedArchive, StagingSink } from '../tarball/sink.js';
 import { sha256, type Digest } from '../v1/digest.js';
 import type { Descriptor } from '../v1/manifest.js';
 import { MediaType } from '../v1/media-types.js';
-import type { CallOptions, ImageSink, ManifestBytes, PutBlobOptions } from '../v1/source.js';
+import type { CallOptions } from '../v1/source.js';
 import { connect, daemonMessage, defaultDockerHost, unreachable } from './engine-api.js';
 
 export interface DaemonSinkOptions {
@@ -35,16 +35,17 @@ export interface DaemonSinkOptions {
 /** The most of a load's progress stream kept (it is a few lines of JSON). */
 const maxLoadAnswerBytes = 1024 * 1024;
 
-export class DaemonSink implements ImageSink {
+export class DaemonSink extends StagingSink {
   readonly name: string;
   readonly singleImage = true;
   readonly identity = 'config' as const;
   readonly #image: string;
   readonly #host: string;
-  readonly #staged: StagedArchive;
+  protected readonly staged: StagedArchive;
   readonly #overwrite: boolean;
 
   constructor(image: string, options: DaemonSinkOptions = {}) {
+    super();
     this.#overwrite = options.overwrite ?? false;
     const reference = parseReference(image);
     if (reference.digest !== undefined) throw new InvalidArgumentError(`docker-daemon destination "${image}" has a digest; want name[:tag] (the daemon tags the loaded image with it)`);
@@ -53,7 +54,7 @@ export class DaemonSink implements ImageSink {
     this.name = `docker-daemon:${this.#image}`;
     // An empty DOCKER_HOST means unset, as the docker CLI reads it.
     this.#host = options.host ?? (process.env.DOCKER_HOST || defaultDockerHost);
-    this.#staged = new StagedArchive('docker-archive', this.#image, options.tempDir);
+    this.staged = new StagedArchive('docker-archive', this.#image, options.tempDir);
   }
 
   /** The image ID (config digest) the name points at in the daemon, if any. */
@@ -88,31 +89,15 @@ export class DaemonSink implements ImageSink {
     }
   }
 
-  async hasBlob(descriptor: Descriptor, options?: CallOptions): Promise<boolean> {
-    return (await this.#staged.layout()).hasBlob(descriptor, options);
-  }
-
-  async putBlob(descriptor: Descriptor, open: () => Promise<Readable>, options?: PutBlobOptions): Promise<void> {
-    return (await this.#staged.layout()).putBlob(descriptor, open, options);
-  }
-
-  async hasManifest(descriptor: Descriptor, options?: CallOptions): Promise<boolean> {
-    return (await this.#staged.layout()).hasManifest(descriptor, options);
-  }
-
-  async putManifest(manifest: ManifestBytes, options: CallOptions & { tag?: string } = {}): Promise<void> {
-    return (await this.#staged.layout()).putManifest(manifest, options.signal ? { signal: options.signal } : {});
-  }
-
   /** Streams the staged image to `POST /images/load`, then checks the name holds its config. */
   async commit(root: Descriptor, options: CallOptions = {}): Promise<void> {
     const { signal } = options;
     throwIfAborted(signal);
-    const { entries, config } = await this.#staged.entries(root);
+    const { entries, config } = await this.staged.entries(root);
     if (config === undefined) throw new InvalidArgumentError(`${this.name} holds one image, not an index`);
     // The classic store's image ID is the sha256 of the config (whatever digest names it); the
     // containerd store's, the manifest's digest.
-    const id = config.digest.startsWith('sha256:') ? config.digest : sha256(await this.#staged.blob(config));
+    const id = config.digest.startsWith('sha256:') ? config.digest : sha256(await this.staged.blob(config));
     const ours = (held: Digest | undefined) => held === id || held === root.digest;
     if (!this.#overwrite) {
       // Loaded by someone else since the copy began: refused, not replaced (no CAS here either).
@@ -153,7 +138,7 @@ export class DaemonSink implements ImageSink {
       throw err;
     } finally {
       await client.destroy().catch(() => undefined);
-      await this.#staged.close();
+      await this.staged.close();
     }
     // Asked without the signal: the load happened, and what the name holds now is the answer to give.
     const now = await this.#inspect(undefined);
@@ -163,9 +148,6 @@ export class DaemonSink implements ImageSink {
     }
   }
 
-  async close(): Promise<void> {
-    await this.#staged.close();
-  }
 }
 
 /** The first error a `docker load` progress stream reports (JSON lines: `{"error": …, "errorDetail": …}`). */

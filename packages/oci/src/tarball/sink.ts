@@ -212,21 +212,54 @@ async function readBlob(dir: string, descriptor: Descriptor): Promise<Buffer> {
   }
 }
 
+/**
+ * The blob and manifest calls of a sink that stages the image before writing it whole at commit
+ * (an archive file, a `docker load`): they go to the staging layout.
+ */
+export abstract class StagingSink implements ImageSink {
+  abstract readonly name: string;
+  protected abstract readonly staged: StagedArchive;
+  abstract current(options?: CallOptions): Promise<Descriptor | undefined>;
+  abstract commit(root: Descriptor, options?: CallOptions): Promise<void>;
+
+  async hasBlob(descriptor: Descriptor, options?: CallOptions): Promise<boolean> {
+    return (await this.staged.layout()).hasBlob(descriptor, options);
+  }
+
+  async putBlob(descriptor: Descriptor, open: () => Promise<Readable>, options?: PutBlobOptions): Promise<void> {
+    return (await this.staged.layout()).putBlob(descriptor, open, options);
+  }
+
+  async hasManifest(descriptor: Descriptor, options?: CallOptions): Promise<boolean> {
+    return (await this.staged.layout()).hasManifest(descriptor, options);
+  }
+
+  /** Staged by digest; a name is written when the image is (index.json, manifest.json, the daemon's tag). */
+  async putManifest(manifest: ManifestBytes, options: CallOptions & { tag?: string } = {}): Promise<void> {
+    return (await this.staged.layout()).putManifest(manifest, options.signal ? { signal: options.signal } : {});
+  }
+
+  async close(): Promise<void> {
+    await this.staged.close();
+  }
+}
+
 /** An ImageSink writing `path` as an `oci-archive` or `docker-archive` holding one image; see the module comment. */
-export class ArchiveSink implements ImageSink {
+export class ArchiveSink extends StagingSink {
   readonly name: string;
   readonly singleImage: boolean;
   readonly #path: string;
   readonly #archiveName: string | undefined;
   readonly #overwrite: boolean;
-  readonly #staged: StagedArchive;
+  protected readonly staged: StagedArchive;
 
   constructor(path: string, format: ArchiveSinkFormat, options: ArchiveSinkOptions = {}) {
+    super();
     if (path === '') throw new InvalidArgumentError(`${format}: empty path`);
     this.#path = resolve(path);
     this.#archiveName = options.name;
     this.#overwrite = options.overwrite ?? false;
-    this.#staged = new StagedArchive(format, options.name, options.tempDir ?? dirname(this.#path));
+    this.staged = new StagedArchive(format, options.name, options.tempDir ?? dirname(this.#path));
     this.singleImage = format === 'docker-archive';
     this.name = `${format}:${path}${options.name === undefined ? '' : `:${options.name}`}`;
   }
@@ -276,27 +309,10 @@ export class ArchiveSink implements ImageSink {
     }
   }
 
-  async hasBlob(descriptor: Descriptor, options?: CallOptions): Promise<boolean> {
-    return (await this.#staged.layout()).hasBlob(descriptor, options);
-  }
-
-  async putBlob(descriptor: Descriptor, open: () => Promise<Readable>, options?: PutBlobOptions): Promise<void> {
-    return (await this.#staged.layout()).putBlob(descriptor, open, options);
-  }
-
-  async hasManifest(descriptor: Descriptor, options?: CallOptions): Promise<boolean> {
-    return (await this.#staged.layout()).hasManifest(descriptor, options);
-  }
-
-  async putManifest(manifest: ManifestBytes, options: CallOptions & { tag?: string } = {}): Promise<void> {
-    // Staged by digest; the name goes into the archive's index.json when it is packed.
-    return (await this.#staged.layout()).putManifest(manifest, options.signal ? { signal: options.signal } : {});
-  }
-
   /** Packs the staged image into a temp file beside the target and renames it into place. */
   async commit(root: Descriptor, options: CallOptions = {}): Promise<void> {
     throwIfAborted(options.signal);
-    const { entries } = await this.#staged.entries(root);
+    const { entries } = await this.staged.entries(root);
     // Through a symlink to the file it names (the link stays a link; a dangling one is replaced by the
     // file), keeping a replaced file's mode (a 0600 archive must not come back world-readable); a new
     // file gets 0644 less the umask, as any file written.
@@ -330,13 +346,10 @@ export class ArchiveSink implements ImageSink {
     } finally {
       untrackScratchPath(temp);
       // The staged copy is spent either way: not left for close() (a library caller may never call it).
-      await this.#staged.close();
+      await this.staged.close();
     }
   }
 
-  async close(): Promise<void> {
-    await this.#staged.close();
-  }
 }
 
 /**
