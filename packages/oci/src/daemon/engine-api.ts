@@ -1,21 +1,35 @@
 /**
  * The Docker Engine API connection both daemon ends use: a host string (`DOCKER_HOST`) to an undici
- * client, and the daemon's error bodies to messages.
+ * client, requests whose failures say which daemon, image inspection, and the daemon's error bodies
+ * to messages.
  * @module
  */
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import type { Client } from 'undici';
-import { InvalidArgumentError, SlipwayError } from '../errors.js';
+import type { Client, Dispatcher } from 'undici';
+import { AbortedError, InvalidArgumentError, SlipwayError } from '../errors.js';
 import { readCapped } from '../internal/read.js';
+import type { Digest } from '../v1/digest.js';
 import { loadUndici, type UndiciParts } from '../transport/undici.js';
 
 export const defaultDockerHost = 'unix:///var/run/docker.sock';
 
+/** The Docker host to use: the one given, else `DOCKER_HOST` (empty means unset, as the docker CLI reads it), else the default socket. */
+export function dockerHost(given: string | undefined): string {
+  return given ?? (process.env.DOCKER_HOST || defaultDockerHost);
+}
+
+export interface EngineConnection {
+  client: Client;
+  /** The host as messages show it (never userinfo). */
+  shown: string;
+  request: UndiciParts['request'];
+}
+
 /** An undici client for a Docker host string (undici is imported here, not at load: see transport/undici.ts). */
-export async function connect(host: string): Promise<{ client: Client; shown: string; request: UndiciParts['request'] }> {
+export async function connect(host: string): Promise<EngineConnection> {
   const { Client, request } = await loadUndici();
   if (host.startsWith('unix://')) {
     const socketPath = host.slice('unix://'.length);
@@ -64,3 +78,30 @@ export async function daemonMessage(body: Readable): Promise<string> {
   }
 }
 
+
+/** Sends one request; a cancellation is AbortedError, any other failure SLIPWAY_NETWORK naming the daemon. */
+export async function send(connection: EngineConnection, options: Omit<Dispatcher.RequestOptions, 'origin'>): Promise<Dispatcher.ResponseData> {
+  try {
+    return await connection.request(connection.client, options);
+  } catch (err) {
+    const signal = options.signal as AbortSignal | undefined;
+    if (signal?.aborted) throw new AbortedError('operation aborted', { cause: signal.reason });
+    throw unreachable(connection.shown, err);
+  }
+}
+
+/** The ID of the image `image` names in the daemon (`GET /images/{name}/json`), or undefined when it has none. */
+export async function inspectImageId(connection: EngineConnection, image: string, signal?: AbortSignal): Promise<Digest | undefined> {
+  const { shown } = connection;
+  const answer = await send(connection, { method: 'GET', path: `/images/${encodeURIComponent(image)}/json`, ...(signal ? { signal } : {}) });
+  if (answer.statusCode === 404) {
+    await answer.body.dump();
+    return undefined;
+  }
+  if (answer.statusCode !== 200) {
+    throw new SlipwayError('SLIPWAY_NETWORK', `Docker daemon at ${shown} answered ${answer.statusCode} to inspecting ${JSON.stringify(image)}: ${await daemonMessage(answer.body)}`);
+  }
+  const id = (JSON.parse((await readCapped(answer.body, 4 * 1024 * 1024)).toString('utf8')) as { Id?: unknown }).Id;
+  if (typeof id !== 'string' || !/^sha256:[a-f0-9]{64}$/.test(id)) throw new SlipwayError('SLIPWAY_NETWORK', `Docker daemon at ${shown} returned no image ID for ${JSON.stringify(image)}`);
+  return id as Digest;
+}

@@ -13,7 +13,7 @@
  */
 import { PassThrough } from 'node:stream';
 import { DestinationExistsError } from '../copy/copy.js';
-import { AbortedError, InvalidArgumentError, SlipwayError, throwIfAborted } from '../errors.js';
+import { InvalidArgumentError, SlipwayError, throwIfAborted } from '../errors.js';
 import { readCapped } from '../internal/read.js';
 import { familiarString, parseReference } from '../name/reference.js';
 import { packArchive, StagedArchive, StagingSink } from '../tarball/sink.js';
@@ -21,7 +21,7 @@ import { sha256, type Digest } from '../v1/digest.js';
 import type { Descriptor } from '../v1/manifest.js';
 import { MediaType } from '../v1/media-types.js';
 import type { CallOptions } from '../v1/source.js';
-import { connect, daemonMessage, defaultDockerHost, unreachable } from './engine-api.js';
+import { connect, daemonMessage, dockerHost, inspectImageId, send } from './engine-api.js';
 
 export interface DaemonSinkOptions {
   /** Replace what the name holds even if another writer loaded it during the copy. @defaultValue false */
@@ -52,8 +52,7 @@ export class DaemonSink extends StagingSink {
     // The name as docker shows it (`app:1`, `registry.corp/team/app:latest`).
     this.#image = familiarString(reference);
     this.name = `docker-daemon:${this.#image}`;
-    // An empty DOCKER_HOST means unset, as the docker CLI reads it.
-    this.#host = options.host ?? (process.env.DOCKER_HOST || defaultDockerHost);
+    this.#host = dockerHost(options.host);
     this.staged = new StagedArchive('docker-archive', this.#image, options.tempDir);
   }
 
@@ -65,27 +64,11 @@ export class DaemonSink extends StagingSink {
   }
 
   async #inspect(signal: AbortSignal | undefined): Promise<Digest | undefined> {
-    const { client, shown, request } = await connect(this.#host);
+    const connection = await connect(this.#host);
     try {
-      let answer;
-      try {
-        answer = await request(client, { method: 'GET', path: `/images/${encodeURIComponent(this.#image)}/json`, ...(signal ? { signal } : {}) });
-      } catch (err) {
-        if (signal?.aborted) throw new AbortedError('operation aborted', { cause: signal.reason });
-        throw unreachable(shown, err);
-      }
-      if (answer.statusCode === 404) {
-        await answer.body.dump();
-        return undefined;
-      }
-      if (answer.statusCode !== 200) {
-        throw new SlipwayError('SLIPWAY_NETWORK', `Docker daemon at ${shown} answered ${answer.statusCode} to inspecting ${JSON.stringify(this.#image)}: ${await daemonMessage(answer.body)}`);
-      }
-      const id = (JSON.parse((await readCapped(answer.body, 4 * 1024 * 1024)).toString('utf8')) as { Id?: unknown }).Id;
-      if (typeof id !== 'string' || !/^sha256:[a-f0-9]{64}$/.test(id)) throw new SlipwayError('SLIPWAY_NETWORK', `Docker daemon at ${shown} returned no image ID for ${JSON.stringify(this.#image)}`);
-      return id as Digest;
+      return await inspectImageId(connection, this.#image, signal);
     } finally {
-      await client.destroy().catch(() => undefined);
+      await connection.client.destroy().catch(() => undefined);
     }
   }
 
@@ -105,7 +88,8 @@ export class DaemonSink extends StagingSink {
       if (held !== undefined && !ours(held)) throw new DestinationExistsError(this.name, held, id, 'image ID');
     }
 
-    const { client, shown, request } = await connect(this.#host);
+    const connection = await connect(this.#host);
+    const { client, shown } = connection;
     const body = new PassThrough({ highWaterMark: 4 * 1024 * 1024 });
     // Cancelling stops the upload while the archive is still being sent (the daemon then loads
     // nothing); once all of it is sent the load is the daemon's, and waiting for its answer is the
@@ -117,13 +101,7 @@ export class DaemonSink extends StagingSink {
     // Awaited below, or in the catch; until then a cancelled pack must not be an unhandled rejection.
     packing.catch(() => undefined);
     try {
-      let answer;
-      try {
-        answer = await request(client, { method: 'POST', path: '/images/load?quiet=1', headers: { 'content-type': 'application/x-tar' }, body, signal: cancel.signal });
-      } catch (err) {
-        if (cancel.signal.aborted) throw new AbortedError('operation aborted', { cause: signal?.reason });
-        throw unreachable(shown, err);
-      }
+      const answer = await send(connection, { method: 'POST', path: '/images/load?quiet=1', headers: { 'content-type': 'application/x-tar' }, body, signal: cancel.signal });
       if (answer.statusCode !== 200) {
         throw new SlipwayError('SLIPWAY_NETWORK', `Docker daemon at ${shown} answered ${answer.statusCode} to loading ${this.name}: ${await daemonMessage(answer.body)}`);
       }

@@ -9,9 +9,8 @@
  * @module
  */
 import { join } from 'node:path';
-import { AbortedError, InvalidArgumentError, NotFoundError, SlipwayError, throwIfAborted } from '../errors.js';
-import { readCapped } from '../internal/read.js';
-import { connect, daemonMessage, defaultDockerHost, unreachable } from './engine-api.js';
+import { InvalidArgumentError, NotFoundError, SlipwayError, throwIfAborted } from '../errors.js';
+import { connect, daemonMessage, defaultDockerHost, dockerHost, inspectImageId, send } from './engine-api.js';
 import { indexTar } from '../internal/tar-index.js';
 import { makeScratch, removeScratch } from '../internal/tar-scratch.js';
 import { fromIndexedArchive, type TarballOptions, type TarballSource } from '../tarball/source.js';
@@ -35,31 +34,14 @@ export interface DaemonOptions extends Omit<TarballOptions, 'image'> {
 export async function open(image: string, options: DaemonOptions = {}): Promise<TarballSource> {
   throwIfAborted(options.signal);
   if (image === '' || image.length > 1024 || /[\s\0?#]/.test(image)) throw new InvalidArgumentError(`invalid image name ${JSON.stringify(image)}`);
-  // An empty DOCKER_HOST means unset, as the docker CLI reads it.
-  const host = options.host ?? (process.env.DOCKER_HOST || defaultDockerHost);
-  const { client, shown, request: send } = await connect(host);
+  const connection = await connect(dockerHost(options.host));
+  const { client, shown } = connection;
   const name = label(image);
   let scratch: string | undefined;
   try {
-    const request = async (path: string) => {
-      try {
-        return await send(client, { method: 'GET', path, ...(options.signal ? { signal: options.signal } : {}) });
-      } catch (err) {
-        if (options.signal?.aborted) throw new AbortedError('operation aborted', { cause: options.signal.reason });
-        throw unreachable(shown, err);
-      }
-    };
-    const inspect = await request(`/images/${encodeURIComponent(image)}/json`);
-    if (inspect.statusCode === 404) {
-      await inspect.body.dump();
-      throw new NotFoundError(`image ${JSON.stringify(image)} not found in the Docker daemon at ${shown}`);
-    }
-    if (inspect.statusCode !== 200) {
-      throw new SlipwayError('SLIPWAY_NETWORK', `Docker daemon at ${shown} answered ${inspect.statusCode} to inspecting ${JSON.stringify(image)}: ${await daemonMessage(inspect.body)}`);
-    }
-    const id = (JSON.parse((await readCapped(inspect.body, 4 * 1024 * 1024)).toString('utf8')) as { Id?: unknown }).Id;
-    if (typeof id !== 'string' || !/^sha256:[a-f0-9]{64}$/.test(id)) throw new SlipwayError('SLIPWAY_NETWORK', `Docker daemon at ${shown} returned no image ID for ${JSON.stringify(image)}`);
-    const exported = await request(`/images/get?names=${encodeURIComponent(id)}`);
+    const id = await inspectImageId(connection, image, options.signal);
+    if (id === undefined) throw new NotFoundError(`image ${JSON.stringify(image)} not found in the Docker daemon at ${shown}`);
+    const exported = await send(connection, { method: 'GET', path: `/images/get?names=${encodeURIComponent(id)}`, ...(options.signal ? { signal: options.signal } : {}) });
     if (exported.statusCode === 404) {
       await exported.body.dump();
       throw new NotFoundError(`image ${JSON.stringify(image)} disappeared from the Docker daemon at ${shown} before it could be exported`);
