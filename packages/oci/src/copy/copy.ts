@@ -19,7 +19,7 @@ import { debuglog } from 'node:util';
 import { AbortedError, DigestMismatchError, InvalidArgumentError, SizeMismatchError, SlipwayError } from '../errors.js';
 import { linkSignals } from '../internal/signals.js';
 import { sha256, type Digest } from '../v1/digest.js';
-import { blobDescriptors, parseManifest, type Descriptor } from '../v1/manifest.js';
+import { blobDescriptors, isForeignLayer, parseManifest, type Descriptor } from '../v1/manifest.js';
 import { isIndexMediaType, MediaType } from '../v1/media-types.js';
 import { formatPlatform, normalizePlatform, parsePlatform, type Platform } from '../v1/platform.js';
 import type { ImageSink, ImageSource, ManifestBytes } from '../v1/source.js';
@@ -308,7 +308,7 @@ class CopyRun {
       const children = await Promise.all(parsed.manifest.manifests.map((child) => this.#node(child, undefined, depth + 1)));
       return { descriptor: manifest.descriptor, present: false, manifest, children, blobs: [] };
     }
-    const blobs = blobDescriptors(parsed.manifest).filter((d) => !isForeign(d));
+    const blobs = blobDescriptors(parsed.manifest).filter((d) => !isForeignLayer(d));
     for (const blob of blobs) {
       if (this.#counted.has(blob.digest)) continue;
       this.#counted.add(blob.digest);
@@ -457,16 +457,12 @@ function checkSingleImage(sourceName: string, sinkName: string, target: Target):
   if (!imageConfigTypes.has(type)) throw new InvalidArgumentError(`${sinkName} holds container images, and ${sourceName} is an artifact (config ${type}), not an image`);
   for (const layer of parsed.manifest.layers) {
     // `docker load` needs every layer's bytes in the archive; a foreign layer's are only at its URLs.
-    if (isForeign(layer)) throw new InvalidArgumentError(`${sinkName} needs every layer's bytes, and ${sourceName} has a foreign layer ${layer.digest} (at ${layer.urls!.join(', ')}); copy it to an oci-archive: or a registry instead`);
+    if (isForeignLayer(layer)) throw new InvalidArgumentError(`${sinkName} needs every layer's bytes, and ${sourceName} has a foreign layer ${layer.digest} (at ${layer.urls!.join(', ')}); copy it to an oci-archive: or a registry instead`);
     // Docker before 23 cannot load zstd layers (skopeo refuses them for docker-archive: too).
     if (/zstd/.test(layer.mediaType)) throw new InvalidArgumentError(`${sinkName}: ${sourceName} has zstd layers (${layer.mediaType}), which docker load before Docker 23 cannot read; copy it to an oci-archive: or a registry instead`);
   }
 }
 
-/** Layers a registry does not store (Windows base layers): pushed manifests refer to them by URL. */
-function isForeign(descriptor: Descriptor): boolean {
-  return (descriptor.mediaType === MediaType.DockerForeignLayerGzip || descriptor.mediaType.includes('nondistributable')) && (descriptor.urls?.length ?? 0) > 0;
-}
 
 function countToWrite(node: Node, seen = new Set<string>()): number {
   if (node.present || seen.has(node.descriptor.digest)) return 0;

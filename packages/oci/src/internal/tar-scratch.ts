@@ -6,7 +6,8 @@
  * @module
  */
 import { rmSync } from 'node:fs';
-import { mkdir, mkdtemp, open as openFile, rm, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, open as openFile, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { AbortedError, InvalidArgumentError } from '../errors.js';
@@ -41,6 +42,36 @@ export function trackScratchPath(path: string): void {
 /** The temp file was renamed into place or removed: no longer the exit hook's. */
 export function untrackScratchPath(path: string): void {
   live.delete(path);
+}
+
+/**
+ * Writes `final` through a temp file beside it, so that the path never holds a partial file: `write`
+ * fills the temp file, which is fsynced (and given `mode`, when set: `write` creates it under the
+ * umask) and renamed over `final` once `beforeRename`, if any, has not thrown. On any failure the
+ * temp file is removed; meanwhile it is registered with the exit hook.
+ */
+export async function writeThroughTemp(final: string, write: (temp: string) => Promise<void>, options: { mode?: number; beforeRename?: () => Promise<void> } = {}): Promise<void> {
+  // Short and random: two writers of one path must not share it, and a name near the file system's
+  // limit must still leave room for it. Layout readers and writers skip `.tmp-` names.
+  const temp = join(dirname(final), `.tmp-${randomBytes(6).toString('hex')}`);
+  trackScratchPath(temp);
+  try {
+    await write(temp);
+    const handle = await openFile(temp, 'r');
+    try {
+      if (options.mode !== undefined) await handle.chmod(options.mode);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await options.beforeRename?.();
+    await rename(temp, final);
+  } catch (err) {
+    await rm(temp, { force: true });
+    throw err;
+  } finally {
+    untrackScratchPath(temp);
+  }
 }
 
 export async function removeScratch(dir: string | undefined): Promise<void> {

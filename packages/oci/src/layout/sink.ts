@@ -10,15 +10,14 @@
  * at once can lose one's index entry (never a blob), as with skopeo and umoci.
  * @module
  */
-import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { open as openFile, readdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
+import { readdir, readFile, realpath, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AbortedError, DigestMismatchError, InvalidArgumentError, SizeMismatchError, throwIfAborted } from '../errors.js';
 import { invalidArchive } from '../internal/tar-index.js';
-import { makeDirectories, trackScratchPath, untrackScratchPath } from '../internal/tar-scratch.js';
+import { makeDirectories, writeThroughTemp } from '../internal/tar-scratch.js';
 import { verifyStream } from '../internal/verify.js';
 import { digestOf } from '../v1/digest.js';
 import { MediaType } from '../v1/media-types.js';
@@ -60,31 +59,9 @@ async function withIndexLock<T>(dir: string, task: () => Promise<T>): Promise<T>
   }
 }
 
-/** A temp file beside `final`, registered for the exit hook (a second Ctrl-C must not leave it in the layout). */
-function tempName(final: string): string {
-  const temp = join(dirname(final), `.tmp-${randomBytes(6).toString('hex')}`);
-  trackScratchPath(temp);
-  return temp;
-}
-
-/** Writes bytes to `path` atomically: temp file in the same directory, fsync, rename. */
-async function writeAtomic(path: string, bytes: Uint8Array | string): Promise<void> {
-  const temp = tempName(path);
-  try {
-    const handle = await openFile(temp, 'wx', 0o644);
-    try {
-      await handle.writeFile(bytes);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, path);
-  } catch (err) {
-    await rm(temp, { force: true });
-    throw err;
-  } finally {
-    untrackScratchPath(temp);
-  }
+/** Writes bytes to `path` atomically (through a temp file in the same directory, fsynced). */
+function writeAtomic(path: string, bytes: Uint8Array | string): Promise<void> {
+  return writeThroughTemp(path, (temp) => writeFile(temp, bytes, { flag: 'wx', mode: 0o644 }));
 }
 
 export class LayoutSink implements ImageSink {
@@ -202,7 +179,6 @@ export class LayoutSink implements ImageSink {
     await this.#init();
     const final = join(this.#dir, blobPath(descriptor));
     await makeDirectories(dirname(final));
-    const temp = tempName(final);
     let sent = 0;
     const progress = new Transform({
       transform(chunk: Buffer, _encoding, callback: TransformCallback) {
@@ -212,22 +188,14 @@ export class LayoutSink implements ImageSink {
       },
     });
     try {
-      const source = await open();
-      const file = createWriteStream(temp, { flags: 'wx', mode: 0o644 });
-      await pipeline(source, verifyStream({ digest: descriptor.digest, size: descriptor.size, what: `blob ${descriptor.digest} for ${this.name}` }), progress, file, options.signal ? { signal: options.signal } : {});
-      const handle = await openFile(temp, 'r');
-      try {
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await rename(temp, final);
+      await writeThroughTemp(final, async (temp) => {
+        const source = await open();
+        const file = createWriteStream(temp, { flags: 'wx', mode: 0o644 });
+        await pipeline(source, verifyStream({ digest: descriptor.digest, size: descriptor.size, what: `blob ${descriptor.digest} for ${this.name}` }), progress, file, options.signal ? { signal: options.signal } : {});
+      });
     } catch (err) {
-      await rm(temp, { force: true });
       if (options.signal?.aborted) throw new AbortedError('operation aborted', { cause: options.signal.reason });
       throw err;
-    } finally {
-      untrackScratchPath(temp);
     }
   }
 

@@ -18,19 +18,18 @@
  * makes the same bytes.
  * @module
  */
-import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { open as openFile, readdir, realpath, rename, rm, stat } from 'node:fs/promises';
+import { open as openFile, readdir, realpath, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pack } from 'tar-stream';
 import { AbortedError, InvalidArgumentError, SlipwayError, throwIfAborted } from '../errors.js';
-import { makeDirectories, makeScratch, removeScratch, trackScratchPath, untrackScratchPath } from '../internal/tar-scratch.js';
+import { makeDirectories, makeScratch, removeScratch, writeThroughTemp } from '../internal/tar-scratch.js';
 import { isRefName, LayoutSink } from '../layout/sink.js';
 import { blobPath, imageNameAnnotation, refNameAnnotation } from '../layout/source.js';
 import { familiarString, parseReference } from '../name/reference.js';
-import { blobDescriptors, parseManifest, type Descriptor } from '../v1/manifest.js';
+import { blobDescriptors, isForeignLayer, parseManifest, type Descriptor } from '../v1/manifest.js';
 import { MediaType } from '../v1/media-types.js';
 import type { CallOptions, ImageSink, ImageSource, ManifestBytes, PutBlobOptions } from '../v1/source.js';
 import { list, open as openArchive } from './source.js';
@@ -106,8 +105,9 @@ export async function packArchive(entries: readonly PackEntry[], out: Writable, 
 }
 
 /**
- * A single-image archive being assembled: blobs staged in a layout directory, packed by
- * {@link StagedArchive.pack}. Shared by the file sinks here and the Docker daemon's `docker load`.
+ * A single-image archive being assembled: blobs staged in a layout directory, listed for
+ * {@link packArchive} by {@link StagedArchive.entries}. Shared by the file sinks here and the Docker
+ * daemon's `docker load`.
  */
 export class StagedArchive {
   readonly #format: ArchiveSinkFormat;
@@ -125,11 +125,6 @@ export class StagedArchive {
     this.#scratchBase = scratchBase;
   }
 
-  /** The names `docker load` will tag (docker archives only). */
-  get repoTags(): readonly string[] {
-    return this.#naming.repoTags;
-  }
-
   /** The staging layout, made on first use: a copy that turns out to be a no-op never touches the disk. */
   layout(): Promise<LayoutSink> {
     // The target's directory is created as `oci:DIR` creates its directory.
@@ -144,8 +139,7 @@ export class StagedArchive {
    * config when it is an image manifest.
    */
   async entries(root: Descriptor): Promise<{ entries: PackEntry[]; config?: Descriptor }> {
-    if (this.#scratch === undefined) throw new InvalidArgumentError(`nothing staged for ${root.digest}`);
-    const dir = join(await this.#scratch, 'layout');
+    const dir = await this.#staging(root);
     const index = {
       schemaVersion: 2,
       mediaType: MediaType.OciIndex,
@@ -168,7 +162,7 @@ export class StagedArchive {
     // Every staged blob, in name order: the staging layout holds this image and nothing else.
     for (const algorithm of (await readdir(join(dir, 'blobs'))).sort()) {
       for (const hex of (await readdir(join(dir, 'blobs', algorithm))).sort()) {
-        if (hex.startsWith('.tmp-')) continue;
+        if (hex.startsWith('.tmp-')) continue; // a blob being written (writeThroughTemp)
         const file = join(dir, 'blobs', algorithm, hex);
         entries.push({ name: `blobs/${algorithm}/${hex}`, file, size: (await stat(file)).size });
       }
@@ -178,8 +172,13 @@ export class StagedArchive {
 
   /** The bytes of a staged blob (a config: small). */
   async blob(descriptor: Descriptor): Promise<Buffer> {
-    if (this.#scratch === undefined) throw new InvalidArgumentError(`nothing staged for ${descriptor.digest}`);
-    return readBlob(join(await this.#scratch, 'layout'), descriptor);
+    return readBlob(await this.#staging(descriptor), descriptor);
+  }
+
+  /** The staging layout's directory, which must hold `what`. */
+  async #staging(what: Descriptor): Promise<string> {
+    if (this.#scratch === undefined) throw new InvalidArgumentError(`nothing staged for ${what.digest}`);
+    return join(await this.#scratch, 'layout');
   }
 
   async close(): Promise<void> {
@@ -198,7 +197,7 @@ async function checkComplete(source: ImageSource, root: ManifestBytes, options: 
     return;
   }
   for (const blob of blobDescriptors(parsed.manifest)) {
-    if ((blob.urls?.length ?? 0) > 0) continue;
+    if (isForeignLayer(blob)) continue;
     (await source.blob(blob, options)).destroy();
   }
 }
@@ -319,37 +318,23 @@ export class ArchiveSink extends StagingSink {
     const target = await realpath(this.#path).catch(() => this.#path);
     const replaced = await stat(target).catch(() => undefined);
     const mode = replaced ? replaced.mode & 0o777 : 0o644;
-    // Short and random: two commits in one process and millisecond must not share it, and a name near
-    // the file system's limit must still leave room for it.
-    const temp = join(dirname(target), `.slipway-${randomBytes(6).toString('hex')}.tmp`);
-    trackScratchPath(temp);
     try {
-      await packArchive(entries, createWriteStream(temp, { flags: 'wx', mode }), options.signal);
-      const handle = await openFile(temp, 'r');
-      try {
-        if (replaced) await handle.chmod(mode);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      if (!this.#overwrite) {
-        // Written by someone else since the copy began: refused, not replaced.
-        const now = await this.#held(options);
-        if (now.state === 'unreadable' || (now.state === 'image' && now.descriptor.digest !== root.digest)) {
-          throw new SlipwayError('SLIPWAY_DESTINATION_EXISTS', `${this.name}: "${this.#path}" was written by someone else during the copy; pass overwrite (slipway: --overwrite) to replace it`);
-        }
-      }
-      await rename(temp, target);
-    } catch (err) {
-      await rm(temp, { force: true });
-      throw err;
+      await writeThroughTemp(target, (temp) => packArchive(entries, createWriteStream(temp, { flags: 'wx', mode }), options.signal), {
+        ...(replaced ? { mode } : {}),
+        beforeRename: async () => {
+          if (this.#overwrite) return;
+          // Written by someone else since the copy began: refused, not replaced.
+          const now = await this.#held(options);
+          if (now.state === 'unreadable' || (now.state === 'image' && now.descriptor.digest !== root.digest)) {
+            throw new SlipwayError('SLIPWAY_DESTINATION_EXISTS', `${this.name}: "${this.#path}" was written by someone else during the copy; pass overwrite (slipway: --overwrite) to replace it`);
+          }
+        },
+      });
     } finally {
-      untrackScratchPath(temp);
       // The staged copy is spent either way: not left for close() (a library caller may never call it).
       await this.staged.close();
     }
   }
-
 }
 
 /**

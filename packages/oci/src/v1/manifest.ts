@@ -106,3 +106,8 @@ function checkDescriptor(value: unknown, where: string): Descriptor {
 export function blobDescriptors(manifest: ImageManifest): Descriptor[] {
   return [manifest.config, ...manifest.layers];
 }
+
+/** A layer a registry does not store (a Windows base layer): manifests refer to it by URL, and copies leave it there. */
+export function isForeignLayer(descriptor: Descriptor): boolean {
+  return (descriptor.mediaType === MediaType.DockerForeignLayerGzip || descriptor.mediaType.includes('nondistributable')) && (descriptor.urls?.length ?? 0) > 0;
+}
