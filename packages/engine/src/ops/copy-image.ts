@@ -85,6 +85,17 @@ export async function copyImage(options: CopyImageOptions): Promise<CopyImageRes
   return transfer(options);
 }
 
+/** The copy engine's options from an op's. */
+function engineOptions(options: CopyImageOptions, platforms: ReturnType<typeof parsePlatforms>, onProgress: CopyImageOptions['onProgress']): copy.CopyOptions {
+  return {
+    platforms,
+    overwrite: options.overwrite ?? false,
+    ...(options.jobs === undefined ? {} : { jobs: options.jobs }),
+    ...(onProgress ? { onProgress } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+  };
+}
+
 /** What pushArchive adds to a copy: the layer cache, and streaming layers while they are compressed. */
 interface ArchiveSettings {
   cacheDir?: string | false;
@@ -119,13 +130,7 @@ async function transfer(options: CopyImageOptions, archive?: ArchiveSettings): P
     const resolved = await resolveSource(options.source, { ...options, client, archive: archiveOptions });
     try {
       const onProgress = streamer ? streamer.progress(options.onProgress) : options.onProgress;
-      const result = await copy.copy(resolved.source, sink, {
-        platforms,
-        overwrite: options.overwrite ?? false,
-        ...(options.jobs === undefined ? {} : { jobs: options.jobs }),
-        ...(onProgress ? { onProgress } : {}),
-        ...(options.signal ? { signal: options.signal } : {}),
-      });
+      const result = await copy.copy(resolved.source, sink, engineOptions(options, platforms, onProgress));
       let stats = streamer ? streamer.adjust(result.stats) : result.stats;
       if (result.subject) {
         const written = await indexCopiedReferrer({ client, destination, digest: result.digest, subject: result.subject, written: puts.get(result.digest), signal: options.signal });
@@ -362,13 +367,7 @@ async function transferLocal(options: CopyImageOptions, spec: Exclude<Destinatio
 async function copyLocal(options: CopyImageOptions, spec: Exclude<DestinationSpec, { kind: 'registry' }>, sink: ImageSink, platforms: ReturnType<typeof parsePlatforms>, archive: ArchiveSettings | undefined): Promise<CopyImageResult> {
   const resolved = await resolveSource(options.source, { ...options, ...(archive?.cacheDir === undefined ? {} : { archive: { cacheDir: archive.cacheDir } }) });
   try {
-    const result = await copy.copy(resolved.source, sink, {
-      platforms,
-      overwrite: options.overwrite ?? false,
-      ...(options.jobs === undefined ? {} : { jobs: options.jobs }),
-      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-      ...(options.signal ? { signal: options.signal } : {}),
-    });
+    const result = await copy.copy(resolved.source, sink, engineOptions(options, platforms, options.onProgress));
     const destination = showDestination(spec);
     return { ...result, referrers: [], digestTags: [], source: resolved.source.name, destination, reference: `${destination}@${result.digest}` };
   } finally {
