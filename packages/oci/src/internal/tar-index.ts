@@ -172,9 +172,9 @@ export async function indexTar(input: Readable, options: IndexTarOptions): Promi
     // there); tar-stream reads on and fails on them. Only for a file read in place: a spool cut short
     // by the failure cannot be read back.
     if (options.readBack !== undefined && options.spoolTo === undefined) {
-      const cut = await markerBefore(options.readBack, order);
-      if (cut !== undefined) return finishIndex(archive, order.slice(0, cut), Number.POSITIVE_INFINITY);
-      if (await endMarkerAt(options.readBack, order.length === 0 ? 0 : paddedEnd(order[order.length - 1]!))) return finishIndex(archive, order, Number.POSITIVE_INFINITY);
+      const tail = order.length === 0 ? 0 : paddedEnd(order[order.length - 1]!);
+      const end = (await markerBefore(options.readBack, order)) ?? ((await endMarkerAt(options.readBack, tail)) ? tail : undefined);
+      if (end !== undefined) return endingAt(archive, entries, end, end);
     }
     const message = err instanceof Error ? err.message : String(err);
     if (/unexpected end of data/i.test(message)) throw invalidArchive(archive, `truncated tar (ends inside an entry after ${bytes} bytes)`, err);
@@ -188,15 +188,15 @@ export async function indexTar(input: Readable, options: IndexTarOptions): Promi
     if (entry.offset + entry.size > bytes) throw invalidArchive(archive, `entry ${JSON.stringify(entry.name)} is truncated`);
   }
   if (readBack !== undefined) {
-    const cut = await markerBefore(readBack, order);
-    if (cut !== undefined) return finishIndex(archive, order.slice(0, cut), bytes);
+    const end = await markerBefore(readBack, order);
+    if (end !== undefined) return endingAt(archive, entries, end, bytes);
   }
   if (entries.size === 0) throw invalidArchive(archive, 'empty tar (no entries)');
   return { entries, bytes };
 }
 
 /**
- * The position in `order` of the first entry after an end-of-archive marker, if any: tar-stream
+ * Where an end-of-archive marker stands before one of the entries of `order`, if one does: tar-stream
  * passes over zero blocks, so after a marker it reads on into whatever follows (`cat a.tar b.tar`),
  * entries no other reader sees. The archive ends at the marker.
  */
@@ -204,7 +204,7 @@ async function markerBefore(file: string, order: readonly TarEntry[]): Promise<n
   for (let i = 0; i < order.length; i++) {
     const at = i === 0 ? 0 : paddedEnd(order[i - 1]!);
     // No gap: the next header starts right there. A gap holds pax or long-name blocks, or zeros.
-    if (order[i]!.offset - 512 > at && (await endMarkerAt(file, at))) return i;
+    if (order[i]!.offset - 512 > at && (await endMarkerAt(file, at))) return at;
   }
   return undefined;
 }
@@ -226,20 +226,13 @@ async function endMarkerAt(file: string, position: number): Promise<boolean> {
   }
 }
 
-/** The index of the entries before an end-of-archive marker (the same rules as the main loop). */
-function finishIndex(archive: string, order: readonly TarEntry[], bytes: number): TarIndex {
-  const entries = new Map<string, TarEntry>();
-  for (const entry of order) {
-    if (entry.name === '' && entry.type === 'directory') continue;
-    // Duplicates were refused while reading, except a directory listed twice.
-    if (!entries.has(entry.name)) entries.set(entry.name, entry);
-  }
-  if (entries.size === 0) throw invalidArchive(archive, 'empty tar (no entries)');
-  const end = order.length === 0 ? 0 : paddedEnd(order[order.length - 1]!);
-  return { entries, bytes: Number.isFinite(bytes) ? bytes : end };
+/** The index of the entries before an end-of-archive marker at `end`. */
+function endingAt(archive: string, entries: ReadonlyMap<string, TarEntry>, end: number, bytes: number): TarIndex {
+  const kept = new Map([...entries].filter(([, entry]) => entry.offset < end));
+  if (kept.size === 0) throw invalidArchive(archive, 'empty tar (no entries)');
+  return { entries: kept, bytes };
 }
 
-/** Writes chunks to a file while passing them on, with backpressure from both sides. */
 /** Passes bytes on while writing them to `file`; a failure of `file` (a full disk) fails the stream. */
 export function spoolTransform(file: Writable): Transform {
   let failed: Error | undefined;
