@@ -16,6 +16,7 @@ import { Readable, Transform, type TransformCallback, type Writable } from 'node
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { AbortedError, SlipwayError } from '../errors.js';
+import { fileReleased } from './tar-scratch.js';
 
 /** Refuses archives with more entries than this: each costs memory in the table, and no image needs more. */
 export const maxTarEntries = 500_000;
@@ -128,7 +129,8 @@ export async function indexTar(input: Readable, options: IndexTarOptions): Promi
   stages.push(counter);
   // A 4 MiB write buffer: with fs's default 16 KiB every chunk waited for 'drain', and a Docker daemon's
   // `/images/get` stream stalls ~9 ms each time it is paused: a 315 MB export took 5 minutes, not 1 s.
-  if (options.spoolTo) stages.push(spoolTransform(createWriteStream(options.spoolTo, { flags: 'wx', mode: 0o600, highWaterMark: 4 * 1024 * 1024 })));
+  const spool = options.spoolTo === undefined ? undefined : createWriteStream(options.spoolTo, { flags: 'wx', mode: 0o600, highWaterMark: 4 * 1024 * 1024 });
+  if (spool) stages.push(spoolTransform(spool));
   const feeding = pipeline([input, ...stages, extractor as unknown as NodeJS.WritableStream], signal ? { signal } : {});
   // Both the feeding pipeline and the entry iterator report the same failure; keep the first.
   feeding.catch(() => undefined);
@@ -166,6 +168,8 @@ export async function indexTar(input: Readable, options: IndexTarOptions): Promi
   } catch (err) {
     extractor.destroy();
     input.destroy();
+    // The caller removes the spool's scratch directory next: the spool must not appear in it after.
+    if (spool) await fileReleased(spool);
     if (signal?.aborted) throw new AbortedError('operation aborted', { cause: signal.reason });
     if (SlipwayError.is(err)) throw err;
     // Bytes after the end-of-archive marker are not the archive's (docker load, skopeo and GNU tar stop

@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, open as openFile, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import type { Writable } from 'node:stream';
 import { AbortedError, InvalidArgumentError } from '../errors.js';
 
 /** Scratch directories made and not yet removed, for {@link removeScratchDirectoriesSync}. */
@@ -37,6 +38,19 @@ export async function makeScratch(base?: string, what?: string): Promise<string>
  */
 export function trackScratchPath(path: string): void {
   live.add(path);
+}
+
+/**
+ * Waits until a file write stream has let go of its file (destroying it if nothing has). pipeline()
+ * rejects as soon as one stage fails, while an fs.WriteStream may still be opening its file on libuv's
+ * thread pool: a temp file removed before then is created just after and outlives the failure (a
+ * `.tmp-` file left in the layer cache after a cancelled compression, seen in CI under load).
+ */
+export async function fileReleased(stream: Writable): Promise<void> {
+  if (stream.closed) return;
+  const closed = new Promise<void>((resolve) => stream.once('close', () => resolve()));
+  if (!stream.destroyed) stream.destroy();
+  await closed;
 }
 
 /** The temp file was renamed into place or removed: no longer the exit hook's. */

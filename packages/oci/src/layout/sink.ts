@@ -17,7 +17,7 @@ import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AbortedError, DigestMismatchError, InvalidArgumentError, SizeMismatchError, throwIfAborted } from '../errors.js';
 import { invalidArchive } from '../internal/tar-index.js';
-import { makeDirectories, writeThroughTemp } from '../internal/tar-scratch.js';
+import { fileReleased, makeDirectories, writeThroughTemp } from '../internal/tar-scratch.js';
 import { verifyStream } from '../internal/verify.js';
 import { digestOf } from '../v1/digest.js';
 import { MediaType } from '../v1/media-types.js';
@@ -191,7 +191,10 @@ export class LayoutSink implements ImageSink {
       await writeThroughTemp(final, async (temp) => {
         const source = await open();
         const file = createWriteStream(temp, { flags: 'wx', mode: 0o644 });
-        await pipeline(source, verifyStream({ digest: descriptor.digest, size: descriptor.size, what: `blob ${descriptor.digest} for ${this.name}` }), progress, file, options.signal ? { signal: options.signal } : {});
+        await pipeline(source, verifyStream({ digest: descriptor.digest, size: descriptor.size, what: `blob ${descriptor.digest} for ${this.name}` }), progress, file, options.signal ? { signal: options.signal } : {}).catch(async (err: unknown) => {
+          await fileReleased(file);
+          throw err;
+        });
       });
     } catch (err) {
       if (options.signal?.aborted) throw new AbortedError('operation aborted', { cause: options.signal.reason });

@@ -53,7 +53,7 @@ import { createGunzip } from 'node:zlib';
 import { DigestMismatchError, SlipwayError } from '../errors.js';
 import { createParallelGzip, parallelGzipFormat } from '../internal/parallel-gzip.js';
 import { invalidArchive, openEntry, peekEntry, type TarEntry } from '../internal/tar-index.js';
-import { sniffCompression } from '../internal/tar-scratch.js';
+import { fileReleased, sniffCompression } from '../internal/tar-scratch.js';
 import { digestAlgorithm, type Digest } from '../v1/digest.js';
 import { MediaType } from '../v1/media-types.js';
 import type { Descriptor } from '../v1/manifest.js';
@@ -261,15 +261,9 @@ async function compressOnce(ctx: LayerContext, entry: TarEntry, diffID: Digest, 
   const hash = createHash('sha256');
   const compressed = new HashTee(hash, tee, label);
   let digest: Digest;
+  const file = createWriteStream(temp, { flags: 'wx', mode: 0o644 });
   try {
-    await pipeline(
-      openEntry(ctx.file, entry),
-      new HashTee(raw),
-      gzipAt(ctx.level),
-      compressed,
-      createWriteStream(temp, { flags: 'wx', mode: 0o644 }),
-      signal ? { signal } : {},
-    );
+    await pipeline(openEntry(ctx.file, entry), new HashTee(raw), gzipAt(ctx.level), compressed, file, signal ? { signal } : {});
     const gotDiffID = `${digestAlgorithm(diffID)}:${raw.digest('hex')}`;
     if (gotDiffID !== diffID) throw new DigestMismatchError(diffID, gotDiffID, `${label} against its diff_id in the image config`);
     await rename(temp, final);
@@ -277,6 +271,7 @@ async function compressOnce(ctx: LayerContext, entry: TarEntry, diffID: Digest, 
   } catch (err) {
     // The tee's bytes are never committed for a layer that failed (or was cancelled) here.
     tee?.abort(err);
+    await fileReleased(file);
     await rm(temp, { force: true });
     throw err;
   }

@@ -25,7 +25,7 @@ import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pack } from 'tar-stream';
 import { AbortedError, InvalidArgumentError, SlipwayError, throwIfAborted } from '../errors.js';
-import { makeDirectories, makeScratch, removeScratch, writeThroughTemp } from '../internal/tar-scratch.js';
+import { fileReleased, makeDirectories, makeScratch, removeScratch, writeThroughTemp } from '../internal/tar-scratch.js';
 import { isRefName, LayoutSink } from '../layout/sink.js';
 import { blobPath, imageNameAnnotation, refNameAnnotation } from '../layout/source.js';
 import { familiarString, parseReference } from '../name/reference.js';
@@ -319,7 +319,13 @@ export class ArchiveSink extends StagingSink {
     const replaced = await stat(target).catch(() => undefined);
     const mode = replaced ? replaced.mode & 0o777 : 0o644;
     try {
-      await writeThroughTemp(target, (temp) => packArchive(entries, createWriteStream(temp, { flags: 'wx', mode }), options.signal), {
+      await writeThroughTemp(target, async (temp) => {
+        const file = createWriteStream(temp, { flags: 'wx', mode });
+        await packArchive(entries, file, options.signal).catch(async (err: unknown) => {
+          await fileReleased(file);
+          throw err;
+        });
+      }, {
         ...(replaced ? { mode } : {}),
         beforeRename: async () => {
           if (this.#overwrite) return;
