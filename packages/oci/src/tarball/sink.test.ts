@@ -159,6 +159,60 @@ describe('archive sinks', () => {
     }
   });
 
+  it('an empty file counts as no file: it is written, through a temp file, keeping its mode', async () => {
+    const { registry, index } = registryWithIndex();
+    const work = await mkdtemp(join(dir, 'empty-'));
+    const path = join(work, 'out.tar');
+    await writeFile(path, '', { mode: 0o600 });
+    await chmod(path, 0o600);
+    const written = await copy(registry.source('app', 'v1'), ociArchiveSink(path, { name: 'v1' }));
+    assert.equal(written.noop, false);
+    const opened = await open(path, { image: 'v1' });
+    try {
+      assert.equal((await opened.root()).descriptor.digest, index.digest);
+    } finally {
+      await opened.close();
+    }
+    assert.equal((await stat(path)).mode & 0o777, 0o600);
+    assert.deepEqual(await readdir(work), ['out.tar']);
+  });
+
+  it('a named pipe gets the archive streamed into it (docker-archive:/dev/stdout | docker load): the bytes a file gets, no staging left beside it', async () => {
+    const { registry, amd64 } = registryWithIndex();
+    const work = await mkdtemp(join(dir, 'fifo-'));
+    const fifo = join(work, 'pipe');
+    assert.equal(spawnSync('mkfifo', [fifo]).status, 0, 'mkfifo');
+    const reading = readFile(fifo);
+    const written = await copy(registry.source('app', 'v1'), dockerArchiveSink(fifo, { name: 'app:1' }), { platforms: parsePlatforms(['linux/amd64']) });
+    assert.equal(written.digest, amd64.digest);
+    const streamed = await reading;
+    const file = join(dir, 'fifo-twin.tar');
+    await copy(registry.source('app', 'v1'), dockerArchiveSink(file, { name: 'app:1' }), { platforms: parsePlatforms(['linux/amd64']) });
+    assert.ok(streamed.length > 0);
+    assert.equal(createHash('sha256').update(streamed).digest('hex'), await fileHash(file), 'the same archive as written to a file');
+    assert.deepEqual(await readdir(work), ['pipe'], 'staged in the temp directory, not beside the pipe, and removed');
+    assert.equal((await lstat(fifo)).isFIFO(), true, 'the pipe is still a pipe');
+  });
+
+  it('a pipe is never read back: a second copy writes the archive again rather than being a no-op', async () => {
+    const { registry } = registryWithIndex();
+    const work = await mkdtemp(join(dir, 'fifo-again-'));
+    const fifo = join(work, 'pipe');
+    assert.equal(spawnSync('mkfifo', [fifo]).status, 0, 'mkfifo');
+    for (let i = 0; i < 2; i++) {
+      const reading = readFile(fifo);
+      assert.equal((await copy(registry.source('app', 'v1'), ociArchiveSink(fifo))).noop, false);
+      assert.ok((await reading).length > 0);
+    }
+  });
+
+  it('a directory is refused as an archive path', async () => {
+    const { registry } = registryWithIndex();
+    const work = await mkdtemp(join(dir, 'is-dir-'));
+    await assert.rejects(copy(registry.source('app', 'v1'), ociArchiveSink(work)), /exists and is not a regular file, a pipe or a character device/);
+    assert.deepEqual(await readdir(work), []);
+  });
+
   it('names are checked before anything is written', () => {
     assert.throws(() => ociArchiveSink(join(dir, 'x.tar'), { name: 'not a ref name!' }), /invalid oci-archive name/);
     assert.throws(() => dockerArchiveSink(join(dir, 'x.tar'), { name: `app@sha256:${'a'.repeat(64)}` }), /has a digest/);

@@ -18,7 +18,7 @@
  * makes the same bytes.
  * @module
  */
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, type Stats } from 'node:fs';
 import { open as openFile, readdir, realpath, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -48,8 +48,14 @@ export interface ArchiveSinkOptions {
    * replaced, other images in it too (as skopeo's `oci-archive:` does). @defaultValue false
    */
   overwrite?: boolean;
-  /** Where the staging directory goes. @defaultValue the target's directory (same file system, so the final rename is atomic) */
+  /** Where the staging directory goes. @defaultValue the target's directory (same file system, so the final rename is atomic); with `stream`, the OS temp directory */
   tempDir?: string;
+  /**
+   * Write the archive into this stream (ended once the archive is in it) instead of opening `path`,
+   * which then only names it (`/dev/stdout`): a Node process's stdout may be a socket, which no path
+   * opens. A stream is never read back: the copy is never a no-op.
+   */
+  stream?: Writable;
 }
 
 /** What a docker archive's `manifest.json` says about its one image. */
@@ -112,11 +118,12 @@ export async function packArchive(entries: readonly PackEntry[], out: Writable, 
 export class StagedArchive {
   readonly #format: ArchiveSinkFormat;
   readonly #naming: { annotations: Record<string, string>; repoTags: string[] };
-  readonly #scratchBase: string | undefined;
+  readonly #scratchBase: string | undefined | (() => Promise<string | undefined>);
   #scratch: Promise<string> | undefined;
   #layout: Promise<LayoutSink> | undefined;
 
-  constructor(format: ArchiveSinkFormat, name: string | undefined, scratchBase: string | undefined) {
+  /** `scratchBase`: where the staging directory goes (undefined: the OS temp directory), or how to find out on first use. */
+  constructor(format: ArchiveSinkFormat, name: string | undefined, scratchBase: string | undefined | (() => Promise<string | undefined>)) {
     if (format === 'oci-archive' && name !== undefined && !isRefName(name)) {
       throw new InvalidArgumentError(`invalid oci-archive name ${JSON.stringify(name)}: want an image-spec ref name such as "latest" or "app:1.2"`);
     }
@@ -128,8 +135,12 @@ export class StagedArchive {
   /** The staging layout, made on first use: a copy that turns out to be a no-op never touches the disk. */
   layout(): Promise<LayoutSink> {
     // The target's directory is created as `oci:DIR` creates its directory.
-    const base = this.#scratchBase;
-    this.#scratch ??= base === undefined ? makeScratch() : makeDirectories(base).then(() => makeScratch(base, 'the destination\'s directory'));
+    this.#scratch ??= (async () => {
+      const base = typeof this.#scratchBase === 'function' ? await this.#scratchBase() : this.#scratchBase;
+      if (base === undefined) return makeScratch();
+      await makeDirectories(base);
+      return makeScratch(base, "the destination's directory");
+    })();
     this.#layout ??= this.#scratch.then((dir) => new LayoutSink(join(dir, 'layout')));
     return this.#layout;
   }
@@ -250,6 +261,7 @@ export class ArchiveSink extends StagingSink {
   readonly #path: string;
   readonly #archiveName: string | undefined;
   readonly #overwrite: boolean;
+  readonly #stream: Writable | undefined;
   protected readonly staged: StagedArchive;
 
   constructor(path: string, format: ArchiveSinkFormat, options: ArchiveSinkOptions = {}) {
@@ -258,7 +270,8 @@ export class ArchiveSink extends StagingSink {
     this.#path = resolve(path);
     this.#archiveName = options.name;
     this.#overwrite = options.overwrite ?? false;
-    this.staged = new StagedArchive(format, options.name, options.tempDir ?? dirname(this.#path));
+    this.#stream = options.stream;
+    this.staged = new StagedArchive(format, options.name, options.tempDir ?? (() => this.#stagingBase()));
     this.singleImage = format === 'docker-archive';
     this.name = `${format}:${path}${options.name === undefined ? '' : `:${options.name}`}`;
   }
@@ -271,20 +284,24 @@ export class ArchiveSink extends StagingSink {
    */
   async current(options: CallOptions = {}): Promise<Descriptor | undefined> {
     const held = await this.#held(options);
-    if (held.state === 'absent') return undefined;
+    if (held.state === 'absent' || held.state === 'stream') return undefined;
     if (held.state === 'image') return held.descriptor;
     if (this.#overwrite) return undefined;
     throw new SlipwayError('SLIPWAY_DESTINATION_EXISTS', `${this.name}: "${this.#path}" exists (${held.why}); pass overwrite (slipway: --overwrite) to replace the whole file`);
   }
 
-  async #held(options: CallOptions): Promise<{ state: 'absent' } | { state: 'image'; descriptor: Descriptor } | { state: 'unreadable'; why: string }> {
+  async #held(options: CallOptions): Promise<{ state: 'absent' } | { state: 'stream' } | { state: 'image'; descriptor: Descriptor } | { state: 'unreadable'; why: string }> {
     throwIfAborted(options.signal);
+    if (this.#stream) return { state: 'stream' };
     const info = await stat(this.#path).catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT') return undefined;
       throw err;
     });
-    if (info === undefined) return { state: 'absent' };
-    if (!info.isFile()) throw new InvalidArgumentError(`${this.name}: "${this.#path}" exists and is not a regular file`);
+    // An empty file holds nothing to lose: what `> out.tar` left, or `docker-archive:/dev/stdout`
+    // redirected to a file (skopeo takes an empty file too).
+    if (info === undefined || (info.isFile() && info.size === 0)) return { state: 'absent' };
+    if (isStream(info)) return { state: 'stream' };
+    if (!info.isFile()) throw new InvalidArgumentError(`${this.name}: "${this.#path}" exists and is not a regular file, a pipe or a character device`);
     try {
       const call = options.signal ? { signal: options.signal } : {};
       // `docker load` reads manifest.json only: an OCI archive without one does not hold the image for it.
@@ -308,10 +325,37 @@ export class ArchiveSink extends StagingSink {
     }
   }
 
-  /** Packs the staged image into a temp file beside the target and renames it into place. */
+  /**
+   * The staging directory's parent: beside the file the path names (a symlink followed), so that the
+   * final rename stays on one file system; the OS temp directory for a pipe or device (`/dev` is no
+   * place for it).
+   */
+  async #stagingBase(): Promise<string | undefined> {
+    if (this.#stream) return undefined;
+    const info = await stat(this.#path).catch(() => undefined);
+    if (info && isStream(info)) return undefined;
+    return dirname(await realpath(this.#path).catch(() => this.#path));
+  }
+
+  /**
+   * Packs the staged image into a temp file beside the target and renames it into place; into a pipe
+   * or character device (`/dev/stdout | docker load`), straight into it: a failure then cuts the stream
+   * short, which its reader sees as a truncated tar.
+   */
   async commit(root: Descriptor, options: CallOptions = {}): Promise<void> {
     throwIfAborted(options.signal);
     const { entries } = await this.staged.entries(root);
+    const info = this.#stream ? undefined : await stat(this.#path).catch(() => undefined);
+    if (this.#stream || (info && isStream(info))) {
+      try {
+        // Opened as given: /dev/stdout on a pipe resolves to no path. A FIFO nobody reads waits for a
+        // reader here, as skopeo does; a failure is not waited for (nothing to remove after it).
+        await packArchive(entries, this.#stream ?? createWriteStream(this.#path, { flags: 'w' }), options.signal);
+      } finally {
+        await this.staged.close();
+      }
+      return;
+    }
     // Through a symlink to the file it names (the link stays a link; a dangling one is replaced by the
     // file), keeping a replaced file's mode (a 0600 archive must not come back world-readable); a new
     // file gets 0644 less the umask, as any file written.
@@ -341,6 +385,11 @@ export class ArchiveSink extends StagingSink {
       await this.staged.close();
     }
   }
+}
+
+/** A pipe, socket or character device: written as a stream, never read back or replaced. */
+function isStream(info: Stats): boolean {
+  return info.isFIFO() || info.isCharacterDevice() || info.isSocket();
 }
 
 /**
