@@ -3,7 +3,8 @@
 // (skopeo, regctl, `docker load`, the Docker Engine) and by slipway itself.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdtemp, open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +32,17 @@ describe('copy into local places: OCI layout, OCI archive, docker archive, Docke
   let index: PushedIndex;
   const child = (platform: string) => index.children.find((c) => c.platform === platform)!;
   const slipway = (args: string[]) => run(process.execPath, [main, ...args], { env: { HOME: work }, timeoutMs: 120_000 });
+  /** The CLI with its stdout as bytes (a pipe) or into a file descriptor. */
+  const slipwayBinary = (args: string[], stdout: 'pipe' | number) =>
+    new Promise<{ code: number | null; stdout: Buffer; stderr: string }>((resolve, reject) => {
+      const cli = spawn(process.execPath, [main, ...args], { env: { ...process.env, HOME: work }, stdio: ['ignore', stdout, 'pipe'], timeout: 120_000, killSignal: 'SIGKILL' });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      cli.stdout?.on('data', (chunk: Buffer) => out.push(chunk));
+      cli.stderr?.on('data', (chunk: Buffer) => err.push(chunk));
+      cli.on('error', reject);
+      cli.on('close', (code) => resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') }));
+    });
 
   before(async () => {
     registry = await startRegistry();
@@ -265,6 +277,61 @@ describe('copy into local places: OCI layout, OCI archive, docker archive, Docke
       assert.equal((await runChecked(DOCKER_CLI, ['image', 'inspect', '--format', '{{.Id}}', tag])).stdout.trim(), sha('sha256', config));
     } finally {
       await run(DOCKER_CLI, ['rmi', '-f', tag]);
+    }
+  });
+
+  it('docker-archive:/dev/stdout streams the archive a file gets into a pipe or a redirected file, the result going to stderr; a terminal is refused', async (t) => {
+    const arm = child('linux/arm64');
+    const file = join(work, 'stdout-twin.docker.tar');
+    await copyImage({ source: index.reference, destination: `docker-archive:${file}:app:piped`, platforms: 'linux/arm64' });
+    const expected = await fileHash(file);
+    const args = ['copy', index.reference, 'docker-archive:/dev/stdout:app:piped', '--platform', 'linux/arm64'];
+
+    for (const json of [false, true]) {
+      const piped = await slipwayBinary([...args, ...(json ? ['--json'] : [])], 'pipe');
+      assert.equal(piped.code, 0, piped.stderr);
+      assert.equal(createHash('sha256').update(piped.stdout).digest('hex'), expected, 'stdout holds the archive and nothing else');
+      if (json) assert.equal((JSON.parse(piped.stderr.slice(piped.stderr.indexOf('{'))) as { digest: string }).digest, arm.digest);
+      else assert.match(piped.stderr, new RegExp(`docker-archive:/dev/stdout:app:piped@${arm.digest}`));
+    }
+
+    // A refused copy (an index, no platform): the --json error goes to stderr too, stdout stays empty.
+    const refused = await slipwayBinary(['copy', index.reference, 'docker-archive:/dev/stdout', '--json'], 'pipe');
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.equal(refused.stdout.length, 0);
+    assert.equal((JSON.parse(refused.stderr.slice(refused.stderr.indexOf('{'))) as { error: { code: string } }).error.code, 'SLIPWAY_INVALID_ARG');
+
+    // `> out.tar`: the shell left an empty file behind /dev/stdout.
+    const redirected = join(work, 'redirected.tar');
+    const handle = await open(redirected, 'w');
+    try {
+      const result = await slipwayBinary(args, handle.fd);
+      assert.equal(result.code, 0, result.stderr);
+    } finally {
+      await handle.close();
+    }
+    assert.equal(await fileHash(redirected), expected);
+
+    if (hasTool('script')) {
+      // util-linux script(1) gives the command a pseudo-terminal as stdout.
+      const onTerminal = await run('script', ['-qec', `${process.execPath} ${main} ${args.join(' ')}`, '/dev/null'], { env: { HOME: work }, timeoutMs: 60_000 });
+      assert.equal(onTerminal.code, 2, onTerminal.stdout);
+      assert.match(onTerminal.stdout, /is standard output, which is a terminal: redirect it to a file or pipe it/);
+    } else t.diagnostic('SKIPPED the terminal check: script(1) from util-linux is not installed');
+
+    if (!(hasTool(DOCKER_CLI) && (await dockerAvailable()))) {
+      t.diagnostic('SKIPPED the | docker load check: Docker Engine not reachable (scripts/start-dockerd.sh)');
+      return;
+    }
+    const tag = `slipway-e2e-piped-${process.pid}:1`;
+    try {
+      const loaded = await run('bash', ['-o', 'pipefail', '-c', `"${process.execPath}" "${main}" copy ${index.reference} docker-archive:/dev/stdout:${tag} --platform linux/arm64 -q | ${DOCKER_CLI} load`], { env: { HOME: work }, timeoutMs: 120_000 });
+      assert.equal(loaded.code, 0, loaded.stderr);
+      assert.match(loaded.stdout, new RegExp(`Loaded image: ${tag}`));
+      const config = (JSON.parse(await skopeoRaw(`${registry.host}/app@${arm.digest}`)) as { config: { digest: string } }).config.digest;
+      assert.equal((await runChecked(DOCKER_CLI, ['image', 'inspect', '--format', '{{.Id}}', tag])).stdout.trim(), config);
+    } finally {
+      await run(DOCKER_CLI, ['rmi', tag]);
     }
   });
 

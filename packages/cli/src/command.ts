@@ -9,6 +9,11 @@ export interface CommandIo {
   stderr: Writable & { isTTY?: boolean; columns?: number };
   env: NodeJS.ProcessEnv;
   signal: AbortSignal;
+  /**
+   * Whether `path` is where the process's standard output goes (`/dev/stdout`, or the file it is
+   * redirected to). Absent where stdout is no process's (tests): never.
+   */
+  isStdout?(path: string): Promise<boolean>;
 }
 
 export interface Command {

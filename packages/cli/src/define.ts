@@ -24,6 +24,11 @@ export interface CommandContext {
   insecure: string[];
   /** Credentials from SLIPWAY_REGISTRY_USERNAME/PASSWORD, scoped to SLIPWAY_REGISTRY_ADDRESS or `target`. */
   registries(target: string | undefined): RegistryCredential[];
+  /**
+   * Standard output carries the command's payload (`copy … docker-archive:/dev/stdout | docker load`):
+   * the result, and the `--json` object for an error too, go to stderr instead, not into the archive.
+   */
+  stdoutCarriesPayload(): void;
 }
 
 export interface CommandOutput {
@@ -100,6 +105,7 @@ export function defineCommand(spec: CommandSpec): Command {
       if (args.length < spec.positionals.min || args.length > spec.positionals.max) {
         return fail(io, json, { code: 'SLIPWAY_USAGE', message: `${args.length < spec.positionals.min ? 'missing' : 'too many'} arguments\n${usage.split('\n')[0]}`, exitCode: ExitCode.Usage }, secrets);
       }
+      let out = io.stdout;
       const context: CommandContext = {
         args,
         values,
@@ -108,15 +114,18 @@ export function defineCommand(spec: CommandSpec): Command {
         quiet: values.quiet === true,
         insecure: (values.insecure as string[] | undefined) ?? [],
         registries: (target) => registriesFromEnv(io.env, target),
+        stdoutCarriesPayload: () => {
+          out = io.stderr;
+        },
       };
       try {
         const output = await spec.run(context);
-        if (context.json) io.stdout.write(redact(JSON.stringify(output.json, null, 2), secrets) + '\n');
-        else if (typeof output.text === 'string') io.stdout.write(output.text === '' ? '' : redact(output.text, secrets) + '\n');
-        else io.stdout.write(output.text);
+        if (context.json) out.write(redact(JSON.stringify(output.json, null, 2), secrets) + '\n');
+        else if (typeof output.text === 'string') out.write(output.text === '' ? '' : redact(output.text, secrets) + '\n');
+        else out.write(output.text);
         return ExitCode.Ok;
       } catch (err) {
-        return fail(io, context.json, describeError(err, io.signal), secrets);
+        return fail(io, context.json, describeError(err, io.signal), secrets, out);
       }
     },
   };
@@ -128,10 +137,11 @@ interface Failure {
   exitCode: number;
 }
 
-function fail(io: CommandIo, json: boolean, failure: Failure, secrets: string[]): number {
+/** Reports `failure` on stderr, and as the `--json` object on `out` (stdout unless it carries a payload). */
+function fail(io: CommandIo, json: boolean, failure: Failure, secrets: string[], out = io.stdout): number {
   const message = redact(failure.message, secrets);
   io.stderr.write(`slipway: ${message}\n`);
-  if (json) io.stdout.write(JSON.stringify({ error: { code: failure.code, message, exitCode: failure.exitCode } }, null, 2) + '\n');
+  if (json) out.write(JSON.stringify({ error: { code: failure.code, message, exitCode: failure.exitCode } }, null, 2) + '\n');
   return failure.exitCode;
 }
 

@@ -3,6 +3,9 @@
  * `slipway` entry point: dispatch to a command, wire SIGINT/SIGTERM/SIGHUP to an AbortSignal.
  * @module
  */
+import { fstat } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { commands } from './commands/index.js';
 import { ExitCode, wantsJson, type CommandIo } from './command.js';
 
@@ -14,6 +17,16 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 // Progress and messages are best-effort: a log collector or `2>&1 | head` that goes away must not
 // crash a copy half-way (an unhandled EPIPE 'error' did, leaving a daemon export spool behind).
 process.stderr.on('error', () => undefined);
+
+/** Whether `path` is the file, pipe or terminal behind file descriptor 1. */
+async function isStdout(path: string): Promise<boolean> {
+  try {
+    const [out, named] = await Promise.all([promisify(fstat)(1), stat(path)]);
+    return out.dev === named.dev && out.ino === named.ino;
+  } catch {
+    return false;
+  }
+}
 
 async function main(argv: string[]): Promise<number> {
   const controller = new AbortController();
@@ -27,7 +40,7 @@ async function main(argv: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
   // A closed terminal or dropped ssh session: stop as for Ctrl-C, cleaning up, rather than die mid-way.
   process.on('SIGHUP', onSignal);
-  const io: CommandIo = { stdout: process.stdout, stderr: process.stderr, env: process.env, signal: controller.signal };
+  const io: CommandIo = { stdout: process.stdout, stderr: process.stderr, env: process.env, signal: controller.signal, isStdout };
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     const lines = ['usage: slipway COMMAND [ARGS]', '', 'commands:'];

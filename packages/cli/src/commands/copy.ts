@@ -4,7 +4,7 @@
  */
 import { copyImage } from '@slipway/engine';
 import { defineCommand } from '../define.js';
-import { copyOutput, transferOptions, withProgress } from './shared.js';
+import { archiveOnStdout, copyOutput, transferOptions, withProgress } from './shared.js';
 
 export const copy = defineCommand({
   summary: 'copy an image or index to a registry, an OCI layout or archive, or Docker: all platforms, one, or a subset',
@@ -16,7 +16,8 @@ or a local place: oci:DIR[:NAME] (an OCI layout directory, created or added to),
 oci-archive:FILE[:NAME] (an OCI layout tar), docker-archive:FILE[:IMAGE] (what docker load and
 skopeo read), docker-daemon:IMAGE (loaded into the Docker Engine, DOCKER_HOST). A file is written
 whole, replacing nothing unless --overwrite; a docker archive or the daemon holds one image, so an
-index needs one --platform.
+index needs one --platform. An archive can go to a pipe (docker-archive:/dev/stdout | docker load);
+the result is then printed on stderr.
 
   --platform P[,P…]  os/arch[/variant]. None: the whole index, byte for byte (same digest).
                      One: that platform's image manifest as-is (its digest). Several: a new index
@@ -44,11 +45,14 @@ result.`,
   positionals: { min: 2, max: 2 },
   async run(context) {
     const [source, destination] = context.args as [string, string];
+    // Written through the stream, not by opening /dev/stdout: a socket (a Node parent's stdio) opens by no path.
+    const toStdout = await archiveOnStdout(context, destination);
     const result = await withProgress(context, (onProgress) =>
       copyImage({
         source,
         destination,
         ...transferOptions(context, destination, onProgress),
+        ...(toStdout ? { destinationStream: context.io.stdout } : {}),
         referrers: context.values.referrers === true,
         digestTags: context.values['digest-tags'] === true,
       }),

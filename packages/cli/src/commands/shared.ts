@@ -3,7 +3,7 @@
  * @module
  */
 import { parseDestination, type CopyImageResult } from '@slipway/engine';
-import { name, parsePlatform, type copy } from '@slipway/oci';
+import { InvalidArgumentError, name, parsePlatform, type copy } from '@slipway/oci';
 import { integerFlag, listFlag, type CommandContext, type CommandOutput } from '../define.js';
 import { createProgress, formatBytes, plural } from '../progress.js';
 
@@ -34,6 +34,24 @@ function copyDestinationRegistry(text: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Whether DESTINATION is an archive written to standard output (`docker-archive:/dev/stdout`, piped
+ * or redirected); the command's own output then moves to stderr: the archive is the payload.
+ */
+export async function archiveOnStdout(context: CommandContext, destination: string): Promise<boolean> {
+  let spec: ReturnType<typeof parseDestination>;
+  try {
+    spec = parseDestination(destination);
+  } catch {
+    return false; // the engine reports it
+  }
+  if ((spec.kind !== 'oci-archive' && spec.kind !== 'docker-archive') || !(await context.io.isStdout?.(spec.path))) return false;
+  // As gzip does: a tar on a terminal is garbage on the screen and no archive anywhere.
+  if (context.io.stdout.isTTY === true) throw new InvalidArgumentError(`destination "${destination}" is standard output, which is a terminal: redirect it to a file or pipe it (| docker load)`);
+  context.stdoutCarriesPayload();
+  return true;
 }
 
 /**

@@ -4,6 +4,7 @@
  * @module
  */
 import { stat } from 'node:fs/promises';
+import type { Writable } from 'node:stream';
 import { debuglog } from 'node:util';
 import { copy, daemon, InvalidArgumentError, layout, name, NotFoundError, parseManifest, parsePlatforms, remote, SlipwayError, tarball, type ImageSink, type ManifestBytes } from '@slipway/oci';
 import { createClient, type AccessOptions } from './access.js';
@@ -26,6 +27,13 @@ export interface CopyImageOptions extends AccessOptions {
    * into the Docker Engine). A docker archive or the daemon holds one image: an index needs one platform.
    */
   destination: string;
+  /**
+   * Write an `oci-archive:` or `docker-archive:` destination into this stream (ended when the archive
+   * is written) rather than opening its path, which then only names it (`docker-archive:/dev/stdout`).
+   * For standard output: a Node process's may be a socket (child_process, systemd), which no path
+   * opens. Nothing is read back from a stream, so the copy is never a no-op.
+   */
+  destinationStream?: Writable;
   /** `linux/arm64`, or several (a list or comma-separated). Empty: all platforms. See copy.CopyOptions. */
   platforms?: string | readonly string[];
   /** Replace a different image at the destination tag. @defaultValue false */
@@ -71,6 +79,7 @@ const copyFields = {
   jobs: 'count?',
   image: 'string?',
   onProgress: 'function?',
+  destinationStream: 'writable?',
   referrers: 'boolean?',
   digestTags: 'boolean?',
 } as const;
@@ -104,6 +113,9 @@ interface ArchiveSettings {
 
 async function transfer(options: CopyImageOptions, archive?: ArchiveSettings): Promise<CopyImageResult> {
   const spec = parseDestination(options.destination);
+  if (options.destinationStream !== undefined && spec.kind !== 'oci-archive' && spec.kind !== 'docker-archive') {
+    throw new InvalidArgumentError(`destinationStream is for an oci-archive: or docker-archive: destination, not "${options.destination}"`);
+  }
   if (spec.kind !== 'registry') {
     if (options.referrers || options.digestTags) {
       throw new InvalidArgumentError(`${options.referrers ? 'referrers are' : 'digest tags are'} only copied into a registry, and "${options.destination}" is not one; copy without them`);
@@ -324,14 +336,15 @@ export function parseDestination(text: string): DestinationSpec {
 }
 
 /** The sink for a local destination; `overwrite` lets an archive replace a file it cannot compare. */
-function localSink(spec: Exclude<DestinationSpec, { kind: 'registry' }>, overwrite: boolean): ImageSink {
+function localSink(spec: Exclude<DestinationSpec, { kind: 'registry' }>, overwrite: boolean, stream: Writable | undefined): ImageSink {
+  const archive = (named: { name?: string }) => ({ overwrite, ...(named.name === undefined ? {} : { name: named.name }), ...(stream === undefined ? {} : { stream }) });
   switch (spec.kind) {
     case 'oci-layout':
       return layout.sink(spec.path, spec.name === undefined ? {} : { tag: spec.name });
     case 'oci-archive':
-      return tarball.ociArchiveSink(spec.path, { overwrite, ...(spec.name === undefined ? {} : { name: spec.name }) });
+      return tarball.ociArchiveSink(spec.path, archive(spec));
     case 'docker-archive':
-      return tarball.dockerArchiveSink(spec.path, { overwrite, ...(spec.name === undefined ? {} : { name: spec.name }) });
+      return tarball.dockerArchiveSink(spec.path, archive(spec));
     case 'docker-daemon':
       return daemon.sink(spec.image, { overwrite });
   }
@@ -347,7 +360,7 @@ function showDestination(spec: Exclude<DestinationSpec, { kind: 'registry' }>): 
 /** A copy into a layout, an archive file or the Docker daemon: the same engine, a local sink. */
 async function transferLocal(options: CopyImageOptions, spec: Exclude<DestinationSpec, { kind: 'registry' }>, archive: ArchiveSettings | undefined): Promise<CopyImageResult> {
   const platforms = parsePlatforms(options.platforms ?? []);
-  const sink = localSink(spec, options.overwrite ?? false);
+  const sink = localSink(spec, options.overwrite ?? false, options.destinationStream);
   try {
     return await copyLocal(options, spec, sink, platforms, archive);
   } catch (err) {

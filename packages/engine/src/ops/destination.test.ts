@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { PassThrough } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { copy, layout, MediaType, SlipwayError } from '@slipway/oci';
@@ -58,6 +59,42 @@ test('a file system that refuses a local destination is SLIPWAY_IO naming the pa
         return true;
       });
     }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('destinationStream: an archive is written into the stream, ended after it, and never compared; any other destination refuses it', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'slipway-destination-stream-'));
+  try {
+    const memory = new copy.MemoryRegistry({ host: 'memory.test' });
+    const config = memory.addBlob('app', Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'), MediaType.OciConfig);
+    const image = memory.addManifest('app', Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers: [] })), MediaType.OciManifest, 'v1');
+    const source = `oci:${join(dir, 'src')}:v1`;
+    await copy.copy(memory.source('app', 'v1'), layout.sink(join(dir, 'src'), { tag: 'v1' }));
+
+    // The path names the stream only: a file already there is neither read nor touched.
+    const named = join(dir, 'named.tar');
+    await writeFile(named, 'left alone');
+    const chunks: Buffer[] = [];
+    const stream = new PassThrough();
+    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+    const ended = new Promise((resolve) => stream.on('end', resolve));
+    const result = await copyImage({ source, destination: `docker-archive:${named}:app:1`, destinationStream: stream });
+    await ended;
+    assert.equal(result.digest, image.digest);
+    assert.equal(result.noop, false);
+    assert.equal(await readFile(named, 'utf8'), 'left alone');
+    const streamed = join(dir, 'streamed.tar');
+    await writeFile(streamed, Buffer.concat(chunks));
+    const written = join(dir, 'written.tar');
+    await copyImage({ source, destination: `docker-archive:${written}:app:1` });
+    assert.deepEqual(await readFile(streamed), await readFile(written), 'the bytes a file gets');
+
+    for (const destination of ['registry.invalid/app:1', `oci:${join(dir, 'layout')}`, 'docker-daemon:app:1']) {
+      await assert.rejects(copyImage({ source, destination, destinationStream: new PassThrough() }), (err: unknown) => SlipwayError.is(err) && err.code === 'SLIPWAY_INVALID_ARG' && /destinationStream is for an oci-archive: or docker-archive: destination/.test(err.message), destination);
+    }
+    await assert.rejects(copyImage({ source, destination: `oci-archive:${join(dir, 'x.tar')}`, destinationStream: 'stdout' as unknown as PassThrough }), /destinationStream must be a writable stream, got "stdout"/);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
