@@ -268,6 +268,12 @@ describe('layout.sink', () => {
     assert.ok(await s.hasBlob(layer.descriptor));
     const bad = { ...img.manifest, bytes: Buffer.from('{}') };
     assert.equal((await errorOf(s.putManifest(bad, { tag: 'x' }))).code, 'SLIPWAY_SIZE_MISMATCH');
+    // The per-call tag is held to the same rule as the sink's: the pattern and the 255-character limit.
+    for (const tag of ['a'.repeat(256), 'not a ref name!']) {
+      const err = await errorOf(s.putManifest(img.manifest, { tag }));
+      assert.equal(err.code, 'SLIPWAY_INVALID_ARG');
+      assert.match(err.message, /invalid layout tag .*: want an image-spec ref name/);
+    }
   });
 
   it('keeps every tag when manifests are tagged concurrently', async () => {

@@ -213,7 +213,7 @@ export class LayoutSink implements ImageSink {
     const got = digestOf(bytes, descriptor.digest);
     if (got !== descriptor.digest) throw new DigestMismatchError(descriptor.digest, got, 'manifest bytes');
     const tag = options.tag;
-    if (tag !== undefined && !refNamePattern.test(tag)) throw new InvalidArgumentError(`invalid layout tag ${JSON.stringify(tag)}`);
+    if (tag !== undefined && !isRefName(tag)) throw new InvalidArgumentError(`invalid layout tag ${JSON.stringify(tag)}: want an image-spec ref name such as "latest" or "app:1.2"`);
     await this.#init();
     if (!(await this.hasBlob(descriptor))) {
       const final = join(this.#dir, blobPath(descriptor));
