@@ -182,6 +182,32 @@ describe('slipway CLI against real registries', { skip: missing.length > 0 ? `ne
     assert.equal((await slipway(['push', `oci:${layoutDir}:v1`, `${locked.host}/pushed:twice`, '--image', 'v1'])).code, 0);
   });
 
+  it('push and copy read an archive from a pipe (docker save | slipway push /dev/stdin), plain or gzipped, as from the file', async () => {
+    const tarPath = join(work, 'pipe-amd64.tar');
+    const ociPath = join(work, 'pipe-index.oci.tar');
+    await runChecked('skopeo', ['copy', '--src-tls-verify=false', `docker://${open.host}/fixture/app@${child('linux/amd64').digest}`, `docker-archive:${tarPath}:fixture/app:1`]);
+    await runChecked('skopeo', ['copy', '--all', '--src-tls-verify=false', `docker://${index.reference}`, `oci-archive:${ociPath}:v1`]);
+    const fromFile = await slipway(['push', tarPath, `${open.host}/piped:file`, '--json', '-q']);
+    assert.equal(fromFile.code, 0, fromFile.stderr);
+    const expected = json(fromFile).digest as string;
+    const scratch = join(work, 'pipe-tmp');
+    await mkdir(scratch);
+    const piped = async (producer: string, command: string) => {
+      const result = await run('bash', ['-o', 'pipefail', '-c', `${producer} | "${process.execPath}" "${main}" ${command} --json -q`], { env: { ...env, TMPDIR: scratch }, timeoutMs: 120_000 });
+      assert.equal(result.code, 0, result.stderr);
+      return (JSON.parse(result.stdout) as { digest: string }).digest;
+    };
+    assert.equal(await piped(`cat "${tarPath}"`, `push /dev/stdin ${open.host}/piped:plain`), expected);
+    assert.equal(await piped(`gzip -c "${tarPath}"`, `copy docker-archive:/dev/stdin ${open.host}/piped:gzipped`), expected);
+    // An OCI archive through a pipe keeps the index digest (skopeo made it, all platforms).
+    assert.equal(await piped(`cat "${ociPath}"`, `copy oci-archive:/dev/stdin:v1 ${open.host}/piped:index`), index.digest);
+    assert.deepEqual(await readdir(scratch), [], 'the spools went with the command');
+    // Something that is no archive, through a pipe: a clear error, exit 1 (not a hang, not a registry lookup).
+    const junk = await run('bash', ['-c', `echo not-a-tar | "${process.execPath}" "${main}" push /dev/stdin ${open.host}/piped:junk`], { env, timeoutMs: 60_000 });
+    assert.equal(junk.code, 1, junk.stderr);
+    assert.match(junk.stderr, /invalid archive "\/dev\/stdin"/);
+  });
+
   it('exit codes: 2 usage, 3 not found, 4 auth, 5 conflict; --json errors are one object', async () => {
     const usage = await slipway(['digest', `${locked.host}/Not A/Reference!`, '--json']);
     assert.equal(usage.code, 2, usage.stderr);

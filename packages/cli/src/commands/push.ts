@@ -10,7 +10,8 @@ export const push = defineCommand({
   summary: 'push a docker save tar or an OCI layout (directory or tar) to a registry',
   synopsis: 'slipway push ARCHIVE DESTINATION [--image NAME] [--platform P[,P…]] [--overwrite] [--jobs N] [--no-stream] [--no-layer-cache]',
   details: `ARCHIVE is a docker save tar (gzip allowed), an OCI layout directory, or an OCI layout tar
-(docker buildx --output type=oci, skopeo oci-archive:). DESTINATION is registry/repository[:tag].
+(docker buildx --output type=oci, skopeo oci-archive:); a pipe is read once into a temp file
+(docker save app | slipway push /dev/stdin …). DESTINATION is registry/repository[:tag].
 
   --image NAME       which image of an archive holding several: a RepoTag of a docker save
                      (app:1), a ref name of an OCI layout (its org.opencontainers.image.ref.name),

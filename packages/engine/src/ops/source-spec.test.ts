@@ -59,9 +59,10 @@ describe('parseSourceSpec', () => {
     // A bare archive name that is not there is a missing file, not docker.io/library/image.tar.
     for (const missing of ['image.tar', 'out/image.tar.gz', 'image.TGZ']) assert.equal((await code(missing))[0], 'SLIPWAY_NOT_FOUND', missing);
     assert.deepEqual(await parseSourceSpec('docker://image.tar'), { kind: 'registry', reference: 'image.tar' });
-    // A pipe is neither an archive nor a reference.
+    // A pipe is an archive to read once (not a reference), and so is a device.
     const fifo = join(dir, 'fifo');
     spawnSync('mkfifo', [fifo]);
-    assert.deepEqual(await code(fifo), ['SLIPWAY_INVALID_ARCHIVE', `source "${fifo}" is not a regular file or a directory; save the archive to a file first`]);
+    assert.deepEqual(await parseSourceSpec(fifo), { kind: 'archive', path: fifo });
+    assert.deepEqual(await parseSourceSpec('/dev/null'), { kind: 'archive', path: '/dev/null' });
   });
 });

@@ -39,11 +39,10 @@ export async function parseSourceSpec(text: string): Promise<SourceSpec> {
     }
     return { kind: 'oci-layout', path: trimmed };
   }
-  if (info?.isFile()) return { kind: 'archive', path: trimmed };
-  if (info) {
-    // A pipe (`<(…)`, /dev/stdin) or a device: archives are read by byte ranges, more than once.
-    throw new InvalidArgumentError(`source "${trimmed}" is not a regular file or a directory; save the archive to a file first`, { code: 'SLIPWAY_INVALID_ARCHIVE' });
-  }
+  // A pipe (`docker save app | slipway push /dev/stdin …`, `<(…)`) or a device is read once into a
+  // scratch file by the archive reader.
+  if (info?.isFile() || info?.isFIFO() || info?.isCharacterDevice() || info?.isSocket()) return { kind: 'archive', path: trimmed };
+  if (info) throw new InvalidArgumentError(`source "${trimmed}" is neither a file, a pipe nor a directory`, { code: 'SLIPWAY_INVALID_ARCHIVE' });
   // `image.tar` is also a valid repository name (docker.io/library/image.tar): a missing archive
   // must not turn into a Docker Hub pull. docker://image.tar still means the repository.
   if (/\.(tar|tar\.gz|tgz)$/i.test(trimmed)) throw new NotFoundError(`source "${trimmed}": no such file or directory (for a repository of that name, write docker://${trimmed})`);

@@ -53,7 +53,7 @@ export async function open(image: string, options: DaemonOptions = {}): Promise<
     const file = join(scratch, 'export.tar');
     const index = await indexTar(exported.body, { archive: name, spoolTo: file, ...(options.signal ? { signal: options.signal } : {}) });
     await client.close();
-    const indexed = { archive: name, file, index, scratch, gzipped: false };
+    const indexed = { archive: name, file, index, scratch, gzipped: false, streamed: true };
     scratch = undefined; // owned by the source from here on (its TarStore removes it on close)
     // The identity is left out on purpose: a spool is a fresh temp file every time (diff-ID keyed cache entries still apply).
     return await fromIndexedArchive(indexed, { ...options, image: 0 }, { label: name });

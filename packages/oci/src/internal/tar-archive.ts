@@ -1,11 +1,13 @@
 /**
  * Opens a tar archive file for random access: detects gzip by its magic bytes, gunzips it once into
- * a private scratch directory (while indexing, so the bytes are read once), and indexes it.
+ * a private scratch directory (while indexing, so the bytes are read once), and indexes it. A pipe or
+ * character device (`docker save app | slipway push /dev/stdin …`) is read once into the scratch
+ * directory the same way, as skopeo's `docker-archive:` reader does with a stream.
  * Shared by the docker-archive reader (`tarball`), the OCI layout tar reader (`layout`) and the
  * daemon reader, which hands a spooled export stream to the same code.
  * @module
  */
-import { createReadStream } from 'node:fs';
+import { createReadStream, type Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream';
@@ -25,6 +27,8 @@ export interface IndexedArchive {
   /** Private directory to remove on close (holds the gunzipped copy), if any. */
   scratch?: string;
   gzipped: boolean;
+  /** Read from a pipe or device into `scratch`: the path names no file whose identity could key a cache. */
+  streamed: boolean;
 }
 
 export interface OpenArchiveOptions {
@@ -43,17 +47,20 @@ export async function statInput(path: string, what: string): Promise<Awaited<Ret
   }
 }
 
+/** A pipe, socket or character device: read as a stream, once. */
+export function isStreamFile(info: Pick<Stats, 'isFIFO' | 'isCharacterDevice' | 'isSocket'>): boolean {
+  return info.isFIFO() || info.isCharacterDevice() || info.isSocket();
+}
+
 /** Indexes a tar (or gzipped tar) file; refuses other compressions with a hint. */
 export async function openTarArchive(path: string, options: OpenArchiveOptions = {}): Promise<IndexedArchive> {
   const info = await statInput(path, 'archive');
-  if (!info.isFile()) throw new InvalidArgumentError(`archive ${JSON.stringify(path)} is not a regular file`);
-  const kind = sniffCompression(await peekFile(path, 6));
-  if (kind === 'zstd' || kind === 'bzip2' || kind === 'xz') {
-    throw invalidArchive(path, `${kind}-compressed archives are not supported; decompress it first or use gzip`);
-  }
+  if (isStreamFile(info)) return spoolStream(path, options);
+  if (!info.isFile()) throw new InvalidArgumentError(`archive ${JSON.stringify(path)} is not a regular file, a pipe or a character device`);
+  const kind = refuseCompression(path, await peekFile(path, 6));
   if (kind === 'none') {
     const index = await indexTar(createReadStream(path, { highWaterMark: 1024 * 1024 }), { archive: path, readBack: path, ...(options.signal ? { signal: options.signal } : {}) });
-    return { archive: path, file: path, index, gzipped: false };
+    return { archive: path, file: path, index, gzipped: false, streamed: false };
   }
   // Gunzip once to a private file while indexing; every later read is a byte range of that file.
   const scratch = await makeScratch(options.tempDir);
@@ -65,11 +72,72 @@ export async function openTarArchive(path: string, options: OpenArchiveOptions =
       spoolTo: file,
       ...(options.signal ? { signal: options.signal } : {}),
     });
-    return { archive: path, file, index, scratch, gzipped: true };
+    return { archive: path, file, index, scratch, gzipped: true, streamed: false };
   } catch (err) {
     await removeScratch(scratch);
     throw err;
   }
+}
+
+/** gzip or none; the compressions registries and Docker do not take are refused with a hint. */
+function refuseCompression(path: string, head: Buffer): 'gzip' | 'none' {
+  const kind = sniffCompression(head);
+  if (kind === 'zstd' || kind === 'bzip2' || kind === 'xz') {
+    throw invalidArchive(path, `${kind}-compressed archives are not supported; decompress it first or use gzip`);
+  }
+  return kind;
+}
+
+/** Reads a pipe or device once into a scratch file (gunzipped on the way), indexing as it goes. */
+async function spoolStream(path: string, options: OpenArchiveOptions): Promise<IndexedArchive> {
+  const scratch = await makeScratch(options.tempDir);
+  const input = createReadStream(path, { highWaterMark: 1024 * 1024 });
+  try {
+    const kind = refuseCompression(path, await peekStream(input, 6, options.signal));
+    const file = join(scratch, 'archive.tar');
+    const index = await indexTar(input, { archive: path, gunzip: kind === 'gzip', spoolTo: file, ...(options.signal ? { signal: options.signal } : {}) });
+    return { archive: path, file, index, scratch, gzipped: kind === 'gzip', streamed: true };
+  } catch (err) {
+    input.destroy();
+    await removeScratch(scratch);
+    throw err;
+  }
+}
+
+/**
+ * The first `length` bytes of `stream` (fewer if it ends sooner), put back so that the stream still
+ * yields everything: a pipe cannot be read at an offset.
+ */
+function peekStream(stream: Readable, length: number, signal?: AbortSignal): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let got = 0;
+    const finish = (err?: Error): void => {
+      stream.off('readable', onReadable);
+      stream.off('end', onEnd);
+      stream.off('error', finish);
+      signal?.removeEventListener('abort', onAbort);
+      if (err !== undefined) return reject(err);
+      const head = Buffer.concat(chunks);
+      if (head.length > 0 && !stream.readableEnded) stream.unshift(head);
+      resolve(head.subarray(0, length));
+    };
+    const onReadable = (): void => {
+      let chunk: Buffer | null;
+      while (got < length && (chunk = stream.read() as Buffer | null) !== null) {
+        chunks.push(chunk);
+        got += chunk.length;
+      }
+      if (got >= length) finish();
+    };
+    const onEnd = (): void => finish();
+    const onAbort = (): void => finish(new AbortedError('operation aborted', { cause: signal?.reason }));
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    stream.on('readable', onReadable);
+    stream.once('end', onEnd);
+    stream.once('error', finish);
+  });
 }
 
 /**

@@ -18,13 +18,14 @@
  * makes the same bytes.
  * @module
  */
-import { createReadStream, createWriteStream, type Stats } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { open as openFile, readdir, realpath, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pack } from 'tar-stream';
 import { AbortedError, InvalidArgumentError, SlipwayError, throwIfAborted } from '../errors.js';
+import { isStreamFile } from '../internal/tar-archive.js';
 import { fileReleased, makeDirectories, makeScratch, removeScratch, writeThroughTemp } from '../internal/tar-scratch.js';
 import { isRefName, LayoutSink } from '../layout/sink.js';
 import { blobPath, imageNameAnnotation, refNameAnnotation } from '../layout/source.js';
@@ -300,7 +301,7 @@ export class ArchiveSink extends StagingSink {
     // An empty file holds nothing to lose: what `> out.tar` left, or `docker-archive:/dev/stdout`
     // redirected to a file (skopeo takes an empty file too).
     if (info === undefined || (info.isFile() && info.size === 0)) return { state: 'absent' };
-    if (isStream(info)) return { state: 'stream' };
+    if (isStreamFile(info)) return { state: 'stream' };
     if (!info.isFile()) throw new InvalidArgumentError(`${this.name}: "${this.#path}" exists and is not a regular file, a pipe or a character device`);
     try {
       const call = options.signal ? { signal: options.signal } : {};
@@ -333,7 +334,7 @@ export class ArchiveSink extends StagingSink {
   async #stagingBase(): Promise<string | undefined> {
     if (this.#stream) return undefined;
     const info = await stat(this.#path).catch(() => undefined);
-    if (info && isStream(info)) return undefined;
+    if (info && isStreamFile(info)) return undefined;
     return dirname(await realpath(this.#path).catch(() => this.#path));
   }
 
@@ -346,7 +347,7 @@ export class ArchiveSink extends StagingSink {
     throwIfAborted(options.signal);
     const { entries } = await this.staged.entries(root);
     const info = this.#stream ? undefined : await stat(this.#path).catch(() => undefined);
-    if (this.#stream || (info && isStream(info))) {
+    if (this.#stream || (info && isStreamFile(info))) {
       try {
         // Opened as given: /dev/stdout on a pipe resolves to no path. A FIFO nobody reads waits for a
         // reader here, as skopeo does; a failure is not waited for (nothing to remove after it).
@@ -385,11 +386,6 @@ export class ArchiveSink extends StagingSink {
       await this.staged.close();
     }
   }
-}
-
-/** A pipe, socket or character device: written as a stream, never read back or replaced. */
-function isStream(info: Stats): boolean {
-  return info.isFIFO() || info.isCharacterDevice() || info.isSocket();
 }
 
 /**

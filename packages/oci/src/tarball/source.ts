@@ -400,7 +400,8 @@ export async function open(path: string, options: TarballOptions = {}): Promise<
   throwIfAborted(options.signal);
   checkOptions(options);
   const indexed = await openTarArchive(path, options);
-  const identity = await fileIdentity(path);
+  // A pipe read once has no identity: the next stream through the same path is another archive.
+  const identity = indexed.streamed ? undefined : await fileIdentity(path);
   return fromIndexedArchive(indexed, options, { label: `docker-archive:${path}`, ...(identity ? { identity } : {}) });
 }
 

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -9,6 +12,7 @@ import { makeTar, type TestEntry } from '../internal/tar-fixtures.js';
 import { imageSourceConformance } from '../testing/conformance.js';
 import { errorOf } from '../testing/rejection.js';
 import { sha256 } from '../v1/digest.js';
+import type { Descriptor } from '../v1/manifest.js';
 import { MediaType } from '../v1/media-types.js';
 import { archiveDigest } from './fingerprint.js';
 import { list, open, openAny, type TarballOptions } from './source.js';
@@ -501,6 +505,70 @@ describe('tarball.open', () => {
     await source.close();
     assert.deepEqual(await readdir(sandbox), [], 'close() removes every scratch file');
     await rm(sandbox, { recursive: true });
+  });
+});
+
+describe('tarball.open on a pipe', () => {
+  /** Opens `fifo` while `file`'s bytes are written into it, as `docker save app | slipway push /dev/stdin` does. */
+  async function openThroughPipe(file: string, fifo: string, extra: TarballOptions = {}) {
+    const feeding = pipeline(createReadStream(file), createWriteStream(fifo));
+    const source = await open(fifo, options(extra));
+    await feeding;
+    return source;
+  }
+
+  it('reads a pipe once into scratch, plain or gzipped: the same image as from the file, and nothing left after close', async () => {
+    const { entries } = dockerSaveEntries([{ tags: ['app:1'], layers: [layerA, layerB, gzipSync(layerC)], diffIDs: [`sha256:${hex(layerA)}`, `sha256:${hex(layerB)}`, `sha256:${hex(layerC)}`] }]);
+    const work = await mkdtemp(join(dir, 'pipe-'));
+    const fifo = join(work, 'stdin');
+    assert.equal(spawnSync('mkfifo', [fifo]).status, 0, 'mkfifo');
+    const fromFile = await open(await archive('pipe-plain.tar', entries), options());
+    const expected = (await fromFile.root()).descriptor.digest;
+    await fromFile.close();
+    for (const gzip of [false, true]) {
+      const file = await archive(gzip ? 'pipe-source.tar.gz' : 'pipe-source.tar', entries, gzip);
+      const scratchBefore = (await readdir(dir)).filter((n) => n.startsWith('slipway-'));
+      const source = await openThroughPipe(file, fifo);
+      assert.deepEqual(source.tags, ['app:1']);
+      const root = await source.root();
+      assert.equal(root.descriptor.digest, expected, gzip ? 'gzipped stream' : 'plain stream');
+      const manifest = JSON.parse(Buffer.from(root.bytes).toString()) as { layers: Descriptor[] };
+      // Every blob still reads back (the spool, not the pipe, is what byte ranges come from).
+      for (const layer of manifest.layers) assert.equal(sha256(await readAll(await source.blob(layer))), layer.digest);
+      await source.close();
+      assert.deepEqual((await readdir(dir)).filter((n) => n.startsWith('slipway-')), scratchBefore, 'the spool went with close()');
+    }
+  });
+
+  it('two archives through the same pipe are two archives: no cache entry is keyed by the pipe', async () => {
+    // The already-gzipped layer's digest is cached per archive identity; a pipe's path is the same for every stream.
+    const first = dockerSaveEntries([{ tags: ['app:1'], layers: [gzipSync(layerA, { level: 1 })], diffIDs: [`sha256:${hex(layerA)}`] }]).entries;
+    const second = dockerSaveEntries([{ tags: ['app:1'], layers: [gzipSync(layerA, { level: 9 })], diffIDs: [`sha256:${hex(layerA)}`] }]).entries;
+    const work = await mkdtemp(join(dir, 'pipe-twice-'));
+    const fifo = join(work, 'stdin');
+    assert.equal(spawnSync('mkfifo', [fifo]).status, 0, 'mkfifo');
+    const digests: string[] = [];
+    for (const [i, entries] of [first, second].entries()) {
+      const source = await openThroughPipe(await archive(`pipe-twice-${i}.tar`, entries), fifo, { cacheDir: join(work, 'cache') });
+      const manifest = JSON.parse(Buffer.from((await source.root()).bytes).toString()) as { layers: { digest: string }[] };
+      digests.push(manifest.layers[0]!.digest);
+      await source.close();
+    }
+    assert.notEqual(digests[0], digests[1], 'the second stream\'s layer got its own digest');
+  });
+
+  it('a zstd stream is refused with the hint, and an empty one is an invalid archive', async () => {
+    const work = await mkdtemp(join(dir, 'pipe-bad-'));
+    const fifo = join(work, 'stdin');
+    assert.equal(spawnSync('mkfifo', [fifo]).status, 0, 'mkfifo');
+    const zstd = join(work, 'zstd.bin');
+    await writeFile(zstd, Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), randomBytes(64)]));
+    const refused = await errorOf(openThroughPipe(zstd, fifo));
+    assert.equal(refused.code, 'SLIPWAY_INVALID_ARCHIVE');
+    assert.match(refused.message, /zstd-compressed archives are not supported/);
+    const empty = await errorOf(open('/dev/null', options()));
+    assert.equal(empty.code, 'SLIPWAY_INVALID_ARCHIVE');
+    assert.match(empty.message, /empty tar/);
   });
 });
 
