@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { chmod, lstat, mkdtemp, readdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { chmod, lstat, mkdtemp, open as openFile, readdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { PassThrough } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -9,6 +11,7 @@ import { gzipSync } from 'node:zlib';
 import { copy } from '../copy/copy.js';
 import { MemoryRegistry } from '../copy/memory.js';
 import { SlipwayError } from '../errors.js';
+import { errorOf } from '../testing/rejection.js';
 import { imageSourceConformance } from '../testing/conformance.js';
 import { sha256, type Digest } from '../v1/digest.js';
 import type { Descriptor } from '../v1/manifest.js';
@@ -204,6 +207,43 @@ describe('archive sinks', () => {
       assert.equal((await copy(registry.source('app', 'v1'), ociArchiveSink(fifo))).noop, false);
       assert.ok((await reading).length > 0);
     }
+  });
+
+  it('a FIFO nobody opens, or whose reader stops reading, does not hold a cancelled copy; its staging goes', async () => {
+    const registry = new MemoryRegistry({ host: 'src.test' });
+    // Bigger than what a pipe and the socket buffers take without a reader reading.
+    const tar = randomBytes(2 * 1024 * 1024);
+    const layer = registry.addBlob('big', tar, MediaType.OciLayer);
+    const config = registry.addBlob('big', encode({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha256(tar)] }, config: {} }), MediaType.OciConfig);
+    registry.addManifest('big', encode({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers: [layer] }), MediaType.OciManifest, 'v1');
+    const work = await mkdtemp(join(dir, 'fifo-stalled-'));
+    const fifo = join(work, 'pipe');
+    const staging = join(work, 'staging');
+    assert.equal(spawnSync('mkfifo', [fifo]).status, 0, 'mkfifo');
+
+    const cancelled = async () => {
+      const controller = new AbortController();
+      const pending = copy(registry.source('big', 'v1'), ociArchiveSink(fifo, { tempDir: staging }), { signal: controller.signal });
+      setTimeout(() => controller.abort(), 300);
+      return errorOf(pending);
+    };
+    assert.equal((await cancelled()).code, 'SLIPWAY_ABORTED', 'waiting for a reader');
+    const reader = await openFile(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      assert.equal((await cancelled()).code, 'SLIPWAY_ABORTED', 'a reader that reads nothing');
+    } finally {
+      await reader.close();
+    }
+    assert.deepEqual(await readdir(staging), [], 'no staging directory left');
+  });
+
+  it('a stream that has already ended is refused up front (pipeline() into it would never settle)', () => {
+    const ended = new PassThrough();
+    ended.end();
+    assert.throws(() => dockerArchiveSink('/dev/stdout', { stream: ended }), /the stream to write the archive into has already ended/);
+    const destroyed = new PassThrough();
+    destroyed.destroy();
+    assert.throws(() => ociArchiveSink('/dev/stdout', { stream: destroyed }), /already ended/);
   });
 
   it('a directory is refused as an archive path', async () => {
