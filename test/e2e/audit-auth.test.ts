@@ -116,6 +116,19 @@ describe('credential sources of the CLI (audit)', () => {
     assert.equal(authFileAlone.code, 0, authFileAlone.stderr);
   });
 
+  it('environment credentials go to the destination registry, or, into a local destination, to the source (the only registry the copy talks to)', async () => {
+    const withCreds = { SLIPWAY_REGISTRY_USERNAME: CANARY_USERNAME, SLIPWAY_REGISTRY_PASSWORD: CANARY_PASSWORD };
+    assert.equal((await slipway(['copy', source, `${basic.host}/env-scope/app:1`], withCreds)).code, 0);
+    const layoutDir = join(work, 'env-scope-layout');
+    const intoLayout = await slipway(['copy', `${basic.host}/env-scope/app:1`, `oci:${layoutDir}:v1`, '--json'], withCreds);
+    assert.equal(intoLayout.code, 0, intoLayout.stderr);
+    assert.equal((JSON.parse(intoLayout.stdout) as { digest: string }).digest, digest);
+    // Registry to registry, they stay the destination's: the locked source is asked anonymously.
+    const across = await slipway(['copy', `${basic.host}/env-scope/app:1`, `${token.host}/env-scope/app:1`, '--json'], withCreds);
+    assert.equal(across.code, 4, across.stderr);
+    assert.ok(across.stderr.includes(`no credentials for ${basic.host} were found`), across.stderr);
+  });
+
   it('pulls anonymously where the token issuer grants it, and is refused (exit 4) elsewhere', async () => {
     const withCreds = { SLIPWAY_REGISTRY_USERNAME: CANARY_USERNAME, SLIPWAY_REGISTRY_PASSWORD: CANARY_PASSWORD };
     assert.equal((await slipway(['copy', source, `${token.host}/public/app:1`], withCreds)).code, 0);

@@ -2,16 +2,16 @@
 // buildah index in a real registry written to each local place, then read back by the other tools
 // (skopeo, regctl, `docker load`, the Docker Engine) and by slipway itself.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { mkdtemp, open, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { copyImage } from '@slipway/engine';
 import { gzipSync } from 'node:zlib';
-import { copy, daemon, MediaType, SlipwayError } from '@slipway/oci';
+import { copy, daemon, layout, MediaType, SlipwayError } from '@slipway/oci';
 import { startFaultProxy } from '../support/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
 import { DOCKER_CLI, dockerAvailable, hasTool, run, runChecked } from '../support/tools.js';
@@ -333,6 +333,65 @@ describe('copy into local places: OCI layout, OCI archive, docker archive, Docke
     } finally {
       await run(DOCKER_CLI, ['rmi', tag]);
     }
+  });
+
+  it('docker-archive:/dev/stdout with the command\'s own output in the way: 2>&1 stays clean, >> onto an archive is compared not appended, /dev/stdin is refused', async () => {
+    const file = join(work, 'stdio-twin.docker.tar');
+    await copyImage({ source: index.reference, destination: `docker-archive:${file}:app:stdio`, platforms: 'linux/arm64' });
+    const expected = await fileHash(file);
+    const cli = `"${process.execPath}" "${main}" copy ${index.reference} docker-archive:/dev/stdout:app:stdio --platform linux/arm64`;
+    const sh = (script: string) => run('bash', ['-o', 'pipefail', '-c', script], { env: { HOME: work }, timeoutMs: 60_000 });
+
+    // stderr into the same pipe (2>&1 | docker load): no progress, no result line in the archive.
+    const merged = join(work, 'merged.tar');
+    const mergedRun = await sh(`${cli} 2>&1 | cat > "${merged}"`);
+    assert.equal(mergedRun.code, 0, mergedRun.stderr);
+    assert.equal(await fileHash(merged), expected);
+
+    // >> onto a file holding this image: a no-op that leaves it byte for byte (no result line appended);
+    // onto one holding another image: exit 5, untouched.
+    const same = await sh(`${cli} >> "${file}"`);
+    assert.equal(same.code, 0, same.stderr);
+    assert.match(same.stderr, /already holds/);
+    assert.equal(await fileHash(file), expected);
+    const other = join(work, 'other.docker.tar');
+    await copyImage({ source: index.reference, destination: `docker-archive:${other}:app:other`, platforms: 'linux/amd64' });
+    const otherHash = await fileHash(other);
+    const appended = await sh(`${cli} >> "${other}"`);
+    assert.equal(appended.code, 5, appended.stderr);
+    assert.equal(await fileHash(other), otherHash);
+
+    // The write end of its own input, which nobody reads: refused, not a hang.
+    const intoStdin = await sh(`echo hi | "${process.execPath}" "${main}" copy ${index.reference} oci-archive:/dev/stdin`);
+    assert.equal(intoStdin.code, 2, intoStdin.stderr);
+    assert.match(intoStdin.stderr, /is standard input/);
+  });
+
+  it('SIGTERM ends a copy into a stdout nobody reads at once (exit 130), its staging gone', async () => {
+    // An image bigger than a pipe holds, in a layout: the archive stalls on the unread stdout.
+    const memory = new copy.MemoryRegistry({ host: 'memory.test' });
+    const layer = randomBytes(4 * 1024 * 1024);
+    const layerDescriptor = memory.addBlob('big', layer, MediaType.OciLayer);
+    const config = memory.addBlob('big', Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [`sha256:${createHash('sha256').update(layer).digest('hex')}`] } })), MediaType.OciConfig);
+    memory.addManifest('big', Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers: [layerDescriptor] })), MediaType.OciManifest, 'v1');
+    const layoutDir = join(work, 'big-layout');
+    await copy.copy(memory.source('big', 'v1'), layout.sink(layoutDir, { tag: 'v1' }));
+    const scratch = join(work, 'sigterm-tmp');
+    await mkdir(scratch);
+    const child = spawn(process.execPath, [main, 'copy', `oci:${layoutDir}:v1`, 'docker-archive:/dev/stdout', '-q'], { env: { ...process.env, HOME: work, TMPDIR: scratch }, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.pause(); // never read: the archive fills the pipe and stalls
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    // Until the archive is being written (the staging dir holds the layer), then the signal.
+    for (let i = 0; i < 100 && (await readdir(scratch)).length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    const code = await exited;
+    clearTimeout(timer);
+    assert.equal(code, 130, `exit ${code}; stderr: ${stderr}`);
+    assert.deepEqual(await readdir(scratch), [], 'the staging directory went with it');
   });
 
   it('referrers and digest tags are registry-to-registry only: a local destination is a usage error', async () => {

@@ -2,7 +2,7 @@
  * The shape every CLI command has: parse its own argv, talk to the engine, print, return an exit code.
  * @module
  */
-import type { Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 
 export interface CommandIo {
   stdout: Writable & { isTTY?: boolean; columns?: number };
@@ -14,6 +14,11 @@ export interface CommandIo {
    * redirected to). Absent where stdout is no process's (tests): never.
    */
   isStdout?(path: string): Promise<boolean>;
+  /** The same for standard error. */
+  isStderr?(path: string): Promise<boolean>;
+  /** Standard input, and whether `path` is where it comes from (`/dev/stdin`); absent in tests: never. */
+  stdin?: Readable;
+  isStdin?(path: string): Promise<boolean>;
 }
 
 export interface Command {

@@ -4,6 +4,7 @@
  * result as text or as one JSON object, and mapping errors to exit codes.
  * @module
  */
+import type { Writable } from 'node:stream';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { RegistryCredential } from '@slipway/engine';
 import { ExitCode, wantsJson, type Command, type CommandIo } from './command.js';
@@ -29,6 +30,8 @@ export interface CommandContext {
    * the result, and the `--json` object for an error too, go to stderr instead, not into the archive.
    */
   stdoutCarriesPayload(): void;
+  /** Standard error carries it (`2>&1 | docker load`, `/dev/stderr`): no progress, and no result there. */
+  stderrCarriesPayload(): void;
 }
 
 export interface CommandOutput {
@@ -105,7 +108,9 @@ export function defineCommand(spec: CommandSpec): Command {
       if (args.length < spec.positionals.min || args.length > spec.positionals.max) {
         return fail(io, json, { code: 'SLIPWAY_USAGE', message: `${args.length < spec.positionals.min ? 'missing' : 'too many'} arguments\n${usage.split('\n')[0]}`, exitCode: ExitCode.Usage }, secrets);
       }
-      let out = io.stdout;
+      let payloadOn: { stdout?: boolean; stderr?: boolean } = {};
+      // Where the result goes: stdout, unless the payload does; then stderr, unless it goes there too.
+      const out = (): Writable | undefined => (payloadOn.stdout !== true ? io.stdout : payloadOn.stderr !== true ? io.stderr : undefined);
       const context: CommandContext = {
         args,
         values,
@@ -115,17 +120,22 @@ export function defineCommand(spec: CommandSpec): Command {
         insecure: (values.insecure as string[] | undefined) ?? [],
         registries: (target) => registriesFromEnv(io.env, target),
         stdoutCarriesPayload: () => {
-          out = io.stderr;
+          payloadOn = { ...payloadOn, stdout: true };
+        },
+        stderrCarriesPayload: () => {
+          payloadOn = { ...payloadOn, stderr: true };
+          context.quiet = true;
         },
       };
       try {
         const output = await spec.run(context);
-        if (context.json) out.write(redact(JSON.stringify(output.json, null, 2), secrets) + '\n');
-        else if (typeof output.text === 'string') out.write(output.text === '' ? '' : redact(output.text, secrets) + '\n');
-        else out.write(output.text);
+        const result = out();
+        if (context.json) result?.write(redact(JSON.stringify(output.json, null, 2), secrets) + '\n');
+        else if (typeof output.text === 'string') result?.write(output.text === '' ? '' : redact(output.text, secrets) + '\n');
+        else result?.write(output.text);
         return ExitCode.Ok;
       } catch (err) {
-        return fail(io, context.json, describeError(err, io.signal), secrets, out);
+        return fail(io, context.json, describeError(err, io.signal), secrets, out());
       }
     },
   };
@@ -137,11 +147,11 @@ interface Failure {
   exitCode: number;
 }
 
-/** Reports `failure` on stderr, and as the `--json` object on `out` (stdout unless it carries a payload). */
-function fail(io: CommandIo, json: boolean, failure: Failure, secrets: string[], out = io.stdout): number {
+/** Reports `failure` on stderr, and as the `--json` object on `out` (stdout unless it carries a payload; none when both do). */
+function fail(io: CommandIo, json: boolean, failure: Failure, secrets: string[], out: Writable | undefined = io.stdout): number {
   const message = redact(failure.message, secrets);
   io.stderr.write(`slipway: ${message}\n`);
-  if (json) out.write(JSON.stringify({ error: { code: failure.code, message, exitCode: failure.exitCode } }, null, 2) + '\n');
+  if (json) out?.write(JSON.stringify({ error: { code: failure.code, message, exitCode: failure.exitCode } }, null, 2) + '\n');
   return failure.exitCode;
 }
 

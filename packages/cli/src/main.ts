@@ -18,18 +18,17 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 // crash a copy half-way (an unhandled EPIPE 'error' did, leaving a daemon export spool behind).
 process.stderr.on('error', () => undefined);
 
-/** Whether `path` is the file, pipe or terminal behind file descriptor 1. */
-async function isStdout(path: string): Promise<boolean> {
+/** Whether `path` is the file, pipe or terminal behind file descriptor `fd`. */
+async function isDescriptor(fd: number, path: string): Promise<boolean> {
   try {
-    const [out, named] = await Promise.all([promisify(fstat)(1), stat(path)]);
-    return out.dev === named.dev && out.ino === named.ino;
+    const [open, named] = await Promise.all([promisify(fstat)(fd), stat(path)]);
+    return open.dev === named.dev && open.ino === named.ino;
   } catch {
     return false;
   }
 }
 
-async function main(argv: string[]): Promise<number> {
-  const controller = new AbortController();
+async function main(argv: string[], controller: AbortController): Promise<number> {
   let interrupts = 0;
   const onSignal = (): void => {
     interrupts += 1;
@@ -40,7 +39,19 @@ async function main(argv: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
   // A closed terminal or dropped ssh session: stop as for Ctrl-C, cleaning up, rather than die mid-way.
   process.on('SIGHUP', onSignal);
-  const io: CommandIo = { stdout: process.stdout, stderr: process.stderr, env: process.env, signal: controller.signal, isStdout };
+  const io: CommandIo = {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    env: process.env,
+    signal: controller.signal,
+    isStdout: (path) => isDescriptor(1, path),
+    isStderr: (path) => isDescriptor(2, path),
+    // Node creates process.stdin on first access (a handle on fd 0): only a command that reads it should.
+    get stdin() {
+      return process.stdin;
+    },
+    isStdin: (path) => isDescriptor(0, path),
+  };
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     const lines = ['usage: slipway COMMAND [ARGS]', '', 'commands:'];
@@ -90,8 +101,12 @@ function flushed(stream: NodeJS.WriteStream): Promise<void> {
 // to wind down cost about 60 ms per run (measured on a no-op copy). But not before stdout and stderr
 // are flushed: a pipe takes 64 KiB at once, and libuv queues the rest (a 10 000-line `tags` or a big
 // `manifest` piped into another program lost everything past 64 KiB).
-const code = await main(process.argv.slice(2));
-await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+/** Aborted by SIGINT, SIGTERM or SIGHUP. */
+const interrupted = new AbortController();
+const code = await main(process.argv.slice(2), interrupted);
+// Interrupted, nothing is owed to a reader: one that stalled (`| sleep 60`, an archive's reader
+// that stopped reading) must not keep the process up until SIGKILL.
+if (!interrupted.signal.aborted) await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
 if (stdoutError && code === ExitCode.Ok) {
   // What the command printed is its result: a result that could not be written is a failure.
   process.stderr.write(`slipway: writing the result to standard output: ${stdoutError.code ?? stdoutError.message}\n`);

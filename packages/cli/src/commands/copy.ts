@@ -4,7 +4,7 @@
  */
 import { copyImage } from '@slipway/engine';
 import { defineCommand } from '../define.js';
-import { archiveOnStdout, copyOutput, transferOptions, withProgress } from './shared.js';
+import { archiveFromStdin, archiveOnStdio, copyOutput, sourceRegistry, transferOptions, withProgress } from './shared.js';
 
 export const copy = defineCommand({
   summary: 'copy an image or index to a registry, an OCI layout or archive, or Docker: all platforms, one, or a subset',
@@ -45,14 +45,16 @@ result.`,
   positionals: { min: 2, max: 2 },
   async run(context) {
     const [source, destination] = context.args as [string, string];
-    // Written through the stream, not by opening /dev/stdout: a socket (a Node parent's stdio) opens by no path.
-    const toStdout = await archiveOnStdout(context, destination);
+    const toStdio = await archiveOnStdio(context, destination);
+    const fromStdin = await archiveFromStdin(context, source);
+    const readsFrom = await sourceRegistry(source);
     const result = await withProgress(context, (onProgress) =>
       copyImage({
         source,
         destination,
-        ...transferOptions(context, destination, onProgress),
-        ...(toStdout ? { destinationStream: context.io.stdout } : {}),
+        ...transferOptions(context, destination, onProgress, readsFrom),
+        ...toStdio,
+        ...fromStdin,
         referrers: context.values.referrers === true,
         digestTags: context.values['digest-tags'] === true,
       }),

@@ -4,7 +4,7 @@
  */
 import { pushArchive } from '@slipway/engine';
 import { defineCommand } from '../define.js';
-import { copyOutput, transferOptions, withProgress } from './shared.js';
+import { archiveFromStdin, copyOutput, transferOptions, withProgress } from './shared.js';
 
 export const push = defineCommand({
   summary: 'push a docker save tar or an OCI layout (directory or tar) to a registry',
@@ -38,6 +38,7 @@ Prints DESTINATION@DIGEST; with --json the full result.`,
   async run(context) {
     const [archive, destination] = context.args as [string, string];
     const image = context.values.image as string | undefined;
+    const fromStdin = await archiveFromStdin(context, archive);
     const result = await withProgress(context, (onProgress) =>
       pushArchive({
         archive,
@@ -46,6 +47,7 @@ Prints DESTINATION@DIGEST; with --json the full result.`,
         ...(context.values['no-stream'] === true ? { streamLayers: false } : {}),
         ...(context.values['no-layer-cache'] === true ? { cacheDir: false as const } : {}),
         ...transferOptions(context, destination, onProgress),
+        ...fromStdin,
       }),
     );
     return copyOutput(result);

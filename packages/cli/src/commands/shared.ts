@@ -2,7 +2,9 @@
  * Pieces the registry commands share: progress around a copy, and the copy/push result printout.
  * @module
  */
-import { parseDestination, type CopyImageResult } from '@slipway/engine';
+import { stat } from 'node:fs/promises';
+import type { Readable, Writable } from 'node:stream';
+import { parseDestination, parseSourceSpec, type CopyImageResult } from '@slipway/engine';
 import { InvalidArgumentError, name, parsePlatform, type copy } from '@slipway/oci';
 import { integerFlag, listFlag, type CommandContext, type CommandOutput } from '../define.js';
 import { createProgress, formatBytes, plural } from '../progress.js';
@@ -26,45 +28,91 @@ export function destinationRegistry(text: string): string | undefined {
   }
 }
 
-/** The registry a copy or push DESTINATION names; none for a local one (oci:, docker-archive:, …), so credentials given for the destination go nowhere. */
-function copyDestinationRegistry(text: string): string | undefined {
+/**
+ * The registry SLIPWAY_REGISTRY_* credentials are for when no address is given: the one a copy or push
+ * DESTINATION names, never its source's, so a registry-to-registry copy does not hand them to the
+ * other side; for a local destination (oci:, docker-archive:, …), the source's (`sourceRegistry`),
+ * the only registry the copy talks to, as the help text says.
+ */
+function credentialTarget(destination: string, sourceRegistry: string | undefined): string | undefined {
   try {
-    const spec = parseDestination(text);
-    return spec.kind === 'registry' ? spec.reference.registry : undefined;
+    const spec = parseDestination(destination);
+    return spec.kind === 'registry' ? spec.reference.registry : sourceRegistry;
   } catch {
     return undefined;
   }
 }
 
+/** The registry SOURCE reads from, when it is a registry reference (undefined for archives, layouts and the daemon). */
+export async function sourceRegistry(source: string): Promise<string | undefined> {
+  try {
+    const spec = await parseSourceSpec(source);
+    return spec.kind === 'registry' ? name.parseReference(spec.reference).registry : undefined;
+  } catch {
+    return undefined; // the engine reports it
+  }
+}
+
 /**
- * Whether DESTINATION is an archive written to standard output (`docker-archive:/dev/stdout`, piped
- * or redirected); the command's own output then moves to stderr: the archive is the payload.
+ * The source as a stream when it is an archive coming through standard input (`docker save app |
+ * slipway push /dev/stdin …`): read through process.stdin, since a Node parent's pipe is a socket
+ * that opening /dev/stdin cannot reach (ENXIO).
  */
-export async function archiveOnStdout(context: CommandContext, destination: string): Promise<boolean> {
+export async function archiveFromStdin(context: CommandContext, source: string): Promise<{ sourceStream?: Readable }> {
+  let spec: Awaited<ReturnType<typeof parseSourceSpec>>;
+  try {
+    spec = await parseSourceSpec(source);
+  } catch {
+    return {}; // the engine reports it
+  }
+  if (spec.kind !== 'archive' && spec.kind !== 'docker-archive' && spec.kind !== 'oci-archive') return {};
+  const stdin = context.io.stdin;
+  return stdin !== undefined && (await context.io.isStdin?.(spec.path)) ? { sourceStream: stdin } : {};
+}
+
+/**
+ * When DESTINATION is an archive written where the command's own output goes (`docker-archive:/dev/stdout
+ * | docker load`, `2>&1` too): that output moves out of the archive's way (the result to stderr,
+ * progress off), and the archive is written through the process's stream, since a Node parent's
+ * pipe is a socket that opening /dev/stdout cannot reach (ENXIO).
+ */
+export async function archiveOnStdio(context: CommandContext, destination: string): Promise<{ destinationStream?: Writable }> {
   let spec: ReturnType<typeof parseDestination>;
   try {
     spec = parseDestination(destination);
   } catch {
-    return false; // the engine reports it
+    return {}; // the engine reports it
   }
-  if ((spec.kind !== 'oci-archive' && spec.kind !== 'docker-archive') || !(await context.io.isStdout?.(spec.path))) return false;
+  if (spec.kind !== 'oci-archive' && spec.kind !== 'docker-archive') return {};
+  const { io } = context;
+  const [toStdout, toStderr, toStdin] = await Promise.all([io.isStdout?.(spec.path), io.isStderr?.(spec.path), io.isStdin?.(spec.path)]);
+  // `… | slipway copy REF oci-archive:/dev/stdin`: the write end of its own input, which nobody reads.
+  if (toStdin === true && toStdout !== true && toStderr !== true) throw new InvalidArgumentError(`destination "${destination}" is standard input: name a file, or /dev/stdout`);
+  if (toStdout !== true && toStderr !== true) return {};
   // As gzip does: a tar on a terminal is garbage on the screen and no archive anywhere.
-  if (context.io.stdout.isTTY === true) throw new InvalidArgumentError(`destination "${destination}" is standard output, which is a terminal: redirect it to a file or pipe it (| docker load)`);
-  context.stdoutCarriesPayload();
-  return true;
+  if ((toStdout === true && io.stdout.isTTY === true) || (toStderr === true && io.stderr.isTTY === true)) {
+    throw new InvalidArgumentError(`destination "${destination}" is a terminal: redirect it to a file or pipe it (| docker load)`);
+  }
+  if (toStdout === true) context.stdoutCarriesPayload();
+  if (toStderr === true) context.stderrCarriesPayload();
+  // `>> app.tar` onto an archive: compared and refused (or replaced with --overwrite) like any file
+  // there, never appended to.
+  const info = await stat(spec.path).catch(() => undefined);
+  if (info?.isFile() === true && info.size > 0) return {};
+  return { destinationStream: toStdout === true ? io.stdout : io.stderr };
 }
 
 /**
  * The options copy and push take from the same flags: --platform, --overwrite, --jobs, credentials
  * and --insecure for DESTINATION's registry, and cancellation.
  */
-export function transferOptions(context: CommandContext, destination: string, onProgress: (event: copy.CopyEvent) => void) {
+export function transferOptions(context: CommandContext, destination: string, onProgress: (event: copy.CopyEvent) => void, readsFrom?: string) {
   return {
     platforms: platformFlag(context),
     overwrite: context.values.overwrite === true,
     jobs: integerFlag(context.values, 'jobs'),
     onProgress,
-    registries: context.registries(copyDestinationRegistry(destination)),
+    registries: context.registries(credentialTarget(destination, readsFrom)),
     insecure: context.insecure,
     signal: context.io.signal,
   };

@@ -6,7 +6,7 @@
  */
 import { InvalidArgumentError } from '@slipway/oci';
 
-type FieldKind = 'string' | 'string?' | 'boolean?' | 'count?' | 'function?' | 'platforms?' | 'strings?' | 'signal?' | 'registries?' | 'cacheDir?' | 'proxy?' | 'writable?';
+type FieldKind = 'string' | 'string?' | 'boolean?' | 'count?' | 'function?' | 'platforms?' | 'strings?' | 'signal?' | 'registries?' | 'cacheDir?' | 'proxy?' | 'writable?' | 'readable?';
 
 /** Fields every op takes (AccessOptions). */
 const accessFields: Record<string, FieldKind> = { registries: 'registries?', insecure: 'strings?', proxy: 'proxy?', certDirectories: 'strings?', signal: 'signal?' };
@@ -40,6 +40,10 @@ function fieldProblem(kind: FieldKind, value: unknown): string | undefined {
       return Array.isArray(value) && value.every((v) => typeof v === 'string') ? undefined : `must be a list of strings, got ${describeValue(value)}`;
     case 'signal?':
       return value instanceof AbortSignal ? undefined : `must be an AbortSignal, got ${describeValue(value)}`;
+    case 'readable?':
+      return typeof value === 'object' && value !== null && 'pipe' in value && typeof value.pipe === 'function' && 'on' in value && typeof value.on === 'function'
+        ? undefined
+        : `must be a readable stream, got ${describeValue(value)}`;
     case 'writable?':
       return typeof value === 'object' && value !== null && 'write' in value && typeof value.write === 'function' && 'on' in value && typeof value.on === 'function'
         ? undefined

@@ -4,7 +4,7 @@
  * @module
  */
 import { stat } from 'node:fs/promises';
-import type { Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { debuglog } from 'node:util';
 import { copy, daemon, InvalidArgumentError, layout, name, NotFoundError, parseManifest, parsePlatforms, remote, SlipwayError, tarball, type ImageSink, type ManifestBytes } from '@slipway/oci';
 import { createClient, type AccessOptions } from './access.js';
@@ -34,6 +34,11 @@ export interface CopyImageOptions extends AccessOptions {
    * opens. Nothing is read back from a stream, so the copy is never a no-op.
    */
   destinationStream?: Writable;
+  /**
+   * Read an archive source (a path, `docker-archive:`, `oci-archive:`) from this stream, once, into a
+   * temp file, rather than opening its path, which then only names it (`/dev/stdin`; see destinationStream).
+   */
+  sourceStream?: Readable;
   /** `linux/arm64`, or several (a list or comma-separated). Empty: all platforms. See copy.CopyOptions. */
   platforms?: string | readonly string[];
   /** Replace a different image at the destination tag. @defaultValue false */
@@ -80,6 +85,7 @@ const copyFields = {
   image: 'string?',
   onProgress: 'function?',
   destinationStream: 'writable?',
+  sourceStream: 'readable?',
   referrers: 'boolean?',
   digestTags: 'boolean?',
 } as const;
@@ -201,7 +207,7 @@ export async function pushArchive(options: PushArchiveOptions): Promise<CopyImag
   if (/^(docker|docker-daemon):/.test(archive.trim())) {
     throw new InvalidArgumentError(`push takes a local archive or OCI layout, not "${archive}"; use copy for registry and daemon sources`);
   }
-  if (!/^(oci|oci-archive|docker-archive):/.test(archive.trim())) {
+  if (options.sourceStream === undefined && !/^(oci|oci-archive|docker-archive):/.test(archive.trim())) {
     if (!(await stat(archive).catch(() => undefined))) throw new NotFoundError(`archive "${archive}": no such file or directory`);
   }
   return transfer({ ...rest, source: archive }, { ...(cacheDir === undefined ? {} : { cacheDir }), streamLayers: streamLayers ?? true });

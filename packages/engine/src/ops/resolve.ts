@@ -4,6 +4,7 @@
  */
 import type { remote } from '@slipway/oci';
 import { daemon, InvalidArgumentError, layout, tarball, type ImageSource } from '@slipway/oci';
+import type { Readable } from 'node:stream';
 import { createClient, type AccessOptions } from './access.js';
 import { parseSourceSpec, type SourceSpec } from './source-spec.js';
 
@@ -14,6 +15,11 @@ export interface ResolveSourceOptions extends AccessOptions {
   image?: string;
   /** Passed to tarball.open for docker save archives: the layer cache, a tee for compressed layers. */
   archive?: Pick<tarball.TarballOptions, 'cacheDir' | 'onCompressedStream'>;
+  /**
+   * Read an archive source (a path, `docker-archive:`, `oci-archive:`) from this stream, once, rather
+   * than opening its path, which then only names it (`/dev/stdin`).
+   */
+  sourceStream?: Readable;
 }
 
 export interface ResolvedSource {
@@ -37,6 +43,11 @@ export async function resolveSource(text: string, options: ResolveSourceOptions 
     // It picks one image of a multi-image archive or layout; here it would be ignored without a word.
     throw new InvalidArgumentError(`the image option (${JSON.stringify(options.image)}) picks an image of an archive or OCI layout, and "${text}" is a ${spec.kind === 'registry' ? 'registry reference' : 'Docker daemon image'}: name the image in the reference instead`);
   }
+  const stream = options.sourceStream;
+  if (stream !== undefined && spec.kind !== 'archive' && spec.kind !== 'docker-archive' && spec.kind !== 'oci-archive') {
+    throw new InvalidArgumentError(`sourceStream is for an archive source (a path, docker-archive: or oci-archive:), not "${text}"`);
+  }
+  const streamed = stream === undefined ? {} : { stream };
   switch (spec.kind) {
     case 'registry': {
       const client = options.client ?? (owned = createClient(options));
@@ -46,16 +57,16 @@ export async function resolveSource(text: string, options: ResolveSourceOptions 
     case 'oci-layout':
     case 'oci-archive': {
       const image = oneImage(options.image, spec.reference, text);
-      source = await layout.open(spec.path, { ...(image === undefined ? {} : { image: selector(image) }), ...(signal ? { signal } : {}) });
+      source = await layout.open(spec.path, { ...(image === undefined ? {} : { image: selector(image) }), ...(signal ? { signal } : {}), ...streamed });
       break;
     }
     case 'docker-archive': {
       const image = oneImage(options.image, spec.image, text);
-      source = await tarball.open(spec.path, { ...options.archive, ...(image === undefined ? {} : { image: selector(image) }), ...(signal ? { signal } : {}) });
+      source = await tarball.open(spec.path, { ...options.archive, ...(image === undefined ? {} : { image: selector(image) }), ...(signal ? { signal } : {}), ...streamed });
       break;
     }
     case 'archive': {
-      source = await tarball.openAny(spec.path, { ...options.archive, ...(options.image === undefined ? {} : { image: selector(options.image) }), ...(signal ? { signal } : {}) });
+      source = await tarball.openAny(spec.path, { ...options.archive, ...(options.image === undefined ? {} : { image: selector(options.image) }), ...(signal ? { signal } : {}), ...streamed });
       break;
     }
     case 'docker-daemon':

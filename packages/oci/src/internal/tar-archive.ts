@@ -35,6 +35,8 @@ export interface OpenArchiveOptions {
   signal?: AbortSignal;
   /** Where scratch directories go. @defaultValue the OS temp dir */
   tempDir?: string;
+  /** Read the archive from this stream, once, instead of opening the path (which then only names it). */
+  stream?: Readable;
 }
 
 /** Stats a user-given path, turning a missing file into NotFoundError. */
@@ -54,6 +56,7 @@ export function isStreamFile(info: Pick<Stats, 'isFIFO' | 'isCharacterDevice' | 
 
 /** Indexes a tar (or gzipped tar) file; refuses other compressions with a hint. */
 export async function openTarArchive(path: string, options: OpenArchiveOptions = {}): Promise<IndexedArchive> {
+  if (options.stream) return spoolStream(path, options);
   const info = await statInput(path, 'archive');
   if (isStreamFile(info)) return spoolStream(path, options);
   if (!info.isFile()) throw new InvalidArgumentError(`archive ${JSON.stringify(path)} is not a regular file, a pipe or a character device`);
@@ -88,10 +91,10 @@ function refuseCompression(path: string, head: Buffer): 'gzip' | 'none' {
   return kind;
 }
 
-/** Reads a pipe or device once into a scratch file (gunzipped on the way), indexing as it goes. */
+/** Reads a pipe or device (or the given stream) once into a scratch file (gunzipped on the way), indexing as it goes. */
 async function spoolStream(path: string, options: OpenArchiveOptions): Promise<IndexedArchive> {
   const scratch = await makeScratch(options.tempDir);
-  const input = createReadStream(path, { highWaterMark: 1024 * 1024 });
+  const input = options.stream ?? createReadStream(path, { highWaterMark: 1024 * 1024 });
   try {
     const kind = refuseCompression(path, await peekStream(input, 6, options.signal));
     const file = join(scratch, 'archive.tar');

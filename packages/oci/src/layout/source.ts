@@ -28,6 +28,8 @@ export interface LayoutOptions extends CallOptions {
   image?: string | number;
   /** Where the gunzipped copy of a `.tar.gz` layout goes. @defaultValue the OS temp dir */
   tempDir?: string;
+  /** Read a layout tar from this stream (once, into the temp dir) instead of opening the path, which then only names it. */
+  stream?: Readable;
 }
 
 /** One entry of a layout's `index.json`. */
@@ -187,7 +189,8 @@ export class LayoutSource implements ImageSource {
 }
 
 /** Opens a layout directory, or a layout tar (plain or gzipped), as a store. */
-export async function openStore(path: string, options: { signal?: AbortSignal; tempDir?: string } = {}): Promise<LayoutStore> {
+export async function openStore(path: string, options: { signal?: AbortSignal; tempDir?: string; stream?: Readable } = {}): Promise<LayoutStore> {
+  if (options.stream) return new TarStore(await openTarArchive(path, options));
   const info = await statInput(path, 'OCI layout');
   if (info.isDirectory()) return DirectoryStore.open(path);
   return new TarStore(await openTarArchive(path, options));

@@ -42,6 +42,11 @@ import type { CompressedTeeFactory } from './tee.js';
 
 export interface TarballOptions extends CallOptions {
   /**
+   * Read the archive from this stream (once, into the scratch directory) instead of opening the path,
+   * which then only names it (`/dev/stdin`): a Node process's stdin may be a socket, which no path opens.
+   */
+  stream?: Readable;
+  /**
    * Which image of a multi-image archive: a tag as in `RepoTags` (`busybox:1`, compared as a
    * normalised reference), an image ID (`sha256:…` of the config), or a position. Optional when the
    * archive holds one image.
@@ -439,6 +444,7 @@ export async function list(path: string, options: Pick<TarballOptions, 'signal' 
  */
 export async function openAny(path: string, options: TarballOptions = {}): Promise<ImageSource & { readonly tags?: readonly string[] }> {
   throwIfAborted(options.signal);
+  if (options.stream) return open(path, options);
   const info = await statInput(path, 'archive');
   if (info.isDirectory()) {
     const { image, signal, tempDir } = options;
