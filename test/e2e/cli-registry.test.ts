@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { Readable } from 'node:stream';
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, createReadStream, openSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -201,6 +201,21 @@ describe('slipway CLI against real registries', { skip: missing.length > 0 ? `ne
     assert.equal(await piped(`gzip -c "${tarPath}"`, `copy docker-archive:/dev/stdin ${open.host}/piped:gzipped`), expected);
     // An OCI archive through a pipe keeps the index digest (skopeo made it, all platforms).
     assert.equal(await piped(`cat "${ociPath}"`, `copy oci-archive:/dev/stdin:v1 ${open.host}/piped:index`), index.digest);
+    // Spawned by a Node parent, stdin is a socket, which opening /dev/stdin cannot reach (ENXIO):
+    // the CLI reads it through process.stdin.
+    const viaSocket = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+      const cli = spawn(process.execPath, [main, 'push', '/dev/stdin', `${open.host}/piped:socket`, '--json', '-q'], { env: { ...definedEnv(), TMPDIR: scratch }, stdio: ['pipe', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      cli.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      cli.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      cli.stdin.on('error', () => undefined);
+      cli.on('error', reject);
+      cli.on('close', (code) => resolve({ code, stdout, stderr }));
+      createReadStream(tarPath).pipe(cli.stdin);
+    });
+    assert.equal(viaSocket.code, 0, viaSocket.stderr);
+    assert.equal((JSON.parse(viaSocket.stdout) as { digest: string }).digest, expected);
     assert.deepEqual(await readdir(scratch), [], 'the spools went with the command');
     // Something that is no archive, through a pipe: a clear error, exit 1 (not a hang, not a registry lookup).
     const junk = await run('bash', ['-c', `echo not-a-tar | "${process.execPath}" "${main}" push /dev/stdin ${open.host}/piped:junk`], { env, timeoutMs: 60_000 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { copy, layout, MediaType, SlipwayError } from '@slipway/oci';
@@ -95,6 +95,29 @@ test('destinationStream: an archive is written into the stream, ended after it, 
       await assert.rejects(copyImage({ source, destination, destinationStream: new PassThrough() }), (err: unknown) => SlipwayError.is(err) && err.code === 'SLIPWAY_INVALID_ARG' && /destinationStream is for an oci-archive: or docker-archive: destination/.test(err.message), destination);
     }
     await assert.rejects(copyImage({ source, destination: `oci-archive:${join(dir, 'x.tar')}`, destinationStream: 'stdout' as unknown as PassThrough }), /destinationStream must be a writable stream, got "stdout"/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('sourceStream: an archive read from the stream (the path only names it), once; any other source refuses it', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'slipway-source-stream-'));
+  try {
+    const memory = new copy.MemoryRegistry({ host: 'memory.test' });
+    const config = memory.addBlob('app', Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'), MediaType.OciConfig);
+    const image = memory.addManifest('app', Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers: [] })), MediaType.OciManifest, 'v1');
+    await copy.copy(memory.source('app', 'v1'), layout.sink(join(dir, 'src'), { tag: 'v1' }));
+    const archive = join(dir, 'app.tar');
+    await copyImage({ source: `oci:${join(dir, 'src')}:v1`, destination: `oci-archive:${archive}:v1` });
+    const bytes = await readFile(archive);
+
+    for (const source of [`oci-archive:/dev/stdin:v1`, '/dev/stdin']) {
+      const copied = await copyImage({ source, destination: `oci:${join(dir, 'out')}:from-stream`, sourceStream: Readable.from([bytes]), overwrite: true });
+      assert.equal(copied.digest, image.digest, source);
+    }
+    for (const source of ['registry.invalid/app:1', `oci:${join(dir, 'src')}:v1`, 'docker-daemon:app:1']) {
+      await assert.rejects(copyImage({ source, destination: `oci:${join(dir, 'never')}`, sourceStream: Readable.from([bytes]) }), (err: unknown) => SlipwayError.is(err) && /sourceStream is for an archive source/.test(err.message), source);
+    }
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
