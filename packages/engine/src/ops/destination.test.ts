@@ -7,6 +7,15 @@ import { join } from 'node:path';
 import { copy, layout, MediaType, SlipwayError } from '@slipway/oci';
 import { copyImage, parseDestination } from './copy-image.js';
 
+/** An OCI layout at `dir` holding one small image tagged v1; its descriptor. */
+async function layoutWithImage(dir: string) {
+  const memory = new copy.MemoryRegistry({ host: 'memory.test' });
+  const config = memory.addBlob('app', Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'), MediaType.OciConfig);
+  const image = memory.addManifest('app', Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers: [] })), MediaType.OciManifest, 'v1');
+  await copy.copy(memory.source('app', 'v1'), layout.sink(dir, { tag: 'v1' }));
+  return image;
+}
+
 test('destinations: registries, and skopeo\'s spellings of local places (the path ends at the first colon)', () => {
   const registry = parseDestination('docker://registry.test:5000/team/app');
   assert.equal(registry.kind === 'registry' && registry.reference.toString(), 'registry.test:5000/team/app:latest');
@@ -42,10 +51,7 @@ test('the image option with a registry or daemon source is refused, not ignored'
 test('a file system that refuses a local destination is SLIPWAY_IO naming the path, and /proc does not hang (Node 20 recursive mkdir)', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'slipway-destination-io-'));
   try {
-    const memory = new copy.MemoryRegistry({ host: 'memory.test' });
-    const config = memory.addBlob('app', Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'), MediaType.OciConfig);
-    memory.addManifest('app', Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers: [] })), MediaType.OciManifest, 'v1');
-    await copy.copy(memory.source('app', 'v1'), layout.sink(join(dir, 'src'), { tag: 'v1' }));
+    await layoutWithImage(join(dir, 'src'));
     const file = join(dir, 'a-file');
     await writeFile(file, 'not a directory');
     for (const [destination, pattern] of [
@@ -67,11 +73,8 @@ test('a file system that refuses a local destination is SLIPWAY_IO naming the pa
 test('destinationStream: an archive is written into the stream, ended after it, and never compared; any other destination refuses it', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'slipway-destination-stream-'));
   try {
-    const memory = new copy.MemoryRegistry({ host: 'memory.test' });
-    const config = memory.addBlob('app', Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'), MediaType.OciConfig);
-    const image = memory.addManifest('app', Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers: [] })), MediaType.OciManifest, 'v1');
+    const image = await layoutWithImage(join(dir, 'src'));
     const source = `oci:${join(dir, 'src')}:v1`;
-    await copy.copy(memory.source('app', 'v1'), layout.sink(join(dir, 'src'), { tag: 'v1' }));
 
     // The path names the stream only: a file already there is neither read nor touched.
     const named = join(dir, 'named.tar');
@@ -103,10 +106,7 @@ test('destinationStream: an archive is written into the stream, ended after it, 
 test('sourceStream: an archive read from the stream (the path only names it), once; any other source refuses it', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'slipway-source-stream-'));
   try {
-    const memory = new copy.MemoryRegistry({ host: 'memory.test' });
-    const config = memory.addBlob('app', Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'), MediaType.OciConfig);
-    const image = memory.addManifest('app', Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers: [] })), MediaType.OciManifest, 'v1');
-    await copy.copy(memory.source('app', 'v1'), layout.sink(join(dir, 'src'), { tag: 'v1' }));
+    const image = await layoutWithImage(join(dir, 'src'));
     const archive = join(dir, 'app.tar');
     await copyImage({ source: `oci:${join(dir, 'src')}:v1`, destination: `oci-archive:${archive}:v1` });
     const bytes = await readFile(archive);
