@@ -316,7 +316,7 @@ describe('copy into local places: OCI layout, OCI archive, docker archive, Docke
       // util-linux script(1) gives the command a pseudo-terminal as stdout.
       const onTerminal = await run('script', ['-qec', `${process.execPath} ${main} ${args.join(' ')}`, '/dev/null'], { env: { HOME: work }, timeoutMs: 60_000 });
       assert.equal(onTerminal.code, 2, onTerminal.stdout);
-      assert.match(onTerminal.stdout, /is standard output, which is a terminal: redirect it to a file or pipe it/);
+      assert.match(onTerminal.stdout, /docker-archive:\/dev\/stdout:app:piped" is a terminal: redirect it to a file or pipe it/);
     } else t.diagnostic('SKIPPED the terminal check: script(1) from util-linux is not installed');
 
     if (!(hasTool(DOCKER_CLI) && (await dockerAvailable()))) {

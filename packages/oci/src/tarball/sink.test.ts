@@ -223,9 +223,18 @@ describe('archive sinks', () => {
 
     const cancelled = async () => {
       const controller = new AbortController();
-      const pending = copy(registry.source('big', 'v1'), ociArchiveSink(fifo, { tempDir: staging }), { signal: controller.signal });
-      setTimeout(() => controller.abort(), 300);
-      return errorOf(pending);
+      // The abort may come while blobs are still being staged, before commit: close() removes them.
+      const sink = ociArchiveSink(fifo, { tempDir: staging });
+      // Once the root is stored the sink commits, opening the FIFO and writing: then the abort.
+      const onProgress = (event: { type: string }) => {
+        if (event.type === 'manifest-done') setTimeout(() => controller.abort(), 300);
+      };
+      const pending = copy(registry.source('big', 'v1'), sink, { signal: controller.signal, onProgress });
+      try {
+        return await errorOf(pending);
+      } finally {
+        await sink.close();
+      }
     };
     assert.equal((await cancelled()).code, 'SLIPWAY_ABORTED', 'waiting for a reader');
     const reader = await openFile(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
