@@ -1,4 +1,8 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { groupAlive, LineSplitter, LogTail, Redactor, run } from './process.js';
 
@@ -92,5 +96,32 @@ describe('run', () => {
       run({ command: '/nonexistent/tool', args: [], env: process.env }),
       (err: Error & { code?: string }) => err.code === 'SLIPWAY_BUILDER_UNAVAILABLE',
     );
+  });
+});
+
+describe('groupAlive', () => {
+  it('is false for a group whose only member is a zombie nobody reaps (kill(2) still finds it)', { skip: process.platform !== 'linux' ? 'reads /proc' : false }, async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'slipway-zombie-'));
+    // The member leaves its parent's group (setsid), writes its pid and exits; the parent then
+    // execs sleep, which never reaps it: a group of one zombie.
+    const parent = spawn('sh', ['-c', `(exec setsid sh -c 'echo $$ > "$1"; exit 0' sh "${join(dir, 'pid')}") & exec sleep 30`], { stdio: 'ignore' });
+    try {
+      let pid: number | undefined;
+      for (let i = 0; i < 200 && pid === undefined; i++) {
+        const text = await readFile(join(dir, 'pid'), 'utf8').catch(() => '');
+        const stat = text.trim() === '' ? '' : await readFile(`/proc/${text.trim()}/stat`, 'utf8').catch(() => '');
+        if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) pid = Number(text.trim());
+        else await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+      assert.ok(pid !== undefined, 'the member became a zombie');
+      assert.doesNotThrow(() => process.kill(-pid, 0), 'kill(2) still finds the zombie group');
+      assert.equal(groupAlive(pid), false);
+      const self = await readFile('/proc/self/stat', 'utf8');
+      const ownGroup = Number(self.slice(self.lastIndexOf(')') + 2).split(' ')[2]);
+      assert.equal(groupAlive(ownGroup), true, 'the group this live process is in');
+    } finally {
+      parent.kill('SIGKILL');
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
