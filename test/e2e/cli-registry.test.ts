@@ -223,6 +223,29 @@ describe('slipway CLI against real registries', { skip: missing.length > 0 ? `ne
     assert.match(junk.stderr, /invalid archive "\/dev\/stdin"/);
   });
 
+  it('SIGINT ends a push from a pipe whose writer holds it open and sends nothing at once (exit 130)', async () => {
+    const fifo = join(work, 'silent-fifo');
+    await runChecked('mkfifo', [fifo]);
+    const writer = spawn('sh', ['-c', 'exec sleep 60 > "$1"', 'sh', fifo], { stdio: 'ignore' });
+    try {
+      const cli = spawn(process.execPath, [main, 'push', fifo, `${open.host}/piped:silent`], { env: definedEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      cli.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const exited = new Promise<number | null>((resolve) => cli.on('close', resolve));
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const signalled = Date.now();
+      cli.kill('SIGINT');
+      const timer = setTimeout(() => cli.kill('SIGKILL'), 15_000);
+      const code = await exited;
+      clearTimeout(timer);
+      assert.equal(code, 130, stderr);
+      // A read(2) blocked in the thread pool held the process until the writer went (60 s here).
+      assert.ok(Date.now() - signalled < 10_000, `took ${Date.now() - signalled} ms`);
+    } finally {
+      writer.kill('SIGKILL');
+    }
+  });
+
   it('exit codes: 2 usage, 3 not found, 4 auth, 5 conflict; --json errors are one object', async () => {
     const usage = await slipway(['digest', `${locked.host}/Not A/Reference!`, '--json']);
     assert.equal(usage.code, 2, usage.stderr);

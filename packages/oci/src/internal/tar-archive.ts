@@ -7,11 +7,13 @@
  * daemon reader, which hands a spooled export stream to the same code.
  * @module
  */
-import { createReadStream, type Stats } from 'node:fs';
+import { constants, createReadStream, open as openCallback, type Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream';
 import type { Readable } from 'node:stream';
+import { promisify } from 'node:util';
 import { AbortedError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import type { Digest } from '../v1/digest.js';
 import { verifyStream } from './verify.js';
@@ -94,7 +96,13 @@ function refuseCompression(path: string, head: Buffer): 'gzip' | 'none' {
 /** Reads a pipe or device (or the given stream) once into a scratch file (gunzipped on the way), indexing as it goes. */
 async function spoolStream(path: string, options: OpenArchiveOptions): Promise<IndexedArchive> {
   const scratch = await makeScratch(options.tempDir);
-  const input = options.stream ?? createReadStream(path, { highWaterMark: 1024 * 1024 });
+  let input: Readable;
+  try {
+    input = options.stream ?? (await openStreamSource(path));
+  } catch (err) {
+    await removeScratch(scratch);
+    throw err;
+  }
   try {
     const kind = refuseCompression(path, await peekStream(input, 6, options.signal));
     const file = join(scratch, 'archive.tar');
@@ -105,6 +113,17 @@ async function spoolStream(path: string, options: OpenArchiveOptions): Promise<I
     await removeScratch(scratch);
     throw err;
   }
+}
+
+/**
+ * A pipe or device to read an archive from. A FIFO is read through a libuv pipe handle: a writer that
+ * holds it open and says nothing then blocks no thread-pool read(2), so Ctrl-C ends the wait at once
+ * (the open itself still waits for a writer, as it must: without one a pipe reads as empty).
+ */
+async function openStreamSource(path: string): Promise<Readable> {
+  if (!(await stat(path)).isFIFO()) return createReadStream(path, { highWaterMark: 1024 * 1024 });
+  const fd = await promisify(openCallback)(path, constants.O_RDONLY);
+  return new Socket({ fd, readable: true, writable: false });
 }
 
 /**

@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
-import { pipeline } from 'node:stream/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -511,11 +509,31 @@ describe('tarball.open', () => {
 describe('tarball.open on a pipe', () => {
   /** Opens `fifo` while `file`'s bytes are written into it, as `docker save app | slipway push /dev/stdin` does. */
   async function openThroughPipe(file: string, fifo: string, extra: TarballOptions = {}) {
-    const feeding = pipeline(createReadStream(file), createWriteStream(fifo));
-    const source = await open(fifo, options(extra));
-    await feeding;
-    return source;
+    // The writer is a child process: the test's own blocking open of the FIFO would take a
+    // thread-pool thread the reader needs (with UV_THREADPOOL_SIZE=1, a deadlock).
+    const writer = spawn('sh', ['-c', 'exec cat "$1" > "$2"', 'sh', file, fifo], { stdio: 'ignore' });
+    const fed = new Promise((resolve) => writer.on('close', resolve));
+    try {
+      return await open(fifo, options(extra));
+    } finally {
+      await fed;
+    }
   }
+
+  it('a writer that holds the pipe open and sends nothing does not hold a cancelled open', async () => {
+    const work = await mkdtemp(join(dir, 'pipe-silent-'));
+    const fifo = join(work, 'stdin');
+    assert.equal(spawnSync('mkfifo', [fifo]).status, 0, 'mkfifo');
+    const writer = spawn('sh', ['-c', 'exec sleep 30 > "$1"', 'sh', fifo], { stdio: 'ignore' });
+    try {
+      const started = Date.now();
+      const err = await errorOf(open(fifo, options({ signal: AbortSignal.timeout(500) })));
+      assert.equal(err.code, 'SLIPWAY_ABORTED');
+      assert.ok(Date.now() - started < 10_000, 'ended by the abort, not by the writer');
+    } finally {
+      writer.kill('SIGKILL');
+    }
+  });
 
   it('reads a pipe once into scratch, plain or gzipped: the same image as from the file, and nothing left after close', async () => {
     const { entries } = dockerSaveEntries([{ tags: ['app:1'], layers: [layerA, layerB, gzipSync(layerC)], diffIDs: [`sha256:${hex(layerA)}`, `sha256:${hex(layerB)}`, `sha256:${hex(layerC)}`] }]);
