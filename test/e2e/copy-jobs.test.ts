@@ -39,8 +39,9 @@ describe('copy jobs', () => {
   for (const jobs of [3, 12]) {
     it(`jobs ${jobs}: as many uploads in flight at once, no more`, async () => {
       proxy.clearRequests();
-      // Slow uploads, so that every one the copy starts is still open when the next begins.
-      const slow = proxy.inject({ match: { method: 'PUT', path: '/blobs/uploads/' }, fault: { delayMs: 400 }, times: Infinity });
+      // Slow uploads, so that every one the copy starts is still open when the next begins: long
+      // enough for a starved client to send all twelve HEAD/POST/PUT rounds (400 ms was not, 9 of 12).
+      const slow = proxy.inject({ match: { method: 'PUT', path: '/blobs/uploads/' }, fault: { delayMs: 2000 }, times: Infinity });
       try {
         await copyImage({ source: `oci:${source}:v1`, destination: `${proxy.host}/jobs${jobs}:1`, jobs });
       } finally {

@@ -370,7 +370,10 @@ describe('faults between the client and the real registry', () => {
     // so the 404 it answers leaves the bytes for the purger. Other registries take the DELETE either way.
     const stalled = () => new Readable({ read() {} });
     const pushing = push(cancelled, `${proxy.host}/faults/interrupted:1`, image, (b) => (b === layer ? async () => stalled() : async () => Readable.from([b.bytes])));
-    for (let i = 0; i < 100 && proxy.requestsMatching({ method: 'PUT', path: '/faults/interrupted/blobs/uploads/' }).length === 0; i++) await sleep(20);
+    // The stalled layer's session is open once two upload POSTs (config and layer) were answered 202;
+    // the config's PUT alone said nothing about it, and on a loaded machine the abort came too early.
+    const sessionsOpen = () => proxy.requestsMatching({ method: 'POST', path: '/faults/interrupted/blobs/uploads/' }).filter((r) => r.status === 202).length;
+    for (let i = 0; i < 500 && sessionsOpen() < 2; i++) await sleep(20);
     await sleep(100);
     controller.abort(new Error('interrupted'));
     await assert.rejects(pushing, { code: 'SLIPWAY_ABORTED' });
