@@ -41,7 +41,7 @@ describe('copy jobs', () => {
       proxy.clearRequests();
       // Slow uploads, so that every one the copy starts is still open when the next begins: long
       // enough for a starved client to send all twelve HEAD/POST/PUT rounds (400 ms was not, 9 of 12).
-      const slow = proxy.inject({ match: { method: 'PUT', path: '/blobs/uploads/' }, fault: { delayMs: 2000 }, times: Infinity });
+      const slow = proxy.inject({ match: { method: 'PUT', path: '/blobs/uploads/' }, fault: { delayMs: jobs > 6 ? 2000 : 800 }, times: Infinity });
       try {
         await copyImage({ source: `oci:${source}:v1`, destination: `${proxy.host}/jobs${jobs}:1`, jobs });
       } finally {
