@@ -361,6 +361,10 @@ describe('copy into local places: OCI layout, OCI archive, docker archive, Docke
     assert.equal(appended.code, 5, appended.stderr);
     assert.equal(await fileHash(other), otherHash);
 
+    // stdin on /dev/null (cron, CI): /dev/null as the destination is no trap.
+    const devNull = await sh(`"${process.execPath}" "${main}" copy ${index.reference} docker-archive:/dev/null --platform linux/arm64 -q < /dev/null`);
+    assert.equal(devNull.code, 0, devNull.stderr);
+
     // The write end of its own input, which nobody reads: refused, not a hang.
     const intoStdin = await sh(`echo hi | "${process.execPath}" "${main}" copy ${index.reference} oci-archive:/dev/stdin`);
     assert.equal(intoStdin.code, 2, intoStdin.stderr);

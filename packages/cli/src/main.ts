@@ -104,9 +104,10 @@ function flushed(stream: NodeJS.WriteStream): Promise<void> {
 /** Aborted by SIGINT, SIGTERM or SIGHUP. */
 const interrupted = new AbortController();
 const code = await main(process.argv.slice(2), interrupted);
-// Interrupted, nothing is owed to a reader: one that stalled (`| sleep 60`, an archive's reader
-// that stopped reading) must not keep the process up until SIGKILL.
-if (!interrupted.signal.aborted) await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+// Interrupted, and failed for it, nothing is owed to a reader: one that stalled (`| sleep 60`, an
+// archive's reader that stopped reading) must not keep the process up until SIGKILL. A command that
+// finished before the signal still has its result written out whole.
+if (!interrupted.signal.aborted || code === ExitCode.Ok) await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
 if (stdoutError && code === ExitCode.Ok) {
   // What the command printed is its result: a result that could not be written is a failure.
   process.stderr.write(`slipway: writing the result to standard output: ${stdoutError.code ?? stdoutError.message}\n`);

@@ -230,6 +230,15 @@ export function groupAlive(pgid: number): boolean {
   return process.platform !== 'linux' || groupHasLiveMember(pgid);
 }
 
+/** The threads /proc lists for process `pid` (0 once it is gone). */
+function threadCount(pid: string): number {
+  try {
+    return readdirSync(`/proc/${pid}/task`).length;
+  } catch {
+    return 0;
+  }
+}
+
 /** Whether /proc lists a process of group `pgid` that is not a zombie (true when /proc cannot tell). */
 function groupHasLiveMember(pgid: number): boolean {
   let names: string[];
@@ -248,7 +257,10 @@ function groupHasLiveMember(pgid: number): boolean {
     }
     // `pid (comm) state ppid pgrp …`: comm may hold spaces and parentheses, so count from the last ')'.
     const [state, , group] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(group) === pgid && state !== 'Z') return true;
+    if (Number(group) !== pgid) continue;
+    if (state !== 'Z') return true;
+    // A leader that exited while its other threads run shows Z too: those threads are alive.
+    if (threadCount(name) > 1) return true;
   }
   return false;
 }

@@ -1,5 +1,6 @@
 /**
- * Pieces the registry commands share: progress around a copy, and the copy/push result printout.
+ * Pieces the registry commands share: progress around a copy, the copy/push result printout, where
+ * environment credentials go, and archives that come through stdin or go to stdout/stderr.
  * @module
  */
 import { stat } from 'node:fs/promises';
@@ -66,8 +67,15 @@ export async function archiveFromStdin(context: CommandContext, source: string):
     return {}; // the engine reports it
   }
   if (spec.kind !== 'archive' && spec.kind !== 'docker-archive' && spec.kind !== 'oci-archive') return {};
+  if (!(await context.io.isStdin?.(spec.path))) return {};
+  // `< app.tar` is a file, read in place by its path (random access, its cache identity); only a
+  // pipe or socket is read as a stream.
+  const info = await stat(spec.path).catch(() => undefined);
+  if (!info || !(info.isFIFO() || info.isSocket() || info.isCharacterDevice())) return {};
   const stdin = context.io.stdin;
-  return stdin !== undefined && (await context.io.isStdin?.(spec.path)) ? { sourceStream: stdin } : {};
+  if (stdin === undefined) return {};
+  if ((stdin as { isTTY?: boolean }).isTTY === true) throw new InvalidArgumentError(`source "${source}" is standard input, which is a terminal: pipe the archive in (docker save app | slipway push /dev/stdin …)`);
+  return { sourceStream: stdin };
 }
 
 /**
@@ -86,8 +94,12 @@ export async function archiveOnStdio(context: CommandContext, destination: strin
   if (spec.kind !== 'oci-archive' && spec.kind !== 'docker-archive') return {};
   const { io } = context;
   const [toStdout, toStderr, toStdin] = await Promise.all([io.isStdout?.(spec.path), io.isStderr?.(spec.path), io.isStdin?.(spec.path)]);
-  // `… | slipway copy REF oci-archive:/dev/stdin`: the write end of its own input, which nobody reads.
-  if (toStdin === true && toStdout !== true && toStderr !== true) throw new InvalidArgumentError(`destination "${destination}" is standard input: name a file, or /dev/stdout`);
+  // `… | slipway copy REF oci-archive:/dev/stdin`: the write end of its own input, which nobody reads
+  // (a device such as /dev/null, stdin under cron or CI, is no such trap).
+  if (toStdin === true && toStdout !== true && toStderr !== true) {
+    const info = await stat(spec.path).catch(() => undefined);
+    if (info?.isFIFO() === true || info?.isSocket() === true) throw new InvalidArgumentError(`destination "${destination}" is standard input: name a file, or /dev/stdout`);
+  }
   if (toStdout !== true && toStderr !== true) return {};
   // As gzip does: a tar on a terminal is garbage on the screen and no archive anywhere.
   if ((toStdout === true && io.stdout.isTTY === true) || (toStderr === true && io.stderr.isTTY === true)) {
@@ -103,8 +115,9 @@ export async function archiveOnStdio(context: CommandContext, destination: strin
 }
 
 /**
- * The options copy and push take from the same flags: --platform, --overwrite, --jobs, credentials
- * and --insecure for DESTINATION's registry, and cancellation.
+ * The options copy and push take from the same flags: --platform, --overwrite, --jobs, --insecure,
+ * cancellation, and environment credentials for DESTINATION's registry (for a local destination,
+ * `readsFrom`, the source's; see credentialTarget).
  */
 export function transferOptions(context: CommandContext, destination: string, onProgress: (event: copy.CopyEvent) => void, readsFrom?: string) {
   return {

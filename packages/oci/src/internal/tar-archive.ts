@@ -7,15 +7,14 @@
  * daemon reader, which hands a spooled export stream to the same code.
  * @module
  */
-import { constants, createReadStream, open as openCallback, type Stats } from 'node:fs';
+import { createReadStream, type Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream';
 import type { Readable } from 'node:stream';
-import { promisify } from 'node:util';
 import { AbortedError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import type { Digest } from '../v1/digest.js';
+import { openFifoForReading } from './fifo.js';
 import { verifyStream } from './verify.js';
 import { indexTar, invalidArchive, type TarIndex } from './tar-index.js';
 import { makeScratch, peekFile, removeScratch, sniffCompression } from './tar-scratch.js';
@@ -95,6 +94,10 @@ function refuseCompression(path: string, head: Buffer): 'gzip' | 'none' {
 
 /** Reads a pipe or device (or the given stream) once into a scratch file (gunzipped on the way), indexing as it goes. */
 async function spoolStream(path: string, options: OpenArchiveOptions): Promise<IndexedArchive> {
+  // An ended or destroyed stream emits nothing more: the reads below would wait for ever.
+  if (options.stream && (options.stream.readableEnded || options.stream.destroyed)) {
+    throw new InvalidArgumentError(`archive ${JSON.stringify(path)}: the stream to read it from has already ended`);
+  }
   const scratch = await makeScratch(options.tempDir);
   let input: Readable;
   try {
@@ -104,7 +107,7 @@ async function spoolStream(path: string, options: OpenArchiveOptions): Promise<I
     throw err;
   }
   try {
-    const kind = refuseCompression(path, await peekStream(input, 6, options.signal));
+    const kind = refuseCompression(path, await peekStream(input, 6, path, options.signal));
     const file = join(scratch, 'archive.tar');
     const index = await indexTar(input, { archive: path, gunzip: kind === 'gzip', spoolTo: file, ...(options.signal ? { signal: options.signal } : {}) });
     return { archive: path, file, index, scratch, gzipped: kind === 'gzip', streamed: true };
@@ -115,22 +118,17 @@ async function spoolStream(path: string, options: OpenArchiveOptions): Promise<I
   }
 }
 
-/**
- * A pipe or device to read an archive from. A FIFO is read through a libuv pipe handle: a writer that
- * holds it open and says nothing then blocks no thread-pool read(2), so Ctrl-C ends the wait at once
- * (the open itself still waits for a writer, as it must: without one a pipe reads as empty).
- */
+/** A pipe or device to read an archive from: a FIFO as a pipe handle (see internal/fifo.ts), a device as a file. */
 async function openStreamSource(path: string): Promise<Readable> {
-  if (!(await stat(path)).isFIFO()) return createReadStream(path, { highWaterMark: 1024 * 1024 });
-  const fd = await promisify(openCallback)(path, constants.O_RDONLY);
-  return new Socket({ fd, readable: true, writable: false });
+  if ((await stat(path)).isFIFO()) return openFifoForReading(path);
+  return createReadStream(path, { highWaterMark: 1024 * 1024 });
 }
 
 /**
  * The first `length` bytes of `stream` (fewer if it ends sooner), put back so that the stream still
  * yields everything: a pipe cannot be read at an offset.
  */
-function peekStream(stream: Readable, length: number, signal?: AbortSignal): Promise<Buffer> {
+function peekStream(stream: Readable, length: number, archive: string, signal?: AbortSignal): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let got = 0;
@@ -138,6 +136,7 @@ function peekStream(stream: Readable, length: number, signal?: AbortSignal): Pro
       stream.off('readable', onReadable);
       stream.off('end', onEnd);
       stream.off('error', finish);
+      stream.off('close', onClose);
       signal?.removeEventListener('abort', onAbort);
       if (err !== undefined) return reject(err);
       const head = Buffer.concat(chunks);
@@ -153,12 +152,15 @@ function peekStream(stream: Readable, length: number, signal?: AbortSignal): Pro
       if (got >= length) finish();
     };
     const onEnd = (): void => finish();
+    const onClose = (): void => finish(invalidArchive(archive, 'the stream closed before the archive began'));
     const onAbort = (): void => finish(new AbortedError('operation aborted', { cause: signal?.reason }));
     if (signal?.aborted) return onAbort();
     signal?.addEventListener('abort', onAbort, { once: true });
     stream.on('readable', onReadable);
     stream.once('end', onEnd);
     stream.once('error', finish);
+    // Destroyed without an error (by its owner): no 'end' and no 'error' come.
+    stream.once('close', onClose);
   });
 }
 

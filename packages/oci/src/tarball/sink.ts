@@ -18,17 +18,16 @@
  * makes the same bytes.
  * @module
  */
-import { closeSync, constants, createReadStream, createWriteStream, open as openCallback } from 'node:fs';
+import { close as closeCallback, createReadStream, createWriteStream } from 'node:fs';
 import { open as openFile, readdir, realpath, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { setTimeout as delay } from 'node:timers/promises';
 import { isatty } from 'node:tty';
 import { promisify } from 'node:util';
 import { pack } from 'tar-stream';
 import { AbortedError, InvalidArgumentError, SlipwayError, throwIfAborted } from '../errors.js';
+import { openDescriptor, openFifoForWriting } from '../internal/fifo.js';
 import { isStreamFile } from '../internal/tar-archive.js';
 import { fileReleased, makeDirectories, makeScratch, removeScratch, writeThroughTemp } from '../internal/tar-scratch.js';
 import { isRefName, LayoutSink } from '../layout/sink.js';
@@ -272,10 +271,7 @@ export class ArchiveSink extends StagingSink {
   constructor(path: string, format: ArchiveSinkFormat, options: ArchiveSinkOptions = {}) {
     super();
     if (path === '') throw new InvalidArgumentError(`${format}: empty path`);
-    // pipeline() into a stream already finished neither resolves nor rejects: the copy would hang.
-    if (options.stream && (options.stream.writableEnded || options.stream.destroyed)) {
-      throw new InvalidArgumentError(`${format}:${path}: the stream to write the archive into has already ended`);
-    }
+    if (options.stream) refuseEnded(options.stream, `${format}:${path}`);
     this.#path = resolve(path);
     this.#archiveName = options.name;
     this.#overwrite = options.overwrite ?? false;
@@ -357,6 +353,7 @@ export class ArchiveSink extends StagingSink {
     const info = this.#stream ? undefined : await stat(this.#path).catch(() => undefined);
     if (this.#stream || (info && isStreamFile(info))) {
       try {
+        if (this.#stream) refuseEnded(this.#stream, this.name); // it may have ended since the constructor
         await packArchive(entries, this.#stream ?? (await openStreamTarget(this.#path, this.name, options.signal)), options.signal);
       } catch (err) {
         // A stream's own failure (destroyed under us, a consumer's error) as a SlipwayError; errno
@@ -400,39 +397,25 @@ export class ArchiveSink extends StagingSink {
   }
 }
 
+/** pipeline() into a stream already finished neither resolves nor rejects: the copy would hang. */
+function refuseEnded(stream: Writable, name: string): void {
+  if (stream.writableEnded || stream.destroyed) throw new InvalidArgumentError(`${name}: the stream to write the archive into has already ended`);
+}
+
 /**
  * Opens a pipe or character device to write an archive into, as given (/dev/stdout on a pipe
- * resolves to no path). A FIFO is opened without blocking, polled until a reader comes (Ctrl-C still
- * works while nobody reads; skopeo waits in open(2)), and written through a libuv pipe: a reader that
- * stops reading then blocks no thread, and cancelling closes it at once (a blocking write(2) on a full
- * FIFO held the process until SIGKILL, its staging directory left behind). A terminal is refused.
+ * resolves to no path): a FIFO as a pipe handle once a reader comes (see internal/fifo.ts; skopeo
+ * waits in open(2), where Ctrl-C cannot reach it), a device as a file. A terminal is refused.
  */
 async function openStreamTarget(path: string, name: string, signal: AbortSignal | undefined): Promise<Writable> {
-  if ((await stat(path)).isFIFO()) {
-    for (;;) {
-      throwIfAborted(signal);
-      try {
-        const fd = await openDescriptor(path, constants.O_WRONLY | constants.O_NONBLOCK);
-        return new Socket({ fd, readable: false, writable: true });
-      } catch (err) {
-        // ENXIO: no reader yet (open(2) on a FIFO, O_NONBLOCK, write side).
-        if ((err as NodeJS.ErrnoException).code !== 'ENXIO') throw err;
-        await delay(fifoReaderPollMs, undefined, signal ? { signal } : {}).catch(() => throwIfAborted(signal));
-      }
-    }
-  }
+  if ((await stat(path)).isFIFO()) return openFifoForWriting(path, signal);
   const fd = await openDescriptor(path, 'w');
   if (isatty(fd)) {
-    closeSync(fd);
+    await promisify(closeCallback)(fd);
     throw new InvalidArgumentError(`${name}: "${path}" is a terminal: redirect it to a file or pipe it (| docker load)`);
   }
   return createWriteStream(path, { fd });
 }
-
-/** How often a FIFO is tried for a reader. */
-const fifoReaderPollMs = 50;
-
-const openDescriptor = promisify(openCallback);
 
 /**
  * An ImageSink writing the OCI layout tar `path` (`oci-archive:PATH[:NAME]`). Call `close()` after the

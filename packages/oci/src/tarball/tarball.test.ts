@@ -3,6 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
@@ -519,6 +520,20 @@ describe('tarball.open on a pipe', () => {
       await fed;
     }
   }
+
+  it('a given stream that has ended is refused, and one destroyed before its first byte is an invalid archive (neither waits for ever)', async () => {
+    const ended = Readable.from([]);
+    ended.resume();
+    await new Promise((resolve) => ended.on('end', resolve));
+    const refused = await errorOf(open('/dev/stdin', options({ stream: ended })));
+    assert.equal(refused.code, 'SLIPWAY_INVALID_ARG');
+    assert.match(refused.message, /has already ended/);
+    const silent = new Readable({ read() {} });
+    setTimeout(() => silent.destroy(), 50);
+    const closed = await errorOf(open('/dev/stdin', options({ stream: silent })));
+    assert.equal(closed.code, 'SLIPWAY_INVALID_ARCHIVE');
+    assert.match(closed.message, /closed before the archive began/);
+  });
 
   it('a writer that holds the pipe open and sends nothing does not hold a cancelled open', async () => {
     const work = await mkdtemp(join(dir, 'pipe-silent-'));
