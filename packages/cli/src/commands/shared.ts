@@ -69,7 +69,7 @@ export async function archiveFromStdin(context: CommandContext, source: string):
   if (spec.kind !== 'archive' && spec.kind !== 'docker-archive' && spec.kind !== 'oci-archive') return {};
   if (!(await context.io.isStdin?.(spec.path))) return {};
   // `< app.tar` is a file, read in place by its path (random access, its cache identity); only a
-  // pipe or socket is read as a stream.
+  // pipe, socket or device is read as a stream.
   const info = await stat(spec.path).catch(() => undefined);
   if (!info || !(info.isFIFO() || info.isSocket() || info.isCharacterDevice())) return {};
   const stdin = context.io.stdin;
