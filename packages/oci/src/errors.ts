@@ -81,6 +81,12 @@ export class AbortedError extends SlipwayError {
   }
 }
 
+/** An operating system's error (ENOSPC, EPIPE, ENXIO…): a Node error whose code is an errno name. */
+export function isErrnoError(err: unknown): err is NodeJS.ErrnoException & { code: string } {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return typeof code === 'string' && /^E[A-Z]+$/.test(code);
+}
+
 /** Throws an AbortedError carrying the signal's reason when the signal has fired. */
 export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new AbortedError('operation aborted', { cause: signal.reason });

@@ -6,7 +6,7 @@
 import { stat } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import { debuglog } from 'node:util';
-import { copy, daemon, InvalidArgumentError, layout, name, NotFoundError, parseManifest, parsePlatforms, remote, SlipwayError, tarball, type ImageSink, type ManifestBytes } from '@slipway/oci';
+import { copy, daemon, InvalidArgumentError, isErrnoError, layout, name, NotFoundError, parseManifest, parsePlatforms, remote, SlipwayError, tarball, type ImageSink, type ManifestBytes } from '@slipway/oci';
 import { createClient, type AccessOptions } from './access.js';
 import { copyDigestTags, type CopiedDigestTag } from './digest-tags.js';
 import { copyReferrers, indexCopiedReferrer, withManifestPut, type CopiedReferrer } from './referrers.js';
@@ -372,8 +372,8 @@ async function transferLocal(options: CopyImageOptions, spec: Exclude<Destinatio
   } catch (err) {
     // A file system's refusal (ENOSPC, EROFS, ENOTDIR under the destination) as a SlipwayError with a
     // stable code, saying what was being done where, not an "unexpected error".
-    const errno = err as NodeJS.ErrnoException;
-    if (SlipwayError.is(err) || typeof errno.code !== 'string' || !/^E[A-Z]+$/.test(errno.code)) throw err;
+    if (SlipwayError.is(err) || !isErrnoError(err)) throw err;
+    const errno = err;
     const where = errno.path === undefined ? '' : ` ${JSON.stringify(errno.path)}`;
     // The path says which side: the source's archive or the destination.
     throw new SlipwayError('SLIPWAY_IO', `${errno.syscall ?? 'file system'}${where} failed: ${errno.code} (copying ${options.source} to ${showDestination(spec)})`, { cause: err });

@@ -463,7 +463,6 @@ function checkSingleImage(sourceName: string, sinkName: string, target: Target):
   }
 }
 
-
 function countToWrite(node: Node, seen = new Set<string>()): number {
   if (node.present || seen.has(node.descriptor.digest)) return 0;
   seen.add(node.descriptor.digest);

@@ -78,7 +78,6 @@ export async function daemonMessage(body: Readable): Promise<string> {
   }
 }
 
-
 /** Sends one request; a cancellation is AbortedError, any other failure SLIPWAY_NETWORK naming the daemon. */
 export async function send(connection: EngineConnection, options: Omit<Dispatcher.RequestOptions, 'origin'>): Promise<Dispatcher.ResponseData> {
   try {

@@ -53,7 +53,8 @@ export class DaemonSink extends StagingSink {
     this.#image = familiarString(reference);
     this.name = `docker-daemon:${this.#image}`;
     this.#host = dockerHost(options.host);
-    this.staged = new StagedArchive('docker-archive', this.#image, options.tempDir);
+    const { tempDir } = options;
+    this.staged = new StagedArchive('docker-archive', this.#image, () => Promise.resolve(tempDir));
   }
 
   /** The image ID (config digest) the name points at in the daemon, if any. */
@@ -125,7 +126,6 @@ export class DaemonSink extends StagingSink {
       throw new SlipwayError('SLIPWAY_NETWORK', `Docker daemon at ${shown} loaded ${this.name}, but the name holds ${now ?? 'nothing'}, not ${id}`);
     }
   }
-
 }
 
 /** The first error a `docker load` progress stream reports (JSON lines: `{"error": …, "errorDetail": …}`). */

@@ -57,9 +57,9 @@ export function isStreamFile(info: Pick<Stats, 'isFIFO' | 'isCharacterDevice' | 
 
 /** Indexes a tar (or gzipped tar) file; refuses other compressions with a hint. */
 export async function openTarArchive(path: string, options: OpenArchiveOptions = {}): Promise<IndexedArchive> {
-  if (options.stream) return spoolStream(path, options);
+  if (options.stream) return spoolStream(path, options, false);
   const info = await statInput(path, 'archive');
-  if (isStreamFile(info)) return spoolStream(path, options);
+  if (isStreamFile(info)) return spoolStream(path, options, info.isFIFO());
   if (!info.isFile()) throw new InvalidArgumentError(`archive ${JSON.stringify(path)} is not a regular file, a pipe or a character device`);
   const kind = refuseCompression(path, await peekFile(path, 6));
   if (kind === 'none') {
@@ -93,7 +93,7 @@ function refuseCompression(path: string, head: Buffer): 'gzip' | 'none' {
 }
 
 /** Reads a pipe or device (or the given stream) once into a scratch file (gunzipped on the way), indexing as it goes. */
-async function spoolStream(path: string, options: OpenArchiveOptions): Promise<IndexedArchive> {
+async function spoolStream(path: string, options: OpenArchiveOptions, fifo: boolean): Promise<IndexedArchive> {
   // An ended or destroyed stream emits nothing more: the reads below would wait for ever.
   if (options.stream && (options.stream.readableEnded || options.stream.destroyed)) {
     throw new InvalidArgumentError(`archive ${JSON.stringify(path)}: the stream to read it from has already ended`);
@@ -101,7 +101,7 @@ async function spoolStream(path: string, options: OpenArchiveOptions): Promise<I
   const scratch = await makeScratch(options.tempDir);
   let input: Readable;
   try {
-    input = options.stream ?? (await openStreamSource(path));
+    input = options.stream ?? (await openStreamSource(path, fifo));
   } catch (err) {
     await removeScratch(scratch);
     throw err;
@@ -119,8 +119,8 @@ async function spoolStream(path: string, options: OpenArchiveOptions): Promise<I
 }
 
 /** A pipe or device to read an archive from: a FIFO as a pipe handle (see internal/fifo.ts), a device as a file. */
-async function openStreamSource(path: string): Promise<Readable> {
-  if ((await stat(path)).isFIFO()) return openFifoForReading(path);
+async function openStreamSource(path: string, fifo: boolean): Promise<Readable> {
+  if (fifo) return openFifoForReading(path);
   return createReadStream(path, { highWaterMark: 1024 * 1024 });
 }
 

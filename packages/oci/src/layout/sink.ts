@@ -39,7 +39,8 @@ export function isRefName(name: string): boolean {
   return name.length <= 255 && refNamePattern.test(name);
 }
 
-const layoutMarker = '{"imageLayoutVersion":"1.0.0"}';
+/** The `oci-layout` file every layout this writes holds (an archive's too). */
+export const layoutMarker = '{"imageLayoutVersion":"1.0.0"}';
 
 /** In-process lock per layout directory, so concurrent writers of index.json do not drop entries. */
 const indexLocks = new Map<string, Promise<void>>();

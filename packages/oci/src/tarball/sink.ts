@@ -26,11 +26,11 @@ import { pipeline } from 'node:stream/promises';
 import { isatty } from 'node:tty';
 import { promisify } from 'node:util';
 import { pack } from 'tar-stream';
-import { AbortedError, InvalidArgumentError, SlipwayError, throwIfAborted } from '../errors.js';
+import { AbortedError, InvalidArgumentError, isErrnoError, SlipwayError, throwIfAborted } from '../errors.js';
 import { openDescriptor, openFifoForWriting } from '../internal/fifo.js';
 import { isStreamFile } from '../internal/tar-archive.js';
 import { fileReleased, makeDirectories, makeScratch, removeScratch, writeThroughTemp } from '../internal/tar-scratch.js';
-import { isRefName, LayoutSink } from '../layout/sink.js';
+import { isRefName, layoutMarker, LayoutSink } from '../layout/sink.js';
 import { blobPath, imageNameAnnotation, refNameAnnotation } from '../layout/source.js';
 import { familiarString, parseReference } from '../name/reference.js';
 import { blobDescriptors, isForeignLayer, parseManifest, type Descriptor } from '../v1/manifest.js';
@@ -122,12 +122,12 @@ export async function packArchive(entries: readonly PackEntry[], out: Writable, 
 export class StagedArchive {
   readonly #format: ArchiveSinkFormat;
   readonly #naming: { annotations: Record<string, string>; repoTags: string[] };
-  readonly #scratchBase: string | undefined | (() => Promise<string | undefined>);
+  readonly #scratchBase: () => Promise<string | undefined>;
   #scratch: Promise<string> | undefined;
   #layout: Promise<LayoutSink> | undefined;
 
-  /** `scratchBase`: where the staging directory goes (undefined: the OS temp directory), or how to find out on first use. */
-  constructor(format: ArchiveSinkFormat, name: string | undefined, scratchBase: string | undefined | (() => Promise<string | undefined>)) {
+  /** `scratchBase`: where the staging directory goes (undefined: the OS temp directory), asked on first use. */
+  constructor(format: ArchiveSinkFormat, name: string | undefined, scratchBase: () => Promise<string | undefined>) {
     if (format === 'oci-archive' && name !== undefined && !isRefName(name)) {
       throw new InvalidArgumentError(`invalid oci-archive name ${JSON.stringify(name)}: want an image-spec ref name such as "latest" or "app:1.2"`);
     }
@@ -140,7 +140,7 @@ export class StagedArchive {
   layout(): Promise<LayoutSink> {
     // The target's directory is created as `oci:DIR` creates its directory.
     this.#scratch ??= (async () => {
-      const base = typeof this.#scratchBase === 'function' ? await this.#scratchBase() : this.#scratchBase;
+      const base = await this.#scratchBase();
       if (base === undefined) return makeScratch();
       await makeDirectories(base);
       return makeScratch(base, "the destination's directory");
@@ -161,7 +161,7 @@ export class StagedArchive {
       manifests: [{ mediaType: root.mediaType, digest: root.digest, size: root.size, ...(Object.keys(this.#naming.annotations).length > 0 ? { annotations: this.#naming.annotations } : {}) }],
     };
     const entries: PackEntry[] = [
-      { name: 'oci-layout', bytes: Buffer.from('{"imageLayoutVersion":"1.0.0"}') },
+      { name: 'oci-layout', bytes: Buffer.from(layoutMarker) },
       { name: 'index.json', bytes: Buffer.from(JSON.stringify(index)) },
     ];
     const parsed = parseManifest(await readBlob(dir, root), root.mediaType);
@@ -266,6 +266,7 @@ export class ArchiveSink extends StagingSink {
   readonly #archiveName: string | undefined;
   readonly #overwrite: boolean;
   readonly #stream: Writable | undefined;
+  readonly #tempDir: string | undefined;
   protected readonly staged: StagedArchive;
 
   constructor(path: string, format: ArchiveSinkFormat, options: ArchiveSinkOptions = {}) {
@@ -276,7 +277,8 @@ export class ArchiveSink extends StagingSink {
     this.#archiveName = options.name;
     this.#overwrite = options.overwrite ?? false;
     this.#stream = options.stream;
-    this.staged = new StagedArchive(format, options.name, options.tempDir ?? (() => this.#stagingBase()));
+    this.#tempDir = options.tempDir;
+    this.staged = new StagedArchive(format, options.name, () => this.#stagingBase());
     this.singleImage = format === 'docker-archive';
     this.name = `${format}:${path}${options.name === undefined ? '' : `:${options.name}`}`;
   }
@@ -331,11 +333,12 @@ export class ArchiveSink extends StagingSink {
   }
 
   /**
-   * The staging directory's parent: beside the file the path names (a symlink followed), so that the
-   * final rename stays on one file system; the OS temp directory for a pipe or device (`/dev` is no
-   * place for it).
+   * The staging directory's parent: the tempDir option; else beside the file the path names (a
+   * symlink followed), so that the final rename stays on one file system; the OS temp directory for
+   * a pipe or device (`/dev` is no place for it).
    */
   async #stagingBase(): Promise<string | undefined> {
+    if (this.#tempDir !== undefined) return this.#tempDir;
     if (this.#stream) return undefined;
     const info = await stat(this.#path).catch(() => undefined);
     if (info && isStreamFile(info)) return undefined;
@@ -354,12 +357,11 @@ export class ArchiveSink extends StagingSink {
     if (this.#stream || (info && isStreamFile(info))) {
       try {
         if (this.#stream) refuseEnded(this.#stream, this.name); // it may have ended since the constructor
-        await packArchive(entries, this.#stream ?? (await openStreamTarget(this.#path, this.name, options.signal)), options.signal);
+        await packArchive(entries, this.#stream ?? (await openStreamTarget(this.#path, info?.isFIFO() === true, this.name, options.signal)), options.signal);
       } catch (err) {
         // A stream's own failure (destroyed under us, a consumer's error) as a SlipwayError; errno
         // errors (EPIPE, ENOSPC) are told apart by the engine, which names the destination.
-        const code = (err as NodeJS.ErrnoException).code;
-        if (SlipwayError.is(err) || options.signal?.aborted || (typeof code === 'string' && /^E[A-Z]+$/.test(code))) throw err;
+        if (SlipwayError.is(err) || options.signal?.aborted || isErrnoError(err)) throw err;
         throw new SlipwayError('SLIPWAY_IO', `${this.name}: writing the archive failed: ${(err as Error).message}`, { cause: err });
       } finally {
         await this.staged.close();
@@ -407,8 +409,8 @@ function refuseEnded(stream: Writable, name: string): void {
  * resolves to no path): a FIFO as a pipe handle once a reader comes (see internal/fifo.ts; skopeo
  * waits in open(2), where Ctrl-C cannot reach it), a device as a file. A terminal is refused.
  */
-async function openStreamTarget(path: string, name: string, signal: AbortSignal | undefined): Promise<Writable> {
-  if ((await stat(path)).isFIFO()) return openFifoForWriting(path, signal);
+async function openStreamTarget(path: string, fifo: boolean, name: string, signal: AbortSignal | undefined): Promise<Writable> {
+  if (fifo) return openFifoForWriting(path, signal);
   const fd = await openDescriptor(path, 'w');
   if (isatty(fd)) {
     await promisify(closeCallback)(fd);

@@ -73,7 +73,6 @@ export interface TarballOptions extends CallOptions {
 /** `docker-save`: manifest synthesised from `manifest.json`; `oci-layout`: served from the archive's OCI layout. */
 export type ArchiveFormat = 'docker-save' | 'oci-layout';
 
-
 interface Plan {
   root: ManifestBytes;
   blobs: Map<string, PreparedBlob>;
