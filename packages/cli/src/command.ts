@@ -2,6 +2,7 @@
  * The shape every CLI command has: parse its own argv, talk to the engine, print, return an exit code.
  * @module
  */
+import type { Stats } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 
 export interface CommandIo {
@@ -9,16 +10,22 @@ export interface CommandIo {
   stderr: Writable & { isTTY?: boolean; columns?: number };
   env: NodeJS.ProcessEnv;
   signal: AbortSignal;
-  /**
-   * Whether `path` is where the process's standard output goes (`/dev/stdout`, or the file it is
-   * redirected to). Absent where stdout is no process's (tests): never.
-   */
-  isStdout?(path: string): Promise<boolean>;
-  /** The same for standard error. */
-  isStderr?(path: string): Promise<boolean>;
-  /** Standard input, and whether `path` is where it comes from (`/dev/stdin`); absent in tests: never. */
+  /** Standard input; absent where there is no process's (tests). */
   stdin?: Readable;
-  isStdin?(path: string): Promise<boolean>;
+  /**
+   * What `path` is (undefined when it does not exist), and which of the process's standard streams
+   * are that very file, pipe or terminal (`/dev/stdout`, or the file stdout is redirected to).
+   * Absent where the streams are no process's (tests): none ever are.
+   */
+  stdioAt?(path: string): Promise<StdioAt | undefined>;
+}
+
+/** What {@link CommandIo.stdioAt} finds at a path. */
+export interface StdioAt {
+  info: Stats;
+  stdin: boolean;
+  stdout: boolean;
+  stderr: boolean;
 }
 
 export interface Command {

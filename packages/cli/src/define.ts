@@ -108,9 +108,10 @@ export function defineCommand(spec: CommandSpec): Command {
       if (args.length < spec.positionals.min || args.length > spec.positionals.max) {
         return fail(io, json, { code: 'SLIPWAY_USAGE', message: `${args.length < spec.positionals.min ? 'missing' : 'too many'} arguments\n${usage.split('\n')[0]}`, exitCode: ExitCode.Usage }, secrets);
       }
-      let payloadOn: { stdout?: boolean; stderr?: boolean } = {};
+      let payloadOnStdout = false;
+      let payloadOnStderr = false;
       // Where the result goes: stdout, unless the payload does; then stderr, unless it goes there too.
-      const out = (): Writable | undefined => (payloadOn.stdout !== true ? io.stdout : payloadOn.stderr !== true ? io.stderr : undefined);
+      const out = (): Writable | undefined => (!payloadOnStdout ? io.stdout : !payloadOnStderr ? io.stderr : undefined);
       const context: CommandContext = {
         args,
         values,
@@ -120,10 +121,10 @@ export function defineCommand(spec: CommandSpec): Command {
         insecure: (values.insecure as string[] | undefined) ?? [],
         registries: (target) => registriesFromEnv(io.env, target),
         stdoutCarriesPayload: () => {
-          payloadOn = { ...payloadOn, stdout: true };
+          payloadOnStdout = true;
         },
         stderrCarriesPayload: () => {
-          payloadOn = { ...payloadOn, stderr: true };
+          payloadOnStderr = true;
           context.quiet = true;
         },
       };

@@ -7,7 +7,7 @@ import { fstat } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { commands } from './commands/index.js';
-import { ExitCode, wantsJson, type CommandIo } from './command.js';
+import { ExitCode, wantsJson, type CommandIo, type StdioAt } from './command.js';
 
 /** The first error writing stdout other than EPIPE (a reader that went away, `| head`): `> /dev/full`. */
 let stdoutError: NodeJS.ErrnoException | undefined;
@@ -18,14 +18,17 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 // crash a copy half-way (an unhandled EPIPE 'error' did, leaving a daemon export spool behind).
 process.stderr.on('error', () => undefined);
 
-/** Whether `path` is the file, pipe or terminal behind file descriptor `fd`. */
-async function isDescriptor(fd: number, path: string): Promise<boolean> {
-  try {
-    const [open, named] = await Promise.all([promisify(fstat)(fd), stat(path)]);
-    return open.dev === named.dev && open.ino === named.ino;
-  } catch {
-    return false;
-  }
+/** What `path` is, and which of file descriptors 0, 1 and 2 are the same file, pipe or terminal. */
+async function stdioAt(path: string): Promise<StdioAt | undefined> {
+  const info = await stat(path).catch(() => undefined);
+  if (!info) return undefined;
+  const [stdin, stdout, stderr] = await Promise.all(
+    [0, 1, 2].map(async (fd) => {
+      const open = await promisify(fstat)(fd).catch(() => undefined);
+      return open !== undefined && open.dev === info.dev && open.ino === info.ino;
+    }),
+  );
+  return { info, stdin: stdin === true, stdout: stdout === true, stderr: stderr === true };
 }
 
 async function main(argv: string[], controller: AbortController): Promise<number> {
@@ -44,13 +47,11 @@ async function main(argv: string[], controller: AbortController): Promise<number
     stderr: process.stderr,
     env: process.env,
     signal: controller.signal,
-    isStdout: (path) => isDescriptor(1, path),
-    isStderr: (path) => isDescriptor(2, path),
     // Node creates process.stdin on first access (a handle on fd 0): only a command that reads it should.
     get stdin() {
       return process.stdin;
     },
-    isStdin: (path) => isDescriptor(0, path),
+    stdioAt,
   };
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {

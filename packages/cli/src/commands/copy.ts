@@ -4,7 +4,7 @@
  */
 import { copyImage } from '@slipway/engine';
 import { defineCommand } from '../define.js';
-import { archiveFromStdin, archiveOnStdio, copyOutput, sourceRegistry, transferOptions, withProgress } from './shared.js';
+import { archiveFromStdin, archiveOnStdio, copyOutput, sourceRegistry, sourceSpecOf, transferOptions, withProgress } from './shared.js';
 
 export const copy = defineCommand({
   summary: 'copy an image or index to a registry, an OCI layout or archive, or Docker: all platforms, one, or a subset',
@@ -46,8 +46,9 @@ result.`,
   async run(context) {
     const [source, destination] = context.args as [string, string];
     const toStdio = await archiveOnStdio(context, destination);
-    const fromStdin = await archiveFromStdin(context, source);
-    const readsFrom = await sourceRegistry(source);
+    const sourceSpec = await sourceSpecOf(source);
+    const fromStdin = await archiveFromStdin(context, source, sourceSpec);
+    const readsFrom = sourceRegistry(sourceSpec);
     const result = await withProgress(context, (onProgress) =>
       copyImage({
         source,

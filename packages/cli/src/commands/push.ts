@@ -4,7 +4,7 @@
  */
 import { pushArchive } from '@slipway/engine';
 import { defineCommand } from '../define.js';
-import { archiveFromStdin, copyOutput, transferOptions, withProgress } from './shared.js';
+import { archiveFromStdin, copyOutput, sourceSpecOf, transferOptions, withProgress } from './shared.js';
 
 export const push = defineCommand({
   summary: 'push a docker save tar or an OCI layout (directory or tar) to a registry',
@@ -38,7 +38,7 @@ Prints DESTINATION@DIGEST; with --json the full result.`,
   async run(context) {
     const [archive, destination] = context.args as [string, string];
     const image = context.values.image as string | undefined;
-    const fromStdin = await archiveFromStdin(context, archive);
+    const fromStdin = await archiveFromStdin(context, archive, await sourceSpecOf(archive));
     const result = await withProgress(context, (onProgress) =>
       pushArchive({
         archive,

@@ -3,9 +3,8 @@
  * environment credentials go, and archives that come through stdin or go to stdout/stderr.
  * @module
  */
-import { stat } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
-import { parseDestination, parseSourceSpec, type CopyImageResult } from '@slipway/engine';
+import { parseDestination, parseSourceSpec, type CopyImageResult, type SourceSpec } from '@slipway/engine';
 import { InvalidArgumentError, name, parsePlatform, type copy } from '@slipway/oci';
 import { integerFlag, listFlag, type CommandContext, type CommandOutput } from '../define.js';
 import { createProgress, formatBytes, plural } from '../progress.js';
@@ -44,14 +43,14 @@ function credentialTarget(destination: string, sourceRegistry: string | undefine
   }
 }
 
-/** The registry SOURCE reads from, when it is a registry reference (undefined for archives, layouts and the daemon). */
-export async function sourceRegistry(source: string): Promise<string | undefined> {
-  try {
-    const spec = await parseSourceSpec(source);
-    return spec.kind === 'registry' ? name.parseReference(spec.reference).registry : undefined;
-  } catch {
-    return undefined; // the engine reports it
-  }
+/** What SOURCE names, or undefined when it does not parse (the engine reports that). */
+export async function sourceSpecOf(source: string): Promise<SourceSpec | undefined> {
+  return parseSourceSpec(source).catch(() => undefined);
+}
+
+/** The registry a source reads from, when it is a registry reference (undefined for archives, layouts and the daemon). */
+export function sourceRegistry(spec: SourceSpec | undefined): string | undefined {
+  return spec?.kind === 'registry' ? name.parseReference(spec.reference).registry : undefined;
 }
 
 /**
@@ -59,19 +58,13 @@ export async function sourceRegistry(source: string): Promise<string | undefined
  * slipway push /dev/stdin …`): read through process.stdin, since a Node parent's pipe is a socket
  * that opening /dev/stdin cannot reach (ENXIO).
  */
-export async function archiveFromStdin(context: CommandContext, source: string): Promise<{ sourceStream?: Readable }> {
-  let spec: Awaited<ReturnType<typeof parseSourceSpec>>;
-  try {
-    spec = await parseSourceSpec(source);
-  } catch {
-    return {}; // the engine reports it
-  }
-  if (spec.kind !== 'archive' && spec.kind !== 'docker-archive' && spec.kind !== 'oci-archive') return {};
-  if (!(await context.io.isStdin?.(spec.path))) return {};
+export async function archiveFromStdin(context: CommandContext, source: string, spec: SourceSpec | undefined): Promise<{ sourceStream?: Readable }> {
+  if (spec?.kind !== 'archive' && spec?.kind !== 'docker-archive' && spec?.kind !== 'oci-archive') return {};
+  const at = await context.io.stdioAt?.(spec.path);
+  if (at?.stdin !== true) return {};
   // `< app.tar` is a file, read in place by its path (random access, its cache identity); only a
   // pipe, socket or device is read as a stream.
-  const info = await stat(spec.path).catch(() => undefined);
-  if (!info || !(info.isFIFO() || info.isSocket() || info.isCharacterDevice())) return {};
+  if (!(at.info.isFIFO() || at.info.isSocket() || at.info.isCharacterDevice())) return {};
   const stdin = context.io.stdin;
   if (stdin === undefined) return {};
   if ((stdin as { isTTY?: boolean }).isTTY === true) throw new InvalidArgumentError(`source "${source}" is standard input, which is a terminal: pipe the archive in (docker save app | slipway push /dev/stdin …)`);
@@ -93,25 +86,25 @@ export async function archiveOnStdio(context: CommandContext, destination: strin
   }
   if (spec.kind !== 'oci-archive' && spec.kind !== 'docker-archive') return {};
   const { io } = context;
-  const [toStdout, toStderr, toStdin] = await Promise.all([io.isStdout?.(spec.path), io.isStderr?.(spec.path), io.isStdin?.(spec.path)]);
+  const at = await io.stdioAt?.(spec.path);
+  if (at === undefined) return {};
+  const { info, stdout: toStdout, stderr: toStderr } = at;
   // `… | slipway copy REF oci-archive:/dev/stdin`: the write end of its own input, which nobody reads
   // (a device such as /dev/null, stdin under cron or CI, is no such trap).
-  if (toStdin === true && toStdout !== true && toStderr !== true) {
-    const info = await stat(spec.path).catch(() => undefined);
-    if (info?.isFIFO() === true || info?.isSocket() === true) throw new InvalidArgumentError(`destination "${destination}" is standard input: name a file, or /dev/stdout`);
+  if (at.stdin && !toStdout && !toStderr && (info.isFIFO() || info.isSocket())) {
+    throw new InvalidArgumentError(`destination "${destination}" is standard input: name a file, or /dev/stdout`);
   }
-  if (toStdout !== true && toStderr !== true) return {};
+  if (!toStdout && !toStderr) return {};
   // As gzip does: a tar on a terminal is garbage on the screen and no archive anywhere.
-  if ((toStdout === true && io.stdout.isTTY === true) || (toStderr === true && io.stderr.isTTY === true)) {
+  if ((toStdout && io.stdout.isTTY === true) || (toStderr && io.stderr.isTTY === true)) {
     throw new InvalidArgumentError(`destination "${destination}" is a terminal: redirect it to a file or pipe it (| docker load)`);
   }
-  if (toStdout === true) context.stdoutCarriesPayload();
-  if (toStderr === true) context.stderrCarriesPayload();
+  if (toStdout) context.stdoutCarriesPayload();
+  if (toStderr) context.stderrCarriesPayload();
   // `>> app.tar` onto an archive: compared and refused (or replaced with --overwrite) like any file
   // there, never appended to.
-  const info = await stat(spec.path).catch(() => undefined);
-  if (info?.isFile() === true && info.size > 0) return {};
-  return { destinationStream: toStdout === true ? io.stdout : io.stderr };
+  if (info.isFile() && info.size > 0) return {};
+  return { destinationStream: toStdout ? io.stdout : io.stderr };
 }
 
 /**
