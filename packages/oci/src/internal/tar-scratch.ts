@@ -5,7 +5,7 @@
  * directory, which `close()` removes.
  * @module
  */
-import { rmSync } from 'node:fs';
+import { createWriteStream, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, open as openFile, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -60,17 +60,19 @@ export function untrackScratchPath(path: string): void {
 
 /**
  * Writes `final` through a temp file beside it, so that the path never holds a partial file: `write`
- * fills the temp file, which is fsynced (and given `mode`, when set: `write` creates it under the
- * umask) and renamed over `final` once `beforeRename`, if any, has not thrown. On any failure the
- * temp file is removed; meanwhile it is registered with the exit hook.
+ * fills (and ends) the write stream of the temp file, which is then fsynced (and given `mode`, when
+ * set: the file is created with it under the umask, 0644 without) and renamed over `final` once
+ * `beforeRename`, if any, has not thrown. On any failure the temp file is removed, once the stream has
+ * let go of it ({@link fileReleased}); meanwhile it is registered with the exit hook.
  */
-export async function writeThroughTemp(final: string, write: (temp: string) => Promise<void>, options: { mode?: number; beforeRename?: () => Promise<void> } = {}): Promise<void> {
+export async function writeThroughTemp(final: string, write: (file: Writable) => Promise<void>, options: { mode?: number; beforeRename?: () => Promise<void> } = {}): Promise<void> {
   // Short and random: two writers of one path must not share it, and a name near the file system's
   // limit must still leave room for it. Layout readers and writers skip `.tmp-` names.
   const temp = join(dirname(final), `.tmp-${randomBytes(6).toString('hex')}`);
   trackScratchPath(temp);
+  const file = createWriteStream(temp, { flags: 'wx', mode: options.mode ?? 0o644 });
   try {
-    await write(temp);
+    await write(file);
     const handle = await openFile(temp, 'r');
     try {
       if (options.mode !== undefined) await handle.chmod(options.mode);
@@ -81,6 +83,7 @@ export async function writeThroughTemp(final: string, write: (temp: string) => P
     await options.beforeRename?.();
     await rename(temp, final);
   } catch (err) {
+    await fileReleased(file);
     await rm(temp, { force: true });
     throw err;
   } finally {

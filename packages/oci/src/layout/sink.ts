@@ -10,14 +10,13 @@
  * at once can lose one's index entry (never a blob), as with skopeo and umoci.
  * @module
  */
-import { createWriteStream } from 'node:fs';
-import { readdir, readFile, realpath, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
 import { AbortedError, DigestMismatchError, InvalidArgumentError, SizeMismatchError, throwIfAborted } from '../errors.js';
 import { invalidArchive } from '../internal/tar-index.js';
-import { fileReleased, makeDirectories, writeThroughTemp } from '../internal/tar-scratch.js';
+import { makeDirectories, writeThroughTemp } from '../internal/tar-scratch.js';
 import { verifyStream } from '../internal/verify.js';
 import { digestOf } from '../v1/digest.js';
 import { MediaType } from '../v1/media-types.js';
@@ -62,7 +61,10 @@ async function withIndexLock<T>(dir: string, task: () => Promise<T>): Promise<T>
 
 /** Writes bytes to `path` atomically (through a temp file in the same directory, fsynced). */
 function writeAtomic(path: string, bytes: Uint8Array | string): Promise<void> {
-  return writeThroughTemp(path, (temp) => writeFile(temp, bytes, { flag: 'wx', mode: 0o644 }));
+  return writeThroughTemp(path, async (file) => {
+    file.end(bytes);
+    await finished(file);
+  });
 }
 
 export class LayoutSink implements ImageSink {
@@ -189,13 +191,9 @@ export class LayoutSink implements ImageSink {
       },
     });
     try {
-      await writeThroughTemp(final, async (temp) => {
+      await writeThroughTemp(final, async (file) => {
         const source = await open();
-        const file = createWriteStream(temp, { flags: 'wx', mode: 0o644 });
-        await pipeline(source, verifyStream({ digest: descriptor.digest, size: descriptor.size, what: `blob ${descriptor.digest} for ${this.name}` }), progress, file, options.signal ? { signal: options.signal } : {}).catch(async (err: unknown) => {
-          await fileReleased(file);
-          throw err;
-        });
+        await pipeline(source, verifyStream({ digest: descriptor.digest, size: descriptor.size, what: `blob ${descriptor.digest} for ${this.name}` }), progress, file, options.signal ? { signal: options.signal } : {});
       });
     } catch (err) {
       if (options.signal?.aborted) throw new AbortedError('operation aborted', { cause: options.signal.reason });

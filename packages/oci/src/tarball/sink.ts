@@ -29,7 +29,7 @@ import { pack } from 'tar-stream';
 import { AbortedError, InvalidArgumentError, isErrnoError, SlipwayError, throwIfAborted } from '../errors.js';
 import { openDescriptor, openFifoForWriting } from '../internal/fifo.js';
 import { isStreamFile } from '../internal/tar-archive.js';
-import { fileReleased, makeDirectories, makeScratch, removeScratch, writeThroughTemp } from '../internal/tar-scratch.js';
+import { makeDirectories, makeScratch, removeScratch, writeThroughTemp } from '../internal/tar-scratch.js';
 import { isRefName, layoutMarker, LayoutSink } from '../layout/sink.js';
 import { blobPath, imageNameAnnotation, refNameAnnotation } from '../layout/source.js';
 import { familiarString, parseReference } from '../name/reference.js';
@@ -373,16 +373,10 @@ export class ArchiveSink extends StagingSink {
     // file gets 0644 less the umask, as any file written.
     const target = await realpath(this.#path).catch(() => this.#path);
     const replaced = await stat(target).catch(() => undefined);
-    const mode = replaced ? replaced.mode & 0o777 : 0o644;
+    const mode = replaced === undefined ? undefined : replaced.mode & 0o777;
     try {
-      await writeThroughTemp(target, async (temp) => {
-        const file = createWriteStream(temp, { flags: 'wx', mode });
-        await packArchive(entries, file, options.signal).catch(async (err: unknown) => {
-          await fileReleased(file);
-          throw err;
-        });
-      }, {
-        ...(replaced ? { mode } : {}),
+      await writeThroughTemp(target, (file) => packArchive(entries, file, options.signal), {
+        ...(mode === undefined ? {} : { mode }),
         beforeRename: async () => {
           if (this.#overwrite) return;
           // Written by someone else since the copy began: refused, not replaced.
