@@ -183,7 +183,10 @@ export async function indexTar(input: Readable, options: IndexTarOptions): Promi
     const message = err instanceof Error ? err.message : String(err);
     if (/unexpected end of data/i.test(message)) throw invalidArchive(archive, `truncated tar (ends inside an entry after ${bytes} bytes)`, err);
     if (/invalid tar header|header exceeds|invalid header/i.test(message)) throw invalidArchive(archive, `not a tar, or corrupt (${message})`, err);
-    if (/incorrect header check|unexpected end of file|invalid (block type|distance|stored block)/i.test(message)) {
+    // Any of zlib's complaints about the data (Z_DATA_ERROR: a bad header, block or checksum, such as
+    // "incorrect data check" for a wrong CRC; Z_BUF_ERROR: cut short), whichever bytes were damaged.
+    const code = (err as { code?: unknown }).code;
+    if ((typeof code === 'string' && code.startsWith('Z_')) || /incorrect header check|unexpected end of file|invalid (block type|distance|stored block)/i.test(message)) {
       throw invalidArchive(archive, `corrupt gzip stream (${message})`, err);
     }
     throw err;

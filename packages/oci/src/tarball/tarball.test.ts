@@ -465,6 +465,14 @@ describe('tarball.open', () => {
       await writeFile(path, gz);
       const err = await errorOf(open(path, options()));
       assert.equal(err.code, 'SLIPWAY_INVALID_ARCHIVE');
+      // Only the CRC in the trailer wrong: zlib's "incorrect data check", whatever the tar's bytes.
+      const badCrc = gzipSync(await makeTar(entries));
+      badCrc[badCrc.length - 8]! ^= 0xff;
+      const crcPath = join(dir, 'bad-crc.tar.gz');
+      await writeFile(crcPath, badCrc);
+      const crc = await errorOf(open(crcPath, options()));
+      assert.equal(crc.code, 'SLIPWAY_INVALID_ARCHIVE');
+      assert.match(crc.message, /corrupt gzip stream \(incorrect data check\)/);
     });
 
     it('a zstd-compressed archive, with a hint', async () => {
