@@ -3,6 +3,8 @@
  * `slipway` entry point: dispatch to a command, wire SIGINT/SIGTERM/SIGHUP to an AbortSignal.
  * @module
  */
+// First: it sets V8 flags that must be in place before any module compiles WebAssembly.
+import './v8-flags.js';
 import { fstat } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
