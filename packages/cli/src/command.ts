@@ -26,6 +26,11 @@ export interface StdioAt {
   stdin: boolean;
   stdout: boolean;
   stderr: boolean;
+  /**
+   * The stdout or stderr found there was closed when the process started (`>&-`): Node put /dev/null
+   * in its place, so whatever is written there reaches nobody.
+   */
+  closedAtStart: boolean;
 }
 
 export interface Command {

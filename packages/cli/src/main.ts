@@ -5,8 +5,8 @@
  */
 // First: it sets V8 flags that must be in place before any module compiles WebAssembly.
 import './v8-flags.js';
-import { fstat } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { constants, fstat, type Stats } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { commands } from './commands/index.js';
 import { ExitCode, wantsJson, type CommandIo, type StdioAt } from './command.js';
@@ -30,7 +30,23 @@ async function stdioAt(path: string): Promise<StdioAt | undefined> {
       return open !== undefined && open.dev === info.dev && open.ino === info.ino;
     }),
   );
-  return { info, stdin: stdin === true, stdout: stdout === true, stderr: stderr === true };
+  const closedAtStart = (stdout === true && (await reopenedAsDevNull(1, info))) || (stderr === true && (await reopenedAsDevNull(2, info)));
+  return { info, stdin: stdin === true, stdout: stdout === true, stderr: stderr === true, closedAtStart };
+}
+
+/** /dev/null's device number (major 1, minor 3) on Linux. */
+const DEV_NULL_RDEV = (1 << 8) | 3;
+
+/**
+ * Whether `fd` is the /dev/null Node opens at start-up for a standard stream that was closed (`>&-`).
+ * Node opens it read-write (`PlatformInit` in src/node.cc); a shell's `> /dev/null` opens it
+ * write-only, and that one is the user's choice. Linux only (/proc/self/fdinfo): elsewhere, false.
+ */
+async function reopenedAsDevNull(fd: number, info: Stats): Promise<boolean> {
+  if (!info.isCharacterDevice() || info.rdev !== DEV_NULL_RDEV) return false;
+  const fdinfo = await readFile(`/proc/self/fdinfo/${fd}`, 'utf8').catch(() => '');
+  const flags = /^flags:\s*([0-7]+)$/m.exec(fdinfo)?.[1];
+  return flags !== undefined && (parseInt(flags, 8) & 3) === constants.O_RDWR;
 }
 
 async function main(argv: string[], controller: AbortController): Promise<number> {
