@@ -84,6 +84,10 @@ export function defineCommand(spec: CommandSpec): Command {
     async run(argv: string[], io: CommandIo): Promise<number> {
       const json = wantsJson(argv);
       const secrets = envSecrets(io.env);
+      // A usage error comes before any destination is looked at: when one of the arguments names stdout
+      // (`docker-archive:/dev/stdout | docker load`), its --json object goes to stderr with the message,
+      // as it would once the archive had claimed stdout, rather than into the reader of the archive.
+      const usageOut = argv.some(namesStdout) ? io.stderr : io.stdout;
       let parsed: ReturnType<typeof parseArgs>;
       const options = { ...commonOptions, ...spec.options };
       try {
@@ -97,7 +101,7 @@ export function defineCommand(spec: CommandSpec): Command {
           seen.add(token.name);
         }
       } catch (err) {
-        return fail(io, json, { code: 'SLIPWAY_USAGE', message: `${(err as Error).message}; see "${spec.synopsis.split(' ').slice(0, 2).join(' ')} --help"`, exitCode: ExitCode.Usage }, secrets);
+        return fail(io, json, { code: 'SLIPWAY_USAGE', message: `${(err as Error).message}; see "${spec.synopsis.split(' ').slice(0, 2).join(' ')} --help"`, exitCode: ExitCode.Usage }, secrets, usageOut);
       }
       const values = parsed.values as Record<string, Value>;
       if (values.help === true) {
@@ -106,7 +110,7 @@ export function defineCommand(spec: CommandSpec): Command {
       }
       const args = parsed.positionals;
       if (args.length < spec.positionals.min || args.length > spec.positionals.max) {
-        return fail(io, json, { code: 'SLIPWAY_USAGE', message: `${args.length < spec.positionals.min ? 'missing' : 'too many'} arguments\n${usage.split('\n')[0]}`, exitCode: ExitCode.Usage }, secrets);
+        return fail(io, json, { code: 'SLIPWAY_USAGE', message: `${args.length < spec.positionals.min ? 'missing' : 'too many'} arguments\n${usage.split('\n')[0]}`, exitCode: ExitCode.Usage }, secrets, usageOut);
       }
       let payloadOnStdout = false;
       let payloadOnStderr = false;
@@ -136,10 +140,16 @@ export function defineCommand(spec: CommandSpec): Command {
         else result?.write(output.text);
         return ExitCode.Ok;
       } catch (err) {
-        return fail(io, context.json, describeError(err, io.signal), secrets, out());
+        // Failed before the payload claimed a stream (a bad --platform): where a usage error would go.
+        return fail(io, context.json, describeError(err, io.signal), secrets, payloadOnStdout || payloadOnStderr ? out() : usageOut);
       }
     },
   };
+}
+
+/** Whether an argument is, or ends in, a path that is this process's stdout (`oci-archive:/dev/stdout:app`). */
+function namesStdout(arg: string): boolean {
+  return /(?:^|:)(?:\/dev\/stdout|\/dev\/fd\/1|\/proc\/self\/fd\/1)(?::|$)/.test(arg);
 }
 
 interface Failure {
