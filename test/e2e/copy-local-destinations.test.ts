@@ -300,6 +300,13 @@ describe('copy into local places: OCI layout, OCI archive, docker archive, Docke
     assert.equal(refused.code, 2, refused.stderr);
     assert.equal(refused.stdout.length, 0);
     assert.equal((JSON.parse(refused.stderr.slice(refused.stderr.indexOf('{'))) as { error: { code: string } }).error.code, 'SLIPWAY_INVALID_ARG');
+    // So do a usage error found while parsing flags and a bad --platform, before any destination is opened.
+    for (const [extra, code] of [[['--bogus'], 'SLIPWAY_USAGE'], [['--platform', 'linux/'], 'SLIPWAY_INVALID_PLATFORM']] as const) {
+      const early = await slipwayBinary(['copy', index.reference, 'oci-archive:/dev/stdout:app', '--json', ...extra], 'pipe');
+      assert.equal(early.code, 2, early.stderr);
+      assert.equal(early.stdout.length, 0, `${extra.join(' ')}: nothing on stdout`);
+      assert.equal((JSON.parse(early.stderr.slice(early.stderr.indexOf('{'))) as { error: { code: string } }).error.code, code);
+    }
 
     // `> out.tar`: the shell left an empty file behind /dev/stdout.
     const redirected = join(work, 'redirected.tar');
@@ -369,6 +376,19 @@ describe('copy into local places: OCI layout, OCI archive, docker archive, Docke
     const intoStdin = await sh(`echo hi | "${process.execPath}" "${main}" copy ${index.reference} oci-archive:/dev/stdin`);
     assert.equal(intoStdin.code, 2, intoStdin.stderr);
     assert.match(intoStdin.stderr, /is standard input/);
+
+    // A closed stdout or stderr (>&-), which Node reopens onto /dev/null: refused, where the archive
+    // would otherwise vanish with exit 0. Redirected to /dev/null, or naming /dev/null, it is the user's choice.
+    const closedStdout = await sh(`${cli} >&-`);
+    assert.equal(closedStdout.code, 2, closedStdout.stderr);
+    assert.match(closedStdout.stderr, /docker-archive:\/dev\/stdout:app:stdio" is a standard stream that was closed when slipway started/);
+    const closedStderr = await sh(`"${process.execPath}" "${main}" copy ${index.reference} docker-archive:/dev/stderr --platform linux/arm64 --json 2>&-`);
+    assert.equal(closedStderr.code, 2, closedStderr.stdout);
+    assert.equal((JSON.parse(closedStderr.stdout) as { error: { code: string } }).error.code, 'SLIPWAY_INVALID_ARG');
+    const redirected = await sh(`${cli} > /dev/null`);
+    assert.equal(redirected.code, 0, redirected.stderr);
+    const namedWhileClosed = await sh(`"${process.execPath}" "${main}" copy ${index.reference} docker-archive:/dev/null --platform linux/arm64 -q >&-`);
+    assert.equal(namedWhileClosed.code, 0, namedWhileClosed.stderr);
   });
 
   it('SIGTERM ends a copy into a stdout nobody reads at once (exit 130), its staging gone', async () => {
