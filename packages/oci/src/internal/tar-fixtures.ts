@@ -13,6 +13,8 @@ export interface TestEntry {
   body?: Buffer | string;
   type?: 'file' | 'symlink' | 'link' | 'directory';
   linkname?: string;
+  /** pax records for the entry (tar-stream writes them in a pax header before it). */
+  pax?: Record<string, string>;
 }
 
 /** Builds a tar in memory with tar-stream (the bad-input tests need tars no honest tool would write). */
@@ -25,7 +27,7 @@ export async function makeTar(entries: TestEntry[]): Promise<Buffer> {
   for (const e of entries) {
     const body = e.body === undefined ? undefined : Buffer.from(e.body);
     await new Promise<void>((resolve, reject) => {
-      const header = { name: e.name, type: e.type ?? 'file', ...(e.linkname ? { linkname: e.linkname } : {}), ...(body ? { size: body.length } : {}) };
+      const header = { name: e.name, type: e.type ?? 'file', ...(e.linkname ? { linkname: e.linkname } : {}), ...(body ? { size: body.length } : {}), ...(e.pax ? { pax: e.pax } : {}) };
       p.entry(header, body ?? Buffer.alloc(0), (err) => (err ? reject(err) : resolve()));
     });
   }

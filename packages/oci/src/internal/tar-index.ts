@@ -17,6 +17,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { AbortedError, SlipwayError } from '../errors.js';
 import { fileReleased } from './tar-scratch.js';
+import { checkSegments, isOldGnuSparse, openSparse, paxSparse, parseMapPrefix, parseOldGnuSparse, type SparseLayout } from './tar-sparse.js';
 
 /** Refuses archives with more entries than this: each costs memory in the table, and no image needs more. */
 export const maxTarEntries = 500_000;
@@ -32,9 +33,12 @@ export interface TarEntry {
   type: TarEntryType;
   /** Byte offset of the entry's data in the (uncompressed) tar file. */
   offset: number;
+  /** The entry's size as read back (a sparse file's, holes included). */
   size: number;
   /** Link target for symlinks and hard links. */
   linkname?: string;
+  /** A GNU sparse file (tar-sparse.ts): where its data segments are, the rest being zeros. */
+  sparse?: SparseLayout;
 }
 
 export interface TarIndex {
@@ -137,22 +141,58 @@ export async function indexTar(input: Readable, options: IndexTarOptions): Promi
   const readBack = options.spoolTo ?? options.readBack;
   /** Every entry in stream order (skipped directories too): where each header chain may start. */
   const order: TarEntry[] = [];
+  /**
+   * Entries of a typeflag tar-stream does not know, with data: an old GNU sparse file (`S`) or
+   * something to refuse, told apart by reading their header block once the tar is all in a file.
+   */
+  const unknownWithData: TarEntry[] = [];
+  /** The first problem with a pax 1.0 sparse map, found while its entry's data streams by. */
+  let mapFailure: Error | undefined;
+  const unreadMaps = new Set<TarEntry>();
   try {
     for await (const entry of extractor) {
+      if (mapFailure) throw mapFailure;
       const header = entry.header;
-      const name = normaliseEntryName(header.name, archive);
+      const sparse = paxSparse(header.pax as Record<string, string> | null | undefined, header.name, archive);
+      const name = normaliseEntryName(sparse?.name ?? header.name, archive);
       const type = entryType(header.type);
       if (typeof entry.offset !== 'number') throw new Error('tar-stream did not report entry offsets (need tar-stream >= 3.1)');
       // The entry's data follows its own 512-byte header block (pax and GNU long-name blocks come before it).
       const record: TarEntry = { name, type, offset: entry.offset + 512, size: header.size ?? 0 };
       if (header.linkname) record.linkname = header.linkname;
+      if (sparse && type !== 'file') throw invalidArchive(archive, `entry ${JSON.stringify(name)} has a sparse map but is a ${describeEntryType(type)}`);
+      if (sparse?.version === '1.0') {
+        const stored = record.size;
+        record.size = sparse.size;
+        unreadMaps.add(record);
+        let prefix = Buffer.alloc(0);
+        const onData = (chunk: unknown): void => {
+          prefix = Buffer.concat([prefix, chunk as Buffer]);
+          try {
+            const map = parseMapPrefix(prefix, `sparse entry ${JSON.stringify(name)}`, archive);
+            if (!map) return;
+            entry.off('data', onData);
+            checkSegments(map.segments, sparse.size, stored - map.mapBytes, JSON.stringify(name), archive);
+            record.sparse = { segments: map.segments, dataOffset: record.offset + map.mapBytes, span: stored };
+            unreadMaps.delete(record);
+          } catch (err) {
+            entry.off('data', onData);
+            mapFailure ??= err as Error;
+          }
+        };
+        entry.on('data', onData);
+      } else if (sparse?.version === '0.1') {
+        checkSegments(sparse.segments, sparse.size, record.size, JSON.stringify(name), archive);
+        record.sparse = { segments: sparse.segments, dataOffset: record.offset, span: record.size };
+        record.size = sparse.size;
+      }
       entry.resume();
       // Go's reader (docker load, skopeo, containerd) reads no data for links, directories and devices
       // whatever their header says, and parses those bytes as the next entries; tar-stream and GNU tar
-      // skip them as data. One archive, two images: refused.
-      if (type !== 'file' && record.size > 0) {
-        throw invalidArchive(archive, `entry ${JSON.stringify(name)} is a ${describeEntryType(type)} whose header claims ${record.size} bytes of data: tar readers disagree on where the next entry starts`);
-      }
+      // skip them as data. One archive, two images: refused. An unknown typeflag's data is read by
+      // all of them, so those wait for their header to be read (an old GNU sparse file, or refused).
+      if (header.type === null && record.size > 0) unknownWithData.push(record);
+      else if (type !== 'file' && record.size > 0) throw dataOnHeaderOnlyEntry(archive, record);
       order.push(record);
       if (name === '' && type === 'directory') continue;
       const seen = entries.get(name);
@@ -165,6 +205,8 @@ export async function indexTar(input: Readable, options: IndexTarOptions): Promi
       entries.set(name, record);
     }
     await feeding;
+    if (mapFailure) throw mapFailure;
+    for (const record of unreadMaps) throw invalidArchive(archive, `the sparse map of ${JSON.stringify(record.name)} is cut short`);
   } catch (err) {
     extractor.destroy();
     input.destroy();
@@ -172,6 +214,10 @@ export async function indexTar(input: Readable, options: IndexTarOptions): Promi
     if (spool) await fileReleased(spool);
     if (signal?.aborted) throw new AbortedError('operation aborted', { cause: signal.reason });
     if (SlipwayError.is(err)) throw err;
+    // An old GNU sparse file with extension blocks derails tar-stream at the next header: say so.
+    if (readBack !== undefined) {
+      for (const record of unknownWithData) await oldGnuSparse(readBack, record, archive, { onlyExplain: true });
+    }
     // Bytes after the end-of-archive marker are not the archive's (docker load, skopeo and GNU tar stop
     // there); tar-stream reads on and fails on them. Only for a file read in place: a spool cut short
     // by the failure cannot be read back.
@@ -191,8 +237,12 @@ export async function indexTar(input: Readable, options: IndexTarOptions): Promi
     }
     throw err;
   }
+  for (const record of unknownWithData) {
+    if (readBack === undefined) throw dataOnHeaderOnlyEntry(archive, record);
+    await oldGnuSparse(readBack, record, archive);
+  }
   for (const entry of entries.values()) {
-    if (entry.offset + entry.size > bytes) throw invalidArchive(archive, `entry ${JSON.stringify(entry.name)} is truncated`);
+    if (entry.offset + span(entry) > bytes) throw invalidArchive(archive, `entry ${JSON.stringify(entry.name)} is truncated`);
   }
   if (readBack !== undefined) {
     const end = await markerBefore(readBack, order);
@@ -200,6 +250,59 @@ export async function indexTar(input: Readable, options: IndexTarOptions): Promi
   }
   if (entries.size === 0) throw invalidArchive(archive, 'empty tar (no entries)');
   return { entries, bytes };
+}
+
+function dataOnHeaderOnlyEntry(archive: string, record: TarEntry): SlipwayError {
+  return invalidArchive(
+    archive,
+    `entry ${JSON.stringify(record.name)} is a ${describeEntryType(record.type)} whose header claims ${record.size} bytes of data: tar readers disagree on where the next entry starts`,
+  );
+}
+
+/**
+ * Reads the header block of an entry of unknown typeflag: an old GNU sparse file becomes a regular
+ * file with its map (in place); anything else is refused. The map must fit in the header: extension
+ * blocks are not something tar-stream steps over. With `onlyExplain` (the tar failed to index, and
+ * may not all be in the file), only such extension blocks are reported.
+ */
+async function oldGnuSparse(file: string, record: TarEntry, archive: string, options: { onlyExplain?: boolean } = {}): Promise<void> {
+  const header = Buffer.alloc(512);
+  try {
+    const handle = await openFile(file, 'r');
+    try {
+      await handle.read(header, 0, 512, record.offset - 512);
+    } finally {
+      await handle.close();
+    }
+  } catch (err) {
+    if (options.onlyExplain) return;
+    throw err;
+  }
+  if (!isOldGnuSparse(header)) {
+    if (options.onlyExplain) return;
+    throw dataOnHeaderOnlyEntry(archive, record);
+  }
+  const what = `sparse entry ${JSON.stringify(record.name)}`;
+  let map: ReturnType<typeof parseOldGnuSparse>;
+  try {
+    map = parseOldGnuSparse(header, what, archive);
+  } catch (err) {
+    if (options.onlyExplain) return;
+    throw err;
+  }
+  if (map.extended) {
+    throw invalidArchive(archive, `${what} has more data segments than an old GNU header holds (tar --sparse --format=gnu); re-create the archive with tar --format=posix, or without --sparse`);
+  }
+  if (options.onlyExplain) return;
+  checkSegments(map.segments, map.size, record.size, JSON.stringify(record.name), archive);
+  record.sparse = { segments: map.segments, dataOffset: record.offset, span: record.size };
+  record.size = map.size;
+  record.type = 'file';
+}
+
+/** Bytes an entry takes in the archive after its header (a sparse file's map and segments). */
+function span(entry: TarEntry): number {
+  return entry.sparse?.span ?? entry.size;
 }
 
 /**
@@ -218,7 +321,7 @@ async function markerBefore(file: string, order: readonly TarEntry[]): Promise<n
 
 /** Where an entry's data ends, padded to the 512-byte block: where the next header chain starts. */
 function paddedEnd(entry: TarEntry): number {
-  return entry.offset + Math.ceil(entry.size / 512) * 512;
+  return entry.offset + Math.ceil(span(entry) / 512) * 512;
 }
 
 /** Whether `file` holds two zero blocks (the end-of-archive marker) at `position`. */
@@ -316,6 +419,7 @@ export function requireEntry(index: TarIndex, path: string, archive: string, wha
 /** Reads a (small) entry into memory, refusing entries larger than `limit`. */
 export async function readEntry(file: string, entry: TarEntry, limit: number, archive: string): Promise<Buffer> {
   if (entry.size > limit) throw invalidArchive(archive, `entry ${JSON.stringify(entry.name)} is ${entry.size} bytes, more than the ${limit}-byte limit`);
+  if (entry.sparse) return firstBytes(openEntry(file, entry), entry.size);
   const buffer = Buffer.alloc(entry.size);
   if (entry.size === 0) return buffer;
   const handle = await openFile(file, 'r');
@@ -334,6 +438,7 @@ export async function readEntry(file: string, entry: TarEntry, limit: number, ar
 
 /** Reads the first bytes of an entry (format sniffing). */
 export async function peekEntry(file: string, entry: TarEntry, length: number): Promise<Buffer> {
+  if (entry.sparse) return firstBytes(openEntry(file, entry), Math.min(length, entry.size));
   const buffer = Buffer.alloc(Math.min(length, entry.size));
   if (buffer.length === 0) return buffer;
   const handle = await openFile(file, 'r');
@@ -348,5 +453,22 @@ export async function peekEntry(file: string, entry: TarEntry, length: number): 
 /** A fresh stream of one entry's bytes: a byte range of the archive file. */
 export function openEntry(file: string, entry: TarEntry): Readable {
   if (entry.size === 0) return Readable.from([]);
+  if (entry.sparse) return openSparse(file, entry.sparse, entry.size);
   return createReadStream(file, { start: entry.offset, end: entry.offset + entry.size - 1, highWaterMark: 1024 * 1024 });
+}
+
+/** The first `length` bytes of a stream, which is closed after them. */
+async function firstBytes(stream: Readable, length: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let have = 0;
+  try {
+    for await (const chunk of stream) {
+      chunks.push(chunk as Buffer);
+      have += (chunk as Buffer).length;
+      if (have >= length) break;
+    }
+  } finally {
+    stream.destroy();
+  }
+  return Buffer.concat(chunks).subarray(0, length);
 }

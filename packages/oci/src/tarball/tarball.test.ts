@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { Readable } from 'node:stream';
 import { join } from 'node:path';
@@ -135,6 +135,41 @@ describe('tarball.open', () => {
       await source.close();
     }
     assert.equal(digests.size, 1);
+  });
+
+  it('reads an archive repacked with tar --sparse (old GNU and pax) as the same image', async (t) => {
+    if (!spawnSync('tar', ['--version'], { encoding: 'utf8' }).stdout?.startsWith('tar (GNU tar)')) return t.skip('GNU tar is not installed (apt-get install tar): it writes the sparse archives');
+    // A layer with long runs of zeros, which `cp --sparse=always` turns into holes for tar to find.
+    const holey = await makeTar([{ name: 'var/lib/db', body: Buffer.concat([randomBytes(5000), Buffer.alloc(300_000), randomBytes(3000), Buffer.alloc(70_000)]) }]);
+    const { entries } = dockerSaveEntries([{ tags: ['app:sparse'], layers: [holey, layerB] }]);
+    const plain = await archive('sparse-plain.tar', entries);
+    const tree = join(dir, 'sparse-tree');
+    await rm(tree, { recursive: true, force: true });
+    await mkdir(tree);
+    assert.equal(spawnSync('tar', ['-C', tree, '-xf', plain]).status, 0);
+    const layerPath = join(tree, hex(holey), 'layer.tar');
+    assert.equal(spawnSync('cp', ['--sparse=always', layerPath, `${layerPath}.holes`]).status, 0);
+    assert.equal(spawnSync('mv', [`${layerPath}.holes`, layerPath]).status, 0);
+    if ((await stat(layerPath)).blocks * 512 >= holey.length / 2) return t.skip(`the filesystem under ${tmpdir()} keeps no holes, so tar --sparse stores no map`);
+    const plainSource = await open(plain, options({ cacheDir: false }));
+    const want = (await plainSource.root()).descriptor.digest;
+    await plainSource.close();
+    for (const format of [['--format=gnu'], ['--format=posix'], ['--format=posix', '--sparse-version=0.1']]) {
+      const repacked = join(dir, `sparse-${format.join('')}.tar`);
+      const made = spawnSync('tar', ['-C', tree, '--sparse', ...format, '-cf', repacked, '.'], { encoding: 'utf8' });
+      assert.equal(made.status, 0, made.stderr);
+      const source = await open(repacked, options({ cacheDir: false }));
+      try {
+        const root = await source.root();
+        assert.equal(root.descriptor.digest, want, `${format.join(' ')}: the same image`);
+        // Every layer was checked against its diff ID while compressing, holes read back as zeros.
+        const { gunzipSync } = await import('node:zlib');
+        const manifest = JSON.parse(Buffer.from(root.bytes).toString()) as { layers: Descriptor[] };
+        assert.equal(hex(gunzipSync(await readAll(await source.blob(manifest.layers[0]!)))), hex(holey));
+      } finally {
+        await source.close();
+      }
+    }
   });
 
   it('selects images of a multi-image archive by tag, normalised tag, position or image ID', async () => {
