@@ -6,8 +6,11 @@
 // accepts a token when its header has an `x5c` chain that verifies against rootcertbundle, a raw
 // `jwk`, or a `kid` that equals the libtrust key id of a public key in rootcertbundle. The libtrust
 // key id is base32(sha256(SPKI DER)[0:30]) split into 12 groups of 4 characters joined by ':'.
-// We send `kid` only (the simplest of the three) and test it against the real registry.
-import { createHash, createPrivateKey, createPublicKey, randomUUID, sign } from 'node:crypto';
+// distribution v3 looks a `kid` up by its RFC 7638 thumbprint instead, and v3.0.0 computes an EC
+// key's from the curve's generator point, not the key (registry/auth/token/util.go), so no honest
+// `kid` matches there. Both check an `x5c` chain first: we send the signing certificate as `x5c`,
+// and the `kid` beside it, which 2.8 would take alone.
+import { X509Certificate, createHash, createPrivateKey, createPublicKey, randomUUID, sign } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -184,10 +187,11 @@ export async function startTokenIssuer(options: TokenIssuerOptions = {}): Promis
   const privateKey = createPrivateKey(await readFile(keyPath));
   const publicKey = createPublicKey(await readFile(certPath));
   const keyId = libtrustKeyId(publicKey);
+  const certificateChain = [new X509Certificate(await readFile(certPath)).raw.toString('base64')];
 
   function signToken(access: ScopeAccess[], claims: { subject?: string; ttlSeconds?: number; issuedAt?: number; audience?: string; issuer?: string } = {}): string {
     const iat = claims.issuedAt ?? Math.floor(Date.now() / 1000);
-    const header = { typ: 'JWT', alg: 'ES256', kid: keyId };
+    const header = { typ: 'JWT', alg: 'ES256', kid: keyId, x5c: certificateChain };
     const payload = {
       iss: claims.issuer ?? issuerName,
       sub: claims.subject ?? '',
