@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { getEventListeners } from 'node:events';
+import { getEventListeners, getMaxListeners, setMaxListeners } from 'node:events';
 import { describe, it } from 'node:test';
+import { setImmediate as turn } from 'node:timers/promises';
 import { linkSignals } from './signals.js';
 
 describe('linkSignals', () => {
@@ -55,5 +56,34 @@ describe('linkSignals', () => {
     linkSignals(a.signal, b.signal);
     a.abort();
     assert.equal(getEventListeners(b.signal, 'abort').length, 0);
+  });
+
+  it('takes many operations on one signal without the MaxListenersExceededWarning, and gives the limit back', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error): void => {
+      if (warning.name === 'MaxListenersExceededWarning') warnings.push(warning);
+    };
+    process.on('warning', onWarning);
+    try {
+      const client = new AbortController().signal;
+      const unlimited = new AbortController().signal;
+      setMaxListeners(0, unlimited);
+      const links = Array.from({ length: 25 }, () => linkSignals(client, unlimited, new AbortController().signal));
+      assert.equal(getEventListeners(client, 'abort').length, 25);
+      assert.equal(getMaxListeners(client), 35, 'the limit rose with the listeners');
+      for (const link of links) {
+        link.dispose();
+        link.dispose();
+      }
+      assert.equal(getMaxListeners(client), 10, 'and fell back once they were removed, whatever the dispose count');
+      assert.equal(getEventListeners(client, 'abort').length, 0);
+      // A caller's own listeners past its limit still warn: only ours are allowed for.
+      for (let i = 0; i < 11; i++) client.addEventListener('abort', () => undefined);
+      await turn();
+      assert.equal(warnings.length, 1, warnings.map((w) => w.message).join('\n'));
+      assert.match(warnings[0]!.message, /11 abort listeners/);
+    } finally {
+      process.off('warning', onWarning);
+    }
   });
 });

@@ -7,7 +7,7 @@
  * listeners are removed when the operation ends, and nothing is made when one signal will do.
  * @module
  */
-import { setMaxListeners } from 'node:events';
+import { getMaxListeners, setMaxListeners } from 'node:events';
 
 export interface LinkedSignal {
   /** Aborts when any of the linked signals does (undefined when none was given). */
@@ -32,9 +32,33 @@ export function linkSignals(...signals: readonly (AbortSignal | undefined)[]): L
     dispose();
     controller.abort(this.reason);
   };
+  let disposed = false;
   const dispose = (): void => {
-    for (const s of distinct) s.removeEventListener('abort', onAbort);
+    if (disposed) return;
+    disposed = true;
+    for (const s of distinct) {
+      s.removeEventListener('abort', onAbort);
+      allowListeners(s, -1);
+    }
   };
-  for (const s of distinct) s.addEventListener('abort', onAbort, { once: true });
+  // Each source gets one listener per operation under way, removed when it ends: a client's or a
+  // copy's signal carries one per request in flight, and `--jobs 5` passed Node's leak warning (10)
+  // on stderr. The limit rises and falls with ours, so a caller's own leaks still warn.
+  for (const s of distinct) {
+    allowListeners(s, 1);
+    s.addEventListener('abort', onAbort, { once: true });
+  }
   return { signal: controller.signal, dispose };
+}
+
+/** Moves `signal`'s listener limit by `delta` (0, unlimited, stays so). */
+function allowListeners(signal: AbortSignal, delta: number): void {
+  let limit: number;
+  try {
+    limit = getMaxListeners(signal);
+  } catch {
+    // Node 20 throws for an EventTarget whose limit is 0 (it tests the limit for truthiness): unlimited.
+    return;
+  }
+  if (limit > 0) setMaxListeners(Math.max(1, limit + delta), signal);
 }
