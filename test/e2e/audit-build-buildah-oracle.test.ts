@@ -65,13 +65,16 @@ describe('context hash oracle for buildah: hashed paths equal what buildah copie
     const { root, dockerfile, named } = await prepareCase(work, `case-${i}`, c);
     const tar = join(work, `buildah-${i}.tar`);
     const iid = join(work, `buildah-${i}.iid`);
-    const args = ['build', '--layers=false', '--iidfile', iid, '-f', dockerfile, '--output', `type=tar,dest=${tar}`];
+    // A storage of its own: `buildah rmi` below, in the shared storage, raced the builds of other test
+    // files running beside this one ("getting top layer info: layer not known" in their cache lookups).
+    const storage = ['--root', join(work, 'storage'), '--runroot', join(work, 'run')];
+    const args = [...storage, 'build', '--layers=false', '--iidfile', iid, '-f', dockerfile, '--output', `type=tar,dest=${tar}`];
     for (const [name, dir] of Object.entries(named)) args.push('--build-context', `${name}=${dir}`);
     args.push(root);
     const built = await run('buildah', args, { env: { ...BUILDAH_ENV }, timeoutMs: 180_000 });
     // The committed image is not needed: keep vfs storage small.
     const id = (await readFile(iid, 'utf8').catch(() => '')).trim();
-    if (id) await run('buildah', ['rmi', '-f', id], { env: { ...BUILDAH_ENV } });
+    if (id) await run('buildah', [...storage, 'rmi', '-f', id], { env: { ...BUILDAH_ENV } });
     assert.equal(built.code, 0, built.stderr);
     t.diagnostic(`buildah copied case ${i}`);
     return { root, dockerfile, named, tar };
