@@ -158,6 +158,42 @@ describe('copy', () => {
     assert.deepEqual(subset.platforms.map((p) => `${p.platform} ${p.digest}`), [`linux/amd64 ${amd64.digest}`, `linux/arm64 ${arm64.digest}`]);
   });
 
+  it('a subset that takes some images of a nested index lists them directly, with their attestations, and nothing else of it', async () => {
+    const src = new MemoryRegistry();
+    const dst = new MemoryRegistry({ host: 'other.test' });
+    const amd64 = addImage(src, 'src', 'linux/amd64', ['amd64 app']);
+    const arm64 = addImage(src, 'src', 'linux/arm64', ['arm64 app']);
+    const provenance = addImage(src, 'src', 'unknown/unknown', ['provenance of arm64']);
+    const attestation: Descriptor = {
+      ...provenance,
+      platform: { os: 'unknown', architecture: 'unknown' },
+      annotations: { 'vnd.docker.reference.type': 'attestation-manifest', 'vnd.docker.reference.digest': arm64.digest },
+    };
+    const inner = addIndex(src, 'src', [amd64, arm64, attestation]);
+    const s390x = addImage(src, 'src', 'linux/s390x', ['s390x app']);
+    const ppc = addImage(src, 'src', 'linux/ppc64le', ['ppc app']);
+    addIndex(src, 'src', [inner, s390x, ppc], 'nested', { annotations: { 'org.example': 'kept' } });
+
+    const subset = await copy(src.source('src', 'nested'), dst.sink('dst', 'sub'), { platforms: parsePlatforms('linux/s390x,linux/arm64') });
+    const written = JSON.parse(Buffer.from((await dst.source('dst', 'sub').root()).bytes).toString()) as { manifests: Descriptor[]; annotations: Record<string, string> };
+    assert.deepEqual(
+      written.manifests.map((d) => d.digest),
+      [arm64.digest, attestation.digest, s390x.digest],
+      'arm64 and its attestation where the nested index was, then s390x: no amd64, no ppc64le, no nested index',
+    );
+    assert.deepEqual(written.manifests[1], attestation, 'descriptors as the nested index wrote them');
+    assert.deepEqual(written.annotations, { 'org.example': 'kept' });
+    assert.deepEqual(subset.platforms.map((p) => `${p.platform} ${p.digest}`).sort(), [`linux/arm64 ${arm64.digest}`, `linux/s390x ${s390x.digest}`]);
+    for (const absent of [amd64, ppc, inner]) assert.equal(await dst.sink('dst').hasManifest(absent), false, `${absent.digest} was not copied`);
+    for (const present of [arm64, provenance, s390x]) assert.equal(await dst.sink('dst').hasManifest(present), true);
+
+    // Every image of the nested index wanted: it is kept whole, as it was.
+    const whole = await copy(src.source('src', 'nested'), dst.sink('dst', 'whole'), { platforms: parsePlatforms('linux/amd64,linux/arm64,linux/s390x') });
+    const wholeIndex = JSON.parse(Buffer.from((await dst.source('dst', 'whole').root()).bytes).toString()) as { manifests: Descriptor[] };
+    assert.deepEqual(wholeIndex.manifests.map((d) => d.digest), [inner.digest, s390x.digest]);
+    assert.deepEqual(whole.platforms.map((p) => p.platform).sort(), ['linux/amd64', 'linux/arm64', 'linux/s390x']);
+  });
+
   it('reads a nested index once however often it is listed, and bounds the entries looked at', async () => {
     const src = new MemoryRegistry();
     const arm64 = addImage(src, 'src', 'linux/arm64', ['arm64 app']);

@@ -268,7 +268,9 @@ class CopyRun {
       const filtered = filterIndex(root, parsed.manifest, wanted, source.name, entries);
       const kept = parseManifest(filtered.bytes, filtered.descriptor.mediaType);
       const keptDigests = new Set(kept.kind === 'index' ? kept.manifest.manifests.map((d) => d.digest) : []);
-      return { root: filtered, platforms: entryPlatforms(entries.filter((e) => keptDigests.has(parsed.manifest.manifests[e.position]!.digest))) };
+      // Kept as listed, or behind a nested index kept whole.
+      const platforms = entryPlatforms(entries.filter((e) => keptDigests.has(e.descriptor.digest) || keptDigests.has(parsed.manifest.manifests[e.position]!.digest)));
+      return { root: filtered, platforms };
     }
     const platform = await this.#limit(() => readConfigPlatform(source, parsed.manifest, { signal }, this.#configs));
     checkImagePlatform(source.name, platform, wanted);

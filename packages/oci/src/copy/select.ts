@@ -57,6 +57,11 @@ export interface PlatformEntry {
   position: number;
   /** The manifest's bytes (verified) when finding its platform meant reading it. */
   manifest?: ManifestBytes;
+  /**
+   * Found inside a nested index: its descriptor exactly as that index wrote it (JSON), and the
+   * attestation manifests listed there for it, so a platform subset can list it directly.
+   */
+  nested?: { raw: unknown; attestations: unknown[] };
 }
 
 /**
@@ -72,7 +77,10 @@ export async function platformEntries(source: ImageSource, index: ImageIndex, op
   // times would otherwise be read N times per level.
   const read = new Set<string>();
   let looked = 0;
-  const walk = async (manifests: readonly Descriptor[], position: number | undefined, depth: number): Promise<void> => {
+  /** `raw`: a nested index's own JSON entries, beside `manifests` parsed from them. */
+  const walk = async (manifests: readonly Descriptor[], position: number | undefined, depth: number, raw?: readonly unknown[]): Promise<void> => {
+    const nestedOf = (i: number, digest: string): PlatformEntry['nested'] =>
+      raw === undefined ? undefined : { raw: raw[i], attestations: raw.filter((_, j) => isAttestation(manifests[j]!) && manifests[j]!.annotations?.[referenceDigest] === digest) };
     for (const [i, descriptor] of manifests.entries()) {
       // Counted before attestations are skipped: 12 000 entries marked as attestations cost nothing
       // here, but the copy reads and writes each one.
@@ -84,18 +92,23 @@ export async function platformEntries(source: ImageSource, index: ImageIndex, op
       if (mustRead) read.add(descriptor.digest);
       if (isIndexMediaType(descriptor.mediaType)) {
         if (depth >= maxNestedIndexes) throw invalidIndex(`${source.name}: indexes nested more than ${maxNestedIndexes} deep under entry ${at}`);
-        const nested = parseManifest((await verifiedManifest(source, descriptor, options)).bytes, descriptor.mediaType);
-        if (nested.kind === 'index') await walk(nested.manifest.manifests, at, depth + 1);
+        const { bytes } = await verifiedManifest(source, descriptor, options);
+        const nested = parseManifest(bytes, descriptor.mediaType);
+        if (nested.kind === 'index') {
+          const rawEntries = (JSON.parse(Buffer.from(bytes).toString('utf8')) as { manifests: unknown[] }).manifests;
+          await walk(nested.manifest.manifests, at, depth + 1, rawEntries);
+        }
         continue;
       }
+      const nested = nestedOf(i, descriptor.digest);
       if (descriptor.platform || !isImageManifestMediaType(descriptor.mediaType)) {
-        entries.push({ descriptor, platform: descriptor.platform, position: at });
+        entries.push({ descriptor, platform: descriptor.platform, position: at, ...(nested ? { nested } : {}) });
         continue;
       }
       const manifest = await verifiedManifest(source, descriptor, options);
       const parsed = parseManifest(manifest.bytes, descriptor.mediaType);
       const platform = parsed.kind === 'image' ? await readConfigPlatform(source, parsed.manifest, options, configs) : undefined;
-      entries.push({ descriptor: platform ? { ...descriptor, platform } : descriptor, platform, position: at, manifest });
+      entries.push({ descriptor: platform ? { ...descriptor, platform } : descriptor, platform, position: at, manifest, ...(nested ? { nested } : {}) });
     }
   };
   await walk(index.manifests, undefined, 0);
@@ -166,10 +179,15 @@ export function selectChild(index: ImageIndex, wanted: Platform, sourceName: str
  * descriptor is byte-identical JSON; the index itself is re-serialised, so its digest changes. When
  * the selection keeps every child the original bytes come back unchanged (digest preserved).
  * `entries`: from {@link platformEntries}; by default the platforms the entries state. An entry that
- * is itself an index is kept whole when any of its images is wanted (its other platforms with it).
+ * is itself an index is kept whole when all of its images are wanted; when only some are, those
+ * images are listed in the new index directly, as the nested index wrote them, with their
+ * attestations (keeping the nested index would copy platforms nobody asked for, and a filtered copy
+ * of it would be a manifest the source never had).
  */
 export function filterIndex(root: ManifestBytes, index: ImageIndex, wanted: readonly Platform[], sourceName: string, entries: readonly PlatformEntry[] = writtenEntries(index.manifests)): ManifestBytes {
   const keep = new Set<number>();
+  /** Images chosen inside nested indexes, by the position of the entry they were found behind. */
+  const chosenInside = new Map<number, PlatformEntry[]>();
   const missing: Platform[] = [];
   const chosenBy = new Map<string, Platform>();
   for (const platform of wanted) {
@@ -188,9 +206,17 @@ export function filterIndex(root: ManifestBytes, index: ImageIndex, wanted: read
       );
     }
     chosenBy.set(found.descriptor.digest, platform);
-    keep.add(found.position);
+    if (found.nested) chosenInside.set(found.position, [...(chosenInside.get(found.position) ?? []), found]);
+    else keep.add(found.position);
   }
   if (missing.length > 0) throw noImageFor(sourceName, missing, entries);
+  /** Images picked out of a nested index (descriptor JSON), listed where that index was. */
+  const pickedOut = new Map<number, unknown[]>();
+  for (const [position, chosen] of chosenInside) {
+    const offered = new Set(entries.filter((e) => e.position === position && e.platform !== undefined).map((e) => e.descriptor.digest));
+    if (offered.size === new Set(chosen.map((e) => e.descriptor.digest)).size) keep.add(position);
+    else pickedOut.set(position, chosen.flatMap((e) => [e.nested!.raw, ...e.nested!.attestations]));
+  }
   const keptDigests = new Set([...keep].map((i) => index.manifests[i]!.digest as string));
   index.manifests.forEach((d, i) => {
     const subject = d.annotations?.[referenceDigest];
@@ -199,7 +225,7 @@ export function filterIndex(root: ManifestBytes, index: ImageIndex, wanted: read
   if (keep.size === index.manifests.length) return root;
   // Re-parse the raw JSON so the kept descriptors and other fields are exactly what the source wrote.
   const raw = JSON.parse(Buffer.from(root.bytes).toString('utf8')) as Record<string, unknown> & { manifests: unknown[] };
-  const filtered = { ...raw, manifests: raw.manifests.filter((_, i) => keep.has(i)) };
+  const filtered = { ...raw, manifests: raw.manifests.flatMap((entry, i) => (keep.has(i) ? [entry] : (pickedOut.get(i) ?? []))) };
   const bytes = new TextEncoder().encode(JSON.stringify(filtered));
   return { descriptor: { mediaType: root.descriptor.mediaType, digest: digestOf(bytes, root.descriptor.digest), size: bytes.byteLength }, bytes };
 }
