@@ -178,8 +178,43 @@ describe('slipway CLI against real registries', { skip: missing.length > 0 ? `ne
     // The image named twice, differently: which one was meant? Named twice the same way is fine.
     const twice = await slipway(['push', `oci:${layoutDir}:v1`, `${locked.host}/pushed:twice`, '--image', 'v2']);
     assert.equal(twice.code, 2, twice.stderr);
-    assert.match(twice.stderr, /names the image "v1" and the image option names "v2"; choose one/);
+    assert.match(twice.stderr, /names the image "v1" and --image names "v2"; choose one/);
     assert.equal((await slipway(['push', `oci:${layoutDir}:v1`, `${locked.host}/pushed:twice`, '--image', 'v1'])).code, 0);
+  });
+
+  it('speaks in flags: the library option names in its messages become what to type at the command line', async () => {
+    const libraryWords = /slipway: --|the image option|caCertificates|in insecure\b|as in '--/;
+    // A layout holding two images, read without naming one.
+    const twoImages = join(work, 'two-images');
+    assert.equal((await slipway(['copy', index.reference, `oci:${twoImages}:a`, '--platform', 'linux/arm64', '-q'])).code, 0);
+    assert.equal((await slipway(['copy', index.reference, `oci:${twoImages}:b`, '--platform', 'linux/amd64', '-q'])).code, 0);
+    const unnamed = await slipway(['digest', `oci:${twoImages}`]);
+    assert.equal(unnamed.code, 2, unnamed.stderr);
+    assert.match(unnamed.stderr, /OCI layout ".*two-images" holds 2 images; choose one in the source name \(oci:PATH:NAME, oci-archive:PATH:NAME\), or for push with --image \(a name, a digest or a position\)/);
+    // A destination holding another image.
+    const held = await slipway(['copy', `oci:${twoImages}:a`, `${open.host}/messages/held:1`, '-q']);
+    assert.equal(held.code, 0, held.stderr);
+    const conflict = await slipway(['copy', `oci:${twoImages}:b`, `${open.host}/messages/held:1`]);
+    assert.equal(conflict.code, 5, conflict.stderr);
+    assert.match(conflict.stderr, /; pass --overwrite to replace it\n/);
+    // An index into a one-image archive.
+    const oneImage = await slipway(['copy', index.reference, `docker-archive:${join(work, 'one.tar')}`]);
+    assert.equal(oneImage.code, 2, oneImage.stderr);
+    assert.match(oneImage.stderr, /is an index \(.*\): select one with --platform\n/);
+    // A flag no command has, in our words.
+    const unknown = await slipway(['digest', index.reference, '--image', 'v1']);
+    assert.equal(unknown.code, 2, unknown.stderr);
+    assert.match(unknown.stderr, /^slipway: unknown option "--image" \(an argument that starts with "-" goes after "--"\); see "slipway digest --help"\n$/);
+    // A registry whose TLS certificate nobody here trusts.
+    const tls = await startRegistry({ tls: true });
+    try {
+      const untrusted = await slipway(['digest', `${tls.host}/messages/x:1`]);
+      assert.equal(untrusted.code, 1, untrusted.stderr);
+      assert.match(untrusted.stderr, /TLS certificate of 127\.0\.0\.1:\d+ not trusted \(.*\); put its CA in .*ca\.crt, or pass --insecure 127\.0\.0\.1:\d+ \(no verification\)/);
+      for (const run of [unnamed, conflict, oneImage, unknown, untrusted]) assert.doesNotMatch(run.stderr, libraryWords);
+    } finally {
+      await tls.stop();
+    }
   });
 
   it('push and copy read an archive from a pipe (docker save | slipway push /dev/stdin), plain or gzipped, as from the file', async () => {

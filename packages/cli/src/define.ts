@@ -101,7 +101,7 @@ export function defineCommand(spec: CommandSpec): Command {
           seen.add(token.name);
         }
       } catch (err) {
-        return fail(io, json, { code: 'SLIPWAY_USAGE', message: `${(err as Error).message}; see "${spec.synopsis.split(' ').slice(0, 2).join(' ')} --help"`, exitCode: ExitCode.Usage }, secrets, usageOut);
+        return fail(io, json, { code: 'SLIPWAY_USAGE', message: `${parseProblem(err)}; see "${spec.synopsis.split(' ').slice(0, 2).join(' ')} --help"`, exitCode: ExitCode.Usage }, secrets, usageOut);
       }
       const values = parsed.values as Record<string, Value>;
       if (values.help === true) {
@@ -145,6 +145,18 @@ export function defineCommand(spec: CommandSpec): Command {
       }
     },
   };
+}
+
+/**
+ * A flag-parsing problem in our words: Node's unknown-option text ends in an unbalanced quote
+ * (`as in '-- "--image"`) and tells a CLI user about positionals they did not mean.
+ */
+function parseProblem(err: unknown): string {
+  const { code, message } = err as { code?: unknown; message?: unknown };
+  const text = typeof message === 'string' ? message : String(err);
+  const option = /^Unknown option '([^']+)'/.exec(text)?.[1];
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && option !== undefined) return `unknown option "${option}" (an argument that starts with "-" goes after "--")`;
+  return text;
 }
 
 /** Whether an argument is, or ends in, a path that is this process's stdout (`oci-archive:/dev/stdout:app`). */

@@ -35,8 +35,23 @@ export function describeError(err: unknown, signal?: AbortSignal): DescribedErro
     // code stays SLIPWAY_CONTEXT, which scripts and providers already match on.
     const missingContext = code === 'SLIPWAY_CONTEXT' && (err.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
     const exitCode = notFound || missingContext ? ExitCode.NotFound : (exitCodes[code] ?? ExitCode.Failure);
-    return { code: notFound ? 'SLIPWAY_NOT_FOUND' : code, message: err.message, exitCode };
+    return { code: notFound ? 'SLIPWAY_NOT_FOUND' : code, message: inCliTerms(err.message), exitCode };
   }
   const message = err instanceof Error ? err.message : String(err);
   return { code: 'SLIPWAY_INTERNAL', message: `unexpected error: ${message}`, exitCode: ExitCode.Failure };
+}
+
+/**
+ * The library's messages name its options (`overwrite`, `insecure`, `caCertificates`, the `image`
+ * option); at the command line those are flags, or not there at all: say what to type here.
+ */
+export function inCliTerms(message: string): string {
+  return message
+    .replace(/\bpass overwrite \(slipway: --overwrite\)/g, 'pass --overwrite')
+    .replace(/\bselect one platform \(slipway: --platform\)/g, 'select one with --platform')
+    .replace(/choose one with the image option \(([^)]*)\), or in the source name \(([^)]*)\)/g, 'choose one in the source name ($2), or for push with --image ($1)')
+    .replace(/\bthe image option \(/g, '--image (')
+    .replace(/\bthe image option\b/g, '--image')
+    .replace(/, pass it in caCertificates, or list (\S+) in insecure\b/g, ', or pass --insecure $1 (no verification)')
+    .replace(/pass its CA in caCertificates or NODE_EXTRA_CA_CERTS/g, 'pass its CA in NODE_EXTRA_CA_CERTS');
 }

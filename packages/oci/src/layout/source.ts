@@ -127,7 +127,7 @@ export function selectImage(images: LayoutImage[], selector: string | number | u
   const listing = () => unique.map(describeImage).join(', ');
   if (selector === undefined) {
     if (unique.length === 1) return unique[0] as LayoutImage;
-    throw new InvalidArgumentError(`archive ${JSON.stringify(archive)} holds ${unique.length} images; choose one with the image option (a name, a digest or a position), or in the source name (oci:PATH:NAME, oci-archive:PATH:NAME): ${listing()}`);
+    throw new InvalidArgumentError(`OCI layout ${JSON.stringify(archive)} holds ${unique.length} images; choose one with the image option (a name, a digest or a position), or in the source name (oci:PATH:NAME, oci-archive:PATH:NAME): ${listing()}`);
   }
   if (typeof selector === 'number' && (!Number.isSafeInteger(selector) || selector < 0 || selector >= images.length)) {
     throw new InvalidArgumentError(`image #${selector} is out of range: archive ${JSON.stringify(archive)} holds ${images.length} entries: ${listing()}`);
