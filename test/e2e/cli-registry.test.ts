@@ -4,6 +4,7 @@
 // config, or wrong in the environment) that never shows up in any output.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { closeSync, createReadStream, openSync } from 'node:fs';
@@ -180,6 +181,32 @@ describe('slipway CLI against real registries', { skip: missing.length > 0 ? `ne
     assert.equal(twice.code, 2, twice.stderr);
     assert.match(twice.stderr, /names the image "v1" and --image names "v2"; choose one/);
     assert.equal((await slipway(['push', `oci:${layoutDir}:v1`, `${locked.host}/pushed:twice`, '--image', 'v1'])).code, 0);
+  });
+
+  it('platforms of an artifact: nothing on stdout, and a word on stderr instead of silence', async () => {
+    const client = remote.createRegistryClient({ insecure: [open.host] });
+    try {
+      const sink = client.sink(`${open.host}/messages/artifact:sig`);
+      const put = async (bytes: Buffer, mediaType: string) => {
+        const descriptor = { mediaType, digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}` as const, size: bytes.length };
+        await sink.putBlob(descriptor, async () => Readable.from([bytes]));
+        return descriptor;
+      };
+      const config = await put(Buffer.from('{}'), 'application/vnd.oci.empty.v1+json');
+      const layer = await put(Buffer.from('a signature'), 'application/vnd.example.signature');
+      const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', artifactType: 'application/vnd.example.signature', config, layers: [layer] }));
+      const digest = `sha256:${createHash('sha256').update(manifest).digest('hex')}`;
+      await sink.putManifest({ descriptor: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: digest as `sha256:${string}`, size: manifest.length }, bytes: manifest }, { tag: 'sig' });
+    } finally {
+      await client.close();
+    }
+    const listed = await slipway(['platforms', `${open.host}/messages/artifact:sig`]);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.equal(listed.stdout, '');
+    assert.match(listed.stderr, /messages\/artifact:sig \(sha256:[0-9a-f]{64}\) names no platform: an artifact, not an image of a platform\n/);
+    const json = await slipway(['platforms', `${open.host}/messages/artifact:sig`, '--json']);
+    assert.deepEqual((JSON.parse(json.stdout) as { platforms: unknown[] }).platforms, []);
+    assert.equal(json.stderr, '');
   });
 
   it('speaks in flags: the library option names in its messages become what to type at the command line', async () => {

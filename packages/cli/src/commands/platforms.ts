@@ -22,6 +22,11 @@ Prints "PLATFORM DIGEST" per line; with --json {reference, digest, mediaType, pl
       insecure: context.insecure,
       signal: context.io.signal,
     });
+    // An artifact (a signature, an SBOM, a Helm chart) or an index of only such: nothing to list on
+    // stdout, which scripts read, but a word on stderr rather than silence that looks like a failure.
+    if (result.platforms.length === 0 && !context.quiet && !context.json) {
+      context.io.stderr.write(`${reference} (${result.digest}) names no platform: ${/index|manifest\.list/.test(result.mediaType) ? 'an index of artifacts' : 'an artifact, not an image of a platform'}\n`);
+    }
     const width = Math.max(0, ...result.platforms.map((p) => p.platform.length));
     return { json: result, text: result.platforms.map((p) => `${p.platform.padEnd(width)} ${p.digest}`).join('\n') };
   },
