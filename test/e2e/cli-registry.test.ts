@@ -183,6 +183,32 @@ describe('slipway CLI against real registries', { skip: missing.length > 0 ? `ne
     assert.equal((await slipway(['push', `oci:${layoutDir}:v1`, `${locked.host}/pushed:twice`, '--image', 'v1'])).code, 0);
   });
 
+  it('copies to REPO@DIGEST untagged, REPO:TAG@DIGEST tagged, and refuses a digest the copy would not produce before moving anything', async () => {
+    const untagged = await slipway(['copy', index.reference, `${open.host}/bydigest/app@${index.digest}`, '--json', '-q']);
+    assert.equal(untagged.code, 0, untagged.stderr);
+    const result = JSON.parse(untagged.stdout) as { digest: string; reference: string };
+    assert.equal(result.digest, index.digest);
+    assert.equal(result.reference, `${open.host}/bydigest/app@${index.digest}`);
+    assert.equal(sha256Text(await skopeoRaw(`${open.host}/bydigest/app@${index.digest}`)), index.digest, 'the index is there, byte for byte');
+    const tags = await slipway(['tags', `${open.host}/bydigest/app`]);
+    assert.equal(tags.stdout.trim(), '', `no tag was written: ${tags.stdout}${tags.stderr}`);
+    const again = await slipway(['copy', index.reference, `${open.host}/bydigest/app@${index.digest}`, '--json', '-q']);
+    assert.equal((JSON.parse(again.stdout) as { noop: boolean }).noop, true, 'already there: a no-op');
+
+    // One platform: the child's digest is the result, so that is the digest to name.
+    const arm = index.children.find((c) => c.platform === 'linux/arm64')!;
+    const child = await slipway(['copy', index.reference, `${open.host}/bydigest/arm:v1@${arm.digest}`, '--platform', 'linux/arm64', '-q']);
+    assert.equal(child.code, 0, child.stderr);
+    assert.equal(child.stdout.trim(), `${open.host}/bydigest/arm:v1@${arm.digest}`);
+    assert.equal((await slipway(['digest', `${open.host}/bydigest/arm:v1`])).stdout.trim(), arm.digest, 'the tag was written too');
+
+    // The index named where one platform makes the child: refused before any blob or manifest is written.
+    const wrong = await slipway(['copy', index.reference, `${open.host}/bydigest/wrong@${index.digest}`, '--platform', 'linux/arm64']);
+    assert.equal(wrong.code, 2, wrong.stderr);
+    assert.match(wrong.stderr, new RegExp(`names ${index.digest}, and what the platform selection makes of .* is ${arm.digest}: a destination's digest must be the copy's result`));
+    assert.equal((await slipway(['digest', `${open.host}/bydigest/wrong@${arm.digest}`])).code, 3, 'nothing was written');
+  });
+
   it('platforms of an artifact: nothing on stdout, and a word on stderr instead of silence', async () => {
     const client = remote.createRegistryClient({ insecure: [open.host] });
     try {

@@ -11,7 +11,8 @@ export const push = defineCommand({
   synopsis: 'slipway push ARCHIVE DESTINATION [--image NAME] [--platform P[,P…]] [--overwrite] [--jobs N] [--no-stream] [--no-layer-cache]',
   details: `ARCHIVE is a docker save tar (gzip allowed), an OCI layout directory, or an OCI layout tar
 (docker buildx --output type=oci, skopeo oci-archive:); a pipe is read once into a temp file
-(docker save app | slipway push /dev/stdin …). DESTINATION is registry/repository[:tag].
+(docker save app | slipway push /dev/stdin …). DESTINATION is registry/repository[:tag][@digest] (a digest: the
+result must be it; alone, the image is stored untagged).
 
   --image NAME       which image of an archive holding several: a RepoTag of a docker save
                      (app:1), a ref name of an OCI layout (its org.opencontainers.image.ref.name),

@@ -148,7 +148,8 @@ async function transfer(options: CopyImageOptions, archive?: ArchiveSettings): P
     const resolved = await resolveSource(options.source, { ...options, client, archive: archiveOptions });
     try {
       const onProgress = streamer ? streamer.progress(options.onProgress) : options.onProgress;
-      const result = await copy.copy(resolved.source, sink, engineOptions(options, platforms, onProgress));
+      const engine = engineOptions(options, platforms, onProgress);
+      const result = await copy.copy(resolved.source, sink, destination.digest === undefined ? engine : { ...engine, expectDigest: destination.digest });
       let stats = streamer ? streamer.adjust(result.stats) : result.stats;
       if (result.subject) {
         const written = await indexCopiedReferrer({ client, destination, digest: result.digest, subject: result.subject, written: puts.get(result.digest), signal: options.signal });
@@ -172,7 +173,7 @@ async function transfer(options: CopyImageOptions, archive?: ArchiveSettings): P
           stats = sumStats(stats, copied.stats);
         }
       }
-      return { ...result, stats, referrers, digestTags, source: resolved.source.name, destination: destination.toString(), reference: `${destination.toString()}@${result.digest}` };
+      return { ...result, stats, referrers, digestTags, source: resolved.source.name, destination: destination.toString(), reference: destination.digest === undefined ? `${destination.toString()}@${result.digest}` : destination.toString() };
     } finally {
       await resolved.close();
     }
@@ -332,13 +333,9 @@ export function parseDestination(text: string): DestinationSpec {
       code: 'SLIPWAY_INVALID_REFERENCE',
     });
   }
-  const reference = name.parseReference(trimmed.replace(/^docker:\/\//, ''));
-  if (reference.digest !== undefined) {
-    throw new InvalidArgumentError(`destination "${text}" names a digest; want registry/repository[:tag] (the digest is the copy's result)`, {
-      code: 'SLIPWAY_INVALID_REFERENCE',
-    });
-  }
-  return { kind: 'registry', reference };
+  // A digest names the result it must be (crane and skopeo push by digest the same way): without a tag
+  // the image is stored untagged, with one the tag is written too.
+  return { kind: 'registry', reference: name.parseReference(trimmed.replace(/^docker:\/\//, '')) };
 }
 
 /** The sink for a local destination; `overwrite` lets an archive replace a file it cannot compare. */

@@ -35,7 +35,19 @@ test('destinations slipway cannot write are usage errors, never Docker Hub repos
   refused('oci:', /nothing after "oci:"/);
   refused('oci-archive::name', /no path before the name/);
   refused('docker-daemon:', /nothing after/);
-  refused(`registry.test/app@sha256:${'a'.repeat(64)}`, /names a digest/);
+});
+
+test('a registry destination may name the digest the result must have, with or without a tag', () => {
+  const digest = `sha256:${'a'.repeat(64)}`;
+  for (const [text, tag] of [
+    [`registry.test/app@${digest}`, undefined],
+    [`registry.test/app:v1@${digest}`, 'v1'],
+  ] as const) {
+    const spec = parseDestination(text);
+    assert.ok(spec.kind === 'registry');
+    assert.equal(spec.reference.digest, digest);
+    assert.equal(spec.reference.tag, tag, `${text}: no default tag beside a digest`);
+  }
 });
 
 test('the image option with a registry or daemon source is refused, not ignored', async () => {

@@ -55,6 +55,11 @@ export interface CopyOptions {
   platforms?: readonly Platform[];
   /** Replace a different image at the destination tag. @defaultValue false: refuse with SLIPWAY_DESTINATION_EXISTS */
   overwrite?: boolean;
+  /**
+   * The digest the result must have (a destination named by digest, `repo@sha256:…`): checked once the
+   * source's root and the platform selection are known, before anything moves (SLIPWAY_INVALID_ARG).
+   */
+  expectDigest?: Digest;
   /** How many requests (blob transfers, HEADs, manifest GETs/PUTs) run at once. @defaultValue {@link defaultJobs} */
   jobs?: number;
   signal?: AbortSignal;
@@ -205,6 +210,11 @@ class CopyRun {
       target = await this.#target(rootBytes, [parsePlatform(target.platforms[0]!.platform)]);
     }
     const wanted = target.root.descriptor;
+    const { expectDigest } = this.options;
+    if (expectDigest !== undefined && wanted.digest !== expectDigest) {
+      const what = (this.options.platforms ?? []).length > 0 ? `what the platform selection makes of ${source.name}` : source.name;
+      throw new InvalidArgumentError(`${sink.name} names ${expectDigest}, and ${what} is ${wanted.digest}: a destination's digest must be the copy's result`);
+    }
     const subject = parseManifest(target.root.bytes, wanted.mediaType).manifest.subject;
     const result = (noop: boolean): CopyResult => ({
       digest: wanted.digest,
