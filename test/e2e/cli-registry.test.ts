@@ -209,6 +209,46 @@ describe('slipway CLI against real registries', { skip: missing.length > 0 ? `ne
     assert.equal((await slipway(['digest', `${open.host}/bydigest/wrong@${arm.digest}`])).code, 3, 'nothing was written');
   });
 
+  it('cache info and prune: what a push and a context hash left on disk, and emptying it on request', async () => {
+    const xdg = { XDG_CACHE_HOME: join(work, 'xdg-cache') };
+    const amd = index.children.find((c) => c.platform === 'linux/amd64')!;
+    const saved = join(work, 'for-cache.tar');
+    // skopeo writes docker-archive layers uncompressed: push compresses them, into the cache.
+    await runChecked('skopeo', ['copy', '--src-tls-verify=false', `docker://${open.host}/fixture/app@${amd.digest}`, `docker-archive:${saved}:app:cache`]);
+    assert.equal((await slipway(['push', saved, `${open.host}/cache/app:1`, '-q'], xdg)).code, 0);
+    const contextDir = join(work, 'cache-context');
+    await mkdir(contextDir, { recursive: true });
+    await writeFile(join(contextDir, 'Dockerfile'), 'FROM scratch\nCOPY . /\n');
+    assert.equal((await slipway(['hash-context', contextDir, '-q'], xdg)).code, 0);
+
+    type Info = { layerCache: { directory: string; layers: number; layerBytes: number }; contextCache: { files: number }; removed?: { layers: number; contextFiles: number } };
+    const info = await slipway(['cache', '--json'], xdg);
+    assert.equal(info.code, 0, info.stderr);
+    const before = JSON.parse(info.stdout) as Info;
+    assert.equal(before.layerCache.directory, join(xdg.XDG_CACHE_HOME, 'slipway'));
+    assert.ok(before.layerCache.layers >= 1 && before.layerCache.layerBytes > 0, info.stdout);
+    assert.equal(before.contextCache.files, 1);
+    const text = await slipway(['cache', 'info'], xdg);
+    assert.match(text.stdout, new RegExp(`^layers: {2}.*xdg-cache/slipway: ${before.layerCache.layers} compressed layers?, .*B\ncontext: .*xdg-cache/slipway/context: 1 stat cache, `));
+
+    // Nothing is old enough for the default 30 days.
+    const kept = JSON.parse((await slipway(['cache', 'prune', '--json'], xdg)).stdout) as Info;
+    assert.deepEqual(kept.removed, { layers: 0, contextFiles: 0 });
+    const sized = JSON.parse((await slipway(['cache', 'prune', '--max-size', '0', '--json'], xdg)).stdout) as Info;
+    assert.deepEqual(sized.removed, { layers: before.layerCache.layers, contextFiles: 0 });
+    assert.equal(sized.layerCache.layers, 0);
+    const emptied = JSON.parse((await slipway(['cache', 'prune', '--unused-for', '0', '--json'], xdg)).stdout) as Info;
+    assert.equal(emptied.removed?.contextFiles, 1);
+    assert.equal(emptied.contextCache.files, 0);
+    // And the next push compresses again, and works.
+    assert.equal((await slipway(['push', saved, `${open.host}/cache/app:2`, '-q'], xdg)).code, 0);
+
+    for (const args of [['cache', 'clean'], ['cache', 'prune', '--unused-for', 'week'], ['cache', 'prune', '--max-size', 'lots'], ['cache', 'info', '--max-size', '1G']]) {
+      const refused = await slipway(args, xdg);
+      assert.equal(refused.code, 2, `${args.join(' ')}: ${refused.stderr}`);
+    }
+  });
+
   it('platforms of an artifact: nothing on stdout, and a word on stderr instead of silence', async () => {
     const client = remote.createRegistryClient({ insecure: [open.host] });
     try {

@@ -13,4 +13,5 @@ export const commands: Record<string, () => Promise<Command>> = {
   tags: async () => (await import('./tags.js')).tags,
   build: async () => (await import('./build.js')).build,
   'hash-context': async () => (await import('./hash-context.js')).hashContextCommand,
+  cache: async () => (await import('./cache.js')).cache,
 };

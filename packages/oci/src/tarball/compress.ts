@@ -37,7 +37,8 @@
  * - `digests/<key>.json`: the digest of an already-compressed layer, keyed by (archive realpath, size,
  *   mtime, inode, entry path, offset, size), so a re-run does not re-hash it.
  * Entries are written atomically (temp + rename) and never trusted unverified. `pruneCache` removes
- * entries unused for a given time; nothing is pruned automatically.
+ * entries unused for a given time, then the least recently used beyond a size; opening a docker save
+ * archive with the cache on runs `pruneCacheDaily` (30 days, 10 GiB) at most once a day.
  * @module
  */
 import { createHash, randomBytes } from 'node:crypto';
@@ -322,12 +323,70 @@ export interface PruneCacheOptions {
   cacheDir?: string;
   /** Remove entries not used for this long. @defaultValue 30 days */
   unusedForMs?: number;
+  /**
+   * Then remove the least recently used compressed layers until the rest take at most this many
+   * bytes. @defaultValue no limit (the daily prune uses {@link defaultCacheMaxBytes})
+   */
+  maxBytes?: number;
 }
 
-/** Removes cache entries not used for `unusedForMs`. Returns how many entries went. */
+/** The daily prune's size limit for compressed layers: a CI runner pushing new layers all day stays bounded. */
+export const defaultCacheMaxBytes = 10 * 1024 ** 3;
+
+const dayMs = 24 * 3600 * 1000;
+
+/** What the cache holds: compressed layers (entries and bytes) and digest records. */
+export interface CacheUsage {
+  layers: number;
+  layerBytes: number;
+  digests: number;
+}
+
+/** Counts what the cache at `cacheDir` holds (nothing, for a directory that does not exist). */
+export async function cacheUsage(cacheDir: string = defaultCacheDir()): Promise<CacheUsage> {
+  const layers = await layerEntries(cacheDir);
+  const digests = (await readdir(join(cacheDir, 'digests')).catch(() => [] as string[])).filter((n) => n.endsWith('.json')).length;
+  return { layers: layers.length, layerBytes: layers.reduce((sum, e) => sum + e.bytes, 0), digests };
+}
+
+/** The cached compressed layers: each record, when it was last used, and its bytes (record and layer). */
+async function layerEntries(root: string): Promise<{ record: string; usedMs: number; bytes: number }[]> {
+  const dir = join(root, 'layers');
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const entries: { record: string; usedMs: number; bytes: number }[] = [];
+  for (const name of names) {
+    if (!name.endsWith('.json')) continue;
+    const record = join(dir, name);
+    const info = await stat(record).catch(() => undefined);
+    if (!info) continue;
+    const layer = await stat(record.replace(/\.json$/, '.gz')).catch(() => undefined);
+    entries.push({ record, usedMs: info.mtimeMs, bytes: info.size + (layer?.size ?? 0) });
+  }
+  return entries;
+}
+
+/**
+ * Prunes at most once a day per cache directory (a `.pruned` stamp records when): entries unused for
+ * 30 days, then down to {@link defaultCacheMaxBytes}. Opening a docker save archive with the cache on
+ * runs it, so the cache stays bounded without anyone remembering to prune it.
+ */
+export async function pruneCacheDaily(cacheDir: string = defaultCacheDir()): Promise<void> {
+  const stamp = join(cacheDir, '.pruned');
+  const info = await stat(stamp).catch(() => undefined);
+  if (info && Date.now() - info.mtimeMs < dayMs) return;
+  // No cache yet: nothing to prune, and no directory to create for the stamp.
+  if (!(await stat(cacheDir).catch(() => undefined))) return;
+  await writeFile(stamp, '');
+  await pruneCache({ cacheDir, maxBytes: defaultCacheMaxBytes });
+}
+
+/**
+ * Removes cache entries not used for `unusedForMs`, then, with `maxBytes`, the least recently used
+ * compressed layers beyond it. Returns how many entries went.
+ */
 export async function pruneCache(options: PruneCacheOptions = {}): Promise<number> {
   const root = options.cacheDir ?? defaultCacheDir();
-  const cutoff = Date.now() - (options.unusedForMs ?? 30 * 24 * 3600 * 1000);
+  const cutoff = Date.now() - (options.unusedForMs ?? 30 * dayMs);
   let removed = 0;
   for (const sub of ['layers', 'digests']) {
     const dir = join(root, sub);
@@ -341,12 +400,26 @@ export async function pruneCache(options: PruneCacheOptions = {}): Promise<numbe
         await rm(path, { force: true });
         await rm(path.replace(/\.json$/, '.gz'), { force: true });
         removed++;
-      } else if (name.includes('.tmp-') && stale) {
+      } else if (name.includes('.tmp-') && info.mtimeMs < Math.min(cutoff, Date.now() - 3600_000)) {
+        // Another process may be writing it right now (even with "unused for 0 days"): an hour old at least.
         await rm(path, { force: true });
       } else if (name.endsWith('.gz') && stale && !(await stat(path.replace(/\.gz$/, '.json')).catch(() => undefined))) {
         // A compressed layer whose record is gone (pruned, or a run killed between the two writes).
         await rm(path, { force: true });
       }
+    }
+  }
+  if (options.maxBytes !== undefined) {
+    const newestFirst = (await layerEntries(root)).sort((a, b) => b.usedMs - a.usedMs);
+    let kept = 0;
+    for (const entry of newestFirst) {
+      kept += entry.bytes;
+      if (kept <= options.maxBytes) continue;
+      // The record first: a record without its layer is recompressed when read, a layer without its
+      // record is never read.
+      await rm(entry.record, { force: true });
+      await rm(entry.record.replace(/\.json$/, '.gz'), { force: true });
+      removed++;
     }
   }
   return removed;

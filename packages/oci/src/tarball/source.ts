@@ -15,6 +15,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { realpath, stat } from 'node:fs/promises';
+import { debuglog } from 'node:util';
 import type { Readable } from 'node:stream';
 import { InvalidArgumentError, NotFoundError, SizeMismatchError, SlipwayError, throwIfAborted } from '../errors.js';
 import { openTarArchive, statInput, verifiedStream, type IndexedArchive } from '../internal/tar-archive.js';
@@ -33,12 +34,15 @@ import {
   dropCacheEntry,
   openLocation,
   prepareLayer,
+  pruneCacheDaily,
   type CompressionStats,
   type LayerContext,
   type PreparedBlob,
 } from './compress.js';
 import { maxConfigBytes, maxManifestJsonBytes, parseConfigFacts, parseDockerManifest, selectItem, type DockerSaveItem } from './docker-manifest.js';
 import type { CompressedTeeFactory } from './tee.js';
+
+const debug = debuglog('slipway');
 
 export interface TarballOptions extends CallOptions {
   /**
@@ -321,7 +325,10 @@ export async function fromIndexedArchive(indexed: IndexedArchive, options: Tarba
   // own mkdtemp would make two directories, one of them never removed.
   let scratch: Promise<string> | undefined;
   const stats: CompressionStats = { compressed: 0, cached: 0, passedThrough: 0 };
+  // Once a day, alongside the copy: the cache stays bounded with nobody running a prune.
+  let pruning: Promise<void> | undefined;
   const cleanup = async () => {
+    await pruning;
     await store.close();
     await removeScratch(await scratch?.catch(() => undefined));
     await params.onClose?.();
@@ -371,6 +378,7 @@ export async function fromIndexedArchive(indexed: IndexedArchive, options: Tarba
       const oci = await findOciRoot(store, item, config.digest);
       if (oci) return new TarballSource(name, 'oci-layout', item.repoTags, new LayoutSource(store, oci.descriptor, name), stats, cleanup);
     }
+    if (cacheDir) pruning = pruneCacheDaily(cacheDir).catch((err: unknown) => debug('pruning the layer cache %s: %s', cacheDir, err instanceof Error ? err.message : String(err)));
     const ctx: LayerContext = {
       archive,
       file: indexed.file,

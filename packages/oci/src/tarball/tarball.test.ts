@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { Readable } from 'node:stream';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import { errorOf } from '../testing/rejection.js';
 import { sha256 } from '../v1/digest.js';
 import type { Descriptor } from '../v1/manifest.js';
 import { MediaType } from '../v1/media-types.js';
+import { cacheUsage, pruneCache } from './compress.js';
 import { archiveDigest } from './fingerprint.js';
 import { list, open, openAny, type TarballOptions } from './source.js';
 
@@ -193,6 +194,56 @@ describe('tarball.open', () => {
     assert.equal((await errorOf(open(path, options({ image: 'app:3' })))).code, 'SLIPWAY_NOT_FOUND');
     assert.equal((await errorOf(open(path, options({ image: 7 })))).code, 'SLIPWAY_INVALID_ARG');
     assert.deepEqual((await list(path)).map((i) => i.tags), [['app:1', 'app:latest'], ['registry.example:5000/team/app:2'], []]);
+  });
+
+  it('keeps the layer cache bounded: entries unused for long go, then the least recently used beyond a size, once a day on open', async () => {
+    const cacheDir = join(dir, 'cache-bounded');
+    const fill = async (name: string, layers: Buffer[]) => {
+      const source = await open(await archive(name, dockerSaveEntries([{ tags: [`${name}:1`], layers }]).entries), options({ cacheDir }));
+      await source.root();
+      await source.close();
+    };
+    const layerC2 = await layerTar('etc/c2', 'x'.repeat(20_000));
+    await fill('bounded-a.tar', [layerA]);
+    await fill('bounded-b.tar', [layerB, layerC2]);
+    const layersDir = join(cacheDir, 'layers');
+    const records = async () => (await readdir(layersDir)).filter((n) => n.endsWith('.json')).sort();
+    assert.equal((await records()).length, 3);
+    assert.ok((await stat(join(cacheDir, '.pruned'))).isFile(), 'the daily prune ran on the first open that had a cache');
+    const usage = await cacheUsage(cacheDir);
+    assert.equal(usage.layers, 3);
+
+    // Age: a record last used 40 days ago goes, with its layer; a temp file of another process, written a
+    // minute ago, stays even when everything unused for 0 days is asked to go.
+    const old = new Date(Date.now() - 40 * 24 * 3600 * 1000);
+    const [oldest, ...rest] = await records();
+    await utimes(join(layersDir, oldest!), old, old);
+    await writeFile(join(layersDir, `${rest[0]!.replace(/\.json$/, '.gz')}.tmp-abc123`), 'in flight');
+    assert.equal(await pruneCache({ cacheDir }), 1);
+    assert.deepEqual(await records(), rest);
+    assert.equal((await readdir(layersDir)).some((n) => n === oldest!.replace(/\.json$/, '.gz')), false, 'its layer went with it');
+
+    // Size: the least recently used go first, until the rest fit.
+    const [older, newer] = rest as [string, string];
+    const hourAgo = new Date(Date.now() - 3600 * 1000);
+    await utimes(join(layersDir, older), hourAgo, hourAgo);
+    const newerBytes = (await stat(join(layersDir, newer))).size + (await stat(join(layersDir, newer.replace(/\.json$/, '.gz')))).size;
+    assert.equal(await pruneCache({ cacheDir, maxBytes: newerBytes }), 1);
+    assert.deepEqual(await records(), [newer]);
+    assert.equal((await cacheUsage(cacheDir)).layerBytes, newerBytes);
+    assert.equal(await pruneCache({ cacheDir, unusedForMs: -1 }), 1, 'unused for no time at all: everything');
+    assert.ok((await readdir(layersDir)).some((n) => n.includes('.tmp-')), 'the young temp file is still there');
+
+    // The stamp holds the daily prune back for a day; an older stamp lets it run on the next open.
+    const stale = new Date(Date.now() - 2 * 24 * 3600 * 1000);
+    await fill('bounded-c.tar', [layerA]);
+    const [again] = await records();
+    await utimes(join(layersDir, again!), old, old);
+    await fill('bounded-d.tar', [layerB]);
+    assert.equal((await records()).length, 2, 'stamped today: not pruned');
+    await utimes(join(cacheDir, '.pruned'), stale, stale);
+    await fill('bounded-e.tar', [layerB]);
+    assert.equal((await records()).length, 1, 'stamp two days old: the 40-day-old entry went');
   });
 
   it('compresses once: a second open uses the cache; a missing cached file is recompressed and verified', async () => {
