@@ -2,7 +2,7 @@
 // issuer), credentials from explicit options, Docker config files and a real credential helper
 // program, and the canary password never reaching an error message.
 import assert from 'node:assert/strict';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -83,6 +83,32 @@ describe('htpasswd registry (Basic auth)', () => {
         assert.equal((await client.head(`${registry.host}/basic/from-config:1`))?.digest, image.manifest.descriptor.digest);
       } finally {
         await client.close();
+      }
+      // A stale login in ~/.docker/config.json, and the right one in a REGISTRY_AUTH_FILE set for the
+      // run: the named file wins; the stale one alone is refused, and the refusal names its file.
+      const home = join(dir, 'home');
+      await mkdir(join(home, '.docker'), { recursive: true });
+      const stale = Buffer.from(`${CANARY_USERNAME}:stale-password`).toString('base64');
+      await writeFile(join(home, '.docker', 'config.json'), JSON.stringify({ auths: { [registry.host]: { auth: stale } } }));
+      await writeFile(join(dir, 'auth.json'), JSON.stringify({ auths: { [registry.host]: { auth: encoded } } }));
+      for (const [env, works] of [
+        [{ HOME: home, REGISTRY_AUTH_FILE: join(dir, 'auth.json') }, true],
+        [{ HOME: home }, false],
+      ] as const) {
+        const named = remote.createRegistryClient({ keychain: auth.createKeychain({ env }) });
+        try {
+          if (works) assert.ok(await named.head(`${registry.host}/basic/from-config:1`));
+          else {
+            await assert.rejects(named.head(`${registry.host}/basic/from-config:1`), (err: unknown) => {
+              assert.ok(SlipwayError.is(err) && err.code === 'SLIPWAY_AUTH', String(err));
+              assert.ok(err.message.endsWith(`refused the credentials used (basic (user "${CANARY_USERNAME}") from ${join(home, '.docker', 'config.json')})`), err.message);
+              assertNoCanary(err);
+              return true;
+            });
+          }
+        } finally {
+          await named.close();
+        }
       }
     } finally {
       await rm(dir, { recursive: true, force: true });

@@ -70,7 +70,8 @@ credentials, first found wins: SLIPWAY_REGISTRY_USERNAME + SLIPWAY_REGISTRY_PASS
 one in SLIPWAY_REGISTRY_ADDRESS, or else the one the command writes to or reads from; for build, the first
 tag's), then the Docker config
 ($DOCKER_CONFIG/config.json or ~/.docker/config.json: auths, credHelpers, credsStore), then the containers
-auth file ($REGISTRY_AUTH_FILE), else anonymous. Passwords are never printed.
+auth file ($REGISTRY_AUTH_FILE; set without DOCKER_CONFIG, it comes before ~/.docker/config.json), else
+anonymous. A refused login names the file it came from. Passwords are never printed.
 
 exit codes: 0 ok, 1 failure, 2 usage (bad flag, reference or platform), 3 not found, 4 authentication,
 5 destination holds a different image (use --overwrite), 130 interrupted.`;

@@ -43,7 +43,21 @@ export function secretsOf(credentials: Credentials | undefined): string[] {
 /** Describes credentials without their secret, for debug output. */
 export function describeCredentials(credentials: Credentials | undefined): string {
   if (!credentials) return 'anonymous';
-  if ('password' in credentials) return `basic (user ${JSON.stringify(credentials.username)})`;
-  if ('identityToken' in credentials) return 'identity token';
-  return 'registry token';
+  const origin = origins.get(credentials);
+  const from = origin === undefined ? '' : ` from ${origin}`;
+  if ('password' in credentials) return `basic (user ${JSON.stringify(credentials.username)})${from}`;
+  if ('identityToken' in credentials) return `identity token${from}`;
+  return `registry token${from}`;
+}
+
+/** Where credentials a keychain found came from (an auth file, and its key), for messages. */
+const origins = new WeakMap<Credentials, string>();
+
+/**
+ * Records where `credentials` were found, so a refusal names the file to fix: with several auth
+ * files, a stale login in one of them is otherwise a hunt. A path, never a secret.
+ */
+export function withOrigin<T extends Credentials>(credentials: T, origin: string): T {
+  origins.set(credentials, origin);
+  return credentials;
 }

@@ -9,6 +9,7 @@ import { AbortedError, SlipwayError } from '../errors.js';
 import { createKeychain, staticKeychain } from './keychain.js';
 import { normalizeRegistryKey } from './docker-config.js';
 import { runCredentialHelper } from './helper.js';
+import { describeCredentials } from './credentials.js';
 
 const dirs: string[] = [];
 after(async () => {
@@ -244,6 +245,25 @@ describe('createKeychain order', () => {
     assert.deepEqual(await keychain.resolve('docker.only'), { username: 'docker', password: '2' });
     assert.deepEqual(await keychain.resolve('podman.only'), { username: 'podman', password: '2' });
     assert.equal(await keychain.resolve('nobody.io'), undefined);
+  });
+
+  it('a REGISTRY_AUTH_FILE set for the run beats ~/.docker/config.json, not a DOCKER_CONFIG set too; a refusal names the file', async () => {
+    const { dir, env } = await home({
+      '.docker/config.json': { auths: { 'both.io': { auth: b64('stale:old') } } },
+      'named-docker/config.json': { auths: { 'both.io': { auth: b64('named:docker') } } },
+      'auth.json': { auths: { 'both.io': { auth: b64('fresh:new') }, 'both.io/team': { auth: b64('team:scoped') } } },
+    });
+    const explicitFile = createKeychain({ env: { ...env, REGISTRY_AUTH_FILE: join(dir, 'auth.json') } });
+    const fresh = await explicitFile.resolve('both.io');
+    assert.deepEqual(fresh, { username: 'fresh', password: 'new' });
+    assert.equal(describeCredentials(fresh), `basic (user "fresh") from ${join(dir, 'auth.json')}`);
+    assert.equal(describeCredentials(await explicitFile.resolve('both.io', { repository: 'team/app' })), `basic (user "team") from ${join(dir, 'auth.json')}, key both.io/team`);
+    const bothNamed = createKeychain({ env: { ...env, REGISTRY_AUTH_FILE: join(dir, 'auth.json'), DOCKER_CONFIG: join(dir, 'named-docker') } });
+    assert.deepEqual(await bothNamed.resolve('both.io'), { username: 'named', password: 'docker' }, 'both named: Docker first, as before');
+    const neitherNamed = createKeychain({ env });
+    const stale = await neitherNamed.resolve('both.io');
+    assert.equal(describeCredentials(stale), `basic (user "stale") from ${join(dir, '.docker/config.json')}`);
+    assert.equal(describeCredentials({ username: 'given', password: 'x' }), 'basic (user "given")', 'explicit credentials: no file to name');
   });
 
   it('reads $XDG_RUNTIME_DIR/containers/auth.json and ~/.config/containers/auth.json', async () => {

@@ -6,7 +6,7 @@
 import { SharedTaskMap } from '../internal/shared-task.js';
 import { debuglog } from 'node:util';
 import { InvalidArgumentError } from '../errors.js';
-import type { Credentials, Keychain } from './credentials.js';
+import { withOrigin, type Credentials, type Keychain } from './credentials.js';
 import {
   containersAuthPaths,
   credentialsFromFile,
@@ -41,7 +41,20 @@ export function staticKeychain(credentials: Record<string, Credentials>): Keycha
 }
 
 /**
- * Docker's config.json then the containers auth files, read once on first use. For a repository, the
+ * The auth files in the order they are asked. Docker's config.json, then the containers auth files
+ * (`REGISTRY_AUTH_FILE`, `XDG_RUNTIME_DIR`'s, `~/.config`'s); except that a `REGISTRY_AUTH_FILE` the
+ * user set comes before a Docker config nobody named (no `DOCKER_CONFIG`): a file named for this run
+ * beats a stale login in `~/.docker/config.json`, as skopeo and podman have it.
+ */
+export function authFilePaths(env: NodeJS.ProcessEnv): string[] {
+  const docker = dockerConfigPath(env);
+  const containers = containersAuthPaths(env);
+  if (env.DOCKER_CONFIG || !env.REGISTRY_AUTH_FILE) return [docker, ...containers];
+  return [containers[0]!, docker, ...containers.slice(1)];
+}
+
+/**
+ * The auth files of {@link authFilePaths}, read once on first use. For a repository, the
  * first file holding a repository- or namespace-scoped `auths` key for it answers, with its most
  * specific key (as podman reads one file; files in order, so `REGISTRY_AUTH_FILE` comes before the
  * defaults). Such a login beats whole-registry entries, which are looked at next: a login for
@@ -53,7 +66,7 @@ export function fileKeychain(options: Pick<KeychainOptions, 'env' | 'helperTimeo
   const env = options.env ?? process.env;
   let files: Promise<AuthFile[]> | undefined;
   const load = () => {
-    files ??= Promise.all([dockerConfigPath(env), ...containersAuthPaths(env)].map(readAuthFile)).then((all) =>
+    files ??= Promise.all(authFilePaths(env).map(readAuthFile)).then((all) =>
       all.filter((f): f is AuthFile => f !== undefined),
     );
     files.catch(() => (files = undefined));
@@ -68,7 +81,7 @@ export function fileKeychain(options: Pick<KeychainOptions, 'env' | 'helperTimeo
       });
       if (found) {
         debug('credentials for %s from %s', registry, file.path);
-        return found;
+        return withOrigin(found, file.path);
       }
     }
     return undefined;
@@ -80,7 +93,7 @@ export function fileKeychain(options: Pick<KeychainOptions, 'env' | 'helperTimeo
           const entry = repositoryEntry(file, registry, repository);
           if (entry) {
             debug('credentials for %s/%s from %s (key %s)', registry, repository, file.path, entry.key);
-            return entry.credentials;
+            return withOrigin(entry.credentials, `${file.path}, key ${entry.key}`);
           }
         }
       }
