@@ -410,6 +410,15 @@ describe('slipway CLI against real registries', { skip: missing.length > 0 ? `ne
     assert.equal(wrong.code, 4, wrong.stderr);
     assert.equal((json(wrong).error as Record<string, unknown>).code, 'SLIPWAY_AUTH');
     assert.equal((await slipway(['tags', `${locked.host}/app`], { DOCKER_CONFIG: join(work, 'empty') })).code, 4, 'anonymous is refused too');
+    // Environment credentials go to a copy's destination only: reading from the locked registry, the
+    // refusal says where they went and how to point them at the source.
+    assert.equal((await slipway(['copy', index.reference, `${locked.host}/env-hint:1`, '--platform', 'linux/arm64', '-q'])).code, 0);
+    const envForDestination = { DOCKER_CONFIG: join(work, 'empty'), SLIPWAY_REGISTRY_USERNAME: CANARY_USERNAME, SLIPWAY_REGISTRY_PASSWORD: CANARY_PASSWORD };
+    const fromLocked = await slipway(['copy', `${locked.host}/env-hint:1`, `${open.host}/from-locked:1`], envForDestination);
+    assert.equal(fromLocked.code, 4, fromLocked.stderr);
+    assert.match(fromLocked.stderr, new RegExp(`no credentials for ${locked.host} were found .*; SLIPWAY_REGISTRY_USERNAME/PASSWORD went to ${open.host} only; set SLIPWAY_REGISTRY_ADDRESS=${locked.host} to use them for ${locked.host}\\n$`));
+    const pointed = await slipway(['copy', `${locked.host}/env-hint:1`, `${open.host}/from-locked:1`, '-q'], { ...envForDestination, SLIPWAY_REGISTRY_ADDRESS: locked.host });
+    assert.equal(pointed.code, 0, pointed.stderr);
     // Credentials typed into a reference, URL-style: not a reference (2), and the password is not
     // repeated in the message (slipway() checks every output for the canary).
     for (const args of [['digest', `${CANARY_USERNAME}:${CANARY_PASSWORD}@${locked.host}/app:1`], ['copy', index.reference, `https://${CANARY_USERNAME}:${CANARY_PASSWORD}@${locked.host}/app:1`, '--json']]) {

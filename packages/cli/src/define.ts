@@ -7,6 +7,7 @@
 import type { Writable } from 'node:stream';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { RegistryCredential } from '@slipway/engine';
+import { auth } from '@slipway/oci';
 import { ExitCode, wantsJson, type Command, type CommandIo } from './command.js';
 import { describeError } from './errors.js';
 
@@ -113,6 +114,8 @@ export function defineCommand(spec: CommandSpec): Command {
       if (args.length < spec.positionals.min || args.length > spec.positionals.max) {
         return fail(io, json, { code: 'SLIPWAY_USAGE', message: `${args.length < spec.positionals.min ? 'missing' : 'too many'} arguments\n${usage.split('\n')[0]}`, exitCode: ExitCode.Usage }, secrets, usageOut);
       }
+      /** The registry SLIPWAY_REGISTRY_* were offered to (see registriesFromEnv), for a hint when another one asks. */
+      let envTarget: string | undefined;
       let payloadOnStdout = false;
       let payloadOnStderr = false;
       // Where the result goes: stdout, unless the payload does; then stderr, unless it goes there too.
@@ -124,7 +127,10 @@ export function defineCommand(spec: CommandSpec): Command {
         json: values.json === true,
         quiet: values.quiet === true,
         insecure: (values.insecure as string[] | undefined) ?? [],
-        registries: (target) => registriesFromEnv(io.env, target),
+        registries: (target) => {
+          envTarget = target;
+          return registriesFromEnv(io.env, target);
+        },
         stdoutCarriesPayload: () => {
           payloadOnStdout = true;
         },
@@ -142,10 +148,25 @@ export function defineCommand(spec: CommandSpec): Command {
         return ExitCode.Ok;
       } catch (err) {
         // Failed before the payload claimed a stream (a bad --platform): where a usage error would go.
-        return fail(io, context.json, describeError(err, io.signal), secrets, payloadOnStdout || payloadOnStderr ? out() : usageOut);
+        const failure = describeError(err, io.signal);
+        const hint = envCredentialsHint(io.env, envTarget, failure);
+        return fail(io, context.json, hint ? { ...failure, message: `${failure.message}; ${hint}` } : failure, secrets, payloadOnStdout || payloadOnStderr ? out() : usageOut);
       }
     },
   };
+}
+
+/**
+ * When a registry found no credentials and SLIPWAY_REGISTRY_* were set for another one (a copy
+ * offers them to its destination only), says how to point them here: otherwise "no credentials were
+ * found" contradicts the variables the user just set.
+ */
+function envCredentialsHint(env: NodeJS.ProcessEnv, target: string | undefined, failure: { code: string; message: string }): string | undefined {
+  if (failure.code !== 'SLIPWAY_AUTH' || !env.SLIPWAY_REGISTRY_USERNAME) return undefined;
+  const asking = /no credentials for (\S+) were found/.exec(failure.message)?.[1];
+  const offeredTo = env.SLIPWAY_REGISTRY_ADDRESS || target;
+  if (asking === undefined || offeredTo === undefined || auth.normalizeRegistryKey(offeredTo) === auth.normalizeRegistryKey(asking)) return undefined;
+  return `SLIPWAY_REGISTRY_USERNAME/PASSWORD went to ${offeredTo} only; set SLIPWAY_REGISTRY_ADDRESS=${asking} to use them for ${asking}`;
 }
 
 /**
