@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { SlipwayError } from '../errors.js';
+import { errorOf } from '../testing/rejection.js';
 import { makeTar } from './tar-fixtures.js';
 import { indexTar, openEntry, peekEntry, readEntry, requireEntry, type TarIndex } from './tar-index.js';
 
@@ -29,16 +29,6 @@ const gnuTar = spawnSync('tar', ['--version'], { encoding: 'utf8' }).stdout?.sta
 async function index(path: string, gzipped = false): Promise<TarIndex> {
   if (!gzipped) return indexTar(createReadStream(path), { archive: path, readBack: path });
   return indexTar(createReadStream(path), { archive: path, gunzip: true, spoolTo: `${path}.spool` });
-}
-
-async function failure(promise: Promise<unknown>): Promise<SlipwayError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(SlipwayError.is(err), `want a SlipwayError, got ${String(err)}`);
-    return err;
-  }
-  assert.fail('expected a rejection');
 }
 
 describe('GNU sparse tar entries', () => {
@@ -133,7 +123,7 @@ describe('GNU sparse tar entries', () => {
     if (skip) return t.skip(skip);
     for (const files of [['many.bin', 'after.txt'], ['many.bin']]) {
       const path = sparseTar(`many-gnu-${files.length}.tar`, ['--format=gnu'], files);
-      const err = await failure(index(path));
+      const err = await errorOf(index(path));
       assert.equal(err.code, 'SLIPWAY_INVALID_ARCHIVE');
       assert.match(err.message, /sparse entry "many\.bin" has more data segments than an old GNU header holds/);
     }
@@ -142,7 +132,7 @@ describe('GNU sparse tar entries', () => {
   it('pax 0.0 (repeated offset/numbytes records): refused by name', async (t) => {
     if (skip) return t.skip(skip);
     const path = sparseTar('few-0.0.tar', ['--format=posix', '--sparse-version=0.0'], ['few.bin']);
-    const err = await failure(index(path));
+    const err = await errorOf(index(path));
     assert.equal(err.code, 'SLIPWAY_INVALID_ARCHIVE');
     assert.match(err.message, /"few\.bin" is in a GNU sparse format slipway does not read .*GNU\.sparse\.offset/);
   });
@@ -178,7 +168,7 @@ describe('GNU sparse tar entries', () => {
     it(`refuses ${label}`, async () => {
       const path = join(dir, `hostile-${hash(Buffer.from(label)).slice(0, 8)}.tar`);
       await writeFile(path, await makeTar([{ name: 'GNUSparseFile.0/f', body, pax }]));
-      const err = await failure(index(path));
+      const err = await errorOf(index(path));
       assert.equal(err.code, 'SLIPWAY_INVALID_ARCHIVE');
       assert.match(err.message, want);
     });
