@@ -21,7 +21,16 @@ import { readCapped, BodyTooLargeError } from '../internal/read.js';
 import { redactUrl, SecretSet } from '../internal/redact.js';
 import { Semaphore, type Release } from '../internal/semaphore.js';
 import { registryHost } from '../name/reference.js';
-import { defaultCertDirectories, readHostCertificates } from './certs.js';
+import {
+  certificateEnvironment,
+  defaultCertDirectories,
+  namesCertificates,
+  notTrustedByDefault,
+  readEnvironmentCertificates,
+  readHostCertificates,
+  secureContextTrusting,
+  type CertificateEnvironment,
+} from './certs.js';
 import { parseChallenges, pickChallenge, type Challenge } from './challenge.js';
 import { isTemporaryStatus, NetworkError, parseErrorBody, RegistryError } from './errors.js';
 import { checkHop, isLoopback, matchesInsecure } from './hosts.js';
@@ -42,8 +51,10 @@ import { loadUndici, loadUndiciProxy, type UndiciParts } from './undici.js';
 
 /** undici and our agents, loaded on the first request: a command that never speaks HTTP (`slipway hash-context`, a build's context hash) does not pay for loading undici (see undici.ts). */
 interface Http {
-  /** Verified TLS against the system roots and `caCertificates`. */
+  /** Verified TLS against the system roots, `caCertificates` and the CAs of `SSL_CERT_FILE`/`SSL_CERT_DIR`. */
   secure: Dispatcher;
+  /** `caCertificates` and the CAs of `SSL_CERT_FILE`/`SSL_CERT_DIR`: trusted on top of Node's roots, by every verifying dispatcher. */
+  extraCa: (string | Buffer)[];
   unverified: Dispatcher;
   /** A dispatcher with its own TLS options (a registry's certs.d material), routed through proxies as the others. */
   make: (tls: ConnectionOptions) => Dispatcher;
@@ -200,6 +211,8 @@ export class Transport {
   #closed: Promise<void> | undefined;
   readonly #agentOptions: Agent.Options;
   readonly #caCertificates: (string | Buffer)[];
+  /** `SSL_CERT_FILE`/`SSL_CERT_DIR` as they were when the transport was created; read with the agents. */
+  readonly #certEnvironment: CertificateEnvironment;
   readonly #certDirectories: readonly string[];
   /** Per registry: its certs.d dispatchers, or undefined when it has no directory. */
   readonly #hostTls = new Map<string, Promise<RegistryTls | undefined>>();
@@ -240,6 +253,7 @@ export class Transport {
     const common = { keepAliveTimeout: 30_000, headersTimeout: timeout, bodyTimeout: timeout };
     this.#agentOptions = common;
     this.#caCertificates = extraCa as (string | Buffer)[];
+    this.#certEnvironment = certificateEnvironment();
     this.#certDirectories = options.certDirectories ?? defaultCertDirectories();
     this.#insecure = options.insecure ?? [];
     this.#proxy = ProxyConfig.resolve(options.proxy);
@@ -294,7 +308,13 @@ export class Transport {
       const common = this.#agentOptions;
       // undici's proxy code is loaded only when a proxy is configured (see undici.ts on start-up time).
       const proxyParts = this.#proxy.enabled ? await loadUndiciProxy() : undefined;
-      const verified = this.#caCertificates.length > 0 ? { ca: trustedWith(this.#caCertificates) } : {};
+      // Read here, with the agents, so that only a run that speaks to a registry reads them (and a
+      // missing SSL_CERT_FILE fails its first request, not a command that never opens a connection).
+      const extraCa = namesCertificates(this.#certEnvironment)
+        ? [...this.#caCertificates, ...notTrustedByDefault(await readEnvironmentCertificates(this.#certEnvironment))]
+        : this.#caCertificates;
+      // One TLS context for every verifying connection (see secureContextTrusting on its cost).
+      const verified = extraCa.length > 0 ? { secureContext: secureContextTrusting(extraCa) } : {};
       const made: { dispatcher: Dispatcher; agents: Dispatcher[] }[] = [];
       const make = (tls: ConnectionOptions): Dispatcher => {
         const direct = new Agent({ ...common, connect: tls });
@@ -304,6 +324,7 @@ export class Transport {
       };
       return {
         secure: make(verified),
+        extraCa,
         unverified: make({ rejectUnauthorized: false }),
         make,
         all: () => made.flatMap((m) => [m.dispatcher, ...m.agents]),
@@ -507,8 +528,8 @@ export class Transport {
   }
 
   /**
-   * Dispatchers with the registry's certs.d material (CAs on top of the system roots and
-   * `caCertificates`, client certificates), made once per registry; undefined when it has none.
+   * Dispatchers with the registry's certs.d material (CAs on top of the system roots,
+   * `caCertificates` and `SSL_CERT_FILE`/`SSL_CERT_DIR`, client certificates), made once per registry; undefined when it has none.
    */
   #registryTls(registry: string, http: Http): Promise<RegistryTls | undefined> {
     let found = this.#hostTls.get(registry);
@@ -517,7 +538,7 @@ export class Transport {
         if (!certs) return undefined;
         debug('TLS for %s from %s: %d CA, %d client certificates', registry, certs.directory, certs.ca.length, certs.cert.length);
         const client = certs.cert.length > 0 ? { cert: certs.cert, key: certs.key } : {};
-        const ca = [...this.#caCertificates, ...certs.ca];
+        const ca = [...http.extraCa, ...certs.ca];
         return {
           secure: http.make({ ...(ca.length > 0 ? { ca: trustedWith(ca) } : {}), ...client }),
           unverified: http.make({ rejectUnauthorized: false, ...client }),
@@ -542,6 +563,14 @@ export class Transport {
     return certs?.clientCertificate
       ? `; if the registry requires client certificates, it refused the one in ${certs.directory}`
       : `; if the registry requires a client certificate, put client.cert and client.key in ${this.#certsDirectoryFor(registry, certs)}`;
+  }
+
+  /** How SSL_CERT_FILE/SSL_CERT_DIR could trust a CA, or that the ones set did not hold it. */
+  #environmentCaHint(): string {
+    const { file, directories } = this.#certEnvironment;
+    if (file === undefined && directories.length === 0) return '; or point SSL_CERT_FILE at its CA (or SSL_CERT_DIR at a directory of CAs), trusted for every host';
+    const read = [...(file === undefined ? [] : [`SSL_CERT_FILE (${file})`]), ...(directories.length === 0 ? [] : [`SSL_CERT_DIR (${directories.join(':')})`])];
+    return `; ${read.join(' and ')} did not hold its CA`;
   }
 
   /** The certs.d directory a registry's TLS material is in, or would go in (the first root). */
@@ -621,11 +650,13 @@ export class Transport {
           if (isCertificateError(err)) {
             const where = certs ? `add its CA to ${certs.directory}` : `put its CA in ${this.#certsDirectoryFor(registry, certs)}/ca.crt`;
             const proxy = this.#routeOrNone(url);
+            // Kept apart from the per-registry advice, which the CLI rewrites into its flags.
+            const everyRegistry = this.#environmentCaHint();
             // Through an https:// proxy the certificate may be the proxy's, which certs.d and insecure do not cover.
             const whose =
               proxy?.label.startsWith('https:') === true
-                ? `TLS certificate of ${host} or of proxy ${proxy.label} not trusted (${this.#describe(err, url)}); for the registry: ${where}, pass it in caCertificates, or list ${host} in insecure; for the proxy: pass its CA in caCertificates or NODE_EXTRA_CA_CERTS`
-                : `TLS certificate of ${host} not trusted (${this.#describe(err, url)}); ${where}, pass it in caCertificates, or list ${host} in insecure`;
+                ? `TLS certificate of ${host} or of proxy ${proxy.label} not trusted (${this.#describe(err, url)}); for the registry: ${where}, pass it in caCertificates, or list ${host} in insecure; for the proxy: pass its CA in caCertificates or NODE_EXTRA_CA_CERTS${everyRegistry}`
+                : `TLS certificate of ${host} not trusted (${this.#describe(err, url)}); ${where}, pass it in caCertificates, or list ${host} in insecure${everyRegistry}`;
             throw new NetworkError('GET', url.href, whose, {
               cause: err,
               errno: errnoOf(err),
