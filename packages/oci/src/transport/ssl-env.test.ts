@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -134,7 +135,29 @@ describe('SSL_CERT_FILE and SSL_CERT_DIR', () => {
     assert.equal(await ping(transportWith({ SSL_CERT_FILE: ca.caPath }, { certDirectories: [root] })), 200);
   });
 
-  it('an SSL_CERT_FILE that does not exist or holds no certificate fails the first request, naming the variable', async () => {
+  it('reads them only once the default trust refuses a certificate: a trusted or plain-HTTP registry never does', async () => {
+    const missing = join(dir, 'never-read.pem');
+    assert.equal(await ping(transportWith({ SSL_CERT_FILE: missing }, { caCertificates: [caPem] })), 200, 'trusted through caCertificates');
+    const plain = createHttpServer((req, res) => {
+      res.setHeader('docker-distribution-api-version', 'registry/2.0');
+      res.end('{}');
+    });
+    plain.listen(0, '127.0.0.1');
+    await once(plain, 'listening');
+    try {
+      // Loopback tries HTTPS first: that attempt fails before any certificate is looked at.
+      const transport = transportWith({ SSL_CERT_FILE: missing });
+      try {
+        assert.equal((await transport.request({ method: 'GET', registry: `127.0.0.1:${(plain.address() as AddressInfo).port}`, path: '/v2/' })).status, 200);
+      } finally {
+        await transport.close();
+      }
+    } finally {
+      plain.close();
+    }
+  });
+
+  it('an SSL_CERT_FILE that does not exist or holds no certificate fails the first request it is needed for, naming the variable', async () => {
     const missing = join(dir, 'missing.pem');
     const transport = transportWith({ SSL_CERT_FILE: missing });
     await assert.rejects(ping(transport), (err: unknown) => {

@@ -51,10 +51,18 @@ import { loadUndici, loadUndiciProxy, type UndiciParts } from './undici.js';
 
 /** undici and our agents, loaded on the first request: a command that never speaks HTTP (`slipway hash-context`, a build's context hash) does not pay for loading undici (see undici.ts). */
 interface Http {
-  /** Verified TLS against the system roots, `caCertificates` and the CAs of `SSL_CERT_FILE`/`SSL_CERT_DIR`. */
+  /** Verified TLS against Node's roots (with `NODE_EXTRA_CA_CERTS`) and `caCertificates`. */
   secure: Dispatcher;
-  /** `caCertificates` and the CAs of `SSL_CERT_FILE`/`SSL_CERT_DIR`: trusted on top of Node's roots, by every verifying dispatcher. */
-  extraCa: (string | Buffer)[];
+  /**
+   * The CAs of `SSL_CERT_FILE`/`SSL_CERT_DIR` that Node does not trust already, read once on first
+   * call; empty when neither is set.
+   */
+  environmentCa: () => Promise<string[]>;
+  /**
+   * {@link secure} widened to the CAs of {@link environmentCa}, made on first call; undefined when
+   * they add nothing. Only a registry whose certificate the default trust refused is tried with it.
+   */
+  environmentSecure: () => Promise<Dispatcher | undefined>;
   unverified: Dispatcher;
   /** A dispatcher with its own TLS options (a registry's certs.d material), routed through proxies as the others. */
   make: (tls: ConnectionOptions) => Dispatcher;
@@ -308,13 +316,8 @@ export class Transport {
       const common = this.#agentOptions;
       // undici's proxy code is loaded only when a proxy is configured (see undici.ts on start-up time).
       const proxyParts = this.#proxy.enabled ? await loadUndiciProxy() : undefined;
-      // Read here, with the agents, so that only a run that speaks to a registry reads them (and a
-      // missing SSL_CERT_FILE fails its first request, not a command that never opens a connection).
-      const extraCa = namesCertificates(this.#certEnvironment)
-        ? [...this.#caCertificates, ...notTrustedByDefault(await readEnvironmentCertificates(this.#certEnvironment))]
-        : this.#caCertificates;
       // One TLS context for every verifying connection (see secureContextTrusting on its cost).
-      const verified = extraCa.length > 0 ? { secureContext: secureContextTrusting(extraCa) } : {};
+      const verified = this.#caCertificates.length > 0 ? { secureContext: secureContextTrusting(this.#caCertificates) } : {};
       const made: { dispatcher: Dispatcher; agents: Dispatcher[] }[] = [];
       const make = (tls: ConnectionOptions): Dispatcher => {
         const direct = new Agent({ ...common, connect: tls });
@@ -322,9 +325,27 @@ export class Transport {
         made.push(routed);
         return routed.dispatcher;
       };
+      // SSL_CERT_FILE/SSL_CERT_DIR are read only when a registry's certificate is refused without them:
+      // images commonly point both at the system bundle, and reading and comparing it cost every run
+      // ~25 ms (plain-HTTP loopback registries included, which try HTTPS first) for nothing.
+      let environmentCa: Promise<string[]> | undefined;
+      let environmentSecure: Promise<Dispatcher | undefined> | undefined;
+      const readEnvironmentCa = (): Promise<string[]> => {
+        environmentCa ??= namesCertificates(this.#certEnvironment) ? readEnvironmentCertificates(this.#certEnvironment).then(notTrustedByDefault) : Promise.resolve([]);
+        // A missing SSL_CERT_FILE is reported on every call that needs it, not remembered.
+        environmentCa.catch(() => (environmentCa = undefined));
+        return environmentCa;
+      };
       return {
         secure: make(verified),
-        extraCa,
+        environmentCa: readEnvironmentCa,
+        environmentSecure: () =>
+          (environmentSecure ??= readEnvironmentCa().then((extra) =>
+            extra.length === 0 ? undefined : make({ secureContext: secureContextTrusting([...this.#caCertificates, ...extra]) }),
+          )).catch((err: unknown) => {
+            environmentSecure = undefined;
+            throw err;
+          }),
         unverified: make({ rejectUnauthorized: false }),
         make,
         all: () => made.flatMap((m) => [m.dispatcher, ...m.agents]),
@@ -534,11 +555,11 @@ export class Transport {
   #registryTls(registry: string, http: Http): Promise<RegistryTls | undefined> {
     let found = this.#hostTls.get(registry);
     if (!found) {
-      found = readHostCertificates(this.#certDirectories, registry).then((certs) => {
+      found = readHostCertificates(this.#certDirectories, registry).then(async (certs) => {
         if (!certs) return undefined;
         debug('TLS for %s from %s: %d CA, %d client certificates', registry, certs.directory, certs.ca.length, certs.cert.length);
         const client = certs.cert.length > 0 ? { cert: certs.cert, key: certs.key } : {};
-        const ca = [...http.extraCa, ...certs.ca];
+        const ca = [...this.#caCertificates, ...(await http.environmentCa()), ...certs.ca];
         return {
           secure: http.make({ ...(ca.length > 0 ? { ca: trustedWith(ca) } : {}), ...client }),
           unverified: http.make({ rejectUnauthorized: false, ...client }),
@@ -616,7 +637,8 @@ export class Transport {
     for (let attempt = 1; attempt <= attempts; attempt++) {
       let unreachable = false;
       let tlsFailure: unknown;
-      for (const [base, dispatcher] of candidates) {
+      for (let c = 0; c < candidates.length; c++) {
+        const [base, dispatcher] = candidates[c]!;
         const url = new URL('/v2/', base);
         try {
           // An unusable proxy URL fails here, with its own error (see ProxyConfig.routeFor).
@@ -648,6 +670,14 @@ export class Transport {
           lastError = err;
           if (url.protocol === 'https:') tlsFailure = err;
           if (isCertificateError(err)) {
+            // Refused by the default trust: once more, trusting the CAs SSL_CERT_FILE/SSL_CERT_DIR add
+            // (read now, the first time one is needed). The registry keeps the wider dispatcher.
+            const wider = dispatcher === http.secure ? await http.environmentSecure() : undefined;
+            if (wider) {
+              for (const candidate of candidates) if (candidate[1] === http.secure) candidate[1] = wider;
+              c--;
+              continue;
+            }
             const where = certs ? `add its CA to ${certs.directory}` : `put its CA in ${this.#certsDirectoryFor(registry, certs)}/ca.crt`;
             const proxy = this.#routeOrNone(url);
             // Kept apart from the per-registry advice, which the CLI rewrites into its flags.
