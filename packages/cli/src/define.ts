@@ -74,6 +74,9 @@ tag's), then the Docker config
 auth file ($REGISTRY_AUTH_FILE; set without DOCKER_CONFIG, it comes before ~/.docker/config.json), else
 anonymous. A refused login names the file it came from. Passwords are never printed.
 
+a registry's private CA: ~/.config/containers/certs.d/HOST/ca.crt (or /etc/containers/certs.d,
+/etc/docker/certs.d); for every registry: NODE_EXTRA_CA_CERTS, or SSL_CERT_FILE/SSL_CERT_DIR.
+
 exit codes: 0 ok, 1 failure, 2 usage (bad flag, reference or platform), 3 not found, 4 authentication,
 5 destination holds a different image (use --overwrite), 130 interrupted.`;
 
