@@ -17,7 +17,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { AbortedError, SlipwayError } from '../errors.js';
 import { fileReleased } from './tar-scratch.js';
-import { checkSegments, isOldGnuSparse, openSparse, paxSparse, parseMapPrefix, parseOldGnuSparse, type SparseLayout } from './tar-sparse.js';
+import { checkSegments, isOldGnuSparse, openSparse, paxSparse, PaxMapReader, parseOldGnuSparse, type SparseLayout } from './tar-sparse.js';
 
 /** Refuses archives with more entries than this: each costs memory in the table, and no image needs more. */
 export const maxTarEntries = 500_000;
@@ -142,10 +142,11 @@ export async function indexTar(input: Readable, options: IndexTarOptions): Promi
   /** Every entry in stream order (skipped directories too): where each header chain may start. */
   const order: TarEntry[] = [];
   /**
-   * Entries of a typeflag tar-stream does not know, with data: an old GNU sparse file (`S`) or
-   * something to refuse, told apart by reading their header block once the tar is all in a file.
+   * Entries of a typeflag tar-stream does not know: an old GNU sparse file (`S`, which stores no data
+   * at all when it is all holes) or something else (refused when it claims data), told apart by
+   * reading their header block once the tar is all in a file.
    */
-  const unknownWithData: TarEntry[] = [];
+  const unknownTypes: TarEntry[] = [];
   /** The first problem with a pax 1.0 sparse map, found while its entry's data streams by. */
   let mapFailure: Error | undefined;
   const unreadMaps = new Set<TarEntry>();
@@ -165,11 +166,10 @@ export async function indexTar(input: Readable, options: IndexTarOptions): Promi
         const stored = record.size;
         record.size = sparse.size;
         unreadMaps.add(record);
-        let prefix = Buffer.alloc(0);
+        const reader = new PaxMapReader(`sparse entry ${JSON.stringify(name)}`, archive);
         const onData = (chunk: unknown): void => {
-          prefix = Buffer.concat([prefix, chunk as Buffer]);
           try {
-            const map = parseMapPrefix(prefix, `sparse entry ${JSON.stringify(name)}`, archive);
+            const map = reader.push(chunk as Buffer);
             if (!map) return;
             entry.off('data', onData);
             checkSegments(map.segments, sparse.size, stored - map.mapBytes, JSON.stringify(name), archive);
@@ -190,8 +190,9 @@ export async function indexTar(input: Readable, options: IndexTarOptions): Promi
       // Go's reader (docker load, skopeo, containerd) reads no data for links, directories and devices
       // whatever their header says, and parses those bytes as the next entries; tar-stream and GNU tar
       // skip them as data. One archive, two images: refused. An unknown typeflag's data is read by
-      // all of them, so those wait for their header to be read (an old GNU sparse file, or refused).
-      if (header.type === null && record.size > 0) unknownWithData.push(record);
+      // all of them, so those wait for their header to be read: an old GNU sparse file (with no data
+      // when it is all holes), or else refused if it claims data.
+      if (header.type === null) unknownTypes.push(record);
       else if (type !== 'file' && record.size > 0) throw dataOnHeaderOnlyEntry(archive, record);
       order.push(record);
       if (name === '' && type === 'directory') continue;
@@ -216,7 +217,7 @@ export async function indexTar(input: Readable, options: IndexTarOptions): Promi
     if (SlipwayError.is(err)) throw err;
     // An old GNU sparse file with extension blocks derails tar-stream at the next header: say so.
     if (readBack !== undefined) {
-      for (const record of unknownWithData) await oldGnuSparse(readBack, record, archive, { onlyExplain: true });
+      for (const record of unknownTypes) await oldGnuSparse(readBack, record, archive, { onlyExplain: true });
     }
     // Bytes after the end-of-archive marker are not the archive's (docker load, skopeo and GNU tar stop
     // there); tar-stream reads on and fails on them. Only for a file read in place: a spool cut short
@@ -237,9 +238,9 @@ export async function indexTar(input: Readable, options: IndexTarOptions): Promi
     }
     throw err;
   }
-  for (const record of unknownWithData) {
-    if (readBack === undefined) throw dataOnHeaderOnlyEntry(archive, record);
-    await oldGnuSparse(readBack, record, archive);
+  for (const record of unknownTypes) {
+    if (readBack !== undefined) await oldGnuSparse(readBack, record, archive);
+    else if (record.size > 0) throw dataOnHeaderOnlyEntry(archive, record);
   }
   for (const entry of entries.values()) {
     if (entry.offset + span(entry) > bytes) throw invalidArchive(archive, `entry ${JSON.stringify(entry.name)} is truncated`);
@@ -279,7 +280,7 @@ async function oldGnuSparse(file: string, record: TarEntry, archive: string, opt
     throw err;
   }
   if (!isOldGnuSparse(header)) {
-    if (options.onlyExplain) return;
+    if (options.onlyExplain || record.size === 0) return;
     throw dataOnHeaderOnlyEntry(archive, record);
   }
   const what = `sparse entry ${JSON.stringify(record.name)}`;

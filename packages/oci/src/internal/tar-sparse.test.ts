@@ -51,6 +51,9 @@ describe('GNU sparse tar entries', () => {
     for (const [name, bytes] of [
       ['few.bin', few],
       ['many.bin', many],
+      // All holes: Docker's empty layer is 1024 zero bytes; tar --sparse stores no data for it at all.
+      ['empty-layer.tar', Buffer.alloc(1024)],
+      ['zeros.bin', Buffer.alloc(64 * 1024)],
     ] as const) {
       await writeFile(join(dir, `${name}.full`), bytes);
       // tar --sparse stores what the filesystem reports as holes: cp punches them for runs of zeros.
@@ -115,6 +118,24 @@ describe('GNU sparse tar entries', () => {
       const entry = requireEntry(idx, 'many.bin', path, 'file');
       assert.ok(entry.sparse && entry.sparse.segments.length >= 10, `${label}: ${entry.sparse?.segments.length} segments`);
       assert.equal(hash(await readAll(openEntry(path, entry))), hash(many));
+      assert.equal((await readEntry(path, requireEntry(idx, 'after.txt', path, 'file'), 1000, path)).toString(), 'the entry after the sparse ones\n');
+    });
+  }
+
+  for (const { label, args } of formats) {
+    it(`${label}: a file that is all holes (no data stored) reads back as its zeros`, async (t) => {
+      if (skip) return t.skip(skip);
+      const path = sparseTar(`holes-${args.join('')}.tar`, args, ['empty-layer.tar', 'zeros.bin', 'after.txt']);
+      const idx = await index(path);
+      for (const [name, size] of [
+        ['empty-layer.tar', 1024],
+        ['zeros.bin', 64 * 1024],
+      ] as const) {
+        const entry = requireEntry(idx, name, path, 'file');
+        assert.equal(entry.type, 'file', `${label} ${name}`);
+        assert.equal(entry.size, size, `${label} ${name}`);
+        assert.deepEqual(await readAll(openEntry(path, entry)), Buffer.alloc(size), `${label} ${name}`);
+      }
       assert.equal((await readEntry(path, requireEntry(idx, 'after.txt', path, 'file'), 1000, path)).toString(), 'the entry after the sparse ones\n');
     });
   }
