@@ -207,6 +207,21 @@ describe('slipway CLI against real registries', { skip: missing.length > 0 ? `ne
     assert.equal(wrong.code, 2, wrong.stderr);
     assert.match(wrong.stderr, new RegExp(`names ${index.digest}, and what the platform selection makes of .* is ${arm.digest}: a destination's digest must be the copy's result`));
     assert.equal((await slipway(['digest', `${open.host}/bydigest/wrong@${arm.digest}`])).code, 3, 'nothing was written');
+
+    // push compresses a docker save tar's layers and would stream them while it does: not with a
+    // digest to check first. The wrong one leaves the repository without a single blob.
+    const saved = join(work, 'bydigest-save.tar');
+    await runChecked('skopeo', ['copy', '--src-tls-verify=false', `docker://${open.host}/fixture/app@${arm.digest}`, `docker-archive:${saved}:app:bydigest`]);
+    const pushedWrong = await slipway(['push', saved, `${open.host}/bydigest/pushed@${index.digest}`]);
+    assert.equal(pushedWrong.code, 2, pushedWrong.stderr);
+    assert.match(pushedWrong.stderr, /a destination's digest must be the copy's result/);
+    const repositories = join(open.storageDir, 'docker', 'registry', 'v2', 'repositories', 'bydigest');
+    assert.ok(!(await readdir(repositories)).includes('pushed'), 'no blob, no upload session: the repository does not exist');
+    const pushedRight = await slipway(['push', saved, `${open.host}/bydigest/pushed`, '--json', '-q']);
+    const digest = (JSON.parse(pushedRight.stdout) as { digest: string }).digest;
+    const pushedByDigest = await slipway(['push', saved, `${open.host}/bydigest/pushed-again@${digest}`, '-q']);
+    assert.equal(pushedByDigest.code, 0, pushedByDigest.stderr);
+    assert.equal(pushedByDigest.stdout.trim(), `${open.host}/bydigest/pushed-again@${digest}`);
   });
 
   it('cache info and prune: what a push and a context hash left on disk, and emptying it on request', async () => {

@@ -114,7 +114,7 @@ describe('copy into local places: OCI layout, OCI archive, docker archive, Docke
     const file = join(work, 'app.docker.tar');
     const index1 = await slipway(['copy', index.reference, `docker-archive:${file}:app:1`]);
     assert.equal(index1.code, 2, index1.stderr);
-    assert.match(index1.stderr, /holds one image, and .* is an index \(linux\/amd64, linux\/arm64, linux\/arm\/v7\): select one platform/);
+    assert.match(index1.stderr, /holds one image, and .* is an index \(linux\/amd64, linux\/arm64, linux\/arm\/v7\): select one with --platform/);
     await assert.rejects(stat(file), 'nothing written for a refused copy');
 
     const arm = child('linux/arm64');

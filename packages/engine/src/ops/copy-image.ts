@@ -21,7 +21,8 @@ export interface CopyImageOptions extends AccessOptions {
   /** Anything resolveSource accepts: reference, archive, layout, daemon image, skopeo-style prefix. */
   source: string;
   /**
-   * `registry/repository[:tag]` (tag defaults to `latest`; `docker://` tolerated), or a local place in
+   * `registry/repository[:tag][@digest]` (tag defaults to `latest` unless a digest is given, which the
+   * result must have, checked before anything moves; `docker://` tolerated), or a local place in
    * skopeo's spelling: `oci:DIR[:NAME]` (a layout directory, kept and added to), `oci-archive:FILE[:NAME]`
    * or `docker-archive:FILE[:IMAGE]` (one image, the file written whole), `docker-daemon:IMAGE` (loaded
    * into the Docker Engine). A docker archive or the daemon holds one image: an index needs one platform.
@@ -65,7 +66,7 @@ export interface CopyImageOptions extends AccessOptions {
 export interface CopyImageResult extends copy.CopyResult {
   /** The source as resolved (never contains credentials). */
   source: string;
-  /** The destination, normalised: `registry/repository:tag` (a local place: as given, `oci-archive:out.tar:app`). */
+  /** The destination, normalised: `registry/repository:tag`, `…@digest` when it named one (a local place: as given, `oci-archive:out.tar:app`). */
   destination: string;
   /** The destination pinned to what it now holds: `registry/repository:tag@digest` (a local place: `…@digest` too). */
   reference: string;
@@ -139,8 +140,9 @@ async function transfer(options: CopyImageOptions, archive?: ArchiveSettings): P
       const target = opts?.tag === undefined ? `${destination.name}@${manifest.descriptor.digest}` : destination;
       puts.set(manifest.descriptor.digest, { manifest, answer: await client.putManifest(target, manifest, opts) });
     });
-    // With a platform selected the copy may refuse the image after the layers were compressed: nothing is streamed then.
-    const streamer = archive?.streamLayers && platforms.length === 0 ? new LayerStreamer(client, destination, options.signal) : undefined;
+    // With a platform selected, or a digest the result must have, the copy may refuse the image after
+    // the layers were compressed (the digest is known only then): nothing is streamed before that.
+    const streamer = archive?.streamLayers && platforms.length === 0 && destination.digest === undefined ? new LayerStreamer(client, destination, options.signal) : undefined;
     const archiveOptions: Pick<tarball.TarballOptions, 'cacheDir' | 'onCompressedStream'> = {
       ...(archive?.cacheDir === undefined ? {} : { cacheDir: archive.cacheDir }),
       ...(streamer ? { onCompressedStream: streamer.tee } : {}),
