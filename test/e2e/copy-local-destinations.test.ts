@@ -381,7 +381,7 @@ describe('copy into local places: OCI layout, OCI archive, docker archive, Docke
     // would otherwise vanish with exit 0. Redirected to /dev/null, or naming /dev/null, it is the user's choice.
     const closedStdout = await sh(`${cli} >&-`);
     assert.equal(closedStdout.code, 2, closedStdout.stderr);
-    assert.match(closedStdout.stderr, /docker-archive:\/dev\/stdout:app:stdio" is a standard stream that was closed when slipway started/);
+    assert.match(closedStdout.stderr, /docker-archive:\/dev\/stdout:app:stdio" is a standard stream that is \/dev\/null opened read-write, as Node leaves one that was closed when slipway started \(>&-\)/);
     const closedStderr = await sh(`"${process.execPath}" "${main}" copy ${index.reference} docker-archive:/dev/stderr --platform linux/arm64 --json 2>&-`);
     assert.equal(closedStderr.code, 2, closedStderr.stdout);
     assert.equal((JSON.parse(closedStderr.stdout) as { error: { code: string } }).error.code, 'SLIPWAY_INVALID_ARG');
@@ -389,6 +389,10 @@ describe('copy into local places: OCI layout, OCI archive, docker archive, Docke
     assert.equal(redirected.code, 0, redirected.stderr);
     const namedWhileClosed = await sh(`"${process.execPath}" "${main}" copy ${index.reference} docker-archive:/dev/null --platform linux/arm64 -q >&-`);
     assert.equal(namedWhileClosed.code, 0, namedWhileClosed.stderr);
+    // stderr sent to /dev/null on purpose, stdout closed: /dev/stderr is the same file as fd 1, but the
+    // stream it names was not closed.
+    const stderrToNull = await sh(`"${process.execPath}" "${main}" copy ${index.reference} docker-archive:/dev/stderr --platform linux/arm64 -q >&- 2>/dev/null`);
+    assert.equal(stderrToNull.code, 0, stderrToNull.stderr);
   });
 
   it('SIGTERM ends a copy into a stdout nobody reads at once (exit 130), its staging gone', async () => {

@@ -27,8 +27,8 @@ export interface StdioAt {
   stdout: boolean;
   stderr: boolean;
   /**
-   * The stdout or stderr found there was closed when the process started (`>&-`): Node put /dev/null
-   * in its place, so whatever is written there reaches nobody.
+   * The path names stdout or stderr (`/dev/stdout`, `/dev/fd/2`), and that stream was closed when the
+   * process started (`>&-`): Node put /dev/null in its place, so whatever is written there reaches nobody.
    */
   closedAtStart: boolean;
 }

@@ -30,8 +30,18 @@ async function stdioAt(path: string): Promise<StdioAt | undefined> {
       return open !== undefined && open.dev === info.dev && open.ino === info.ino;
     }),
   );
-  const closedAtStart = (stdout === true && (await reopenedAsDevNull(1, info))) || (stderr === true && (await reopenedAsDevNull(2, info)));
+  // Only a path that names the stream itself (`/dev/stdout`, `/dev/fd/2`): `/dev/stderr` with stderr
+  // sent to /dev/null on purpose and stdout closed is the same file as fd 1, and no closed stream.
+  const named = namedStream(path);
+  const closedAtStart = named !== undefined && (named === 1 ? stdout === true : stderr === true) && (await reopenedAsDevNull(named, info));
   return { info, stdin: stdin === true, stdout: stdout === true, stderr: stderr === true, closedAtStart };
+}
+
+/** Which standard stream a path names by name, if it does. */
+function namedStream(path: string): 1 | 2 | undefined {
+  const match = /^\/(?:dev\/(stdout|stderr)|dev\/fd\/([12])|proc\/self\/fd\/([12]))$/.exec(path);
+  if (!match) return undefined;
+  return match[1] === 'stdout' || match[2] === '1' || match[3] === '1' ? 1 : 2;
 }
 
 /** /dev/null's device number (major 1, minor 3) on Linux. */

@@ -3,7 +3,6 @@
  * environment credentials go, and archives that come through stdin or go to stdout/stderr.
  * @module
  */
-import { resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { parseDestination, parseSourceSpec, type CopyImageResult, type SourceSpec } from '@slipway/engine';
 import { InvalidArgumentError, name, parsePlatform, type copy } from '@slipway/oci';
@@ -98,8 +97,10 @@ export async function archiveOnStdio(context: CommandContext, destination: strin
   if (!toStdout && !toStderr) return {};
   // `… docker-archive:/dev/stdout >&-`: Node reopened the closed stream onto /dev/null, where the
   // archive would vanish with exit 0 (skopeo fails there with EBADF). Naming /dev/null itself is a choice.
-  if (at.closedAtStart && resolve(spec.path) !== '/dev/null') {
-    throw new InvalidArgumentError(`destination "${destination}" is a standard stream that was closed when slipway started (>&-): nothing would receive the archive`);
+  if (at.closedAtStart) {
+    throw new InvalidArgumentError(
+      `destination "${destination}" is a standard stream that is /dev/null opened read-write, as Node leaves one that was closed when slipway started (>&-): nothing would receive the archive`,
+    );
   }
   // As gzip does: a tar on a terminal is garbage on the screen and no archive anywhere.
   if ((toStdout && io.stdout.isTTY === true) || (toStderr && io.stderr.isTTY === true)) {
