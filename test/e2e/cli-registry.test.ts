@@ -194,6 +194,8 @@ describe('slipway CLI against real registries', { skip: missing.length > 0 ? `ne
     assert.equal(tags.stdout.trim(), '', `no tag was written: ${tags.stdout}${tags.stderr}`);
     const again = await slipway(['copy', index.reference, `${open.host}/bydigest/app@${index.digest}`, '--json', '-q']);
     assert.equal((JSON.parse(again.stdout) as { noop: boolean }).noop, true, 'already there: a no-op');
+    const againText = await slipway(['copy', index.reference, `${open.host}/bydigest/app@${index.digest}`]);
+    assert.match(againText.stderr, new RegExp(`bydigest/app@${index.digest} is already there: nothing to copy\n`));
 
     // One platform: the child's digest is the result, so that is the digest to name.
     const arm = index.children.find((c) => c.platform === 'linux/arm64')!;
@@ -434,6 +436,10 @@ describe('slipway CLI against real registries', { skip: missing.length > 0 ? `ne
     assert.match(fromLocked.stderr, new RegExp(`no credentials for ${locked.host} were found .*; SLIPWAY_REGISTRY_USERNAME/PASSWORD went to ${open.host} only; set SLIPWAY_REGISTRY_ADDRESS=${locked.host} to use them for ${locked.host}\\n$`));
     const pointed = await slipway(['copy', `${locked.host}/env-hint:1`, `${open.host}/from-locked:1`, '-q'], { ...envForDestination, SLIPWAY_REGISTRY_ADDRESS: locked.host });
     assert.equal(pointed.code, 0, pointed.stderr);
+    // Pointed at the destination already: repointing would lose it, so a login is offered too.
+    const pointedElsewhere = await slipway(['copy', `${locked.host}/env-hint:1`, `${open.host}/from-locked:2`], { ...envForDestination, SLIPWAY_REGISTRY_ADDRESS: open.host });
+    assert.equal(pointedElsewhere.code, 4, pointedElsewhere.stderr);
+    assert.match(pointedElsewhere.stderr, new RegExp(`went to ${open.host} only \\(SLIPWAY_REGISTRY_ADDRESS\\); docker login ${locked.host}, or point SLIPWAY_REGISTRY_ADDRESS at it\n$`));
     // Credentials typed into a reference, URL-style: not a reference (2), and the password is not
     // repeated in the message (slipway() checks every output for the canary).
     for (const args of [['digest', `${CANARY_USERNAME}:${CANARY_PASSWORD}@${locked.host}/app:1`], ['copy', index.reference, `https://${CANARY_USERNAME}:${CANARY_PASSWORD}@${locked.host}/app:1`, '--json']]) {

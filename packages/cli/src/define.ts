@@ -169,7 +169,10 @@ function envCredentialsHint(env: NodeJS.ProcessEnv, target: string | undefined, 
   const asking = /no credentials for (\S+) were found/.exec(failure.message)?.[1];
   const offeredTo = env.SLIPWAY_REGISTRY_ADDRESS || target;
   if (asking === undefined || offeredTo === undefined || auth.normalizeRegistryKey(offeredTo) === auth.normalizeRegistryKey(asking)) return undefined;
-  return `SLIPWAY_REGISTRY_USERNAME/PASSWORD went to ${offeredTo} only; set SLIPWAY_REGISTRY_ADDRESS=${asking} to use them for ${asking}`;
+  // With an address set, pointing it here loses the registry it names: a login here keeps both.
+  return env.SLIPWAY_REGISTRY_ADDRESS
+    ? `SLIPWAY_REGISTRY_USERNAME/PASSWORD went to ${offeredTo} only (SLIPWAY_REGISTRY_ADDRESS); docker login ${asking}, or point SLIPWAY_REGISTRY_ADDRESS at it`
+    : `SLIPWAY_REGISTRY_USERNAME/PASSWORD went to ${offeredTo} only; set SLIPWAY_REGISTRY_ADDRESS=${asking} to use them for ${asking}`;
 }
 
 /**

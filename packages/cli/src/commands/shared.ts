@@ -151,8 +151,10 @@ function summary(result: CopyImageResult): string {
   if (result.noop) {
     // The image was there; referrers or digest tags may still have been written (stats count them).
     const written = result.stats.manifestsPut;
-    if (written === 0) return `${result.destination} already holds ${result.digest}: nothing to copy`;
-    return `${result.destination} already holds ${result.digest}; wrote ${plural(written, 'manifest')} of its referrers or digest tags`;
+    // A destination named by its digest already says which.
+    const holds = result.destination.endsWith(`@${result.digest}`) ? `${result.destination} is already there` : `${result.destination} already holds ${result.digest}`;
+    if (written === 0) return `${holds}: nothing to copy`;
+    return `${holds}; wrote ${plural(written, 'manifest')} of its referrers or digest tags`;
   }
   const s = result.stats;
   return (

@@ -187,6 +187,14 @@ describe('copy', () => {
     for (const absent of [amd64, ppc, inner]) assert.equal(await dst.sink('dst').hasManifest(absent), false, `${absent.digest} was not copied`);
     for (const present of [arm64, provenance, s390x]) assert.equal(await dst.sink('dst').hasManifest(present), true);
 
+    // An image the nested index lists without a platform is listed with the one its config names.
+    const { platform: _stated, ...bare } = arm64;
+    const innerBare = addIndex(src, 'src', [amd64, bare]);
+    addIndex(src, 'src', [innerBare, s390x], 'nested-bare');
+    await copy(src.source('src', 'nested-bare'), dst.sink('dst', 'sub-bare'), { platforms: parsePlatforms('linux/arm64,linux/s390x') });
+    const writtenBare = JSON.parse(Buffer.from((await dst.source('dst', 'sub-bare').root()).bytes).toString()) as { manifests: Descriptor[] };
+    assert.deepEqual(writtenBare.manifests[0], { ...bare, platform: { os: 'linux', architecture: 'arm64' } });
+
     // Every image of the nested index wanted: it is kept whole, as it was.
     const whole = await copy(src.source('src', 'nested'), dst.sink('dst', 'whole'), { platforms: parsePlatforms('linux/amd64,linux/arm64,linux/s390x') });
     const wholeIndex = JSON.parse(Buffer.from((await dst.source('dst', 'whole').root()).bytes).toString()) as { manifests: Descriptor[] };

@@ -215,7 +215,9 @@ export function filterIndex(root: ManifestBytes, index: ImageIndex, wanted: read
   for (const [position, chosen] of chosenInside) {
     const offered = new Set(entries.filter((e) => e.position === position && e.platform !== undefined).map((e) => e.descriptor.digest));
     if (offered.size === new Set(chosen.map((e) => e.descriptor.digest)).size) keep.add(position);
-    else pickedOut.set(position, chosen.flatMap((e) => [e.nested!.raw, ...e.nested!.attestations]));
+    // An image the nested index listed without a platform (read from its config) gets it written:
+    // listed directly, it is one platform of the subset, and a Docker manifest list requires one.
+    else pickedOut.set(position, chosen.flatMap((e) => [withPlatform(e.nested!.raw, e.platform), ...e.nested!.attestations]));
   }
   const keptDigests = new Set([...keep].map((i) => index.manifests[i]!.digest as string));
   index.manifests.forEach((d, i) => {
@@ -228,6 +230,12 @@ export function filterIndex(root: ManifestBytes, index: ImageIndex, wanted: read
   const filtered = { ...raw, manifests: raw.manifests.flatMap((entry, i) => (keep.has(i) ? [entry] : (pickedOut.get(i) ?? []))) };
   const bytes = new TextEncoder().encode(JSON.stringify(filtered));
   return { descriptor: { mediaType: root.descriptor.mediaType, digest: digestOf(bytes, root.descriptor.digest), size: bytes.byteLength }, bytes };
+}
+
+/** A descriptor's JSON as written, given `platform` when it states none. */
+function withPlatform(raw: unknown, platform: Platform | undefined): unknown {
+  if (platform === undefined || typeof raw !== 'object' || raw === null || 'platform' in raw) return raw;
+  return { ...raw, platform };
 }
 
 /**

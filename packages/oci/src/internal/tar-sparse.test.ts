@@ -163,6 +163,12 @@ describe('GNU sparse tar entries', () => {
     { label: 'pax 0.1 map past the real size', pax: { 'GNU.sparse.name': 'f', 'GNU.sparse.size': '10', 'GNU.sparse.map': '8,4' }, body: Buffer.alloc(4, 1), want: /past its size of 10 bytes/ },
     { label: 'pax 0.1 segments out of order', pax: { 'GNU.sparse.name': 'f', 'GNU.sparse.size': '100', 'GNU.sparse.map': '50,2,10,2' }, body: Buffer.alloc(4, 1), want: /out of order/ },
     { label: 'pax 0.1 map that accounts for other data', pax: { 'GNU.sparse.name': 'f', 'GNU.sparse.size': '100', 'GNU.sparse.map': '0,3' }, body: Buffer.alloc(4, 1), want: /accounts for 3 bytes of data, and the archive holds 4/ },
+    {
+      label: 'pax 0.1 entry declaring a petabyte of holes',
+      pax: { 'GNU.sparse.name': 'f', 'GNU.sparse.size': String(2 ** 50), 'GNU.sparse.map': '0,4' },
+      body: Buffer.alloc(4, 1),
+      want: /declares 1125899906842620 bytes of holes, more than the 68719476736 slipway reads back as zeros/,
+    },
     { label: 'pax 0.1 odd map', pax: { 'GNU.sparse.name': 'f', 'GNU.sparse.size': '100', 'GNU.sparse.map': '0,3,9' }, body: Buffer.alloc(3, 1), want: /odd count/ },
     { label: 'pax 0.1 non-numeric size', pax: { 'GNU.sparse.name': 'f', 'GNU.sparse.size': 'x', 'GNU.sparse.map': '0,3' }, body: Buffer.alloc(3, 1), want: /not a size/ },
     { label: 'pax 1.0 without a name', pax: { 'GNU.sparse.major': '1', 'GNU.sparse.minor': '0', 'GNU.sparse.realsize': '10' }, body: Buffer.alloc(512), want: /has no GNU\.sparse\.name/ },

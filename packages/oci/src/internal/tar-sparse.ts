@@ -180,7 +180,16 @@ export function checkSegments(segments: readonly SparseSegment[], size: number, 
     total += length;
   }
   if (total !== stored) throw invalid(archive, `the sparse map of ${what} accounts for ${total} bytes of data, and the archive holds ${stored}`);
+  if (size - stored > maxHoleBytes) {
+    throw invalid(archive, `the sparse map of ${what} declares ${size - stored} bytes of holes, more than the ${maxHoleBytes} slipway reads back as zeros`);
+  }
 }
+
+/**
+ * Zeros a sparse entry may stand for: a few hundred bytes of header must not make a push hash and
+ * compress a petabyte of them (size fields go up to 2^53). No layer holds 64 GiB of zeros in holes.
+ */
+export const maxHoleBytes = 64 * 1024 ** 3;
 
 /** Zeros for a hole, in pieces of at most 1 MiB (fresh each: a consumer may keep or change a chunk). */
 function* zeros(length: number): Generator<Buffer> {

@@ -51,7 +51,7 @@ import { pipeline } from 'node:stream/promises';
 import { debuglog } from 'node:util';
 import * as zlib from 'node:zlib';
 import { createGunzip } from 'node:zlib';
-import { DigestMismatchError, SlipwayError } from '../errors.js';
+import { DigestMismatchError, SlipwayError, throwIfAborted } from '../errors.js';
 import { createParallelGzip, parallelGzipFormat } from '../internal/parallel-gzip.js';
 import { invalidArchive, openEntry, peekEntry, type TarEntry } from '../internal/tar-index.js';
 import { fileReleased, sniffCompression } from '../internal/tar-scratch.js';
@@ -328,6 +328,8 @@ export interface PruneCacheOptions {
    * bytes. @defaultValue no limit (the daily prune uses {@link defaultCacheMaxBytes})
    */
   maxBytes?: number;
+  /** Stops between entries (what is removed stays removed). */
+  signal?: AbortSignal;
 }
 
 /** The daily prune's size limit for compressed layers: a CI runner pushing new layers all day stays bounded. */
@@ -370,14 +372,14 @@ async function layerEntries(root: string): Promise<{ record: string; usedMs: num
  * 30 days, then down to {@link defaultCacheMaxBytes}. Opening a docker save archive with the cache on
  * runs it, so the cache stays bounded without anyone remembering to prune it.
  */
-export async function pruneCacheDaily(cacheDir: string = defaultCacheDir()): Promise<void> {
+export async function pruneCacheDaily(cacheDir: string = defaultCacheDir(), signal?: AbortSignal): Promise<void> {
   const stamp = join(cacheDir, '.pruned');
   const info = await stat(stamp).catch(() => undefined);
   if (info && Date.now() - info.mtimeMs < dayMs) return;
   // No cache yet: nothing to prune, and no directory to create for the stamp.
   if (!(await stat(cacheDir).catch(() => undefined))) return;
   await writeFile(stamp, '');
-  await pruneCache({ cacheDir, maxBytes: defaultCacheMaxBytes });
+  await pruneCache({ cacheDir, maxBytes: defaultCacheMaxBytes, ...(signal ? { signal } : {}) });
 }
 
 /**
@@ -392,6 +394,7 @@ export async function pruneCache(options: PruneCacheOptions = {}): Promise<numbe
     const dir = join(root, sub);
     const names = await readdir(dir).catch(() => [] as string[]);
     for (const name of names) {
+      throwIfAborted(options.signal);
       const path = join(dir, name);
       const info = await stat(path).catch(() => undefined);
       if (!info) continue;
@@ -413,6 +416,7 @@ export async function pruneCache(options: PruneCacheOptions = {}): Promise<numbe
     const newestFirst = (await layerEntries(root)).sort((a, b) => b.usedMs - a.usedMs);
     let kept = 0;
     for (const entry of newestFirst) {
+      throwIfAborted(options.signal);
       kept += entry.bytes;
       if (kept <= options.maxBytes) continue;
       // The record first: a record without its layer is recompressed when read, a layer without its

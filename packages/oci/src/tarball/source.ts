@@ -378,7 +378,7 @@ export async function fromIndexedArchive(indexed: IndexedArchive, options: Tarba
       const oci = await findOciRoot(store, item, config.digest);
       if (oci) return new TarballSource(name, 'oci-layout', item.repoTags, new LayoutSource(store, oci.descriptor, name), stats, cleanup);
     }
-    if (cacheDir) pruning = pruneCacheDaily(cacheDir).catch((err: unknown) => debug('pruning the layer cache %s: %s', cacheDir, err instanceof Error ? err.message : String(err)));
+    if (cacheDir) pruning = pruneCacheDaily(cacheDir, options.signal).catch((err: unknown) => debug('pruning the layer cache %s: %s', cacheDir, err instanceof Error ? err.message : String(err)));
     const ctx: LayerContext = {
       archive,
       file: indexed.file,

@@ -213,6 +213,10 @@ describe('tarball.open', () => {
     const usage = await cacheUsage(cacheDir);
     assert.equal(usage.layers, 3);
 
+    // Cancelled: stops before removing anything.
+    await assert.rejects(pruneCache({ cacheDir, unusedForMs: -1, signal: AbortSignal.abort() }), { code: 'SLIPWAY_ABORTED' });
+    assert.equal((await records()).length, 3);
+
     // Age: a record last used 40 days ago goes, with its layer; a temp file of another process, written a
     // minute ago, stays even when everything unused for 0 days is asked to go.
     const old = new Date(Date.now() - 40 * 24 * 3600 * 1000);
