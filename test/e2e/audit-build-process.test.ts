@@ -202,7 +202,26 @@ describe('audit: builder processes, output and credentials against the real tool
             return undefined;
           },
         };
-        const context = await writeContext({ Dockerfile: `FROM ${bed.base}\nRUN echo creds-window && sleep 2 && echo ${randomBytes(4).toString('hex')} > /n\n` });
+        // The RUN step waits until the test has inspected the builder process, then the test ends its
+        // sleep (found by its unique argument; `;` so the step goes on): a fixed `sleep 2` let a loaded
+        // machine finish the build, and its process, before the /proc walk below reached it ("no
+        // builder process with DOCKER_CONFIG or REGISTRY_AUTH_FILE was found").
+        const seconds = `${200 + Math.floor(Math.random() * 50)}.${randomBytes(2).readUInt16BE()}`;
+        const release = async (): Promise<void> => {
+          // The marker is echoed just before the sleep starts: look again until it is there.
+          for (const deadline = Date.now() + 30_000; Date.now() < deadline; await sleep(25)) {
+            const sleeping = [...(await processTable()).values()].filter((p) => p.cmdline.trim() === `sleep ${seconds}`);
+            for (const p of sleeping) {
+              try {
+                process.kill(p.pid, 'SIGKILL');
+              } catch {
+                // Gone already.
+              }
+            }
+            if (sleeping.length > 0) return;
+          }
+        };
+        const context = await writeContext({ Dockerfile: `FROM ${bed.base}\nRUN echo creds-window && sleep ${seconds}; echo ${randomBytes(4).toString('hex')} > /n\n` });
         const tag = `${locked.host}/${repo(`creds-${kind}`)}:1`;
         let seen: Promise<{ file: string; dirMode: number; fileMode: number; auths: Record<string, { auth?: string }>; variable: string }> | undefined;
         const log = collectLog();
@@ -231,7 +250,7 @@ describe('audit: builder processes, output and credentials against the real tool
                 return { file, dirMode, fileMode, auths, variable };
               }
               throw new Error('no builder process with DOCKER_CONFIG or REGISTRY_AUTH_FILE was found');
-            })();
+            })().finally(release);
           },
         });
         assert.ok(seen, `the RUN step never printed its marker:\n${log.text()}`);

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { closeSync, createReadStream, openSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -377,7 +377,21 @@ describe('slipway CLI against real registries', { skip: missing.length > 0 ? `ne
       let stderr = '';
       cli.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
       const exited = new Promise<number | null>((resolve) => cli.on('close', resolve));
-      await new Promise((resolve) => setTimeout(resolve, 1000));
+      // Signal only once the CLI holds the FIFO open (it installs its SIGINT handler before loading
+      // the command): a fixed 1 s let a CLI still starting up under load die of the default SIGINT
+      // action (exit code null instead of 130).
+      const opened = async (): Promise<boolean> => {
+        for (const fd of await readdir(`/proc/${cli.pid}/fd`).catch(() => [] as string[])) {
+          if ((await readlink(`/proc/${cli.pid}/fd/${fd}`).catch(() => '')) === fifo) return true;
+        }
+        return false;
+      };
+      for (const deadline = Date.now() + 60_000; !(await opened()); ) {
+        assert.ok(Date.now() < deadline && cli.exitCode === null, `the CLI never opened ${fifo}: ${stderr}`);
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+      // Then long enough for its first read(2) to be blocked in the thread pool.
+      await new Promise((resolve) => setTimeout(resolve, 200));
       const signalled = Date.now();
       cli.kill('SIGINT');
       const timer = setTimeout(() => cli.kill('SIGKILL'), 15_000);
