@@ -4,13 +4,16 @@
 // push (no tag left pointing at anything).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { build, type builders } from '@slipway/build';
 import { remote } from '@slipway/oci';
 import { startFaultProxy } from '../support/fault-proxy.js';
 import { startRegistry } from '../support/registry.js';
-import { skipUnless } from '../support/tools.js';
+import { BUILDAH_ENV, runChecked, skipUnless } from '../support/tools.js';
 import {
   BUILDCTL,
   BUILDX,
@@ -74,6 +77,23 @@ describe('build failures', () => {
       }
     });
   }
+
+  it('buildah: a failed build leaves no working container in the store', async (t) => {
+    if (!skipUnless(t, 'buildah', 'buildah')) return;
+    // A store of its own: other test files build in the shared one at the same time.
+    const root = await mkdtemp(join(tmpdir(), 'slipway-buildah-store-'));
+    try {
+      const conf = join(root, 'storage.conf');
+      await writeFile(conf, `[storage]\ndriver = "vfs"\ngraphroot = "${root}/graph"\nrunroot = "${root}/run"\n`);
+      const env = { ...BUILDAH_ENV, CONTAINERS_STORAGE_CONF: conf };
+      const context = await writeContext({ Dockerfile: `FROM ${bed.base}\nRUN echo step > /s\nRUN exit 3\n` });
+      await assert.rejects(build({ context, builder: { kind: 'buildah', env }, network: 'host' }), { code: 'SLIPWAY_BUILD' });
+      const containers = (await runChecked('buildah', ['containers', '--quiet'], { env })).stdout.trim();
+      assert.equal(containers, '', `working containers left behind: ${containers}`);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
 
   for (const kind of ['buildctl', 'buildx', 'docker'] as const) {
     it(`${kind}: an unreachable builder (tcp://127.0.0.1:1) is SLIPWAY_BUILDER_UNAVAILABLE`, async (t) => {

@@ -72,7 +72,9 @@ export class BuildahBuilder implements Builder {
     // talks to, so any entry means plain HTTP (or unverified TLS) is needed somewhere.
     const tlsVerify = spec.insecureRegistries.length > 0 ? ['--tls-verify=false'] : [];
     const iidFile = join(options.workDir, 'buildah-iid');
-    const args = ['build', '--layers', '--authfile', authFile, ...tlsVerify, '--file', spec.dockerfile];
+    // --force-rm: a failed build's working containers stay in the store otherwise (buildah removes
+    // them only after a success), a few per failure, piling up on a CI runner for good.
+    const args = ['build', '--layers', '--force-rm', '--authfile', authFile, ...tlsVerify, '--file', spec.dockerfile];
     // One platform: an unnamed image found by ID (no name to clean up, and its intermediate layers
     // stay as the cache for the next build; `buildah rmi` would prune them). Several: a manifest list
     // under a unique name, removed afterwards (the images in it stay, for the same reason).
