@@ -272,19 +272,20 @@ export function notTrustedByDefault(certificates: readonly string[]): string[] {
 
 /**
  * One TLS context trusting Node's roots, `NODE_EXTRA_CA_CERTS` and `extra`, for every verifying
- * connection to share. Built by adding to the default context rather than with the `ca` option:
- * `ca` replaces the roots, so all 144 of them would be parsed again from PEM (~40 ms here, on every
- * connection when passed to tls.connect); added to, the context copies the roots Node parsed once.
- * Node 20 leaves `NODE_EXTRA_CA_CERTS` out of that copy, so its certificates are added too (those
- * that are not bundled roots already).
+ * connection to share, presenting `client`'s certificate when given (certs.d for mutual TLS: a
+ * `secureContext` passed to tls.connect makes it ignore `cert` and `key`). Built by adding to the
+ * default context rather than with the `ca` option: `ca` replaces the roots, so all 144 of them would
+ * be parsed again from PEM (~40 ms here, on every connection when passed to tls.connect); added to,
+ * the context copies the roots Node parsed once. Node 20 leaves `NODE_EXTRA_CA_CERTS` out of that
+ * copy, so its certificates are added too (those that are not bundled roots already).
  */
-export function secureContextTrusting(extra: readonly (string | Buffer)[]): SecureContext {
+export function secureContextTrusting(extra: readonly (string | Buffer)[], client?: { cert: (string | Buffer)[]; key: (string | Buffer)[] }): SecureContext {
   const { nodeExtra } = defaultTrust();
-  const context = createSecureContext();
+  const context = createSecureContext(client ?? {});
   // `context` is the native context tls.createSecureContext itself adds `ca` entries to; should a
   // Node release hide it, `ca` does the same, only slower.
   const native = (context as { context?: { addCACert?: (pem: string | Buffer) => void } }).context;
-  if (typeof native?.addCACert !== 'function') return createSecureContext({ ca: [...rootCertificates, ...nodeExtra, ...extra] });
+  if (typeof native?.addCACert !== 'function') return createSecureContext({ ...client, ca: [...rootCertificates, ...nodeExtra, ...extra] });
   for (const pem of [...nodeExtra, ...extra]) native.addCACert(pem);
   return context;
 }

@@ -6,9 +6,8 @@
  * exchange with a per-scope cache).
  * @module
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { rootCertificates, type ConnectionOptions } from 'node:tls';
+import type { ConnectionOptions } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { debuglog } from 'node:util';
 import type { Readable } from 'node:stream';
@@ -561,7 +560,7 @@ export class Transport {
         const client = certs.cert.length > 0 ? { cert: certs.cert, key: certs.key } : {};
         const ca = [...this.#caCertificates, ...(await http.environmentCa()), ...certs.ca];
         return {
-          secure: http.make({ ...(ca.length > 0 ? { ca: trustedWith(ca) } : {}), ...client }),
+          secure: http.make({ secureContext: secureContextTrusting(ca, certs.cert.length > 0 ? { cert: certs.cert, key: certs.key } : undefined) }),
           unverified: http.make({ rejectUnauthorized: false, ...client }),
           directory: certs.directory,
           clientCertificate: certs.cert.length > 0,
@@ -1076,21 +1075,3 @@ export function createTransport(options: TransportOptions = {}): Transport {
 
 /** The URL of the hop a request failed on, by error: #send follows redirects, #request reports. */
 const failedHop = new WeakMap<object, URL>();
-
-let extraCaFromEnvironment: string | undefined;
-/**
- * The trust store for an explicit `ca` list: Node's roots, `NODE_EXTRA_CA_CERTS` (which an explicit
- * `ca` would otherwise drop, on Node 20 where tls.getCACertificates is missing) and `extra`.
- */
-function trustedWith(extra: readonly (string | Buffer)[]): (string | Buffer)[] {
-  const file = process.env.NODE_EXTRA_CA_CERTS;
-  if (file && extraCaFromEnvironment === undefined) {
-    try {
-      extraCaFromEnvironment = readFileSync(file, 'utf8');
-    } catch {
-      // Node itself only warns about an unreadable NODE_EXTRA_CA_CERTS; so does nobody here.
-      extraCaFromEnvironment = '';
-    }
-  }
-  return [...rootCertificates, ...(file && extraCaFromEnvironment ? [extraCaFromEnvironment] : []), ...extra];
-}
