@@ -267,14 +267,9 @@ function dataOnHeaderOnlyEntry(archive: string, record: TarEntry): SlipwayError 
  * may not all be in the file), only such extension blocks are reported.
  */
 async function oldGnuSparse(file: string, record: TarEntry, archive: string, options: { onlyExplain?: boolean } = {}): Promise<void> {
-  const header = Buffer.alloc(512);
+  let header: Buffer;
   try {
-    const handle = await openFile(file, 'r');
-    try {
-      await handle.read(header, 0, 512, record.offset - 512);
-    } finally {
-      await handle.close();
-    }
+    header = await readAt(file, record.offset - 512, 512);
   } catch (err) {
     if (options.onlyExplain) return;
     throw err;
@@ -327,11 +322,18 @@ function paddedEnd(entry: TarEntry): number {
 
 /** Whether `file` holds two zero blocks (the end-of-archive marker) at `position`. */
 async function endMarkerAt(file: string, position: number): Promise<boolean> {
+  const block = await readAt(file, position, 1024);
+  return block.length === 1024 && block.every((byte) => byte === 0);
+}
+
+/** Up to `length` bytes of `file` at `position` (fewer where the file ends). */
+async function readAt(file: string, position: number, length: number): Promise<Buffer> {
+  const buffer = Buffer.alloc(length);
+  if (length === 0) return buffer;
   const handle = await openFile(file, 'r');
   try {
-    const block = Buffer.alloc(1024);
-    const { bytesRead } = await handle.read(block, 0, 1024, position);
-    return bytesRead === 1024 && block.every((byte) => byte === 0);
+    const { bytesRead } = await handle.read(buffer, 0, length, position);
+    return buffer.subarray(0, bytesRead);
   } finally {
     await handle.close();
   }
@@ -440,15 +442,7 @@ export async function readEntry(file: string, entry: TarEntry, limit: number, ar
 /** Reads the first bytes of an entry (format sniffing). */
 export async function peekEntry(file: string, entry: TarEntry, length: number): Promise<Buffer> {
   if (entry.sparse) return firstBytes(openEntry(file, entry), Math.min(length, entry.size));
-  const buffer = Buffer.alloc(Math.min(length, entry.size));
-  if (buffer.length === 0) return buffer;
-  const handle = await openFile(file, 'r');
-  try {
-    const { bytesRead } = await handle.read(buffer, 0, buffer.length, entry.offset);
-    return buffer.subarray(0, bytesRead);
-  } finally {
-    await handle.close();
-  }
+  return readAt(file, entry.offset, Math.min(length, entry.size));
 }
 
 /** A fresh stream of one entry's bytes: a byte range of the archive file. */
