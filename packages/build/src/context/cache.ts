@@ -223,6 +223,20 @@ export async function pruneCache(dir: string, opts: { maxAgeMs?: number; maxFile
   return removed;
 }
 
+/** How many stat caches `dir` holds and their bytes (nothing, for a directory that does not exist). */
+export async function cacheUsage(dir: string): Promise<{ files: number; bytes: number }> {
+  let files = 0;
+  let bytes = 0;
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (!name.endsWith('.bin')) continue;
+    const st = await stat(join(dir, name)).catch(() => undefined);
+    if (!st) continue;
+    files++;
+    bytes += st.size;
+  }
+  return { files, bytes };
+}
+
 /** Prunes at most once a day per cache directory (a `.pruned` stamp records the last time). */
 export async function pruneCacheDaily(dir: string): Promise<void> {
   const stamp = join(dir, '.pruned');

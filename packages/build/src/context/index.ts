@@ -6,4 +6,4 @@
 export { hashContext, formatBytes, HUGE_CONTEXT_BYTES, HUGE_CONTEXT_FILES } from './hash.js';
 export type { ContextChanges, ContextEntry, ContextHashResult, ContextPhase, ContextWarning, DirectorySize, HashContextOptions } from './hash.js';
 export { ignoreDialectForDockerCli, parseIgnoreFile, PatternMatcher, type IgnoreDialect } from './ignore.js';
-export { defaultCacheDir, pruneCache } from './cache.js';
+export { cacheUsage, defaultCacheDir, pruneCache } from './cache.js';

@@ -2,34 +2,12 @@
  * `slipway cache [info|prune]`: what slipway keeps on disk between runs, and removing it.
  * @module
  */
-import { readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import { context as buildContext } from '@slipway/build';
 import { tarball } from '@slipway/oci';
 import { defineCommand, UsageError } from '../define.js';
-import { formatBytes } from '../progress.js';
+import { formatBytes, plural } from '../progress.js';
 
 const dayMs = 24 * 3600 * 1000;
-
-/** The layer cache's root, as the library finds it from this environment. */
-function layerCacheDir(env: NodeJS.ProcessEnv): string {
-  const xdg = env.XDG_CACHE_HOME;
-  return xdg && xdg.startsWith('/') ? join(xdg, 'slipway') : tarball.defaultCacheDir();
-}
-
-/** Files and bytes of the context hash's stat caches. */
-async function contextUsage(dir: string): Promise<{ files: number; bytes: number }> {
-  let files = 0;
-  let bytes = 0;
-  for (const name of await readdir(dir).catch(() => [] as string[])) {
-    if (!name.endsWith('.bin')) continue;
-    const info = await stat(join(dir, name)).catch(() => undefined);
-    if (!info) continue;
-    files++;
-    bytes += info.size;
-  }
-  return { files, bytes };
-}
 
 /** `10G`, `500M`, `2048K` or plain bytes. */
 function parseSize(text: string): number {
@@ -66,7 +44,7 @@ bytes}} and, for prune, removed: {layers, contextFiles}.`,
     const unusedForText = context.values['unused-for'];
     const maxSizeText = context.values['max-size'];
     if (action === 'info' && (unusedForText !== undefined || maxSizeText !== undefined)) throw new UsageError('--unused-for and --max-size go with "prune"');
-    const layerDir = layerCacheDir(context.io.env);
+    const layerDir = tarball.defaultCacheDir(context.io.env);
     const contextDir = buildContext.defaultCacheDir(context.io.env);
     let removed: { layers: number; contextFiles: number } | undefined;
     if (action === 'prune') {
@@ -76,24 +54,24 @@ bytes}} and, for prune, removed: {layers, contextFiles}.`,
         unusedForDays = Number(unusedForText);
       }
       const maxBytes = typeof maxSizeText === 'string' ? parseSize(maxSizeText) : undefined;
-      const unusedForMs = unusedForDays * dayMs;
+      // Entries used this very millisecond survive "0 days": mtimes are compared with "now".
+      const unusedForMs = unusedForDays === 0 ? -1 : unusedForDays * dayMs;
       removed = {
-        // Entries used this very millisecond survive "0 days": mtimes are compared with "now".
-        layers: await tarball.pruneCache({ cacheDir: layerDir, unusedForMs: unusedForMs === 0 ? -1 : unusedForMs, ...(maxBytes === undefined ? {} : { maxBytes }) }),
-        contextFiles: await buildContext.pruneCache(contextDir, { maxAgeMs: unusedForMs === 0 ? -1 : unusedForMs }),
+        layers: await tarball.pruneCache({ cacheDir: layerDir, unusedForMs, ...(maxBytes === undefined ? {} : { maxBytes }) }),
+        contextFiles: await buildContext.pruneCache(contextDir, { maxAgeMs: unusedForMs }),
       };
     }
     const layers = await tarball.cacheUsage(layerDir);
-    const contexts = await contextUsage(contextDir);
+    const contexts = await buildContext.cacheUsage(contextDir);
     const json = {
       layerCache: { directory: layerDir, ...layers },
       contextCache: { directory: contextDir, ...contexts },
       ...(removed ? { removed } : {}),
     };
     const lines = [
-      ...(removed ? [`removed ${removed.layers} cached layer${removed.layers === 1 ? '' : 's'} and ${removed.contextFiles} context stat cache${removed.contextFiles === 1 ? '' : 's'}`] : []),
-      `layers:  ${layerDir}: ${layers.layers} compressed layer${layers.layers === 1 ? '' : 's'}, ${formatBytes(layers.layerBytes)}`,
-      `context: ${contextDir}: ${contexts.files} stat cache${contexts.files === 1 ? '' : 's'}, ${formatBytes(contexts.bytes)}`,
+      ...(removed ? [`removed ${plural(removed.layers, 'cached layer')} and ${plural(removed.contextFiles, 'context stat cache')}`] : []),
+      `layers:  ${layerDir}: ${plural(layers.layers, 'compressed layer')}, ${formatBytes(layers.layerBytes)}`,
+      `context: ${contextDir}: ${plural(contexts.files, 'stat cache')}, ${formatBytes(contexts.bytes)}`,
     ];
     return { json, text: lines.join('\n') };
   },

@@ -67,8 +67,8 @@ const cacheFormat = 'slipway-layer-cache-v1';
 const debug = debuglog('slipway');
 
 /** `$XDG_CACHE_HOME/slipway`, else `~/.cache/slipway`. */
-export function defaultCacheDir(): string {
-  const base = process.env.XDG_CACHE_HOME && process.env.XDG_CACHE_HOME.startsWith('/') ? process.env.XDG_CACHE_HOME : join(homedir(), '.cache');
+export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  const base = env.XDG_CACHE_HOME && env.XDG_CACHE_HOME.startsWith('/') ? env.XDG_CACHE_HOME : join(homedir(), '.cache');
   return join(base, 'slipway');
 }
 
@@ -318,6 +318,16 @@ export async function dropCacheEntry(cacheKey: string): Promise<void> {
   await rm(`${cacheKey}.gz`, { force: true }).catch(() => undefined);
 }
 
+/**
+ * Removes an entry's record and its layer, for pruneCache (whose failures are the caller's). The
+ * record first: a record without its layer is recompressed when read, a layer without its record is
+ * never read.
+ */
+async function removeEntry(cacheKey: string): Promise<void> {
+  await rm(`${cacheKey}.json`, { force: true });
+  await rm(`${cacheKey}.gz`, { force: true });
+}
+
 export interface PruneCacheOptions {
   /** @defaultValue {@link defaultCacheDir} */
   cacheDir?: string;
@@ -400,8 +410,7 @@ export async function pruneCache(options: PruneCacheOptions = {}): Promise<numbe
       if (!info) continue;
       const stale = info.mtimeMs < cutoff;
       if (name.endsWith('.json') && stale) {
-        await rm(path, { force: true });
-        await rm(path.replace(/\.json$/, '.gz'), { force: true });
+        await removeEntry(path.slice(0, -'.json'.length));
         removed++;
       } else if (name.includes('.tmp-') && info.mtimeMs < Math.min(cutoff, Date.now() - 3600_000)) {
         // Another process may be writing it right now (even with "unused for 0 days"): an hour old at least.
@@ -419,10 +428,7 @@ export async function pruneCache(options: PruneCacheOptions = {}): Promise<numbe
       throwIfAborted(options.signal);
       kept += entry.bytes;
       if (kept <= options.maxBytes) continue;
-      // The record first: a record without its layer is recompressed when read, a layer without its
-      // record is never read.
-      await rm(entry.record, { force: true });
-      await rm(entry.record.replace(/\.json$/, '.gz'), { force: true });
+      await removeEntry(entry.record.slice(0, -'.json'.length));
       removed++;
     }
   }
