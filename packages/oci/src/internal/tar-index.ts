@@ -16,8 +16,11 @@ import { Readable, Transform, type TransformCallback, type Writable } from 'node
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { AbortedError, SlipwayError } from '../errors.js';
+import { invalidArchive } from './archive-error.js';
 import { fileReleased } from './tar-scratch.js';
 import { checkSegments, isOldGnuSparse, openSparse, paxSparse, PaxMapReader, parseOldGnuSparse, type SparseLayout } from './tar-sparse.js';
+
+export { invalidArchive };
 
 /** Refuses archives with more entries than this: each costs memory in the table, and no image needs more. */
 export const maxTarEntries = 500_000;
@@ -47,10 +50,6 @@ export interface TarIndex {
   bytes: number;
 }
 
-/** The error for every malformed or hostile archive: one stable code, and the entry named. */
-export function invalidArchive(archive: string, why: string, cause?: unknown): SlipwayError {
-  return new SlipwayError('SLIPWAY_INVALID_ARCHIVE', `invalid archive ${JSON.stringify(archive)}: ${why}`, cause === undefined ? undefined : { cause });
-}
 
 /**
  * Normalises an entry name and refuses names that could address anything outside the archive root

@@ -19,7 +19,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
-import { SlipwayError } from '../errors.js';
+import { invalidArchive } from './archive-error.js';
 
 /** One stretch of data of a sparse file: `length` bytes at `offset` in the file as it is read back. */
 export interface SparseSegment {
@@ -46,13 +46,10 @@ export type PaxSparse =
 /** A pax 1.0 map may list this many bytes of numbers; a real one for 100k holes is ~2 MB. */
 const maxMapBytes = 16 * 1024 * 1024;
 
-function invalid(archive: string, why: string): SlipwayError {
-  return new SlipwayError('SLIPWAY_INVALID_ARCHIVE', `invalid archive ${JSON.stringify(archive)}: ${why}`);
-}
 
 function decimal(text: string | undefined, what: string, archive: string): number {
   const value = text !== undefined && /^\d+$/.test(text) ? Number(text) : NaN;
-  if (!Number.isSafeInteger(value)) throw invalid(archive, `${what} is ${JSON.stringify(text)}, not a size`);
+  if (!Number.isSafeInteger(value)) throw invalidArchive(archive, `${what} is ${JSON.stringify(text)}, not a size`);
   return value;
 }
 
@@ -67,18 +64,18 @@ export function paxSparse(pax: Record<string, string> | null | undefined, stored
   const what = `sparse entry ${JSON.stringify(storedName)}`;
   const name = pax['GNU.sparse.name'];
   if (pax['GNU.sparse.major'] === '1' && pax['GNU.sparse.minor'] === '0') {
-    if (name === undefined) throw invalid(archive, `${what} has no GNU.sparse.name`);
+    if (name === undefined) throw invalidArchive(archive, `${what} has no GNU.sparse.name`);
     return { version: '1.0', name, size: decimal(pax['GNU.sparse.realsize'], `the real size of ${what}`, archive) };
   }
   if (pax['GNU.sparse.map'] !== undefined) {
-    if (name === undefined) throw invalid(archive, `${what} has no GNU.sparse.name`);
+    if (name === undefined) throw invalidArchive(archive, `${what} has no GNU.sparse.name`);
     const numbers = pax['GNU.sparse.map'] === '' ? [] : pax['GNU.sparse.map'].split(',').map((n) => decimal(n, `the GNU.sparse.map of ${what}`, archive));
-    if (numbers.length % 2 !== 0) throw invalid(archive, `the GNU.sparse.map of ${what} has an odd count of numbers`);
+    if (numbers.length % 2 !== 0) throw invalidArchive(archive, `the GNU.sparse.map of ${what} has an odd count of numbers`);
     const segments: SparseSegment[] = [];
     for (let i = 0; i < numbers.length; i += 2) segments.push({ offset: numbers[i]!, length: numbers[i + 1]! });
     return { version: '0.1', name, size: decimal(pax['GNU.sparse.size'], `the real size of ${what}`, archive), segments };
   }
-  throw invalid(
+  throw invalidArchive(
     archive,
     `${what} is in a GNU sparse format slipway does not read (${keys.sort().join(', ')}); re-create the archive without --sparse, or with tar --format=posix --sparse-version=1.0`,
   );
@@ -109,7 +106,7 @@ export class PaxMapReader {
       this.#consumed++;
       if (byte !== 0x0a) {
         // No size needs more than 16 digits (2^53): a longer run is not a map.
-        if (this.#digits.length > 16) throw invalid(this.archive, `the map of ${this.what} is malformed`);
+        if (this.#digits.length > 16) throw invalidArchive(this.archive, `the map of ${this.what} is malformed`);
         this.#digits += String.fromCharCode(byte);
         continue;
       }
@@ -117,14 +114,14 @@ export class PaxMapReader {
       this.#digits = '';
       const count = this.#numbers[0]!;
       // Each pair takes at least 4 bytes ("0\n0\n"): a count beyond the size limit cannot be honest.
-      if (count > maxMapBytes / 4) throw invalid(this.archive, `the map of ${this.what} claims ${count} segments`);
+      if (count > maxMapBytes / 4) throw invalidArchive(this.archive, `the map of ${this.what} claims ${count} segments`);
       if (this.#numbers.length === 1 + 2 * count) {
         const segments: SparseSegment[] = [];
         for (let n = 1; n < this.#numbers.length; n += 2) segments.push({ offset: this.#numbers[n]!, length: this.#numbers[n + 1]! });
         return { segments, mapBytes: Math.ceil(this.#consumed / 512) * 512 };
       }
     }
-    if (this.#consumed > maxMapBytes) throw invalid(this.archive, `the map of ${this.what} is longer than ${maxMapBytes} bytes`);
+    if (this.#consumed > maxMapBytes) throw invalidArchive(this.archive, `the map of ${this.what} is longer than ${maxMapBytes} bytes`);
     return undefined;
   }
 }
@@ -162,7 +159,7 @@ export function parseOldGnuSparse(header: Buffer, what: string, archive: string)
   }
   const size = headerNumber(header.subarray(483, 495));
   if (!Number.isSafeInteger(size) || segments.some((s) => !Number.isSafeInteger(s.offset) || !Number.isSafeInteger(s.length))) {
-    throw invalid(archive, `the sparse map in the header of ${what} is malformed`);
+    throw invalidArchive(archive, `the sparse map in the header of ${what} is malformed`);
   }
   return { segments, size, extended: header[482] !== 0 };
 }
@@ -175,13 +172,13 @@ export function checkSegments(segments: readonly SparseSegment[], size: number, 
   let end = 0;
   let total = 0;
   for (const { offset, length } of segments) {
-    if (offset < end || offset + length > size) throw invalid(archive, `the sparse map of ${what} has segments out of order, overlapping, or past its size of ${size} bytes`);
+    if (offset < end || offset + length > size) throw invalidArchive(archive, `the sparse map of ${what} has segments out of order, overlapping, or past its size of ${size} bytes`);
     end = offset + length;
     total += length;
   }
-  if (total !== stored) throw invalid(archive, `the sparse map of ${what} accounts for ${total} bytes of data, and the archive holds ${stored}`);
+  if (total !== stored) throw invalidArchive(archive, `the sparse map of ${what} accounts for ${total} bytes of data, and the archive holds ${stored}`);
   if (size - stored > maxHoleBytes) {
-    throw invalid(archive, `the sparse map of ${what} declares ${size - stored} bytes of holes, more than the ${maxHoleBytes} slipway reads back as zeros`);
+    throw invalidArchive(archive, `the sparse map of ${what} declares ${size - stored} bytes of holes, more than the ${maxHoleBytes} slipway reads back as zeros`);
   }
 }
 
