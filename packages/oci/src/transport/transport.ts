@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { debuglog } from 'node:util';
 import type { Readable } from 'node:stream';
 import type { Agent, Dispatcher } from 'undici';
-import { AbortedError, InvalidArgumentError, SlipwayError } from '../errors.js';
+import { AbortedError, InvalidArgumentError, SlipwayError, throwIfAborted } from '../errors.js';
 import { describeCredentials, secretsOf, type Credentials, type Keychain } from '../auth/credentials.js';
 import { SharedTaskMap } from '../internal/shared-task.js';
 import { linkSignals } from '../internal/signals.js';
@@ -1062,10 +1062,6 @@ async function pause(ms: number, signal: AbortSignal | undefined): Promise<void>
   } catch (err) {
     throw new AbortedError('operation aborted while waiting to retry', { cause: signal?.reason ?? err });
   }
-}
-
-function throwIfAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw new AbortedError('operation aborted', { cause: signal.reason });
 }
 
 /** Creates the shared HTTP client. */
