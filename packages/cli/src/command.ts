@@ -33,6 +33,13 @@ export interface StdioAt {
   closedAtStart: boolean;
 }
 
+/** Which standard stream a path names by name (`/dev/stdout`, `/dev/fd/2`, `/proc/self/fd/1`), if it does. */
+export function namedStream(path: string): 1 | 2 | undefined {
+  const match = /^\/(?:dev\/(stdout|stderr)|dev\/fd\/([12])|proc\/self\/fd\/([12]))$/.exec(path);
+  if (!match) return undefined;
+  return match[1] === 'stdout' || match[2] === '1' || match[3] === '1' ? 1 : 2;
+}
+
 export interface Command {
   /** One line for `slipway --help`. */
   summary: string;

@@ -8,7 +8,7 @@ import type { Writable } from 'node:stream';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { RegistryCredential } from '@slipway/engine';
 import { auth } from '@slipway/oci';
-import { ExitCode, wantsJson, type Command, type CommandIo } from './command.js';
+import { ExitCode, namedStream, wantsJson, type Command, type CommandIo } from './command.js';
 import { describeError } from './errors.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -187,9 +187,9 @@ function parseProblem(err: unknown): string {
   return text;
 }
 
-/** Whether an argument is, or ends in, a path that is this process's stdout (`oci-archive:/dev/stdout:app`). */
+/** Whether an argument is, or holds between colons, a path naming this process's stdout (`oci-archive:/dev/stdout:app`). */
 function namesStdout(arg: string): boolean {
-  return /(?:^|:)(?:\/dev\/stdout|\/dev\/fd\/1|\/proc\/self\/fd\/1)(?::|$)/.test(arg);
+  return arg.split(':').some((part) => namedStream(part) === 1);
 }
 
 interface Failure {

@@ -9,7 +9,7 @@ import { constants, fstat, type Stats } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { commands } from './commands/index.js';
-import { ExitCode, wantsJson, type CommandIo, type StdioAt } from './command.js';
+import { ExitCode, namedStream, wantsJson, type CommandIo, type StdioAt } from './command.js';
 
 /** The first error writing stdout other than EPIPE (a reader that went away, `| head`): `> /dev/full`. */
 let stdoutError: NodeJS.ErrnoException | undefined;
@@ -35,13 +35,6 @@ async function stdioAt(path: string): Promise<StdioAt | undefined> {
   const named = namedStream(path);
   const closedAtStart = named !== undefined && (named === 1 ? stdout === true : stderr === true) && (await reopenedAsDevNull(named, info));
   return { info, stdin: stdin === true, stdout: stdout === true, stderr: stderr === true, closedAtStart };
-}
-
-/** Which standard stream a path names by name, if it does. */
-function namedStream(path: string): 1 | 2 | undefined {
-  const match = /^\/(?:dev\/(stdout|stderr)|dev\/fd\/([12])|proc\/self\/fd\/([12]))$/.exec(path);
-  if (!match) return undefined;
-  return match[1] === 'stdout' || match[2] === '1' || match[3] === '1' ? 1 : 2;
 }
 
 /** /dev/null's device number (major 1, minor 3) on Linux. */
