@@ -40,6 +40,8 @@ export interface CommandOutput {
   json: unknown;
   /** What goes to stdout otherwise (a trailing newline is added to strings). */
   text: string | Uint8Array;
+  /** A result that is not wholly a success (a repository copy that kept or failed some tags): its exit code. @defaultValue ExitCode.Ok */
+  exitCode?: number;
 }
 
 export interface CommandSpec {
@@ -148,7 +150,7 @@ export function defineCommand(spec: CommandSpec): Command {
         if (context.json) result?.write(redact(JSON.stringify(output.json, null, 2), secrets) + '\n');
         else if (typeof output.text === 'string') result?.write(output.text === '' ? '' : redact(output.text, secrets) + '\n');
         else result?.write(output.text);
-        return ExitCode.Ok;
+        return output.exitCode ?? ExitCode.Ok;
       } catch (err) {
         // Failed before the payload claimed a stream (a bad --platform): where a usage error would go.
         const failure = describeError(err, io.signal);

@@ -21,6 +21,9 @@ export { createRegistryClient } from './remote/client.js';
 export type { RegistryClient, RegistryClientOptions } from './remote/client.js';
 export type { Credentials, Keychain } from './auth/credentials.js';
 export { parseReference, parseRepository } from './name/reference.js';
+// For ops that fan one caller's signal out to many requests of their own.
+export { linkSignals } from './internal/signals.js';
+export type { LinkedSignal } from './internal/signals.js';
 // For a front end's exit hook: scratch directories (daemon export spools) this process still holds.
 export { removeScratchDirectoriesSync } from './internal/tar-scratch.js';
 export type { Reference, Repository } from './name/reference.js';

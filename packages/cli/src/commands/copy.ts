@@ -4,11 +4,12 @@
  */
 import { copyImage } from '@slipway/engine';
 import { defineCommand } from '../define.js';
+import { runRepositoryCopy } from './copy-repository.js';
 import { archiveFromStdin, archiveOnStdio, copyOutput, sourceRegistry, sourceSpecOf, transferOptions, withProgress } from './shared.js';
 
 export const copy = defineCommand({
   summary: 'copy an image or index to a registry, an OCI layout or archive, or Docker: all platforms, one, or a subset',
-  synopsis: 'slipway copy SOURCE DESTINATION [--platform P[,P…]] [--overwrite] [--referrers] [--digest-tags] [--jobs N]',
+  synopsis: 'slipway copy SOURCE DESTINATION [--platform P[,P…]] [--overwrite] [--referrers] [--digest-tags] [--all-tags | --tag-regex RE] [--jobs N]',
   details: `SOURCE is a registry reference, a docker save tar (gzip allowed), an OCI layout directory or tar, or
 a prefixed source: docker://REF, docker-daemon:IMAGE, oci:PATH[:REF], oci-archive:PATH[:REF],
 docker-archive:PATH[:IMAGE|:@N]. DESTINATION is registry/repository[:tag][@digest] (tag defaults to latest;
@@ -32,19 +33,28 @@ the result is then printed on stderr.
                      the referrers API); registry to registry only. A DESTINATION tag holding a
                      manifest the source's does not extend (a signature made there alone) is
                      kept and reported unless --overwrite
+  --all-tags         copy every tag of the SOURCE repository to the DESTINATION repository (both
+                     registry/repository, no tag), each under its own name; tags already holding
+                     the source's image cost one HEAD. A tag whose destination holds another image
+                     is kept (exit 5) unless --overwrite; a tag that cannot be copied (platform
+                     missing, schema 1) is reported and the rest go on (exit 1). Nothing is deleted
+  --tag-regex RE     --all-tags for the tags RE matches whole ('v1\\..*' matches v1.2, not v10.0)
   -j, --jobs N       parallel transfers (default 4)
 
 Prints DESTINATION@DIGEST, then a line per referrer and per digest tag copied; with --json the full
-result.`,
+result. With --all-tags: DESTINATION:TAG@DIGEST for each tag it now holds from the source.`,
   options: {
     platform: { type: 'string', multiple: true },
     overwrite: { type: 'boolean' },
     referrers: { type: 'boolean' },
     'digest-tags': { type: 'boolean' },
     jobs: { type: 'string', short: 'j' },
+    'all-tags': { type: 'boolean' },
+    'tag-regex': { type: 'string' },
   },
   positionals: { min: 2, max: 2 },
   async run(context) {
+    if (context.values['all-tags'] === true || context.values['tag-regex'] !== undefined) return runRepositoryCopy(context);
     const [source, destination] = context.args as [string, string];
     const toStdio = await archiveOnStdio(context, destination);
     const sourceSpec = await sourceSpecOf(source);

@@ -129,58 +129,73 @@ async function transfer(options: CopyImageOptions, archive?: ArchiveSettings): P
     }
     return transferLocal(options, spec, archive);
   }
-  const destination = spec.reference;
-  const platforms = parsePlatforms(options.platforms ?? []);
   const client = createClient(options);
   try {
-    // Manifest PUTs go through the client to read the registry's answers: an OCI-Subject header on the
-    // root's says the registry indexes the root's subject itself. By digest unless the copy gives a tag.
-    const puts = new Map<string, { manifest: ManifestBytes; answer: remote.PutManifestResult }>();
-    const sink = withManifestPut(client.sink(destination), async (manifest, opts) => {
-      const target = opts?.tag === undefined ? `${destination.name}@${manifest.descriptor.digest}` : destination;
-      puts.set(manifest.descriptor.digest, { manifest, answer: await client.putManifest(target, manifest, opts) });
-    });
-    // With a platform selected, or a digest the result must have, the copy may refuse the image after
-    // the layers were compressed (the digest is known only then): nothing is streamed before that.
-    const streamer = archive?.streamLayers && platforms.length === 0 && destination.digest === undefined ? new LayerStreamer(client, destination, options.signal) : undefined;
-    const archiveOptions: Pick<tarball.TarballOptions, 'cacheDir' | 'onCompressedStream'> = {
-      ...(archive?.cacheDir === undefined ? {} : { cacheDir: archive.cacheDir }),
-      ...(streamer ? { onCompressedStream: streamer.tee } : {}),
-    };
-    const resolved = await resolveSource(options.source, { ...options, client, archive: archiveOptions });
-    try {
-      const onProgress = streamer ? streamer.progress(options.onProgress) : options.onProgress;
-      const engine = engineOptions(options, platforms, onProgress);
-      const result = await copy.copy(resolved.source, sink, destination.digest === undefined ? engine : { ...engine, expectDigest: destination.digest });
-      let stats = streamer ? streamer.adjust(result.stats) : result.stats;
-      if (result.subject) {
-        const written = await indexCopiedReferrer({ client, destination, digest: result.digest, subject: result.subject, written: puts.get(result.digest), signal: options.signal });
-        stats = { ...stats, manifestsPut: stats.manifestsPut + written };
-      }
-      let referrers: CopiedReferrer[] = [];
-      let digestTags: CopiedDigestTag[] = [];
-      if ((options.referrers || options.digestTags) && resolved.spec.kind === 'registry') {
-        const source = name.parseReference(resolved.spec.reference);
-        const subjects = await copiedManifests(client, destination, result.digest, options.signal);
-        const common = { client, source, destination, jobs: options.jobs, signal: options.signal, onProgress: options.onProgress };
-        if (options.referrers) {
-          const copied = await copyReferrers({ ...common, subjects });
-          referrers = copied.referrers;
-          stats = sumStats(stats, copied.stats);
-        }
-        if (options.digestTags) {
-          // Referrers can be signed the cosign way too: their digest tags come along.
-          const copied = await copyDigestTags({ ...common, overwrite: options.overwrite, subjects: [...subjects, ...referrers.map((r) => r.digest)] });
-          digestTags = copied.tags;
-          stats = sumStats(stats, copied.stats);
-        }
-      }
-      return { ...result, stats, referrers, digestTags, source: resolved.source.name, destination: destination.toString(), reference: destination.digest === undefined ? `${destination.toString()}@${result.digest}` : destination.toString() };
-    } finally {
-      await resolved.close();
-    }
+    return await copyToRegistry(options, spec.reference, client, archive ? { archive } : {});
   } finally {
     await client.close();
+  }
+}
+
+/** What copyToRegistry takes besides an op's options: a push's archive settings, a repository copy's knowledge. */
+export interface RegistryCopySettings {
+  archive?: ArchiveSettings;
+  /** See copy.CopyOptions.present. */
+  present?: ReadonlySet<string>;
+}
+
+/**
+ * The copy into a registry, through `client` (which the caller closes): a repository copy makes one
+ * per tag with one client, so tokens and connections carry from tag to tag.
+ */
+export async function copyToRegistry(options: CopyImageOptions, destination: name.Reference, client: remote.RegistryClient, settings: RegistryCopySettings = {}): Promise<CopyImageResult> {
+  const { archive } = settings;
+  const platforms = parsePlatforms(options.platforms ?? []);
+  // Manifest PUTs go through the client to read the registry's answers: an OCI-Subject header on the
+  // root's says the registry indexes the root's subject itself. By digest unless the copy gives a tag.
+  const puts = new Map<string, { manifest: ManifestBytes; answer: remote.PutManifestResult }>();
+  const sink = withManifestPut(client.sink(destination), async (manifest, opts) => {
+    const target = opts?.tag === undefined ? `${destination.name}@${manifest.descriptor.digest}` : destination;
+    puts.set(manifest.descriptor.digest, { manifest, answer: await client.putManifest(target, manifest, opts) });
+  });
+  // With a platform selected, or a digest the result must have, the copy may refuse the image after
+  // the layers were compressed (the digest is known only then): nothing is streamed before that.
+  const streamer = archive?.streamLayers && platforms.length === 0 && destination.digest === undefined ? new LayerStreamer(client, destination, options.signal) : undefined;
+  const archiveOptions: Pick<tarball.TarballOptions, 'cacheDir' | 'onCompressedStream'> = {
+    ...(archive?.cacheDir === undefined ? {} : { cacheDir: archive.cacheDir }),
+    ...(streamer ? { onCompressedStream: streamer.tee } : {}),
+  };
+  const resolved = await resolveSource(options.source, { ...options, client, archive: archiveOptions });
+  try {
+    const onProgress = streamer ? streamer.progress(options.onProgress) : options.onProgress;
+    const engine = { ...engineOptions(options, platforms, onProgress), ...(settings.present ? { present: settings.present } : {}) };
+    const result = await copy.copy(resolved.source, sink, destination.digest === undefined ? engine : { ...engine, expectDigest: destination.digest });
+    let stats = streamer ? streamer.adjust(result.stats) : result.stats;
+    if (result.subject) {
+      const written = await indexCopiedReferrer({ client, destination, digest: result.digest, subject: result.subject, written: puts.get(result.digest), signal: options.signal });
+      stats = { ...stats, manifestsPut: stats.manifestsPut + written };
+    }
+    let referrers: CopiedReferrer[] = [];
+    let digestTags: CopiedDigestTag[] = [];
+    if ((options.referrers || options.digestTags) && resolved.spec.kind === 'registry') {
+      const source = name.parseReference(resolved.spec.reference);
+      const subjects = await copiedManifests(client, destination, result.digest, options.signal);
+      const common = { client, source, destination, jobs: options.jobs, signal: options.signal, onProgress: options.onProgress };
+      if (options.referrers) {
+        const copied = await copyReferrers({ ...common, subjects });
+        referrers = copied.referrers;
+        stats = sumStats(stats, copied.stats);
+      }
+      if (options.digestTags) {
+        // Referrers can be signed the cosign way too: their digest tags come along.
+        const copied = await copyDigestTags({ ...common, overwrite: options.overwrite, subjects: [...subjects, ...referrers.map((r) => r.digest)] });
+        digestTags = copied.tags;
+        stats = sumStats(stats, copied.stats);
+      }
+    }
+    return { ...result, stats, referrers, digestTags, source: resolved.source.name, destination: destination.toString(), reference: destination.digest === undefined ? `${destination.toString()}@${result.digest}` : destination.toString() };
+  } finally {
+    await resolved.close();
   }
 }
 

@@ -72,6 +72,31 @@ describe('copy', () => {
     assert.equal(result.stats.bytesCopied, blobPuts.reduce((sum, digest) => sum + dst.blobBytes('dst', digest as Digest)!.byteLength, 0));
   });
 
+  it('present: a root the destination is known to hold is written under the new tag alone, a known child is not asked for', async () => {
+    const src = new MemoryRegistry({ host: 'src.test' });
+    const dst = new MemoryRegistry({ host: 'dst.test' });
+    const { index, amd64, arm64, armv7, attestation } = multiPlatform(src);
+    await copy(src.source('src', 'v1'), dst.sink('dst', 'v1'));
+    dst.requests.length = 0;
+    const again = await copy(src.source('src', 'v1'), dst.sink('dst', 'alias'), { present: new Set([index.digest]) });
+    assert.equal(again.digest, index.digest);
+    assert.equal(dst.tagged('dst', 'alias'), index.digest);
+    assert.deepEqual(again.stats, { blobsCopied: 0, blobsSkipped: 0, blobsMounted: 0, bytesCopied: 0, manifestsPut: 1 });
+    assert.deepEqual(
+      dst.requests.filter((r) => r.method !== 'GET').map((r) => `${r.method} ${r.kind} ${r.target}`),
+      ['HEAD manifest alias', 'HEAD manifest alias', 'PUT manifest alias', 'HEAD manifest alias'],
+      'the tag checked (before, just before the write, after), the index written: no child or blob request',
+    );
+    // A new index sharing children: those named present are not even HEADed; the new one is walked.
+    const amd64Only = addIndex(src, 'src', [amd64, armv7, attestation], 'v2');
+    dst.requests.length = 0;
+    const partial = await copy(src.source('src', 'v2'), dst.sink('dst', 'v2'), { present: new Set([amd64.digest, armv7.digest]) });
+    assert.equal(partial.digest, amd64Only.digest);
+    const childHeads = dst.requests.filter((r) => r.kind === 'manifest' && r.method === 'HEAD' && r.target !== 'v2').map((r) => r.target);
+    assert.deepEqual(childHeads, [attestation.digest], 'only the attestation, not named present, was asked for');
+    assert.ok(!dst.requests.some((r) => r.target === arm64.digest));
+  });
+
   it('selects one platform from an index: the child as-is, its digest the result', async () => {
     const src = new MemoryRegistry();
     const dst = new MemoryRegistry({ host: 'other.test' });

@@ -60,6 +60,13 @@ export interface CopyOptions {
    * source's root and the platform selection are known, before anything moves (SLIPWAY_INVALID_ARG).
    */
   expectDigest?: Digest;
+  /**
+   * Manifests the caller knows the destination holds whole, by digest (written by an earlier copy of
+   * the same run: another tag of a repository copy). Their subtrees are not walked: the root among
+   * them costs its manifest PUT alone, not a HEAD per blob. Only what the caller saw stored belongs
+   * here: a registry accepts a manifest only once it holds everything it references.
+   */
+  present?: ReadonlySet<string>;
   /** How many requests (blob transfers, HEADs, manifest GETs/PUTs) run at once. @defaultValue {@link defaultJobs} */
   jobs?: number;
   signal?: AbortSignal;
@@ -307,7 +314,10 @@ class CopyRun {
   async #load(descriptor: Descriptor, known: ManifestBytes | undefined, depth: number): Promise<Node> {
     const { source, sink, signal } = this;
     if (!known) checkChildMediaType(source.name, descriptor);
-    if (!known && (await this.#limit(() => sink.hasManifest(descriptor, { signal })))) {
+    const stored = this.options.present?.has(descriptor.digest) === true;
+    // The root is written whatever the destination holds (under its tag); a child only when missing.
+    if (known && stored) return { descriptor: known.descriptor, present: false, manifest: known, children: [], blobs: [] };
+    if (!known && (stored || (await this.#limit(() => sink.hasManifest(descriptor, { signal }))))) {
       return { descriptor, present: true, children: [], blobs: [] };
     }
     const manifest = known ?? (await this.#limit(() => verifiedManifest(source, descriptor, { signal })));
