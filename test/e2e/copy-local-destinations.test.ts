@@ -186,7 +186,7 @@ describe('copy into local places: OCI layout, OCI archive, docker archive, Docke
     }
   });
 
-  it('docker-daemon:IMAGE loads one platform under the name; again a no-op; another image refused unless --overwrite', async (t) => {
+  it('docker-daemon:IMAGE loads one platform under the name (the Engine\'s own unless --platform); again a no-op; another image refused unless --overwrite', async (t) => {
     if (!(hasTool(DOCKER_CLI) && (await dockerAvailable()))) {
       t.skip('SKIPPED: Docker Engine not reachable (scripts/start-dockerd.sh)');
       return;
@@ -194,12 +194,20 @@ describe('copy into local places: OCI layout, OCI archive, docker archive, Docke
     const tag = `slipway-e2e-daemon-${process.pid}:1`;
     const configOf = async (digest: string) => (JSON.parse(await skopeoRaw(`${registry.host}/app@${digest}`)) as { config: { digest: string } }).config.digest;
     try {
-      const refused = await slipway(['copy', index.reference, `docker-daemon:${tag}`]);
-      assert.equal(refused.code, 2, refused.stderr);
+      // No --platform: the image for the platform the Engine reports (GET /version), as docker pull takes.
+      const engine = (await runChecked(DOCKER_CLI, ['version', '--format', '{{.Server.Os}}/{{.Server.Arch}}'])).stdout.trim();
+      const own = child(engine);
+      const unselected = await slipway(['copy', index.reference, `docker-daemon:${tag}`, '--json']);
+      assert.equal(unselected.code, 0, unselected.stderr);
+      const json = JSON.parse(unselected.stdout) as { digest: string; sinkPlatform?: string };
+      assert.deepEqual([json.digest, json.sinkPlatform], [own.digest, engine]);
+      assert.match(unselected.stderr, new RegExp(`is an index: took its ${engine} image, the platform docker-daemon:${tag} runs \\(--platform picks another\\)`));
+      await runChecked(DOCKER_CLI, ['rmi', tag]);
       const amd = child('linux/amd64');
       const loaded = await copyImage({ source: index.reference, destination: `docker-daemon:${tag}`, platforms: 'linux/amd64' });
       assert.equal(loaded.digest, amd.digest);
       assert.equal(loaded.noop, false);
+      assert.equal(loaded.sinkPlatform, undefined, 'a platform given is no choice of the destination');
       assert.equal((await runChecked(DOCKER_CLI, ['image', 'inspect', '--format', '{{.Id}} {{.Architecture}}', tag])).stdout.trim(), `${await configOf(amd.digest)} amd64`);
       assert.equal((await copyImage({ source: index.reference, destination: `docker-daemon:${tag}`, platforms: 'linux/amd64' })).noop, true);
 

@@ -17,8 +17,8 @@ a digest alone stores the image untagged, and the copy is refused unless its res
 or a local place: oci:DIR[:NAME] (an OCI layout directory, created or added to),
 oci-archive:FILE[:NAME] (an OCI layout tar), docker-archive:FILE[:IMAGE] (what docker load and
 skopeo read), docker-daemon:IMAGE (loaded into the Docker Engine, DOCKER_HOST). A file is written
-whole, replacing nothing unless --overwrite; a docker archive or the daemon holds one image, so an
-index needs one --platform. An archive can go to a pipe (docker-archive:/dev/stdout | docker load);
+whole, replacing nothing unless --overwrite; a docker archive holds one image, so an index needs one
+--platform (the daemon takes the image for its own platform unless --platform says otherwise). An archive can go to a pipe (docker-archive:/dev/stdout | docker load);
 the result is then printed on stderr.
 
   --platform P[,P…]  os/arch[/variant]. None: the whole index, byte for byte (same digest).

@@ -144,6 +144,9 @@ export async function withProgress(
     progress.finish();
   }
   if (!context.quiet) context.io.stderr.write(summary(result) + '\n');
+  if (!context.quiet && result.sinkPlatform !== undefined) {
+    context.io.stderr.write(`slipway: ${result.source} is an index: took its ${result.sinkPlatform} image, the platform ${result.destination} runs (--platform picks another)\n`);
+  }
   return result;
 }
 
@@ -178,6 +181,7 @@ export function copyOutput(result: CopyImageResult): CommandOutput {
       stats: result.stats,
       referrers: result.referrers,
       digestTags: result.digestTags,
+      ...(result.sinkPlatform === undefined ? {} : { sinkPlatform: result.sinkPlatform }),
     },
     text: result.reference,
   };

@@ -25,7 +25,7 @@ export interface CopyImageOptions extends AccessOptions {
    * result must have, checked before anything moves; `docker://` tolerated), or a local place in
    * skopeo's spelling: `oci:DIR[:NAME]` (a layout directory, kept and added to), `oci-archive:FILE[:NAME]`
    * or `docker-archive:FILE[:IMAGE]` (one image, the file written whole), `docker-daemon:IMAGE` (loaded
-   * into the Docker Engine). A docker archive or the daemon holds one image: an index needs one platform.
+   * into the Docker Engine). A docker archive or the daemon holds one image: an index needs one platform (the daemon takes its own unless one is given).
    */
   destination: string;
   /**

@@ -624,6 +624,29 @@ describe('copy into a sink that holds one image, knows images by config, or comm
     return { sink, commits };
   };
 
+  it('an index without a platform selected goes to a sink that names its own platform as that platform\'s image (docker pull\'s choice)', async () => {
+    const src = new MemoryRegistry({ host: 'src.test' });
+    const dst = new MemoryRegistry({ host: 'dst.test' });
+    const { arm64 } = multiPlatform(src);
+    const { sink, commits } = special(dst, { singleImage: true });
+    const result = await copy(src.source('src', 'v1'), { ...sink, platform: () => Promise.resolve(parsePlatform('linux/arm64')) });
+    assert.equal(result.digest, arm64.digest);
+    assert.equal(result.sinkPlatform, 'linux/arm64');
+    assert.deepEqual(commits, [arm64.digest]);
+    // Chosen only when nothing was selected: a selection is the caller's.
+    const chosen = await copy(src.source('src', 'v1'), { ...special(new MemoryRegistry(), { singleImage: true }).sink, platform: () => Promise.resolve(parsePlatform('linux/arm64')) }, { platforms: parsePlatforms(['linux/amd64']) });
+    assert.equal(chosen.sinkPlatform, undefined);
+
+    const other = new MemoryRegistry({ host: 'other.test' });
+    const refused = special(other, { singleImage: true });
+    await assert.rejects(copy(src.source('src', 'v1'), { ...refused.sink, platform: () => Promise.resolve(parsePlatform('linux/s390x')) }), (err: unknown) => {
+      assert.ok(err instanceof PlatformMismatchError, String(err));
+      assert.match(err.message, /^special runs linux\/s390x, and .*no image for platform linux\/s390x; available: linux\/amd64, linux\/arm64, linux\/arm\/v7; select one platform/);
+      return true;
+    });
+    assert.deepEqual(destinationRequests(other), [], 'nothing moved');
+  });
+
   it('an index without one platform selected is refused before anything moves, naming the platforms', async () => {
     const src = new MemoryRegistry({ host: 'src.test' });
     const dst = new MemoryRegistry({ host: 'dst.test' });

@@ -31,6 +31,7 @@ import {
   invalidIndex,
   maxIndexEntries,
   maxNestedIndexes,
+  PlatformMismatchError,
   platformEntries,
   readConfigPlatform,
   resolvePlatform,
@@ -129,6 +130,11 @@ export interface CopyResult {
    * pusher maintains (distribution spec v1.1, "Pushing Manifests with Subject").
    */
   subject?: Descriptor;
+  /**
+   * Set when the destination chose the platform: a Docker Engine given an index and no platform
+   * selection takes the image for the platform it runs (this one), as `docker pull` does.
+   */
+  sinkPlatform?: string;
 }
 
 /** The destination tag holds a different image and `overwrite` was not set (terraform-provider-crane's Create rule). */
@@ -213,8 +219,20 @@ class CopyRun {
     let target = await this.#target(rootBytes);
     // An index of one image and its attestations (buildx's default output) holds one image: a sink
     // for one image takes it, as skopeo does, rather than asking for the only platform there is.
-    if (sink.singleImage && (this.options.platforms ?? []).length === 0 && target.platforms.length === 1 && isIndexMediaType(target.root.descriptor.mediaType)) {
+    const unselected = sink.singleImage === true && (this.options.platforms ?? []).length === 0 && isIndexMediaType(target.root.descriptor.mediaType);
+    let sinkPlatform: string | undefined;
+    if (unselected && target.platforms.length === 1) {
       target = await this.#target(rootBytes, [parsePlatform(target.platforms[0]!.platform)]);
+    } else if (unselected && target.platforms.length > 1 && sink.platform) {
+      // The Docker Engine takes its own platform's image, as `docker pull` does.
+      const own = await this.#limit(() => sink.platform!({ signal }));
+      if (own) {
+        sinkPlatform = formatPlatform(own);
+        target = await this.#target(rootBytes, [own]).catch((err: unknown) => {
+          if (!(err instanceof PlatformMismatchError)) throw err;
+          throw new PlatformMismatchError(`${sink.name} runs ${sinkPlatform}, and ${err.message}; select one platform (slipway: --platform)`, err.available);
+        });
+      }
     }
     const wanted = target.root.descriptor;
     const { expectDigest } = this.options;
@@ -232,6 +250,7 @@ class CopyRun {
       noop,
       stats: { ...this.#stats },
       ...(subject ? { subject } : {}),
+      ...(sinkPlatform === undefined ? {} : { sinkPlatform }),
     });
 
     if (sink.singleImage) checkSingleImage(source.name, sink.name, target);
@@ -467,7 +486,7 @@ const imageConfigTypes = new Set<string>([MediaType.DockerConfig, MediaType.OciC
 
 /**
  * For a sink holding one Docker image (a docker archive, the Engine): an index needs one platform
- * selected; an artifact, foreign layers and zstd layers are refused, before anything moves.
+ * selected (or named by the sink: run() has then selected it); an artifact, foreign layers and zstd layers are refused, before anything moves.
  */
 function checkSingleImage(sourceName: string, sinkName: string, target: Target): void {
   const parsed = parseManifest(target.root.bytes, target.root.descriptor.mediaType);

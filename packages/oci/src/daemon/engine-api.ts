@@ -12,6 +12,7 @@ import type { Client, Dispatcher } from 'undici';
 import { AbortedError, InvalidArgumentError, SlipwayError } from '../errors.js';
 import { readCapped } from '../internal/read.js';
 import type { Digest } from '../v1/digest.js';
+import type { Platform } from '../v1/platform.js';
 import { loadUndici, type UndiciParts } from '../transport/undici.js';
 
 export const defaultDockerHost = 'unix:///var/run/docker.sock';
@@ -103,4 +104,21 @@ export async function inspectImageId(connection: EngineConnection, image: string
   const id = (JSON.parse((await readCapped(answer.body, 4 * 1024 * 1024)).toString('utf8')) as { Id?: unknown }).Id;
   if (typeof id !== 'string' || !/^sha256:[a-f0-9]{64}$/.test(id)) throw new SlipwayError('SLIPWAY_NETWORK', `Docker daemon at ${shown} returned no image ID for ${JSON.stringify(image)}`);
   return id as Digest;
+}
+
+/**
+ * The platform the daemon runs (`GET /version`: `Os`, `Arch` in Go's names, as `docker pull` picks
+ * by). No variant: the Engine does not report one, and an arm index is matched v7 first.
+ */
+export async function enginePlatform(connection: EngineConnection, signal?: AbortSignal): Promise<Platform> {
+  const { shown } = connection;
+  const answer = await send(connection, { method: 'GET', path: '/version', ...(signal ? { signal } : {}) });
+  if (answer.statusCode !== 200) {
+    throw new SlipwayError('SLIPWAY_NETWORK', `Docker daemon at ${shown} answered ${answer.statusCode} to GET /version: ${await daemonMessage(answer.body)}`);
+  }
+  const { Os: os, Arch: architecture } = JSON.parse((await readCapped(answer.body, 1024 * 1024)).toString('utf8')) as { Os?: unknown; Arch?: unknown };
+  if (typeof os !== 'string' || typeof architecture !== 'string' || os === '' || architecture === '') {
+    throw new SlipwayError('SLIPWAY_NETWORK', `Docker daemon at ${shown} did not say which platform it runs (GET /version has no Os and Arch)`);
+  }
+  return { os, architecture };
 }

@@ -20,8 +20,9 @@ import { packArchive, StagedArchive, StagingSink } from '../tarball/sink.js';
 import { sha256, type Digest } from '../v1/digest.js';
 import type { Descriptor } from '../v1/manifest.js';
 import { MediaType } from '../v1/media-types.js';
+import type { Platform } from '../v1/platform.js';
 import type { CallOptions } from '../v1/source.js';
-import { connect, daemonMessage, dockerHost, inspectImageId, send } from './engine-api.js';
+import { connect, daemonMessage, dockerHost, enginePlatform, inspectImageId, send } from './engine-api.js';
 
 export interface DaemonSinkOptions {
   /** Replace what the name holds even if another writer loaded it during the copy. @defaultValue false */
@@ -62,6 +63,17 @@ export class DaemonSink extends StagingSink {
     throwIfAborted(options.signal);
     const id = await this.#inspect(options.signal);
     return id === undefined ? undefined : { mediaType: MediaType.DockerConfig, digest: id, size: 0 };
+  }
+
+  /** The daemon's own platform: what it takes from an index when none is selected, as `docker pull` does. */
+  async platform(options: CallOptions = {}): Promise<Platform> {
+    throwIfAborted(options.signal);
+    const connection = await connect(this.#host);
+    try {
+      return await enginePlatform(connection, options.signal);
+    } finally {
+      await connection.client.destroy().catch(() => undefined);
+    }
   }
 
   async #inspect(signal: AbortSignal | undefined): Promise<Digest | undefined> {

@@ -6,6 +6,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { Descriptor } from './manifest.js';
+import type { Platform } from './platform.js';
 
 export interface CallOptions {
   signal?: AbortSignal;
@@ -67,9 +68,16 @@ export interface ImageSink {
   putManifest(manifest: ManifestBytes, options?: CallOptions & { tag?: string }): Promise<void>;
   /**
    * Holds one container image, not an index or an artifact (a docker save archive, the Docker
-   * Engine): the copy engine refuses an index unless one platform is selected, before moving anything.
+   * Engine): the copy engine refuses an index unless one platform is selected (or {@link platform}
+   * names one), before moving anything.
    */
   readonly singleImage?: boolean;
+  /**
+   * The platform a single-image sink runs images for, if it has one: given an index and no platform
+   * selection, the copy engine takes the image for it, as `docker pull` does for the Engine. An
+   * archive has none (it is loaded elsewhere).
+   */
+  platform?(options?: CallOptions): Promise<Platform | undefined>;
   /**
    * What `current()` returns the digest of: the root manifest (the default), or, for a store that
    * keeps no manifests (the Docker Engine: an image ID is its config's digest), the image config.
