@@ -79,6 +79,28 @@ describe('copy into local places: OCI layout, OCI archive, docker archive, Docke
     assert.equal(sha256Text(await skopeoLocal(`oci:${bare}`)), index.digest);
   });
 
+  it('a Docker image manifest into oci: is kept byte for byte, with a warning that Debian\'s skopeo does not find it there (checked)', async () => {
+    // A Docker v2 schema 2 image, converted from the buildah child by skopeo itself.
+    const docker = `${registry.host}/docker-format:1`;
+    await runChecked('skopeo', ['copy', '--quiet', '--src-tls-verify=false', '--dest-tls-verify=false', '--format', 'v2s2', `docker://${registry.host}/app@${child('linux/amd64').digest}`, `docker://${docker}`]);
+    const digest = sha256Text(await skopeoRaw(docker));
+    const dir = join(work, 'docker-in-oci');
+    const out = await slipway(['copy', docker, `oci:${dir}:d`, '--json']);
+    assert.equal(out.code, 0, out.stderr);
+    const json = JSON.parse(out.stdout) as { digest: string; mediaType: string; warnings: string[] };
+    assert.deepEqual([json.digest, json.mediaType], [digest, MediaType.DockerManifest]);
+    assert.equal(json.warnings.length, 1);
+    assert.match(out.stderr, /slipway: warning: oci:.*:d names a Docker image manifest .* skopeo 1\.9 and buildah 1\.28 do not find such an entry/);
+    if (regctlPath) assert.equal((await runChecked(regctlPath, ['image', 'digest', `ocidir://${dir}:d`])).stdout.trim(), digest, 'regctl reads it');
+    // What the warning says of skopeo: should a newer skopeo find it, the warning is out of date.
+    const skopeo = await run('skopeo', ['inspect', '--raw', `oci:${dir}:d`], { timeoutMs: 60_000 });
+    assert.notEqual(skopeo.code, 0, 'skopeo found the Docker manifest: drop or narrow the warning');
+    assert.match(skopeo.stderr, /no descriptor found for reference \\"d\\"/);
+    // An OCI manifest gets no warning.
+    const oci = await copyImage({ source: index.reference, destination: `oci:${dir}:arm`, platforms: 'linux/arm64' });
+    assert.deepEqual(oci.warnings, []);
+  });
+
   it('oci-archive:FILE:NAME: one tar skopeo reads with the same digest; reproducible; again a no-op; another image refused unless --overwrite, the file untouched', async () => {
     const file = join(work, 'app.oci.tar');
     const written = await copyImage({ source: index.reference, destination: `oci-archive:${file}:v1` });

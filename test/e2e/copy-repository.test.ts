@@ -24,6 +24,8 @@ describe('copying a whole repository between real registries', { skip: missing.l
   let src: TestRegistry;
   let dst: TestRegistry;
   let proxy: FaultProxy;
+  /** In front of the source: what a mirror run asks of it. */
+  let srcProxy: FaultProxy;
   let work: string;
   let index: PushedIndex;
   /** Source tag → the digest skopeo reads there. */
@@ -40,6 +42,7 @@ describe('copying a whole repository between real registries', { skip: missing.l
   before(async () => {
     [src, dst] = await Promise.all([startRegistry(), startRegistry()]);
     proxy = await startFaultProxy({ target: dst });
+    srcProxy = await startFaultProxy({ target: src });
     work = await mkdtemp(join(tmpdir(), 'slipway-repository-e2e-'));
     // A schema 1 manifest at one tag: distribution 2.8 stores one only with compatibility.schema1.enabled.
     await src.halt();
@@ -59,14 +62,15 @@ describe('copying a whole repository between real registries', { skip: missing.l
     assert.equal(made.get('multi'), index.digest);
   });
   after(async () => {
-    await proxy?.stop();
+    await Promise.all([proxy?.stop(), srcProxy?.stop()]);
     await Promise.all([src?.stop(), dst?.stop()]);
     if (work) await rm(work, { recursive: true, force: true });
   });
 
-  it('copies every tag byte for byte, each blob once, and reports the schema 1 tag without stopping (exit 1)', async () => {
+  it('copies every tag byte for byte, each blob once, each root read once, and reports the schema 1 tag without stopping (exit 1)', async () => {
     proxy.clearRequests();
-    const out = await slipway(['copy', '--all-tags', `${src.host}/app`, `${proxy.host}/mirror`, '--json', '-q']);
+    srcProxy.clearRequests();
+    const out = await slipway(['copy', '--all-tags', `${srcProxy.host}/app`, `${proxy.host}/mirror`, '--json', '-q']);
     assert.equal(out.code, 1, out.stderr);
     const result = JSON.parse(out.stdout) as CopyRepositoryResult;
     assert.equal(result.listed, 6, out.stdout);
@@ -94,6 +98,12 @@ describe('copying a whole repository between real registries', { skip: missing.l
     const manifestPuts = proxy.requestsMatching({ method: 'PUT', path: '/manifests/' }).length;
     assert.equal(manifestPuts, result.stats.manifestsPut);
     assert.ok(distinct === 3, `three distinct images among the copied tags, got ${distinct}`);
+    // At the source: one GET per root digest (the aliases' bytes are not read again), the index's
+    // children once each, never a manifest GET by tag (the HEADs found the digests).
+    const manifestGets = srcProxy.requestsMatching({ method: 'GET', path: '/manifests/' }).map((r) => r.path.replace(/^.*\/manifests\//, ''));
+    const roots = new Set([...modern].map((tag) => made.get(tag)!));
+    const children = index.children.map((c) => c.digest);
+    assert.deepEqual([...manifestGets].sort(), [...roots, ...children].sort(), manifestGets.join('\n'));
     const blobHeads = proxy.requestsMatching({ method: 'HEAD', path: '/blobs/' }).length;
     assert.equal(result.stats.blobsSkipped, 0, 'no image shares a blob with another: nothing was found present');
     assert.equal(blobHeads, uploads, 'one blob HEAD per blob uploaded, none for the aliases');
@@ -101,7 +111,7 @@ describe('copying a whole repository between real registries', { skip: missing.l
 
   it('a re-run costs a manifest HEAD per tag at the destination and writes nothing (exit 0 with the schema 1 tag filtered out)', async () => {
     proxy.clearRequests();
-    const out = await slipway(['copy', '--tag-regex', '(?!old$).*', `${src.host}/app`, `${proxy.host}/mirror`, '--json', '-q']);
+    const out = await slipway(['copy', '--tag-regex', '(?!old$).*', `${srcProxy.host}/app`, `${proxy.host}/mirror`, '--json', '-q']);
     assert.equal(out.code, 0, out.stderr);
     const result = JSON.parse(out.stdout) as CopyRepositoryResult;
     assert.deepEqual(
@@ -141,14 +151,16 @@ describe('copying a whole repository between real registries', { skip: missing.l
     assert.deepEqual(await tagsAt(`${dst.host}/arm-only`), ['arm', 'multi']);
   });
 
-  it('refuses what is not a repository copy with a usage error, and an empty match with exit 3', async () => {
+  it('refuses what is not a repository copy with a usage error; a missing repository is exit 3, no match yet exit 0', async () => {
     const cases: [string[], number, RegExp][] = [
       [['copy', '--all-tags', `${src.host}/app:1.0`, `${dst.host}/x`], 2, /a repository copy takes registry\/repository, without tag or digest/],
       [['copy', '--all-tags', `${src.host}/app`, `${dst.host}/x@${made.get('1.0')}`], 2, /without tag or digest/],
-      [['copy', '--all-tags', `${src.host}/app`, `oci:${join(work, 'layout')}`], 2, /is a oci: location; a repository copy goes from registry to registry/],
-      [['copy', '--tag-regex', '(unclosed', `${src.host}/app`, `${dst.host}/x`], 2, /tag pattern "\(unclosed" is not a regular expression/],
+      [['copy', '--all-tags', `${src.host}/app`, `oci:${join(work, 'layout')}`], 2, /is a local place \(oci:\); a repository copy goes from registry to registry/],
+      [['copy', '--tag-regex', '(unclosed', `${src.host}/app`, `${dst.host}/x`], 2, /tag pattern "\(unclosed" is not a JavaScript regular expression/],
+      [['copy', '--tag-regex', '[[:digit:]]+', `${src.host}/app`, `${dst.host}/x`], 2, /POSIX classes such as \[\[:digit:\]\] are not JavaScript regular expressions; write \[0-9\]/],
+      [['copy', '--all-tags', '--jobs', '0', `${src.host}/app`, `${dst.host}/x`], 2, /jobs/],
       [['copy', '--all-tags', '--digest-tags', `${src.host}/app`, `${dst.host}/x`], 2, /drop --digest-tags/],
-      [['copy', '--tag-regex', 'nothing-like-this', `${src.host}/app`, `${dst.host}/x`], 3, /has no tag matching "nothing-like-this" \(6 listed\)/],
+      [['copy', '--tag-regex', 'nothing-like-this', `${src.host}/app`, `${dst.host}/x`], 0, /has no tag matching "nothing-like-this" \(6 tags listed\): nothing to copy/],
       [['copy', '--all-tags', `${src.host}/never-pushed`, `${dst.host}/x`], 3, /never-pushed not found/],
     ];
     for (const [args, code, message] of cases) {
@@ -159,7 +171,39 @@ describe('copying a whole repository between real registries', { skip: missing.l
     assert.deepEqual(await tagsAt(`${dst.host}/x`).catch(() => []), [], 'nothing was written');
   });
 
-  it('copyRepository stops at cancellation between tags: the tags done are whole, the rest untouched', async () => {
+  it('(?i) and RE2-style escapes in --tag-regex: the whole tag, any case', async () => {
+    const out = await slipway(['copy', '--tag-regex', '(?i)LATEST|1\\-?\\.0', `${src.host}/app`, `${dst.host}/caseless`, '--json', '-q']);
+    assert.equal(out.code, 0, out.stderr);
+    assert.deepEqual((JSON.parse(out.stdout) as CopyRepositoryResult).tags.map((t) => t.tag).sort(), ['1.0', 'latest']);
+  });
+
+  it('an error that ends the run names its tag, and what was done before is printed (and in --json under partial)', async () => {
+    // Every manifest PUT after the first is refused as unauthorised: an error for the run, not a tag.
+    const refuseAfterOne = () => proxy.inject({ match: { method: 'PUT', path: '/manifests/' }, fault: { status: 403, code: 'DENIED' }, times: Infinity, skip: 1 });
+    let refusal = refuseAfterOne();
+    try {
+      const text = await slipway(['copy', '--all-tags', '--tag-regex', '1\\..*|latest', '-j', '1', `${src.host}/app`, `${proxy.host}/ended`]);
+      assert.equal(text.code, 4, text.stderr);
+      // The three tags are aliases of one image: whichever the registry lists first goes first.
+      const failedOn = /slipway: tag (1\.0|1\.0\.1|latest): .*DENIED.*\(copying .*\/app to .*\/ended; 1 tag done before\)/.exec(text.stderr)?.[1];
+      assert.ok(failedOn !== undefined, text.stderr);
+      const printed = text.stdout.trim().split('\n');
+      assert.equal(printed.length, 1, text.stdout);
+      assert.match(printed[0]!, new RegExp(`^${proxy.host}/ended:(1\\.0|1\\.0\\.1|latest)@${made.get('1.0')}$`), 'the tag done before is printed');
+      assert.ok(!printed[0]!.includes(`ended:${failedOn}@`));
+      refusal.remove();
+      refusal = refuseAfterOne();
+      const json = await slipway(['copy', '--all-tags', '--tag-regex', '1\\..*|latest', '-j', '1', `${src.host}/app`, `${proxy.host}/ended-json`, '--json', '-q']);
+      assert.equal(json.code, 4, json.stderr);
+      const error = (JSON.parse(json.stdout) as { error: { code: string; partial: CopyRepositoryResult } }).error;
+      assert.equal(error.code, 'SLIPWAY_AUTH');
+      assert.deepEqual(error.partial.tags.map((t) => [t.digest, t.outcome]), [[made.get('1.0'), 'copied']]);
+    } finally {
+      refusal.remove();
+    }
+  });
+
+  it('copyRepository stops at cancellation: every tag written is whole, and the ones reported done are among them', async () => {
     const controller = new AbortController();
     const done: string[] = [];
     await assert.rejects(
@@ -177,8 +221,10 @@ describe('copying a whole repository between real registries', { skip: missing.l
       (err: unknown) => SlipwayError.is(err) && err.code === 'SLIPWAY_ABORTED',
     );
     assert.equal(done.length, 1);
-    assert.deepEqual(await tagsAt(`${dst.host}/cancelled`), done);
-    assert.equal(await digestAt(`${dst.host}/cancelled:${done[0]}`), made.get(done[0]!));
+    // Copies running beside the first may have written their tag before the abort reached them.
+    const written = await tagsAt(`${dst.host}/cancelled`);
+    assert.ok(written.includes(done[0]!), written.join());
+    for (const tag of written) assert.equal(await digestAt(`${dst.host}/cancelled:${tag}`), made.get(tag), `${tag} points at the whole image`);
   });
 });
 

@@ -198,13 +198,15 @@ interface Failure {
   code: string;
   message: string;
   exitCode: number;
+  partial?: unknown;
 }
 
 /** Reports `failure` on stderr, and as the `--json` object on `out` (stdout unless it carries a payload; none when both do). */
 function fail(io: CommandIo, json: boolean, failure: Failure, secrets: string[], out: Writable | undefined = io.stdout): number {
   const message = redact(failure.message, secrets);
   io.stderr.write(`slipway: ${message}\n`);
-  if (json) out?.write(JSON.stringify({ error: { code: failure.code, message, exitCode: failure.exitCode } }, null, 2) + '\n');
+  const partial = failure.partial === undefined ? {} : { partial: failure.partial };
+  if (json) out?.write(redact(JSON.stringify({ error: { code: failure.code, message, exitCode: failure.exitCode, ...partial } }, null, 2), secrets) + '\n');
   return failure.exitCode;
 }
 

@@ -10,6 +10,8 @@ export interface DescribedError {
   code: string;
   message: string;
   exitCode: number;
+  /** What an operation finished before it failed (a repository copy's tags), for the `--json` error object. */
+  partial?: unknown;
 }
 
 const exitCodes: Partial<Record<string, number>> = {
@@ -26,7 +28,9 @@ const exitCodes: Partial<Record<string, number>> = {
 };
 
 export function describeError(err: unknown, signal?: AbortSignal): DescribedError {
-  if (signal?.aborted) return { code: 'SLIPWAY_ABORTED', message: 'interrupted', exitCode: ExitCode.Interrupted };
+  const partial = (err as { partial?: unknown } | undefined)?.partial;
+  const withPartial = partial === undefined ? {} : { partial };
+  if (signal?.aborted) return { code: 'SLIPWAY_ABORTED', message: 'interrupted', exitCode: ExitCode.Interrupted, ...withPartial };
   if (SlipwayError.is(err) || (err instanceof Error && (err as { code?: unknown }).code === 'SLIPWAY_USAGE')) {
     const code = (err as unknown as { code: string }).code;
     // A registry 404 / *_UNKNOWN arrives as SLIPWAY_REGISTRY with `notFound` set (transport's RegistryError).
@@ -35,7 +39,7 @@ export function describeError(err: unknown, signal?: AbortSignal): DescribedErro
     // code stays SLIPWAY_CONTEXT, which scripts and providers already match on.
     const missingContext = code === 'SLIPWAY_CONTEXT' && (err.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
     const exitCode = notFound || missingContext ? ExitCode.NotFound : (exitCodes[code] ?? ExitCode.Failure);
-    return { code: notFound ? 'SLIPWAY_NOT_FOUND' : code, message: inCliTerms(err.message), exitCode };
+    return { code: notFound ? 'SLIPWAY_NOT_FOUND' : code, message: inCliTerms(err.message), exitCode, ...withPartial };
   }
   const message = err instanceof Error ? err.message : String(err);
   return { code: 'SLIPWAY_INTERNAL', message: `unexpected error: ${message}`, exitCode: ExitCode.Failure };

@@ -34,15 +34,18 @@ the result is then printed on stderr.
                      manifest the source's does not extend (a signature made there alone) is
                      kept and reported unless --overwrite
   --all-tags         copy every tag of the SOURCE repository to the DESTINATION repository (both
-                     registry/repository, no tag), each under its own name; tags already holding
-                     the source's image cost one HEAD. A tag whose destination holds another image
-                     is kept (exit 5) unless --overwrite; a tag that cannot be copied (platform
-                     missing, schema 1) is reported and the rest go on (exit 1). Nothing is deleted
-  --tag-regex RE     --all-tags for the tags RE matches whole ('v1\\..*' matches v1.2, not v10.0)
+                     registry/repository, no tag), each under its own name, --jobs images at once;
+                     a tag already holding the source's image costs one HEAD at each end. A tag
+                     whose destination holds another image is kept (exit 5) unless --overwrite; a
+                     tag that cannot be copied (platform missing, schema 1) is reported and the
+                     rest go on (exit 1). Nothing is deleted. No tag (matching) yet: exit 0
+  --tag-regex RE     --all-tags for the tags RE, a JavaScript regular expression, matches whole
+                     ('v1\\..*' matches v1.2, not v10.0; a leading (?i) ignores case)
   -j, --jobs N       parallel transfers (default 4)
 
 Prints DESTINATION@DIGEST, then a line per referrer and per digest tag copied; with --json the full
-result. With --all-tags: DESTINATION:TAG@DIGEST for each tag it now holds from the source.`,
+result. With --all-tags: DESTINATION:TAG@DIGEST for each tag it now holds from the source (also
+those done before an error ended the run; with --json, under error.partial).`,
   options: {
     platform: { type: 'string', multiple: true },
     overwrite: { type: 'boolean' },

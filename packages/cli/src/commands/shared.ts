@@ -144,6 +144,7 @@ export async function withProgress(
     progress.finish();
   }
   if (!context.quiet) context.io.stderr.write(summary(result) + '\n');
+  if (!context.quiet) for (const warning of result.warnings) context.io.stderr.write(`slipway: warning: ${warning}\n`);
   if (!context.quiet && result.sinkPlatform !== undefined) {
     context.io.stderr.write(`slipway: ${result.source} is an index: took its ${result.sinkPlatform} image, the platform ${result.destination} runs (--platform picks another)\n`);
   }
@@ -182,6 +183,7 @@ export function copyOutput(result: CopyImageResult): CommandOutput {
       referrers: result.referrers,
       digestTags: result.digestTags,
       ...(result.sinkPlatform === undefined ? {} : { sinkPlatform: result.sinkPlatform }),
+      warnings: result.warnings,
     },
     text: result.reference,
   };

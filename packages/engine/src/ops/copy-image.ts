@@ -6,10 +6,10 @@
 import { stat } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import { debuglog } from 'node:util';
-import { copy, daemon, InvalidArgumentError, isErrnoError, layout, name, NotFoundError, parseManifest, parsePlatforms, remote, SlipwayError, tarball, type ImageSink, type ManifestBytes } from '@slipway/oci';
+import { copy, daemon, InvalidArgumentError, isErrnoError, layout, MediaType, name, NotFoundError, parseManifest, parsePlatforms, remote, SlipwayError, tarball, type ImageSink, type ManifestBytes } from '@slipway/oci';
 import { createClient, type AccessOptions } from './access.js';
 import { copyDigestTags, type CopiedDigestTag } from './digest-tags.js';
-import { copyReferrers, indexCopiedReferrer, withManifestPut, type CopiedReferrer } from './referrers.js';
+import { copyReferrers, indexCopiedReferrer, withKnownRoot, withManifestPut, type CopiedReferrer } from './referrers.js';
 import { resolveSource } from './resolve.js';
 import { parseSourceSpec } from './source-spec.js';
 import { sumStats } from './stats.js';
@@ -74,6 +74,8 @@ export interface CopyImageResult extends copy.CopyResult {
   referrers: CopiedReferrer[];
   /** Digest tags copied with `digestTags: true`; empty otherwise. */
   digestTags: CopiedDigestTag[];
+  /** What the caller should know about the result, for a front end to show: it is complete and correct either way. */
+  warnings: string[];
 }
 
 /** copyImage's options as checkOptions sees them (an untyped caller may pass anything). */
@@ -137,11 +139,13 @@ async function transfer(options: CopyImageOptions, archive?: ArchiveSettings): P
   }
 }
 
-/** What copyToRegistry takes besides an op's options: a push's archive settings, a repository copy's knowledge. */
+/** What copyToRegistry takes besides an op's options: a push's archive settings, a repository copy's shared state. */
 export interface RegistryCopySettings {
   archive?: ArchiveSettings;
-  /** See copy.CopyOptions.present. */
-  present?: ReadonlySet<string>;
+  /** See copy.CopyOptions.shared. */
+  shared?: copy.SharedCopyState;
+  /** The source's root manifest, already read (by digest): not read again. */
+  root?: ManifestBytes;
 }
 
 /**
@@ -168,8 +172,9 @@ export async function copyToRegistry(options: CopyImageOptions, destination: nam
   const resolved = await resolveSource(options.source, { ...options, client, archive: archiveOptions });
   try {
     const onProgress = streamer ? streamer.progress(options.onProgress) : options.onProgress;
-    const engine = { ...engineOptions(options, platforms, onProgress), ...(settings.present ? { present: settings.present } : {}) };
-    const result = await copy.copy(resolved.source, sink, destination.digest === undefined ? engine : { ...engine, expectDigest: destination.digest });
+    const engine = { ...engineOptions(options, platforms, onProgress), ...(settings.shared ? { shared: settings.shared } : {}) };
+    const source = settings.root ? withKnownRoot(resolved.source, settings.root) : resolved.source;
+    const result = await copy.copy(source, sink, destination.digest === undefined ? engine : { ...engine, expectDigest: destination.digest });
     let stats = streamer ? streamer.adjust(result.stats) : result.stats;
     if (result.subject) {
       const written = await indexCopiedReferrer({ client, destination, digest: result.digest, subject: result.subject, written: puts.get(result.digest), signal: options.signal });
@@ -193,7 +198,7 @@ export async function copyToRegistry(options: CopyImageOptions, destination: nam
         stats = sumStats(stats, copied.stats);
       }
     }
-    return { ...result, stats, referrers, digestTags, source: resolved.source.name, destination: destination.toString(), reference: destination.digest === undefined ? `${destination.toString()}@${result.digest}` : destination.toString() };
+    return { ...result, stats, referrers, digestTags, warnings: [], source: resolved.source.name, destination: destination.toString(), reference: destination.digest === undefined ? `${destination.toString()}@${result.digest}` : destination.toString() };
   } finally {
     await resolved.close();
   }
@@ -377,6 +382,17 @@ function showDestination(spec: Exclude<DestinationSpec, { kind: 'registry' }>): 
   return `${transport}:${spec.path}${spec.name === undefined ? '' : `:${spec.name}`}`;
 }
 
+/**
+ * A Docker image manifest named in an OCI layout's index.json: valid (the layout spec takes any
+ * descriptor; regctl, crane and containerd read it), and the digest is kept, but containers/image as
+ * Debian 12 ships it (skopeo 1.9, buildah 1.28) does not find such an entry ("no descriptor found for
+ * reference"; a Docker manifest list it does find). skopeo converts to OCI types when it writes a
+ * layout, changing the digest; slipway keeps the bytes and says so.
+ */
+function dockerManifestInLayout(destination: string): string {
+  return `${destination} names a Docker image manifest (${MediaType.DockerManifest}), kept byte for byte with its digest; skopeo 1.9 and buildah 1.28 do not find such an entry of an OCI layout (regctl, crane and containerd do): for those, convert it (skopeo copy --format oci, a new digest)`;
+}
+
 /** A copy into a layout, an archive file or the Docker daemon: the same engine, a local sink. */
 async function transferLocal(options: CopyImageOptions, spec: Exclude<DestinationSpec, { kind: 'registry' }>, archive: ArchiveSettings | undefined): Promise<CopyImageResult> {
   const platforms = parsePlatforms(options.platforms ?? []);
@@ -402,7 +418,8 @@ async function copyLocal(options: CopyImageOptions, spec: Exclude<DestinationSpe
   try {
     const result = await copy.copy(resolved.source, sink, engineOptions(options, platforms, options.onProgress));
     const destination = showDestination(spec);
-    return { ...result, referrers: [], digestTags: [], source: resolved.source.name, destination, reference: `${destination}@${result.digest}` };
+    const warnings = (spec.kind === 'oci-layout' || spec.kind === 'oci-archive') && result.mediaType === MediaType.DockerManifest ? [dockerManifestInLayout(destination)] : [];
+    return { ...result, referrers: [], digestTags: [], warnings, source: resolved.source.name, destination, reference: `${destination}@${result.digest}` };
   } finally {
     await resolved.close();
   }

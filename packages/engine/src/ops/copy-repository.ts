@@ -3,24 +3,27 @@
  * repository, as `crane copy --all-tags` and `skopeo sync` do, for a mirror kept up to date by
  * running it again.
  *
- * Order of work, chosen so a re-run that finds little new costs little:
+ * Order of work, chosen so that a re-run that finds little new costs little, and a first run
+ * costs about one request per thing to move:
  *  1. list the source's tags (following pagination) and keep those the pattern matches;
  *  2. without a platform filter (or referrers to follow), HEAD each tag at both ends, `jobs` at a
  *     time: a destination tag that already holds the source's digest is unchanged, and costs nothing
  *     more. HEAD, not GET: Docker Hub does not count HEADs against its pull limit;
- *  3. copy the other tags one after the other, each with `jobs` parallel transfers, by the digest the
- *     HEAD saw (a tag that moves meanwhile is copied as it was listed, and says so). One after the
- *     other because tags share layers: the second tag finds its base layers present (one HEAD each)
- *     instead of a parallel copy uploading them a second time.
+ *  3. group the other tags by the digest the HEAD saw, and copy `jobs` groups at a time: one GET of
+ *     the root manifest per digest, then its tags one after the other, the first walking the image
+ *     and the others (aliases) costing their manifest PUT. The copies share a
+ *     {@link copy.SharedCopyState}: a layer two images share is moved once, whichever copy gets to it
+ *     first. A tag is copied by the digest the HEAD saw: one that moves meanwhile gets what was listed.
  *
  * A tag's own trouble (the destination tag holds another image and `overwrite` is off, the platform
  * is missing, a schema 1 or otherwise refused manifest, the tag deleted since the listing) is recorded
- * against that tag and the next one goes on; anything that would fail every tag (authentication, an
- * unreachable registry, cancellation) ends the run. Destination tags the source lacks are left alone:
- * nothing is ever deleted.
+ * against that tag and the others go on; anything that would fail every tag (authentication, an
+ * unreachable registry, cancellation) ends the run, with a {@link RepositoryCopyError} that says which
+ * tag it hit and what was done before. Destination tags the source lacks are left alone: nothing is
+ * ever deleted.
  * @module
  */
-import { AbortedError, copy, InvalidArgumentError, linkSignals, name, NotFoundError, RegistryError, SlipwayError, throwIfAborted, type Descriptor, type remote } from '@slipway/oci';
+import { AbortedError, copy, InvalidArgumentError, linkSignals, name, NotFoundError, RegistryError, SlipwayError, type Descriptor, type ManifestBytes, type remote } from '@slipway/oci';
 import { createClient, type AccessOptions } from './access.js';
 import { checkOptions } from './check-options.js';
 import { copyToRegistry, type CopyImageOptions } from './copy-image.js';
@@ -32,7 +35,8 @@ export interface CopyRepositoryOptions extends AccessOptions {
   /** `registry/repository`, no tag or digest: each tag keeps its name. */
   destination: string;
   /**
-   * Only the tags this regular expression matches whole (`v1\.\d+` matches `v1.2`, not `v1.2-rc`).
+   * Only the tags this JavaScript regular expression matches whole (`v1\.\d+` matches `v1.2`, not
+   * `v1.2-rc`); a leading `(?i)`, as RE2 and skopeo sync write it, makes it case-insensitive.
    * @defaultValue every tag
    */
   tagPattern?: string;
@@ -40,7 +44,7 @@ export interface CopyRepositoryOptions extends AccessOptions {
   platforms?: string | readonly string[];
   /** Replace a different image at a destination tag; otherwise the tag is kept and reported. @defaultValue false */
   overwrite?: boolean;
-  /** Parallel transfers within a tag's copy, and parallel HEADs while comparing tags. @defaultValue 4 */
+  /** Images copied at once, parallel transfers within each, and parallel HEADs while comparing tags. @defaultValue 4 */
   jobs?: number | undefined;
   /** Also copy each copied image's referrers (see copyImage). */
   referrers?: boolean;
@@ -65,25 +69,47 @@ export interface CopiedTag {
 }
 
 export type CopyRepositoryEvent =
-  /** The tags to copy, once the listing and comparison are done: `unchanged` of the listed ones need nothing. */
-  | { type: 'tags'; listed: number; matched: number; unchanged: number; toCopy: number }
-  | { type: 'tag-start'; tag: string; index: number; total: number }
-  | { type: 'tag-done'; result: CopiedTag; index: number; total: number }
-  /** A blob or manifest event of the tag being copied. */
-  | copy.CopyEvent;
+  /** Once the listing and comparison are done: how many tags need a copy. */
+  | { type: 'tags'; listed: number; matched: number; unchanged: number; failed: number; toCopy: number }
+  | { type: 'tag-start'; tag: string }
+  /** `done` of `total` tags to copy are finished. */
+  | { type: 'tag-done'; result: CopiedTag; done: number; total: number }
+  /** A blob or manifest event of one tag's copy (several tags are copied at once). */
+  | { type: 'copy'; tag: string; event: copy.CopyEvent };
 
 export interface CopyRepositoryResult {
   /** `registry/repository`, normalised. */
   source: string;
   destination: string;
-  /** Every tag the pattern matched, in the source's order. */
+  /** Every tag the pattern matched, in the source's order (none: the repository has no tags, or none matched). */
   tags: CopiedTag[];
   /** How many tags the source lists, before the pattern. */
   listed: number;
   stats: copy.CopyStats;
 }
 
-/** Codes that concern one tag's image, not the run: recorded, and the next tag goes on. */
+/**
+ * What ended a repository copy (authentication, the network, cancellation: the code is the cause's),
+ * with the tag it was copying and what the tags finished before had become.
+ */
+export class RepositoryCopyError extends SlipwayError {
+  /** A registry's 404 (NAME_UNKNOWN: the destination repository does not exist), as RegistryError says it. */
+  readonly notFound: boolean;
+
+  constructor(
+    /** The tag being copied or compared when it happened, if one was. */
+    readonly tag: string | undefined,
+    /** The tags finished before the run ended; the others are left out. */
+    readonly partial: CopyRepositoryResult,
+    cause: SlipwayError,
+  ) {
+    const done = partial.tags.length;
+    super(cause.code, `${tag === undefined ? '' : `tag ${tag}: `}${cause.message} (copying ${partial.source} to ${partial.destination}; ${done} ${done === 1 ? 'tag' : 'tags'} done before)`, { cause });
+    this.notFound = (cause as { notFound?: unknown }).notFound === true;
+  }
+}
+
+/** Codes that concern one tag's image, not the run: recorded, and the other tags go on. */
 const perTagCodes = new Set([
   'SLIPWAY_DESTINATION_EXISTS',
   'SLIPWAY_PLATFORM_MISMATCH',
@@ -118,16 +144,20 @@ const repositoryFields = {
 /** Copies the tags of one repository to another; see the module comment. */
 export async function copyRepository(options: CopyRepositoryOptions): Promise<CopyRepositoryResult> {
   checkOptions('copyRepository', options, repositoryFields);
+  const jobs = options.jobs ?? copy.defaultJobs;
+  if (!Number.isSafeInteger(jobs) || jobs < 1 || jobs > 256) throw new InvalidArgumentError(`jobs must be an integer from 1 to 256, got ${jobs}`);
   const source = parseRepositoryOption('source', options.source);
   const destination = parseRepositoryOption('destination', options.destination);
   const pattern = options.tagPattern === undefined ? undefined : compileTagPattern(options.tagPattern);
   const client = createClient(options);
+  // The run's own signal: the first error that ends it stops the copies and HEADs still going. It
+  // also takes their listeners (dozens at once), so the caller's signal gets one.
+  const stop = new AbortController();
+  const linked = linkSignals(options.signal, stop.signal);
   try {
-    return await new RepositoryCopy(options, client, source, destination, pattern).run();
-  } catch (err) {
-    if (options.signal?.aborted && !AbortedError.is(err)) throw new AbortedError(`copying ${source} to ${destination}: aborted`, { cause: options.signal.reason });
-    throw err;
+    return await new RepositoryCopy(options, { client, source, destination, pattern, jobs, stop, signal: linked.signal ?? stop.signal }).run();
   } finally {
+    linked.dispose();
     await client.close();
   }
 }
@@ -136,7 +166,7 @@ function parseRepositoryOption(what: 'source' | 'destination', text: string): na
   const trimmed = text.trim().replace(/^docker:\/\//, '');
   const local = /^(oci|oci-archive|docker-archive|docker-daemon|dir|containers-storage):/.exec(trimmed)?.[1];
   if (local !== undefined) {
-    throw new InvalidArgumentError(`${what} "${trimmed}" is a ${local}: location; a repository copy goes from registry to registry (copy one image at a time to a local place)`, {
+    throw new InvalidArgumentError(`${what} "${trimmed}" is a local place (${local}:); a repository copy goes from registry to registry (copy one image at a time to a local place)`, {
       code: 'SLIPWAY_INVALID_REFERENCE',
     });
   }
@@ -153,170 +183,255 @@ function parseRepositoryOption(what: 'source' | 'destination', text: string): na
   }
 }
 
-/** `pattern` anchored at both ends, so that it matches whole tags. */
+/**
+ * `pattern` anchored at both ends, so that it matches whole tags. A JavaScript regular expression
+ * (without the `u` flag, so that `\-` means `-` as in RE2); a leading `(?i)`, which JavaScript lacks
+ * and RE2 (skopeo sync, regsync) writes, becomes the `i` flag.
+ */
 export function compileTagPattern(pattern: string): RegExp {
+  const caseless = pattern.startsWith('(?i)');
+  const body = caseless ? pattern.slice(4) : pattern;
+  // `[[:digit:]]` is valid JavaScript that means something else (one of `[:digt` then `]`): refused
+  // rather than quietly matching nothing.
+  const posix = /\[\[:[a-z]+:\]\]/.exec(body)?.[0];
+  if (posix !== undefined) throw new InvalidArgumentError(`tag pattern ${JSON.stringify(pattern)}: POSIX classes such as ${posix} are not JavaScript regular expressions; write [0-9], [a-z] and the like`);
   try {
-    return new RegExp(`^(?:${pattern})$`, 'u');
+    return new RegExp(`^(?:${body})$`, caseless ? 'i' : '');
   } catch (err) {
-    throw new InvalidArgumentError(`tag pattern ${JSON.stringify(pattern)} is not a regular expression: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    const why = err instanceof Error ? err.message.replace(/^Invalid regular expression: /, '') : String(err);
+    throw new InvalidArgumentError(`tag pattern ${JSON.stringify(pattern)} is not a JavaScript regular expression: ${why}`, { cause: err });
   }
 }
 
-/** A tag to copy, with the source digest its HEAD found (none: copied by tag, as with a platform filter). */
+/** A tag to copy, with the source digest its HEAD found (none: read by tag, as with a platform filter). */
 interface Pending {
   tag: string;
   digest?: string;
 }
 
+interface RunParts {
+  client: remote.RegistryClient;
+  source: name.Repository;
+  destination: name.Repository;
+  pattern: RegExp | undefined;
+  jobs: number;
+  /** Aborted by the first error that ends the run. */
+  stop: AbortController;
+  /** The caller's signal and `stop`'s together: what every request of the run listens to. */
+  signal: AbortSignal;
+}
+
+/** An error that ends the run, with the tag it happened on (never leaves this module: run() unwraps it). */
+class Fatal extends Error {
+  constructor(
+    readonly tag: string | undefined,
+    readonly error: unknown,
+  ) {
+    super(`tag ${tag ?? '?'}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
 class RepositoryCopy {
-  readonly #call: { signal?: AbortSignal };
-  /** Manifests the destination holds whole, seen by this run: a tag naming one again is written without a walk. */
-  readonly #present = new Set<string>();
+  readonly #results = new Map<string, CopiedTag>();
+  readonly #shared = copy.sharedCopyState();
+  #listed = 0;
+  #matched: string[] = [];
+  #done = 0;
+  #toCopy = 0;
 
   constructor(
     private readonly options: CopyRepositoryOptions,
-    private readonly client: remote.RegistryClient,
-    private readonly source: name.Repository,
-    private readonly destination: name.Repository,
-    private readonly pattern: RegExp | undefined,
-  ) {
-    this.#call = options.signal ? { signal: options.signal } : {};
-  }
+    private readonly parts: RunParts,
+  ) {}
 
   async run(): Promise<CopyRepositoryResult> {
-    const listed = await this.listSourceTags();
-    const matched = this.pattern ? listed.filter((tag) => this.pattern!.test(tag)) : listed;
-    if (matched.length === 0) {
-      const why = listed.length === 0 ? 'has no tags' : `has no tag matching ${JSON.stringify(this.options.tagPattern)} (${listed.length} listed)`;
-      throw new NotFoundError(`repository ${this.source.toString()} ${why}`);
+    try {
+      const listed = await this.#listSourceTags();
+      this.#listed = listed.length;
+      this.#matched = this.parts.pattern ? listed.filter((tag) => this.parts.pattern!.test(tag)) : listed;
+      // No tag, or none matching yet (a mirror of `v2\..*` scheduled before the first v2): an empty
+      // result, not an error; a repository that does not exist is one (NotFoundError above).
+      if (this.#matched.length === 0) return this.#result();
+      const pending = await this.#compare(this.#matched);
+      this.#toCopy = pending.length;
+      const counts = this.#counts();
+      this.options.onProgress?.({ type: 'tags', listed: this.#listed, matched: this.#matched.length, unchanged: counts.unchanged, failed: counts.failed, toCopy: pending.length });
+      await this.#parallel(groupByDigest(pending), (group) => this.#copyGroup(group));
+      return this.#result();
+    } catch (err) {
+      const fatal = err instanceof Fatal ? err : new Fatal(undefined, err);
+      const cause = this.options.signal?.aborted && !AbortedError.is(fatal.error) ? new AbortedError('aborted', { cause: this.options.signal.reason }) : fatal.error;
+      if (!SlipwayError.is(cause)) throw cause;
+      throw new RepositoryCopyError(fatal.tag, this.#result(), cause);
     }
-    const results = new Map<string, CopiedTag>();
-    const pending = await this.compare(matched, results);
-    this.options.onProgress?.({ type: 'tags', listed: listed.length, matched: matched.length, unchanged: results.size, toCopy: pending.length });
-    for (const [index, item] of pending.entries()) {
-      throwIfAborted(this.options.signal);
-      this.options.onProgress?.({ type: 'tag-start', tag: item.tag, index, total: pending.length });
-      const result = await this.copyTag(item);
-      results.set(item.tag, result);
-      this.options.onProgress?.({ type: 'tag-done', result, index, total: pending.length });
-    }
-    const tags = matched.map((tag) => results.get(tag)!);
+  }
+
+  /** The tags finished so far, in the source's order. */
+  #result(): CopyRepositoryResult {
+    const tags = this.#matched.flatMap((tag) => this.#results.get(tag) ?? []);
     return {
-      source: this.source.toString(),
-      destination: this.destination.toString(),
+      source: this.parts.source.toString(),
+      destination: this.parts.destination.toString(),
       tags,
-      listed: listed.length,
+      listed: this.#listed,
       stats: tags.reduce((sum, t) => sumStats(sum, t.stats), { ...noStats }),
     };
   }
 
-  async listSourceTags(): Promise<string[]> {
+  #counts(): Record<CopiedTag['outcome'], number> {
+    const counts = { copied: 0, unchanged: 0, kept: 0, failed: 0 };
+    for (const result of this.#results.values()) counts[result.outcome] += 1;
+    return counts;
+  }
+
+  #call(): { signal: AbortSignal } {
+    return { signal: this.parts.signal };
+  }
+
+  async #listSourceTags(): Promise<string[]> {
+    const { client, source } = this.parts;
     try {
-      return await this.client.listTags(this.source, this.#call);
+      return await client.listTags(source, this.#call());
     } catch (err) {
-      if (RegistryError.is(err) && err.notFound) throw new NotFoundError(`repository ${this.source.toString()} not found: ${err.message}`, { cause: err });
+      if (RegistryError.is(err) && err.notFound) throw new NotFoundError(`repository ${source.toString()} not found: ${err.message}`, { cause: err });
       throw err;
     }
   }
 
   /**
-   * HEADs each tag at both ends, `jobs` at a time; records the unchanged ones in `results` and
-   * returns the rest, in the listing's order. Skipped with a platform filter (the destination holds a
-   * child or a new index, known only from the source's index) and with referrers (an unchanged image
-   * may have new ones): every tag then goes through the copy, whose own no-op check costs two requests.
+   * Runs `work` on each item, `jobs` at a time. The first error that ends the run (a Fatal, or
+   * anything else) stops the others (their requests are cancelled) and is thrown once every one has
+   * settled: nothing is left sending requests through a client about to be closed.
    */
-  async compare(tags: readonly string[], results: Map<string, CopiedTag>): Promise<Pending[]> {
-    const platforms = this.options.platforms;
-    const filtered = platforms !== undefined && (typeof platforms === 'string' ? platforms.trim() !== '' : platforms.length > 0);
-    if (filtered || this.options.referrers) return tags.map((tag) => ({ tag }));
-    const found = new Map<string, Pending>();
-    // The first failure stops the other workers' requests at once. The composite signal also takes
-    // the listeners of all those requests (2 × jobs): the caller's signal gets one.
-    const stop = new AbortController();
-    const linked = linkSignals(this.options.signal, stop.signal);
-    const call = linked.signal ? { signal: linked.signal } : {};
+  async #parallel<T>(items: readonly T[], work: (item: T) => Promise<void>): Promise<void> {
     let failure: { error: unknown } | undefined;
     let next = 0;
     const worker = async (): Promise<void> => {
-      while (next < tags.length && !failure) {
-        const tag = tags[next++]!;
-        let wanted: Descriptor | undefined;
-        let held: Descriptor | undefined;
+      while (next < items.length && !failure) {
+        const item = items[next++]!;
         try {
-          [wanted, held] = await Promise.all([this.client.head(`${this.source.name}:${tag}`, call), this.client.head(`${this.destination.name}:${tag}`, call)]);
+          await work(item);
         } catch (err) {
-          // A HEAD already refuses a schema 1 manifest by its media type.
-          if (stop.signal.aborted || this.options.signal?.aborted || !isPerTag(err)) throw err;
-          results.set(tag, failed(tag, err));
-          continue;
-        }
-        if (wanted === undefined) {
-          // Listed a moment ago, gone now (deleted meanwhile): the copy by tag says so in its words.
-          found.set(tag, { tag });
-        } else if (held?.digest === wanted.digest) {
-          this.#present.add(wanted.digest);
-          results.set(tag, unchanged(this.destination, tag, wanted.digest));
-        } else {
-          found.set(tag, { tag, digest: wanted.digest });
+          failure ??= { error: err };
+          this.parts.stop.abort(err);
         }
       }
     };
-    const workers = Math.min(this.options.jobs ?? copy.defaultJobs, tags.length);
-    try {
-      // Every worker settled before the first error is thrown: none is left sending HEADs through a
-      // client the caller is about to close.
-      await Promise.all(
-        Array.from({ length: workers }, () =>
-          worker().catch((err: unknown) => {
-            failure ??= { error: err };
-            stop.abort(err);
-          }),
-        ),
-      );
-    } finally {
-      linked.dispose();
-    }
+    await Promise.all(Array.from({ length: Math.min(this.parts.jobs, items.length) }, worker));
     if (failure) throw failure.error;
-    return tags.filter((tag) => found.has(tag)).map((tag) => found.get(tag)!);
   }
 
-  async copyTag(item: Pending): Promise<CopiedTag> {
+  /**
+   * HEADs each tag at both ends, `jobs` at a time; records the unchanged ones (and those that cannot
+   * be read) and returns the rest, in the listing's order. Skipped with a platform filter (the
+   * destination holds a child or a new index, known only from the source's index) and with referrers
+   * (an unchanged image may have new ones): every tag then goes through the copy, whose own no-op
+   * check costs two requests.
+   */
+  async #compare(tags: readonly string[]): Promise<Pending[]> {
+    const platforms = this.options.platforms;
+    const filtered = platforms !== undefined && (typeof platforms === 'string' ? platforms.trim() !== '' : platforms.length > 0);
+    if (filtered || this.options.referrers) return tags.map((tag) => ({ tag }));
+    const { client, source, destination } = this.parts;
+    const found = new Map<string, Pending>();
+    await this.#parallel(tags, async (tag) => {
+      let wanted: Descriptor | undefined;
+      let held: Descriptor | undefined;
+      try {
+        [wanted, held] = await Promise.all([client.head(`${source.name}:${tag}`, this.#call()), client.head(`${destination.name}:${tag}`, this.#call())]);
+      } catch (err) {
+        // A HEAD already refuses a schema 1 manifest by its media type.
+        if (this.parts.signal.aborted || !isPerTag(err)) throw new Fatal(tag, err);
+        this.#results.set(tag, failed(tag, err));
+        return;
+      }
+      if (wanted === undefined) {
+        this.#results.set(tag, failed(tag, new NotFoundError(`tag ${tag} was listed at ${source.toString()} and is gone (deleted since the listing)`)));
+      } else if (held?.digest === wanted.digest) {
+        this.#shared.present.add(wanted.digest);
+        this.#results.set(tag, { tag, outcome: 'unchanged', digest: wanted.digest, reference: `${destination.name}:${tag}@${wanted.digest}`, stats: { ...noStats } });
+      } else {
+        found.set(tag, { tag, digest: wanted.digest });
+      }
+    });
+    return tags.flatMap((tag) => found.get(tag) ?? []);
+  }
+
+  /**
+   * The tags of one source digest: its root read once, the first tag's copy walking the image, the
+   * others' costing their manifest PUT. What fails the first for its image (not for its tag) fails the
+   * others too, without asking again.
+   */
+  async #copyGroup(group: readonly Pending[]): Promise<void> {
+    const lead = group[0]!;
+    let root: ManifestBytes | undefined;
+    if (lead.digest !== undefined) {
+      try {
+        root = await this.parts.client.getManifest(`${this.parts.source.name}@${lead.digest}`, this.#call());
+      } catch (err) {
+        if (this.parts.signal.aborted || !isPerTag(err)) throw new Fatal(lead.tag, err);
+        for (const item of group) this.#finish(failed(item.tag, err, item.digest));
+        return;
+      }
+    }
+    let imageError: { tag: string; error: { code: string; message: string } } | undefined;
+    for (const item of group) {
+      if (imageError) {
+        const { code, message } = imageError.error;
+        this.#finish({ tag: item.tag, outcome: 'failed', ...(item.digest === undefined ? {} : { digest: item.digest }), error: { code, message: `the same image as tag ${imageError.tag}: ${message}` }, stats: { ...noStats } });
+        continue;
+      }
+      const result = await this.#copyTag(item, root);
+      this.#finish(result);
+      if (result.outcome === 'failed' && result.error && item.digest !== undefined) imageError = { tag: item.tag, error: result.error };
+    }
+  }
+
+  #finish(result: CopiedTag): void {
+    this.#results.set(result.tag, result);
+    this.#done += 1;
+    this.options.onProgress?.({ type: 'tag-done', result, done: this.#done, total: this.#toCopy });
+  }
+
+  async #copyTag(item: Pending, root: ManifestBytes | undefined): Promise<CopiedTag> {
     const { tag } = item;
+    const { source, destination, client } = this.parts;
+    const listener = this.options.onProgress;
     const options: CopyImageOptions = {
-      source: `${this.source.name}:${tag}${item.digest === undefined ? '' : `@${item.digest}`}`,
-      destination: `${this.destination.name}:${tag}`,
+      source: `${source.name}:${tag}${item.digest === undefined ? '' : `@${item.digest}`}`,
+      destination: `${destination.name}:${tag}`,
       ...(this.options.platforms === undefined ? {} : { platforms: this.options.platforms }),
       ...(this.options.overwrite === undefined ? {} : { overwrite: this.options.overwrite }),
-      ...(this.options.jobs === undefined ? {} : { jobs: this.options.jobs }),
+      jobs: this.parts.jobs,
       ...(this.options.referrers === undefined ? {} : { referrers: this.options.referrers }),
-      ...(this.options.onProgress ? { onProgress: this.options.onProgress } : {}),
-      ...(this.options.signal ? { signal: this.options.signal } : {}),
+      ...(listener ? { onProgress: (event: copy.CopyEvent) => listener({ type: 'copy', tag, event }) } : {}),
+      signal: this.parts.signal,
     };
+    listener?.({ type: 'tag-start', tag });
     try {
-      const result = await copyToRegistry(options, name.parseReference(options.destination), this.client, { present: this.#present });
-      this.#present.add(result.digest);
-      return {
-        tag,
-        // A tag already holding the image is unchanged even when referrers were written beside it.
-        outcome: result.noop ? 'unchanged' : 'copied',
-        digest: result.digest,
-        reference: result.reference,
-        stats: result.stats,
-      };
+      const result = await copyToRegistry(options, name.parseReference(options.destination), client, { shared: this.#shared, ...(root ? { root } : {}) });
+      // A tag already holding the image is unchanged even when referrers were written beside it.
+      return { tag, outcome: result.noop ? 'unchanged' : 'copied', digest: result.digest, reference: result.reference, stats: result.stats };
     } catch (err) {
-      if (this.options.signal?.aborted || !isPerTag(err)) throw err;
-      if (err instanceof copy.DestinationExistsError) {
-        return { tag, outcome: 'kept', digest: err.wanted, held: err.existing, stats: { ...noStats } };
-      }
+      if (this.parts.signal.aborted || !isPerTag(err)) throw new Fatal(tag, err);
+      if (err instanceof copy.DestinationExistsError) return { tag, outcome: 'kept', digest: err.wanted, held: err.existing, stats: { ...noStats } };
       return failed(tag, err, item.digest);
     }
   }
 }
 
-function failed(tag: string, err: SlipwayError, digest?: string): CopiedTag {
-  return { tag, outcome: 'failed', ...(digest === undefined ? {} : { digest }), error: { code: err.code, message: err.message }, stats: { ...noStats } };
+/** Pending tags grouped by source digest, in the order each digest first appears; a tag read by tag alone is a group of its own. */
+function groupByDigest(pending: readonly Pending[]): Pending[][] {
+  const groups = new Map<string, Pending[]>();
+  for (const item of pending) {
+    const key = item.digest ?? `tag:${item.tag}`;
+    const group = groups.get(key);
+    if (group) group.push(item);
+    else groups.set(key, [item]);
+  }
+  return [...groups.values()];
 }
 
-function unchanged(destination: name.Repository, tag: string, digest: string): CopiedTag {
-  return { tag, outcome: 'unchanged', digest, reference: `${destination.name}:${tag}@${digest}`, stats: { ...noStats } };
+function failed(tag: string, err: SlipwayError, digest?: string): CopiedTag {
+  return { tag, outcome: 'failed', ...(digest === undefined ? {} : { digest }), error: { code: err.code, message: err.message }, stats: { ...noStats } };
 }

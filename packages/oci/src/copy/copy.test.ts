@@ -6,7 +6,7 @@ import { digestOf, type Digest } from '../v1/digest.js';
 import type { Descriptor } from '../v1/manifest.js';
 import { MediaType } from '../v1/media-types.js';
 import { parsePlatform, parsePlatforms } from '../v1/platform.js';
-import { copy, DestinationExistsError, type CopyEvent } from './copy.js';
+import { copy, DestinationExistsError, sharedCopyState, type CopyEvent } from './copy.js';
 import type { ImageSink } from '../v1/source.js';
 import { MemoryRegistry } from './memory.js';
 import { PlatformMismatchError, resolvePlatform } from './select.js';
@@ -78,23 +78,70 @@ describe('copy', () => {
     const { index, amd64, arm64, armv7, attestation } = multiPlatform(src);
     await copy(src.source('src', 'v1'), dst.sink('dst', 'v1'));
     dst.requests.length = 0;
-    const again = await copy(src.source('src', 'v1'), dst.sink('dst', 'alias'), { present: new Set([index.digest]) });
+    const shared = sharedCopyState();
+    shared.present.add(index.digest);
+    const again = await copy(src.source('src', 'v1'), dst.sink('dst', 'alias'), { shared });
     assert.equal(again.digest, index.digest);
     assert.equal(dst.tagged('dst', 'alias'), index.digest);
     assert.deepEqual(again.stats, { blobsCopied: 0, blobsSkipped: 0, blobsMounted: 0, bytesCopied: 0, manifestsPut: 1 });
     assert.deepEqual(
       dst.requests.filter((r) => r.method !== 'GET').map((r) => `${r.method} ${r.kind} ${r.target}`),
-      ['HEAD manifest alias', 'HEAD manifest alias', 'PUT manifest alias', 'HEAD manifest alias'],
-      'the tag checked (before, just before the write, after), the index written: no child or blob request',
+      ['HEAD manifest alias', 'PUT manifest alias', 'HEAD manifest alias'],
+      'the tag checked before and after, the index written: no child or blob request, no second look before the write',
     );
     // A new index sharing children: those named present are not even HEADed; the new one is walked.
     const amd64Only = addIndex(src, 'src', [amd64, armv7, attestation], 'v2');
     dst.requests.length = 0;
-    const partial = await copy(src.source('src', 'v2'), dst.sink('dst', 'v2'), { present: new Set([amd64.digest, armv7.digest]) });
+    const known = sharedCopyState();
+    for (const digest of [amd64.digest, armv7.digest]) known.present.add(digest);
+    const partial = await copy(src.source('src', 'v2'), dst.sink('dst', 'v2'), { shared: known });
     assert.equal(partial.digest, amd64Only.digest);
     const childHeads = dst.requests.filter((r) => r.kind === 'manifest' && r.method === 'HEAD' && r.target !== 'v2').map((r) => r.target);
     assert.deepEqual(childHeads, [attestation.digest], 'only the attestation, not named present, was asked for');
     assert.ok(!dst.requests.some((r) => r.target === arm64.digest));
+    assert.ok(known.present.has(attestation.digest) && known.present.has(amd64Only.digest), 'what a HEAD found and what was written are known present now');
+  });
+
+  it('shared: copies side by side into one repository move each blob once; a move that failed is taken over', async () => {
+    const src = new MemoryRegistry({ host: 'src.test' });
+    const { amd64, arm64 } = multiPlatform(src);
+    addIndex(src, 'src', [amd64, arm64], 'v2');
+    // The first upload of the shared "base" layer fails once: the copy that finds it failed moves it itself.
+    let failOnce = true;
+    const dst = new MemoryRegistry({
+      host: 'dst.test',
+      beforeRequest: async (request) => {
+        await delay(2);
+        if (failOnce && request.kind === 'blob' && request.method === 'PUT' && request.target === digestOf(new TextEncoder().encode('base'))) {
+          failOnce = false;
+          throw new SlipwayError('SLIPWAY_REGISTRY', 'upload refused once');
+        }
+      },
+    });
+    const shared = sharedCopyState();
+    const results = await Promise.allSettled([
+      copy(src.source('src', 'v1'), dst.sink('dst', 'v1'), { shared }),
+      copy(src.source('src', 'v2'), dst.sink('dst', 'v2'), { shared }),
+    ]);
+    const failed = results.filter((r) => r.status === 'rejected');
+    assert.equal(failed.length, 1, 'the copy whose upload failed fails');
+    const other = results.find((r) => r.status === 'fulfilled')!;
+    assert.ok(other.status === 'fulfilled');
+    // The failed copy's other moves were cancelled with it; the survivor found or moved every blob itself.
+    const v2 = addIndex(src, 'src', [amd64, arm64]);
+    assert.equal(dst.tagged('dst', 'v2'), v2.digest);
+    for (const digest of ['base', 'amd64 app', 'arm64 app'].map((text) => digestOf(new TextEncoder().encode(text)))) {
+      assert.ok(dst.blobBytes('dst', digest), `${digest} stored`);
+    }
+    // Side by side, without failures: every blob once.
+    const clean = new MemoryRegistry({ host: 'clean.test', beforeRequest: () => delay(2) });
+    const together = sharedCopyState();
+    const both = await Promise.all([copy(src.source('src', 'v1'), clean.sink('dst', 'v1'), { shared: together }), copy(src.source('src', 'v2'), clean.sink('dst', 'v2'), { shared: together })]);
+    const puts = clean.requests.filter((r) => r.kind === 'blob' && r.method === 'PUT').map((r) => r.target);
+    assert.equal(new Set(puts).size, puts.length, 'a blob was uploaded twice');
+    assert.equal(both[0].stats.blobsCopied + both[1].stats.blobsCopied, puts.length);
+    // 4 configs, base, 3 app layers, provenance: v2's blobs are all v1's too.
+    assert.equal(puts.length, 9);
   });
 
   it('selects one platform from an index: the child as-is, its digest the result', async () => {

@@ -62,17 +62,36 @@ export interface CopyOptions {
    */
   expectDigest?: Digest;
   /**
-   * Manifests the caller knows the destination holds whole, by digest (written by an earlier copy of
-   * the same run: another tag of a repository copy). Their subtrees are not walked: the root among
-   * them costs its manifest PUT alone, not a HEAD per blob. Only what the caller saw stored belongs
-   * here: a registry accepts a manifest only once it holds everything it references.
+   * State shared with other copies into the same destination repository (the tags of a repository
+   * copy, several at once): see {@link SharedCopyState}. @defaultValue this copy's own
    */
-  present?: ReadonlySet<string>;
+  shared?: SharedCopyState;
   /** How many requests (blob transfers, HEADs, manifest GETs/PUTs) run at once. @defaultValue {@link defaultJobs} */
   jobs?: number;
   signal?: AbortSignal;
   /** Receives progress events, synchronously; keep it cheap (throttle rendering on your side). */
   onProgress?: (event: CopyEvent) => void;
+}
+
+/**
+ * What copies into one destination repository share, so that together they move each blob once:
+ * make one with {@link sharedCopyState} and pass it to each.
+ */
+export interface SharedCopyState {
+  /**
+   * Manifests the destination holds whole, by digest: written by one of the copies, or found by a
+   * HEAD (a registry takes a manifest only once it holds everything it references). Their subtrees
+   * are not walked again: a root among them costs its manifest PUT alone, not a HEAD per blob.
+   */
+  readonly present: Set<string>;
+  /** Each blob's move (found, mounted or uploaded), by digest: a blob another copy is moving is awaited, not moved twice. */
+  readonly blobs: Map<string, Promise<void>>;
+  /** Config blobs read and verified to learn a platform, by digest: read once. */
+  readonly configs: Map<string, Buffer>;
+}
+
+export function sharedCopyState(): SharedCopyState {
+  return { present: new Set(), blobs: new Map(), configs: new Map() };
 }
 
 /** Overall progress, carried by every event: bytes and blobs finished (skipped and mounted count as finished). */
@@ -196,7 +215,9 @@ class CopyRun {
   readonly #counted = new Set<string>();
   readonly #manifests = new Map<string, Promise<void>>();
   /** Config blobs already read (and verified) to check the platform: uploaded from here, not downloaded twice. */
-  readonly #configs = new Map<string, Buffer>();
+  readonly #configs: Map<string, Buffer>;
+  /** Manifests known stored whole at the destination, by digest. */
+  readonly #present: Set<string>;
   readonly #nodes = new Map<string, Promise<Node>>();
   readonly #stats: CopyStats = { blobsCopied: 0, blobsSkipped: 0, blobsMounted: 0, bytesCopied: 0, manifestsPut: 0 };
   readonly #totals: CopyTotals = { blobsDone: 0, blobsTotal: 0, bytesDone: 0, bytesTotal: 0 };
@@ -211,6 +232,8 @@ class CopyRun {
     private readonly signal: AbortSignal,
   ) {
     this.#limit = createLimiter(jobs, signal);
+    this.#configs = options.shared?.configs ?? new Map();
+    this.#present = options.shared?.present ?? new Set();
   }
 
   async run(): Promise<CopyResult> {
@@ -333,10 +356,11 @@ class CopyRun {
   async #load(descriptor: Descriptor, known: ManifestBytes | undefined, depth: number): Promise<Node> {
     const { source, sink, signal } = this;
     if (!known) checkChildMediaType(source.name, descriptor);
-    const stored = this.options.present?.has(descriptor.digest) === true;
+    const stored = this.#present.has(descriptor.digest);
     // The root is written whatever the destination holds (under its tag); a child only when missing.
     if (known && stored) return { descriptor: known.descriptor, present: false, manifest: known, children: [], blobs: [] };
     if (!known && (stored || (await this.#limit(() => sink.hasManifest(descriptor, { signal }))))) {
+      this.#present.add(descriptor.digest);
       return { descriptor, present: true, children: [], blobs: [] };
     }
     const manifest = known ?? (await this.#limit(() => verifiedManifest(source, descriptor, { signal })));
@@ -374,9 +398,11 @@ class CopyRun {
     // Largest blobs take the first of the `jobs` slots: a config queued ahead of a layer would start
     // that layer late, and the copy lasts as long as its last layer (the config costs a round trip).
     const blobs = [...node.blobs].sort((a, b) => b.size - a.size);
+    const before = [...node.children.filter((child) => !child.present), ...blobs];
     await Promise.all([...node.children.map((child) => this.#put(child)), ...blobs.map((blob) => this.#blob(blob))]);
     const manifest = node.manifest!;
-    if (tag !== undefined && !this.options.overwrite) {
+    // Nothing to store first (a root already stored whole, under another tag): current() was just asked.
+    if (tag !== undefined && !this.options.overwrite && before.length > 0) {
       // The tag was free when the copy began, but the blobs took a while: another writer may have
       // taken it since. Registries have no compare-and-swap; asking again narrows the window from
       // the whole transfer to one round trip.
@@ -385,6 +411,7 @@ class CopyRun {
     }
     await this.#limit(() => this.sink.putManifest(manifest, tag === undefined ? { signal: this.signal } : { signal: this.signal, tag }));
     this.#stats.manifestsPut += 1;
+    this.#present.add(manifest.descriptor.digest);
     if (tag !== undefined && !this.options.overwrite) {
       // Two copies that asked at the same moment both found the tag free and both wrote it: the one
       // whose write landed first sees the other's here and reports it rather than both claiming the
@@ -396,14 +423,48 @@ class CopyRun {
     this.#emit({ type: 'manifest-done', digest, mediaType, size, ...(tag === undefined ? {} : { tag }), totals: this.#totals });
   }
 
-  /** Moves one blob, at most once per run. */
+  /** Moves one blob, at most once per run, and once across the copies sharing {@link SharedCopyState}. */
   #blob(descriptor: Descriptor): Promise<void> {
     let task = this.#blobs.get(descriptor.digest);
     if (!task) {
-      task = this.#track(this.#limit(() => this.#transfer(descriptor)));
+      const elsewhere = this.options.shared?.blobs.get(descriptor.digest);
+      task = this.#track(elsewhere ? this.#awaitMove(descriptor, elsewhere) : this.#move(descriptor));
       this.#blobs.set(descriptor.digest, task);
     }
     return task;
+  }
+
+  /** This copy's own move of a blob, announced to the copies it shares state with. */
+  #move(descriptor: Descriptor): Promise<void> {
+    const move = this.#limit(() => this.#transfer(descriptor));
+    const shared = this.options.shared?.blobs;
+    if (shared) {
+      shared.set(descriptor.digest, move);
+      // A failed move is nobody's: the next copy that needs the blob moves it itself.
+      move.catch(() => {
+        if (shared.get(descriptor.digest) === move) shared.delete(descriptor.digest);
+      });
+    }
+    return move;
+  }
+
+  /** Another copy's move of a blob: found there once it is done, or moved here if that copy failed (its own fault or cancellation). */
+  async #awaitMove(descriptor: Descriptor, elsewhere: Promise<void>): Promise<void> {
+    try {
+      await elsewhere;
+    } catch {
+      if (this.signal.aborted) throw new AbortedError('copy aborted', { cause: this.signal.reason });
+      return this.#move(descriptor);
+    }
+    this.#skipped(descriptor);
+  }
+
+  /** A blob the destination already holds. */
+  #skipped(descriptor: Descriptor): void {
+    this.#totals.blobsDone += 1;
+    this.#totals.bytesDone += descriptor.size;
+    this.#stats.blobsSkipped += 1;
+    this.#emit({ type: 'blob-skip', digest: descriptor.digest, size: descriptor.size, mediaType: descriptor.mediaType, totals: this.#totals });
   }
 
   async #transfer(descriptor: Descriptor): Promise<void> {
@@ -414,9 +475,7 @@ class CopyRun {
       this.#totals.bytesDone += descriptor.size;
     };
     if (await sink.hasBlob(descriptor, { signal })) {
-      finish();
-      this.#stats.blobsSkipped += 1;
-      this.#emit({ type: 'blob-skip', ...base, totals: this.#totals });
+      this.#skipped(descriptor);
       return;
     }
     const from = source.location;

@@ -3,8 +3,8 @@
  * manifests, one transfer per blob, mounts within a registry, bounded parallelism, progress events.
  * @module
  */
-export { copy, defaultJobs, DestinationExistsError } from './copy.js';
-export type { CopyEvent, CopyOptions, CopyResult, CopyStats, CopyTotals } from './copy.js';
+export { copy, defaultJobs, DestinationExistsError, sharedCopyState } from './copy.js';
+export type { CopyEvent, CopyOptions, CopyResult, CopyStats, CopyTotals, SharedCopyState } from './copy.js';
 export {
   availablePlatforms,
   checkImagePlatform,

@@ -313,7 +313,8 @@ export async function readConfigPlatform(
   } catch {
     return undefined; // not an image config after all: no platform to read
   }
-  if (typeof body !== 'object' || body === null || typeof body.os !== 'string' || typeof body.architecture !== 'string') return undefined;
+  // `crane append` writes a config with empty os and architecture: no platform, as absent ones are.
+  if (typeof body !== 'object' || body === null || typeof body.os !== 'string' || typeof body.architecture !== 'string' || body.os === '' || body.architecture === '') return undefined;
   const platform: Platform = { os: body.os, architecture: body.architecture };
   if (typeof body.variant === 'string' && body.variant !== '') platform.variant = body.variant;
   if (typeof body['os.version'] === 'string' && body['os.version'] !== '') platform['os.version'] = body['os.version'];
