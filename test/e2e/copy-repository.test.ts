@@ -104,6 +104,10 @@ describe('copying a whole repository between real registries', { skip: missing.l
     const roots = new Set([...modern].map((tag) => made.get(tag)!));
     const children = index.children.map((c) => c.digest);
     assert.deepEqual([...manifestGets].sort(), [...roots, ...children].sort(), manifestGets.join('\n'));
+    // Each blob read once: a config read to learn a platform is uploaded from memory, and the aliases read none.
+    const blobGets = srcProxy.requestsMatching({ method: 'GET', path: '/blobs/' }).map((r) => r.path);
+    assert.equal(new Set(blobGets).size, blobGets.length, blobGets.join('\n'));
+    assert.equal(blobGets.length, uploads);
     const blobHeads = proxy.requestsMatching({ method: 'HEAD', path: '/blobs/' }).length;
     assert.equal(result.stats.blobsSkipped, 0, 'no image shares a blob with another: nothing was found present');
     assert.equal(blobHeads, uploads, 'one blob HEAD per blob uploaded, none for the aliases');

@@ -6,7 +6,7 @@
 import { stat } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import { debuglog } from 'node:util';
-import { copy, daemon, InvalidArgumentError, isErrnoError, layout, MediaType, name, NotFoundError, parseManifest, parsePlatforms, remote, SlipwayError, tarball, type ImageSink, type ManifestBytes } from '@slipway/oci';
+import { copy, daemon, InvalidArgumentError, isErrnoError, layout, MediaType, name, NotFoundError, parseManifest, parsePlatforms, remote, SlipwayError, tarball, type Descriptor, type ImageSink, type ManifestBytes } from '@slipway/oci';
 import { createClient, type AccessOptions } from './access.js';
 import { copyDigestTags, type CopiedDigestTag } from './digest-tags.js';
 import { copyReferrers, indexCopiedReferrer, withKnownRoot, withManifestPut, type CopiedReferrer } from './referrers.js';
@@ -146,6 +146,8 @@ export interface RegistryCopySettings {
   shared?: copy.SharedCopyState;
   /** The source's root manifest, already read (by digest): not read again. */
   root?: ManifestBytes;
+  /** See copy.CopyOptions.knownCurrent. */
+  knownCurrent?: Descriptor | null;
 }
 
 /**
@@ -172,7 +174,7 @@ export async function copyToRegistry(options: CopyImageOptions, destination: nam
   const resolved = await resolveSource(options.source, { ...options, client, archive: archiveOptions });
   try {
     const onProgress = streamer ? streamer.progress(options.onProgress) : options.onProgress;
-    const engine = { ...engineOptions(options, platforms, onProgress), ...(settings.shared ? { shared: settings.shared } : {}) };
+    const engine = { ...engineOptions(options, platforms, onProgress), ...(settings.shared ? { shared: settings.shared } : {}), ...(settings.knownCurrent === undefined ? {} : { knownCurrent: settings.knownCurrent }) };
     const source = settings.root ? withKnownRoot(resolved.source, settings.root) : resolved.source;
     const result = await copy.copy(source, sink, destination.digest === undefined ? engine : { ...engine, expectDigest: destination.digest });
     let stats = streamer ? streamer.adjust(result.stats) : result.stats;

@@ -207,6 +207,8 @@ export function compileTagPattern(pattern: string): RegExp {
 interface Pending {
   tag: string;
   digest?: string;
+  /** What the destination's HEAD found at the tag (null: nothing); absent when not asked. */
+  held?: Descriptor | null;
 }
 
 interface RunParts {
@@ -351,7 +353,7 @@ class RepositoryCopy {
         this.#shared.present.add(wanted.digest);
         this.#results.set(tag, { tag, outcome: 'unchanged', digest: wanted.digest, reference: `${destination.name}:${tag}@${wanted.digest}`, stats: { ...noStats } });
       } else {
-        found.set(tag, { tag, digest: wanted.digest });
+        found.set(tag, { tag, digest: wanted.digest, held: held ?? null });
       }
     });
     return tags.flatMap((tag) => found.get(tag) ?? []);
@@ -374,17 +376,18 @@ class RepositoryCopy {
         return;
       }
     }
-    let imageError: { tag: string; error: { code: string; message: string } } | undefined;
-    for (const item of group) {
-      if (imageError) {
-        const { code, message } = imageError.error;
-        this.#finish({ tag: item.tag, outcome: 'failed', ...(item.digest === undefined ? {} : { digest: item.digest }), error: { code, message: `the same image as tag ${imageError.tag}: ${message}` }, stats: { ...noStats } });
-        continue;
+    const first = await this.#copyTag(lead, root);
+    this.#finish(first);
+    const aliases = group.slice(1);
+    if (first.outcome === 'failed' && first.error) {
+      const { code, message } = first.error;
+      for (const item of aliases) {
+        this.#finish({ tag: item.tag, outcome: 'failed', ...(item.digest === undefined ? {} : { digest: item.digest }), error: { code, message: `the same image as tag ${lead.tag}: ${message}` }, stats: { ...noStats } });
       }
-      const result = await this.#copyTag(item, root);
-      this.#finish(result);
-      if (result.outcome === 'failed' && result.error && item.digest !== undefined) imageError = { tag: item.tag, error: result.error };
+      return;
     }
+    // The image is stored now (or was, under the tag kept): each alias is a manifest PUT and its tag checks, side by side.
+    await this.#parallel(aliases, async (item) => this.#finish(await this.#copyTag(item, root)));
   }
 
   #finish(result: CopiedTag): void {
@@ -409,7 +412,11 @@ class RepositoryCopy {
     };
     listener?.({ type: 'tag-start', tag });
     try {
-      const result = await copyToRegistry(options, name.parseReference(options.destination), client, { shared: this.#shared, ...(root ? { root } : {}) });
+      const result = await copyToRegistry(options, name.parseReference(options.destination), client, {
+        shared: this.#shared,
+        ...(root ? { root } : {}),
+        ...(item.held === undefined ? {} : { knownCurrent: item.held }),
+      });
       // A tag already holding the image is unchanged even when referrers were written beside it.
       return { tag, outcome: result.noop ? 'unchanged' : 'copied', digest: result.digest, reference: result.reference, stats: result.stats };
     } catch (err) {

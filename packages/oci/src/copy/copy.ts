@@ -66,6 +66,12 @@ export interface CopyOptions {
    * copy, several at once): see {@link SharedCopyState}. @defaultValue this copy's own
    */
   shared?: SharedCopyState;
+  /**
+   * What the caller found at the sink's tag a moment ago (null: nothing there), used instead of
+   * asking again: a repository copy has just HEADed every tag. The tag is still checked again before
+   * and after the root is written, as always without `overwrite`.
+   */
+  knownCurrent?: Descriptor | null;
   /** How many requests (blob transfers, HEADs, manifest GETs/PUTs) run at once. @defaultValue {@link defaultJobs} */
   jobs?: number;
   signal?: AbortSignal;
@@ -280,7 +286,8 @@ class CopyRun {
     // A daemon knows images by ID, its config's digest (with the classic store; the containerd store's
     // ID is the manifest's digest): compared as such.
     const identity = sink.identity === 'config' ? await this.#imageId(target.root) : wanted.digest;
-    const current = await this.#limit(() => sink.current({ signal }));
+    const known = sink.identity === 'config' ? undefined : this.options.knownCurrent;
+    const current = known === undefined ? await this.#limit(() => sink.current({ signal })) : (known ?? undefined);
     if (current?.digest === identity || current?.digest === wanted.digest) return result(true);
     if (current && !this.options.overwrite) throw new DestinationExistsError(sink.name, current.digest, identity, sink.identity === 'config' ? 'image ID' : '');
 
@@ -401,8 +408,9 @@ class CopyRun {
     const before = [...node.children.filter((child) => !child.present), ...blobs];
     await Promise.all([...node.children.map((child) => this.#put(child)), ...blobs.map((blob) => this.#blob(blob))]);
     const manifest = node.manifest!;
-    // Nothing to store first (a root already stored whole, under another tag): current() was just asked.
-    if (tag !== undefined && !this.options.overwrite && before.length > 0) {
+    // Nothing to store first (a root already stored whole, under another tag): current() was just
+    // asked, unless the caller told what it held (knownCurrent), a while ago perhaps.
+    if (tag !== undefined && !this.options.overwrite && (before.length > 0 || this.options.knownCurrent !== undefined)) {
       // The tag was free when the copy began, but the blobs took a while: another writer may have
       // taken it since. Registries have no compare-and-swap; asking again narrows the window from
       // the whole transfer to one round trip.

@@ -292,7 +292,8 @@ const maxConfigBytes = 16 * 1024 * 1024;
 /**
  * os/architecture/variant/os.version from an image's config blob (one blob read); undefined when the
  * config is not an image config (an artifact) or names no platform. `configs`, when given, receives
- * the verified config bytes by digest, so a copy uploads them without downloading them again.
+ * the verified config bytes by digest, so a copy uploads them without downloading them again, and
+ * a config already in it is not read again.
  */
 export async function readConfigPlatform(
   source: ImageSource,
@@ -303,10 +304,14 @@ export async function readConfigPlatform(
   const config = manifest.config;
   if (config.mediaType !== MediaType.OciConfig && config.mediaType !== MediaType.DockerConfig) return undefined;
   if (config.size > maxConfigBytes) throw invalidIndex(`${source.name}: config of ${config.size} bytes exceeds ${maxConfigBytes}`);
-  const bytes = await readAll(await source.blob(config, options), config.size);
-  const actual = digestOf(bytes, config.digest);
-  if (actual !== config.digest) throw new DigestMismatchError(config.digest, actual, `${source.name} config`);
-  configs?.set(config.digest, bytes);
+  // Read and verified already (another platform's image, another tag's copy sharing the map).
+  let bytes = configs?.get(config.digest);
+  if (!bytes) {
+    bytes = await readAll(await source.blob(config, options), config.size);
+    const actual = digestOf(bytes, config.digest);
+    if (actual !== config.digest) throw new DigestMismatchError(config.digest, actual, `${source.name} config`);
+    configs?.set(config.digest, bytes);
+  }
   let body: Record<string, unknown>;
   try {
     body = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
