@@ -94,7 +94,7 @@ describe('slipway CLI against real registries', { skip: missing.length > 0 ? `ne
     const again = await slipway(['copy', index.reference, `${locked.host}/app:1`, '--json']);
     assert.equal(again.code, 0, again.stderr);
     const result = json(again);
-    assert.deepEqual(Object.keys(result).sort(), ['destination', 'digest', 'digestTags', 'mediaType', 'noop', 'platforms', 'reference', 'referrers', 'size', 'source', 'sourceDigest', 'stats']);
+    assert.deepEqual(Object.keys(result).sort(), ['destination', 'digest', 'digestTags', 'mediaType', 'noop', 'platforms', 'reference', 'referrers', 'size', 'source', 'sourceDigest', 'stats', 'warnings']);
     assert.equal(result.noop, true);
     assert.equal(result.digest, index.digest);
     assert.equal(result.destination, `${locked.host}/app:1`);

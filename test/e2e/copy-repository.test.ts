@@ -3,7 +3,8 @@
 // Docker schema 1 manifest really stored by distribution), read back with skopeo; the destination
 // behind a counting proxy, so that "each blob once" and "a re-run costs HEADs" are seen on the wire.
 import assert from 'node:assert/strict';
-import { appendFile, mkdtemp, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { appendFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,10 +14,11 @@ import { SlipwayError } from '@slipway/oci';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { hasBusyboxDeb, pushBusyboxImage } from '../support/fixtures.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
-import { hasTool, run, runChecked } from '../support/tools.js';
+import { hasTool, run, runChecked, toolPath } from '../support/tools.js';
 import { pushBuildahIndex, skopeoRaw, type PushedIndex } from './copy-fixtures.js';
 import { sha256Text } from './oci-archive-fixtures.js';
 
+const cranePath = toolPath('crane');
 const main = fileURLToPath(new URL('../../../packages/cli/dist/main.js', import.meta.url));
 const missing = [...['buildah', 'skopeo'].filter((tool) => !hasTool(tool)), ...(['amd64', 'arm64'] as const).filter((a) => !hasBusyboxDeb(a)).map((a) => `busybox ${a} deb`)];
 
@@ -175,6 +177,30 @@ describe('copying a whole repository between real registries', { skip: missing.l
     assert.deepEqual(await tagsAt(`${dst.host}/x`).catch(() => []), [], 'nothing was written');
   });
 
+  it('images sharing layers, made by crane, move each shared layer once', { skip: cranePath ? false : 'SKIPPED: needs crane (scripts/install-go-tools.sh)' }, async () => {
+    const layers = join(work, 'layers');
+    await mkdir(layers, { recursive: true });
+    const layerTar = async (label: string, bytes: number) => {
+      const dir = join(layers, label);
+      await mkdir(dir, { recursive: true });
+      await writeFile(join(dir, label), randomBytes(bytes));
+      const tar = join(layers, `${label}.tar`);
+      await runChecked('tar', ['-C', dir, '-cf', tar, label]);
+      return tar;
+    };
+    const crane = (...args: string[]) => runChecked(cranePath!, [...args, '--insecure'], { env: { HOME: work } });
+    await crane('append', '-f', await layerTar('base', 512 * 1024), '-t', `${src.host}/layered:base`);
+    for (const n of [1, 2, 3]) await crane('append', '-b', `${src.host}/layered:base`, '-f', await layerTar(`top${n}`, 4096), '-t', `${src.host}/layered:app${n}`);
+    proxy.clearRequests();
+    const result = await copyRepository({ source: `${src.host}/layered`, destination: `${proxy.host}/layered`, jobs: 4 });
+    assert.deepEqual(result.tags.map((t) => t.outcome), ['copied', 'copied', 'copied', 'copied']);
+    const uploads = proxy.requestsMatching({ method: 'PUT', path: '/blobs/uploads/' }).map((r) => new URL(r.path, 'http://x').searchParams.get('digest'));
+    assert.equal(new Set(uploads).size, uploads.length, `a blob went up twice: ${uploads.join(' ')}`);
+    // The base layer and 4 configs... counted from what the registry holds: every distinct blob of the four images once.
+    assert.equal(uploads.length, result.stats.blobsCopied);
+    for (const tag of ['base', 'app1', 'app2', 'app3']) assert.equal(await digestAt(`${dst.host}/layered:${tag}`), await digestAt(`${src.host}/layered:${tag}`));
+  });
+
   it('(?i) and RE2-style escapes in --tag-regex: the whole tag, any case', async () => {
     const out = await slipway(['copy', '--tag-regex', '(?i)LATEST|1\\-?\\.0', `${src.host}/app`, `${dst.host}/caseless`, '--json', '-q']);
     assert.equal(out.code, 0, out.stderr);
@@ -207,6 +233,23 @@ describe('copying a whole repository between real registries', { skip: missing.l
     }
   });
 
+  it('an alias refused while other images are still copying ends the run with its own error, not the aborts it causes', async () => {
+    // The three aliases' first PUT goes through; the next (an alias's) is refused. The index's root
+    // is slow to read, so its group is mid-copy when that happens.
+    const refusal = proxy.inject({ match: { method: 'PUT', path: /\/manifests\/(1\.0|1\.0\.1|latest)$/ }, fault: { status: 403, code: 'DENIED' }, times: Infinity, skip: 1 });
+    const slow = srcProxy.inject({ match: { method: 'GET', path: `/manifests/${made.get('multi')}` }, fault: { delayMs: 1500 }, times: Infinity });
+    try {
+      const out = await slipway(['copy', '--tag-regex', '1\\..*|latest|multi', '-j', '3', `${srcProxy.host}/app`, `${proxy.host}/alias-refused`, '--json', '-q']);
+      assert.equal(out.code, 4, out.stderr);
+      const error = (JSON.parse(out.stdout) as { error: { code: string; message: string } }).error;
+      assert.equal(error.code, 'SLIPWAY_AUTH');
+      assert.match(error.message, /^tag (1\.0|1\.0\.1|latest): .*DENIED/);
+    } finally {
+      refusal.remove();
+      slow.remove();
+    }
+  });
+
   it('copyRepository stops at cancellation: every tag written is whole, and the ones reported done are among them', async () => {
     const controller = new AbortController();
     const done: string[] = [];
@@ -224,7 +267,8 @@ describe('copying a whole repository between real registries', { skip: missing.l
       }),
       (err: unknown) => SlipwayError.is(err) && err.code === 'SLIPWAY_ABORTED',
     );
-    assert.equal(done.length, 1);
+    // A copy that finished in the same moment may report too; the abort stops the rest.
+    assert.ok(done.length >= 1 && done.length < 5, done.join());
     // Copies running beside the first may have written their tag before the abort reached them.
     const written = await tagsAt(`${dst.host}/cancelled`);
     assert.ok(written.includes(done[0]!), written.join());

@@ -272,6 +272,35 @@ for (const implementation of ['debian', 'v3'] as const) {
       }
     });
 
+    it('a refused login at the token realm names the credentials and the file they came from, never their value', async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'slipway-token-refused-'));
+      try {
+        const stale = 'stale-identity-token-0123456789';
+        await writeFile(join(dir, 'config.json'), JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from('<token>:').toString('base64'), identitytoken: stale } } }));
+        await writeFile(join(dir, 'wrong.json'), JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from(`${CANARY_USERNAME}:${CANARY_PASSWORD}-wrong`).toString('base64') } } }));
+        for (const [env, which] of [
+          [{ HOME: dir, DOCKER_CONFIG: dir }, `identity token from ${join(dir, 'config.json')}`],
+          [{ HOME: join(dir, 'none'), REGISTRY_AUTH_FILE: join(dir, 'wrong.json') }, `basic (user "${CANARY_USERNAME}") from ${join(dir, 'wrong.json')}`],
+        ] as const) {
+          const client = remote.createRegistryClient({ keychain: auth.createKeychain({ env }) });
+          try {
+            await assert.rejects(client.head(`${registry.host}/team/refused:1`), (err: unknown) => {
+              assert.ok(SlipwayError.is(err) && err.code === 'SLIPWAY_AUTH', String(err));
+              assert.match(err.message, /^fetching a token for 127\.0\.0\.1:\d+ \(scope repository:team\/refused:pull\): /);
+              assert.ok(err.message.endsWith(`; the realm refused the credentials used (${which})`), err.message);
+              assert.ok(!err.message.includes(stale));
+              assertNoCanary(err);
+              return true;
+            });
+          } finally {
+            await client.close();
+          }
+        }
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+
     it('re-requests once on insufficient scope and then fails with SLIPWAY_AUTH, never quoting the password', async () => {
       const issuer = registry.tokenIssuer!;
       issuer.addUser('reader', CANARY_PASSWORD, [{ repo: '*', actions: ['pull'] }]);

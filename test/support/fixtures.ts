@@ -196,6 +196,9 @@ function localBusyboxIndex(format: ImageFormat, arches: readonly BusyboxArch[]):
   return memo(indexCache, `${format}/${arches.join(',')}`, async () => {
     const images = await Promise.all(arches.map((a) => localBusyboxImage(a, format)));
     const list = `localhost/slipway-busybox-index:${format}-${arches.join('-')}`;
+    // A storage kept across runs (SLIPWAY_FIXTURE_CACHE) still holds the list an earlier process made:
+    // `manifest create` refuses a name in use.
+    await buildah(['manifest', 'rm', list]).catch(() => undefined);
     await buildah(['manifest', 'create', list]);
     for (const [i, arch] of arches.entries()) {
       const p = platformOf(arch);

@@ -23,6 +23,7 @@
  * ever deleted.
  * @module
  */
+import { setMaxListeners } from 'node:events';
 import { AbortedError, copy, InvalidArgumentError, linkSignals, name, NotFoundError, RegistryError, SlipwayError, type Descriptor, type ManifestBytes, type remote } from '@slipway/oci';
 import { createClient, type AccessOptions } from './access.js';
 import { checkOptions } from './check-options.js';
@@ -44,7 +45,10 @@ export interface CopyRepositoryOptions extends AccessOptions {
   platforms?: string | readonly string[];
   /** Replace a different image at a destination tag; otherwise the tag is kept and reported. @defaultValue false */
   overwrite?: boolean;
-  /** Images copied at once, parallel transfers within each, and parallel HEADs while comparing tags. @defaultValue 4 */
+  /**
+   * Images copied at once, parallel transfers within each, parallel tags of one image once it is
+   * stored (a manifest PUT each), and parallel HEADs while comparing tags. @defaultValue 4
+   */
   jobs?: number | undefined;
   /** Also copy each copied image's referrers (see copyImage). */
   referrers?: boolean;
@@ -109,6 +113,13 @@ export class RepositoryCopyError extends SlipwayError {
   }
 }
 
+/**
+ * Codes that say the image itself cannot be copied: its other tags fail the same way without being
+ * tried. A registry's refusal (400, 413, 415) may be the tag's (ECR's TAG_INVALID for an immutable
+ * tag): the other tags are tried.
+ */
+const imageCodes = new Set(['SLIPWAY_PLATFORM_MISMATCH', 'SLIPWAY_NOT_FOUND', 'SLIPWAY_UNSUPPORTED_MEDIA_TYPE', 'SLIPWAY_INVALID_MANIFEST', 'SLIPWAY_DIGEST_MISMATCH', 'SLIPWAY_SIZE_MISMATCH']);
+
 /** Codes that concern one tag's image, not the run: recorded, and the other tags go on. */
 const perTagCodes = new Set([
   'SLIPWAY_DESTINATION_EXISTS',
@@ -153,6 +164,8 @@ export async function copyRepository(options: CopyRepositoryOptions): Promise<Co
   // The run's own signal: the first error that ends it stops the copies and HEADs still going. It
   // also takes their listeners (dozens at once), so the caller's signal gets one.
   const stop = new AbortController();
+  // Without a caller's signal, linkSignals hands back this one, listened to by every request.
+  setMaxListeners(0, stop.signal);
   const linked = linkSignals(options.signal, stop.signal);
   try {
     return await new RepositoryCopy(options, { client, source, destination, pattern, jobs, stop, signal: linked.signal ?? stop.signal }).run();
@@ -189,6 +202,8 @@ function parseRepositoryOption(what: 'source' | 'destination', text: string): na
  * and RE2 (skopeo sync, regsync) writes, becomes the `i` flag.
  */
 export function compileTagPattern(pattern: string): RegExp {
+  // An unset shell variable (`--tag-regex "$TAGS"`) would match no tag and copy nothing, quietly.
+  if (pattern.trim() === '') throw new InvalidArgumentError('tag pattern is empty: give an expression, or copy every tag without one');
   const caseless = pattern.startsWith('(?i)');
   const body = caseless ? pattern.slice(4) : pattern;
   // `[[:digit:]]` is valid JavaScript that means something else (one of `[:digt` then `]`): refused
@@ -303,13 +318,14 @@ class RepositoryCopy {
   /**
    * Runs `work` on each item, `jobs` at a time. The first error that ends the run (a Fatal, or
    * anything else) stops the others (their requests are cancelled) and is thrown once every one has
-   * settled: nothing is left sending requests through a client about to be closed.
+   * settled: nothing is left sending requests through a client about to be closed. Nested (a group's
+   * aliases), it throws the run's first error, not its own items' aborts.
    */
   async #parallel<T>(items: readonly T[], work: (item: T) => Promise<void>): Promise<void> {
     let failure: { error: unknown } | undefined;
     let next = 0;
     const worker = async (): Promise<void> => {
-      while (next < items.length && !failure) {
+      while (next < items.length && !failure && !this.parts.signal.aborted) {
         const item = items[next++]!;
         try {
           await work(item);
@@ -320,7 +336,9 @@ class RepositoryCopy {
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.parts.jobs, items.length) }, worker));
-    if (failure) throw failure.error;
+    // The run's first error, wherever it happened: an alias's, found by the #parallel nested in a
+    // group, reaches `stop` before the aborts it causes elsewhere reach this one's `failure`.
+    if (failure) throw this.parts.stop.signal.reason ?? failure.error;
   }
 
   /**
@@ -360,9 +378,9 @@ class RepositoryCopy {
   }
 
   /**
-   * The tags of one source digest: its root read once, the first tag's copy walking the image, the
-   * others' costing their manifest PUT. What fails the first for its image (not for its tag) fails the
-   * others too, without asking again.
+   * The tags of one source digest: its root read once, the first tag's copy walking the image, then
+   * the others' side by side (up to `jobs`), each costing its manifest PUT. What fails the first for
+   * its image (not for its tag) fails the others too, without asking again.
    */
   async #copyGroup(group: readonly Pending[]): Promise<void> {
     const lead = group[0]!;
@@ -376,18 +394,25 @@ class RepositoryCopy {
         return;
       }
     }
-    const first = await this.#copyTag(lead, root);
-    this.#finish(first);
-    const aliases = group.slice(1);
-    if (first.outcome === 'failed' && first.error) {
+    // Until one tag's copy has stored the image (a tag kept at the first look stored nothing), the
+    // tags go one at a time: side by side they would all walk the image.
+    let index = 0;
+    let first: CopiedTag;
+    do {
+      first = await this.#copyTag(group[index]!, root);
+      this.#finish(first);
+      index += 1;
+    } while (first.outcome === 'kept' && index < group.length);
+    const rest = group.slice(index);
+    if (first.outcome === 'failed' && first.error && imageCodes.has(first.error.code)) {
       const { code, message } = first.error;
-      for (const item of aliases) {
-        this.#finish({ tag: item.tag, outcome: 'failed', ...(item.digest === undefined ? {} : { digest: item.digest }), error: { code, message: `the same image as tag ${lead.tag}: ${message}` }, stats: { ...noStats } });
+      for (const item of rest) {
+        this.#finish({ tag: item.tag, outcome: 'failed', ...(item.digest === undefined ? {} : { digest: item.digest }), error: { code, message: `the same image as tag ${first.tag}: ${message}` }, stats: { ...noStats } });
       }
       return;
     }
-    // The image is stored now (or was, under the tag kept): each alias is a manifest PUT and its tag checks, side by side.
-    await this.#parallel(aliases, async (item) => this.#finish(await this.#copyTag(item, root)));
+    // The image is stored now: each other tag is a manifest PUT and its tag checks, side by side.
+    await this.#parallel(rest, async (item) => this.#finish(await this.#copyTag(item, root)));
   }
 
   #finish(result: CopiedTag): void {

@@ -102,6 +102,33 @@ describe('copy', () => {
     assert.ok(known.present.has(attestation.digest) && known.present.has(amd64Only.digest), 'what a HEAD found and what was written are known present now');
   });
 
+  it('knownCurrent stands for the first look at the tag, and the tag is still checked before the write: another writer is never replaced', async () => {
+    const src = new MemoryRegistry({ host: 'src.test' });
+    const { index, amd64 } = multiPlatform(src);
+    // Told the tag was free, but another writer took it since: refused before the root is written.
+    const dst = new MemoryRegistry({ host: 'dst.test' });
+    const theirs = addImage(dst, 'dst', 'linux/amd64', ['theirs'], 'v1');
+    await assert.rejects(copy(src.source('src', 'v1'), dst.sink('dst', 'v1'), { knownCurrent: null }), (err: unknown) => err instanceof DestinationExistsError && err.existing === theirs.digest);
+    assert.equal(dst.tagged('dst', 'v1'), theirs.digest, 'the other writer\'s image kept');
+    assert.ok(!dst.requests.some((r) => r.kind === 'manifest' && r.method === 'PUT' && r.target === 'v1'));
+    // The same with nothing to store first (the image is there under another tag, known present):
+    // the check before the write is what stops it.
+    await copy(src.source('src', 'v1'), dst.sink('dst', 'other'));
+    const shared = sharedCopyState();
+    shared.present.add(index.digest);
+    await assert.rejects(copy(src.source('src', 'v1'), dst.sink('dst', 'v1'), { knownCurrent: null, shared }), (err: unknown) => err instanceof DestinationExistsError && err.existing === theirs.digest);
+    assert.equal(dst.tagged('dst', 'v1'), theirs.digest, 'the other writer\'s image kept');
+    // Told the tag holds another image: refused at once, not a request sent.
+    const quiet = new MemoryRegistry({ host: 'quiet.test' });
+    await assert.rejects(copy(src.source('src', 'v1'), quiet.sink('dst', 'v1'), { knownCurrent: amd64 }), (err: unknown) => err instanceof DestinationExistsError && err.existing === amd64.digest);
+    assert.deepEqual(destinationRequests(quiet), []);
+    // Told the tag holds the image: a no-op without asking.
+    const same = new MemoryRegistry({ host: 'same.test' });
+    const noop = await copy(src.source('src', 'v1'), same.sink('dst', 'v1'), { knownCurrent: index });
+    assert.equal(noop.noop, true);
+    assert.deepEqual(destinationRequests(same), []);
+  });
+
   it('shared: copies side by side into one repository move each blob once; a move that failed is taken over', async () => {
     const src = new MemoryRegistry({ host: 'src.test' });
     const { amd64, arm64 } = multiPlatform(src);

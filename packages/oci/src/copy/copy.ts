@@ -456,13 +456,18 @@ class CopyRun {
     return move;
   }
 
-  /** Another copy's move of a blob: found there once it is done, or moved here if that copy failed (its own fault or cancellation). */
+  /**
+   * Another copy's move of a blob: found there once it is done, or, if that copy failed (its own
+   * fault or cancellation), the move another waiter has started since, else a move of its own. The
+   * wait ends at once when this copy is cancelled.
+   */
   async #awaitMove(descriptor: Descriptor, elsewhere: Promise<void>): Promise<void> {
     try {
-      await elsewhere;
+      await untilAborted(elsewhere, this.signal);
     } catch {
       if (this.signal.aborted) throw new AbortedError('copy aborted', { cause: this.signal.reason });
-      return this.#move(descriptor);
+      const newer = this.options.shared?.blobs.get(descriptor.digest);
+      return newer !== undefined && newer !== elsewhere ? this.#awaitMove(descriptor, newer) : this.#move(descriptor);
     }
     this.#skipped(descriptor);
   }
@@ -575,6 +580,16 @@ function countToWrite(node: Node, seen = new Set<string>()): number {
   if (node.present || seen.has(node.descriptor.digest)) return 0;
   seen.add(node.descriptor.digest);
   return 1 + node.children.reduce((sum, child) => sum + countToWrite(child, seen), 0);
+}
+
+/** `promise`, or a rejection as soon as `signal` fires (the promise itself is left to settle). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new AbortedError('copy aborted', { cause: signal.reason }));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new AbortedError('copy aborted', { cause: signal.reason }));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 type Limiter = <T>(task: () => Promise<T>) => Promise<T>;

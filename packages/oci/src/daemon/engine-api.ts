@@ -116,7 +116,13 @@ export async function enginePlatform(connection: EngineConnection, signal?: Abor
   if (answer.statusCode !== 200) {
     throw new SlipwayError('SLIPWAY_NETWORK', `Docker daemon at ${shown} answered ${answer.statusCode} to GET /version: ${await daemonMessage(answer.body)}`);
   }
-  const { Os: os, Arch: architecture } = JSON.parse((await readCapped(answer.body, 1024 * 1024)).toString('utf8')) as { Os?: unknown; Arch?: unknown };
+  let version: { Os?: unknown; Arch?: unknown } | null;
+  try {
+    version = JSON.parse((await readCapped(answer.body, 1024 * 1024)).toString('utf8')) as { Os?: unknown; Arch?: unknown } | null;
+  } catch (err) {
+    throw new SlipwayError('SLIPWAY_NETWORK', `Docker daemon at ${shown} answered GET /version with something that is not JSON`, { cause: err });
+  }
+  const { Os: os, Arch: architecture } = version ?? {};
   if (typeof os !== 'string' || typeof architecture !== 'string' || os === '' || architecture === '') {
     throw new SlipwayError('SLIPWAY_NETWORK', `Docker daemon at ${shown} did not say which platform it runs (GET /version has no Os and Arch)`);
   }

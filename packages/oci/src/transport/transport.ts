@@ -829,7 +829,9 @@ export class Transport {
     }
     if (response.status !== 200) {
       const error = await this.#error(method, response);
-      throw new SlipwayError('SLIPWAY_AUTH', `fetching a token for ${state.registry} (scope ${scopes.join(' ') || 'none'}): ${error.message}`, { cause: error });
+      // As for a registry's own refusal: which credentials (and from which file) the realm turned down.
+      const refused = (response.status === 401 || response.status === 403) && credentials ? `; the realm refused the credentials used (${describeCredentials(credentials)})` : '';
+      throw new SlipwayError('SLIPWAY_AUTH', `fetching a token for ${state.registry} (scope ${scopes.join(' ') || 'none'}): ${error.message}${refused}`, { cause: error });
     }
     let parsed: { token?: unknown; access_token?: unknown; expires_in?: unknown };
     let text: string;
