@@ -15,6 +15,7 @@ import { cpus, freemem, loadavg, release, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { makeWorkDir, runCopyBench, type Row } from './copy-bench.js';
 import { buildFixtures, type Fixtures } from './fixtures.js';
+import { mirrorBenchSetup, runMirrorBench, type MirrorRow } from './mirror-bench.js';
 import { loadHarness, log, runTimed, type Harness } from './support.js';
 
 interface Goal {
@@ -166,6 +167,18 @@ async function contextBench(workDir: string): Promise<{ rows: ContextRow[]; note
   return { rows: await mod.runContextBench({ workDir, log }) };
 }
 
+function renderMirror(result: { rows: MirrorRow[]; note?: string }): string {
+  if (result.note) return `\n### Repository mirror\n\n${result.note}`;
+  if (result.rows.length === 0) return '';
+  const lines = ['', `### Repository mirror: ${mirrorBenchSetup}`, '', '| case | tool | s | × crane | source requests | destination requests | status |', '|---|---|---:|---:|---:|---:|---|'];
+  for (const r of result.rows) {
+    const crane = result.rows.find((c) => c.case === r.case && c.tool === 'crane')?.seconds;
+    const ratio = r.seconds !== undefined && crane ? r.seconds / crane : undefined;
+    lines.push(`| ${r.case} | ${r.tool} | ${fmt(r.seconds)} | ${fmt(ratio, 2)} | ${r.sourceRequests ?? '—'} | ${r.destinationRequests ?? '—'} | ${r.status.replace(/\|/g, '\\|')} |`);
+  }
+  return lines.join('\n');
+}
+
 function renderContext(result: { rows: ContextRow[]; note?: string }): string {
   if (result.note) return `\n### Context bench\n\n${result.note}`;
   const lines = ['', '### Context bench', '', '| case | slipway s | peer | peer s | ratio |', '|---|---:|---|---:|---:|'];
@@ -206,6 +219,7 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   let fixtures: Fixtures | undefined;
   let context: { rows: ContextRow[]; note?: string };
+  let mirror: { rows: MirrorRow[]; note?: string } = { rows: [] };
   try {
     if (process.env.SLIPWAY_BENCH_SKIP_COPY !== '1') {
       const docker = machine.versions.dockerd !== 'not reachable';
@@ -223,6 +237,8 @@ async function main(): Promise<void> {
       } finally {
         if (daemonImage) await runTimed('/usr/bin/docker', ['rmi', '-f', daemonImage]);
       }
+      log('mirror bench (copy --all-tags, crane copy --all-tags, skopeo sync)');
+      mirror = await runMirrorBench({ harness, workDir, log });
     }
     const contextDir = `${workDir}/context`;
     await mkdir(contextDir, { recursive: true });
@@ -234,12 +250,12 @@ async function main(): Promise<void> {
   const goals = evaluate(rows);
   const seconds = (Date.now() - started) / 1000;
 
-  const report = [renderMachine(machine, fixtures, trials, pushTrials), renderRows(rows), rows.length > 0 ? renderGoals(goals) : '', renderContext(context), '', `bench took ${seconds.toFixed(0)} s`, ''].join('\n');
+  const report = [renderMachine(machine, fixtures, trials, pushTrials), renderRows(rows), rows.length > 0 ? renderGoals(goals) : '', renderMirror(mirror), renderContext(context), '', `bench took ${seconds.toFixed(0)} s`, ''].join('\n');
   process.stdout.write(report);
 
   const resultsDir = fileURLToPath(new URL('../results/', import.meta.url));
   await mkdir(resultsDir, { recursive: true });
-  const json = { date: new Date().toISOString(), seconds, trials, pushTrials, machine, fixtures, rows, goals, context };
+  const json = { date: new Date().toISOString(), seconds, trials, pushTrials, machine, fixtures, rows, goals, mirror, context };
   await writeFile(`${resultsDir}latest.json`, JSON.stringify(json, null, 2) + '\n');
   log(`wrote ${resultsDir}latest.json`);
 }
