@@ -24,6 +24,8 @@ export { parseReference, parseRepository } from './name/reference.js';
 // For ops that fan one caller's signal out to many requests of their own.
 export { linkSignals } from './internal/signals.js';
 export type { LinkedSignal } from './internal/signals.js';
+// For ops that run many calls side by side, stopping them all at the first failure.
+export { mapBounded } from './internal/tar-scratch.js';
 // For a front end's exit hook: scratch directories (daemon export spools) this process still holds.
 export { removeScratchDirectoriesSync } from './internal/tar-scratch.js';
 export type { Reference, Repository } from './name/reference.js';

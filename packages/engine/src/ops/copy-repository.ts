@@ -23,11 +23,11 @@
  * ever deleted.
  * @module
  */
-import { setMaxListeners } from 'node:events';
-import { AbortedError, copy, InvalidArgumentError, linkSignals, name, NotFoundError, RegistryError, SlipwayError, type Descriptor, type ManifestBytes, type remote } from '@slipway/oci';
+import { AbortedError, copy, InvalidArgumentError, mapBounded, name, NotFoundError, RegistryError, SlipwayError, type Descriptor, type ManifestBytes, type remote } from '@slipway/oci';
 import { createClient, type AccessOptions } from './access.js';
 import { checkOptions } from './check-options.js';
 import { copyToRegistry, type CopyImageOptions } from './copy-image.js';
+import { listRepositoryTags } from './inspect.js';
 import { noStats, sumStats } from './stats.js';
 
 export interface CopyRepositoryOptions extends AccessOptions {
@@ -120,16 +120,8 @@ export class RepositoryCopyError extends SlipwayError {
  */
 const imageCodes = new Set(['SLIPWAY_PLATFORM_MISMATCH', 'SLIPWAY_NOT_FOUND', 'SLIPWAY_UNSUPPORTED_MEDIA_TYPE', 'SLIPWAY_INVALID_MANIFEST', 'SLIPWAY_DIGEST_MISMATCH', 'SLIPWAY_SIZE_MISMATCH']);
 
-/** Codes that concern one tag's image, not the run: recorded, and the other tags go on. */
-const perTagCodes = new Set([
-  'SLIPWAY_DESTINATION_EXISTS',
-  'SLIPWAY_PLATFORM_MISMATCH',
-  'SLIPWAY_NOT_FOUND',
-  'SLIPWAY_UNSUPPORTED_MEDIA_TYPE',
-  'SLIPWAY_INVALID_MANIFEST',
-  'SLIPWAY_DIGEST_MISMATCH',
-  'SLIPWAY_SIZE_MISMATCH',
-]);
+/** Codes that concern one tag, not the run: recorded, and the other tags go on. The image's, and the tag's own conflict. */
+const perTagCodes = new Set([...imageCodes, 'SLIPWAY_DESTINATION_EXISTS']);
 
 /**
  * A registry refusing this one manifest (MANIFEST_INVALID for a media type it does not take, 413 for
@@ -161,16 +153,9 @@ export async function copyRepository(options: CopyRepositoryOptions): Promise<Co
   const destination = parseRepositoryOption('destination', options.destination);
   const pattern = options.tagPattern === undefined ? undefined : compileTagPattern(options.tagPattern);
   const client = createClient(options);
-  // The run's own signal: the first error that ends it stops the copies and HEADs still going. It
-  // also takes their listeners (dozens at once), so the caller's signal gets one.
-  const stop = new AbortController();
-  // Without a caller's signal, linkSignals hands back this one, listened to by every request.
-  setMaxListeners(0, stop.signal);
-  const linked = linkSignals(options.signal, stop.signal);
   try {
-    return await new RepositoryCopy(options, { client, source, destination, pattern, jobs, stop, signal: linked.signal ?? stop.signal }).run();
+    return await new RepositoryCopy(options, { client, source, destination, pattern, jobs }).run();
   } finally {
-    linked.dispose();
     await client.close();
   }
 }
@@ -232,10 +217,6 @@ interface RunParts {
   destination: name.Repository;
   pattern: RegExp | undefined;
   jobs: number;
-  /** Aborted by the first error that ends the run. */
-  stop: AbortController;
-  /** The caller's signal and `stop`'s together: what every request of the run listens to. */
-  signal: AbortSignal;
 }
 
 /** An error that ends the run, with the tag it happened on (never leaves this module: run() unwraps it). */
@@ -263,7 +244,7 @@ class RepositoryCopy {
 
   async run(): Promise<CopyRepositoryResult> {
     try {
-      const listed = await this.#listSourceTags();
+      const listed = await listRepositoryTags(this.parts.client, this.parts.source, this.options.signal);
       this.#listed = listed.length;
       this.#matched = this.parts.pattern ? listed.filter((tag) => this.parts.pattern!.test(tag)) : listed;
       // No tag, or none matching yet (a mirror of `v2\..*` scheduled before the first v2): an empty
@@ -273,7 +254,9 @@ class RepositoryCopy {
       this.#toCopy = pending.length;
       const counts = this.#counts();
       this.options.onProgress?.({ type: 'tags', listed: this.#listed, matched: this.#matched.length, unchanged: counts.unchanged, failed: counts.failed, toCopy: pending.length });
-      await this.#parallel(groupByDigest(pending), (group) => this.#copyGroup(group));
+      // The first error that ends the run aborts the signal the other groups' copies listen to, and is
+      // thrown once they have all settled: nothing is left sending requests through a closed client.
+      await mapBounded(groupByDigest(pending), this.parts.jobs, (group, _, signal) => this.#copyGroup(group, signal), this.options.signal);
       return this.#result();
     } catch (err) {
       const fatal = err instanceof Fatal ? err : new Fatal(undefined, err);
@@ -301,46 +284,6 @@ class RepositoryCopy {
     return counts;
   }
 
-  #call(): { signal: AbortSignal } {
-    return { signal: this.parts.signal };
-  }
-
-  async #listSourceTags(): Promise<string[]> {
-    const { client, source } = this.parts;
-    try {
-      return await client.listTags(source, this.#call());
-    } catch (err) {
-      if (RegistryError.is(err) && err.notFound) throw new NotFoundError(`repository ${source.toString()} not found: ${err.message}`, { cause: err });
-      throw err;
-    }
-  }
-
-  /**
-   * Runs `work` on each item, `jobs` at a time. The first error that ends the run (a Fatal, or
-   * anything else) stops the others (their requests are cancelled) and is thrown once every one has
-   * settled: nothing is left sending requests through a client about to be closed. Nested (a group's
-   * aliases), it throws the run's first error, not its own items' aborts.
-   */
-  async #parallel<T>(items: readonly T[], work: (item: T) => Promise<void>): Promise<void> {
-    let failure: { error: unknown } | undefined;
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < items.length && !failure && !this.parts.signal.aborted) {
-        const item = items[next++]!;
-        try {
-          await work(item);
-        } catch (err) {
-          failure ??= { error: err };
-          this.parts.stop.abort(err);
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.parts.jobs, items.length) }, worker));
-    // The run's first error, wherever it happened: an alias's, found by the #parallel nested in a
-    // group, reaches `stop` before the aborts it causes elsewhere reach this one's `failure`.
-    if (failure) throw this.parts.stop.signal.reason ?? failure.error;
-  }
-
   /**
    * HEADs each tag at both ends, `jobs` at a time; records the unchanged ones (and those that cannot
    * be read) and returns the rest, in the listing's order. Skipped with a platform filter (the
@@ -354,14 +297,14 @@ class RepositoryCopy {
     if (filtered || this.options.referrers) return tags.map((tag) => ({ tag }));
     const { client, source, destination } = this.parts;
     const found = new Map<string, Pending>();
-    await this.#parallel(tags, async (tag) => {
+    await mapBounded(tags, this.parts.jobs, async (tag, _, signal) => {
       let wanted: Descriptor | undefined;
       let held: Descriptor | undefined;
       try {
-        [wanted, held] = await Promise.all([client.head(`${source.name}:${tag}`, this.#call()), client.head(`${destination.name}:${tag}`, this.#call())]);
+        [wanted, held] = await Promise.all([client.head(`${source.name}:${tag}`, { signal }), client.head(`${destination.name}:${tag}`, { signal })]);
       } catch (err) {
         // A HEAD already refuses a schema 1 manifest by its media type.
-        if (this.parts.signal.aborted || !isPerTag(err)) throw new Fatal(tag, err);
+        if (signal.aborted || !isPerTag(err)) throw new Fatal(tag, err);
         this.#results.set(tag, failed(tag, err));
         return;
       }
@@ -373,7 +316,7 @@ class RepositoryCopy {
       } else {
         found.set(tag, { tag, digest: wanted.digest, held: held ?? null });
       }
-    });
+    }, this.options.signal);
     return tags.flatMap((tag) => found.get(tag) ?? []);
   }
 
@@ -382,14 +325,14 @@ class RepositoryCopy {
    * the others' side by side (up to `jobs`), each costing its manifest PUT. What fails the first for
    * its image (not for its tag) fails the others too, without asking again.
    */
-  async #copyGroup(group: readonly Pending[]): Promise<void> {
+  async #copyGroup(group: readonly Pending[], signal: AbortSignal): Promise<void> {
     const lead = group[0]!;
     let root: ManifestBytes | undefined;
     if (lead.digest !== undefined) {
       try {
-        root = await this.parts.client.getManifest(`${this.parts.source.name}@${lead.digest}`, this.#call());
+        root = await this.parts.client.getManifest(`${this.parts.source.name}@${lead.digest}`, { signal });
       } catch (err) {
-        if (this.parts.signal.aborted || !isPerTag(err)) throw new Fatal(lead.tag, err);
+        if (signal.aborted || !isPerTag(err)) throw new Fatal(lead.tag, err);
         for (const item of group) this.#finish(failed(item.tag, err, item.digest));
         return;
       }
@@ -399,7 +342,7 @@ class RepositoryCopy {
     let index = 0;
     let first: CopiedTag;
     do {
-      first = await this.#copyTag(group[index]!, root);
+      first = await this.#copyTag(group[index]!, root, signal);
       this.#finish(first);
       index += 1;
     } while (first.outcome === 'kept' && index < group.length);
@@ -412,7 +355,9 @@ class RepositoryCopy {
       return;
     }
     // The image is stored now: each other tag is a manifest PUT and its tag checks, side by side.
-    await this.#parallel(rest, async (item) => this.#finish(await this.#copyTag(item, root)));
+    // An alias's error that ends the run reaches the groups' mapBounded once the other aliases have
+    // settled, and only then aborts the other groups: it is the run's first error, not their aborts.
+    await mapBounded(rest, this.parts.jobs, async (item, _, inner) => this.#finish(await this.#copyTag(item, root, inner)), signal);
   }
 
   #finish(result: CopiedTag): void {
@@ -421,7 +366,7 @@ class RepositoryCopy {
     this.options.onProgress?.({ type: 'tag-done', result, done: this.#done, total: this.#toCopy });
   }
 
-  async #copyTag(item: Pending, root: ManifestBytes | undefined): Promise<CopiedTag> {
+  async #copyTag(item: Pending, root: ManifestBytes | undefined, signal: AbortSignal): Promise<CopiedTag> {
     const { tag } = item;
     const { source, destination, client } = this.parts;
     const listener = this.options.onProgress;
@@ -433,7 +378,7 @@ class RepositoryCopy {
       jobs: this.parts.jobs,
       ...(this.options.referrers === undefined ? {} : { referrers: this.options.referrers }),
       ...(listener ? { onProgress: (event: copy.CopyEvent) => listener({ type: 'copy', tag, event }) } : {}),
-      signal: this.parts.signal,
+      signal,
     };
     listener?.({ type: 'tag-start', tag });
     try {
@@ -445,7 +390,7 @@ class RepositoryCopy {
       // A tag already holding the image is unchanged even when referrers were written beside it.
       return { tag, outcome: result.noop ? 'unchanged' : 'copied', digest: result.digest, reference: result.reference, stats: result.stats };
     } catch (err) {
-      if (this.parts.signal.aborted || !isPerTag(err)) throw new Fatal(tag, err);
+      if (signal.aborted || !isPerTag(err)) throw new Fatal(tag, err);
       if (err instanceof copy.DestinationExistsError) return { tag, outcome: 'kept', digest: err.wanted, held: err.existing, stats: { ...noStats } };
       return failed(tag, err, item.digest);
     }

@@ -3,7 +3,7 @@
  * resolveSource does; a registry reference without platform costs one HEAD (`getDigest`) or one GET.
  * @module
  */
-import { copy, name, NotFoundError, parsePlatform, RegistryError, type Digest } from '@slipway/oci';
+import { copy, name, NotFoundError, parsePlatform, RegistryError, type Digest, type remote } from '@slipway/oci';
 import { createClient, type AccessOptions } from './access.js';
 import { resolveSource, type ResolvedSource } from './resolve.js';
 import { parseSourceSpec } from './source-spec.js';
@@ -101,13 +101,20 @@ export async function listTags(options: ListTagsOptions): Promise<TagsResult> {
   const repository = name.parseRepository(options.repository.trim().replace(/^docker:\/\//, ''));
   const client = createClient(options);
   try {
-    return { repository: repository.toString(), tags: await client.listTags(repository, options.signal ? { signal: options.signal } : {}) };
+    return { repository: repository.toString(), tags: await listRepositoryTags(client, repository, options.signal) };
+  } finally {
+    await client.close();
+  }
+}
+
+/** Every tag of `repository` through `client`; a repository the registry does not know is a NotFoundError. */
+export async function listRepositoryTags(client: remote.RegistryClient, repository: name.Repository, signal: AbortSignal | undefined): Promise<string[]> {
+  try {
+    return await client.listTags(repository, signal ? { signal } : {});
   } catch (err) {
     // NAME_UNKNOWN: the same code as every other op's missing thing, the registry's words kept.
     if (RegistryError.is(err) && err.notFound) throw new NotFoundError(`repository ${repository.toString()} not found: ${err.message}`, { cause: err });
     throw err;
-  } finally {
-    await client.close();
   }
 }
 

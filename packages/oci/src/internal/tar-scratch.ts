@@ -6,6 +6,7 @@
  * @module
  */
 import { createWriteStream, rmSync } from 'node:fs';
+import { setMaxListeners } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, open as openFile, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -143,6 +144,8 @@ export async function peekFile(path: string, length: number): Promise<Buffer> {
 export async function mapBounded<T, R>(items: readonly T[], limit: number, task: (item: T, index: number, signal: AbortSignal) => Promise<R>, signal?: AbortSignal): Promise<R[]> {
   if (signal?.aborted) throw new AbortedError('operation aborted', { cause: signal.reason });
   const controller = new AbortController();
+  // Every request of every task listens to it (a repository copy's: dozens at once): no leak.
+  setMaxListeners(0, controller.signal);
   const onAbort = () => controller.abort(signal?.reason);
   signal?.addEventListener('abort', onAbort, { once: true });
   const results = new Array<R>(items.length);
