@@ -3,7 +3,7 @@
  * those the expression matches, to another repository.
  * @module
  */
-import { copyRepository, RepositoryCopyError, type CopiedTag, type CopyRepositoryEvent, type CopyRepositoryResult } from '@slipway/engine';
+import { copyRepository, countOutcomes, RepositoryCopyError, type CopiedTag, type CopyRepositoryEvent, type CopyRepositoryResult } from '@slipway/engine';
 import { InvalidArgumentError } from '@slipway/oci';
 import { ExitCode } from '../command.js';
 import type { CommandContext, CommandOutput } from '../define.js';
@@ -56,13 +56,13 @@ export async function runRepositoryCopy(context: CommandContext): Promise<Comman
   }
   // After the run, all together, --quiet too: these explain the exit code.
   for (const line of problemLines(result.tags)) io.stderr.write(`slipway: ${line}\n`);
-  if (!context.quiet) io.stderr.write(summary(result) + '\n');
-  const count = (outcome: CopiedTag['outcome']) => result.tags.filter((t) => t.outcome === outcome).length;
+  const count = countOutcomes(result.tags);
+  if (!context.quiet) io.stderr.write(summary(result, count) + '\n');
   return {
     json: result,
     // What the destination holds from this run, one pinned reference per line (as a single copy prints).
     text: references(result),
-    exitCode: count('failed') > 0 ? ExitCode.Failure : count('kept') > 0 ? ExitCode.Conflict : ExitCode.Ok,
+    exitCode: count.failed > 0 ? ExitCode.Failure : count.kept > 0 ? ExitCode.Conflict : ExitCode.Ok,
   };
 }
 
@@ -117,11 +117,10 @@ function add(groups: Map<string, { names: string[]; line: (names: string) => str
   else groups.set(key, { names: [name], line });
 }
 
-function summary(result: CopyRepositoryResult): string {
-  const count = (outcome: CopiedTag['outcome']) => result.tags.filter((t) => t.outcome === outcome).length;
+function summary(result: CopyRepositoryResult, count: Record<CopiedTag['outcome'], number>): string {
   const s = result.stats;
   return (
-    `${plural(result.tags.length, 'tag')}: ${count('copied')} copied, ${count('unchanged')} unchanged, ${count('kept')} kept, ${count('failed')} failed; ` +
+    `${plural(result.tags.length, 'tag')}: ${count.copied} copied, ${count.unchanged} unchanged, ${count.kept} kept, ${count.failed} failed; ` +
     `${plural(s.blobsCopied, 'blob')} copied (${formatBytes(s.bytesCopied)}), ${s.blobsSkipped} already there, ${s.blobsMounted} mounted, ${plural(s.manifestsPut, 'manifest')} written`
   );
 }

@@ -252,7 +252,7 @@ class RepositoryCopy {
       if (this.#matched.length === 0) return this.#result();
       const pending = await this.#compare(this.#matched);
       this.#toCopy = pending.length;
-      const counts = this.#counts();
+      const counts = countOutcomes([...this.#results.values()]);
       this.options.onProgress?.({ type: 'tags', listed: this.#listed, matched: this.#matched.length, unchanged: counts.unchanged, failed: counts.failed, toCopy: pending.length });
       // The first error that ends the run aborts the signal the other groups' copies listen to, and is
       // thrown once they have all settled: nothing is left sending requests through a closed client.
@@ -276,12 +276,6 @@ class RepositoryCopy {
       listed: this.#listed,
       stats: tags.reduce((sum, t) => sumStats(sum, t.stats), { ...noStats }),
     };
-  }
-
-  #counts(): Record<CopiedTag['outcome'], number> {
-    const counts = { copied: 0, unchanged: 0, kept: 0, failed: 0 };
-    for (const result of this.#results.values()) counts[result.outcome] += 1;
-    return counts;
   }
 
   /**
@@ -395,6 +389,13 @@ class RepositoryCopy {
       return failed(tag, err, item.digest);
     }
   }
+}
+
+/** How many tags had each outcome. */
+export function countOutcomes(tags: readonly CopiedTag[]): Record<CopiedTag['outcome'], number> {
+  const counts = { copied: 0, unchanged: 0, kept: 0, failed: 0 };
+  for (const tag of tags) counts[tag.outcome] += 1;
+  return counts;
 }
 
 /** Pending tags grouped by source digest, in the order each digest first appears; a tag read by tag alone is a group of its own. */

@@ -7,7 +7,7 @@ export { createClient, normalizeAddress } from './access.js';
 export type { AccessOptions, RegistryCredential } from './access.js';
 export { copyImage, parseDestination, pushArchive } from './copy-image.js';
 export type { CopyImageOptions, CopyImageResult, DestinationSpec, PushArchiveOptions } from './copy-image.js';
-export { compileTagPattern, copyRepository, RepositoryCopyError } from './copy-repository.js';
+export { compileTagPattern, copyRepository, countOutcomes, RepositoryCopyError } from './copy-repository.js';
 export type { CopiedTag, CopyRepositoryEvent, CopyRepositoryOptions, CopyRepositoryResult } from './copy-repository.js';
 export type { CopiedReferrer } from './referrers.js';
 export type { CopiedDigestTag } from './digest-tags.js';

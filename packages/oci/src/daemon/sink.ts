@@ -22,7 +22,7 @@ import type { Descriptor } from '../v1/manifest.js';
 import { MediaType } from '../v1/media-types.js';
 import type { Platform } from '../v1/platform.js';
 import type { CallOptions } from '../v1/source.js';
-import { connect, daemonMessage, dockerHost, enginePlatform, inspectImageId, send } from './engine-api.js';
+import { connect, daemonMessage, dockerHost, enginePlatform, inspectImageId, send, type EngineConnection } from './engine-api.js';
 
 export interface DaemonSinkOptions {
   /** Replace what the name holds even if another writer loaded it during the copy. @defaultValue false */
@@ -68,18 +68,18 @@ export class DaemonSink extends StagingSink {
   /** The daemon's own platform: what it takes from an index when none is selected, as `docker pull` does. */
   async platform(options: CallOptions = {}): Promise<Platform> {
     throwIfAborted(options.signal);
-    const connection = await connect(this.#host);
-    try {
-      return await enginePlatform(connection, options.signal);
-    } finally {
-      await connection.client.destroy().catch(() => undefined);
-    }
+    return this.#ask((connection) => enginePlatform(connection, options.signal));
   }
 
-  async #inspect(signal: AbortSignal | undefined): Promise<Digest | undefined> {
+  #inspect(signal: AbortSignal | undefined): Promise<Digest | undefined> {
+    return this.#ask((connection) => inspectImageId(connection, this.#image, signal));
+  }
+
+  /** One question to the daemon on a connection of its own, closed after the answer. */
+  async #ask<T>(question: (connection: EngineConnection) => Promise<T>): Promise<T> {
     const connection = await connect(this.#host);
     try {
-      return await inspectImageId(connection, this.#image, signal);
+      return await question(connection);
     } finally {
       await connection.client.destroy().catch(() => undefined);
     }
