@@ -26,6 +26,8 @@ export { linkSignals } from './internal/signals.js';
 export type { LinkedSignal } from './internal/signals.js';
 // For ops that run many calls side by side, stopping them all at the first failure.
 export { mapBounded } from './internal/tar-scratch.js';
+// For caches that tidy themselves once a day (oci's layer cache, build's context cache).
+export { atMostDaily } from './internal/daily.js';
 // For a front end's exit hook: scratch directories (daemon export spools) this process still holds.
 export { removeScratchDirectoriesSync } from './internal/tar-scratch.js';
 export type { Reference, Repository } from './name/reference.js';

@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { atMostDaily } from '@slipway/oci';
 
 const MAGIC = Buffer.from('SLWCTX\x00\x01', 'latin1');
 export const CACHE_STAT_FIELDS = 4;
@@ -239,9 +240,5 @@ export async function cacheUsage(dir: string): Promise<{ files: number; bytes: n
 
 /** Prunes at most once a day per cache directory (a `.pruned` stamp records the last time). */
 export async function pruneCacheDaily(dir: string): Promise<void> {
-  const stamp = join(dir, '.pruned');
-  const st = await stat(stamp).catch(() => undefined);
-  if (st && Date.now() - st.mtimeMs < DAY_MS) return;
-  await writeFile(stamp, '');
-  await pruneCache(dir);
+  await atMostDaily(dir, () => pruneCache(dir));
 }

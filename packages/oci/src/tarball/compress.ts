@@ -52,6 +52,7 @@ import { debuglog } from 'node:util';
 import * as zlib from 'node:zlib';
 import { createGunzip } from 'node:zlib';
 import { DigestMismatchError, SlipwayError, throwIfAborted } from '../errors.js';
+import { atMostDaily } from '../internal/daily.js';
 import { createParallelGzip, parallelGzipFormat } from '../internal/parallel-gzip.js';
 import { invalidArchive, openEntry, peekEntry, type TarEntry } from '../internal/tar-index.js';
 import { fileReleased, sniffCompression } from '../internal/tar-scratch.js';
@@ -383,13 +384,7 @@ async function layerEntries(root: string): Promise<{ record: string; usedMs: num
  * runs it, so the cache stays bounded without anyone remembering to prune it.
  */
 export async function pruneCacheDaily(cacheDir: string = defaultCacheDir(), signal?: AbortSignal): Promise<void> {
-  const stamp = join(cacheDir, '.pruned');
-  const info = await stat(stamp).catch(() => undefined);
-  if (info && Date.now() - info.mtimeMs < dayMs) return;
-  // No cache yet: nothing to prune, and no directory to create for the stamp.
-  if (!(await stat(cacheDir).catch(() => undefined))) return;
-  await writeFile(stamp, '');
-  await pruneCache({ cacheDir, maxBytes: defaultCacheMaxBytes, ...(signal ? { signal } : {}) });
+  await atMostDaily(cacheDir, () => pruneCache({ cacheDir, maxBytes: defaultCacheMaxBytes, ...(signal ? { signal } : {}) }));
 }
 
 /**
