@@ -5,7 +5,7 @@
  * this shared machine falls on every tool alike.
  * @module
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +14,7 @@ import type { Fixtures } from './fixtures.js';
 import { log, median, minimum, processCpuSeconds, runOk, runTimed, timeCall, type Harness, type TestRegistry, type Timed } from './support.js';
 
 const CLI = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
+const UPLOAD_FLOOR = fileURLToPath(new URL('../upload-floor.sh', import.meta.url));
 export const SKOPEO = '/usr/bin/skopeo';
 
 export type Scenario = 'full-copy' | 'noop-copy' | 'push-archive' | 'copy-1g' | 'push-daemon';
@@ -56,6 +57,8 @@ interface Outcome {
 
 interface Contender {
   name: string;
+  /** A lower bound, not a tool: no requests are counted for it. */
+  floor?: boolean;
   /** Why it cannot run (then it gets a row saying so). */
   missing?: { status: Row['status']; reason: string };
   /** Called for every registry host it will talk to, before timing (regctl's per-host TLS setting). */
@@ -114,6 +117,45 @@ async function withCacheHome<T>(dir: string, call: () => Promise<T>): Promise<T>
     if (previous === undefined) delete process.env.XDG_CACHE_HOME;
     else process.env.XDG_CACHE_HOME = previous;
   }
+}
+
+/** The blob files of a layout's image and its manifest file, for the upload floor. */
+async function layoutFiles(dir: string, manifestDigest: string): Promise<{ manifest: string; mediaType: string; blobs: string[] }> {
+  const path = (digest: string): string => join(dir, 'blobs', ...digest.split(':'));
+  const manifest = path(manifestDigest);
+  const parsed = JSON.parse(await readFile(manifest, 'utf8')) as { mediaType: string; config: { digest: string }; layers: { digest: string }[] };
+  return { manifest, mediaType: parsed.mediaType, blobs: [parsed.config.digest, ...parsed.layers.map((l) => l.digest)].map(path) };
+}
+
+/**
+ * Floors, measured in the same run: what the goals can be held against on this machine.
+ * - upload: curl puts the 205 MB layout's blobs into the destination from disk (upload-floor.sh), so
+ *   only the destination registry's intake is left. For the full copy this is below any copier (it
+ *   reads no source); for the docker-save push it stands for the compressed layers' upload (random
+ *   data compresses to its own size), without the reading, compressing or hashing a push needs.
+ * - start-up: `node -e 0`, below which no Node CLI can go, beside the no-op copy.
+ */
+async function floors(fixtures: Fixtures): Promise<{ upload: Contender; startup: Contender }> {
+  const files = await layoutFiles(fixtures.image4.dir, fixtures.image4.digest);
+  const upload = async (destination: string): Promise<Outcome> => {
+    const slash = destination.indexOf('/');
+    const colon = destination.lastIndexOf(':');
+    const args = [UPLOAD_FLOOR, destination.slice(0, slash), destination.slice(slash + 1, colon), files.manifest, files.mediaType, ...files.blobs];
+    return outcome(await runTimed('/bin/bash', args, { stats: true }));
+  };
+  return {
+    upload: {
+      name: 'floor: curl uploads the 205 MB of blobs from disk',
+      floor: true,
+      copy: (_source, destination) => upload(destination),
+      push: (_archive, destination) => upload(destination),
+    },
+    startup: {
+      name: 'floor: `node -e 0` (Node start-up alone)',
+      floor: true,
+      copy: async () => outcome(await runTimed(process.execPath, ['-e', '0'], { stats: true })),
+    },
+  };
 }
 
 async function contenders(options: CopyBenchOptions): Promise<{ copy: Contender[]; push: Contender[]; daemon: Contender[] }> {
@@ -300,6 +342,7 @@ export async function runCopyBench(options: CopyBenchOptions): Promise<CopyBench
   const { startRegistry } = harness.registry;
   const { implementation } = options;
   const all = await contenders(options);
+  const floor = await floors(fixtures);
   const rows: Row[] = [];
   const started: TestRegistry[] = [];
   const fresh = async (): Promise<TestRegistry> => {
@@ -382,7 +425,7 @@ export async function runCopyBench(options: CopyBenchOptions): Promise<CopyBench
       ...(await intoFresh(
         'full-copy',
         `full copy, ${mb(fixtures.image4.bytes)} in ${fixtures.image4.layers} layers, into an empty registry`,
-        all.copy,
+        [...all.copy, floor.upload],
         trials,
         async (c, dst) => checked(await c.copy!(img4, `${dst.host}/bench/img4:latest`), dst, 'bench/img4', fixtures.image4.digest),
         [source],
@@ -397,8 +440,9 @@ export async function runCopyBench(options: CopyBenchOptions): Promise<CopyBench
       const dstRef = `${dst.host}/bench/img4:latest`;
       await copyImage({ source: img4, destination: dstRef });
       const proxy = await harness.proxy.startFaultProxy({ target: dst });
+      const list = [...all.copy, floor.startup];
       try {
-        const runnable = all.copy.filter((c) => !c.missing);
+        const runnable = list.filter((c) => !c.missing);
         for (const c of runnable) {
           await c.prepareHost?.(dst.host);
           await c.prepareHost?.(proxy.host);
@@ -412,7 +456,7 @@ export async function runCopyBench(options: CopyBenchOptions): Promise<CopyBench
           }
         }
         // One more run each through the counting proxy, untimed (the proxy adds a hop).
-        for (const c of runnable) {
+        for (const c of runnable.filter((r) => !r.floor)) {
           proxy.clearRequests();
           const o = await c.copy!(img4, `${proxy.host}/bench/img4:latest`);
           const tally = tallies.get(c.name)!;
@@ -427,7 +471,7 @@ export async function runCopyBench(options: CopyBenchOptions): Promise<CopyBench
           tally.note([...kinds].map(([k, n]) => `${n}× ${k}`).join(', '));
           log(`${scenario.padEnd(12)} via proxy ${c.name.padEnd(42)} ${requests.length} requests to the destination`);
         }
-        const group = all.copy.map((c) => (c.missing ? missingRow(scenario, label, c) : tallies.get(c.name)!.finish()));
+        const group = list.map((c) => (c.missing ? missingRow(scenario, label, c) : tallies.get(c.name)!.finish()));
         ratios(group);
         rows.push(...group);
       } finally {
@@ -461,7 +505,7 @@ export async function runCopyBench(options: CopyBenchOptions): Promise<CopyBench
         ...(await intoFresh(
           'push-archive',
           `push of a docker-save archive (${mb(fixtures.archive.bytes)}, ${fixtures.archive.layers} uncompressed layers) into an empty registry`,
-          all.push,
+          [...all.push, floor.upload],
           pushTrials,
           // Digests differ per tool (each compresses its own way): only presence is checked.
           async (c, d) => checked(await c.push!(fixtures.archive.path, `${d.host}/bench/save:latest`), d, 'bench/save', undefined),
