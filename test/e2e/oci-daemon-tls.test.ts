@@ -4,7 +4,7 @@
 // each connection to that socket: every byte still comes from the real Engine API.
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect as connectUnix, type AddressInfo } from 'node:net';
+import { connect as connectUnix, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -126,6 +126,34 @@ describe('docker-daemon: over TLS tcp (DOCKER_TLS_VERIFY, DOCKER_CERT_PATH)', ()
         return true;
       });
     });
+  });
+
+  it('cancelled during a TLS handshake the daemon never answers, it lets the connection go at once', async () => {
+    // A tcp:// host that accepts and then says nothing (a wrong port, a hung proxy). The abort used to
+    // reject at once while the socket stayed in its handshake until undici's 10 s connect timeout,
+    // keeping the CLI's process alive that long after Ctrl-C.
+    const accepted: Socket[] = [];
+    const silent = createNetServer((socket) => {
+      accepted.push(socket);
+      socket.on('error', () => undefined);
+      socket.resume();
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const controller = new AbortController();
+      await withEnv({ DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: noClientCert }, async () => {
+        const opening = daemon.open('busybox:latest', { host: `tcp://127.0.0.1:${(silent.address() as AddressInfo).port}`, signal: controller.signal });
+        while (accepted.length === 0) await new Promise((r) => setTimeout(r, 10));
+        controller.abort();
+        await assert.rejects(opening, (e: unknown) => SlipwayError.is(e) && e.code === 'SLIPWAY_ABORTED');
+      });
+      const closed = Promise.all(accepted.map((socket) => new Promise<void>((resolve) => (socket.destroyed ? resolve() : socket.once('close', () => resolve()))))).then(() => true);
+      const gone = await Promise.race([closed, new Promise((r) => setTimeout(() => r(false), 2000))]);
+      assert.equal(gone, true, 'the connection being made to the daemon outlived the cancelled call');
+    } finally {
+      for (const socket of accepted) socket.destroy();
+      silent.close();
+    }
   });
 
   it('a daemon certificate from another CA is not trusted', async (t) => {

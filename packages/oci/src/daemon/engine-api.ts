@@ -8,12 +8,12 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import type { Client, Dispatcher } from 'undici';
+import type { buildConnector, Client, Dispatcher } from 'undici';
 import { AbortedError, InvalidArgumentError, SlipwayError } from '../errors.js';
 import { readCapped } from '../internal/read.js';
 import type { Digest } from '../v1/digest.js';
 import type { Platform } from '../v1/platform.js';
-import { loadUndici, type UndiciParts } from '../transport/undici.js';
+import { loadUndici, trackConnecting, type UndiciParts } from '../transport/undici.js';
 
 export const defaultDockerHost = 'unix:///var/run/docker.sock';
 
@@ -27,15 +27,33 @@ export interface EngineConnection {
   /** The host as messages show it (never userinfo). */
   shown: string;
   request: UndiciParts['request'];
+  /**
+   * Destroys the client and any connection it is still making (a TLS handshake a `tcp://` host never
+   * answers outlives `client.destroy()`, see trackConnecting): what every way out of a failure uses.
+   */
+  destroy(): Promise<void>;
 }
 
 /** An undici client for a Docker host string (undici is imported here, not at load: see transport/undici.ts). */
 export async function connect(host: string): Promise<EngineConnection> {
-  const { Client, request } = await loadUndici();
+  const { Client, buildConnector, request } = await loadUndici();
+  const made = (origin: string, shown: string, options: buildConnector.BuildOptions): EngineConnection => {
+    const connector = trackConnecting(buildConnector, options);
+    const client = new Client(origin, { connect: connector.connect });
+    return {
+      client,
+      shown,
+      request,
+      destroy: async () => {
+        connector.destroyConnecting(new AbortedError(`the connection to the Docker daemon at ${shown} was closed`));
+        await client.destroy().catch(() => undefined);
+      },
+    };
+  };
   if (host.startsWith('unix://')) {
     const socketPath = host.slice('unix://'.length);
     if (!socketPath.startsWith('/')) throw new InvalidArgumentError(`invalid Docker host ${JSON.stringify(host)}: want unix:///absolute/path`);
-    return { client: new Client('http://localhost', { socketPath }), shown: host, request };
+    return made('http://localhost', host, { socketPath });
   }
   if (host.startsWith('tcp://') || host.startsWith('http://') || host.startsWith('https://')) {
     let url: URL;
@@ -47,7 +65,7 @@ export async function connect(host: string): Promise<EngineConnection> {
     const tls = url.protocol === 'https:' || (process.env.DOCKER_TLS_VERIFY ?? '') !== '';
     // Shown without any userinfo a URL might carry.
     const shown = `${url.protocol === 'https:' || tls ? 'https' : 'tcp'}://${url.host}`;
-    if (!tls) return { client: new Client(`http://${url.host}`), shown, request };
+    if (!tls) return made(`http://${url.host}`, shown, {});
     const certs = process.env.DOCKER_CERT_PATH || join(homedir(), '.docker');
     const read = (name: string) => {
       try {
@@ -59,7 +77,7 @@ export async function connect(host: string): Promise<EngineConnection> {
     const ca = read('ca.pem');
     const cert = read('cert.pem');
     const key = read('key.pem');
-    return { client: new Client(`https://${url.host}`, { connect: { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) } }), shown, request };
+    return made(`https://${url.host}`, shown, { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) });
   }
   throw new InvalidArgumentError(`unsupported Docker host ${JSON.stringify(host)}: want unix:// or tcp:// (ssh:// and npipe:// are not supported)`);
 }

@@ -81,7 +81,7 @@ export class DaemonSink extends StagingSink {
     try {
       return await question(connection);
     } finally {
-      await connection.client.destroy().catch(() => undefined);
+      await connection.destroy();
     }
   }
 
@@ -102,7 +102,7 @@ export class DaemonSink extends StagingSink {
     }
 
     const connection = await connect(this.#host);
-    const { client, shown } = connection;
+    const { shown } = connection;
     const body = new PassThrough({ highWaterMark: 4 * 1024 * 1024 });
     // Cancelling stops the upload while the archive is still being sent (the daemon then loads
     // nothing); once all of it is sent the load is the daemon's, and waiting for its answer is the
@@ -128,7 +128,7 @@ export class DaemonSink extends StagingSink {
       await packing.catch(() => undefined);
       throw err;
     } finally {
-      await client.destroy().catch(() => undefined);
+      await connection.destroy();
       await this.staged.close();
     }
     // Asked without the signal: the load happened, and what the name holds now is the answer to give.

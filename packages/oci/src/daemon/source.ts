@@ -60,7 +60,7 @@ export async function open(image: string, options: DaemonOptions = {}): Promise<
   } catch (err) {
     // destroy, not close: close waits for in-flight requests, and an export body nobody reads any
     // more never finishes.
-    await client.destroy().catch(() => undefined);
+    await connection.destroy();
     await removeScratch(scratch);
     throw err;
   }

@@ -751,6 +751,8 @@ describe('Transport.close', () => {
     const silent = createNetServer((socket) => {
       sockets.push(socket);
       socket.on('error', () => undefined);
+      // Reads (and ignores) the ClientHello, so the client's close shows here as 'close'.
+      socket.resume();
     });
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     const host = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
@@ -762,9 +764,35 @@ describe('Transport.close', () => {
       controller.abort();
       await assert.rejects(pending, (err: unknown) => err instanceof AbortedError);
       const started = Date.now();
+      const closedByClient = Promise.all(sockets.map((socket) => new Promise<void>((resolve) => (socket.destroyed ? resolve() : socket.once('close', () => resolve()))))).then(() => true);
       await transport.close();
       assert.ok(Date.now() - started < 2000, `close took ${Date.now() - started} ms`);
+      // The handshake's socket must go with close(), not at undici's 10 s connect timeout: it kept
+      // the CLI's process alive that long after Ctrl-C (Agent.destroy does not reach it).
+      const gone = await Promise.race([closedByClient, new Promise((r) => setTimeout(() => r(false), 2000))]);
+      assert.equal(gone, true, 'the client still holds the connection it was making');
     } finally {
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+    }
+  });
+
+  it('bounds the connect by a timeoutMs shorter than undici\'s 10 s', async () => {
+    const sockets: Socket[] = [];
+    const silent = createNetServer((socket) => {
+      sockets.push(socket);
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const host = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    // Not loopback for the insecure rule (only HTTPS is tried), so one handshake decides.
+    const transport = new Transport({ timeoutMs: 300, retry: { attempts: 1 }, insecure: [] });
+    try {
+      const started = Date.now();
+      await assert.rejects(transport.request({ method: 'GET', registry: host, path: '/v2/x/tags/list' }), (err: unknown) => err instanceof NetworkError);
+      assert.ok(Date.now() - started < 5000, `the connect was given ${Date.now() - started} ms, not timeoutMs`);
+    } finally {
+      await transport.close();
       for (const socket of sockets) socket.destroy();
       silent.close();
     }

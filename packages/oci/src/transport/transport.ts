@@ -46,7 +46,7 @@ import {
 } from './retry.js';
 import { ProxyConfig, withProxies, type ProxyOption, type ProxyRoute } from './proxy.js';
 import { TokenCache, type TokenLease } from './tokens.js';
-import { loadUndici, loadUndiciProxy, type UndiciParts } from './undici.js';
+import { loadUndici, loadUndiciProxy, trackConnecting, type TrackedConnector, type UndiciParts } from './undici.js';
 
 /** undici and our agents, loaded on the first request: a command that never speaks HTTP (`slipway hash-context`, a build's context hash) does not pay for loading undici (see undici.ts). */
 interface Http {
@@ -65,6 +65,8 @@ interface Http {
   unverified: Dispatcher;
   /** A dispatcher with its own TLS options (a registry's certs.d material), routed through proxies as the others. */
   make: (tls: ConnectionOptions) => Dispatcher;
+  /** Ends the direct connections still being made (see trackConnecting); requests waiting on them fail. */
+  destroyConnecting: (reason: Error) => void;
   /** Every dispatcher made so far, proxy agents included, to close. */
   all: () => Dispatcher[];
   request: UndiciParts['request'];
@@ -217,6 +219,7 @@ export class Transport {
   #http: Promise<Http> | undefined;
   #closed: Promise<void> | undefined;
   readonly #agentOptions: Agent.Options;
+  readonly #connectTimeoutMs: number;
   readonly #caCertificates: (string | Buffer)[];
   /** `SSL_CERT_FILE`/`SSL_CERT_DIR` as they were when the transport was created; read with the agents. */
   readonly #certEnvironment: CertificateEnvironment;
@@ -259,6 +262,8 @@ export class Transport {
     const extraCa = options.caCertificates === undefined ? [] : Array.isArray(options.caCertificates) ? options.caCertificates : [options.caCertificates];
     const common = { keepAliveTimeout: 30_000, headersTimeout: timeout, bodyTimeout: timeout };
     this.#agentOptions = common;
+    // undici's own connect timeout is 10 s: a shorter timeoutMs bounds the connect too.
+    this.#connectTimeoutMs = Math.min(timeout, 10_000);
     this.#caCertificates = extraCa as (string | Buffer)[];
     this.#certEnvironment = certificateEnvironment();
     this.#certDirectories = options.certDirectories ?? defaultCertDirectories();
@@ -297,6 +302,9 @@ export class Transport {
       const http = await this.#http.catch(() => undefined);
       if (!http) return;
       while ([...this.#inflight].some((work) => !work.signal?.aborted)) await sleep(20);
+      // What is still connecting now was for calls given up on: end it, or a handshake nobody answers
+      // outlives close() (Agent.destroy does not reach it) and keeps the process up for 10 s.
+      http.destroyConnecting(new AbortedError('the registry transport was closed'));
       const dispatchers = http.all();
       const graceful = Promise.all(dispatchers.map((d) => d.close())).then(
         () => true,
@@ -311,15 +319,18 @@ export class Transport {
   #undici(): Promise<Http> {
     if (this.#closed !== undefined) return Promise.reject(new InvalidArgumentError('this registry transport is closed'));
     this.#http ??= (async () => {
-      const { Agent, request } = await loadUndici();
+      const { Agent, buildConnector, request } = await loadUndici();
       const common = this.#agentOptions;
       // undici's proxy code is loaded only when a proxy is configured (see undici.ts on start-up time).
       const proxyParts = this.#proxy.enabled ? await loadUndiciProxy() : undefined;
       // One TLS context for every verifying connection (see secureContextTrusting on its cost).
       const verified = this.#caCertificates.length > 0 ? { secureContext: secureContextTrusting(this.#caCertificates) } : {};
       const made: { dispatcher: Dispatcher; agents: Dispatcher[] }[] = [];
+      const connectors: TrackedConnector[] = [];
       const make = (tls: ConnectionOptions): Dispatcher => {
-        const direct = new Agent({ ...common, connect: tls });
+        const connector = trackConnecting(buildConnector, { ...tls, timeout: this.#connectTimeoutMs });
+        connectors.push(connector);
+        const direct = new Agent({ ...common, connect: connector.connect });
         const routed = proxyParts ? withProxies(direct, this.#proxy, { ...proxyParts, agent: common, requestTls: tls, proxyTls: verified }) : { dispatcher: direct, agents: [] };
         made.push(routed);
         return routed.dispatcher;
@@ -348,6 +359,9 @@ export class Transport {
         unverified: make({ rejectUnauthorized: false }),
         make,
         all: () => made.flatMap((m) => [m.dispatcher, ...m.agents]),
+        destroyConnecting: (reason: Error) => {
+          for (const connector of connectors) connector.destroyConnecting(reason);
+        },
         request,
       };
     })();

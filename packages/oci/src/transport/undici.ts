@@ -9,11 +9,14 @@
  * the unit test beside this file fails so that the lost start-up time does not go unnoticed.
  * @module
  */
-import type { Agent, Client, Dispatcher, Pool, ProxyAgent } from 'undici';
+import type { Socket } from 'node:net';
+import type { Agent, buildConnector, Client, Dispatcher, Pool, ProxyAgent } from 'undici';
 
 export interface UndiciParts {
   Agent: typeof Agent;
   Client: typeof Client;
+  /** undici's own connector factory (what an Agent's `connect` options object becomes). */
+  buildConnector: typeof buildConnector;
   /**
    * undici's request API on `dispatcher` (`origin` + `path` in `options`), what `dispatcher.request()`
    * is, except that an abort rejects at once even while the connection is still being made (see
@@ -31,6 +34,7 @@ type RequestApi = (this: Dispatcher, options: Dispatcher.RequestOptions) => Prom
 const agentModule = 'undici/lib/dispatcher/agent.js';
 const clientModule = 'undici/lib/dispatcher/client.js';
 const requestModule = 'undici/lib/api/api-request.js';
+const connectModule = 'undici/lib/core/connect.js';
 
 let loading: Promise<UndiciParts> | undefined;
 
@@ -44,20 +48,28 @@ export function loadUndici(): Promise<UndiciParts> {
 export async function loadUndiciParts(from: 'lib' | 'package'): Promise<UndiciParts> {
   if (from === 'package') {
     const undici = await import('undici');
-    return { Agent: undici.Agent, Client: undici.Client, request: (dispatcher, options) => abortable(dispatcher.request(options), options.signal), loadedFrom: 'package' };
+    return {
+      Agent: undici.Agent,
+      Client: undici.Client,
+      buildConnector: undici.buildConnector,
+      request: (dispatcher, options) => abortable(dispatcher.request(options), options.signal),
+      loadedFrom: 'package',
+    };
   }
-  const [agent, client, api] = (await Promise.all([import(agentModule), import(clientModule), import(requestModule)])) as [
+  const [agent, client, api, connector] = (await Promise.all([import(agentModule), import(clientModule), import(requestModule), import(connectModule)])) as [
+    { default: unknown },
     { default: unknown },
     { default: unknown },
     { default: unknown },
   ];
-  if (typeof agent.default !== 'function' || typeof client.default !== 'function' || typeof api.default !== 'function') {
+  if (typeof agent.default !== 'function' || typeof client.default !== 'function' || typeof api.default !== 'function' || typeof connector.default !== 'function') {
     throw new Error('undici lib layout changed');
   }
   const apiRequest = api.default as RequestApi;
   return {
     Agent: agent.default as typeof Agent,
     Client: client.default as typeof Client,
+    buildConnector: connector.default as typeof buildConnector,
     request: (dispatcher, options) => abortable(apiRequest.call(dispatcher, options), options.signal),
     loadedFrom: 'lib',
   };
@@ -127,3 +139,47 @@ function isAbortSignal(signal: unknown): signal is AbortSignal {
 function abortReason(signal: AbortSignal): Error {
   return signal.reason instanceof Error ? signal.reason : new DOMException('This operation was aborted', 'AbortError');
 }
+
+/** A connector for an Agent or Client, and a way to end the connections it has not finished making. */
+export interface TrackedConnector {
+  connect: buildConnector.connector;
+  /** Destroys every socket still connecting (TCP or TLS handshake), failing its connect with `reason`. */
+  destroyConnecting(reason: Error): void;
+}
+
+/**
+ * undici's connector, remembering each socket until its connect ends. undici attaches a socket to
+ * its client only once the handshake is done, so `destroy()` on an Agent or Client does not reach a
+ * socket still in its TLS handshake with a host that accepted TCP and then said nothing: that socket
+ * kept the process alive until the connect timeout, 10 s after Ctrl-C had already rejected the call.
+ */
+export function trackConnecting(build: typeof buildConnector, options: buildConnector.BuildOptions): TrackedConnector {
+  const connecting = new Set<Socket>();
+  const connector = build(options);
+  const connect: buildConnector.connector = (target, callback) => {
+    let socket: Socket | undefined;
+    let finished = false;
+    const done: buildConnector.Callback = (...args) => {
+      finished = true;
+      if (socket) connecting.delete(socket);
+      callback(...args);
+    };
+    // undici's connector returns the socket it made (its type says void): remembered until `done`.
+    socket = (connector as unknown as (o: buildConnector.Options, c: buildConnector.Callback) => Socket | undefined)(target, done) ?? undefined;
+    if (socket && !finished) {
+      const made = socket;
+      connecting.add(made);
+      made.once('close', () => connecting.delete(made));
+    }
+  };
+  return {
+    connect,
+    destroyConnecting(reason) {
+      // An error, not a bare destroy: the connector's 'error' handler then fails the connect and
+      // clears its timeout, instead of the socket closing silently under a pending connect.
+      for (const socket of [...connecting]) socket.destroy(reason);
+      connecting.clear();
+    },
+  };
+}
+
