@@ -157,19 +157,18 @@ export function trackConnecting(build: typeof buildConnector, options: buildConn
   const connecting = new Set<Socket>();
   const connector = build(options);
   const connect: buildConnector.connector = (target, callback) => {
-    let socket: Socket | undefined;
-    let finished = false;
+    const state: { socket?: Socket | undefined; finished: boolean } = { finished: false };
     const done: buildConnector.Callback = (...args) => {
-      finished = true;
-      if (socket) connecting.delete(socket);
+      state.finished = true;
+      if (state.socket) connecting.delete(state.socket);
       callback(...args);
     };
     // undici's connector returns the socket it made (its type says void): remembered until `done`.
-    socket = (connector as unknown as (o: buildConnector.Options, c: buildConnector.Callback) => Socket | undefined)(target, done) ?? undefined;
-    if (socket && !finished) {
-      const made = socket;
-      connecting.add(made);
-      made.once('close', () => connecting.delete(made));
+    const socket = (connector as unknown as (o: buildConnector.Options, c: buildConnector.Callback) => Socket | undefined)(target, done);
+    if (socket && !state.finished) {
+      state.socket = socket;
+      connecting.add(socket);
+      socket.once('close', () => connecting.delete(socket));
     }
   };
   return {
