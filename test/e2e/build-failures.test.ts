@@ -96,19 +96,27 @@ describe('build failures', () => {
   });
 
   for (const kind of ['buildctl', 'buildx', 'docker'] as const) {
-    it(`${kind}: an unreachable builder (tcp://127.0.0.1:1) is SLIPWAY_BUILDER_UNAVAILABLE`, async (t) => {
+    it(`${kind}: an unreachable builder (tcp://127.0.0.1:1) is SLIPWAY_BUILDER_UNAVAILABLE, its address's password never shown`, async (t) => {
       if (kind === 'docker' ? !skipUnless(t, DOCKER_CLI, 'docker client') : !skipUnlessBuildKit(t, kind === 'buildx' ? 'buildx' : undefined)) return;
       const context = await writeContext({ Dockerfile: `FROM ${bed.base}\n` });
       const started = Date.now();
       const binary = kind === 'buildx' ? BUILDX! : kind === 'buildctl' ? BUILDCTL! : DOCKER_CLI;
+      // A DOCKER_HOST-style address with userinfo: the messages name the address, never the password.
+      const canary = 'CanaryBuilderPw-7q2x';
+      const log = collectLog();
       await assert.rejects(
-        build({ context, builder: { kind, address: 'tcp://127.0.0.1:1', binary } }),
+        build({ context, builder: { kind, address: `tcp://deploy:${canary}@127.0.0.1:1`, binary }, onLog: log.onLog }),
         (err: Failure) => {
           assert.equal(err.code, 'SLIPWAY_BUILDER_UNAVAILABLE');
-          assert.match(err.message, /tcp:\/\/127\.0\.0\.1:1/);
+          assert.match(err.message, /tcp:\/\/deploy:<redacted>@127\.0\.0\.1:1/);
+          for (let e: unknown = err; e instanceof Error; e = e.cause) {
+            assert.ok(!e.message.includes(canary), `the password is in an error: ${e.message}`);
+            assert.ok(!JSON.stringify(e).includes(canary), 'the password is in an error property');
+          }
           return true;
         },
       );
+      assert.ok(!log.text().includes(canary), `the password is in the build log:\n${log.text()}`);
       assert.ok(Date.now() - started < 25_000, `took ${Date.now() - started} ms`);
     });
   }

@@ -265,11 +265,11 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
     if (!availability.ok) {
       throw new BuildError(
         'SLIPWAY_BUILDER_UNAVAILABLE',
-        `the ${builder.kind} builder${builder.address ? ` at ${builder.address}` : ''} is not available: ${availability.reason ?? 'unknown reason'}`,
+        `the ${builder.kind} builder${builder.address ? ` at ${name.redactUserinfo(builder.address)}` : ''} is not available: ${availability.reason ?? 'unknown reason'}`,
         { builder: builder.kind },
       );
     }
-    note(`builder ${builder.kind}${builder.address ? ` at ${builder.address}` : ''} (${availability.version ?? 'version unknown'})`);
+    note(`builder ${builder.kind}${builder.address ? ` at ${name.redactUserinfo(builder.address)}` : ''} (${availability.version ?? 'version unknown'})`);
 
     const dialect = builder.ignoreDialect ? await builder.ignoreDialect(signal) : 'buildkit';
     const hash = await hashContext({
@@ -365,7 +365,8 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
       contextHash: hash.digest,
       builder: {
         kind: builder.kind,
-        ...(builder.address ? { address: builder.address } : {}),
+        // Shown, logged and kept in IaC state: a DOCKER_HOST's userinfo must not come along.
+        ...(builder.address ? { address: name.redactUserinfo(builder.address) } : {}),
         ...(availability.version ? { version: availability.version } : {}),
       },
       logTail: output.logTail,

@@ -11,7 +11,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { homedir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { isDigest, type Digest } from '@slipway/oci';
+import { isDigest, name, type Digest } from '@slipway/oci';
 import { cacheFromArg, cacheToArg, childEnv, commonBuildFlags, csv, hostEntryForBuildKit, registryOf, secretArg, sshArg } from './args.js';
 import { probe, runStep, StepCounter } from './common.js';
 import { BuildError } from './errors.js';
@@ -33,7 +33,7 @@ const buildkitCapabilities: BuilderCapabilities = {
 export function checkBuildKitAddress(address: string): string | undefined {
   return /^(unix|tcp|docker-container|kube-pod|podman-container|ssh|npipe):\/\/./.test(address)
     ? undefined
-    : `"${address}" is not a BuildKit address; want unix:///path/to/buildkitd.sock, tcp://host:port, docker-container://name, …`;
+    : `"${name.redactUserinfo(address)}" is not a BuildKit address; want unix:///path/to/buildkitd.sock, tcp://host:port, docker-container://name, …`;
 }
 
 /**
@@ -52,9 +52,9 @@ export async function reachable(address: string, signal?: AbortSignal, timeout =
     try {
       parsed = new URL(`tcp://${url[2]}`);
     } catch {
-      return `"${address}" is not a valid tcp:// address`;
+      return `"${name.redactUserinfo(address)}" is not a valid tcp:// address`;
     }
-    if (parsed.port === '') return `"${address}" has no port`;
+    if (parsed.port === '') return `"${name.redactUserinfo(address)}" has no port`;
     socket = connect({ host: parsed.hostname.replace(/^\[|\]$/g, ''), port: Number(parsed.port) });
   }
   return new Promise((resolve) => {
@@ -121,13 +121,13 @@ export class BuildctlBuilder implements Builder {
     const binary = await this.binary();
     if (!binary) return { ok: false, reason: this.options.binary ? `"${this.options.binary}" is not an executable` : 'no "buildctl" executable on PATH' };
     const unreachable = await reachable(this.address, signal);
-    if (unreachable) return { ok: false, reason: `cannot connect to the BuildKit daemon at ${this.address}: ${unreachable}` };
+    if (unreachable) return { ok: false, reason: `cannot connect to the BuildKit daemon at ${name.redactUserinfo(this.address)}: ${unreachable}` };
     const info = await probe(binary, ['--addr', this.address, '--timeout', '5', 'debug', 'info'], {
       env: childEnv({ ...this.options.env, BUILDKIT_HOST: undefined }, {}),
       signal,
       timeout: 15_000,
     });
-    if (!info.ok) return { ok: false, reason: `the BuildKit daemon at ${this.address} does not answer: ${info.reason}` };
+    if (!info.ok) return { ok: false, reason: `the BuildKit daemon at ${name.redactUserinfo(this.address)} does not answer: ${info.reason}` };
     return { ok: true, version: info.output.split('\n').find((line) => line.includes('BuildKit'))?.trim().replace(/\s+/g, ' ') ?? 'buildkit' };
   }
 
@@ -237,10 +237,10 @@ export class BuildxBuilder implements Builder {
     if (bad) return { env: {}, builderArgs: [], error: bad };
     await mkdir(stateDir, { recursive: true, mode: 0o700 });
     const env = childEnv({ ...base, BUILDX_CONFIG: stateDir, BUILDX_BUILDER: undefined }, secretEnv);
-    const name = `slipway-${randomBytes(5).toString('hex')}`;
-    const created = await probe(buildx, ['create', '--name', name, '--driver', 'remote', this.address], { env, signal, timeout: 30_000 });
-    if (!created.ok) return { env, builderArgs: [], error: `cannot create a buildx remote builder for ${this.address}: ${created.reason}` };
-    return { env, builderArgs: ['--builder', name] };
+    const builderName = `slipway-${randomBytes(5).toString('hex')}`;
+    const created = await probe(buildx, ['create', '--name', builderName, '--driver', 'remote', this.address], { env, signal, timeout: 30_000 });
+    if (!created.ok) return { env, builderArgs: [], error: `cannot create a buildx remote builder for ${name.redactUserinfo(this.address)}: ${created.reason}` };
+    return { env, builderArgs: ['--builder', builderName] };
   }
 
   async available(signal?: AbortSignal): Promise<Availability> {
@@ -250,7 +250,7 @@ export class BuildxBuilder implements Builder {
       const bad = checkBuildKitAddress(this.address);
       if (bad) return { ok: false, reason: bad };
       const unreachable = await reachable(this.address, signal);
-      if (unreachable) return { ok: false, reason: `cannot connect to the BuildKit daemon at ${this.address}: ${unreachable}` };
+      if (unreachable) return { ok: false, reason: `cannot connect to the BuildKit daemon at ${name.redactUserinfo(this.address)}: ${unreachable}` };
     }
     const { mkdtemp, rm } = await import('node:fs/promises');
     const { tmpdir } = await import('node:os');
@@ -259,7 +259,7 @@ export class BuildxBuilder implements Builder {
       const { env, builderArgs, error } = await this.prepare(buildx, join(state, 'buildx'), {}, {}, signal);
       if (error) return { ok: false, reason: error };
       const inspect = await probe(buildx, ['inspect', '--bootstrap', ...builderArgs], { env, signal, timeout: 20_000 });
-      if (!inspect.ok) return { ok: false, reason: `the buildx builder${this.address ? ` for ${this.address}` : ''} is not usable: ${inspect.reason}` };
+      if (!inspect.ok) return { ok: false, reason: `the buildx builder${this.address ? ` for ${name.redactUserinfo(this.address)}` : ''} is not usable: ${inspect.reason}` };
       const version = /BuildKit version:\s*(\S+)/.exec(inspect.output)?.[1];
       return { ok: true, version: `buildx${version ? `, BuildKit ${version}` : ''}` };
     } finally {

@@ -3,9 +3,23 @@
  * wired to the caller, the step counter and the failure error.
  * @module
  */
+import { name } from '@slipway/oci';
 import { failure, StepCounter } from './errors.js';
 import { run, type RunResult } from './process.js';
 import type { BuilderKind, BuilderRunOptions } from './types.js';
+
+/**
+ * `text` with every argument that carries userinfo (`tcp://user:password@host`, a builder address)
+ * shown without it, where the command line or the tool's own output quotes it.
+ */
+export function hideUserinfo(text: string, args: readonly string[]): string {
+  let shown = text;
+  for (const arg of args) {
+    const safe = name.redactUserinfo(arg);
+    if (safe !== arg) shown = shown.split(arg).join(safe);
+  }
+  return shown;
+}
 
 /** Runs a short probe command (version, ping). Never throws; returns undefined output on failure with the reason. */
 export async function probe(
@@ -23,10 +37,10 @@ export async function probe(
       captureStdout: true,
       tailLines: 20,
     });
-    if (result.timedOut) return { ok: false, output: result.stdout, reason: `"${[command, ...args].join(' ')}" did not answer within ${(options.timeout ?? 15_000) / 1000} s` };
+    if (result.timedOut) return { ok: false, output: result.stdout, reason: hideUserinfo(`"${[command, ...args].join(' ')}" did not answer within ${(options.timeout ?? 15_000) / 1000} s`, args) };
     if (result.exitCode !== 0) {
       const last = result.tail.filter((line) => line.trim() !== '').slice(-3).join(' / ');
-      return { ok: false, output: result.stdout, reason: `"${[command, ...args].join(' ')}" exited ${result.exitCode ?? result.exitSignal}${last ? `: ${last}` : ''}` };
+      return { ok: false, output: result.stdout, reason: hideUserinfo(`"${[command, ...args].join(' ')}" exited ${result.exitCode ?? result.exitSignal}${last ? `: ${last}` : ''}`, args) };
     }
     return { ok: true, output: result.stdout };
   } catch (err) {

@@ -4,6 +4,7 @@
  * installed); otherwise the Docker Engine when it answers; otherwise buildah.
  * @module
  */
+import { name } from '@slipway/oci';
 import { BuildahBuilder } from './buildah.js';
 import { BuildctlBuilder, BuildxBuilder } from './buildkit.js';
 import { DockerBuilder } from './docker.js';
@@ -48,7 +49,7 @@ export async function selectBuilder(
   for (const candidate of candidates) {
     const availability = await candidate.available(options.signal);
     if (availability.ok) return { builder: candidate, availability };
-    reasons.push(`${candidate.kind}${candidate.address ? ` (${candidate.address})` : ''}: ${availability.reason ?? 'unavailable'}`);
+    reasons.push(`${candidate.kind}${candidate.address ? ` (${name.redactUserinfo(candidate.address)})` : ''}: ${availability.reason ?? 'unavailable'}`);
   }
   throw new BuildError('SLIPWAY_BUILDER_UNAVAILABLE', `no builder is available:\n  ${reasons.join('\n  ')}\nname one with --builder KIND[=ADDRESS]`);
 }

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { buildConnector, Client, Dispatcher } from 'undici';
 import { AbortedError, InvalidArgumentError, SlipwayError } from '../errors.js';
+import { redactUserinfo } from '../name/reference.js';
 import { readCapped } from '../internal/read.js';
 import type { Digest } from '../v1/digest.js';
 import type { Platform } from '../v1/platform.js';
@@ -52,15 +53,16 @@ export async function connect(host: string): Promise<EngineConnection> {
   };
   if (host.startsWith('unix://')) {
     const socketPath = host.slice('unix://'.length);
-    if (!socketPath.startsWith('/')) throw new InvalidArgumentError(`invalid Docker host ${JSON.stringify(host)}: want unix:///absolute/path`);
+    if (!socketPath.startsWith('/')) throw new InvalidArgumentError(`invalid Docker host ${JSON.stringify(redactUserinfo(host))}: want unix:///absolute/path`);
     return made('http://localhost', host, { socketPath });
   }
   if (host.startsWith('tcp://') || host.startsWith('http://') || host.startsWith('https://')) {
     let url: URL;
     try {
       url = new URL(host.replace(/^tcp:/, 'http:'));
-    } catch (err) {
-      throw new InvalidArgumentError(`invalid Docker host ${JSON.stringify(host)}`, { cause: err });
+    } catch {
+      // Not kept as the cause: the URL parser's error quotes the input (message and `input`), userinfo and all.
+      throw new InvalidArgumentError(`invalid Docker host ${JSON.stringify(redactUserinfo(host))}`);
     }
     const tls = url.protocol === 'https:' || (process.env.DOCKER_TLS_VERIFY ?? '') !== '';
     // Shown without any userinfo a URL might carry.
@@ -79,7 +81,7 @@ export async function connect(host: string): Promise<EngineConnection> {
     const key = read('key.pem');
     return made(`https://${url.host}`, shown, { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) });
   }
-  throw new InvalidArgumentError(`unsupported Docker host ${JSON.stringify(host)}: want unix:// or tcp:// (ssh:// and npipe:// are not supported)`);
+  throw new InvalidArgumentError(`unsupported Docker host ${JSON.stringify(redactUserinfo(host))}: want unix:// or tcp:// (ssh:// and npipe:// are not supported)`);
 }
 
 export function unreachable(shown: string, err: unknown): SlipwayError {

@@ -169,3 +169,23 @@ test('bad files are errors naming the file and the entry; files without registry
   assert.deepEqual((await conf('[registries.search]\nregistries = ["docker.io"]\n')).rules, []);
   assert.throws(() => loadRegistriesConf({ path: join(dir, 'absent.conf') }), /reading .*absent\.conf/);
 });
+
+test('a mirror location with a login that makes no reference is quoted without its password', async () => {
+  const canary = 'CanaryMirrorPw-5t8u';
+  const c = await conf(`
+[[registry]]
+prefix = "registry.example.com"
+location = "registry.example.com"
+[[registry.mirror]]
+location = "puller:${canary}@mirror.example.com"
+`);
+  assert.throws(
+    () => pullCandidates(c, parseReference('registry.example.com/team/app:1')),
+    (err: unknown) => {
+      assert.ok(err instanceof InvalidArgumentError, String(err));
+      assert.match(err.message, /mirror location "puller:<redacted>@mirror\.example\.com" makes an invalid reference/);
+      for (let e: unknown = err; e instanceof Error; e = e.cause) assert.ok(!e.message.includes(canary), `the password is in: ${e.message}`);
+      return true;
+    },
+  );
+});

@@ -42,7 +42,7 @@ import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import type * as SmolToml from 'smol-toml';
 import { InvalidArgumentError } from '../errors.js';
-import { parseReference, type Reference } from '../name/reference.js';
+import { parseReference, redactUserinfo, type Reference } from '../name/reference.js';
 
 export type PullFromMirror = 'all' | 'digest-only' | 'tag-only';
 
@@ -284,7 +284,8 @@ export function pullCandidates(conf: RegistriesConf, reference: Reference): Pull
     try {
       return parseReference(`${location}${rest}${suffix}`);
     } catch (err) {
-      throw new InvalidArgumentError(`${rule.file}: ${what} "${location}" makes an invalid reference for ${reference.toString()}: ${(err as Error).message}`, { cause: err });
+      // A location may carry a login (`user:password@mirror`): quoted without it, as the parser's message already is.
+      throw new InvalidArgumentError(`${rule.file}: ${what} "${redactUserinfo(location)}" makes an invalid reference for ${reference.toString()}: ${(err as Error).message}`, { cause: err });
     }
   };
   const byDigest = reference.digest !== undefined;
