@@ -104,6 +104,20 @@ describe('builders against the real registry', () => {
     });
   }
 
+  it('docker: an availability check cancelled early does not leave a reused builder unavailable', async (t) => {
+    if (!(await skipUnlessDocker(t, 'the docker builder'))) return;
+    const docker = new builders.DockerBuilder({ binary: '/usr/bin/docker' });
+    // Cancelled while `docker --version` runs: the lookup of the client was cached with its abort
+    // as the reason, and every later check and build said "build aborted".
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 5);
+    const first: unknown = await docker.available(controller.signal).catch((err: unknown) => err);
+    const refused = first instanceof Error ? (first as { code?: string }).code === 'SLIPWAY_ABORTED' : (first as builders.Availability).ok === false;
+    assert.ok(refused, `cancelled check: ${String(first)} ${JSON.stringify(first)}`);
+    const second = await docker.available();
+    assert.equal(second.ok, true, `the check after it: ${JSON.stringify(second)}`);
+  });
+
   it('docker: named contexts are refused before anything runs, naming the builders that can', async (t) => {
     const builder = await selection(t, 'docker');
     if (!builder) return;

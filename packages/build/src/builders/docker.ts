@@ -8,6 +8,7 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
+import { name, throwIfAborted } from '@slipway/oci';
 import { probe, runStep, StepCounter } from './common.js';
 import { BuildError } from './errors.js';
 import { childEnv, commonBuildFlags, platformSlug } from './args.js';
@@ -36,7 +37,7 @@ export class DockerBuilder implements Builder {
     namedContexts: false,
     buildOnly: true,
   };
-  private binary: Promise<{ path?: string; reason?: string; major?: number }> | undefined;
+  private binary: Promise<{ path?: string; reason?: string; major?: number; aborted?: boolean }> | undefined;
 
   constructor(private readonly options: DockerBuilderOptions = {}) {
     this.address = options.address ?? process.env.DOCKER_HOST;
@@ -51,8 +52,20 @@ export class DockerBuilder implements Builder {
    * newer client found first on PATH may be unusable while the distribution's client works: take
    * the first one that is older than 23 or has buildx.
    */
-  private resolveBinary(signal?: AbortSignal): Promise<{ path?: string; reason?: string; major?: number }> {
-    this.binary ??= (async () => {
+  private async resolveBinary(signal?: AbortSignal): Promise<{ path?: string; reason?: string; major?: number }> {
+    for (;;) {
+      const lookup = (this.binary ??= this.lookUpBinary(signal));
+      const found = await lookup;
+      if (!found.aborted) return found;
+      // A lookup its caller cancelled says nothing about the machine: forgotten, or one aborted check
+      // left a reused builder "unavailable" for good. A caller still waiting looks again, under its own signal.
+      if (this.binary === lookup) this.binary = undefined;
+      throwIfAborted(signal);
+    }
+  }
+
+  private lookUpBinary(signal?: AbortSignal): Promise<{ path?: string; reason?: string; major?: number; aborted?: boolean }> {
+    return (async () => {
       const candidates = this.options.binary ? await which(this.options.binary) : await which('docker');
       if (candidates.length === 0) return { reason: this.options.binary ? `"${this.options.binary}" is not an executable` : 'no "docker" executable on PATH' };
       const reasons: string[] = [];
@@ -68,9 +81,8 @@ export class DockerBuilder implements Builder {
         if (buildx.ok) return { path: candidate, major: Number(major) };
         reasons.push(`${candidate}: docker ${major} needs the buildx plugin for BuildKit builds and it is missing`);
       }
-      return { reason: reasons.join('; ') };
+      return signal?.aborted ? { aborted: true } : { reason: reasons.join('; ') };
     })();
-    return this.binary;
   }
 
   /** Clients before 23.0 send the context themselves with the legacy `.dockerignore` reading; later ones use buildx. */
@@ -87,7 +99,7 @@ export class DockerBuilder implements Builder {
       signal,
       timeout: 15_000,
     });
-    if (!version.ok) return { ok: false, reason: `the Docker Engine${this.address ? ` at ${this.address}` : ''} does not answer: ${version.reason}` };
+    if (!version.ok) return { ok: false, reason: `the Docker Engine${this.address ? ` at ${name.redactUserinfo(this.address)}` : ''} does not answer: ${version.reason}` };
     const [client, server] = version.output.trim().split(' ');
     return { ok: true, version: `docker client ${client}, engine ${server}` };
   }
