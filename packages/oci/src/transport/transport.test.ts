@@ -202,6 +202,27 @@ describe('transport retries', () => {
 });
 
 describe('transport errors', () => {
+  it('refuses a web server that answers 404 at /v2/ as not a registry, asking nothing else', async () => {
+    // What `python3 -m http.server` or a site on the wrong port does: every path is 404. Going on made
+    // every lookup "not found" (exit 3 in the CLI, read by scripts as "the image is absent").
+    const server = await serve((_req, res) => {
+      res.writeHead(404, { 'content-type': 'text/html' });
+      res.end('<html><body>File not found</body></html>');
+    });
+    await assert.rejects(transport().request({ method: 'HEAD', registry: server.host, path: '/v2/x/y/manifests/1' }), (err: unknown) => {
+      assert.ok(err instanceof NetworkError, String(err));
+      assert.equal(err.code, 'SLIPWAY_NETWORK');
+      assert.equal(err.temporary, false);
+      assert.match(err.message, new RegExp(`^GET http://${server.host}/v2/: ${server.host} is not an OCI registry: it answered 404 Not Found at /v2/`));
+      return true;
+    });
+    assert.deepEqual(
+      server.seen.map((s) => `${s.method} ${s.url}`),
+      ['GET /v2/'],
+      'one ping, no retries, no manifest request',
+    );
+  });
+
   it('formats METHOD url: CODE: message, redacts upload state, and keeps errors[]', async () => {
     const server = await serve((req, res) =>
       v2(req.url!) ? json(res, 200, {}) : json(res, 400, { errors: [{ code: 'MANIFEST_INVALID', message: 'manifest invalid', detail: { why: 'x' } }] }),

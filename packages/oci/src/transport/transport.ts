@@ -674,6 +674,12 @@ export class Transport {
             unreachable = true;
             break;
           }
+          // The distribution spec's first endpoint: a registry answers /v2/ (200, or 401 to say how to
+          // log in); a 404 there is a web server that is not one. Going on made every call a "manifest
+          // not found" (exit 3, "absent" to a script) where skopeo and crane stop here.
+          if (res.statusCode === 404) {
+            throw new NetworkError('GET', url.href, `${registry} is not an OCI registry: it answered 404 Not Found at /v2/, where a registry answers 200 or 401`, { temporary: false });
+          }
           const challenge = res.statusCode === 401 ? pickChallenge(parseChallenges(res.headers['www-authenticate'])) : undefined;
           debug('ping %s -> %d %s', url.href, res.statusCode, challenge ? `(${challenge.scheme})` : '');
           return { registry, base: new URL(base), dispatcher, secure: tls.secure, ...(challenge ? { challenge } : {}) };
