@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { closeSync, createReadStream, openSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readlink, rm, writeFile } from 'node:fs/promises';
@@ -471,6 +472,25 @@ describe('slipway CLI against real registries', { skip: missing.length > 0 ? `ne
     assert.equal((await slipway(['digest', `${locked.host}/app:1`])).stdout.trim(), child('linux/arm64').digest);
   });
 
+  it('a web server that is no registry (404 at /v2/) is exit 1 "not an OCI registry", not exit 3 "not found"', async () => {
+    // `python3 -m http.server` on the port, a site on the wrong one: every path answers 404.
+    const web = createHttpServer((_req, res) => res.writeHead(404, { 'content-type': 'text/html' }).end('<html>File not found</html>'));
+    await new Promise<void>((resolve) => web.listen(0, '127.0.0.1', resolve));
+    const host = `127.0.0.1:${(web.address() as AddressInfo).port}`;
+    try {
+      for (const args of [['digest', `${host}/x/y:1`], ['tags', `${host}/x/y`], ['copy', index.reference, `${host}/x/y:1`]]) {
+        const outcome = await slipway([...args, '--json']);
+        assert.equal(outcome.code, 1, `${args.join(' ')}: ${outcome.stderr}`);
+        const error = json(outcome).error as Record<string, unknown>;
+        assert.equal(error.code, 'SLIPWAY_NETWORK');
+        assert.match(String(error.message), new RegExp(`${host} is not an OCI registry`));
+      }
+    } finally {
+      web.closeAllConnections();
+      await new Promise((resolve) => web.close(resolve));
+    }
+  });
+
   it('platforms, digest and copy --platform on an index whose entries state no platform, or are indexes', async () => {
     // Entries without `platform` get theirs from the image config (not linux/amd64 by default), and
     // an entry that is an index is looked into, so a platform always ends at an image manifest.
@@ -535,22 +555,31 @@ describe('slipway CLI against real registries', { skip: missing.length > 0 ? `ne
     }
   });
 
-  for (const signal of ['SIGINT', 'SIGHUP'] as const) {
-    it(`exits 130 on ${signal} and leaves the tag unwritten`, async () => {
+  // 128 + the signal's number, as a shell reports it: a supervisor's SIGTERM is not a user's Ctrl-C.
+  for (const [signal, exitCode] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+    ['SIGHUP', 129],
+  ] as const) {
+    it(`exits ${exitCode} on ${signal}, says so in its --json error, and leaves the tag unwritten`, async () => {
       let proxy: FaultProxy | undefined;
       const repo = `slow-${signal.toLowerCase()}/app`;
       try {
         proxy = await startFaultProxy({ target: open });
         proxy.inject({ match: { method: 'PUT', path: `/v2/${repo}/blobs/uploads/` }, fault: { delayMs: 5000 }, times: Infinity });
-        const child = spawn(process.execPath, [main, 'copy', index.reference, `${proxy.host}/${repo}:1`], { env: definedEnv(), stdio: 'pipe' });
+        const child = spawn(process.execPath, [main, 'copy', index.reference, `${proxy.host}/${repo}:1`, '--json'], { env: definedEnv(), stdio: 'pipe' });
         let stderr = '';
+        let stdout = '';
         child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+        child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
         while (proxy.requestsMatching({ method: 'PUT', path: `/v2/${repo}/blobs/uploads/` }).length === 0) await new Promise((r) => setTimeout(r, 50));
         const started = Date.now();
         // SIGHUP: the terminal closed or the ssh session dropped; it used to kill the process mid-copy.
         child.kill(signal);
         const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-        assert.equal(code, 130, stderr);
+        assert.equal(code, exitCode, stderr);
+        const error = (JSON.parse(stdout) as { error: { code: string; exitCode: number } }).error;
+        assert.deepEqual([error.code, error.exitCode], ['SLIPWAY_ABORTED', exitCode]);
         assert.ok(Date.now() - started < 4000, 'stopped promptly, without waiting for the slow upload');
         assert.equal(proxy.requestsMatching({ method: 'PUT', path: `/v2/${repo}/manifests/` }).length, 0);
       } finally {

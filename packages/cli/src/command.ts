@@ -3,6 +3,7 @@
  * @module
  */
 import type { Stats } from 'node:fs';
+import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 
 export interface CommandIo {
@@ -62,9 +63,20 @@ export const ExitCode = {
   Auth: 4,
   /** The destination exists with different content and --overwrite was not given. */
   Conflict: 5,
-  /** Interrupted (SIGINT/SIGTERM). */
+  /** Interrupted: SIGINT's 130; SIGTERM and SIGHUP exit 128 + their number ({@link interruptedExitCode}). */
   Interrupted: 130,
 } as const;
+
+/**
+ * The exit code of a run a signal stopped: 128 + the signal's number, as a shell reports a process
+ * the signal killed (SIGINT 130, SIGTERM 143, SIGHUP 129), so a supervisor that sent SIGTERM does not
+ * read a user's Ctrl-C. main.ts aborts with a reason naming the signal; any other abort is 130.
+ */
+export function interruptedExitCode(signal: AbortSignal | undefined): number {
+  const name = (signal?.reason as { signal?: unknown } | undefined)?.signal;
+  const number = typeof name === 'string' ? (constants.signals as Partial<Record<string, number>>)[name] : undefined;
+  return number === undefined ? ExitCode.Interrupted : 128 + number;
+}
 
 /** Whether `--json` was asked for, even malformed (`--json=true` is a usage error that still owes its JSON error object). */
 export function wantsJson(argv: readonly string[]): boolean {

@@ -4,7 +4,7 @@
  * @module
  */
 import { SlipwayError } from '@slipway/oci';
-import { ExitCode } from './command.js';
+import { ExitCode, interruptedExitCode } from './command.js';
 
 export interface DescribedError {
   code: string;
@@ -30,7 +30,7 @@ const exitCodes: Partial<Record<string, number>> = {
 export function describeError(err: unknown, signal?: AbortSignal): DescribedError {
   const partial = (err as { partial?: unknown } | undefined)?.partial;
   const withPartial = partial === undefined ? {} : { partial };
-  if (signal?.aborted) return { code: 'SLIPWAY_ABORTED', message: 'interrupted', exitCode: ExitCode.Interrupted, ...withPartial };
+  if (signal?.aborted) return { code: 'SLIPWAY_ABORTED', message: 'interrupted', exitCode: interruptedExitCode(signal), ...withPartial };
   if (SlipwayError.is(err) || (err instanceof Error && (err as { code?: unknown }).code === 'SLIPWAY_USAGE')) {
     const code = (err as unknown as { code: string }).code;
     // A registry 404 / *_UNKNOWN arrives as SLIPWAY_REGISTRY with `notFound` set (transport's RegistryError).

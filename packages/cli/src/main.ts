@@ -9,7 +9,7 @@ import { constants, fstat, type Stats } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { commands } from './commands/index.js';
-import { ExitCode, namedStream, wantsJson, type CommandIo, type StdioAt } from './command.js';
+import { ExitCode, interruptedExitCode, namedStream, wantsJson, type CommandIo, type StdioAt } from './command.js';
 
 /** The first error writing stdout other than EPIPE (a reader that went away, `| head`): `> /dev/full`. */
 let stdoutError: NodeJS.ErrnoException | undefined;
@@ -54,10 +54,11 @@ async function reopenedAsDevNull(fd: number, info: Stats): Promise<boolean> {
 
 async function main(argv: string[], controller: AbortController): Promise<number> {
   let interrupts = 0;
-  const onSignal = (): void => {
+  const onSignal = (signal: NodeJS.Signals): void => {
     interrupts += 1;
-    controller.abort(new Error('interrupted'));
-    if (interrupts > 1) process.exit(ExitCode.Interrupted);
+    // The first signal names the exit code (128 + its number, see interruptedExitCode).
+    if (!controller.signal.aborted) controller.abort(Object.assign(new Error('interrupted'), { signal }));
+    if (interrupts > 1) process.exit(interruptedExitCode(controller.signal));
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -101,7 +102,7 @@ async function main(argv: string[], controller: AbortController): Promise<number
   process.on('exit', removeScratchDirectoriesSync);
   const code = await command.run(rest, io);
   // A signal that came after the work was done (and its result printed) does not undo it.
-  return controller.signal.aborted && code !== ExitCode.Ok ? ExitCode.Interrupted : code;
+  return controller.signal.aborted && code !== ExitCode.Ok ? interruptedExitCode(controller.signal) : code;
 }
 
 /** Resolves once everything written to `stream` so far has been handed to the OS, or has failed to be. */
