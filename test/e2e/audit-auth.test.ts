@@ -94,6 +94,20 @@ describe('credential sources of the CLI (audit)', () => {
     assert.equal(tokenCopy.code, 0, tokenCopy.stderr);
   });
 
+  it('a refusal with nothing found says why: the credsStore is not installed, or logins are for other paths', async () => {
+    const storeConfig = join(work, 'missing-store');
+    await mkdir(storeConfig, { recursive: true });
+    await writeFile(join(storeConfig, 'config.json'), JSON.stringify({ credsStore: 'nothere-slipway-test' }));
+    const pathAuthFile = join(work, 'path-scoped-auth.json');
+    await writeFile(pathAuthFile, JSON.stringify({ auths: { [`${basic.host}/team`]: { auth: basicAuth() } } }), { mode: 0o600 });
+    const refused = await slipway(['tags', `${basic.host}/authfile/app`, '--json'], { DOCKER_CONFIG: storeConfig, REGISTRY_AUTH_FILE: pathAuthFile });
+    assert.equal(refused.code, 4, refused.stderr);
+    const message = String(jsonError(refused).message);
+    assert.ok(message.includes(`no credentials for ${basic.host} were found`), message);
+    assert.ok(message.includes(`credsStore "nothere-slipway-test" in ${join(storeConfig, 'config.json')} is not installed`), message);
+    assert.ok(message.includes(`${pathAuthFile} has logins only for ${basic.host}/team, not for this repository`), message);
+  });
+
   it('environment credentials come before the Docker config, which comes before auth.json', async () => {
     const wrongConfig = join(work, 'wrong-config');
     await mkdir(wrongConfig, { recursive: true });

@@ -29,6 +29,12 @@ export interface ResolveOptions {
 /** Finds credentials for a registry. `registry` is the reference's registry (`docker.io`, `localhost:5000`). */
 export interface Keychain {
   resolve(registry: string, options?: ResolveOptions): Promise<Credentials | undefined>;
+  /**
+   * Why {@link resolve} found nothing for `registry`, in words a login hint can carry: a configured
+   * credential store that is not installed, logins that exist only for other paths of the registry.
+   * Never a secret. Optional: a keychain without it has nothing to add.
+   */
+  explainMissing?(registry: string): Promise<string[]>;
 }
 
 /** The secret values inside credentials, for redaction. */

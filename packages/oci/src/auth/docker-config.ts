@@ -146,7 +146,14 @@ function fromEntry(entry: AuthEntry, where: string): Credentials | undefined {
  * Credentials for `registry` from one auth file, as docker/cli decides: a `credHelpers` entry wins,
  * then `credsStore`, then inline `auths` (also used when the store has nothing for the registry).
  */
-export async function credentialsFromFile(file: AuthFile, registry: string, options: HelperOptions): Promise<Credentials | undefined> {
+export async function credentialsFromFile(
+  file: AuthFile,
+  registry: string,
+  options: HelperOptions & {
+    /** Told when a missing credsStore was passed over (for {@link Keychain.explainMissing}). */
+    onSkippedStore?: (note: string) => void;
+  },
+): Promise<Credentials | undefined> {
   const perRegistry = lookup(file.credHelpers, registry);
   const helper = perRegistry ?? file.credsStore;
   if (helper) {
@@ -157,10 +164,20 @@ export async function credentialsFromFile(file: AuthFile, registry: string, opti
       // A global credsStore copied from a desktop machine (`desktop`, `osxkeychain`) is often missing in
       // CI; fall back to inline auths then. A per-registry helper that is missing is a real error.
       if (perRegistry || !(err instanceof SlipwayError && err.message.includes('not on PATH'))) throw err;
+      options.onSkippedStore?.(`credsStore "${helper}" in ${file.path} is not installed (no docker-credential-${helper} on PATH), so its logins were not read`);
     }
   }
   const entry = lookup(file.auths, registry);
   return entry ? fromEntry(entry, `${file.path} auths entry for ${registry}`) : undefined;
+}
+
+/** The `auths` keys of `file` scoped to a path of `registry` (`registry.io/team`), for "found nothing" hints. */
+export function scopedKeysFor(file: AuthFile, registry: string): string[] {
+  const wanted = normalizeRegistryKey(registry);
+  return Object.keys(file.auths).filter((key) => {
+    const scoped = scopedKey(key);
+    return scoped !== undefined && scoped.host === wanted && scoped.path.length > 0;
+  });
 }
 
 /** Docker's config file: `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`. */

@@ -109,6 +109,23 @@ describe('createKeychain with Docker config', () => {
     });
   });
 
+  it('says why it found nothing: a credsStore that is not installed, logins only for other paths', async () => {
+    const { dir, env } = await home({
+      '.docker/config.json': { credsStore: 'nothere' },
+      '.config/containers/auth.json': { auths: { 'team.io/alpha': { auth: b64('u:p') }, 'team.io/beta/app': { auth: b64('u:q') }, 'other.io/x': { auth: b64('u:r') } } },
+    });
+    const keychain = createKeychain({ env });
+    assert.equal(await keychain.resolve('team.io', { repository: 'gamma/app' }), undefined);
+    const notes = await keychain.explainMissing!('team.io');
+    assert.deepEqual(notes, [
+      `credsStore "nothere" in ${join(dir, '.docker/config.json')} is not installed (no docker-credential-nothere on PATH), so its logins were not read`,
+      `${join(dir, '.config/containers/auth.json')} has logins only for team.io/alpha, team.io/beta/app, not for this repository`,
+    ]);
+    // A registry with no path logins hears only about the store.
+    assert.equal(await keychain.resolve('plain.io'), undefined);
+    assert.equal((await keychain.explainMissing!('plain.io')).length, 1);
+  });
+
   it('reports a failing helper without echoing anything it said (the secret may be in it)', async () => {
     const { env } = await home(
       { '.docker/config.json': { credHelpers: { 'r.io': 'broken' } } },

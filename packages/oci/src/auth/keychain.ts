@@ -14,6 +14,7 @@ import {
   normalizeRegistryKey,
   readAuthFile,
   repositoryEntry,
+  scopedKeysFor,
   type AuthFile,
 } from './docker-config.js';
 
@@ -72,11 +73,17 @@ export function fileKeychain(options: Pick<KeychainOptions, 'env' | 'helperTimeo
     files.catch(() => (files = undefined));
     return files;
   };
+  // Per normalised registry: a credsStore passed over because it is not installed.
+  const skippedStores = new Map<string, string[]>();
   const wholeRegistry = new SharedTaskMap<string, Credentials | undefined>(async (registry, signal) => {
     for (const file of await load()) {
       const found = await credentialsFromFile(file, registry, {
         env,
         signal,
+        onSkippedStore: (note) => {
+          const key = normalizeRegistryKey(registry);
+          skippedStores.set(key, [...new Set([...(skippedStores.get(key) ?? []), note])]);
+        },
         ...(options.helperTimeoutMs !== undefined ? { timeoutMs: options.helperTimeoutMs } : {}),
       });
       if (found) {
@@ -99,6 +106,15 @@ export function fileKeychain(options: Pick<KeychainOptions, 'env' | 'helperTimeo
       }
       return wholeRegistry.get(registry, signal);
     },
+    async explainMissing(registry) {
+      const notes = [...(skippedStores.get(normalizeRegistryKey(registry)) ?? [])];
+      for (const file of await load().catch(() => [] as AuthFile[])) {
+        const keys = scopedKeysFor(file, registry);
+        // A login for `host/team` answers only repositories under team/: say so, rather than "none".
+        if (keys.length > 0) notes.push(`${file.path} has logins only for ${keys.slice(0, 5).join(', ')}${keys.length > 5 ? ` and ${keys.length - 5} more` : ''}, not for this repository`);
+      }
+      return notes;
+    },
   };
 }
 
@@ -112,7 +128,15 @@ export function chainKeychains(...keychains: Keychain[]): Keychain {
       }
       return undefined;
     },
+    explainMissing: (registry) => explainAll(keychains, registry),
   };
+}
+
+/** Every keychain's explanation, in order; one that fails to explain adds nothing. */
+async function explainAll(keychains: readonly Keychain[], registry: string): Promise<string[]> {
+  const notes: string[] = [];
+  for (const keychain of keychains) notes.push(...((await keychain.explainMissing?.(registry).catch(() => [])) ?? []));
+  return notes;
 }
 
 /**
@@ -134,6 +158,7 @@ export function createKeychain(options: KeychainOptions = {}): Keychain {
     resolve(registry, { repository, signal } = {}) {
       return cache.get({ registry, repository }, signal);
     },
+    explainMissing: (registry) => explainAll([chain], registry),
   };
 }
 

@@ -966,7 +966,11 @@ export class Transport {
         : `${registry} answered 401 without a WWW-Authenticate challenge to answer; no credentials were sent`;
     }
     const credentials = await this.#resolveCredentials(registry, scopes, undefined).catch(() => undefined);
-    if (!credentials) return `no credentials for ${registry} were found (docker login ${registry}, a Docker config or containers auth file, or explicit credentials)`;
+    if (!credentials) {
+      // What the keychain passed over (a credsStore not installed, logins for other paths) is why.
+      const notes = (await this.#keychain?.explainMissing?.(registry).catch(() => [])) ?? [];
+      return `no credentials for ${registry} were found (docker login ${registry}, a Docker config or containers auth file, or explicit credentials)${notes.map((n) => `; ${n}`).join('')}`;
+    }
     // An identity token answers a Bearer challenge (it is exchanged at the realm), not a Basic one:
     // #authorization sent nothing, and "refused" would point at a token the registry never saw.
     if (state.challenge?.scheme === 'basic' && 'identityToken' in credentials) {
