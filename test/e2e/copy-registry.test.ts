@@ -216,8 +216,41 @@ describe('copy from the Docker daemon', () => {
       assert.equal(pushed.config.digest, id, 'the config Docker holds is the config pushed');
       assert.equal(sha256Text(await skopeoRaw(`${registry.host}/daemon/app:1`)), result.digest);
       assert.deepEqual(result.platforms.map((p) => p.platform), ['linux/amd64']);
+      assert.deepEqual(result.warnings, []);
     } finally {
       await run(DOCKER_CLI, ['rmi', '-f', image]);
+      await registry.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('warns when docker-daemon:NAME@DIGEST cannot give back DIGEST (the Engine keeps no registry manifest)', async (t) => {
+    if (!(await skipUnlessDocker(t, 'docker-daemon: source'))) return;
+    if (!hasTool('skopeo')) return t.skip('SKIPPED: skopeo is not installed (apt-get install skopeo): it pushes the image another tool compressed');
+    const registry = await startRegistry();
+    const dir = await mkdtemp(join(tmpdir(), 'slipway-copy-daemon-pinned-'));
+    const image = `slipway-e2e-daemon-pinned-${process.pid}:1`;
+    const pulled = `${registry.host}/skopeo/app`;
+    try {
+      await writeFile(join(dir, 'hello'), 'pinned by digest\n');
+      await runChecked('tar', ['-C', dir, '-cf', join(dir, 'rootfs.tar'), 'hello']);
+      await runChecked(DOCKER_CLI, ['import', join(dir, 'rootfs.tar'), image]);
+      // skopeo compresses the layer its own way; `docker pull` then records that manifest's digest.
+      await runChecked('skopeo', ['copy', '-q', '--dest-tls-verify=false', `docker-daemon:${image}`, `docker://${pulled}:1`]);
+      const pinned = sha256Text(await skopeoRaw(`${pulled}:1`));
+      await runChecked(DOCKER_CLI, ['pull', '-q', `${pulled}:1`]);
+      const source = `docker-daemon:${pulled}@${pinned}`;
+      const read = await getDigest({ reference: source });
+      assert.notEqual(read.digest, pinned, 'the Engine cannot reproduce another tool\'s compression');
+      assert.equal(read.warnings?.length, 1);
+      assert.ok(read.warnings![0]!.includes(`reads as ${read.digest}, not ${pinned}`), read.warnings![0]);
+      const copied = await copyImage({ source, destination: `${registry.host}/daemon/pinned:1` });
+      assert.equal(copied.digest, read.digest);
+      assert.equal(copied.warnings.length, 1);
+      // Without a digest in the name there is nothing to say.
+      assert.equal((await getDigest({ reference: `docker-daemon:${image}` })).warnings, undefined);
+    } finally {
+      await run(DOCKER_CLI, ['rmi', '-f', image, `${pulled}:1`]);
       await registry.stop();
       await rm(dir, { recursive: true, force: true });
     }

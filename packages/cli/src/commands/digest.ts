@@ -13,7 +13,7 @@ export const digest = defineCommand({
 
   --platform P   the digest of that platform's image manifest instead of the index's
 
-Prints the digest; with --json {reference, digest, mediaType, size, platform?}.`,
+Prints the digest; with --json {reference, digest, mediaType, size, platform?, warnings?}.`,
   options: { platform: { type: 'string' } },
   positionals: { min: 1, max: 1 },
   async run(context) {
@@ -26,6 +26,7 @@ Prints the digest; with --json {reference, digest, mediaType, size, platform?}.`
       insecure: context.insecure,
       signal: context.io.signal,
     });
+    if (!context.quiet) for (const warning of result.warnings ?? []) context.io.stderr.write(`slipway: warning: ${warning}\n`);
     return { json: result, text: result.digest };
   },
 });

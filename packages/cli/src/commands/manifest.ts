@@ -14,7 +14,7 @@ export const manifest = defineCommand({
   --platform P   that platform's image manifest instead of the index
 
 Prints the bytes unchanged (no newline added), so "slipway manifest REF | sha256sum" gives the digest;
-with --json {reference, digest, mediaType, size, manifest} where manifest is the parsed JSON.`,
+with --json {reference, digest, mediaType, size, warnings?, manifest} where manifest is the parsed JSON.`,
   options: { platform: { type: 'string' } },
   positionals: { min: 1, max: 1 },
   async run(context) {
@@ -27,6 +27,7 @@ with --json {reference, digest, mediaType, size, manifest} where manifest is the
       insecure: context.insecure,
       signal: context.io.signal,
     });
+    if (!context.quiet) for (const warning of result.warnings ?? []) context.io.stderr.write(`slipway: warning: ${warning}\n`);
     const { bytes, ...rest } = result;
     return { json: { ...rest, manifest: JSON.parse(Buffer.from(bytes).toString('utf8')) as unknown }, text: bytes };
   },

@@ -10,7 +10,7 @@ import { copy, daemon, InvalidArgumentError, isErrnoError, layout, MediaType, na
 import { createClient, type AccessOptions } from './access.js';
 import { copyDigestTags, type CopiedDigestTag } from './digest-tags.js';
 import { copyReferrers, indexCopiedReferrer, withKnownRoot, withManifestPut, type CopiedReferrer } from './referrers.js';
-import { resolveSource } from './resolve.js';
+import { pinnedDigestWarnings, resolveSource } from './resolve.js';
 import { parseSourceSpec } from './source-spec.js';
 import { sumStats } from './stats.js';
 import { checkOptions } from './check-options.js';
@@ -200,7 +200,8 @@ export async function copyToRegistry(options: CopyImageOptions, destination: nam
         stats = sumStats(stats, copied.stats);
       }
     }
-    return { ...result, stats, referrers, digestTags, warnings: [], source: resolved.source.name, destination: destination.toString(), reference: destination.digest === undefined ? `${destination.toString()}@${result.digest}` : destination.toString() };
+    const warnings = pinnedDigestWarnings(resolved.spec, result.sourceDigest);
+    return { ...result, stats, referrers, digestTags, warnings, source: resolved.source.name, destination: destination.toString(), reference: destination.digest === undefined ? `${destination.toString()}@${result.digest}` : destination.toString() };
   } finally {
     await resolved.close();
   }
@@ -420,7 +421,10 @@ async function copyLocal(options: CopyImageOptions, spec: Exclude<DestinationSpe
   try {
     const result = await copy.copy(resolved.source, sink, engineOptions(options, platforms, options.onProgress));
     const destination = showDestination(spec);
-    const warnings = (spec.kind === 'oci-layout' || spec.kind === 'oci-archive') && result.mediaType === MediaType.DockerManifest ? [dockerManifestInLayout(destination)] : [];
+    const warnings = [
+      ...pinnedDigestWarnings(resolved.spec, result.sourceDigest),
+      ...((spec.kind === 'oci-layout' || spec.kind === 'oci-archive') && result.mediaType === MediaType.DockerManifest ? [dockerManifestInLayout(destination)] : []),
+    ];
     return { ...result, referrers: [], digestTags: [], warnings, source: resolved.source.name, destination, reference: `${destination}@${result.digest}` };
   } finally {
     await resolved.close();

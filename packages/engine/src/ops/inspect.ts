@@ -5,7 +5,7 @@
  */
 import { copy, name, NotFoundError, parsePlatform, RegistryError, type Digest, type remote } from '@slipway/oci';
 import { createClient, type AccessOptions } from './access.js';
-import { resolveSource, type ResolvedSource } from './resolve.js';
+import { pinnedDigestWarnings, resolveSource, type ResolvedSource } from './resolve.js';
 import { parseSourceSpec } from './source-spec.js';
 import { checkOptions } from './check-options.js';
 
@@ -31,6 +31,8 @@ export interface DigestResult {
   platform?: string;
   /** Set when a platform was asked for: the digest of the root (the index, when a child was chosen). */
   rootDigest?: Digest;
+  /** Set when there is something to say: a `docker-daemon:NAME@D` that reads as another digest. */
+  warnings?: string[];
 }
 
 /** The digest a reference resolves to: one HEAD for a registry; with a platform, the child's digest. */
@@ -134,6 +136,8 @@ async function withPlatform(options: InspectOptions & PlatformOption) {
     const root = await resolved.source.root(call);
     const { manifest, rootDigest, platforms } = await copy.resolvePlatform(resolved.source, root, platform, call);
     const result: Omit<DigestResult, 'digest' | 'mediaType' | 'size'> = { reference: resolved.source.name };
+    const warnings = pinnedDigestWarnings(resolved.spec, root.descriptor.digest);
+    if (warnings.length > 0) result.warnings = warnings;
     if (platform !== undefined) {
       result.rootDigest = rootDigest;
       if (platforms[0]) result.platform = platforms[0].platform;

@@ -30,6 +30,21 @@ export interface ResolvedSource {
 }
 
 /**
+ * Why the digest read differs from the one the source text pinned, when it does: a Docker Engine
+ * keeps an image's layers uncompressed and exports no registry manifest, so `docker-daemon:NAME@D`
+ * finds the image D was pulled as but reads it recompressed, with a digest of its own (skopeo does
+ * the same without a word). Empty for every other source, which either serves D or fails.
+ */
+export function pinnedDigestWarnings(spec: SourceSpec, rootDigest: string): string[] {
+  if (spec.kind !== 'docker-daemon') return [];
+  const pinned = /@([a-z0-9]+:[a-f0-9]{32,})$/.exec(spec.image)?.[1];
+  if (pinned === undefined || pinned === rootDigest) return [];
+  return [
+    `docker-daemon:${spec.image} reads as ${rootDigest}, not ${pinned}: the Docker Engine keeps the image's layers uncompressed and exports no registry manifest, so its digest cannot be reproduced; copy from the registry that holds ${pinned} to keep it`,
+  ];
+}
+
+/**
  * Opens what `text` names: a registry reference, a docker save tar (gzip allowed), an OCI layout
  * directory or tar, or the skopeo spellings `docker://REF`, `docker-daemon:IMAGE`, `oci:PATH[:REF]`,
  * `oci-archive:PATH[:REF]`, `docker-archive:PATH[:IMAGE|:@N]`. An existing path wins over a reference.
