@@ -243,7 +243,7 @@ describe('copy from the Docker daemon', () => {
       const read = await getDigest({ reference: source });
       assert.notEqual(read.digest, pinned, 'the Engine cannot reproduce another tool\'s compression');
       assert.equal(read.warnings?.length, 1);
-      assert.ok(read.warnings![0]!.includes(`reads as ${read.digest}, not ${pinned}`), read.warnings![0]);
+      assert.ok(read.warnings[0]!.includes(`reads as ${read.digest}, not ${pinned}`), read.warnings[0]);
       const copied = await copyImage({ source, destination: `${registry.host}/daemon/pinned:1` });
       assert.equal(copied.digest, read.digest);
       assert.equal(copied.warnings.length, 1);
