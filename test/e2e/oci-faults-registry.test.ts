@@ -11,7 +11,7 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { copy, DigestMismatchError, MediaType, name, NetworkError, remote, SlipwayError } from '@slipway/oci';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
-import { CANARY_PASSWORD, CANARY_USERNAME, startRegistry, type TestRegistry } from '../support/registry.js';
+import { CANARY_PASSWORD, CANARY_USERNAME, registryV3Path, startRegistry, type TestRegistry } from '../support/registry.js';
 import { makeImage } from './registry-images.js';
 
 type Image = ReturnType<typeof makeImage>;
@@ -365,9 +365,9 @@ describe('faults between the client and the real registry', () => {
     const image = makeImage([64 * 1024]);
     const layer = image.layers[0]!;
     // A source that has not produced its first byte yet (a slow export, a slow source registry). With bytes
-    // already in, distribution cannot delete the session at all: the DELETE's state token then names an
+    // already in, distribution 2.8 cannot delete the session at all: the DELETE's state token then names an
     // older offset, and its wrong-offset path closes the upload before it cancels it (blobUploadDispatcher),
-    // so the 404 it answers leaves the bytes for the purger. Other registries take the DELETE either way.
+    // so the 404 it answers leaves the bytes for the purger (v3: see 'a session cut mid-body' below).
     const stalled = () => new Readable({ read() {} });
     const pushing = push(cancelled, `${proxy.host}/faults/interrupted:1`, image, (b) => (b === layer ? async () => stalled() : async () => Readable.from([b.bytes])));
     // The stalled layer's session is open once two upload POSTs (config and layer) were answered 202;
@@ -444,6 +444,49 @@ describe('faults between the client and the real registry', () => {
     proxy.inject({ match: { method: 'GET', path: '/manifests/' }, fault: { corrupt: { atByte: 40 } }, times: 2 });
     await assert.rejects(client.getManifest(`${proxy.host}/faults/badmanifest:1`), DigestMismatchError);
     await assert.rejects(client.getManifest(`${proxy.host}/faults/badmanifest@${image.manifest.descriptor.digest}`), DigestMismatchError);
+  });
+});
+
+describe('a session cut mid-body on distribution v3', { skip: registryV3Path() ? false : 'SKIPPED: distribution v3 is not built (scripts/install-go-tools.sh distribution)' }, () => {
+  let registry: TestRegistry;
+  let proxy: FaultProxy;
+  before(async () => {
+    registry = await startRegistry({ auth: 'none', implementation: 'v3' });
+    proxy = await startFaultProxy({ target: registry });
+  });
+  after(async () => {
+    await proxy?.stop();
+    await registry?.stop();
+  });
+
+  it('is deleted through the fresh Location a GET of the stale one answers with', async () => {
+    const controller = new AbortController();
+    const cancelled = remote.createRegistryClient({ keychain: anonymous, signal: controller.signal });
+    const image = makeImage([1024 * 1024]);
+    const layer = image.layers[0]!;
+    // 256 KiB of the layer go into the monolithic PUT, then the source stalls and Ctrl-C comes: the
+    // session's _state still names offset 0, and v3 answers that DELETE 416.
+    const someThenStall = (bytes: Buffer) => {
+      let sent = false;
+      return new Readable({
+        read() {
+          if (!sent) this.push(bytes.subarray(0, 256 * 1024));
+          sent = true;
+        },
+      });
+    };
+    const pushing = push(cancelled, `${proxy.host}/faults/cut:1`, image, (b) => (b === layer ? async () => someThenStall(b.bytes) : async () => Readable.from([b.bytes])));
+    const uploads = join(registry.storageDir, 'docker/registry/v2/repositories/faults/cut/_uploads');
+    const data = async () => (await readdir(uploads, { recursive: true }).catch(() => [] as string[])).filter((path) => path.endsWith('/data'));
+    // Wait until the registry holds some of the layer's bytes in its session.
+    for (let i = 0; i < 500 && (await data()).length === 0; i++) await sleep(20);
+    await sleep(200);
+    controller.abort(new Error('interrupted'));
+    await assert.rejects(pushing, { code: 'SLIPWAY_ABORTED' });
+    await cancelled.close();
+    const deletes = proxy.requestsMatching({ method: 'DELETE', path: '/faults/cut/blobs/uploads/' }).map((r) => r.status);
+    assert.deepEqual(deletes, [416, 204], 'the stale Location refused, the fresh one taken');
+    assert.deepEqual(await data(), [], 'no upload data left in the registry');
   });
 });
 

@@ -404,19 +404,24 @@ const cancelAfterAbortTimeoutMs = 2_000;
  * `DELETE`s a session the upload gives up on (best effort, never throws, bounded in time). It is sent
  * also when the upload was aborted, whatever signal aborted it: an abandoned session holds the bytes
  * sent so far in the registry's `_uploads` until its purge runs (distribution: a week by default).
+ *
+ * A request cut mid-body (Ctrl-C during a PATCH or PUT) leaves the session's `Location` stale:
+ * distribution signs the offset into `_state`, and refuses the DELETE of a session that grew since
+ * (v3: 416, 2.8: 404). v3 answers a `GET` of the stale location with a fresh one, which the DELETE
+ * then takes; 2.8 refuses that too, and its session stays until the purge.
  */
 export async function cancel(transport: Transport, registry: string, session: Session, scopes: string[], reason?: unknown): Promise<void> {
-  const timeoutMs = reason instanceof AbortedError ? cancelAfterAbortTimeoutMs : cancelTimeoutMs;
+  const signal = AbortSignal.timeout(reason instanceof AbortedError ? cancelAfterAbortTimeoutMs : cancelTimeoutMs);
+  const ask = (method: 'DELETE' | 'GET', location: URL) =>
+    transport.request({ method, registry, path: location, scopes, retry: false, expect: [200, 202, 204, 404, 416], signal, cleanup: true });
   try {
-    await transport.request({
-      method: 'DELETE',
-      registry,
-      path: session.location,
-      scopes,
-      retry: false,
-      expect: [200, 202, 204, 404],
-      signal: AbortSignal.timeout(timeoutMs),
-      cleanup: true,
+    // One piece for close(): the caller's error is often on its way to a close() already.
+    await transport.cleanup(signal, async () => {
+      const deleted = await ask('DELETE', session.location);
+      if (deleted.status !== 404 && deleted.status !== 416) return;
+      const current = await ask('GET', session.location);
+      const fresh = current.status === 204 ? current.header('location') : undefined;
+      if (fresh) await ask('DELETE', new URL(fresh, session.location));
     });
   } catch {
     // Cancelling is a courtesy; the registry expires abandoned sessions anyway.

@@ -6,6 +6,7 @@
  * exchange with a per-scope cache).
  * @module
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { join } from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -78,6 +79,8 @@ function at(url: URL): { origin: string; path: string } {
 }
 
 const debug = debuglog('slipway');
+/** Set inside Transport.cleanup(): requests made there are let through a transport that is closing. */
+const inCleanup = new AsyncLocalStorage<boolean>();
 /** How long close() lets abandoned requests finish before it destroys the connections. */
 const closeGraceMs = 250;
 
@@ -317,7 +320,8 @@ export class Transport {
   }
 
   #undici(): Promise<Http> {
-    if (this.#closed !== undefined) return Promise.reject(new InvalidArgumentError('this registry transport is closed'));
+    // A clean-up close() is waiting for (see cleanup()) may still send its requests.
+    if (this.#closed !== undefined && inCleanup.getStore() !== true) return Promise.reject(new InvalidArgumentError('this registry transport is closed'));
     this.#http ??= (async () => {
       const { Agent, buildConnector, request } = await loadUndici();
       const common = this.#agentOptions;
@@ -400,6 +404,16 @@ export class Transport {
       if (body && !body.closed) body.once('close', done);
       else done();
     }
+  }
+
+  /**
+   * Runs `work`, a clean-up of one or more requests (an upload session's DELETE, and the GET that
+   * finds its live Location when the first is refused), as one piece under way: close() waits for
+   * all of it, not only for the request in flight when it was called, and lets its requests through.
+   * `signal` bounds it (a timeout: nobody waits on a clean-up for long).
+   */
+  cleanup<T>(signal: AbortSignal, work: () => Promise<T>): Promise<T> {
+    return this.#tracked(signal, () => inCleanup.run(true, work));
   }
 
   /** Runs `work` counted as under way (see close()). */
