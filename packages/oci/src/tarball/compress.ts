@@ -28,7 +28,10 @@
  *   the gzip level, the block format ({@link parallelGzipFormat}), the zlib version, platform and CPU
  *   architecture. A diff ID is a content address, so the entry
  *   is valid for any archive holding that layer (moved or re-saved archives, daemon exports), which
- *   subsumes a key of (archive path, size, mtime, layer path). An unchanged archive is never
+ *   subsumes a key of (archive path, size, mtime, layer path). A hit does not read the archive's
+ *   copy of the layer (that is the saving): what is pushed is the layer checked against the diff ID
+ *   when it was cached, so it matches the config even if the archive's copy was damaged since (a
+ *   cold run, or `cacheDir: false`, would fail on that copy). An unchanged archive is never
  *   recompressed: the manifest comes from the cache, and blobs stream from the cached `.gz` (verified
  *   against the recorded digest; a corrupt entry is deleted, and the layer recompressed when read again,
  *   which a copy does once). When the `.gz` is gone
