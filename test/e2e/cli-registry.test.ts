@@ -423,6 +423,10 @@ describe('slipway CLI against real registries', { skip: missing.length > 0 ? `ne
       assert.match(refused.stderr, /slipway does not write/);
     }
     assert.equal((await slipway(['copy', 'missing-archive.tar', `${open.host}/x:1`])).code, 3, 'a missing archive, not a Docker Hub repository');
+    // "-" for standard input is a Unix habit: a usage error naming /dev/stdin, not a missing file "-".
+    const dash = await slipway(['push', '-', `${open.host}/x:1`]);
+    assert.equal(dash.code, 2, dash.stderr);
+    assert.match(dash.stderr, /name it \/dev\/stdin/);
 
     const notFound = await slipway(['digest', `${locked.host}/app:missing`, '--json']);
     assert.equal(notFound.code, 3, notFound.stderr);

@@ -6,7 +6,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { parseDestination, parseSourceSpec, type CopyImageResult, type SourceSpec } from '@slipway/engine';
 import { InvalidArgumentError, name, parsePlatform, type copy } from '@slipway/oci';
-import { integerFlag, listFlag, type CommandContext, type CommandOutput } from '../define.js';
+import { integerFlag, listFlag, UsageError, type CommandContext, type CommandOutput } from '../define.js';
 import { createProgress, formatBytes, plural } from '../progress.js';
 
 /**
@@ -45,6 +45,8 @@ function credentialTarget(destination: string, sourceRegistry: string | undefine
 
 /** What SOURCE names, or undefined when it does not parse (the engine reports that). */
 export async function sourceSpecOf(source: string): Promise<SourceSpec | undefined> {
+  // The Unix habit for standard input; here it was a missing file named "-".
+  if (source === '-') throw new UsageError('"-" is not standard input here: name it /dev/stdin (docker save app | slipway push /dev/stdin REF)');
   return parseSourceSpec(source).catch(() => undefined);
 }
 

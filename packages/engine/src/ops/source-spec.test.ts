@@ -14,6 +14,8 @@ describe('parseSourceSpec', () => {
     await mkdir(join(dir, 'layout'));
     await writeFile(join(dir, 'layout', 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
     await mkdir(join(dir, 'plain'));
+    await mkdir(join(dir, 'unmarked'));
+    await writeFile(join(dir, 'unmarked', 'index.json'), '{"schemaVersion":2,"manifests":[]}');
     await writeFile(join(dir, 'image.tar'), 'not really a tar');
   });
   after(() => rm(dir, { recursive: true, force: true }));
@@ -47,10 +49,17 @@ describe('parseSourceSpec', () => {
       }
       assert.fail(`"${text}" parsed`);
     };
-    assert.deepEqual((await code(join(dir, 'plain')))[0], 'SLIPWAY_INVALID_ARCHIVE');
+    const [plainCode, plainMessage] = await code(join(dir, 'plain'));
+    assert.equal(plainCode, 'SLIPWAY_INVALID_ARCHIVE');
+    assert.ok(!plainMessage!.includes('imageLayoutVersion'), 'no layout advice for a directory without an index.json');
+    // A layout made by hand without the marker: how to add it.
+    const [, unmarked] = await code(join(dir, 'unmarked'));
+    assert.ok(unmarked!.endsWith(`add the marker the spec requires: echo '{"imageLayoutVersion":"1.0.0"}' > ${join(dir, 'unmarked', 'oci-layout')}`), unmarked);
     const [missingCode, missingMessage] = await code('./missing.tar');
     assert.equal(missingCode, 'SLIPWAY_NOT_FOUND');
-    assert.match(missingMessage!, /no such file or directory/);
+    // `./missing.tar` cannot be a repository: no docker:// advice; `missing.tar` can.
+    assert.equal(missingMessage, 'source "./missing.tar": no such file or directory');
+    assert.match((await code('missing.tar'))[1]!, /for a repository of that name, write docker:\/\/missing\.tar\)$/);
     const [badCode, badMessage] = await code('Not A Reference!');
     assert.equal(badCode, 'SLIPWAY_INVALID_REFERENCE');
     assert.match(badMessage!, /neither an existing file or directory nor an image reference/);

@@ -35,7 +35,11 @@ export async function parseSourceSpec(text: string): Promise<SourceSpec> {
   if (info?.isDirectory()) {
     const marker = await stat(join(trimmed, 'oci-layout')).catch(() => undefined);
     if (!marker?.isFile()) {
-      throw new InvalidArgumentError(`"${trimmed}" is a directory but not an OCI image layout (no oci-layout file in it)`, { code: 'SLIPWAY_INVALID_ARCHIVE' });
+      const index = await stat(join(trimmed, 'index.json')).catch(() => undefined);
+      // The image-layout spec requires the marker; a layout made by hand often lacks it (crane and
+      // skopeo read it anyway): say how to add it rather than only that it is missing.
+      const remedy = index?.isFile() ? `; it has an index.json: if it is a layout, add the marker the spec requires: echo '{"imageLayoutVersion":"1.0.0"}' > ${join(trimmed, 'oci-layout')}` : '';
+      throw new InvalidArgumentError(`"${trimmed}" is a directory but not an OCI image layout (no oci-layout file in it)${remedy}`, { code: 'SLIPWAY_INVALID_ARCHIVE' });
     }
     return { kind: 'oci-layout', path: trimmed };
   }
@@ -45,7 +49,11 @@ export async function parseSourceSpec(text: string): Promise<SourceSpec> {
   if (info) throw new InvalidArgumentError(`source "${trimmed}" is neither a file, a pipe nor a directory`, { code: 'SLIPWAY_INVALID_ARCHIVE' });
   // `image.tar` is also a valid repository name (docker.io/library/image.tar): a missing archive
   // must not turn into a Docker Hub pull. docker://image.tar still means the repository.
-  if (/\.(tar|tar\.gz|tgz)$/i.test(trimmed)) throw new NotFoundError(`source "${trimmed}": no such file or directory (for a repository of that name, write docker://${trimmed})`);
+  if (/\.(tar|tar\.gz|tgz)$/i.test(trimmed)) {
+    // `./app.tar` or `/x/app.tar` cannot name a repository: no docker:// advice for those.
+    const repository = name.isReference(trimmed) ? ` (for a repository of that name, write docker://${trimmed})` : '';
+    throw new NotFoundError(`source "${trimmed}": no such file or directory${repository}`);
+  }
   try {
     name.parseReference(trimmed);
     return { kind: 'registry', reference: trimmed };

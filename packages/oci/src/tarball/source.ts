@@ -341,7 +341,7 @@ export async function fromIndexedArchive(indexed: IndexedArchive, options: Tarba
       if (entry && entry.type !== 'file') throw invalidArchive(archive, `"${name}" is a ${describeEntryType(entry.type)}, not a regular file`);
     }
     if (!manifestJson) {
-      if (!hasLayout) throw invalidArchive(archive, 'neither a docker save archive (no "manifest.json") nor an OCI layout (no "index.json" and "oci-layout")');
+      if (!hasLayout) throw invalidArchive(archive, `neither a docker save archive (no "manifest.json") nor an OCI layout (no "index.json" and "oci-layout")${nestedHint(index.entries.keys())}`);
       const { images } = await readLayoutIndex(store);
       const chosen = selectImage(images, options.image, archive);
       const label = chosen.imageName ?? chosen.refName;
@@ -459,3 +459,16 @@ export async function openAny(path: string, options: TarballOptions = {}): Promi
   }
   return open(path, options);
 }
+
+/**
+ * When the archive holds a docker save or a layout one directory down (`tar cf x.tar dir/` rather
+ * than from inside it), what to do about it; empty otherwise.
+ */
+function nestedHint(names: Iterable<string>): string {
+  for (const entry of names) {
+    const nested = /^(?:\.\/)?([^/]+)\/(manifest\.json|index\.json)$/.exec(entry);
+    if (nested) return `; it holds ${nested[2]} under "${nested[1]}/": make the archive from inside that directory (tar -C ${nested[1]} -cf ARCHIVE .)`;
+  }
+  return '';
+}
+

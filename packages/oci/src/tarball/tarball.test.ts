@@ -511,7 +511,13 @@ describe('tarball.open', () => {
         /lists 1 diff_ids but "manifest.json" lists 2 layers/,
         'root',
       ],
-      ['an archive that is neither format', async () => [{ name: 'hello.txt', body: 'hi' }], /neither a docker save archive/, 'open'],
+      ['an archive that is neither format', async () => [{ name: 'hello.txt', body: 'hi' }], /neither a docker save archive[^;]*$/, 'open'],
+      [
+        'a docker save made one directory up (tar cf x.tar dir/), with what to do',
+        async () => dockerSaveEntries([{ tags: ['a:1'], layers: [layerA], diffIDs: [`sha256:${hex(layerA)}`] }]).entries.map((e) => ({ ...e, name: `saved/${e.name}` })),
+        /neither a docker save archive .*; it holds manifest\.json under "saved\/": make the archive from inside that directory \(tar -C saved -cf ARCHIVE \.\)$/,
+        'open',
+      ],
       ['duplicate manifest.json entries', async () => [{ name: 'manifest.json', body: '[]' }, { name: 'manifest.json', body: '[]' }], /"manifest.json" appears more than once/, 'open'],
     ];
     for (const [what, make, pattern, when] of cases) {
