@@ -425,7 +425,7 @@ describe('copy into local places: OCI layout, OCI archive, docker archive, Docke
     assert.equal(stderrToNull.code, 0, stderrToNull.stderr);
   });
 
-  it('SIGTERM ends a copy into a stdout nobody reads at once (exit 130), its staging gone', async () => {
+  it('SIGTERM ends a copy into a stdout nobody reads at once (exit 143, 128 + SIGTERM), its staging gone', async () => {
     // An image bigger than a pipe holds, in a layout: the archive stalls on the unread stdout.
     const memory = new copy.MemoryRegistry({ host: 'memory.test' });
     const layer = randomBytes(4 * 1024 * 1024);
@@ -448,7 +448,7 @@ describe('copy into local places: OCI layout, OCI archive, docker archive, Docke
     const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
     const code = await exited;
     clearTimeout(timer);
-    assert.equal(code, 130, `exit ${code}; stderr: ${stderr}`);
+    assert.equal(code, 143, `exit ${code}; stderr: ${stderr}`);
     assert.deepEqual(await readdir(scratch), [], 'the staging directory went with it');
   });
 
