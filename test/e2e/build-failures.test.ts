@@ -102,7 +102,8 @@ describe('build failures', () => {
       const started = Date.now();
       const binary = kind === 'buildx' ? BUILDX! : kind === 'buildctl' ? BUILDCTL! : DOCKER_CLI;
       // A DOCKER_HOST-style address with userinfo: the messages name the address, never the password.
-      const canary = 'CanaryBuilderPw-7q2x';
+      // `%Pw` is no percent escape: the docker client then quotes the whole address it cannot parse.
+      const canary = 'CanaryBuilder%Pw-7q2x';
       const log = collectLog();
       await assert.rejects(
         build({ context, builder: { kind, address: `tcp://deploy:${canary}@127.0.0.1:1`, binary }, onLog: log.onLog }),

@@ -19,6 +19,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { InvalidArgumentError, SlipwayError, formatPlatform, name, parsePlatforms, throwIfAborted, type Digest, type auth } from '@slipway/oci';
 import { isLoopbackRegistry, registryOf } from './builders/args.js';
 import { writeDockerConfig, type TemporaryDockerConfig } from './builders/credentials.js';
+import { addressSecrets } from './builders/common.js';
 import { BuildError } from './builders/errors.js';
 import { Redactor, type OnLog } from './builders/process.js';
 import { createBuilder, selectBuilder } from './builders/select.js';
@@ -344,7 +345,8 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
     checkCapabilities(builder, spec);
 
     credentials = await writeDockerConfig({ registries: involved, keychain: registry.keychain, signal, parent: workDir });
-    const redactor = new Redactor([...secrets.values, ...credentials.secrets, ...(options.registries ?? []).map((r) => r.password)]);
+    // A builder address may carry a login (DOCKER_HOST=tcp://user:password@host), which tools echo.
+    const redactor = new Redactor([...secrets.values, ...credentials.secrets, ...(options.registries ?? []).map((r) => r.password), ...addressSecrets(builder.address)]);
 
     const output = await builder.build(spec, {
       signal,
