@@ -3,7 +3,7 @@
 // restarted mid-push, and a registry answering garbage. Bad bytes are never accepted; the tag never
 // points at incomplete content; the canary password never reaches a message.
 import assert from 'node:assert/strict';
-import { readdir } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
@@ -478,9 +478,14 @@ describe('a session cut mid-body on distribution v3', { skip: registryV3Path() ?
     const pushing = push(cancelled, `${proxy.host}/faults/cut:1`, image, (b) => (b === layer ? async () => someThenStall(b.bytes) : async () => Readable.from([b.bytes])));
     const uploads = join(registry.storageDir, 'docker/registry/v2/repositories/faults/cut/_uploads');
     const data = async () => (await readdir(uploads, { recursive: true }).catch(() => [] as string[])).filter((path) => path.endsWith('/data'));
-    // Wait until the registry holds some of the layer's bytes in its session.
-    for (let i = 0; i < 500 && (await data()).length === 0; i++) await sleep(20);
-    await sleep(200);
+    // Wait until the layer's session holds some of its bytes (distribution makes each session's empty
+    // `data` file at POST time: only a non-empty one says the PUT's body is arriving).
+    const arriving = async () => {
+      for (const path of await data()) if (((await stat(join(uploads, path)).catch(() => undefined))?.size ?? 0) > 0) return true;
+      return false;
+    };
+    for (let i = 0; i < 500 && !(await arriving()); i++) await sleep(20);
+    assert.ok(await arriving(), 'the layer upload never reached the registry');
     controller.abort(new Error('interrupted'));
     await assert.rejects(pushing, { code: 'SLIPWAY_ABORTED' });
     await cancelled.close();

@@ -2,7 +2,7 @@
 // redirects, Basic and Bearer flows, error shape and redaction, concurrency, abort).
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { connect as connectNet, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { AbortedError, SlipwayError } from '../errors.js';
@@ -798,6 +798,40 @@ describe('Transport.close', () => {
     }
   });
 
+  it('bounds the TLS connect through a proxy by timeoutMs too', async () => {
+    // A CONNECT proxy that tunnels every request to a host that accepts and then says nothing.
+    const silentSockets: Socket[] = [];
+    const silent = createNetServer((socket) => {
+      silentSockets.push(socket);
+      socket.on('error', () => undefined);
+      socket.resume();
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const proxy = createServer();
+    proxy.on('connect', (_req: IncomingMessage, client: Socket) => {
+      client.on('error', () => undefined);
+      const upstream = connectNet((silent.address() as AddressInfo).port, '127.0.0.1', () => {
+        client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+        upstream.pipe(client).pipe(upstream);
+      });
+      upstream.on('error', () => client.destroy());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const transport = new Transport({ timeoutMs: 300, retry: { attempts: 1 }, proxy: { httpsProxy: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}` } });
+    try {
+      const started = Date.now();
+      await assert.rejects(transport.request({ method: 'GET', registry: 'registry.example.test', path: '/v2/x/tags/list' }), (err: unknown) => err instanceof NetworkError);
+      assert.ok(silentSockets.length > 0, 'the request went through the proxy');
+      assert.ok(Date.now() - started < 5000, `the connect through the proxy was given ${Date.now() - started} ms, not timeoutMs`);
+    } finally {
+      await transport.close();
+      for (const socket of silentSockets) socket.destroy();
+      proxy.closeAllConnections();
+      proxy.close();
+      silent.close();
+    }
+  });
+
   it('bounds the connect by a timeoutMs shorter than undici\'s 10 s', async () => {
     const sockets: Socket[] = [];
     const silent = createNetServer((socket) => {
@@ -806,7 +840,7 @@ describe('Transport.close', () => {
     });
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     const host = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
-    // Not loopback for the insecure rule (only HTTPS is tried), so one handshake decides.
+    // One attempt: the HTTPS handshake's connect timeout ends the ping (it is not retried, nor is HTTP tried).
     const transport = new Transport({ timeoutMs: 300, retry: { attempts: 1 }, insecure: [] });
     try {
       const started = Date.now();

@@ -265,8 +265,9 @@ export class Transport {
     const extraCa = options.caCertificates === undefined ? [] : Array.isArray(options.caCertificates) ? options.caCertificates : [options.caCertificates];
     const common = { keepAliveTimeout: 30_000, headersTimeout: timeout, bodyTimeout: timeout };
     this.#agentOptions = common;
-    // undici's own connect timeout is 10 s: a shorter timeoutMs bounds the connect too.
-    this.#connectTimeoutMs = Math.min(timeout, 10_000);
+    // undici's own connect timeout is 10 s: a shorter timeoutMs bounds the connect too. 0 turns off
+    // the header and body timeouts only: undici would read a connect timeout of 0 as none at all.
+    this.#connectTimeoutMs = timeout > 0 ? Math.min(timeout, 10_000) : 10_000;
     this.#caCertificates = extraCa as (string | Buffer)[];
     this.#certEnvironment = certificateEnvironment();
     this.#certDirectories = options.certDirectories ?? defaultCertDirectories();
@@ -335,7 +336,11 @@ export class Transport {
         const connector = trackConnecting(buildConnector, { ...tls, timeout: this.#connectTimeoutMs });
         connectors.push(connector);
         const direct = new Agent({ ...common, connect: connector.connect });
-        const routed = proxyParts ? withProxies(direct, this.#proxy, { ...proxyParts, agent: common, requestTls: tls, proxyTls: verified }) : { dispatcher: direct, agents: [] };
+        // Through a proxy the connects are undici's own (not tracked): they get the connect timeout at least.
+        const timeout = this.#connectTimeoutMs;
+        const routed = proxyParts
+          ? withProxies(direct, this.#proxy, { ...proxyParts, agent: common, requestTls: { ...tls, timeout }, proxyTls: { ...verified, timeout } })
+          : { dispatcher: direct, agents: [] };
         made.push(routed);
         return routed.dispatcher;
       };

@@ -181,4 +181,3 @@ export function trackConnecting(build: typeof buildConnector, options: buildConn
     },
   };
 }
-
