@@ -105,7 +105,7 @@ describe('credential sources of the CLI (audit)', () => {
     const message = String(jsonError(refused).message);
     assert.ok(message.includes(`no credentials for ${basic.host} were found`), message);
     assert.ok(message.includes(`credsStore "nothere-slipway-test" in ${join(storeConfig, 'config.json')} is not installed`), message);
-    assert.ok(message.includes(`${pathAuthFile} has logins only for ${basic.host}/team, not for this repository`), message);
+    assert.ok(message.includes(`${pathAuthFile} has logins only for paths of it (${basic.host}/team), none with credentials for this repository`), message);
   });
 
   it('environment credentials come before the Docker config, which comes before auth.json', async () => {

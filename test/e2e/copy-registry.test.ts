@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { copyImage, getDigest, pushArchive } from '@slipway/engine';
+import { copyImage, getDigest, listPlatforms, pushArchive } from '@slipway/engine';
 import { SlipwayError, type copy as copyTypes } from '@slipway/oci';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { registryV3Path, startRegistry, type TestRegistry } from '../support/registry.js';
@@ -247,6 +247,7 @@ describe('copy from the Docker daemon', () => {
       const copied = await copyImage({ source, destination: `${registry.host}/daemon/pinned:1` });
       assert.equal(copied.digest, read.digest);
       assert.equal(copied.warnings.length, 1);
+      assert.equal((await listPlatforms({ reference: source })).warnings?.length, 1);
       // Without a digest in the name there is nothing to say.
       assert.equal((await getDigest({ reference: `docker-daemon:${image}` })).warnings, undefined);
     } finally {

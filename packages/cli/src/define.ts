@@ -80,7 +80,8 @@ a registry's private CA: ~/.config/containers/certs.d/HOST/ca.crt (or /etc/conta
 /etc/docker/certs.d); for every registry: NODE_EXTRA_CA_CERTS, or SSL_CERT_FILE/SSL_CERT_DIR.
 
 exit codes: 0 ok, 1 failure, 2 usage (bad flag, reference or platform), 3 not found, 4 authentication,
-5 destination holds a different image (use --overwrite), 130 interrupted.`;
+5 destination holds a different image (use --overwrite), 128 + the signal when interrupted
+(130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).`;
 
 /** Builds a Command from a spec; the command only turns arguments into a result. */
 export function defineCommand(spec: CommandSpec): Command {

@@ -12,7 +12,7 @@ export const platforms = defineCommand({
   details: `REF is anything copy accepts as a source. An index lists its children (attestation manifests
 left out); a single image reports the platform of its config.
 
-Prints "PLATFORM DIGEST" per line; with --json {reference, digest, mediaType, platforms: [{platform, digest}]}.`,
+Prints "PLATFORM DIGEST" per line; with --json {reference, digest, mediaType, platforms: [{platform, digest}], warnings?}.`,
   positionals: { min: 1, max: 1 },
   async run(context) {
     const [reference] = context.args as [string];
@@ -22,6 +22,7 @@ Prints "PLATFORM DIGEST" per line; with --json {reference, digest, mediaType, pl
       insecure: context.insecure,
       signal: context.io.signal,
     });
+    if (!context.quiet) for (const warning of result.warnings ?? []) context.io.stderr.write(`slipway: warning: ${warning}\n`);
     // An artifact (a signature, an SBOM, a Helm chart) or an index of only such: nothing to list on
     // stdout, which scripts read, but a word on stderr rather than silence that looks like a failure.
     if (result.platforms.length === 0 && !context.quiet && !context.json) {

@@ -75,6 +75,8 @@ export interface PlatformsResult {
   mediaType: string;
   /** An index's children (attestations left out), or a single image's config platform. */
   platforms: copy.PlatformDigest[];
+  /** Set when there is something to say: a `docker-daemon:NAME@D` that reads as another digest. */
+  warnings?: string[];
 }
 
 /** The platforms a source offers: one GET for an index, plus a config read for a single image. */
@@ -83,7 +85,8 @@ export async function listPlatforms(options: InspectOptions): Promise<PlatformsR
   return withSource(options, async (resolved) => {
     const root = await resolved.source.root(options.signal ? { signal: options.signal } : {});
     const { platforms } = await copy.resolvePlatform(resolved.source, root, undefined, options.signal ? { signal: options.signal } : {});
-    return { reference: resolved.source.name, digest: root.descriptor.digest, mediaType: root.descriptor.mediaType, platforms };
+    const warnings = pinnedDigestWarnings(resolved.spec, root.descriptor.digest);
+    return { reference: resolved.source.name, digest: root.descriptor.digest, mediaType: root.descriptor.mediaType, platforms, ...(warnings.length > 0 ? { warnings } : {}) };
   });
 }
 

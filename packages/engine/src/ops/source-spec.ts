@@ -38,7 +38,7 @@ export async function parseSourceSpec(text: string): Promise<SourceSpec> {
       const index = await stat(join(trimmed, 'index.json')).catch(() => undefined);
       // The image-layout spec requires the marker; a layout made by hand often lacks it (crane and
       // skopeo read it anyway): say how to add it rather than only that it is missing.
-      const remedy = index?.isFile() ? `; it has an index.json: if it is a layout, add the marker the spec requires: echo '{"imageLayoutVersion":"1.0.0"}' > ${join(trimmed, 'oci-layout')}` : '';
+      const remedy = index?.isFile() ? `; it has an index.json: if it is a layout, add the marker the spec requires: echo '{"imageLayoutVersion":"1.0.0"}' > ${shellWord(join(trimmed, 'oci-layout'))}` : '';
       throw new InvalidArgumentError(`"${trimmed}" is a directory but not an OCI image layout (no oci-layout file in it)${remedy}`, { code: 'SLIPWAY_INVALID_ARCHIVE' });
     }
     return { kind: 'oci-layout', path: trimmed };
@@ -100,4 +100,9 @@ function splitFirst(text: string): [string, string | undefined] {
   if (colon === -1) return [text, undefined];
   const after = text.slice(colon + 1);
   return [text.slice(0, colon), after === '' ? undefined : after];
+}
+
+/** `path` as one shell word, for a command a message suggests typing. */
+function shellWord(path: string): string {
+  return /^[\w@%+=:,./-]+$/.test(path) ? path : `'${path.replace(/'/g, `'\\''`)}'`;
 }

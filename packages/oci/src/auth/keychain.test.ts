@@ -119,7 +119,7 @@ describe('createKeychain with Docker config', () => {
     const notes = await keychain.explainMissing!('team.io');
     assert.deepEqual(notes, [
       `credsStore "nothere" in ${join(dir, '.docker/config.json')} is not installed (no docker-credential-nothere on PATH), so its logins were not read`,
-      `${join(dir, '.config/containers/auth.json')} has logins only for team.io/alpha, team.io/beta/app, not for this repository`,
+      `${join(dir, '.config/containers/auth.json')} has logins only for paths of it (team.io/alpha, team.io/beta/app), none with credentials for this repository`,
     ]);
     // A registry with no path logins hears only about the store.
     assert.equal(await keychain.resolve('plain.io'), undefined);

@@ -111,7 +111,7 @@ export function fileKeychain(options: Pick<KeychainOptions, 'env' | 'helperTimeo
       for (const file of await load().catch(() => [] as AuthFile[])) {
         const keys = scopedKeysFor(file, registry);
         // A login for `host/team` answers only repositories under team/: say so, rather than "none".
-        if (keys.length > 0) notes.push(`${file.path} has logins only for ${keys.slice(0, 5).join(', ')}${keys.length > 5 ? ` and ${keys.length - 5} more` : ''}, not for this repository`);
+        if (keys.length > 0) notes.push(`${file.path} has logins only for paths of it (${keys.slice(0, 5).join(', ')}${keys.length > 5 ? ` and ${keys.length - 5} more` : ''}), none with credentials for this repository`);
       }
       return notes;
     },

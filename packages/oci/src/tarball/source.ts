@@ -467,8 +467,10 @@ export async function openAny(path: string, options: TarballOptions = {}): Promi
 function nestedHint(names: Iterable<string>): string {
   for (const entry of names) {
     const nested = /^(?:\.\/)?([^/]+)\/(manifest\.json|index\.json)$/.exec(entry);
-    if (nested) return `; it holds ${nested[2]} under "${nested[1]}/": make the archive from inside that directory (tar -C ${nested[1]} -cf ARCHIVE .)`;
+    if (nested) {
+      const dir = /^[\w@%+=:,.-]+$/.test(nested[1]!) ? nested[1]! : `'${nested[1]!.replace(/'/g, `'\\''`)}'`;
+      return `; it holds ${nested[2]} under "${nested[1]}/": make the archive from inside that directory (tar -C ${dir} -cf ARCHIVE .)`;
+    }
   }
   return '';
 }
-
