@@ -399,6 +399,9 @@ export function checkCommitted(stored: string | undefined, descriptor: Descripto
 const cancelTimeoutMs = 10_000;
 /** Shorter after a cancellation: someone pressed Ctrl-C and waits for the exit (a second Ctrl-C exits at once). */
 const cancelAfterAbortTimeoutMs = 2_000;
+/** GET-then-DELETE rounds for a session whose Location went stale (see cancel), and the pause between them. */
+const staleRounds = 4;
+const staleRoundPauseMs = 100;
 
 /**
  * `DELETE`s a session the upload gives up on (best effort, never throws, bounded in time). It is sent
@@ -417,11 +420,18 @@ export async function cancel(transport: Transport, registry: string, session: Se
   try {
     // One piece for close(): the caller's error is often on its way to a close() already.
     await transport.cleanup(signal, async () => {
-      const deleted = await ask('DELETE', session.location);
-      if (deleted.status !== 404 && deleted.status !== 416) return;
-      const current = await ask('GET', session.location);
-      const fresh = current.status === 204 ? current.header('location') : undefined;
-      if (fresh) await ask('DELETE', new URL(fresh, session.location));
+      let location = session.location;
+      let deleted = await ask('DELETE', location);
+      // The cut body's last bytes may still be landing (socket buffers, a proxy's): the Location a
+      // GET gives can be stale again by the DELETE. A few rounds, a moment apart, within the timeout.
+      for (let round = 0; round < staleRounds && (deleted.status === 404 || deleted.status === 416); round++) {
+        if (round > 0) await sleep(staleRoundPauseMs, undefined, { signal });
+        const current = await ask('GET', location);
+        const fresh = current.status === 204 ? current.header('location') : undefined;
+        if (!fresh) return;
+        location = new URL(fresh, location);
+        deleted = await ask('DELETE', location);
+      }
     });
   } catch {
     // Cancelling is a courtesy; the registry expires abandoned sessions anyway.
