@@ -3,7 +3,7 @@
 // restarted mid-push, and a registry answering garbage. Bad bytes are never accepted; the tag never
 // points at incomplete content; the canary password never reaches a message.
 import assert from 'node:assert/strict';
-import { readdir, stat } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
