@@ -67,6 +67,28 @@ function transport(options: TransportOptions & { credentials?: Record<string, Cr
 
 const v2 = (path: string) => path === '/v2/';
 
+/** A TCP server that accepts and never answers (a TLS handshake to it waits for ever); it reads and drops what it is sent. */
+async function silentServer(): Promise<{ host: string; port: number; sockets: Socket[]; close(): void }> {
+  const sockets: Socket[] = [];
+  const server = createNetServer((socket) => {
+    sockets.push(socket);
+    socket.on('error', () => undefined);
+    // Reads (and ignores) the ClientHello, so the client's close shows here as 'close'.
+    socket.resume();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    host: `127.0.0.1:${port}`,
+    port,
+    sockets,
+    close() {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    },
+  };
+}
+
 describe('transport retries', () => {
   it('retries 503 with backoff and then succeeds', async () => {
     const server = await serve((req, res, _b, count) => {
@@ -768,15 +790,8 @@ describe('Transport.close', () => {
   });
 
   it('does not wait for an abandoned request stuck in a TLS handshake', async () => {
-    const sockets: Socket[] = [];
-    const silent = createNetServer((socket) => {
-      sockets.push(socket);
-      socket.on('error', () => undefined);
-      // Reads (and ignores) the ClientHello, so the client's close shows here as 'close'.
-      socket.resume();
-    });
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-    const host = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const silent = await silentServer();
+    const { host, sockets } = silent;
     const transport = new Transport();
     try {
       const controller = new AbortController();
@@ -793,24 +808,17 @@ describe('Transport.close', () => {
       const gone = await Promise.race([closedByClient, new Promise((r) => setTimeout(() => r(false), 2000))]);
       assert.equal(gone, true, 'the client still holds the connection it was making');
     } finally {
-      for (const socket of sockets) socket.destroy();
       silent.close();
     }
   });
 
   it('bounds the TLS connect through a proxy by timeoutMs too', async () => {
     // A CONNECT proxy that tunnels every request to a host that accepts and then says nothing.
-    const silentSockets: Socket[] = [];
-    const silent = createNetServer((socket) => {
-      silentSockets.push(socket);
-      socket.on('error', () => undefined);
-      socket.resume();
-    });
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const silent = await silentServer();
     const proxy = createServer();
     proxy.on('connect', (_req: IncomingMessage, client: Socket) => {
       client.on('error', () => undefined);
-      const upstream = connectNet((silent.address() as AddressInfo).port, '127.0.0.1', () => {
+      const upstream = connectNet(silent.port, '127.0.0.1', () => {
         client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
         upstream.pipe(client).pipe(upstream);
       });
@@ -821,11 +829,10 @@ describe('Transport.close', () => {
     try {
       const started = Date.now();
       await assert.rejects(transport.request({ method: 'GET', registry: 'registry.example.test', path: '/v2/x/tags/list' }), (err: unknown) => err instanceof NetworkError);
-      assert.ok(silentSockets.length > 0, 'the request went through the proxy');
+      assert.ok(silent.sockets.length > 0, 'the request went through the proxy');
       assert.ok(Date.now() - started < 5000, `the connect through the proxy was given ${Date.now() - started} ms, not timeoutMs`);
     } finally {
       await transport.close();
-      for (const socket of silentSockets) socket.destroy();
       proxy.closeAllConnections();
       proxy.close();
       silent.close();
@@ -833,13 +840,8 @@ describe('Transport.close', () => {
   });
 
   it('bounds the connect by a timeoutMs shorter than undici\'s 10 s', async () => {
-    const sockets: Socket[] = [];
-    const silent = createNetServer((socket) => {
-      sockets.push(socket);
-      socket.on('error', () => undefined);
-    });
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-    const host = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const silent = await silentServer();
+    const { host } = silent;
     // One attempt: the HTTPS handshake's connect timeout ends the ping (it is not retried, nor is HTTP tried).
     const transport = new Transport({ timeoutMs: 300, retry: { attempts: 1 }, insecure: [] });
     try {
@@ -848,7 +850,6 @@ describe('Transport.close', () => {
       assert.ok(Date.now() - started < 5000, `the connect was given ${Date.now() - started} ms, not timeoutMs`);
     } finally {
       await transport.close();
-      for (const socket of sockets) socket.destroy();
       silent.close();
     }
   });
