@@ -7,7 +7,7 @@
 import { parseKeyValue } from '@slipway/build';
 import { buildImage } from '@slipway/engine';
 import { defineCommand, listFlag, UsageError } from '../define.js';
-import { destinationRegistry } from './shared.js';
+import { destinationRegistry, printWarnings } from './shared.js';
 
 function pairs(values: string[], what: string, env: NodeJS.ProcessEnv): Record<string, string> {
   const result: Record<string, string> = {};
@@ -105,8 +105,8 @@ The builder's output streams to stderr as it comes. Prints each TAG@DIGEST; with
       const steps = result.steps ? `, ${result.steps.cached}/${result.steps.total} steps cached` : '';
       io.stderr.write(`slipway: built with ${result.builder.kind}${steps}; context ${result.contextHash}\n`);
       for (const [platform, digest] of Object.entries(result.platformDigests)) io.stderr.write(`slipway:   ${platform} ${digest}\n`);
-      for (const warning of result.warnings) io.stderr.write(`slipway: warning: ${warning}\n`);
     }
+    printWarnings(context, result.warnings);
     return {
       json: {
         digest: result.digest ?? null,

@@ -4,7 +4,7 @@
  */
 import { getDigest } from '@slipway/engine';
 import { defineCommand } from '../define.js';
-import { destinationRegistry } from './shared.js';
+import { destinationRegistry, printWarnings } from './shared.js';
 
 export const digest = defineCommand({
   summary: 'print the digest of an image or index (one HEAD), or of one platform of it',
@@ -26,7 +26,7 @@ Prints the digest; with --json {reference, digest, mediaType, size, platform?, w
       insecure: context.insecure,
       signal: context.io.signal,
     });
-    if (!context.quiet) for (const warning of result.warnings ?? []) context.io.stderr.write(`slipway: warning: ${warning}\n`);
+    printWarnings(context, result.warnings);
     return { json: result, text: result.digest };
   },
 });

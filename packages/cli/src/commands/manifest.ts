@@ -4,7 +4,7 @@
  */
 import { getManifest } from '@slipway/engine';
 import { defineCommand } from '../define.js';
-import { destinationRegistry } from './shared.js';
+import { destinationRegistry, printWarnings } from './shared.js';
 
 export const manifest = defineCommand({
   summary: "print a manifest or index exactly as stored (its bytes hash to its digest)",
@@ -27,7 +27,7 @@ with --json {reference, digest, mediaType, size, warnings?, manifest} where mani
       insecure: context.insecure,
       signal: context.io.signal,
     });
-    if (!context.quiet) for (const warning of result.warnings ?? []) context.io.stderr.write(`slipway: warning: ${warning}\n`);
+    printWarnings(context, result.warnings);
     const { bytes, ...rest } = result;
     return { json: { ...rest, manifest: JSON.parse(Buffer.from(bytes).toString('utf8')) as unknown }, text: bytes };
   },

@@ -4,7 +4,7 @@
  */
 import { listPlatforms } from '@slipway/engine';
 import { defineCommand } from '../define.js';
-import { destinationRegistry } from './shared.js';
+import { destinationRegistry, printWarnings } from './shared.js';
 
 export const platforms = defineCommand({
   summary: 'list the platforms of an image or index with each image manifest digest',
@@ -22,7 +22,7 @@ Prints "PLATFORM DIGEST" per line; with --json {reference, digest, mediaType, pl
       insecure: context.insecure,
       signal: context.io.signal,
     });
-    if (!context.quiet) for (const warning of result.warnings ?? []) context.io.stderr.write(`slipway: warning: ${warning}\n`);
+    printWarnings(context, result.warnings);
     // An artifact (a signature, an SBOM, a Helm chart) or an index of only such: nothing to list on
     // stdout, which scripts read, but a word on stderr rather than silence that looks like a failure.
     if (result.platforms.length === 0 && !context.quiet && !context.json) {

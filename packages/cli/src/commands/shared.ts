@@ -43,6 +43,11 @@ function credentialTarget(destination: string, sourceRegistry: string | undefine
   }
 }
 
+/** A result's warnings on stderr, one line each (not with --quiet). */
+export function printWarnings(context: CommandContext, warnings: readonly string[] | undefined): void {
+  if (!context.quiet) for (const warning of warnings ?? []) context.io.stderr.write(`slipway: warning: ${warning}\n`);
+}
+
 /** What SOURCE names, or undefined when it does not parse (the engine reports that). */
 export async function sourceSpecOf(source: string): Promise<SourceSpec | undefined> {
   // The Unix habit for standard input; here it was a missing file named "-".
@@ -146,7 +151,7 @@ export async function withProgress(
     progress.finish();
   }
   if (!context.quiet) context.io.stderr.write(summary(result) + '\n');
-  if (!context.quiet) for (const warning of result.warnings) context.io.stderr.write(`slipway: warning: ${warning}\n`);
+  printWarnings(context, result.warnings);
   if (!context.quiet && result.sinkPlatform !== undefined) {
     context.io.stderr.write(`slipway: ${result.source} is an index: took its ${result.sinkPlatform} image, the platform ${result.destination} runs (--platform picks another)\n`);
   }
