@@ -28,6 +28,8 @@ export type { LinkedSignal } from './internal/signals.js';
 export { mapBounded } from './internal/tar-scratch.js';
 // For caches that tidy themselves once a day (oci's layer cache, build's context cache).
 export { atMostDaily } from './internal/daily.js';
+// For messages (here and in the ops) that suggest a command to type.
+export { shellWord } from './internal/shell.js';
 // For a front end's exit hook: scratch directories (daemon export spools) this process still holds.
 export { removeScratchDirectoriesSync } from './internal/tar-scratch.js';
 export type { Reference, Repository } from './name/reference.js';

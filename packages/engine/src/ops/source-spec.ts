@@ -7,7 +7,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { InvalidArgumentError, name, NotFoundError } from '@slipway/oci';
+import { InvalidArgumentError, name, NotFoundError, shellWord } from '@slipway/oci';
 
 export type SourceSpec =
   | { kind: 'registry'; reference: string }
@@ -100,9 +100,4 @@ function splitFirst(text: string): [string, string | undefined] {
   if (colon === -1) return [text, undefined];
   const after = text.slice(colon + 1);
   return [text.slice(0, colon), after === '' ? undefined : after];
-}
-
-/** `path` as one shell word, for a command a message suggests typing. */
-function shellWord(path: string): string {
-  return /^[\w@%+=:,./-]+$/.test(path) ? path : `'${path.replace(/'/g, `'\\''`)}'`;
 }

@@ -22,6 +22,7 @@ import { openTarArchive, statInput, verifiedStream, type IndexedArchive } from '
 import { describeEntryType, invalidArchive, readEntry, requireEntry, resolveEntry, type TarEntry } from '../internal/tar-index.js';
 import { makeScratch, mapBounded, removeScratch } from '../internal/tar-scratch.js';
 import { SharedTask } from '../internal/shared-task.js';
+import { shellWord } from '../internal/shell.js';
 import { blobPath, LayoutSource, matchImages, open as openLayout, readLayoutIndex, selectImage } from '../layout/source.js';
 import { TarStore } from '../layout/store.js';
 import { digestOf, sha256, type Digest } from '../v1/digest.js';
@@ -467,10 +468,7 @@ export async function openAny(path: string, options: TarballOptions = {}): Promi
 function nestedHint(names: Iterable<string>): string {
   for (const entry of names) {
     const nested = /^(?:\.\/)?([^/]+)\/(manifest\.json|index\.json)$/.exec(entry);
-    if (nested) {
-      const dir = /^[\w@%+=:,.-]+$/.test(nested[1]!) ? nested[1]! : `'${nested[1]!.replace(/'/g, `'\\''`)}'`;
-      return `; it holds ${nested[2]} under "${nested[1]}/": make the archive from inside that directory (tar -C ${dir} -cf ARCHIVE .)`;
-    }
+    if (nested) return `; it holds ${nested[2]} under "${nested[1]}/": make the archive from inside that directory (tar -C ${shellWord(nested[1]!)} -cf ARCHIVE .)`;
   }
   return '';
 }
