@@ -405,12 +405,12 @@ class CopyRun {
     // Largest blobs take the first of the `jobs` slots: a config queued ahead of a layer would start
     // that layer late, and the copy lasts as long as its last layer (the config costs a round trip).
     const blobs = [...node.blobs].sort((a, b) => b.size - a.size);
-    const before = [...node.children.filter((child) => !child.present), ...blobs];
+    const stores = blobs.length > 0 || node.children.some((child) => !child.present);
     await Promise.all([...node.children.map((child) => this.#put(child)), ...blobs.map((blob) => this.#blob(blob))]);
     const manifest = node.manifest!;
     // Nothing to store first (a root already stored whole, under another tag): current() was just
     // asked, unless the caller told what it held (knownCurrent), a while ago perhaps.
-    if (tag !== undefined && !this.options.overwrite && (before.length > 0 || this.options.knownCurrent !== undefined)) {
+    if (tag !== undefined && !this.options.overwrite && (stores || this.options.knownCurrent !== undefined)) {
       // The tag was free when the copy began, but the blobs took a while: another writer may have
       // taken it since. Registries have no compare-and-swap; asking again narrows the window from
       // the whole transfer to one round trip.

@@ -332,12 +332,12 @@ export class Transport {
       const verified = this.#caCertificates.length > 0 ? { secureContext: secureContextTrusting(this.#caCertificates) } : {};
       const made: { dispatcher: Dispatcher; agents: Dispatcher[] }[] = [];
       const connectors: TrackedConnector[] = [];
+      const timeout = this.#connectTimeoutMs;
       const make = (tls: ConnectionOptions): Dispatcher => {
-        const connector = trackConnecting(buildConnector, { ...tls, timeout: this.#connectTimeoutMs });
+        const connector = trackConnecting(buildConnector, { ...tls, timeout });
         connectors.push(connector);
         const direct = new Agent({ ...common, connect: connector.connect });
         // Through a proxy the connects are undici's own (not tracked): they get the connect timeout at least.
-        const timeout = this.#connectTimeoutMs;
         const routed = proxyParts
           ? withProxies(direct, this.#proxy, { ...proxyParts, agent: common, requestTls: { ...tls, timeout }, proxyTls: { ...verified, timeout } })
           : { dispatcher: direct, agents: [] };
@@ -590,10 +590,10 @@ export class Transport {
       found = readHostCertificates(this.#certDirectories, registry).then(async (certs) => {
         if (!certs) return undefined;
         debug('TLS for %s from %s: %d CA, %d client certificates', registry, certs.directory, certs.ca.length, certs.cert.length);
-        const client = certs.cert.length > 0 ? { cert: certs.cert, key: certs.key } : {};
+        const client = certs.cert.length > 0 ? { cert: certs.cert, key: certs.key } : undefined;
         const ca = [...this.#caCertificates, ...(await http.environmentCa()), ...certs.ca];
         return {
-          secure: http.make({ secureContext: secureContextTrusting(ca, certs.cert.length > 0 ? { cert: certs.cert, key: certs.key } : undefined) }),
+          secure: http.make({ secureContext: secureContextTrusting(ca, client) }),
           unverified: http.make({ rejectUnauthorized: false, ...client }),
           directory: certs.directory,
           clientCertificate: certs.cert.length > 0,

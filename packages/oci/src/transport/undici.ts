@@ -157,16 +157,13 @@ export function trackConnecting(build: typeof buildConnector, options: buildConn
   const connecting = new Set<Socket>();
   const connector = build(options);
   const connect: buildConnector.connector = (target, callback) => {
-    const state: { socket?: Socket | undefined; finished: boolean } = { finished: false };
-    const done: buildConnector.Callback = (...args) => {
-      state.finished = true;
-      if (state.socket) connecting.delete(state.socket);
+    // undici's connector returns the socket it made (its type says void): remembered until it is
+    // connected (handed back here) or closed (a failed connect destroys it).
+    const socket = (connector as unknown as (o: buildConnector.Options, c: buildConnector.Callback) => Socket | undefined)(target, (...args) => {
+      if (args[1]) connecting.delete(args[1]);
       callback(...args);
-    };
-    // undici's connector returns the socket it made (its type says void): remembered until `done`.
-    const socket = (connector as unknown as (o: buildConnector.Options, c: buildConnector.Callback) => Socket | undefined)(target, done);
-    if (socket && !state.finished) {
-      state.socket = socket;
+    });
+    if (socket && !socket.destroyed) {
       connecting.add(socket);
       socket.once('close', () => connecting.delete(socket));
     }
