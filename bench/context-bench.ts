@@ -13,10 +13,9 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { hashContext, type ContextHashResult } from '@slipway/build';
-import { median, runOk, runTimed, timeCall } from './support.js';
+import { CLI, median, runOk, runTimed, timeCall } from './support.js';
 
 export interface ContextBenchRow {
   name: string;
@@ -32,7 +31,6 @@ const SUBDIRS = 10;
 /** Mean file size 12,000 bytes: 90% uniform in [0, 8000), 10% uniform in [0, 168000). */
 const TARGET_BYTES = 1.2e9;
 const LAYOUT = `v1:${FILES}:${DIRS}:${SUBDIRS}:${TARGET_BYTES}`;
-const CLI = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
 
 /** Deterministic sizes and offsets (a 32-bit LCG), so every run builds the same tree. */
 function* fileSpecs(poolSize: number): Generator<{ dir: string; name: string; size: number; offset: number }> {

@@ -11,9 +11,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { copyImage, pushArchive } from '@slipway/engine';
 import type { Fixtures } from './fixtures.js';
-import { log, median, minimum, processCpuSeconds, runOk, runTimed, timeCall, type Harness, type TestRegistry, type Timed } from './support.js';
+import { CLI, log, median, minimum, processCpuSeconds, runOk, runTimed, timeCall, type Harness, type TestRegistry, type Timed } from './support.js';
 
-const CLI = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
 const UPLOAD_FLOOR = fileURLToPath(new URL('../upload-floor.sh', import.meta.url));
 export const SKOPEO = '/usr/bin/skopeo';
 

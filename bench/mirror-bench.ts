@@ -7,8 +7,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { runOk, runTimed, type FaultProxy, type Harness } from './support.js';
+import { CLI, runOk, runTimed, type FaultProxy, type Harness } from './support.js';
 
 export interface MirrorRow {
   case: 'first sync' | 're-run';
@@ -22,7 +21,6 @@ export interface MirrorRow {
 const images = 10;
 const aliasesPerImage = 4;
 const latencyMs = 25;
-const main = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
 
 export async function runMirrorBench(options: { harness: Harness; workDir: string; log: (line: string) => void }): Promise<{ rows: MirrorRow[]; note?: string }> {
   const { harness, workDir, log } = options;
@@ -40,7 +38,7 @@ export async function runMirrorBench(options: { harness: Harness; workDir: strin
       for (let a = 0; a < aliasesPerImage; a++) await runOk(crane, ['tag', '--insecure', `${source.host}/many/app:v${i}`, `v${i}.${a}`], { env: { HOME: workDir } });
     }
     const tools: { tool: string; run: (from: string, toHost: string) => [string, string[]] }[] = [
-      { tool: 'slipway CLI', run: (from, toHost) => [process.execPath, [main, 'copy', '-q', '--all-tags', from, `${toHost}/mirror/app`]] },
+      { tool: 'slipway CLI', run: (from, toHost) => [process.execPath, [CLI, 'copy', '-q', '--all-tags', from, `${toHost}/mirror/app`]] },
       { tool: 'crane', run: (from, toHost) => [crane, ['copy', '--insecure', '--all-tags', from, `${toHost}/mirror/app`]] },
       { tool: 'skopeo sync', run: (from, toHost) => ['skopeo', ['sync', '--src-tls-verify=false', '--dest-tls-verify=false', '--src', 'docker', '--dest', 'docker', from, `${toHost}/mirror`]] },
     ];

@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import type * as FaultProxyModule from '../test/support/fault-proxy.js';
 import type * as RegistryModule from '../test/support/registry.js';
@@ -53,6 +54,9 @@ export interface TimedOptions {
   /** Run under GNU time for CPU seconds and peak RSS (adds its fork/exec, about a millisecond). */
   stats?: boolean;
 }
+
+/** The CLI every bench runs as `node CLI …` (a fresh process per run, as a user's shell starts it). */
+export const CLI = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
 
 export const GNU_TIME = '/usr/bin/time';
 const hasGnuTime = existsSync(GNU_TIME);
