@@ -119,6 +119,21 @@ const proxyStatusWords: Record<number, string> = {
   504: 'Gateway Timeout: it could not reach the registry',
 };
 
+// Connect timeouts that happened after TCP connected, during the TLS handshake (see trackConnecting).
+const tlsHandshakeTimeouts = new WeakSet<object>();
+
+/** Records that this connect timeout was a TLS handshake nobody answered, not a TCP connect. */
+export function markTlsHandshakeTimeout(err: Error): void {
+  tlsHandshakeTimeouts.add(err);
+}
+
+function isTlsHandshakeTimeout(err: unknown): boolean {
+  for (let e = err, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if (tlsHandshakeTimeouts.has(e)) return true;
+  }
+  return false;
+}
+
 /** A readable reason for a network error: `connection refused (ECONNREFUSED)`. */
 export function describeNetworkError(err: unknown): string {
   const errno = errnoOf(err);
@@ -138,6 +153,7 @@ export function describeNetworkError(err: unknown): string {
   };
   const refusal = proxyRefusal(err);
   if (refusal !== undefined) return `the proxy answered HTTP ${refusal}${proxyStatusWords[refusal] ? ` ${proxyStatusWords[refusal]}` : ''}`;
+  if (isTlsHandshakeTimeout(err)) return `TLS handshake timed out: the host accepted the connection but never answered TLS (${errno})`;
   const message = err instanceof Error ? err.message : String(err);
   const word = errno ? words[errno] : undefined;
   return word ? `${word} (${errno})` : errno ? `${message} (${errno})` : message;

@@ -839,6 +839,26 @@ describe('Transport.close', () => {
     }
   });
 
+  it('gives up on a silent host after one connect timeout and says the TLS handshake stalled', async () => {
+    const silent = await silentServer();
+    const { host, sockets } = silent;
+    // Five attempts allowed: a connect timeout must not use them (5 × 10 s made a silent host cost 55 s).
+    const transport = new Transport({ timeoutMs: 300, retry: { attempts: 5, baseDelayMs: 1 } });
+    try {
+      await assert.rejects(transport.request({ method: 'GET', registry: host, path: '/v2/x/tags/list' }), (err: unknown) => {
+        assert.ok(err instanceof NetworkError);
+        assert.match(err.message, /TLS handshake timed out: the host accepted the connection but never answered TLS/);
+        // The URL of the attempt that failed, not the plain-HTTP one that was never sent.
+        assert.match(err.message, new RegExp(`GET https://${host.replace('.', '\\.')}/v2/`));
+        return true;
+      });
+      assert.equal(sockets.length, 1, `one connection, not one per attempt: ${sockets.length}`);
+    } finally {
+      await transport.close();
+      silent.close();
+    }
+  });
+
   it('bounds the connect by a timeoutMs shorter than undici\'s 10 s', async () => {
     const silent = await silentServer();
     const { host } = silent;

@@ -666,6 +666,8 @@ export class Transport {
           ]
         : [[`https://${host}`, tls.secure]];
     let lastError: unknown;
+    let lastUrl = new URL('/v2/', candidates.at(-1)![0]);
+    let timedOut = false;
     for (let attempt = 1; attempt <= attempts; attempt++) {
       let unreachable = false;
       let tlsFailure: unknown;
@@ -706,6 +708,7 @@ export class Transport {
           if (signal?.aborted) throw new AbortedError(`pinging ${registry}: aborted`, { cause: signal.reason });
           if (SlipwayError.is(err)) throw err;
           lastError = err;
+          lastUrl = url;
           if (url.protocol === 'https:') tlsFailure = err;
           if (isCertificateError(err)) {
             // Refused by the default trust: once more, trusting the CAs SSL_CERT_FILE/SSL_CERT_DIR add
@@ -734,16 +737,25 @@ export class Transport {
           // Nobody listening means the registry is down, not speaking another protocol: wait and retry.
           // Anything else (a TLS handshake answered in plain HTTP) moves on to the next scheme.
           const errno = errnoOf(err);
-          if (errno === 'ECONNREFUSED' || errno === 'UND_ERR_CONNECT_TIMEOUT' || (base === candidates.at(-1)![0] && isTemporaryNetworkError(err))) {
+          // A connect timeout is not tried again: within its 10 s the kernel has already resent the
+          // SYN three times, and a TLS handshake nobody answered is not answered on a second try.
+          // Five attempts made a black-holed or silent host cost 55 s before the error.
+          if (errno === 'UND_ERR_CONNECT_TIMEOUT') {
+            timedOut = true;
+            break;
+          }
+          if (errno === 'ECONNREFUSED' || (base === candidates.at(-1)![0] && isTemporaryNetworkError(err))) {
             unreachable = true;
             break;
           }
         }
       }
-      if (!unreachable || attempt === attempts) break;
+      if (!unreachable || timedOut || attempt === attempts) break;
       await pause(backoffDelay(attempt, this.#retry), signal);
     }
-    const last = new URL('/v2/', candidates.at(-1)![0]);
+    // The URL the reported failure happened at: on loopback a refused or silent HTTPS port ends the
+    // round before plain HTTP is tried, and naming http:// then pointed at a request never sent.
+    const last = lastUrl;
     const hint = last.protocol === 'https:' ? this.#clientCertificateHint(registry, lastError, certs) : '';
     throw new NetworkError('GET', last.href, `registry ${registry} unreachable: ${this.#describe(lastError, last)}${hint}`, {
       cause: lastError,

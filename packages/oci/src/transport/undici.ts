@@ -11,6 +11,7 @@
  */
 import type { Socket } from 'node:net';
 import type { Agent, buildConnector, Client, Dispatcher, Pool, ProxyAgent } from 'undici';
+import { errnoOf, markTlsHandshakeTimeout } from './retry.js';
 
 export interface UndiciParts {
   Agent: typeof Agent;
@@ -157,14 +158,19 @@ export function trackConnecting(build: typeof buildConnector, options: buildConn
   const connecting = new Set<Socket>();
   const connector = build(options);
   const connect: buildConnector.connector = (target, callback) => {
+    let tcpConnected = false;
     // undici's connector returns the socket it made (its type says void): remembered until it is
     // connected (handed back here) or closed (a failed connect destroys it).
     const socket = (connector as unknown as (o: buildConnector.Options, c: buildConnector.Callback) => Socket | undefined)(target, (...args) => {
       if (args[1]) connecting.delete(args[1]);
+      // undici's connect timeout covers TCP and TLS alike; which one stalled is what the user needs
+      // (nothing at that address, or something there that does not speak TLS).
+      if (args[0] && tcpConnected && target.protocol === 'https:' && errnoOf(args[0]) === 'UND_ERR_CONNECT_TIMEOUT') markTlsHandshakeTimeout(args[0]);
       callback(...args);
     });
     if (socket && !socket.destroyed) {
       connecting.add(socket);
+      socket.once('connect', () => (tcpConnected = true));
       socket.once('close', () => connecting.delete(socket));
     }
   };
