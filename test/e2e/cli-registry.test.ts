@@ -4,7 +4,8 @@
 // config, or wrong in the environment) that never shows up in any output.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { pack } from 'tar-stream';
 import { Readable } from 'node:stream';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
@@ -592,6 +593,47 @@ describe('slipway CLI against real registries', { skip: missing.length > 0 ? `ne
     });
   }
 
+  it('a second Ctrl-C during a push exits at once and leaves no temp file in the layer cache', async () => {
+    const cacheHome = join(work, 'xdg-double-sigint');
+    const layers = join(cacheHome, 'slipway', 'layers');
+    // A docker save archive with one uncompressed 24 MB layer of random bytes: more than the socket
+    // buffers hold, so its compression into the cache waits on the stalled upload below.
+    const saved = join(work, 'double-sigint.tar');
+    const layer = await tarOf([{ name: 'random.bin', body: randomBytes(24 * 1024 * 1024) }]);
+    const diffID = `sha256:${createHash('sha256').update(layer).digest('hex')}`;
+    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [diffID] }, config: {} }));
+    const configName = `${createHash('sha256').update(config).digest('hex')}.json`;
+    const manifest = Buffer.from(JSON.stringify([{ Config: configName, RepoTags: ['app:sigint'], Layers: ['layer/layer.tar'] }]));
+    await writeFile(saved, await tarOf([{ name: configName, body: config }, { name: 'layer/layer.tar', body: layer }, { name: 'manifest.json', body: manifest }]));
+    const proxy = await startFaultProxy({ target: open });
+    try {
+      // The streamed upload stalls, and with it the compression into the cache's temp file.
+      proxy.inject({ match: { method: 'PATCH' }, fault: { delayMs: 20_000 }, times: Infinity });
+      proxy.inject({ match: { method: 'PUT', path: '/blobs/uploads/' }, fault: { delayMs: 20_000 }, times: Infinity });
+      const child = spawn(process.execPath, [main, 'push', saved, `${proxy.host}/double-sigint/app:1`], { env: { ...definedEnv(), XDG_CACHE_HOME: cacheHome }, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
+      const temps = async () => (await readdir(layers).catch(() => [] as string[])).filter((n) => n.includes('.tmp-'));
+      const deadline = Date.now() + 30_000;
+      while ((await temps()).length === 0) {
+        assert.ok(Date.now() < deadline, `no layer was being compressed into the cache: ${stderr}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      // The first asks the push to stop and clean up; the second is the impatient user's: exit now,
+      // before that clean-up runs. Two signals sent to a stopped process arrive together (two of a
+      // kind would merge into one, so a SIGTERM follows the SIGINT): the exit hook alone can clean up.
+      child.kill('SIGSTOP');
+      child.kill('SIGINT');
+      child.kill('SIGTERM');
+      child.kill('SIGCONT');
+      assert.ok([130, 143].includes((await closed)!), stderr);
+      assert.deepEqual(await temps(), [], 'the exit hook removed the half-written layer');
+    } finally {
+      await proxy.stop();
+    }
+  });
+
   it('finishes a copy whose stderr reader went away (2>&1 | head -1), exit 0', async () => {
     const child = spawn(process.execPath, [main, 'copy', index.reference, `${open.host}/stderr-gone/app:1`], { env: definedEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     // The reader takes nothing and leaves: every progress line after that meets EPIPE.
@@ -661,3 +703,13 @@ describe('slipway CLI against real registries', { skip: missing.length > 0 ? `ne
     }
   });
 });
+
+/** A tar of the given files, in memory. */
+async function tarOf(files: { name: string; body: Buffer }[]): Promise<Buffer> {
+  const archive = pack();
+  for (const file of files) archive.entry({ name: file.name, size: file.body.length }, file.body);
+  archive.finalize();
+  const chunks: Buffer[] = [];
+  for await (const chunk of archive as AsyncIterable<Buffer>) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}

@@ -31,8 +31,11 @@ now:
   --unused-for DAYS  remove entries unused for longer than this (default 30; 0 empties the caches)
   --max-size SIZE    then keep at most this much of compressed layers (10G, 500M; default no limit)
 
-With --json: {layerCache: {directory, layers, layerBytes, digests}, contextCache: {directory, files,
-bytes}} and, for prune, removed: {layers, contextFiles}.`,
+Temp files of a write killed half-way (SIGKILL, an OOM kill) show as "incomplete"; any prune
+removes those untouched for an hour.
+
+With --json: {layerCache: {directory, layers, layerBytes, digests, incompleteFiles, incompleteBytes},
+contextCache: {directory, files, bytes}} and, for prune, removed: {layers, contextFiles}.`,
   options: {
     'unused-for': { type: 'string' },
     'max-size': { type: 'string' },
@@ -70,7 +73,9 @@ bytes}} and, for prune, removed: {layers, contextFiles}.`,
     };
     const lines = [
       ...(removed ? [`removed ${plural(removed.layers, 'cached layer')} and ${plural(removed.contextFiles, 'context stat cache')}`] : []),
-      `layers:  ${layerDir}: ${plural(layers.layers, 'compressed layer')}, ${formatBytes(layers.layerBytes)}`,
+      `layers:  ${layerDir}: ${plural(layers.layers, 'compressed layer')}, ${formatBytes(layers.layerBytes)}${
+        layers.incompleteFiles > 0 ? ` (and ${plural(layers.incompleteFiles, 'incomplete temp file')}, ${formatBytes(layers.incompleteBytes)})` : ''
+      }`,
       `context: ${contextDir}: ${plural(contexts.files, 'stat cache')}, ${formatBytes(contexts.bytes)}`,
     ];
     return { json, text: lines.join('\n') };

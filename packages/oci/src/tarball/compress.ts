@@ -58,7 +58,7 @@ import { DigestMismatchError, SlipwayError, throwIfAborted } from '../errors.js'
 import { atMostDaily } from '../internal/daily.js';
 import { createParallelGzip, parallelGzipFormat } from '../internal/parallel-gzip.js';
 import { invalidArchive, openEntry, peekEntry, type TarEntry } from '../internal/tar-index.js';
-import { fileReleased, sniffCompression } from '../internal/tar-scratch.js';
+import { fileReleased, sniffCompression, trackScratchPath, untrackScratchPath } from '../internal/tar-scratch.js';
 import { digestAlgorithm, type Digest } from '../v1/digest.js';
 import { MediaType } from '../v1/media-types.js';
 import type { Descriptor } from '../v1/manifest.js';
@@ -143,12 +143,15 @@ async function readMeta<T>(path: string): Promise<T | undefined> {
 
 async function writeAtomic(path: string, text: string): Promise<void> {
   const temp = `${path}.tmp-${randomBytes(6).toString('hex')}`;
+  trackScratchPath(temp);
   try {
     await writeFile(temp, text, { mode: 0o644, flag: 'wx' });
     await rename(temp, path);
   } catch {
     // The cache is an optimisation: a cache we cannot write must not fail the operation.
     await rm(temp, { force: true }).catch(() => undefined);
+  } finally {
+    untrackScratchPath(temp);
   }
 }
 
@@ -260,6 +263,9 @@ async function compressOnce(ctx: LayerContext, entry: TarEntry, diffID: Digest, 
   const outDir = dir ?? (await ctx.scratch());
   const final = join(outDir, dir ? `${key}.gz` : `${key.slice(0, 32)}.gz`);
   const temp = `${final}.tmp-${randomBytes(6).toString('hex')}`;
+  // A second Ctrl-C exits at once: the CLI's exit hook removes what is registered, or a layer-sized
+  // temp file stayed in the cache, where nothing counted it.
+  trackScratchPath(temp);
   const raw = createHash(digestAlgorithm(diffID));
   const label = `layer ${JSON.stringify(entry.name)} of ${ctx.archive}`;
   const tee = await startTee(ctx, { diffID, size: entry.size }, label);
@@ -279,6 +285,8 @@ async function compressOnce(ctx: LayerContext, entry: TarEntry, diffID: Digest, 
     await fileReleased(file);
     await rm(temp, { force: true });
     throw err;
+  } finally {
+    untrackScratchPath(temp);
   }
   const size = compressed.size;
   const descriptor: Descriptor = { mediaType: MediaType.DockerLayerGzip, digest, size };
@@ -356,13 +364,29 @@ export interface CacheUsage {
   layers: number;
   layerBytes: number;
   digests: number;
+  /** Temp files of writes under way, or left by a process killed mid-write (pruned once an hour old). */
+  incompleteFiles: number;
+  incompleteBytes: number;
 }
 
 /** Counts what the cache at `cacheDir` holds (nothing, for a directory that does not exist). */
 export async function cacheUsage(cacheDir: string = defaultCacheDir()): Promise<CacheUsage> {
   const layers = await layerEntries(cacheDir);
-  const digests = (await readdir(join(cacheDir, 'digests')).catch(() => [] as string[])).filter((n) => n.endsWith('.json')).length;
-  return { layers: layers.length, layerBytes: layers.reduce((sum, e) => sum + e.bytes, 0), digests };
+  const digestNames = await readdir(join(cacheDir, 'digests')).catch(() => [] as string[]);
+  const digests = digestNames.filter((n) => n.endsWith('.json')).length;
+  let incompleteFiles = 0;
+  let incompleteBytes = 0;
+  for (const sub of ['layers', 'digests']) {
+    const dir = join(cacheDir, sub);
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      if (!name.includes('.tmp-')) continue;
+      const info = await stat(join(dir, name)).catch(() => undefined);
+      if (!info) continue;
+      incompleteFiles++;
+      incompleteBytes += info.size;
+    }
+  }
+  return { layers: layers.length, layerBytes: layers.reduce((sum, e) => sum + e.bytes, 0), digests, incompleteFiles, incompleteBytes };
 }
 
 /** The cached compressed layers: each record, when it was last used, and its bytes (record and layer). */
@@ -410,8 +434,10 @@ export async function pruneCache(options: PruneCacheOptions = {}): Promise<numbe
       if (name.endsWith('.json') && stale) {
         await removeEntry(path.slice(0, -'.json'.length));
         removed++;
-      } else if (name.includes('.tmp-') && info.mtimeMs < Math.min(cutoff, Date.now() - 3600_000)) {
-        // Another process may be writing it right now (even with "unused for 0 days"): an hour old at least.
+      } else if (name.includes('.tmp-') && info.mtimeMs < Date.now() - 3600_000) {
+        // Never "used", so not held to the unused-for age: a write under way touches its file as it
+        // goes, and one untouched for an hour belongs to a process that died mid-write (SIGKILL, an
+        // OOM kill). Younger ones may be another process's write, even with "unused for 0 days".
         await rm(path, { force: true });
       } else if (name.endsWith('.gz') && stale && !(await stat(path.replace(/\.gz$/, '.json')).catch(() => undefined))) {
         // A compressed layer whose record is gone (pruned, or a run killed between the two writes).

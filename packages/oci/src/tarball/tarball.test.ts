@@ -237,6 +237,18 @@ describe('tarball.open', () => {
     assert.equal((await cacheUsage(cacheDir)).layerBytes, newerBytes);
     assert.equal(await pruneCache({ cacheDir, unusedForMs: -1 }), 1, 'unused for no time at all: everything');
     assert.ok((await readdir(layersDir)).some((n) => n.includes('.tmp-')), 'the young temp file is still there');
+    // A temp file untouched for two hours was left by a process killed mid-write: any prune removes it
+    // (before, only one older than the unused-for age, 30 days by default), and usage counts it meanwhile.
+    const orphan = join(layersDir, `${'f'.repeat(64)}.gz.tmp-dead01`);
+    await writeFile(orphan, Buffer.alloc(3000));
+    const twoHoursAgo = new Date(Date.now() - 2 * 3600 * 1000);
+    await utimes(orphan, twoHoursAgo, twoHoursAgo);
+    const withOrphan = await cacheUsage(cacheDir);
+    assert.equal(withOrphan.incompleteFiles, 2);
+    assert.equal(withOrphan.incompleteBytes, 3000 + 'in flight'.length);
+    await pruneCache({ cacheDir });
+    assert.equal((await readdir(layersDir)).includes(`${'f'.repeat(64)}.gz.tmp-dead01`), false, 'the orphaned temp file went');
+    assert.equal((await cacheUsage(cacheDir)).incompleteFiles, 1, 'the young one stays');
 
     // The stamp holds the daily prune back for a day; an older stamp lets it run on the next open.
     const stale = new Date(Date.now() - 2 * 24 * 3600 * 1000);
