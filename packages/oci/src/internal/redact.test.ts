@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { redactText, redactUrl, SecretSet } from './redact.js';
+import { redactText, redactUrl, SecretSet, shortLivedLimit } from './redact.js';
 
 describe('redaction', () => {
   it('keeps safe query parameters and replaces the rest', () => {
@@ -21,6 +21,22 @@ describe('redaction', () => {
     assert.equal(secrets.redact(`pw hunter2-secret b64 ${b64} Bearer eyJ.abc.def Basic dXNlcjpwdw==`), 'pw REDACTED b64 REDACTED Bearer REDACTED Basic REDACTED');
     assert.equal(secrets.redact('ab is too short to hide'), 'ab is too short to hide');
     assert.equal(redactText('token: Bearer abc'), 'token: Bearer REDACTED');
+  });
+
+  it('remembers the newest short-lived secrets (tokens) in all their forms, and only those', () => {
+    const secrets = new SecretSet();
+    secrets.add('long-lived-password');
+    const token = (i: number) => `eyJtoken.${i}.signature`;
+    for (let i = 0; i < shortLivedLimit + 10; i++) secrets.addShortLived(token(i));
+    const newest = token(shortLivedLimit + 9);
+    assert.equal(secrets.redact(`${newest} ${Buffer.from(newest).toString('base64')} ${encodeURIComponent(newest)}`), 'REDACTED REDACTED REDACTED');
+    assert.equal(secrets.redact(token(10)), 'REDACTED', 'the oldest kept');
+    assert.equal(secrets.redact(token(9)), token(9), 'beyond the limit: forgotten');
+    assert.equal(secrets.redact('long-lived-password'), 'REDACTED', 'credentials are never forgotten');
+    // Seen again: it becomes the newest, not a second copy.
+    secrets.addShortLived(token(10));
+    for (let i = 0; i < shortLivedLimit - 1; i++) secrets.addShortLived(`other-${i}-token`);
+    assert.equal(secrets.redact(token(10)), 'REDACTED');
   });
 
   it('removes a secret as a server quotes it: JSON-escaped, URL-encoded in a form or a query', () => {

@@ -39,6 +39,18 @@ export function redactText(text: string, secrets: Iterable<string> = []): string
   return result.replace(/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi, '$1 REDACTED');
 }
 
+/** How many short-lived secrets a {@link SecretSet} remembers. */
+export const shortLivedLimit = 256;
+
+/**
+ * A secret as it may appear in text: as is; base64, as in Basic headers and docker config `auth`
+ * fields; escaped as a JSON error body quotes it; URL-encoded, as an OAuth2 form or a query string
+ * carries it (`+` for a space in a form, `%20` in a URI component).
+ */
+function formsOf(value: string): string[] {
+  return [value, Buffer.from(value).toString('base64'), JSON.stringify(value).slice(1, -1), encodeURIComponent(value), new URLSearchParams({ v: value }).toString().slice(2)];
+}
+
 /** How deep {@link SecretSet.redactJson} walks before it redacts a subtree as one JSON string. */
 const maxJsonDepth = 32;
 
@@ -49,21 +61,29 @@ const maxJsonDepth = 32;
  */
 export class SecretSet {
   readonly #values = new Set<string>();
+  /** The forms of the newest short-lived secrets, oldest first (see {@link addShortLived}). */
+  readonly #recent = new Map<string, string[]>();
   add(...values: (string | undefined)[]): void {
     for (const value of values) {
       if (value === undefined || value.length < 4) continue;
-      this.#values.add(value);
-      // The base64 forms appear in Basic headers and docker config `auth` fields.
-      this.#values.add(Buffer.from(value).toString('base64'));
-      // A JSON error body quotes `"` and `\` escaped; an OAuth2 form or a query string carries the
-      // value URL-encoded (`+` for a space in a form, `%20` in a URI component).
-      this.#values.add(JSON.stringify(value).slice(1, -1));
-      this.#values.add(encodeURIComponent(value));
-      this.#values.add(new URLSearchParams({ v: value }).toString().slice(2));
+      for (const form of formsOf(value)) this.#values.add(form);
     }
   }
+  /**
+   * A secret that stops being used soon (a bearer token): only the newest {@link shortLivedLimit}
+   * are kept. A client held for a long time (a provider, a mirror of thousands of repositories)
+   * fetches a token per repository and expiry; keeping each one kept every token ever issued to it
+   * and made every redaction scan them all. A token that old is long expired, and no request
+   * carrying it is still waiting on an answer to redact.
+   */
+  addShortLived(value: string): void {
+    if (value.length < 4) return;
+    this.#recent.delete(value);
+    this.#recent.set(value, formsOf(value));
+    if (this.#recent.size > shortLivedLimit) this.#recent.delete(this.#recent.keys().next().value!);
+  }
   redact(text: string): string {
-    return redactText(text, this.#values);
+    return redactText(text, this.#recent.size === 0 ? this.#values : [...this.#values, ...[...this.#recent.values()].flat()]);
   }
   /**
    * A parsed JSON value (an error's `detail`) with every string in it, keys included, redacted: a

@@ -73,6 +73,20 @@ describe('TokenCache', () => {
     assert.equal(await third, 'u');
   });
 
+  it('forgets expired tokens of other keys when it fetches a new one (a client pushing to many repositories)', async () => {
+    let now = 1000;
+    const cache = new TokenCache(() => now);
+    for (let i = 0; i < 50; i++) assert.equal(await cache.get(`repo-${i}`, async () => ({ token: `t${i}`, expiresInMs: 500 })), `t${i}`);
+    assert.equal(cache.size, 50);
+    now += 400;
+    await cache.get('fresh-a', async () => ({ token: 'a', expiresInMs: 500 }));
+    assert.equal(cache.size, 51, 'none had expired yet');
+    now += 100;
+    await cache.get('fresh-b', async () => ({ token: 'b', expiresInMs: 500 }));
+    assert.equal(cache.size, 2, 'the 50 expired ones went; the live one and the new one stay');
+    assert.equal(await cache.get('fresh-a', async () => assert.fail('still cached')), 'a');
+  });
+
   it('drops a rejected token only while it is still the cached one, and says whether it had worked', async () => {
     const cache = new TokenCache();
     let serial = 0;

@@ -48,6 +48,7 @@ export class TokenCache {
     let entry = this.#entries.get(key);
     if (entry?.expiresAt !== undefined && entry.expiresAt <= this.#now()) entry = undefined;
     if (!entry) {
+      this.#dropExpired();
       const fresh: Entry = {
         task: new SharedTask(async (taskSignal) => {
           const result = await fetch(taskSignal);
@@ -77,6 +78,15 @@ export class TokenCache {
   reject(lease: TokenLease): boolean {
     if (this.#entries.get(lease.key) === lease.entry) this.#entries.delete(lease.key);
     return (lease.entry as Entry).accepted === true;
+  }
+
+  /**
+   * Forgets expired tokens of every key, when a new one is about to be fetched: a long-lived client
+   * that pushes to many repositories holds a key per repository, and kept every token it was issued.
+   */
+  #dropExpired(): void {
+    const now = this.#now();
+    for (const [key, entry] of this.#entries) if (entry.expiresAt !== undefined && entry.expiresAt <= now) this.#entries.delete(key);
   }
 
   get size(): number {

@@ -904,7 +904,7 @@ export class Transport {
     // Some issuers answer `access_token` only (OAuth2), some `token` only, some both (ggcr #54).
     const token = typeof parsed.token === 'string' && parsed.token !== '' ? parsed.token : parsed.access_token;
     if (typeof token !== 'string' || token === '') throw new SlipwayError('SLIPWAY_AUTH', `fetching a token for ${state.registry}: the realm's answer has no token`);
-    this.secrets.add(token);
+    this.secrets.addShortLived(token);
     // The token spec's default lifetime is 60 s; renew a little early so a token never expires mid-request.
     const seconds = typeof parsed.expires_in === 'number' && parsed.expires_in > 0 ? parsed.expires_in : 60;
     debug('token for %s scope %s: %ds', state.registry, scopes.join(' '), seconds);
