@@ -751,7 +751,7 @@ describe('copy into a sink that holds one image, knows images by config, or comm
     assert.deepEqual(commits, [amd64.digest]);
   });
 
-  it('foreign and zstd layers are refused by a single-image sink before anything moves', async () => {
+  it('foreign, zstd, encrypted and non-tar layers are refused by a single-image sink before anything moves', async () => {
     const src = new MemoryRegistry({ host: 'src.test' });
     const config = src.addBlob('src', encode({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }), MediaType.OciConfig);
     const foreign = { mediaType: MediaType.DockerForeignLayerGzip, digest: `sha256:${'f'.repeat(64)}` as Digest, size: 10, urls: ['https://example.invalid/layer'] };
@@ -762,6 +762,13 @@ describe('copy into a sink that holds one image, knows images by config, or comm
     const { sink } = special(dst, { singleImage: true });
     await assert.rejects(copy(src.source('src', 'foreign'), sink), /needs every layer's bytes, and .* has a foreign layer sha256:f+ \(at https:\/\/example\.invalid\/layer\)/);
     await assert.rejects(copy(src.source('src', 'zstd'), sink), /has zstd layers \(application\/vnd\.oci\.image\.layer\.v1\.tar\+zstd\), which docker load before Docker 23 cannot read/);
+    // Not a tar at all: an encrypted layer, an attestation's in-toto statement.
+    const encrypted = src.addBlob('src', new TextEncoder().encode('sealed'), 'application/vnd.oci.image.layer.v1.tar+gzip+encrypted');
+    src.addManifest('src', encode({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers: [encrypted] }), MediaType.OciManifest, 'encrypted');
+    await assert.rejects(copy(src.source('src', 'encrypted'), sink), /layer sha256:[0-9a-f]{64} of .* is application\/vnd\.oci\.image\.layer\.v1\.tar\+gzip\+encrypted, not a tar \(plain or gzip\): it is encrypted/);
+    const statement = src.addBlob('src', encode({ _type: 'https://in-toto.io/Statement/v0.1' }), 'application/vnd.in-toto+json');
+    src.addManifest('src', encode({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers: [statement] }), MediaType.OciManifest, 'attestation');
+    await assert.rejects(copy(src.source('src', 'attestation'), sink), /is application\/vnd\.in-toto\+json, not a tar \(plain or gzip\); copy it to an oci-archive: or a registry instead/);
     assert.deepEqual(destinationRequests(dst), []);
   });
 

@@ -573,8 +573,28 @@ function checkSingleImage(sourceName: string, sinkName: string, target: Target):
     if (isForeignLayer(layer)) throw new InvalidArgumentError(`${sinkName} needs every layer's bytes, and ${sourceName} has a foreign layer ${layer.digest} (at ${layer.urls!.join(', ')}); copy it to an oci-archive: or a registry instead`);
     // Docker before 23 cannot load zstd layers (skopeo refuses them for docker-archive: too).
     if (/zstd/.test(layer.mediaType)) throw new InvalidArgumentError(`${sinkName}: ${sourceName} has zstd layers (${layer.mediaType}), which docker load before Docker 23 cannot read; copy it to an oci-archive: or a registry instead`);
+    // Anything but a tar, plain or gzipped, was written and only `docker load` failed, on "ApplyLayer
+    // … unexpected EOF": an encrypted layer, or an attestation's in-toto statement (old BuildKit gave
+    // those a linux-less image config). skopeo refuses them up front too.
+    if (!dockerLoadableLayerTypes.has(layer.mediaType)) {
+      const why = /encrypted/.test(layer.mediaType) ? ': it is encrypted (decrypt it first, e.g. skopeo copy --decryption-key)' : '';
+      throw new InvalidArgumentError(
+        `${sinkName} holds images docker load can unpack, and layer ${layer.digest} of ${sourceName} is ${layer.mediaType}, not a tar (plain or gzip)${why}; copy it to an oci-archive: or a registry instead`,
+      );
+    }
   }
 }
+
+/** Layer media types `docker load` unpacks: a tar, plain or gzipped (a non-distributable one has its bytes here). */
+const dockerLoadableLayerTypes = new Set<string>([
+  MediaType.DockerLayerGzip,
+  MediaType.DockerForeignLayerGzip,
+  'application/vnd.docker.image.rootfs.diff.tar',
+  MediaType.OciLayer,
+  MediaType.OciLayerGzip,
+  'application/vnd.oci.image.layer.nondistributable.v1.tar',
+  'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip',
+]);
 
 function countToWrite(node: Node, seen = new Set<string>()): number {
   if (node.present || seen.has(node.descriptor.digest)) return 0;
