@@ -302,7 +302,14 @@ describe('slipway CLI against real registries', { skip: missing.length > 0 ? `ne
     assert.equal((await slipway(['copy', index.reference, `oci:${twoImages}:b`, '--platform', 'linux/amd64', '-q'])).code, 0);
     const unnamed = await slipway(['digest', `oci:${twoImages}`]);
     assert.equal(unnamed.code, 2, unnamed.stderr);
-    assert.match(unnamed.stderr, /OCI layout ".*two-images" holds 2 images; choose one in the source name \(oci:PATH:NAME, oci-archive:PATH:NAME\), or for push with --image \(a name, a digest or a position\)/);
+    assert.match(unnamed.stderr, /OCI layout ".*two-images" holds 2 images; choose one in the source name \(oci:PATH:NAME, oci:PATH:sha256:…, oci:PATH:@N; oci-archive: alike\), or for push with --image \(a name, a digest or a position @N\)/);
+    // Each spelling the message offers picks an entry, and so does regctl's DIR@DIGEST.
+    const a = (await slipway(['digest', `oci:${twoImages}:a`])).stdout.trim();
+    assert.match(a, /^sha256:[0-9a-f]{64}$/);
+    for (const spelling of [`oci:${twoImages}:${a}`, `oci:${twoImages}:@${a}`, `oci:${twoImages}@${a}`, `oci:${twoImages}:@0`]) {
+      const picked = await slipway(['digest', spelling]);
+      assert.deepEqual([picked.code, picked.stdout.trim()], [0, a], `${spelling}: ${picked.stderr}`);
+    }
     // A destination holding another image.
     const held = await slipway(['copy', `oci:${twoImages}:a`, `${open.host}/messages/held:1`, '-q']);
     assert.equal(held.code, 0, held.stderr);

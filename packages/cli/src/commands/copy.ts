@@ -12,7 +12,8 @@ export const copy = defineCommand({
   synopsis: 'slipway copy SOURCE DESTINATION [--platform P[,P…]] [--overwrite] [--referrers] [--digest-tags] [--all-tags | --tag-regex RE] [--jobs N]',
   details: `SOURCE is a registry reference, a docker save tar (gzip allowed), an OCI layout directory or tar, or
 a prefixed source: docker://REF, docker-daemon:IMAGE, oci:PATH[:REF], oci-archive:PATH[:REF],
-docker-archive:PATH[:IMAGE|:@N]. DESTINATION is registry/repository[:tag][@digest] (tag defaults to latest;
+docker-archive:PATH[:IMAGE|:@N]; an archive or layout's REF is a name, a digest (oci:PATH@sha256:…
+too) or a position @N. DESTINATION is registry/repository[:tag][@digest] (tag defaults to latest;
 a digest alone stores the image untagged, and the copy is refused unless its result has that digest),
 or a local place: oci:DIR[:NAME] (an OCI layout directory, created or added to),
 oci-archive:FILE[:NAME] (an OCI layout tar), docker-archive:FILE[:IMAGE] (what docker load and

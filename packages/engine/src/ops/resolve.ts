@@ -112,7 +112,11 @@ function oneImage(option: string | undefined, inText: string | undefined, text: 
   return option ?? inText;
 }
 
-/** `@2` picks the third image of an archive (skopeo's `docker-archive:x.tar:@2`); anything else is a name or digest. */
+/**
+ * `@2` picks the third image of an archive (skopeo's `docker-archive:x.tar:@2`); `@sha256:…` is the
+ * digest (as a reference writes it after a name); anything else is a name or digest.
+ */
 function selector(image: string): string | number {
-  return /^@\d+$/.test(image) ? Number(image.slice(1)) : image;
+  if (/^@\d+$/.test(image)) return Number(image.slice(1));
+  return /^@(?:sha256|sha512):/.test(image) ? image.slice(1) : image;
 }

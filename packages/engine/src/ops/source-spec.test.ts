@@ -28,6 +28,15 @@ describe('parseSourceSpec', () => {
     assert.deepEqual(await parseSourceSpec('oci-archive:out.tar'), { kind: 'oci-archive', path: 'out.tar' });
     assert.deepEqual(await parseSourceSpec('docker-archive:save.tar:app:1'), { kind: 'docker-archive', path: 'save.tar', image: 'app:1' });
     assert.deepEqual(await parseSourceSpec('docker-archive:save.tar:@1'), { kind: 'docker-archive', path: 'save.tar', image: '@1' });
+    // regctl's DIR@DIGEST: the digest, not a path "DIR@sha256" with a tag.
+    const digest = `sha256:${'b'.repeat(64)}`;
+    assert.deepEqual(await parseSourceSpec(`oci:/tmp/layout@${digest}`), { kind: 'oci-layout', path: '/tmp/layout', reference: digest });
+    assert.deepEqual(await parseSourceSpec(`oci-archive:out.tar@${digest}`), { kind: 'oci-archive', path: 'out.tar', reference: digest });
+  });
+
+  it('keeps skopeo\'s reading of a path that really ends in @sha256', async () => {
+    await mkdir(join(dir, 'odd@sha256'), { recursive: true });
+    assert.deepEqual(await parseSourceSpec(`oci:${join(dir, 'odd')}@sha256:abc`), { kind: 'oci-layout', path: join(dir, 'odd@sha256'), reference: 'abc' });
   });
 
   it('prefers an existing path, then a reference', async () => {

@@ -29,7 +29,7 @@ export async function parseSourceSpec(text: string): Promise<SourceSpec> {
   const trimmed = text.trim();
   if (trimmed === '') throw new InvalidArgumentError('empty source: want an image reference or a path to an archive or OCI layout');
   const prefix = prefixes.find((p) => trimmed.startsWith(p));
-  if (prefix !== undefined) return explicit(prefix, trimmed.slice(prefix.length), text);
+  if (prefix !== undefined) return explicit(prefix, await digestAfterPath(trimmed.slice(prefix.length)), text);
 
   const info = await stat(trimmed).catch(() => undefined);
   if (info?.isDirectory()) {
@@ -93,6 +93,19 @@ function explicit(prefix: (typeof prefixes)[number], rest: string, text: string)
       return reference === undefined ? { kind, path } : { kind, path, reference };
     }
   }
+}
+
+/**
+ * `oci:DIR@sha256:…` (regctl's `ocidir://DIR@DIGEST`) as `oci:DIR:sha256:…`: skopeo's grammar ends
+ * the path at the first colon, which made the path "DIR@sha256" and the digest a tag, and the error
+ * said the layout did not exist. A path that really ends in `@sha256` keeps skopeo's reading.
+ */
+async function digestAfterPath(rest: string): Promise<string> {
+  const match = /^([^:]+)@((?:sha256|sha512):[0-9a-f]+)$/.exec(rest);
+  if (!match) return rest;
+  const [, path, digest] = match as unknown as [string, string, string];
+  if (await stat(path.concat('@', digest.slice(0, digest.indexOf(':')))).catch(() => undefined)) return rest;
+  return `${path}:${digest}`;
 }
 
 function splitFirst(text: string): [string, string | undefined] {

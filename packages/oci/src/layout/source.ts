@@ -91,11 +91,14 @@ function normalised(text: string): string | undefined {
   }
 }
 
-/** `"busybox:1" sha256:0123456789ab` or `#2 sha256:0123456789ab` for listings in errors. */
+/**
+ * `"busybox:1" (sha256:0123456789ab)` or `@2 (sha256:0123456789ab)` for listings in errors: an
+ * unnamed entry as the position a source name picks it by (`oci:DIR:@2`).
+ */
 export function describeImage(image: LayoutImage): string {
   const label = image.imageName ?? image.refName;
   const short = `${image.descriptor.digest.slice(0, 19)}`;
-  return label ? `${JSON.stringify(label)} (${short})` : `#${image.position} (${short})`;
+  return label ? `${JSON.stringify(label)} (${short})` : `@${image.position} (${short})`;
 }
 
 function distinct(images: LayoutImage[]): LayoutImage[] {
@@ -127,10 +130,12 @@ export function selectImage(images: LayoutImage[], selector: string | number | u
   const listing = () => unique.map(describeImage).join(', ');
   if (selector === undefined) {
     if (unique.length === 1) return unique[0] as LayoutImage;
-    throw new InvalidArgumentError(`OCI layout ${JSON.stringify(archive)} holds ${unique.length} images; choose one with the image option (a name, a digest or a position), or in the source name (oci:PATH:NAME, oci-archive:PATH:NAME): ${listing()}`);
+    throw new InvalidArgumentError(
+      `OCI layout ${JSON.stringify(archive)} holds ${unique.length} images; choose one with the image option (a name, a digest or a position @N), or in the source name (oci:PATH:NAME, oci:PATH:sha256:…, oci:PATH:@N; oci-archive: alike): ${listing()}`,
+    );
   }
   if (typeof selector === 'number' && (!Number.isSafeInteger(selector) || selector < 0 || selector >= images.length)) {
-    throw new InvalidArgumentError(`image #${selector} is out of range: archive ${JSON.stringify(archive)} holds ${images.length} entries: ${listing()}`);
+    throw new InvalidArgumentError(`image @${selector} is out of range: archive ${JSON.stringify(archive)} holds ${images.length} entries: ${listing()}`);
   }
   const found = distinct(matchImages(images, selector));
   if (found.length === 0) throw new NotFoundError(`no image ${JSON.stringify(selector)} in ${JSON.stringify(archive)}; it holds: ${listing()}`);
