@@ -179,6 +179,22 @@ describe('layout.open', () => {
     const err = await errorOf(source.root());
     assert.equal(err.code, 'SLIPWAY_INVALID_ARCHIVE');
     assert.match(err.message, /leaves the layout/);
+    assert.match(err.message, /^invalid OCI layout "/, 'a directory is not called an archive');
+    await source.close();
+  });
+
+  it('names a manifest over the 4 MiB limit as a manifest, in a layout directory', async () => {
+    const target = join(dir, 'huge-manifest');
+    const img = image('huge');
+    await put(target, img, 'small');
+    // The same manifest, padded with whitespace (still valid JSON) to one byte over the limit.
+    const padded = Buffer.concat([img.manifest.bytes, Buffer.alloc(4 * 1024 * 1024 + 1 - img.manifest.bytes.length, 0x20)]);
+    await writeFile(join(target, 'blobs', 'sha256', hex(padded)), padded);
+    const descriptor = { mediaType: MediaType.OciManifest, digest: sha256(padded), size: padded.length, annotations: { 'org.opencontainers.image.ref.name': 'huge' } };
+    await writeFile(join(target, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [descriptor] }));
+    const source = await open(target, { image: 'huge' });
+    const err = await errorOf(source.root());
+    assert.match(err.message, new RegExp(`^manifest ${descriptor.digest} in .* is 4194305 bytes, over the 4194304-byte limit registries must accept`));
     await source.close();
   });
 

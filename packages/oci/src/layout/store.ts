@@ -7,6 +7,7 @@ import { createReadStream } from 'node:fs';
 import { lstat, open as openFile, realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, sep } from 'node:path';
 import type { Readable } from 'node:stream';
+import { SlipwayError } from '../errors.js';
 import { invalidArchive, openEntry, readEntry, resolveEntry } from '../internal/tar-index.js';
 import type { IndexedArchive } from '../internal/tar-archive.js';
 import { removeScratch } from '../internal/tar-scratch.js';
@@ -27,6 +28,11 @@ export interface LayoutStore {
 }
 
 /** A layout directory on disk. Symlinked files are followed only while they stay inside the layout. */
+/** As invalidArchive, for a layout directory: "invalid archive" sent users looking for a tar. */
+function invalidLayout(directory: string, why: string): SlipwayError {
+  return new SlipwayError('SLIPWAY_INVALID_ARCHIVE', `invalid OCI layout ${JSON.stringify(directory)}: ${why}`);
+}
+
 export class DirectoryStore implements LayoutStore {
   readonly kind = 'directory';
   private constructor(readonly archive: string, private readonly root: string) {}
@@ -43,15 +49,15 @@ export class DirectoryStore implements LayoutStore {
       target = await realpath(full);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      if ((await lstat(full).catch(() => undefined))?.isSymbolicLink()) throw invalidArchive(this.archive, `${JSON.stringify(path)} is a dangling symlink`);
+      if ((await lstat(full).catch(() => undefined))?.isSymbolicLink()) throw invalidLayout(this.archive, `${JSON.stringify(path)} is a dangling symlink`);
       return undefined;
     }
     const rel = relative(this.root, target);
     if (rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
-      throw invalidArchive(this.archive, `${JSON.stringify(path)} is a symlink that leaves the layout`);
+      throw invalidLayout(this.archive, `${JSON.stringify(path)} is a symlink that leaves the layout`);
     }
     const info = await stat(target);
-    if (!info.isFile()) throw invalidArchive(this.archive, `${JSON.stringify(path)} is not a regular file`);
+    if (!info.isFile()) throw invalidLayout(this.archive, `${JSON.stringify(path)} is not a regular file`);
     return { full: target, size: info.size };
   }
 
@@ -61,8 +67,8 @@ export class DirectoryStore implements LayoutStore {
 
   async read(path: string, limit: number): Promise<Buffer> {
     const found = await this.resolve(path);
-    if (!found) throw invalidArchive(this.archive, `${JSON.stringify(path)} is missing`);
-    if (found.size > limit) throw invalidArchive(this.archive, `${JSON.stringify(path)} is ${found.size} bytes, more than the ${limit}-byte limit`);
+    if (!found) throw invalidLayout(this.archive, `${JSON.stringify(path)} is missing`);
+    if (found.size > limit) throw invalidLayout(this.archive, `${JSON.stringify(path)} is ${found.size} bytes, more than the ${limit}-byte limit`);
     const handle = await openFile(found.full, 'r');
     try {
       // Exactly the size we checked; callers verify digests, so a file changed meanwhile is caught there.
@@ -81,7 +87,7 @@ export class DirectoryStore implements LayoutStore {
 
   async open(path: string): Promise<Readable> {
     const found = await this.resolve(path);
-    if (!found) throw invalidArchive(this.archive, `${JSON.stringify(path)} is missing`);
+    if (!found) throw invalidLayout(this.archive, `${JSON.stringify(path)} is missing`);
     return createReadStream(found.full, { highWaterMark: 1024 * 1024 });
   }
 
