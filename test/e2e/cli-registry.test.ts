@@ -268,7 +268,7 @@ describe('slipway CLI against real registries', { skip: missing.length > 0 ? `ne
     }
   });
 
-  it('platforms of an artifact: nothing on stdout, and a word on stderr instead of silence', async () => {
+  it('platforms of an artifact or an empty index: nothing on stdout, and a word on stderr saying which; a wasm artifact\'s platform', async () => {
     const client = remote.createRegistryClient({ insecure: [open.host] });
     try {
       const sink = client.sink(`${open.host}/messages/artifact:sig`);
@@ -282,16 +282,30 @@ describe('slipway CLI against real registries', { skip: missing.length > 0 ? `ne
       const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', artifactType: 'application/vnd.example.signature', config, layers: [layer] }));
       const digest = `sha256:${createHash('sha256').update(manifest).digest('hex')}`;
       await sink.putManifest({ descriptor: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: digest as `sha256:${string}`, size: manifest.length }, bytes: manifest }, { tag: 'sig' });
+      const empty = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [] }));
+      await sink.putManifest({ descriptor: { mediaType: 'application/vnd.oci.image.index.v1+json', digest: `sha256:${createHash('sha256').update(empty).digest('hex')}`, size: empty.length }, bytes: empty }, { tag: 'empty' });
+      // A CNCF wasm artifact: its config names the platform as an image config does.
+      const wasmConfig = await put(Buffer.from(JSON.stringify({ architecture: 'wasm', os: 'wasip1', layerDigests: [] })), 'application/vnd.wasm.config.v0+json');
+      const module = await put(Buffer.from('\0asm\x01\0\0\0'), 'application/wasm');
+      const wasm = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: wasmConfig, layers: [module] }));
+      await sink.putManifest({ descriptor: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${createHash('sha256').update(wasm).digest('hex')}`, size: wasm.length }, bytes: wasm }, { tag: 'wasm' });
     } finally {
       await client.close();
     }
     const listed = await slipway(['platforms', `${open.host}/messages/artifact:sig`]);
     assert.equal(listed.code, 0, listed.stderr);
     assert.equal(listed.stdout, '');
-    assert.match(listed.stderr, /messages\/artifact:sig \(sha256:[0-9a-f]{64}\) names no platform: an artifact, not an image of a platform\n/);
+    assert.match(listed.stderr, /messages\/artifact:sig \(sha256:[0-9a-f]{64}\) names no platform: an artifact \(application\/vnd\.example\.signature\), not an image of a platform\n/);
     const json = await slipway(['platforms', `${open.host}/messages/artifact:sig`, '--json']);
-    assert.deepEqual((JSON.parse(json.stdout) as { platforms: unknown[] }).platforms, []);
+    const result = JSON.parse(json.stdout) as { platforms: unknown[]; artifactType?: string };
+    assert.deepEqual([result.platforms, result.artifactType], [[], 'application/vnd.example.signature']);
     assert.equal(json.stderr, '');
+    const empty = await slipway(['platforms', `${open.host}/messages/artifact:empty`]);
+    assert.deepEqual([empty.code, empty.stdout], [0, ''], empty.stderr);
+    assert.match(empty.stderr, /names no platform: an empty index\n/);
+    const wasm = await slipway(['platforms', `${open.host}/messages/artifact:wasm`]);
+    assert.equal(wasm.code, 0, wasm.stderr);
+    assert.match(wasm.stdout, /^wasip1\/wasm +sha256:[0-9a-f]{64}\n?$/);
   });
 
   it('speaks in flags: the library option names in its messages become what to type at the command line', async () => {

@@ -3,7 +3,7 @@
  * resolveSource does; a registry reference without platform costs one HEAD (`getDigest`) or one GET.
  * @module
  */
-import { copy, name, NotFoundError, parsePlatform, RegistryError, type Digest, type remote } from '@slipway/oci';
+import { copy, MediaType, name, NotFoundError, parseManifest, parsePlatform, RegistryError, type Digest, type remote } from '@slipway/oci';
 import { createClient, type AccessOptions } from './access.js';
 import { pinnedDigestWarnings, resolveSource, type ResolvedSource } from './resolve.js';
 import { parseSourceSpec } from './source-spec.js';
@@ -75,8 +75,16 @@ export interface PlatformsResult {
   mediaType: string;
   /** An index's children (attestations left out), or a single image's config platform. */
   platforms: copy.PlatformDigest[];
+  /** For an index: how many manifests it lists, attestations and artifacts included (0: an empty index). */
+  entries?: number;
+  /** For a manifest that is not an image: its artifactType, or else its config's media type. */
+  artifactType?: string;
   /** Set when there is something to say: a `docker-daemon:NAME@D` that reads as another digest. */
   warnings?: string[];
+}
+
+function isImageConfigType(mediaType: string): boolean {
+  return mediaType === MediaType.OciConfig || mediaType === MediaType.DockerConfig;
 }
 
 /** The platforms a source offers: one GET for an index, plus a config read for a single image. */
@@ -86,7 +94,15 @@ export async function listPlatforms(options: InspectOptions): Promise<PlatformsR
     const root = await resolved.source.root(options.signal ? { signal: options.signal } : {});
     const { platforms } = await copy.resolvePlatform(resolved.source, root, undefined, options.signal ? { signal: options.signal } : {});
     const warnings = pinnedDigestWarnings(resolved.spec, root.descriptor.digest);
-    return { reference: resolved.source.name, digest: root.descriptor.digest, mediaType: root.descriptor.mediaType, platforms, ...(warnings.length > 0 ? { warnings } : {}) };
+    // What the root is, so "no platform" can say why: an empty index, or an artifact of which type.
+    const parsed = parseManifest(root.bytes, root.descriptor.mediaType);
+    const kind =
+      parsed.kind === 'index'
+        ? { entries: parsed.manifest.manifests.length }
+        : isImageConfigType(parsed.manifest.config.mediaType) && parsed.manifest.artifactType === undefined
+          ? {}
+          : { artifactType: parsed.manifest.artifactType ?? parsed.manifest.config.mediaType };
+    return { reference: resolved.source.name, digest: root.descriptor.digest, mediaType: root.descriptor.mediaType, platforms, ...kind, ...(warnings.length > 0 ? { warnings } : {}) };
   });
 }
 

@@ -286,6 +286,13 @@ export async function verifiedManifest(source: ImageSource, descriptor: Descript
   return verifiedBytes(await source.manifest(descriptor, options), `${source.name} manifest ${descriptor.digest}`, descriptor.digest);
 }
 
+/**
+ * Configs that name a platform as an image config does: image configs, and the CNCF wasm artifact's
+ * (`"os": "wasip1", "architecture": "wasm"`), which an index lists as wasip1/wasm: read on its own,
+ * the same manifest said it named no platform.
+ */
+const platformConfigTypes = new Set<string>([MediaType.OciConfig, MediaType.DockerConfig, 'application/vnd.wasm.config.v0+json']);
+
 // Image configs are small; the cap keeps a hostile descriptor from making us buffer gigabytes.
 const maxConfigBytes = 16 * 1024 * 1024;
 
@@ -302,7 +309,7 @@ export async function readConfigPlatform(
   configs?: Map<string, Buffer>,
 ): Promise<Platform | undefined> {
   const config = manifest.config;
-  if (config.mediaType !== MediaType.OciConfig && config.mediaType !== MediaType.DockerConfig) return undefined;
+  if (!platformConfigTypes.has(config.mediaType)) return undefined;
   if (config.size > maxConfigBytes) throw invalidIndex(`${source.name}: config of ${config.size} bytes exceeds ${maxConfigBytes}`);
   // Read and verified already (another platform's image, another tag's copy sharing the map).
   let bytes = configs?.get(config.digest);
