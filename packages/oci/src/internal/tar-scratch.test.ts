@@ -5,7 +5,10 @@ import { join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { test } from 'node:test';
-import { fileReleased, makeScratch, removeScratch, removeScratchDirectoriesSync } from './tar-scratch.js';
+import { spawnSync } from 'node:child_process';
+import { mkdir, readdir, utimes } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { fileReleased, makeScratch, makeStaging, removeScratch, removeScratchDirectoriesSync } from './tar-scratch.js';
 
 test('removeScratchDirectoriesSync removes every scratch directory still held, and only those', async () => {
   const kept = await makeScratch();
@@ -34,5 +37,36 @@ test('fileReleased waits for a write stream still opening its file, so removing 
     await fileReleased(file); // already released: returns at once
   } finally {
     await removeScratch(dir);
+  }
+});
+
+test('a new staging directory sweeps the ones this host\'s killed processes left, and nothing else', async () => {
+  const base = await makeScratch();
+  try {
+    const host = hostname().replace(/[^A-Za-z0-9.]/g, '_');
+    // A pid certainly not running: a process that has exited.
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+    const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);
+    const make = async (name: string, old: boolean) => {
+      const dir = join(base, name);
+      await mkdir(join(dir, 'layout', 'blobs', 'sha256'), { recursive: true });
+      await writeFile(join(dir, 'layout', 'blobs', 'sha256', 'a'.repeat(64)), 'half an image');
+      if (old) for (const path of [join(dir, 'layout', 'blobs', 'sha256'), join(dir, 'layout'), dir]) await utimes(path, twoHoursAgo, twoHoursAgo);
+    };
+    await make(`slipway-staging-${host}-${dead}-abc123`, true); // killed: goes
+    await make(`slipway-staging-${host}-${dead}-fresh1`, false); // touched lately: stays
+    await make(`slipway-staging-other.host-${dead}-abc123`, true); // another host's (a shared volume): stays
+    await make(`slipway-staging-${host}-${process.ppid}-live12`, true); // its process runs: stays
+    await make('slipway-abc123', true); // not a staging name: stays
+    await mkdir(join(base, 'unrelated'));
+    const made = await makeStaging(base, 'the test directory');
+    assert.match(made, new RegExp(`slipway-staging-${host.replace(/\./g, '\\.')}-${process.pid}-[A-Za-z0-9]{6}$`));
+    assert.deepEqual(
+      (await readdir(base)).sort(),
+      [`slipway-staging-${host}-${dead}-fresh1`, `slipway-staging-other.host-${dead}-abc123`, `slipway-staging-${host}-${process.ppid}-live12`, 'slipway-abc123', 'unrelated', made.slice(base.length + 1)].sort(),
+    );
+    await removeScratch(made);
+  } finally {
+    await removeScratch(base);
   }
 });

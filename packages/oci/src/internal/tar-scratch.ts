@@ -8,8 +8,8 @@
 import { createWriteStream, rmSync } from 'node:fs';
 import { setMaxListeners } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, open as openFile, rename, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, mkdtemp, open as openFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import { AbortedError, InvalidArgumentError } from '../errors.js';
@@ -18,12 +18,12 @@ import { AbortedError, InvalidArgumentError } from '../errors.js';
 const live = new Set<string>();
 
 /** Creates a fresh private (0700) directory under `base` (default: the OS temp dir); `what` names `base` in errors (default: the tempDir option). */
-export async function makeScratch(base?: string, what?: string): Promise<string> {
+export async function makeScratch(base?: string, what?: string, prefix = 'slipway-'): Promise<string> {
   let dir: string;
-  if (base === undefined) dir = await mkdtemp(join(tmpdir(), 'slipway-'));
+  if (base === undefined) dir = await mkdtemp(join(tmpdir(), prefix));
   else {
     try {
-      dir = await mkdtemp(join(base, 'slipway-'));
+      dir = await mkdtemp(join(base, prefix));
     } catch (err) {
       // The caller named this directory: say which one and why rather than a bare ENOENT.
       throw new InvalidArgumentError(`${what ?? 'tempDir'} "${base}" cannot hold a scratch directory: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
@@ -31,6 +31,58 @@ export async function makeScratch(base?: string, what?: string): Promise<string>
   }
   live.add(dir);
   return dir;
+}
+
+/**
+ * A staging directory beside an archive being written (`base` is the target's directory, so the
+ * finished archive is renamed into place on the same filesystem). Its name says which host and
+ * process made it, so a later run can sweep those a killed process left (SIGKILL, an OOM kill: no
+ * exit hook runs), which grew to the image's size and stayed: the OS temp cleaner never looks there.
+ */
+export async function makeStaging(base: string, what: string): Promise<string> {
+  const dir = await makeScratch(base, what, `${stagingPrefix}${stagingHost()}-${process.pid}-`);
+  await sweepStaleStaging(base).catch(() => undefined);
+  return dir;
+}
+
+const stagingPrefix = 'slipway-staging-';
+const staleStagingMs = 3600_000;
+
+function stagingHost(): string {
+  return hostname().replace(/[^A-Za-z0-9.]/g, '_') || 'host';
+}
+
+/**
+ * Removes staging directories in `base` that this host's dead processes left: same host in the
+ * name, no process with that pid, and untouched for an hour. All three, because a directory in the
+ * user's own folder is only ever removed when it is certainly an abandoned one of ours (a shared
+ * volume seen by two hosts, or a pid namespace reusing the number, fails one of the others).
+ */
+async function sweepStaleStaging(base: string): Promise<void> {
+  const host = stagingHost();
+  const now = Date.now();
+  for (const name of await readdir(base)) {
+    if (!name.startsWith(stagingPrefix)) continue;
+    const match = /^(.+)-(\d+)-[A-Za-z0-9]{6}$/.exec(name.slice(stagingPrefix.length));
+    if (!match || match[1] !== host) continue;
+    const pid = Number(match[2]);
+    if (pid === process.pid || processAlive(pid)) continue;
+    const dir = join(base, name);
+    // The newest of the directory and its layout's blobs: a staging under way adds blobs as it goes.
+    const times = await Promise.all([dir, join(dir, 'layout'), join(dir, 'layout', 'blobs', 'sha256')].map((path) => stat(path).then((info) => info.mtimeMs, () => 0)));
+    if (now - Math.max(...times) < staleStagingMs) continue;
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists, and belongs to someone else.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /**

@@ -29,7 +29,7 @@ import { pack } from 'tar-stream';
 import { AbortedError, InvalidArgumentError, isErrnoError, SlipwayError, throwIfAborted } from '../errors.js';
 import { openDescriptor, openFifoForWriting } from '../internal/fifo.js';
 import { isStreamFile } from '../internal/tar-archive.js';
-import { makeDirectories, makeScratch, removeScratch, writeThroughTemp } from '../internal/tar-scratch.js';
+import { makeDirectories, makeScratch, makeStaging, removeScratch, writeThroughTemp } from '../internal/tar-scratch.js';
 import { isRefName, layoutMarker, LayoutSink } from '../layout/sink.js';
 import { blobPath, imageNameAnnotation, refNameAnnotation } from '../layout/source.js';
 import { familiarString, parseReference } from '../name/reference.js';
@@ -143,7 +143,7 @@ export class StagedArchive {
       const base = await this.#scratchBase();
       if (base === undefined) return makeScratch();
       await makeDirectories(base);
-      return makeScratch(base, "the destination's directory");
+      return makeStaging(base, "the destination's directory");
     })();
     this.#layout ??= this.#scratch.then((dir) => new LayoutSink(join(dir, 'layout')));
     return this.#layout;
