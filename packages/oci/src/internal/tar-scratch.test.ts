@@ -45,7 +45,7 @@ test('a new staging directory sweeps the ones this host\'s killed processes left
   try {
     const host = hostname().replace(/[^A-Za-z0-9.]/g, '_');
     // A pid certainly not running: a process that has exited.
-    const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid;
     const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);
     const make = async (name: string, old: boolean) => {
       const dir = join(base, name);
