@@ -7,13 +7,14 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { copyImage, getDigest, listPlatforms, pushArchive } from '@slipway/engine';
-import { SlipwayError, type copy as copyTypes } from '@slipway/oci';
+import { remote, SlipwayError, type copy as copyTypes } from '@slipway/oci';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { registryV3Path, startRegistry, type TestRegistry } from '../support/registry.js';
-import { DOCKER_CLI, hasTool, run, runChecked, skipUnlessDocker } from '../support/tools.js';
+import { DOCKER_CLI, hasTool, run, runChecked, skipUnlessDocker, toolPath } from '../support/tools.js';
 import { inspectIndex, pushBuildahIndex, skopeoRaw, type PushedIndex } from './copy-fixtures.js';
 import { sha256Text } from './oci-archive-fixtures.js';
 
@@ -25,7 +26,7 @@ if (v3Missing) console.error('\n*** SKIPPED: distribution-registry (distribution
 // One source registry and one buildah index for both destinations (buildah takes seconds).
 let shared: Promise<{ source: TestRegistry; index: PushedIndex }> | undefined;
 const sharedSource = (): Promise<{ source: TestRegistry; index: PushedIndex }> =>
-  (shared ??= startRegistry().then(async (source) => ({ source, index: await pushBuildahIndex(`${source.host}/fixture/app:1`) })));
+  (shared ??= startRegistry({ allowManifestUrls: true }).then(async (source) => ({ source, index: await pushBuildahIndex(`${source.host}/fixture/app:1`) })));
 after(async () => {
   if (shared) await (await shared).source.stop();
 });
@@ -41,7 +42,8 @@ for (const implementation of ['debian', 'v3'] as const) {
     let work: string;
 
     before(async () => {
-      [{ source, index }, destination] = await Promise.all([sharedSource(), startRegistry({ implementation })]);
+      // URLs allowed: a Windows image's foreign layers (see the includeNondistributable test).
+      [{ source, index }, destination] = await Promise.all([sharedSource(), startRegistry({ implementation, allowManifestUrls: true })]);
       proxy = await startFaultProxy({ target: destination });
       work = await mkdtemp(join(tmpdir(), 'slipway-copy-e2e-'));
     });
@@ -56,6 +58,50 @@ for (const implementation of ['debian', 'v3'] as const) {
       assert.ok(found, `fixture has no ${platform}`);
       return found;
     };
+
+    it('leaves a foreign layer at its URLs by default, and carries it from the source with includeNondistributable, as crane does', async () => {
+      // A Windows-style image: its base layer is foreign (URLs in the manifest), and this source holds it too.
+      const client = remote.createRegistryClient({});
+      const repo = `${source.host}/foreign/${implementation}`;
+      let manifestDigest: string;
+      let foreign: { mediaType: string; digest: `sha256:${string}`; size: number; urls: string[] };
+      try {
+        const sink = client.sink(`${repo}:1`);
+        const put = async (bytes: Buffer, mediaType: string) => {
+          const descriptor = { mediaType, digest: sha256Text(bytes) as `sha256:${string}`, size: bytes.length };
+          await sink.putBlob(descriptor, async () => Readable.from([bytes]));
+          return descriptor;
+        };
+        const base = await put(gzipSync(Buffer.from(`windows base ${implementation}`)), 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip');
+        foreign = { ...base, urls: ['https://mcr.example.invalid/windows/base'] };
+        const own = await put(gzipSync(Buffer.from(`app ${implementation}`)), 'application/vnd.docker.image.rootfs.diff.tar.gzip');
+        const config = await put(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'windows', rootfs: { type: 'layers', diff_ids: [] } })), 'application/vnd.docker.container.image.v1+json');
+        const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.docker.distribution.manifest.v2+json', config, layers: [foreign, own] }));
+        manifestDigest = sha256Text(bytes);
+        await sink.putManifest({ descriptor: { mediaType: 'application/vnd.docker.distribution.manifest.v2+json', digest: manifestDigest as `sha256:${string}`, size: bytes.length }, bytes }, { tag: '1' });
+      } finally {
+        await client.close();
+      }
+      const holds = async (repository: string) => {
+        const reader = remote.createRegistryClient({});
+        try {
+          return await reader.sink(`${destination.host}/${repository}:1`).hasBlob(foreign);
+        } finally {
+          await reader.close();
+        }
+      };
+      const plain = await copyImage({ source: `${repo}:1`, destination: `${destination.host}/foreign/plain:1` });
+      assert.equal(plain.digest, manifestDigest);
+      assert.equal(await holds('foreign/plain'), false, 'by default the foreign layer stays at its URL');
+      const airgap = await copyImage({ source: `${repo}:1`, destination: `${destination.host}/foreign/airgap:1`, includeNondistributable: true });
+      assert.equal(airgap.digest, manifestDigest, 'the manifest is unchanged: only the blob moves');
+      assert.equal(await holds('foreign/airgap'), true);
+      const crane = toolPath('crane');
+      if (crane) {
+        await runChecked(crane, ['copy', '--insecure', '--allow-nondistributable-artifacts', `${repo}:1`, `${destination.host}/foreign/crane:1`], { env: { HOME: work } });
+        assert.equal(await holds('foreign/crane'), true, 'crane carries it the same way');
+      }
+    });
 
     it('copies the whole index byte for byte: same digest, every child present', async () => {
       const result = await copyImage({ source: index.reference, destination: `${proxy.host}/all/app:1` });

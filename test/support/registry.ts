@@ -64,6 +64,11 @@ export interface StartRegistryOptions {
    * read-only, it fetches what it is asked for from the upstream, the way a Docker Hub mirror does.
    */
   proxyRemoteUrl?: string;
+  /**
+   * Accept manifests whose layers name URLs (foreign, non-distributable layers), as Docker Hub does
+   * for Windows base images: `validation.manifests.urls.allow`. Without it distribution refuses them.
+   */
+  allowManifestUrls?: boolean;
   /** Credentials for htpasswd/token mode; random by default. */
   username?: string;
   password?: string;
@@ -336,6 +341,7 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
         tlsYaml.trimEnd(),
         authYaml.trimEnd(),
         options.proxyRemoteUrl === undefined ? '' : `proxy:\n  remoteurl: ${yamlString(options.proxyRemoteUrl)}`,
+        options.allowManifestUrls === true ? "validation:\n  manifests:\n    urls:\n      allow:\n        - '^https?://'" : '',
         '',
       ].filter((l, i, a) => l !== '' || i === a.length - 1).join('\n');
       await writeFile(configPath, yaml);

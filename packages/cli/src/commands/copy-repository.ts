@@ -39,6 +39,7 @@ export async function runRepositoryCopy(context: CommandContext): Promise<Comman
       onProgress,
       ...(typeof tagRegex === 'string' ? { tagPattern: tagRegex } : {}),
       referrers: context.values.referrers === true,
+      includeNondistributable: context.values['include-nondistributable'] === true,
     });
   } catch (err) {
     // What was done before the run ended is still what the destination holds: printed, so that a

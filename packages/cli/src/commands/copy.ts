@@ -9,7 +9,7 @@ import { archiveFromStdin, archiveOnStdio, copyOutput, sourceRegistry, sourceSpe
 
 export const copy = defineCommand({
   summary: 'copy an image or index to a registry, an OCI layout or archive, or Docker: all platforms, one, or a subset',
-  synopsis: 'slipway copy SOURCE DESTINATION [--platform P[,P…]] [--overwrite] [--referrers] [--digest-tags] [--all-tags | --tag-regex RE] [--jobs N]',
+  synopsis: 'slipway copy SOURCE DESTINATION [--platform P[,P…]] [--overwrite] [--include-nondistributable] [--referrers] [--digest-tags] [--all-tags | --tag-regex RE] [--jobs N]',
   details: `SOURCE is a registry reference, a docker save tar (gzip allowed), an OCI layout directory or tar, or
 a prefixed source: docker://REF, docker-daemon:IMAGE, oci:PATH[:REF], oci-archive:PATH[:REF],
 docker-archive:PATH[:IMAGE|:@N]; an archive or layout's REF is a name, a digest (oci:PATH@sha256:…
@@ -26,6 +26,10 @@ the result is then printed on stderr.
                      One: that platform's image manifest as-is (its digest). Several: a new index
                      holding only those (a new digest). A single-image source must match.
   --overwrite        replace a different image at DESTINATION (otherwise exit 5)
+  --include-nondistributable
+                     also copy foreign layers (Windows base layers a manifest gives URLs for), from
+                     the SOURCE, for a registry that cannot reach those URLs; by default they stay
+                     at their URLs, as every tool leaves them (their licence may forbid copies)
   --referrers        also copy the artifacts (signatures, SBOMs) that refer to what was copied,
                      and theirs, by digest; registry to registry only. A destination without the
                      referrers API gets the sha256-<hex> fallback tag, merged with what it holds
@@ -50,6 +54,7 @@ those done before an error ended the run; with --json, under error.partial).`,
   options: {
     platform: { type: 'string', multiple: true },
     overwrite: { type: 'boolean' },
+    'include-nondistributable': { type: 'boolean' },
     referrers: { type: 'boolean' },
     'digest-tags': { type: 'boolean' },
     jobs: { type: 'string', short: 'j' },
@@ -73,6 +78,7 @@ those done before an error ended the run; with --json, under error.partial).`,
         ...fromStdin,
         referrers: context.values.referrers === true,
         digestTags: context.values['digest-tags'] === true,
+        includeNondistributable: context.values['include-nondistributable'] === true,
       }),
     );
     const output = copyOutput(result);

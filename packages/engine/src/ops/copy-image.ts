@@ -44,6 +44,8 @@ export interface CopyImageOptions extends AccessOptions {
   platforms?: string | readonly string[];
   /** Replace a different image at the destination tag. @defaultValue false */
   overwrite?: boolean;
+  /** Also copy foreign (non-distributable) layers, from the source. See copy.CopyOptions. @defaultValue false */
+  includeNondistributable?: boolean;
   /** Parallel transfers. @defaultValue 4 */
   jobs?: number | undefined;
   /** Which image of a multi-image archive or layout. */
@@ -84,6 +86,7 @@ const copyFields = {
   destination: 'string',
   platforms: 'platforms?',
   overwrite: 'boolean?',
+  includeNondistributable: 'boolean?',
   jobs: 'count?',
   image: 'string?',
   onProgress: 'function?',
@@ -108,6 +111,7 @@ function engineOptions(options: CopyImageOptions, platforms: ReturnType<typeof p
   return {
     platforms,
     overwrite: options.overwrite ?? false,
+    ...(options.includeNondistributable === true ? { includeNondistributable: true } : {}),
     ...(options.jobs === undefined ? {} : { jobs: options.jobs }),
     ...(onProgress ? { onProgress } : {}),
     ...(options.signal ? { signal: options.signal } : {}),

@@ -45,6 +45,8 @@ export interface CopyRepositoryOptions extends AccessOptions {
   platforms?: string | readonly string[];
   /** Replace a different image at a destination tag; otherwise the tag is kept and reported. @defaultValue false */
   overwrite?: boolean;
+  /** As for copyImage: also copy foreign (non-distributable) layers, from the source. @defaultValue false */
+  includeNondistributable?: boolean;
   /**
    * Images copied at once, parallel transfers within each, parallel tags of one image once it is
    * stored (a manifest PUT each), and parallel HEADs while comparing tags. @defaultValue 4
@@ -139,6 +141,7 @@ const repositoryFields = {
   tagPattern: 'string?',
   platforms: 'platforms?',
   overwrite: 'boolean?',
+  includeNondistributable: 'boolean?',
   jobs: 'count?',
   referrers: 'boolean?',
   onProgress: 'function?',
@@ -369,6 +372,7 @@ class RepositoryCopy {
       destination: `${destination.name}:${tag}`,
       ...(this.options.platforms === undefined ? {} : { platforms: this.options.platforms }),
       ...(this.options.overwrite === undefined ? {} : { overwrite: this.options.overwrite }),
+      ...(this.options.includeNondistributable === undefined ? {} : { includeNondistributable: this.options.includeNondistributable }),
       jobs: this.parts.jobs,
       ...(this.options.referrers === undefined ? {} : { referrers: this.options.referrers }),
       ...(listener ? { onProgress: (event: copy.CopyEvent) => listener({ type: 'copy', tag, event }) } : {}),

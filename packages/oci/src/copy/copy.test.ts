@@ -772,6 +772,35 @@ describe('copy into a sink that holds one image, knows images by config, or comm
     assert.deepEqual(destinationRequests(dst), []);
   });
 
+  it('leaves foreign layers to their URLs unless asked to include them, then copies them from the source', async () => {
+    const src = new MemoryRegistry({ host: 'src.test' });
+    const config = src.addBlob('src', encode({ architecture: 'amd64', os: 'windows', rootfs: { type: 'layers', diff_ids: [] } }), MediaType.DockerConfig);
+    const base = src.addBlob('src', new TextEncoder().encode('windows base layer'), MediaType.DockerForeignLayerGzip);
+    const foreign = { ...base, urls: ['https://example.invalid/base'] };
+    const own = src.addBlob('src', new TextEncoder().encode('app layer'), MediaType.DockerLayerGzip);
+    src.addManifest('src', encode({ schemaVersion: 2, mediaType: MediaType.DockerManifest, config, layers: [foreign, own] }), MediaType.DockerManifest, 'held');
+    // The same image from a source that leaves the base to its URL, as a registry mirroring it would.
+    src.addManifest('bare', encode({ schemaVersion: 2, mediaType: MediaType.DockerManifest, config: src.addBlob('bare', encode({ architecture: 'amd64', os: 'windows', rootfs: { type: 'layers', diff_ids: [] } }), MediaType.DockerConfig), layers: [foreign] }), MediaType.DockerManifest, 'bare');
+
+    const dst = new MemoryRegistry({ host: 'dst.test' });
+    await copy(src.source('src', 'held'), dst.sink('plain', 'held'));
+    assert.deepEqual([dst.hasBlob('plain', foreign.digest), dst.hasBlob('plain', own.digest)], [false, true], 'by default the foreign layer stays at its URL');
+    const included = await copy(src.source('src', 'held'), dst.sink('airgap', 'held'), { includeNondistributable: true });
+    assert.deepEqual([dst.hasBlob('airgap', foreign.digest), dst.hasBlob('airgap', own.digest)], [true, true]);
+    assert.equal(included.stats.blobsCopied, 3, 'config, foreign base and app layer');
+    await assert.rejects(copy(src.source('bare', 'bare'), dst.sink('airgap-bare', 'bare'), { includeNondistributable: true }), (err: unknown) => {
+      assert.ok(err instanceof SlipwayError);
+      assert.equal(err.code, 'SLIPWAY_NOT_FOUND');
+      assert.match(err.message, /does not hold foreign layer sha256:[0-9a-f]{64}, which it leaves to https:\/\/example\.invalid\/base: slipway copies a foreign layer only from the source/);
+      return true;
+    });
+    // A single-image sink takes it too when included (docker load needs its bytes).
+    const { sink } = special(new MemoryRegistry({ host: 'docker.test' }), { singleImage: true });
+    await assert.rejects(copy(src.source('src', 'held'), sink), /include it \(slipway: --include-nondistributable\) or copy to an oci-archive: or a registry instead/);
+    const { sink: including } = special(new MemoryRegistry({ host: 'docker2.test' }), { singleImage: true });
+    assert.equal((await copy(src.source('src', 'held'), including, { includeNondistributable: true })).stats.blobsCopied, 3);
+  });
+
   it('an artifact is refused by a single-image sink', async () => {
     const src = new MemoryRegistry({ host: 'src.test' });
     const config = src.addBlob('src', encode({}), 'application/vnd.example.thing.v1+json');

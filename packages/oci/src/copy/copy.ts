@@ -16,7 +16,8 @@
 import { Readable } from 'node:stream';
 import { setMaxListeners } from 'node:events';
 import { debuglog } from 'node:util';
-import { AbortedError, DigestMismatchError, InvalidArgumentError, SizeMismatchError, SlipwayError } from '../errors.js';
+import { RegistryError } from '../transport/errors.js';
+import { AbortedError, DigestMismatchError, InvalidArgumentError, NotFoundError, SizeMismatchError, SlipwayError } from '../errors.js';
 import { linkSignals } from '../internal/signals.js';
 import { sha256, type Digest } from '../v1/digest.js';
 import { blobDescriptors, isForeignLayer, parseManifest, type Descriptor } from '../v1/manifest.js';
@@ -72,6 +73,13 @@ export interface CopyOptions {
    * and after the root is written, as always without `overwrite`.
    */
   knownCurrent?: Descriptor | null;
+  /**
+   * Also copy foreign (non-distributable) layers, those a manifest gives URLs for, from the source,
+   * as crane's `--allow-nondistributable-artifacts` and regctl's `--include-external` do: for an
+   * air-gapped registry, which cannot reach the URLs. @defaultValue false: left to their URLs, as
+   * every tool does by default (the layers' licences may forbid redistribution)
+   */
+  includeNondistributable?: boolean;
   /** How many requests (blob transfers, HEADs, manifest GETs/PUTs) run at once. @defaultValue {@link defaultJobs} */
   jobs?: number;
   signal?: AbortSignal;
@@ -282,7 +290,7 @@ class CopyRun {
       ...(sinkPlatform === undefined ? {} : { sinkPlatform }),
     });
 
-    if (sink.singleImage) checkSingleImage(source.name, sink.name, target);
+    if (sink.singleImage) checkSingleImage(source.name, sink.name, target, this.options.includeNondistributable === true);
     // A daemon knows images by ID, its config's digest (with the classic store; the containerd store's
     // ID is the manifest's digest): compared as such.
     const identity = sink.identity === 'config' ? await this.#imageId(target.root) : wanted.digest;
@@ -380,7 +388,7 @@ class CopyRun {
       const children = await Promise.all(parsed.manifest.manifests.map((child) => this.#node(child, undefined, depth + 1)));
       return { descriptor: manifest.descriptor, present: false, manifest, children, blobs: [] };
     }
-    const blobs = blobDescriptors(parsed.manifest).filter((d) => !isForeignLayer(d));
+    const blobs = blobDescriptors(parsed.manifest).filter((d) => this.options.includeNondistributable === true || !isForeignLayer(d));
     for (const blob of blobs) {
       if (this.#counted.has(blob.digest)) continue;
       this.#counted.add(blob.digest);
@@ -503,7 +511,15 @@ class CopyRun {
       this.#totals.bytesDone -= sent;
       sent = 0;
       const read = this.#configs.get(descriptor.digest);
-      return read ? Readable.from([read]) : source.blob(descriptor, { signal });
+      if (read) return Readable.from([read]);
+      if (!isForeignLayer(descriptor)) return source.blob(descriptor, { signal });
+      return source.blob(descriptor, { signal }).catch((err: unknown) => {
+        // Its bytes are copied from the source only: URLs in a manifest are not fetched.
+        if (err instanceof NotFoundError || (RegistryError.is(err) && err.notFound)) {
+          throw new NotFoundError(`${source.name} does not hold foreign layer ${descriptor.digest}, which it leaves to ${descriptor.urls!.join(', ')}: slipway copies a foreign layer only from the source`, { cause: err });
+        }
+        throw err;
+      });
     };
     const onProgress = (bytes: number): void => {
       this.#totals.bytesDone += bytes - sent;
@@ -560,7 +576,7 @@ const imageConfigTypes = new Set<string>([MediaType.DockerConfig, MediaType.OciC
  * For a sink holding one Docker image (a docker archive, the Engine): an index needs one platform
  * selected (or named by the sink: run() has then selected it); an artifact, foreign layers and zstd layers are refused, before anything moves.
  */
-function checkSingleImage(sourceName: string, sinkName: string, target: Target): void {
+function checkSingleImage(sourceName: string, sinkName: string, target: Target, foreignIncluded: boolean): void {
   const parsed = parseManifest(target.root.bytes, target.root.descriptor.mediaType);
   if (parsed.kind === 'index') {
     const listed = target.platforms.map((p) => p.platform).join(', ');
@@ -570,7 +586,11 @@ function checkSingleImage(sourceName: string, sinkName: string, target: Target):
   if (!imageConfigTypes.has(type)) throw new InvalidArgumentError(`${sinkName} holds container images, and ${sourceName} is an artifact (config ${type}), not an image`);
   for (const layer of parsed.manifest.layers) {
     // `docker load` needs every layer's bytes in the archive; a foreign layer's are only at its URLs.
-    if (isForeignLayer(layer)) throw new InvalidArgumentError(`${sinkName} needs every layer's bytes, and ${sourceName} has a foreign layer ${layer.digest} (at ${layer.urls!.join(', ')}); copy it to an oci-archive: or a registry instead`);
+    if (isForeignLayer(layer) && !foreignIncluded) {
+      throw new InvalidArgumentError(
+        `${sinkName} needs every layer's bytes, and ${sourceName} has a foreign layer ${layer.digest} (at ${layer.urls!.join(', ')}); include it (slipway: --include-nondistributable) or copy to an oci-archive: or a registry instead`,
+      );
+    }
     // Docker before 23 cannot load zstd layers (skopeo refuses them for docker-archive: too).
     if (/zstd/.test(layer.mediaType)) throw new InvalidArgumentError(`${sinkName}: ${sourceName} has zstd layers (${layer.mediaType}), which docker load before Docker 23 cannot read; copy it to an oci-archive: or a registry instead`);
     // Anything but a tar, plain or gzipped, was written and only `docker load` failed, on "ApplyLayer
