@@ -15,7 +15,7 @@ import { dirname, join, resolve } from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { AbortedError, DigestMismatchError, InvalidArgumentError, SizeMismatchError, throwIfAborted } from '../errors.js';
-import { invalidArchive } from '../internal/tar-index.js';
+import { invalidLayout } from './store.js';
 import { makeDirectories, writeThroughTemp } from '../internal/tar-scratch.js';
 import { verifyStream } from '../internal/verify.js';
 import { digestOf } from '../v1/digest.js';
@@ -121,7 +121,7 @@ export class LayoutSink implements ImageSink {
     let text: string;
     try {
       const info = await stat(path);
-      if (info.size > maxManifestBytes) throw invalidArchive(this.#dir, `"index.json" is ${info.size} bytes, more than ${maxManifestBytes}`);
+      if (info.size > maxManifestBytes) throw invalidLayout(this.#dir, `"index.json" is ${info.size} bytes, more than ${maxManifestBytes}`);
       text = await readFile(path, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] };
@@ -131,10 +131,10 @@ export class LayoutSink implements ImageSink {
     try {
       body = JSON.parse(text);
     } catch (err) {
-      throw invalidArchive(this.#dir, '"index.json" is not valid JSON', err);
+      throw invalidLayout(this.#dir, '"index.json" is not valid JSON', err);
     }
     if (typeof body !== 'object' || body === null || !Array.isArray((body as { manifests?: unknown }).manifests)) {
-      throw invalidArchive(this.#dir, '"index.json" has no "manifests" array');
+      throw invalidLayout(this.#dir, '"index.json" has no "manifests" array');
     }
     return body as Record<string, unknown> & { manifests: Descriptor[] };
   }

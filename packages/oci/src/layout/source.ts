@@ -8,11 +8,10 @@ import type { Readable } from 'node:stream';
 import { InvalidArgumentError, NotFoundError, SizeMismatchError, throwIfAborted, DigestMismatchError } from '../errors.js';
 import { parseReference } from '../name/index.js';
 import { openTarArchive, statInput, verifiedStream } from '../internal/tar-archive.js';
-import { invalidArchive } from '../internal/tar-index.js';
 import { digestAlgorithm, digestHex, digestOf, isDigest } from '../v1/digest.js';
 import { maxManifestBytes, parseManifest, type Descriptor, type ImageIndex } from '../v1/manifest.js';
 import type { CallOptions, ImageSource, ManifestBytes } from '../v1/source.js';
-import { DirectoryStore, TarStore, type LayoutStore } from './store.js';
+import { DirectoryStore, invalidStore, TarStore, type LayoutStore } from './store.js';
 
 /** image-spec annotation naming an index.json entry (a tag, or a full reference for some writers). */
 export const refNameAnnotation = 'org.opencontainers.image.ref.name';
@@ -50,28 +49,28 @@ export function blobPath(descriptor: Pick<Descriptor, 'digest'>): string {
 export async function readLayoutIndex(store: LayoutStore): Promise<{ index: ImageIndex; images: LayoutImage[] }> {
   for (const name of ['oci-layout', 'index.json']) {
     // Entry points are plain files in every layout writer; a link here is a crafted archive.
-    if (await store.isLink(name)) throw invalidArchive(store.archive, `"${name}" is a link, not a regular file`);
+    if (await store.isLink(name)) throw invalidStore(store, `"${name}" is a link, not a regular file`);
   }
   const marker = await store.size('oci-layout');
-  if (marker === undefined) throw invalidArchive(store.archive, 'not an OCI image layout: no "oci-layout" file');
+  if (marker === undefined) throw invalidStore(store, 'not an OCI image layout: no "oci-layout" file');
   let version: unknown;
   try {
     version = (JSON.parse((await store.read('oci-layout', 64 * 1024)).toString('utf8')) as { imageLayoutVersion?: unknown }).imageLayoutVersion;
   } catch (err) {
-    throw invalidArchive(store.archive, '"oci-layout" is not valid JSON', err);
+    throw invalidStore(store, '"oci-layout" is not valid JSON', err);
   }
   if (typeof version !== 'string' || !/^1\.\d+\.\d+$/.test(version)) {
-    throw invalidArchive(store.archive, `unsupported imageLayoutVersion ${JSON.stringify(version)} in "oci-layout" (want 1.x.y)`);
+    throw invalidStore(store, `unsupported imageLayoutVersion ${JSON.stringify(version)} in "oci-layout" (want 1.x.y)`);
   }
-  if ((await store.size('index.json')) === undefined) throw invalidArchive(store.archive, 'not an OCI image layout: no "index.json"');
+  if ((await store.size('index.json')) === undefined) throw invalidStore(store, 'not an OCI image layout: no "index.json"');
   const bytes = await store.read('index.json', maxManifestBytes);
   let parsed;
   try {
     parsed = parseManifest(bytes);
   } catch (err) {
-    throw invalidArchive(store.archive, `"index.json": ${err instanceof Error ? err.message : String(err)}`, err);
+    throw invalidStore(store, `"index.json": ${err instanceof Error ? err.message : String(err)}`, err);
   }
-  if (parsed.kind !== 'index') throw invalidArchive(store.archive, '"index.json" is an image manifest, not an index');
+  if (parsed.kind !== 'index') throw invalidStore(store, '"index.json" is an image manifest, not an index');
   const images = parsed.manifest.manifests.map((descriptor, position) => {
     const image: LayoutImage = { position, descriptor };
     const refName = descriptor.annotations?.[refNameAnnotation];
@@ -124,9 +123,9 @@ export function matchImages(images: LayoutImage[], selector: string | number): L
  * Picks the root: the one image `selector` names, or the only image when there is no selector. Entries
  * with the same digest count once (Docker lists an image once per tag).
  */
-export function selectImage(images: LayoutImage[], selector: string | number | undefined, archive: string): LayoutImage {
+export function selectImage(images: LayoutImage[], selector: string | number | undefined, archive: string, kind: LayoutStore['kind'] = 'tar'): LayoutImage {
   const unique = distinct(images);
-  if (unique.length === 0) throw invalidArchive(archive, '"index.json" lists no images');
+  if (unique.length === 0) throw invalidStore({ archive, kind }, '"index.json" lists no images');
   const listing = () => unique.map(describeImage).join(', ');
   if (selector === undefined) {
     if (unique.length === 1) return unique[0] as LayoutImage;
@@ -214,7 +213,7 @@ export async function open(path: string, options: LayoutOptions = {}): Promise<L
   const store = await openStore(path, options);
   try {
     const { images } = await readLayoutIndex(store);
-    const chosen = selectImage(images, options.image, path);
+    const chosen = selectImage(images, options.image, path, store.kind);
     const label = chosen.refName ?? chosen.imageName;
     return new LayoutSource(store, chosen.descriptor, `oci:${path}${label ? `:${label}` : `@${chosen.descriptor.digest}`}`);
   } catch (err) {
