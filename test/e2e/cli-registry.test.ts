@@ -135,7 +135,8 @@ describe('slipway CLI against real registries', { skip: missing.length > 0 ? `ne
     const platforms = await slipway(['platforms', ref]);
     assert.deepEqual(platforms.stdout.trim().split('\n').map((line) => line.split(/\s+/)), index.children.map((c) => [c.platform, c.digest]));
     const platformsJson = json(await slipway(['platforms', ref, '--json']));
-    assert.deepEqual(platformsJson, { reference: ref, digest: index.digest, mediaType: index.mediaType, platforms: index.children.map((c) => ({ platform: c.platform, digest: c.digest })) });
+    const listed = index.children.map((c) => ({ platform: c.platform, digest: c.digest }));
+    assert.deepEqual(platformsJson, { reference: ref, digest: index.digest, mediaType: index.mediaType, platforms: listed, entries: listed.length });
   });
 
   it('tags lists a repository', async () => {

@@ -32,6 +32,10 @@ describe('parseSourceSpec', () => {
     const digest = `sha256:${'b'.repeat(64)}`;
     assert.deepEqual(await parseSourceSpec(`oci:/tmp/layout@${digest}`), { kind: 'oci-layout', path: '/tmp/layout', reference: digest });
     assert.deepEqual(await parseSourceSpec(`oci-archive:out.tar@${digest}`), { kind: 'oci-archive', path: 'out.tar', reference: digest });
+    // A reference's own @digest is left alone, with no colon before it too.
+    assert.deepEqual(await parseSourceSpec(`docker://busybox@${digest}`), { kind: 'registry', reference: `busybox@${digest}` });
+    assert.deepEqual(await parseSourceSpec(`docker://ghcr.io/org/app@${digest}`), { kind: 'registry', reference: `ghcr.io/org/app@${digest}` });
+    assert.deepEqual(await parseSourceSpec(`docker-daemon:busybox@${digest}`), { kind: 'docker-daemon', image: `busybox@${digest}` });
   });
 
   it('keeps skopeo\'s reading of a path that really ends in @sha256', async () => {

@@ -29,7 +29,11 @@ export async function parseSourceSpec(text: string): Promise<SourceSpec> {
   const trimmed = text.trim();
   if (trimmed === '') throw new InvalidArgumentError('empty source: want an image reference or a path to an archive or OCI layout');
   const prefix = prefixes.find((p) => trimmed.startsWith(p));
-  if (prefix !== undefined) return explicit(prefix, await digestAfterPath(trimmed.slice(prefix.length)), text);
+  if (prefix !== undefined) {
+    const rest = trimmed.slice(prefix.length);
+    // Only a layout's path can carry regctl's @DIGEST; a reference's @digest is its own (docker://app@sha256:…).
+    return explicit(prefix, prefix === 'oci:' || prefix === 'oci-archive:' ? await digestAfterPath(rest) : rest, text);
+  }
 
   const info = await stat(trimmed).catch(() => undefined);
   if (info?.isDirectory()) {

@@ -194,7 +194,8 @@ describe('layout.open', () => {
     await writeFile(join(target, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [descriptor] }));
     const source = await open(target, { image: 'huge' });
     const err = await errorOf(source.root());
-    assert.match(err.message, new RegExp(`^manifest ${descriptor.digest} in .* is 4194305 bytes, over the 4194304-byte limit registries must accept`));
+    assert.equal(err.code, 'SLIPWAY_INVALID_ARCHIVE');
+    assert.match(err.message, new RegExp(`^invalid OCI layout ".*huge-manifest": manifest ${descriptor.digest} is 4194305 bytes, more than the 4194304-byte limit registries must accept`));
     await source.close();
   });
 

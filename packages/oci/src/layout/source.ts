@@ -166,8 +166,9 @@ export class LayoutSource implements ImageSource {
     const size = await this.store.size(path);
     if (size === undefined) throw new NotFoundError(`manifest ${descriptor.digest} is not in ${this.name}`);
     if (size !== descriptor.size) throw new SizeMismatchError(descriptor.size, size, `manifest ${descriptor.digest} in ${this.name}`);
-    // Said as the registry client says it: the store's own message named a blob path, not a manifest.
-    if (size > maxManifestBytes) throw new InvalidArgumentError(`manifest ${descriptor.digest} in ${this.name} is ${size} bytes, over the ${maxManifestBytes}-byte limit registries must accept`);
+    // The layout's fault, as any oversize file in it, but named as a manifest: the store's own
+    // message named a blob path, and left the user to work out what it held.
+    if (size > maxManifestBytes) throw invalidStore(this.store, `manifest ${descriptor.digest} is ${size} bytes, more than the ${maxManifestBytes}-byte limit registries must accept`);
     const bytes = await this.store.read(path, maxManifestBytes);
     const got = digestOf(bytes, descriptor.digest);
     if (got !== descriptor.digest) throw new DigestMismatchError(descriptor.digest, got, `manifest in ${this.name}`);
