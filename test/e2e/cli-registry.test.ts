@@ -290,6 +290,10 @@ describe('slipway CLI against real registries', { skip: missing.length > 0 ? `ne
       const module = await put(Buffer.from('\0asm\x01\0\0\0'), 'application/wasm');
       const wasm = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: wasmConfig, layers: [module] }));
       await sink.putManifest({ descriptor: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${createHash('sha256').update(wasm).digest('hex')}`, size: wasm.length }, bytes: wasm }, { tag: 'wasm' });
+      // An image config with empty os and architecture, as `crane append` writes one.
+      const blank = await put(Buffer.from(JSON.stringify({ architecture: '', os: '', rootfs: { type: 'layers', diff_ids: [] } })), 'application/vnd.oci.image.config.v1+json');
+      const appended = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: blank, layers: [] }));
+      await sink.putManifest({ descriptor: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${createHash('sha256').update(appended).digest('hex')}`, size: appended.length }, bytes: appended }, { tag: 'blank' });
     } finally {
       await client.close();
     }
@@ -304,6 +308,9 @@ describe('slipway CLI against real registries', { skip: missing.length > 0 ? `ne
     const empty = await slipway(['platforms', `${open.host}/messages/artifact:empty`]);
     assert.deepEqual([empty.code, empty.stdout], [0, ''], empty.stderr);
     assert.match(empty.stderr, /names no platform: an empty index\n/);
+    const blank = await slipway(['platforms', `${open.host}/messages/artifact:blank`]);
+    assert.deepEqual([blank.code, blank.stdout], [0, ''], blank.stderr);
+    assert.match(blank.stderr, /names no platform: an image whose config names no os and architecture\n/);
     const wasm = await slipway(['platforms', `${open.host}/messages/artifact:wasm`]);
     assert.equal(wasm.code, 0, wasm.stderr);
     assert.match(wasm.stdout, /^wasip1\/wasm +sha256:[0-9a-f]{64}\n?$/);

@@ -39,8 +39,11 @@ export function redactText(text: string, secrets: Iterable<string> = []): string
   return result.replace(/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi, '$1 REDACTED');
 }
 
-/** How many short-lived secrets a {@link SecretSet} remembers. */
-export const shortLivedLimit = 256;
+/**
+ * How long after it expires a short-lived secret is still redacted: a request sent with a token just
+ * before it expired (a long upload) may be answered, and quote it, well after.
+ */
+export const shortLivedGraceMs = 3600_000;
 
 /**
  * A secret as it may appear in text: as is; base64, as in Basic headers and docker config `auth`
@@ -61,29 +64,39 @@ const maxJsonDepth = 32;
  */
 export class SecretSet {
   readonly #values = new Set<string>();
-  /** The forms of the newest short-lived secrets, oldest first (see {@link addShortLived}). */
-  readonly #recent = new Map<string, string[]>();
+  /** Short-lived secrets' forms, and when each may be forgotten (see {@link addShortLived}). */
+  readonly #shortLived = new Map<string, { forms: string[]; forgetAt: number }>();
+  readonly #now: () => number;
+
+  constructor(now: () => number = Date.now) {
+    this.#now = now;
+  }
+
   add(...values: (string | undefined)[]): void {
     for (const value of values) {
       if (value === undefined || value.length < 4) continue;
       for (const form of formsOf(value)) this.#values.add(form);
     }
   }
+
   /**
-   * A secret that stops being used soon (a bearer token): only the newest {@link shortLivedLimit}
-   * are kept. A client held for a long time (a provider, a mirror of thousands of repositories)
-   * fetches a token per repository and expiry; keeping each one kept every token ever issued to it
-   * and made every redaction scan them all. A token that old is long expired, and no request
-   * carrying it is still waiting on an answer to redact.
+   * A secret valid for `lifetimeMs` (a bearer token), remembered until {@link shortLivedGraceMs}
+   * after it expires. A client held for a long time (a provider, a mirror of thousands of
+   * repositories) fetches a token per repository and expiry; keeping each one kept every token it
+   * was ever issued, and made every redaction scan them all. Forgotten by time, not by count: a
+   * token is sent until it expires, and a request that carried it may answer a while after.
    */
-  addShortLived(value: string): void {
+  addShortLived(value: string, lifetimeMs: number): void {
     if (value.length < 4) return;
-    this.#recent.delete(value);
-    this.#recent.set(value, formsOf(value));
-    if (this.#recent.size > shortLivedLimit) this.#recent.delete(this.#recent.keys().next().value!);
+    const now = this.#now();
+    for (const [known, entry] of this.#shortLived) if (entry.forgetAt <= now) this.#shortLived.delete(known);
+    const forgetAt = now + Math.max(0, lifetimeMs) + shortLivedGraceMs;
+    const current = this.#shortLived.get(value);
+    this.#shortLived.set(value, { forms: current?.forms ?? formsOf(value), forgetAt: Math.max(forgetAt, current?.forgetAt ?? 0) });
   }
+
   redact(text: string): string {
-    return redactText(text, this.#recent.size === 0 ? this.#values : [...this.#values, ...[...this.#recent.values()].flat()]);
+    return redactText(text, this.#shortLived.size === 0 ? this.#values : [...this.#values, ...[...this.#shortLived.values()].flatMap((e) => e.forms)]);
   }
   /**
    * A parsed JSON value (an error's `detail`) with every string in it, keys included, redacted: a

@@ -47,14 +47,18 @@ test('a new staging directory sweeps the ones this host\'s killed processes left
     // A pid certainly not running: a process that has exited.
     const dead = spawnSync(process.execPath, ['-e', '0']).pid;
     const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);
-    const make = async (name: string, old: boolean) => {
+    const make = async (name: string, old: boolean, writing = false) => {
       const dir = join(base, name);
+      const blob = join(dir, 'layout', 'blobs', 'sha256', 'a'.repeat(64));
       await mkdir(join(dir, 'layout', 'blobs', 'sha256'), { recursive: true });
-      await writeFile(join(dir, 'layout', 'blobs', 'sha256', 'a'.repeat(64)), 'half an image');
-      if (old) for (const path of [join(dir, 'layout', 'blobs', 'sha256'), join(dir, 'layout'), dir]) await utimes(path, twoHoursAgo, twoHoursAgo);
+      await writeFile(blob, 'half an image');
+      if (old) for (const path of [blob, join(dir, 'layout', 'blobs', 'sha256'), join(dir, 'layout'), dir]) await utimes(path, twoHoursAgo, twoHoursAgo);
+      // A blob still being written: only the file itself is touched.
+      if (writing) await writeFile(blob, 'more of it');
     };
     await make(`slipway-staging-${host}-${dead}-abc123`, true); // killed: goes
     await make(`slipway-staging-${host}-${dead}-fresh1`, false); // touched lately: stays
+    await make(`slipway-staging-${host}-${dead}-write1`, true, true); // a blob written to lately: stays
     await make(`slipway-staging-other.host-${dead}-abc123`, true); // another host's (a shared volume): stays
     await make(`slipway-staging-${host}-${process.ppid}-live12`, true); // its process runs: stays
     await make('slipway-abc123', true); // not a staging name: stays
@@ -63,7 +67,7 @@ test('a new staging directory sweeps the ones this host\'s killed processes left
     assert.match(made, new RegExp(`slipway-staging-${host.replace(/\./g, '\\.')}-${process.pid}-[A-Za-z0-9]{6}$`));
     assert.deepEqual(
       (await readdir(base)).sort(),
-      [`slipway-staging-${host}-${dead}-fresh1`, `slipway-staging-other.host-${dead}-abc123`, `slipway-staging-${host}-${process.ppid}-live12`, 'slipway-abc123', 'unrelated', made.slice(base.length + 1)].sort(),
+      [`slipway-staging-${host}-${dead}-fresh1`, `slipway-staging-${host}-${dead}-write1`, `slipway-staging-other.host-${dead}-abc123`, `slipway-staging-${host}-${process.ppid}-live12`, 'slipway-abc123', 'unrelated', made.slice(base.length + 1)].sort(),
     );
     await removeScratch(made);
   } finally {

@@ -68,8 +68,11 @@ async function sweepStaleStaging(base: string): Promise<void> {
     const pid = Number(match[2]);
     if (pid === process.pid || processAlive(pid)) continue;
     const dir = join(base, name);
-    // The newest of the directory and its layout's blobs: a staging under way adds blobs as it goes.
-    const times = await Promise.all([dir, join(dir, 'layout'), join(dir, 'layout', 'blobs', 'sha256')].map((path) => stat(path).then((info) => info.mtimeMs, () => 0)));
+    // The newest of the directory, its layout and every blob in it: a staging under way adds blobs as
+    // it goes, and a blob being written (a temp file there) is touched by every write.
+    const blobs = join(dir, 'layout', 'blobs', 'sha256');
+    const files = (await readdir(blobs).catch(() => [] as string[])).map((name) => join(blobs, name));
+    const times = await Promise.all([dir, join(dir, 'layout'), blobs, ...files].map((path) => stat(path).then((info) => info.mtimeMs, () => 0)));
     if (now - Math.max(...times) < staleStagingMs) continue;
     await rm(dir, { recursive: true, force: true });
   }

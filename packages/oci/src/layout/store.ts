@@ -27,17 +27,17 @@ export interface LayoutStore {
   close(): Promise<void>;
 }
 
-/** A layout directory on disk. Symlinked files are followed only while they stay inside the layout. */
-/** As invalidArchive, for a layout directory: "invalid archive" sent users looking for a tar. */
 /** The invalid-content error for what `store` reads: a layout directory's or an archive's. */
 export function invalidStore(store: Pick<LayoutStore, 'archive' | 'kind'>, why: string, cause?: unknown): SlipwayError {
   return store.kind === 'directory' ? invalidLayout(store.archive, why, cause) : invalidArchive(store.archive, why, cause);
 }
 
+/** As invalidArchive, for a layout directory: "invalid archive" sent users looking for a tar. */
 export function invalidLayout(directory: string, why: string, cause?: unknown): SlipwayError {
   return new SlipwayError('SLIPWAY_INVALID_ARCHIVE', `invalid OCI layout ${JSON.stringify(directory)}: ${why}`, cause === undefined ? undefined : { cause });
 }
 
+/** A layout directory on disk. Symlinked files are followed only while they stay inside the layout. */
 export class DirectoryStore implements LayoutStore {
   readonly kind = 'directory';
   private constructor(readonly archive: string, private readonly root: string) {}

@@ -68,7 +68,7 @@ function normalised(text: string): string | undefined {
 }
 
 export function describeItem(item: DockerSaveItem): string {
-  return item.repoTags.length > 0 ? item.repoTags.map((t) => JSON.stringify(t)).join(' = ') : `#${item.position} (untagged, config ${JSON.stringify(item.config)})`;
+  return item.repoTags.length > 0 ? item.repoTags.map((t) => JSON.stringify(t)).join(' = ') : `@${item.position} (untagged, config ${JSON.stringify(item.config)})`;
 }
 
 /** True when `selector` names one of the item's tags (exactly, or as the same normalised reference: `busybox:1` = `docker.io/library/busybox:1`). */
@@ -94,7 +94,7 @@ export function selectItem(
   }
   if (typeof selector === 'number') {
     const item = Number.isSafeInteger(selector) ? items[selector] : undefined;
-    if (!item) throw new InvalidArgumentError(`image #${selector} is out of range: archive ${JSON.stringify(archive)} holds ${items.length} images: ${listing()}`);
+    if (!item) throw new InvalidArgumentError(`image @${selector} is out of range: archive ${JSON.stringify(archive)} holds ${items.length} images: ${listing()}`);
     return item;
   }
   const found = items.filter((item) => itemHasTag(item, selector) || (isDigest(selector) && configDigest?.(item) === selector));

@@ -374,7 +374,7 @@ export async function fromIndexedArchive(indexed: IndexedArchive, options: Tarba
     const item = selectItem(items, options.image, archive, (i) => digests?.get(i));
     const config = await readConfig(item);
     const tag = typeof options.image === 'string' && item.repoTags.includes(options.image) ? options.image : item.repoTags[0];
-    const name = `${params.label}${tag ? `:${tag}` : items.length > 1 ? `#${item.position}` : ''}`;
+    const name = `${params.label}${tag ? `:${tag}` : items.length > 1 ? `:@${item.position}` : ''}`;
     if (hasLayout) {
       const oci = await findOciRoot(store, item, config.digest);
       if (oci) return new TarballSource(name, 'oci-layout', item.repoTags, new LayoutSource(store, oci.descriptor, name), stats, cleanup);

@@ -183,7 +183,7 @@ describe('tarball.open', () => {
     const err = await errorOf(open(path, options()));
     assert.equal(err.code, 'SLIPWAY_INVALID_ARG');
     assert.match(err.message, /holds 3 images; choose one with the image option/);
-    assert.match(err.message, /"app:1" = "app:latest", "registry.example:5000\/team\/app:2", #2 \(untagged/);
+    assert.match(err.message, /"app:1" = "app:latest", "registry.example:5000\/team\/app:2", @2 \(untagged/);
     const cases: [string | number, number][] = [['app:latest', 0], ['docker.io/library/app:1', 0], ['registry.example:5000/team/app:2', 1], [2, 2], [sha256(configs[1]!), 1]];
     for (const [selector, want] of cases) {
       const source = await open(path, options({ image: selector }));

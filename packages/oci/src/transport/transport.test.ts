@@ -839,10 +839,10 @@ describe('Transport.close', () => {
     }
   });
 
-  it('gives up on a silent host after one connect timeout and says the TLS handshake stalled', async () => {
+  it('gives up on a silent host after a second connect timeout and says the TLS handshake stalled', async () => {
     const silent = await silentServer();
     const { host, sockets } = silent;
-    // Five attempts allowed: a connect timeout must not use them (5 × 10 s made a silent host cost 55 s).
+    // Five attempts allowed: connect timeouts use two of them (5 × 10 s made a silent host cost 55 s).
     const transport = new Transport({ timeoutMs: 300, retry: { attempts: 5, baseDelayMs: 1 } });
     try {
       await assert.rejects(transport.request({ method: 'GET', registry: host, path: '/v2/x/tags/list' }), (err: unknown) => {
@@ -852,9 +852,41 @@ describe('Transport.close', () => {
         assert.match(err.message, new RegExp(`GET https://${host.replace('.', '\\.')}/v2/`));
         return true;
       });
-      assert.equal(sockets.length, 1, `one connection, not one per attempt: ${sockets.length}`);
+      assert.equal(sockets.length, 2, `two connections, not one per attempt: ${sockets.length}`);
     } finally {
       await transport.close();
+      silent.close();
+    }
+  });
+
+  it('reaches a registry behind a balancer whose first backend hangs in the TLS handshake', async () => {
+    // A TCP balancer in front of a loopback registry: the first connection goes to a backend that
+    // accepts and says nothing, the next ones to the registry (plain HTTP, which loopback may speak).
+    const silent = await silentServer();
+    const registry = createServer((req, res) => {
+      res.writeHead(req.url === '/v2/' ? 200 : 404, { 'docker-distribution-api-version': 'registry/2.0' });
+      res.end('{}');
+    });
+    await new Promise<void>((resolve) => registry.listen(0, '127.0.0.1', resolve));
+    let connections = 0;
+    const balancer = createNetServer((client) => {
+      client.on('error', () => undefined);
+      const port = connections++ === 0 ? silent.port : (registry.address() as AddressInfo).port;
+      const upstream = connectNet(port, '127.0.0.1', () => client.pipe(upstream).pipe(client));
+      upstream.on('error', () => client.destroy());
+    });
+    await new Promise<void>((resolve) => balancer.listen(0, '127.0.0.1', resolve));
+    const host = `127.0.0.1:${(balancer.address() as AddressInfo).port}`;
+    const transport = new Transport({ timeoutMs: 300, retry: { attempts: 5, baseDelayMs: 1 } });
+    try {
+      const response = await transport.request({ method: 'GET', registry: host, path: '/v2/' });
+      assert.equal(response.status, 200);
+      assert.ok(connections >= 2, `${connections} connections`);
+    } finally {
+      await transport.close();
+      balancer.close();
+      registry.closeAllConnections();
+      registry.close();
       silent.close();
     }
   });

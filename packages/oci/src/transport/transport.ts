@@ -667,6 +667,7 @@ export class Transport {
         : [[`https://${host}`, tls.secure]];
     let lastError: unknown;
     let lastUrl = new URL('/v2/', candidates.at(-1)![0]);
+    let timeouts = 0;
     let timedOut = false;
     for (let attempt = 1; attempt <= attempts; attempt++) {
       let unreachable = false;
@@ -737,11 +738,13 @@ export class Transport {
           // Nobody listening means the registry is down, not speaking another protocol: wait and retry.
           // Anything else (a TLS handshake answered in plain HTTP) moves on to the next scheme.
           const errno = errnoOf(err);
-          // A connect timeout is not tried again: within its 10 s the kernel has already resent the
-          // SYN three times, and a TLS handshake nobody answered is not answered on a second try.
-          // Five attempts made a black-holed or silent host cost 55 s before the error.
+          // A connect timeout is tried once more, not with every attempt: five made a black-holed or
+          // silent host cost 55 s before the error. One more, because behind a TCP load balancer
+          // (kube-proxy, an NLB) one hung backend stalls one connection and the next one works.
           if (errno === 'UND_ERR_CONNECT_TIMEOUT') {
-            timedOut = true;
+            timeouts++;
+            if (timeouts >= 2) timedOut = true;
+            unreachable = true;
             break;
           }
           if (errno === 'ECONNREFUSED' || (base === candidates.at(-1)![0] && isTemporaryNetworkError(err))) {
@@ -904,9 +907,9 @@ export class Transport {
     // Some issuers answer `access_token` only (OAuth2), some `token` only, some both (ggcr #54).
     const token = typeof parsed.token === 'string' && parsed.token !== '' ? parsed.token : parsed.access_token;
     if (typeof token !== 'string' || token === '') throw new SlipwayError('SLIPWAY_AUTH', `fetching a token for ${state.registry}: the realm's answer has no token`);
-    this.secrets.addShortLived(token);
     // The token spec's default lifetime is 60 s; renew a little early so a token never expires mid-request.
     const seconds = typeof parsed.expires_in === 'number' && parsed.expires_in > 0 ? parsed.expires_in : 60;
+    this.secrets.addShortLived(token, seconds * 1000);
     debug('token for %s scope %s: %ds', state.registry, scopes.join(' '), seconds);
     return { token, expiresInMs: Math.max(1, seconds - Math.min(10, seconds / 4)) * 1000 };
   }
