@@ -12,7 +12,7 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream';
 import type { Readable } from 'node:stream';
-import { AbortedError, InvalidArgumentError, NotFoundError } from '../errors.js';
+import { AbortedError, InvalidArgumentError, NotFoundError, SlipwayError } from '../errors.js';
 import type { Digest } from '../v1/digest.js';
 import { openFifoForReading } from './fifo.js';
 import { verifyStream } from './verify.js';
@@ -114,7 +114,10 @@ async function spoolStream(path: string, options: OpenArchiveOptions, fifo: bool
   } catch (err) {
     input.destroy();
     await removeScratch(scratch);
-    throw err;
+    // The stream's own failure (a caller's sourceStream, a pipe's EIO) as an error with a stable code,
+    // saying what was being read: it came back as the producer's bare Error.
+    if (SlipwayError.is(err)) throw err;
+    throw new SlipwayError('SLIPWAY_IO', `reading archive ${JSON.stringify(path)} from its stream failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
 }
 

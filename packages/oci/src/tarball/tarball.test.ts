@@ -651,6 +651,17 @@ describe('tarball.open on a pipe', () => {
     assert.match(closed.message, /closed before the archive began/);
   });
 
+  it('a given stream that fails mid-archive is SLIPWAY_IO, saying what was read and why', async () => {
+    const path = await archive('stream-broken.tar', dockerSaveEntries([{ tags: ['app:1'], layers: [layerA] }]).entries);
+    const bytes = await readFile(path);
+    const broken = new Readable({ read() {} });
+    broken.push(bytes.subarray(0, 1024));
+    setTimeout(() => broken.destroy(new Error('producer broke')), 50);
+    const err = await errorOf(open('/dev/stdin', options({ stream: broken })));
+    assert.equal(err.code, 'SLIPWAY_IO');
+    assert.match(err.message, /^reading archive "\/dev\/stdin" from its stream failed: producer broke$/);
+  });
+
   it('a writer that holds the pipe open and sends nothing does not hold a cancelled open', async () => {
     const work = await mkdtemp(join(dir, 'pipe-silent-'));
     const fifo = join(work, 'stdin');
