@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { Readable } from 'node:stream';
@@ -300,6 +301,48 @@ describe('layout.sink', () => {
     await Promise.all(imgs.map((img, i) => sink(target).putManifest(img.manifest, { tag: `t${i}` })));
     const index = JSON.parse(await readFile(join(target, 'index.json'), 'utf8'));
     assert.equal(index.manifests.length, 8);
+  });
+
+  it('keeps every tag when several processes tag into one layout at once', async () => {
+    const target = join(dir, 'sink-processes');
+    await put(target, image('seed'), 'seed');
+    // Each process tags five manifests of its own; index.json is rewritten whole for each tag.
+    const child = `
+      const { sink } = await import(process.argv[1]);
+      const { createHash } = await import('node:crypto');
+      const [dir, name] = process.argv.slice(2);
+      for (let i = 0; i < 5; i++) {
+        const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', annotations: { who: name + i } }));
+        const descriptor = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: 'sha256:' + createHash('sha256').update(bytes).digest('hex'), size: bytes.length };
+        await sink(dir, { tag: name + '-' + i }).putManifest({ descriptor, bytes }, { tag: name + '-' + i });
+      }`;
+    const sinkModule = new URL('./sink.js', import.meta.url).href;
+    const runs = Array.from({ length: 6 }, (_, n) =>
+      new Promise<number | null>((resolve) => spawn(process.execPath, ['--input-type=module', '-e', child, sinkModule, target, `p${n}`], { stdio: 'inherit' }).on('close', resolve)),
+    );
+    assert.deepEqual(await Promise.all(runs), [0, 0, 0, 0, 0, 0]);
+    const tags = (await list(target)).map((i) => i.refName).sort();
+    assert.equal(tags.length, 31, `lost tags: ${tags.join(' ')}`);
+    assert.deepEqual((await readdir(target)).filter((n) => n.includes('lock')), [], 'the lock went with its writer');
+  });
+
+  it('takes over a lock file a killed writer left, and waits on a live one only until cancelled', async () => {
+    const target = join(dir, 'sink-stale-lock');
+    await put(target, image('stale'), 'first');
+    const lock = join(target, '.tmp-slipway-index.lock');
+    await writeFile(lock, 'elsewhere 1\n');
+    const img = image('after-stale');
+    const longAgo = new Date(Date.now() - 60_000);
+    await utimes(lock, longAgo, longAgo);
+    await put(target, img, 'second');
+    assert.deepEqual((await list(target)).map((i) => i.refName).sort(), ['first', 'second']);
+    // A fresh lock: its writer is at work; a cancelled tagging stops waiting, and writes nothing.
+    await writeFile(lock, 'elsewhere 2\n');
+    const err = await errorOf(sink(target, { tag: 'third' }).putManifest(img.manifest, { tag: 'third', signal: AbortSignal.timeout(200) }));
+    assert.equal(err.code, 'SLIPWAY_ABORTED');
+    assert.deepEqual((await list(target)).map((i) => i.refName).sort(), ['first', 'second']);
+    assert.equal(await readFile(lock, 'utf8'), 'elsewhere 2\n', 'the live writer\'s lock is left alone');
+    await rm(lock);
   });
 
   it('starts a new layout from several copies at once, every tag kept', async () => {

@@ -10,13 +10,15 @@
  * at once can lose one's index entry (never a blob), as with skopeo and umoci.
  * @module
  */
-import { readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { readdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { dirname, join, resolve } from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
-import { AbortedError, DigestMismatchError, InvalidArgumentError, SizeMismatchError, throwIfAborted } from '../errors.js';
+import { AbortedError, DigestMismatchError, InvalidArgumentError, SizeMismatchError, SlipwayError, throwIfAborted } from '../errors.js';
 import { invalidLayout } from './store.js';
-import { makeDirectories, writeThroughTemp } from '../internal/tar-scratch.js';
+import { makeDirectories, trackScratchPath, untrackScratchPath, writeThroughTemp } from '../internal/tar-scratch.js';
 import { verifyStream } from '../internal/verify.js';
 import { digestOf } from '../v1/digest.js';
 import { MediaType } from '../v1/media-types.js';
@@ -44,7 +46,13 @@ export const layoutMarker = '{"imageLayoutVersion":"1.0.0"}';
 /** In-process lock per layout directory, so concurrent writers of index.json do not drop entries. */
 const indexLocks = new Map<string, Promise<void>>();
 
-async function withIndexLock<T>(dir: string, task: () => Promise<T>): Promise<T> {
+/**
+ * index.json is read, changed and written whole: two writers at once drop each other's entries. In
+ * this process a chain of promises orders them; across processes (parallel CI jobs copying into one
+ * layout) a lock file does, held for the few milliseconds of the rewrite. Without it, eight
+ * `slipway copy … oci:DIR:tN` at once left six or seven of the eight tags.
+ */
+async function withIndexLock<T>(dir: string, task: () => Promise<T>, signal?: AbortSignal): Promise<T> {
   const previous = indexLocks.get(dir) ?? Promise.resolve();
   let release!: () => void;
   const current = new Promise<void>((r) => (release = r));
@@ -52,10 +60,54 @@ async function withIndexLock<T>(dir: string, task: () => Promise<T>): Promise<T>
   indexLocks.set(dir, chained);
   await previous;
   try {
-    return await task();
+    return await withLockFile(dir, task, signal);
   } finally {
     release();
     if (indexLocks.get(dir) === chained) indexLocks.delete(dir);
+  }
+}
+
+/**
+ * The lock file's name: `.tmp-` so that readers, and a writer checking a new layout's directory for
+ * foreign content, pass over it as they pass over temp files.
+ */
+const lockFileName = '.tmp-slipway-index.lock';
+/** A lock file older than this was left by a writer killed while holding it: the rewrite takes milliseconds. */
+const staleLockMs = 10_000;
+/** How long a writer waits for another's lock before saying who holds it. */
+const lockWaitMs = 60_000;
+
+async function withLockFile<T>(dir: string, task: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+  const path = join(dir, lockFileName);
+  const started = Date.now();
+  for (let attempt = 0; ; attempt++) {
+    throwIfAborted(signal);
+    try {
+      await writeFile(path, `${hostname()} ${process.pid}\n`, { flag: 'wx', mode: 0o644 });
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const info = await stat(path).catch(() => undefined);
+    if (info !== undefined && Date.now() - info.mtimeMs > staleLockMs) {
+      await rm(path, { force: true });
+      continue;
+    }
+    if (Date.now() - started > lockWaitMs) {
+      const holder = (await readFile(path, 'utf8').catch(() => '')).trim();
+      throw new SlipwayError('SLIPWAY_IO', `OCI layout ${JSON.stringify(dir)}: another writer${holder ? ` (${holder})` : ''} has held ${lockFileName} for over ${lockWaitMs / 1000} s; remove it if none is running`);
+    }
+    await sleep(Math.min(50, 2 + attempt * 2) * (0.5 + Math.random()), undefined, signal ? { signal } : {}).catch((err: unknown) => {
+      throw new AbortedError(`writing index.json of ${JSON.stringify(dir)}: aborted`, { cause: err });
+    });
+  }
+  // A second Ctrl-C exits at once: the exit hook removes it, or every writer would wait out staleLockMs.
+  trackScratchPath(path);
+  try {
+    return await task();
+  } finally {
+    await rm(path, { force: true });
+    untrackScratchPath(path);
   }
 }
 
@@ -87,6 +139,9 @@ export class LayoutSink implements ImageSink {
   #init(): Promise<void> {
     this.#initialised ??= (async () => {
       await makeDirectories(this.#dir);
+      // A layout already made needs nothing, and no lock (another process may hold it a while).
+      const made = await Promise.all(['oci-layout', 'index.json'].map((name) => stat(join(this.#dir, name)).then(() => true, () => false)));
+      if (made.every(Boolean)) return;
       // Under the index lock: another sink of this process starting the same new layout writes its
       // marker and index.json (via temp files) meanwhile, and must not be taken for foreign content,
       // nor its index, tags included by then, replaced by an empty one.
@@ -221,12 +276,16 @@ export class LayoutSink implements ImageSink {
     }
     if (tag === undefined) return;
     const lockKey = await realpath(this.#dir);
-    await withIndexLock(lockKey, async () => {
-      const index = await this.#readIndex();
-      const kept = index.manifests.filter((d) => d?.annotations?.[refNameAnnotation] !== tag);
-      kept.push({ mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size, annotations: { [refNameAnnotation]: tag } });
-      await writeAtomic(join(this.#dir, 'index.json'), JSON.stringify({ ...index, manifests: kept }));
-    });
+    await withIndexLock(
+      lockKey,
+      async () => {
+        const index = await this.#readIndex();
+        const kept = index.manifests.filter((d) => d?.annotations?.[refNameAnnotation] !== tag);
+        kept.push({ mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size, annotations: { [refNameAnnotation]: tag } });
+        await writeAtomic(join(this.#dir, 'index.json'), JSON.stringify({ ...index, manifests: kept }));
+      },
+      options.signal,
+    );
   }
 
   /**
@@ -236,12 +295,16 @@ export class LayoutSink implements ImageSink {
   async commit(root: Descriptor, options: CallOptions = {}): Promise<void> {
     throwIfAborted(options.signal);
     if (this.tag !== undefined) return;
-    await withIndexLock(await realpath(this.#dir), async () => {
-      const index = await this.#readIndex();
-      if (index.manifests.some((d) => d?.digest === root.digest)) return;
-      index.manifests.push({ mediaType: root.mediaType, digest: root.digest, size: root.size });
-      await writeAtomic(join(this.#dir, 'index.json'), JSON.stringify(index));
-    });
+    await withIndexLock(
+      await realpath(this.#dir),
+      async () => {
+        const index = await this.#readIndex();
+        if (index.manifests.some((d) => d?.digest === root.digest)) return;
+        index.manifests.push({ mediaType: root.mediaType, digest: root.digest, size: root.size });
+        await writeAtomic(join(this.#dir, 'index.json'), JSON.stringify(index));
+      },
+      options.signal,
+    );
   }
 
   async close(): Promise<void> {}
