@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
@@ -303,7 +303,7 @@ describe('layout.sink', () => {
     assert.equal(index.manifests.length, 8);
   });
 
-  it('keeps every tag when several processes tag into one layout at once', async () => {
+  it('keeps every tag when several processes tag into one layout at once, behind a killed writer\'s lock', async () => {
     const target = join(dir, 'sink-processes');
     await put(target, image('seed'), 'seed');
     // Each process tags five manifests of its own; index.json is rewritten whole for each tag.
@@ -317,6 +317,12 @@ describe('layout.sink', () => {
         await sink(dir, { tag: name + '-' + i }).putManifest({ descriptor, bytes }, { tag: name + '-' + i });
       }`;
     const sinkModule = new URL('./sink.js', import.meta.url).href;
+    // They start behind a lock another host's writer left when it was killed: all of them find it
+    // stale at once, and must take it over one at a time (removing it blindly lost 1 to 8 tags of 16).
+    const lock = join(target, '.tmp-slipway-index.lock');
+    await writeFile(lock, 'killed.elsewhere 4242 0123456789abcdef\n');
+    const longAgo = new Date(Date.now() - 60_000);
+    await utimes(lock, longAgo, longAgo);
     const runs = Array.from({ length: 6 }, (_, n) =>
       new Promise<number | null>((resolve) => spawn(process.execPath, ['--input-type=module', '-e', child, sinkModule, target, `p${n}`], { stdio: 'inherit' }).on('close', resolve)),
     );
@@ -343,6 +349,13 @@ describe('layout.sink', () => {
     assert.deepEqual((await list(target)).map((i) => i.refName).sort(), ['first', 'second']);
     assert.equal(await readFile(lock, 'utf8'), 'elsewhere 2\n', 'the live writer\'s lock is left alone');
     await rm(lock);
+    // This host's writer that is gone: its lock is taken over at once, not after the 10 s wait.
+    const gone = spawnSync(process.execPath, ['-e', '0']).pid;
+    await writeFile(lock, `${hostname()} ${gone} fedcba9876543210\n`);
+    const started = Date.now();
+    await put(target, image('after-dead-pid'), 'fourth');
+    assert.ok(Date.now() - started < 5000, `waited ${Date.now() - started} ms on a dead process's lock`);
+    assert.deepEqual(await readdir(target).then((names) => names.filter((n) => n.includes('lock'))), []);
   });
 
   it('starts a new layout from several copies at once, every tag kept', async () => {

@@ -6,11 +6,12 @@
  * into place; `index.json` is rewritten the same way. The root is added to `index.json` (with the
  * `org.opencontainers.image.ref.name` annotation) only by `putManifest` with a tag, which the copy
  * engine calls last, so the layout's tag never points at an incomplete image.
- * Updates of `index.json` are serialised within this process; two processes writing the same layout
- * at once can lose one's index entry (never a blob), as with skopeo and umoci.
+ * Updates of `index.json` are serialised within this process, and across processes by a lock file
+ * (skopeo and umoci take none: two writers at once can lose one's index entry).
  * @module
  */
-import { readdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { open as openFile, readdir, readFile, realpath, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { dirname, join, resolve } from 'node:path';
@@ -72,42 +73,112 @@ async function withIndexLock<T>(dir: string, task: () => Promise<T>, signal?: Ab
  * foreign content, pass over it as they pass over temp files.
  */
 const lockFileName = '.tmp-slipway-index.lock';
-/** A lock file older than this was left by a writer killed while holding it: the rewrite takes milliseconds. */
+/** A lock of another host older than this was left by a writer killed holding it: the rewrite takes milliseconds. */
 const staleLockMs = 10_000;
 /** How long a writer waits for another's lock before saying who holds it. */
 const lockWaitMs = 60_000;
 
 async function withLockFile<T>(dir: string, task: () => Promise<T>, signal?: AbortSignal): Promise<T> {
   const path = join(dir, lockFileName);
+  // Host, pid and a token of this holding: whether its writer still runs, and whether it is still ours.
+  const mine = `${hostname()} ${process.pid} ${randomBytes(8).toString('hex')}\n`;
   const started = Date.now();
   for (let attempt = 0; ; attempt++) {
     throwIfAborted(signal);
-    try {
-      await writeFile(path, `${hostname()} ${process.pid}\n`, { flag: 'wx', mode: 0o644 });
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-    const info = await stat(path).catch(() => undefined);
-    if (info !== undefined && Date.now() - info.mtimeMs > staleLockMs) {
-      await rm(path, { force: true });
+    if (await createLock(path, mine)) break;
+    const held = await readLock(path);
+    if (held !== undefined && (await lockIsStale(held))) {
+      await breakStaleLock(path, held);
       continue;
     }
     if (Date.now() - started > lockWaitMs) {
-      const holder = (await readFile(path, 'utf8').catch(() => '')).trim();
-      throw new SlipwayError('SLIPWAY_IO', `OCI layout ${JSON.stringify(dir)}: another writer${holder ? ` (${holder})` : ''} has held ${lockFileName} for over ${lockWaitMs / 1000} s; remove it if none is running`);
+      throw new SlipwayError('SLIPWAY_IO', `OCI layout ${JSON.stringify(dir)}: another writer${held?.text.trim() ? ` (${held.text.trim()})` : ''} has held ${lockFileName} for over ${lockWaitMs / 1000} s; remove it if none is running`);
     }
     await sleep(Math.min(50, 2 + attempt * 2) * (0.5 + Math.random()), undefined, signal ? { signal } : {}).catch((err: unknown) => {
       throw new AbortedError(`writing index.json of ${JSON.stringify(dir)}: aborted`, { cause: err });
     });
   }
-  // A second Ctrl-C exits at once: the exit hook removes it, or every writer would wait out staleLockMs.
+  // A second Ctrl-C exits at once: the exit hook removes it, or the next writer would wait it out.
   trackScratchPath(path);
   try {
     return await task();
   } finally {
-    await rm(path, { force: true });
+    // Only while it is still ours: a writer that judged us dead has its own there now.
+    if ((await readLock(path))?.text === mine) await rm(path, { force: true });
     untrackScratchPath(path);
+  }
+}
+
+/** Creates the lock holding `text`; false when another writer holds it. */
+async function createLock(path: string, text: string): Promise<boolean> {
+  let handle;
+  try {
+    handle = await openFile(path, 'wx', 0o644);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  }
+  try {
+    await handle.writeFile(text);
+  } catch (err) {
+    // Created by us and not written (ENOSPC): an empty lock would hold the next writers up.
+    await handle.close().catch(() => undefined);
+    await rm(path, { force: true });
+    throw err;
+  }
+  await handle.close();
+  return true;
+}
+
+interface HeldLock {
+  text: string;
+  mtimeMs: number;
+}
+
+async function readLock(path: string): Promise<HeldLock | undefined> {
+  try {
+    const [text, info] = await Promise.all([readFile(path, 'utf8'), stat(path)]);
+    return { text, mtimeMs: info.mtimeMs };
+  } catch {
+    return undefined;
+  }
+}
+
+/** This host's lock whose process is gone, or another host's (or an unreadable one) older than {@link staleLockMs}. */
+async function lockIsStale(held: HeldLock): Promise<boolean> {
+  const [host, pid] = held.text.trim().split(' ');
+  if (host === hostname() && pid !== undefined && /^\d+$/.test(pid) && Number(pid) !== process.pid) return !processRuns(Number(pid));
+  return Date.now() - held.mtimeMs > staleLockMs;
+}
+
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes a stale lock, once: writers that found it stale together take turns through a second lock
+ * file, and each removes the lock only if it is still the one it judged. Removing it without that let
+ * one writer delete the lock another had just taken over, and 16 writers behind a killed one kept 8
+ * to 15 of their 16 tags.
+ */
+async function breakStaleLock(path: string, judged: HeldLock): Promise<void> {
+  const breaker = `${path}.break`;
+  if (!(await createLock(breaker, `${hostname()} ${process.pid}\n`))) {
+    // Another writer is breaking it; a breaker left by one killed in that instant goes after a while.
+    const info = await stat(breaker).catch(() => undefined);
+    if (info && Date.now() - info.mtimeMs > 3 * staleLockMs) await rm(breaker, { force: true });
+    return;
+  }
+  try {
+    const now = await readLock(path);
+    if (now !== undefined && now.text === judged.text && now.mtimeMs === judged.mtimeMs) await rm(path, { force: true });
+  } finally {
+    await rm(breaker, { force: true });
   }
 }
 
@@ -295,6 +366,8 @@ export class LayoutSink implements ImageSink {
   async commit(root: Descriptor, options: CallOptions = {}): Promise<void> {
     throwIfAborted(options.signal);
     if (this.tag !== undefined) return;
+    // Listed already (a re-run): nothing to write, and no lock to take, which a read-only layout refuses.
+    if ((await this.#readIndex()).manifests.some((d) => d?.digest === root.digest)) return;
     await withIndexLock(
       await realpath(this.#dir),
       async () => {
