@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { redactText, redactUrl, SecretSet, shortLivedGraceMs } from './redact.js';
+import { redactText, redactUrl, SecretSet, shortLivedGraceMs, shortLivedLimit } from './redact.js';
 
 describe('redaction', () => {
   it('keeps safe query parameters and replaces the rest', () => {
@@ -41,6 +41,30 @@ describe('redaction', () => {
     assert.equal(secrets.redact('eyJtoken.other-999.signature'), 'eyJtoken.other-999.signature', 'its contemporaries too');
     assert.equal(secrets.redact('eyJtoken.latest.signature'), 'REDACTED');
     assert.equal(secrets.redact('long-lived-password'), 'REDACTED', 'credentials are never forgotten');
+  });
+
+  it('remembers at most the last used short-lived secrets, and redacts among a thousand of them', () => {
+    const secrets = new SecretSet();
+    const token = (i: number) => `eyJtoken.${i}.signature`;
+    secrets.addShortLived(token(0), 300_000);
+    for (let i = 1; i <= shortLivedLimit + 500; i++) {
+      secrets.addShortLived(token(i), 300_000);
+      // Token 0 is used by a long request all along: used again, it stays.
+      if (i % 100 === 0) secrets.addShortLived(token(0), 0);
+    }
+    assert.equal(secrets.redact(token(0)), 'REDACTED', 'the token in use stays');
+    assert.equal(secrets.redact(token(1)), token(1), 'the least recently used went beyond the limit');
+    assert.equal(secrets.redact(token(shortLivedLimit + 500)), 'REDACTED');
+    const detail = Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`k${i}`, `value ${i} with ${token(shortLivedLimit + (i % 400))} inside`]));
+    const redacted = secrets.redactJson(detail) as Record<string, string>;
+    assert.equal(redacted.k7, 'value 7 with REDACTED inside');
+    assert.equal(Object.values(redacted).filter((v) => v.includes('eyJ')).length, 0);
+  });
+
+  it('redacts overlapping and nested secrets whole', () => {
+    assert.equal(redactText('user:hunter2-pw!', ['hunter2-pw', 'user:hunter2-pw']), 'REDACTED!');
+    assert.equal(redactText('xxZWabcd1234yy', ['ZWab', 'abcd1234']), 'xxREDACTEDyy', 'overlapping: neither leaves a piece');
+    assert.equal(redactText('aaaa bbbb aaaa', ['aaaa', 'bbbb']), 'REDACTED REDACTED REDACTED');
   });
 
   it('removes a secret as a server quotes it: JSON-escaped, URL-encoded in a form or a query', () => {

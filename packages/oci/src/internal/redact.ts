@@ -29,12 +29,53 @@ export function redactUrl(url: string | URL): string {
 
 /** Replaces every known secret (and anything after `Bearer `/`Basic `) in `text`. */
 export function redactText(text: string, secrets: Iterable<string> = []): string {
-  let result = text;
-  // Longest first: a secret that holds another (`user:password`, a form holding the raw value) is
-  // replaced whole, not left with a piece around `REDACTED`.
-  for (const secret of [...secrets].sort((a, b) => b.length - a.length)) {
+  return redactWith(text, matcherOf(secrets));
+}
+
+/** Secrets by their first four characters, longest first in each list. */
+type SecretMatcher = Map<string, string[]>;
+
+function matcherOf(secrets: Iterable<string>): SecretMatcher {
+  const matcher: SecretMatcher = new Map();
+  for (const secret of secrets) {
     // Short values would redact ordinary words; credentials this short are not worth hiding by text search.
-    if (secret.length >= 4) result = result.split(secret).join('REDACTED');
+    if (secret.length < 4) continue;
+    const key = secret.slice(0, 4);
+    const list = matcher.get(key);
+    if (list) list.push(secret);
+    else matcher.set(key, [secret]);
+  }
+  for (const list of matcher.values()) list.sort((a, b) => b.length - a.length);
+  return matcher;
+}
+
+/**
+ * One pass over `text`, looking each position up by its next four characters, so the cost does not
+ * grow with the number of secrets (a client with thousands of tokens redacted an error detail in
+ * tens of seconds, one split per secret per string). Every occurrence of every secret is covered,
+ * overlapping ones merged into one `REDACTED`: a secret holding another (`user:password`) or
+ * overlapping it leaves no piece of either.
+ */
+function redactWith(text: string, matcher: SecretMatcher): string {
+  let result = text;
+  const ranges: [number, number][] = [];
+  if (matcher.size > 0) {
+    for (let i = 0; i + 4 <= text.length; i++) {
+      const hit = matcher.get(text.slice(i, i + 4))?.find((secret) => text.startsWith(secret, i));
+      if (hit === undefined) continue;
+      const last = ranges.at(-1);
+      if (last && i < last[1]) last[1] = Math.max(last[1], i + hit.length);
+      else ranges.push([i, i + hit.length]);
+    }
+  }
+  if (ranges.length > 0) {
+    let at = 0;
+    result = '';
+    for (const [from, to] of ranges) {
+      result += `${text.slice(at, from)}REDACTED`;
+      at = to;
+    }
+    result += text.slice(at);
   }
   return result.replace(/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi, '$1 REDACTED');
 }
@@ -44,6 +85,13 @@ export function redactText(text: string, secrets: Iterable<string> = []): string
  * before it expired (a long upload) may be answered, and quote it, well after.
  */
 export const shortLivedGraceMs = 3600_000;
+
+/**
+ * At most this many short-lived secrets are remembered, the least recently used forgotten first (a
+ * token is used again by every request that carries it): a mirror of thousands of repositories
+ * within an hour kept 5000 tokens, 35 MB, otherwise.
+ */
+export const shortLivedLimit = 1024;
 
 /**
  * A secret as it may appear in text: as is; base64, as in Basic headers and docker config `auth`
@@ -64,8 +112,10 @@ const maxJsonDepth = 32;
  */
 export class SecretSet {
   readonly #values = new Set<string>();
-  /** Short-lived secrets' forms, and when each may be forgotten (see {@link addShortLived}). */
+  /** Short-lived secrets' forms and when each may be forgotten, least recently used first (see {@link addShortLived}). */
   readonly #shortLived = new Map<string, { forms: string[]; forgetAt: number }>();
+  /** Built on the first redaction after the secrets changed. */
+  #matcher: SecretMatcher | undefined;
   readonly #now: () => number;
 
   constructor(now: () => number = Date.now) {
@@ -76,27 +126,37 @@ export class SecretSet {
     for (const value of values) {
       if (value === undefined || value.length < 4) continue;
       for (const form of formsOf(value)) this.#values.add(form);
+      this.#matcher = undefined;
     }
   }
 
   /**
    * A secret valid for `lifetimeMs` (a bearer token), remembered until {@link shortLivedGraceMs}
-   * after it expires. A client held for a long time (a provider, a mirror of thousands of
-   * repositories) fetches a token per repository and expiry; keeping each one kept every token it
-   * was ever issued, and made every redaction scan them all. Forgotten by time, not by count: a
-   * token is sent until it expires, and a request that carried it may answer a while after.
+   * after it expires, and while it is among the {@link shortLivedLimit} last used; call it again on
+   * each use (0 for the lifetime then). A client held for a long time (a provider, a mirror of
+   * thousands of repositories) fetches a token per repository and expiry: keeping each one kept
+   * every token it was ever issued. Not by count alone: a token is sent until it expires, and a
+   * request that carried it may be answered a while after.
    */
   addShortLived(value: string, lifetimeMs: number): void {
     if (value.length < 4) return;
     const now = this.#now();
-    for (const [known, entry] of this.#shortLived) if (entry.forgetAt <= now) this.#shortLived.delete(known);
     const forgetAt = now + Math.max(0, lifetimeMs) + shortLivedGraceMs;
     const current = this.#shortLived.get(value);
+    // Moved to the end: the most recently used.
+    this.#shortLived.delete(value);
     this.#shortLived.set(value, { forms: current?.forms ?? formsOf(value), forgetAt: Math.max(forgetAt, current?.forgetAt ?? 0) });
+    if (current === undefined) this.#matcher = undefined;
+    for (const [known, entry] of this.#shortLived) {
+      if (entry.forgetAt > now && this.#shortLived.size <= shortLivedLimit) continue;
+      this.#shortLived.delete(known);
+      this.#matcher = undefined;
+    }
   }
 
   redact(text: string): string {
-    return redactText(text, this.#shortLived.size === 0 ? this.#values : [...this.#values, ...[...this.#shortLived.values()].flatMap((e) => e.forms)]);
+    this.#matcher ??= matcherOf([...this.#values, ...[...this.#shortLived.values()].flatMap((e) => e.forms)]);
+    return redactWith(text, this.#matcher);
   }
   /**
    * A parsed JSON value (an error's `detail`) with every string in it, keys included, redacted: a

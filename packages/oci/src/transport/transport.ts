@@ -797,6 +797,8 @@ export class Transport {
       (exchangeSignal) => this.#tracked(exchangeSignal, () => this.#fetchToken(state, challenge, scopes, credentials, exchangeSignal)),
       signal,
     );
+    // In use again: redaction keeps the tokens last used (see SecretSet.addShortLived).
+    this.secrets.addShortLived(lease.token, 0);
     return { authorization: `Bearer ${lease.token}`, lease };
   }
 
