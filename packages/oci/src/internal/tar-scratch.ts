@@ -78,7 +78,8 @@ async function sweepStaleStaging(base: string): Promise<void> {
   }
 }
 
-function processAlive(pid: number): boolean {
+/** Whether a process with this pid runs on this host (EPERM: it does, as someone else's). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

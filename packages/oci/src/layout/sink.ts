@@ -19,7 +19,7 @@ import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { AbortedError, DigestMismatchError, InvalidArgumentError, SizeMismatchError, SlipwayError, throwIfAborted } from '../errors.js';
 import { invalidLayout } from './store.js';
-import { makeDirectories, trackScratchPath, untrackScratchPath, writeThroughTemp } from '../internal/tar-scratch.js';
+import { makeDirectories, processAlive, trackScratchPath, untrackScratchPath, writeThroughTemp } from '../internal/tar-scratch.js';
 import { verifyStream } from '../internal/verify.js';
 import { digestOf } from '../v1/digest.js';
 import { MediaType } from '../v1/media-types.js';
@@ -147,17 +147,8 @@ async function readLock(path: string): Promise<HeldLock | undefined> {
 /** This host's lock whose process is gone, or another host's (or an unreadable one) older than {@link staleLockMs}. */
 async function lockIsStale(held: HeldLock): Promise<boolean> {
   const [host, pid] = held.text.trim().split(' ');
-  if (host === hostname() && pid !== undefined && /^\d+$/.test(pid) && Number(pid) !== process.pid) return !processRuns(Number(pid));
+  if (host === hostname() && pid !== undefined && /^\d+$/.test(pid) && Number(pid) !== process.pid) return !processAlive(Number(pid));
   return Date.now() - held.mtimeMs > staleLockMs;
-}
-
-function processRuns(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**
