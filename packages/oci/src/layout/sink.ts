@@ -87,10 +87,8 @@ async function withLockFile<T>(dir: string, task: () => Promise<T>, signal?: Abo
     throwIfAborted(signal);
     if (await createLock(path, mine)) break;
     const held = await readLock(path);
-    if (held !== undefined && (await lockIsStale(held))) {
-      await breakStaleLock(path, held);
-      continue;
-    }
+    // Broken: try again at once. Being broken by another writer: wait like for a live one.
+    if (held !== undefined && lockIsStale(held) && (await breakStaleLock(path, held))) continue;
     if (Date.now() - started > lockWaitMs) {
       throw new SlipwayError('SLIPWAY_IO', `OCI layout ${JSON.stringify(dir)}: another writer${held?.text.trim() ? ` (${held.text.trim()})` : ''} has held ${lockFileName} for over ${lockWaitMs / 1000} s; remove it if none is running`);
     }
@@ -145,7 +143,7 @@ async function readLock(path: string): Promise<HeldLock | undefined> {
 }
 
 /** This host's lock whose process is gone, or another host's (or an unreadable one) older than {@link staleLockMs}. */
-async function lockIsStale(held: HeldLock): Promise<boolean> {
+function lockIsStale(held: HeldLock): boolean {
   const [host, pid] = held.text.trim().split(' ');
   if (host === hostname() && pid !== undefined && /^\d+$/.test(pid) && Number(pid) !== process.pid) return !processAlive(Number(pid));
   return Date.now() - held.mtimeMs > staleLockMs;
@@ -157,17 +155,18 @@ async function lockIsStale(held: HeldLock): Promise<boolean> {
  * one writer delete the lock another had just taken over, and 16 writers behind a killed one kept 8
  * to 15 of their 16 tags.
  */
-async function breakStaleLock(path: string, judged: HeldLock): Promise<void> {
+async function breakStaleLock(path: string, judged: HeldLock): Promise<boolean> {
   const breaker = `${path}.break`;
   if (!(await createLock(breaker, `${hostname()} ${process.pid}\n`))) {
     // Another writer is breaking it; a breaker left by one killed in that instant goes after a while.
     const info = await stat(breaker).catch(() => undefined);
     if (info && Date.now() - info.mtimeMs > 3 * staleLockMs) await rm(breaker, { force: true });
-    return;
+    return false;
   }
   try {
     const now = await readLock(path);
     if (now !== undefined && now.text === judged.text && now.mtimeMs === judged.mtimeMs) await rm(path, { force: true });
+    return true;
   } finally {
     await rm(breaker, { force: true });
   }
