@@ -8,7 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { pack } from 'tar-stream';
 import { Readable } from 'node:stream';
 import { createServer as createHttpServer } from 'node:http';
-import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { closeSync, createReadStream, openSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { remote } from '@slipway/oci';
+import { silentServer } from '@slipway/oci/testing';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { CANARY_PASSWORD, CANARY_USERNAME, startRegistry, type TestRegistry } from '../support/registry.js';
 import { hasTool, run, runChecked } from '../support/tools.js';
@@ -706,17 +707,14 @@ describe('slipway CLI against real registries', { skip: missing.length > 0 ? `ne
     // A host that takes the TCP connection and never answers: the TLS handshake of the first
     // (HTTPS) ping hangs. undici keeps such a request until its 10 s connect timeout, whatever the
     // signal says; Ctrl-C must not wait for it.
-    const silent = createNetServer((socket) => socket.on('error', () => undefined));
-    const sockets = new Set<Socket>();
-    silent.on('connection', (socket) => sockets.add(socket));
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-    const host = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const silent = await silentServer();
+    const { host, sockets } = silent;
     try {
       for (const args of [['tags', `${host}/x`], ['copy', index.reference, `${host}/x:1`]]) {
         const child = spawn(process.execPath, [main, ...args], { env: definedEnv(), stdio: 'pipe' });
         let stderr = '';
         child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-        while (sockets.size === 0) await new Promise((r) => setTimeout(r, 20));
+        while (sockets.length === 0) await new Promise((r) => setTimeout(r, 20));
         await new Promise((r) => setTimeout(r, 200));
         const started = Date.now();
         child.kill('SIGINT');
@@ -724,11 +722,10 @@ describe('slipway CLI against real registries', { skip: missing.length > 0 ? `ne
         assert.equal(code, 130, stderr);
         assert.ok(Date.now() - started < 3000, `${args[0]}: exited ${Date.now() - started} ms after SIGINT`);
         for (const socket of sockets) socket.destroy();
-        sockets.clear();
+        sockets.length = 0;
       }
     } finally {
-      for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => silent.close(resolve));
+      await silent.close();
     }
   });
 });

@@ -4,13 +4,14 @@
 // each connection to that socket: every byte still comes from the real Engine API.
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect as connectUnix, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { connect as connectUnix, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createServer, type Server } from 'node:tls';
 import { copyImage } from '@slipway/engine';
 import { daemon, SlipwayError } from '@slipway/oci';
+import { silentServer } from '@slipway/oci/testing';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
 import { DOCKER_CLI, hasTool, run, runChecked, skipUnlessDocker } from '../support/tools.js';
 import { sha256Text } from './oci-archive-fixtures.js';
@@ -132,17 +133,12 @@ describe('docker-daemon: over TLS tcp (DOCKER_TLS_VERIFY, DOCKER_CERT_PATH)', ()
     // A tcp:// host that accepts and then says nothing (a wrong port, a hung proxy). The abort used to
     // reject at once while the socket stayed in its handshake until undici's 10 s connect timeout,
     // keeping the CLI's process alive that long after Ctrl-C.
-    const accepted: Socket[] = [];
-    const silent = createNetServer((socket) => {
-      accepted.push(socket);
-      socket.on('error', () => undefined);
-      socket.resume();
-    });
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const silent = await silentServer();
+    const accepted = silent.sockets;
     try {
       const controller = new AbortController();
       await withEnv({ DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: noClientCert }, async () => {
-        const opening = daemon.open('busybox:latest', { host: `tcp://127.0.0.1:${(silent.address() as AddressInfo).port}`, signal: controller.signal });
+        const opening = daemon.open('busybox:latest', { host: `tcp://${silent.host}`, signal: controller.signal });
         let settled = false;
         opening.then(
           () => (settled = true),
@@ -157,8 +153,7 @@ describe('docker-daemon: over TLS tcp (DOCKER_TLS_VERIFY, DOCKER_CERT_PATH)', ()
       const gone = await Promise.race([closed, new Promise((r) => setTimeout(() => r(false), 2000))]);
       assert.equal(gone, true, 'the connection being made to the daemon outlived the cancelled call');
     } finally {
-      for (const socket of accepted) socket.destroy();
-      silent.close();
+      await silent.close();
     }
   });
 

@@ -3,12 +3,11 @@
 // password never in any message. The destination's name, registry.slipway.test, resolves only in
 // the proxy's hosts file: a request that reached it went through the proxy.
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { copy, parsePlatform, remote, SlipwayError } from '@slipway/oci';
+import { silentServer } from '@slipway/oci/testing';
 import { pushBusyboxIndex, type PushedImage } from '../support/fixtures.js';
 import { startFaultProxy } from '../support/fault-proxy.js';
 import { freePort, startRegistry, type TestRegistry } from '../support/registry.js';
@@ -156,12 +155,10 @@ describe('registries behind an HTTP proxy (squid)', { skip: missing.length > 0 ?
 
   it('a proxy that accepts the connection and never answers the CONNECT fails within timeoutMs', async () => {
     // squid cannot be made to hang on demand; a listener that never speaks is the fault to inject.
-    const silent = createNetServer((socket) => socket.on('error', () => undefined));
-    silent.listen(0, '127.0.0.1');
-    await once(silent, 'listening');
+    const silent = await silentServer();
     const client = remote.createRegistryClient({
       keychain: anonymous,
-      proxy: { httpsProxy: `http://127.0.0.1:${(silent.address() as AddressInfo).port}` },
+      proxy: { httpsProxy: `http://${silent.host}` },
       timeoutMs: 1500,
       retry: { attempts: 1 },
     });
@@ -173,7 +170,7 @@ describe('registries behind an HTTP proxy (squid)', { skip: missing.length > 0 ?
       assert.ok(Date.now() - started < 30_000, `took ${Date.now() - started} ms`);
     } finally {
       await client.close();
-      silent.close();
+      await silent.close();
     }
   });
 

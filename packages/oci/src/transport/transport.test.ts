@@ -10,6 +10,7 @@ import { staticKeychain } from '../auth/keychain.js';
 import type { Credentials } from '../auth/credentials.js';
 import { NetworkError, RegistryError } from './errors.js';
 import { Transport, type TransportOptions } from './transport.js';
+import { silentServer } from '../testing/silent-server.js';
 
 interface Seen {
   method: string;
@@ -66,28 +67,6 @@ function transport(options: TransportOptions & { credentials?: Record<string, Cr
 }
 
 const v2 = (path: string) => path === '/v2/';
-
-/** A TCP server that accepts and never answers (a TLS handshake to it waits for ever); it reads and drops what it is sent. */
-async function silentServer(): Promise<{ host: string; port: number; sockets: Socket[]; close(): void }> {
-  const sockets: Socket[] = [];
-  const server = createNetServer((socket) => {
-    sockets.push(socket);
-    socket.on('error', () => undefined);
-    // Reads (and ignores) the ClientHello, so the client's close shows here as 'close'.
-    socket.resume();
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
-  return {
-    host: `127.0.0.1:${port}`,
-    port,
-    sockets,
-    close() {
-      for (const socket of sockets) socket.destroy();
-      server.close();
-    },
-  };
-}
 
 describe('transport retries', () => {
   it('retries 503 with backoff and then succeeds', async () => {
@@ -808,7 +787,7 @@ describe('Transport.close', () => {
       const gone = await Promise.race([closedByClient, new Promise((r) => setTimeout(() => r(false), 2000))]);
       assert.equal(gone, true, 'the client still holds the connection it was making');
     } finally {
-      silent.close();
+      await silent.close();
     }
   });
 
@@ -835,7 +814,7 @@ describe('Transport.close', () => {
       await transport.close();
       proxy.closeAllConnections();
       proxy.close();
-      silent.close();
+      await silent.close();
     }
   });
 
@@ -855,7 +834,7 @@ describe('Transport.close', () => {
       assert.equal(sockets.length, 2, `two connections, not one per attempt: ${sockets.length}`);
     } finally {
       await transport.close();
-      silent.close();
+      await silent.close();
     }
   });
 
@@ -887,7 +866,7 @@ describe('Transport.close', () => {
       balancer.close();
       registry.closeAllConnections();
       registry.close();
-      silent.close();
+      await silent.close();
     }
   });
 
@@ -902,7 +881,7 @@ describe('Transport.close', () => {
       assert.ok(Date.now() - started < 5000, `the connect was given ${Date.now() - started} ms, not timeoutMs`);
     } finally {
       await transport.close();
-      silent.close();
+      await silent.close();
     }
   });
 });

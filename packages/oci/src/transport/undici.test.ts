@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
-import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
+import { silentServer } from '../testing/silent-server.js';
 import { loadUndici, loadUndiciParts } from './undici.js';
 
 async function echoServer(): Promise<{ server: Server; origin: string }> {
@@ -54,14 +55,8 @@ for (const from of ['lib', 'package'] as const) {
 
 test('an abort rejects a request at once while its TLS handshake hangs (undici waits for the connect timeout)', async () => {
   // Accepts the TCP connection, never says a word: the TLS client hello goes unanswered.
-  const sockets: Socket[] = [];
-  const silent = createNetServer((socket) => {
-    sockets.push(socket);
-    socket.on('error', () => undefined);
-  });
-  silent.listen(0, '127.0.0.1');
-  await once(silent, 'listening');
-  const origin = `https://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+  const silent = await silentServer();
+  const origin = `https://${silent.host}`;
   const { Agent, request } = await loadUndiciParts('lib');
   const agent = new Agent();
   try {
@@ -73,7 +68,6 @@ test('an abort rejects a request at once while its TLS handshake hangs (undici w
     assert.ok(Date.now() - started < 2000, `rejected after ${Date.now() - started} ms`);
   } finally {
     await agent.destroy();
-    for (const socket of sockets) socket.destroy();
-    silent.close();
+    await silent.close();
   }
 });
