@@ -3,7 +3,7 @@
  * resolveSource does; a registry reference without platform costs one HEAD (`getDigest`) or one GET.
  * @module
  */
-import { copy, MediaType, name, NotFoundError, parseManifest, parsePlatform, RegistryError, type Digest, type remote } from '@slipway/oci';
+import { copy, isImageConfigMediaType, name, NotFoundError, parseManifest, parsePlatform, RegistryError, type Digest, type remote } from '@slipway/oci';
 import { createClient, type AccessOptions } from './access.js';
 import { pinnedDigestWarnings, resolveSource, type ResolvedSource } from './resolve.js';
 import { parseSourceSpec } from './source-spec.js';
@@ -83,10 +83,6 @@ export interface PlatformsResult {
   warnings?: string[];
 }
 
-function isImageConfigType(mediaType: string): boolean {
-  return mediaType === MediaType.OciConfig || mediaType === MediaType.DockerConfig;
-}
-
 /** The platforms a source offers: one GET for an index, plus a config read for a single image. */
 export async function listPlatforms(options: InspectOptions): Promise<PlatformsResult> {
   checkOptions('listPlatforms', options, { reference: 'string', image: 'string?' });
@@ -99,7 +95,7 @@ export async function listPlatforms(options: InspectOptions): Promise<PlatformsR
     const kind =
       parsed.kind === 'index'
         ? { entries: parsed.manifest.manifests.length }
-        : isImageConfigType(parsed.manifest.config.mediaType) && parsed.manifest.artifactType === undefined
+        : isImageConfigMediaType(parsed.manifest.config.mediaType) && parsed.manifest.artifactType === undefined
           ? {}
           : { artifactType: parsed.manifest.artifactType ?? parsed.manifest.config.mediaType };
     return { reference: resolved.source.name, digest: root.descriptor.digest, mediaType: root.descriptor.mediaType, platforms, ...kind, ...(warnings.length > 0 ? { warnings } : {}) };

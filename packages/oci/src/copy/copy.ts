@@ -21,7 +21,7 @@ import { AbortedError, DigestMismatchError, InvalidArgumentError, NotFoundError,
 import { linkSignals } from '../internal/signals.js';
 import { sha256, type Digest } from '../v1/digest.js';
 import { blobDescriptors, isForeignLayer, parseManifest, type Descriptor } from '../v1/manifest.js';
-import { isIndexMediaType, MediaType } from '../v1/media-types.js';
+import { isImageConfigMediaType, isIndexMediaType, MediaType } from '../v1/media-types.js';
 import { formatPlatform, normalizePlatform, parsePlatform, type Platform } from '../v1/platform.js';
 import type { ImageSink, ImageSource, ManifestBytes } from '../v1/source.js';
 import {
@@ -570,8 +570,6 @@ class CopyRun {
   }
 }
 
-const imageConfigTypes = new Set<string>([MediaType.DockerConfig, MediaType.OciConfig]);
-
 /**
  * For a sink holding one Docker image (a docker archive, the Engine): an index needs one platform
  * selected (or named by the sink: run() has then selected it); an artifact, foreign layers and zstd layers are refused, before anything moves.
@@ -583,7 +581,7 @@ function checkSingleImage(sourceName: string, sinkName: string, target: Target, 
     throw new InvalidArgumentError(`${sinkName} holds one image, and ${sourceName} is an index${listed ? ` (${listed})` : ''}: select one platform (slipway: --platform)`);
   }
   const type = parsed.manifest.config.mediaType;
-  if (!imageConfigTypes.has(type)) throw new InvalidArgumentError(`${sinkName} holds container images, and ${sourceName} is an artifact (config ${type}), not an image`);
+  if (!isImageConfigMediaType(type)) throw new InvalidArgumentError(`${sinkName} holds container images, and ${sourceName} is an artifact (config ${type}), not an image`);
   for (const layer of parsed.manifest.layers) {
     // `docker load` needs every layer's bytes in the archive; a foreign layer's are only at its URLs.
     if (isForeignLayer(layer) && !foreignIncluded) {

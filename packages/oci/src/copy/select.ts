@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { DigestMismatchError, InvalidArgumentError, SlipwayError, UnsupportedMediaTypeError } from '../errors.js';
 import { digestOf, type Digest } from '../v1/digest.js';
 import { parseManifest, type Descriptor, type ImageIndex, type ImageManifest } from '../v1/manifest.js';
-import { isImageManifestMediaType, isIndexMediaType, isManifestMediaType, MediaType } from '../v1/media-types.js';
+import { isImageConfigMediaType, isImageManifestMediaType, isIndexMediaType, isManifestMediaType } from '../v1/media-types.js';
 import { defaultPlatform, formatPlatform, normalizePlatform, platformMatches, preferredVariants, type Platform } from '../v1/platform.js';
 import type { CallOptions, ImageSource, ManifestBytes } from '../v1/source.js';
 
@@ -287,11 +287,11 @@ export async function verifiedManifest(source: ImageSource, descriptor: Descript
 }
 
 /**
- * Configs that name a platform as an image config does: image configs, and the CNCF wasm artifact's
- * (`"os": "wasip1", "architecture": "wasm"`), which an index lists as wasip1/wasm: read on its own,
- * the same manifest said it named no platform.
+ * The CNCF wasm artifact's config, which names a platform as an image config does (`"os": "wasip1",
+ * "architecture": "wasm"`): an index lists it as wasip1/wasm, and read on its own the same manifest
+ * said it named no platform.
  */
-const platformConfigTypes = new Set<string>([MediaType.OciConfig, MediaType.DockerConfig, 'application/vnd.wasm.config.v0+json']);
+const wasmConfigType = 'application/vnd.wasm.config.v0+json';
 
 // Image configs are small; the cap keeps a hostile descriptor from making us buffer gigabytes.
 const maxConfigBytes = 16 * 1024 * 1024;
@@ -309,7 +309,7 @@ export async function readConfigPlatform(
   configs?: Map<string, Buffer>,
 ): Promise<Platform | undefined> {
   const config = manifest.config;
-  if (!platformConfigTypes.has(config.mediaType)) return undefined;
+  if (!isImageConfigMediaType(config.mediaType) && config.mediaType !== wasmConfigType) return undefined;
   if (config.size > maxConfigBytes) throw invalidIndex(`${source.name}: config of ${config.size} bytes exceeds ${maxConfigBytes}`);
   // Read and verified already (another platform's image, another tag's copy sharing the map).
   let bytes = configs?.get(config.digest);

@@ -35,6 +35,11 @@ export function isIndexMediaType(mediaType: string): boolean {
   return mediaType === MediaType.OciIndex || mediaType === MediaType.DockerManifestList;
 }
 
+/** An image's config (OCI or Docker), as opposed to an artifact's. */
+export function isImageConfigMediaType(mediaType: string): boolean {
+  return mediaType === MediaType.OciConfig || mediaType === MediaType.DockerConfig;
+}
+
 export function isImageManifestMediaType(mediaType: string): boolean {
   return mediaType === MediaType.OciManifest || mediaType === MediaType.DockerManifest;
 }
