@@ -372,13 +372,13 @@ export interface CacheUsage {
 /** Counts what the cache at `cacheDir` holds (nothing, for a directory that does not exist). */
 export async function cacheUsage(cacheDir: string = defaultCacheDir()): Promise<CacheUsage> {
   const layers = await layerEntries(cacheDir);
-  const digestNames = await readdir(join(cacheDir, 'digests')).catch(() => [] as string[]);
-  const digests = digestNames.filter((n) => n.endsWith('.json')).length;
+  let digests = 0;
   let incompleteFiles = 0;
   let incompleteBytes = 0;
   for (const sub of ['layers', 'digests']) {
     const dir = join(cacheDir, sub);
     for (const name of await readdir(dir).catch(() => [] as string[])) {
+      if (sub === 'digests' && name.endsWith('.json')) digests++;
       if (!name.includes('.tmp-')) continue;
       const info = await stat(join(dir, name)).catch(() => undefined);
       if (!info) continue;
