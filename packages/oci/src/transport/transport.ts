@@ -668,7 +668,6 @@ export class Transport {
     let lastError: unknown;
     let lastUrl = new URL('/v2/', candidates.at(-1)![0]);
     let timeouts = 0;
-    let timedOut = false;
     for (let attempt = 1; attempt <= attempts; attempt++) {
       let unreachable = false;
       let tlsFailure: unknown;
@@ -743,7 +742,6 @@ export class Transport {
           // (kube-proxy, an NLB) one hung backend stalls one connection and the next one works.
           if (errno === 'UND_ERR_CONNECT_TIMEOUT') {
             timeouts++;
-            if (timeouts >= 2) timedOut = true;
             unreachable = true;
             break;
           }
@@ -753,7 +751,7 @@ export class Transport {
           }
         }
       }
-      if (!unreachable || timedOut || attempt === attempts) break;
+      if (!unreachable || timeouts >= 2 || attempt === attempts) break;
       await pause(backoffDelay(attempt, this.#retry), signal);
     }
     // The URL the reported failure happened at: on loopback a refused or silent HTTPS port ends the
