@@ -400,6 +400,34 @@ describe('slipway CLI against real registries', { skip: missing.length > 0 ? `ne
     assert.match(junk.stderr, /invalid archive "\/dev\/stdin"/);
   });
 
+  it('a pipe whose scratch copy fills TMPDIR: the full disk is named as such, not the archive, and nothing is left there', async (t) => {
+    // A stream is read once, so it is kept on disk while it is used; a full TMPDIR used to read as
+    // "reading archive … from its stream failed", which sends the user to look at the producer.
+    const small = join(work, 'small-tmp');
+    await mkdir(small);
+    const mounted = await run('mount', ['-t', 'tmpfs', '-o', 'size=512k,mode=1777', 'tmpfs', small]);
+    if (mounted.code !== 0) {
+      t.skip(`NOT TESTED: mounting a 512 KiB tmpfs as a full TMPDIR needs root with CAP_SYS_ADMIN (${mounted.stderr.trim()})`);
+      return;
+    }
+    try {
+      const payload = join(work, 'spool-payload');
+      await mkdir(payload);
+      await writeFile(join(payload, 'big.bin'), randomBytes(2 * 1024 * 1024));
+      for (const command of [`push /dev/stdin ${open.host}/full-tmp:1`, `copy docker-archive:/dev/stdin oci:${join(work, 'full-tmp-layout')}`]) {
+        const result = await run('bash', ['-c', `tar cf - -C "${payload}" big.bin | "${process.execPath}" "${main}" ${command} --json`], { env: { ...env, TMPDIR: small }, timeoutMs: 60_000 });
+        assert.equal(result.code, 1, result.stderr);
+        const error = (json(result) as { error?: { code?: string; message?: string } }).error;
+        assert.equal(error?.code, 'SLIPWAY_IO', result.stdout);
+        assert.match(error?.message ?? '', /keeping its scratch copy under ".*small-tmp" failed: the file system is full \(ENOSPC\).*TMPDIR/);
+        assert.doesNotMatch(error?.message ?? '', /truncated|reading archive/);
+        assert.deepEqual(await readdir(small), [], 'the scratch copy went with the command');
+      }
+    } finally {
+      await runChecked('umount', [small]);
+    }
+  });
+
   it('SIGINT ends a push from a pipe whose writer holds it open and sends nothing at once (exit 130)', async () => {
     const fifo = join(work, 'silent-fifo');
     await runChecked('mkfifo', [fifo]);

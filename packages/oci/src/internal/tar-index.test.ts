@@ -132,6 +132,13 @@ describe('indexTar', () => {
     assert.match(await codeOf(indexTar(Readable.from([await readFile(cut)]), { archive: 'cut.tar', readBack: cut })), /^SLIPWAY_INVALID_ARCHIVE/);
   });
 
+  it('names a spool it cannot write as the scratch copy failing, not as the archive being cut short', async () => {
+    // The spool's directory is gone: its open fails, as a full disk's writes do (e2e: a full tmpfs).
+    const tar = await makeTar([{ name: 'x', body: randomBytes(300_000) }]);
+    const message = await codeOf(indexTar(Readable.from([tar]), { archive: '/dev/stdin', spoolTo: join(dir, 'gone', 'spool', 'archive.tar') }));
+    assert.match(message, /^SLIPWAY_IO: archive "\/dev\/stdin": keeping its scratch copy under ".*gone" failed: .*ENOENT/);
+  });
+
   it('refuses a truncated tar, naming it truncated', async () => {
     const tar = await makeTar([{ name: 'big', body: randomBytes(10_000) }]);
     const message = await codeOf(indexTar(Readable.from([tar.subarray(0, 4096)]), { archive: 't.tar' }));

@@ -133,7 +133,9 @@ export async function indexTar(input: Readable, options: IndexTarOptions): Promi
   // A 4 MiB write buffer: with fs's default 16 KiB every chunk waited for 'drain', and a Docker daemon's
   // `/images/get` stream stalls ~9 ms each time it is paused: a 315 MB export took 5 minutes, not 1 s.
   const spool = options.spoolTo === undefined ? undefined : createWriteStream(options.spoolTo, { flags: 'wx', mode: 0o600, highWaterMark: 4 * 1024 * 1024 });
-  if (spool) stages.push(spoolTransform(spool));
+  /** The spool's failure (a full scratch disk): it, not what the tar reader makes of the cut stream. */
+  let spoolError: SlipwayError | undefined;
+  if (spool) stages.push(spoolTransform(spool, (err) => (spoolError = spoolFailure(archive, options.spoolTo!, err))));
   const feeding = pipeline([input, ...stages, extractor as unknown as NodeJS.WritableStream], signal ? { signal } : {});
   // Both the feeding pipeline and the entry iterator report the same failure; keep the first.
   feeding.catch(() => undefined);
@@ -213,6 +215,7 @@ export async function indexTar(input: Readable, options: IndexTarOptions): Promi
     // The caller removes the spool's scratch directory next: the spool must not appear in it after.
     if (spool) await fileReleased(spool);
     if (signal?.aborted) throw new AbortedError('operation aborted', { cause: signal.reason });
+    if (spoolError) throw spoolError;
     if (SlipwayError.is(err)) throw err;
     // An old GNU sparse file with extension blocks derails tar-stream at the next header: say so.
     if (readBack !== undefined) {
@@ -250,6 +253,21 @@ export async function indexTar(input: Readable, options: IndexTarOptions): Promi
   }
   if (entries.size === 0) throw invalidArchive(archive, 'empty tar (no entries)');
   return { entries, bytes };
+}
+
+/**
+ * The spool's own failure, told apart from the stream's: a full scratch disk used to read as the
+ * archive's fault ("reading archive … failed: ENOSPC"), sending the user to look at the producer.
+ */
+function spoolFailure(archive: string, spoolTo: string, err: Error): SlipwayError {
+  const code = (err as NodeJS.ErrnoException).code;
+  const why = code === 'ENOSPC' || code === 'EDQUOT' ? 'the file system is full' : err.message;
+  return new SlipwayError(
+    'SLIPWAY_IO',
+    `archive ${JSON.stringify(archive)}: keeping its scratch copy under ${JSON.stringify(posix.dirname(posix.dirname(spoolTo)))} failed: ${why}` +
+      ` (${code ?? 'error'}); a stream is read once and kept on disk while it is used: set TMPDIR (tempDir) to a file system with room for the whole archive`,
+    { cause: err },
+  );
 }
 
 function dataOnHeaderOnlyEntry(archive: string, record: TarEntry): SlipwayError {
@@ -345,12 +363,16 @@ function endingAt(archive: string, entries: ReadonlyMap<string, TarEntry>, end: 
   return { entries: kept, bytes };
 }
 
-/** Passes bytes on while writing them to `file`; a failure of `file` (a full disk) fails the stream. */
-export function spoolTransform(file: Writable): Transform {
+/**
+ * Passes bytes on while writing them to `file`; a failure of `file` (a full disk) fails the stream,
+ * as `describe` words it.
+ */
+export function spoolTransform(file: Writable, describe: (err: Error) => Error = (err) => err): Transform {
   let failed: Error | undefined;
-  file.on('error', (err) => {
-    failed = err;
-  });
+  const fail = (err: Error): void => {
+    failed ??= describe(err);
+  };
+  file.on('error', fail);
   return new Transform({
     transform(chunk: Buffer, _encoding, callback: TransformCallback) {
       if (failed) return callback(failed);
@@ -366,7 +388,13 @@ export function spoolTransform(file: Writable): Transform {
     },
     flush(callback: TransformCallback) {
       if (failed) return callback(failed);
-      file.end(() => callback(failed ?? null));
+      // end()'s callback can run before the 'error' event of a write that failed while the file was
+      // ending (a full disk, or an open that failed while the whole input sat in its buffer): the
+      // spool was cut short, and only its error argument says so.
+      file.end((err?: Error | null) => {
+        if (err) fail(err);
+        callback(failed ?? null);
+      });
     },
     destroy(err, callback) {
       file.destroy();
