@@ -413,7 +413,8 @@ async function transferLocal(options: CopyImageOptions, spec: Exclude<Destinatio
     const errno = err;
     const where = errno.path === undefined ? '' : ` ${JSON.stringify(errno.path)}`;
     // The path says which side: the source's archive or the destination.
-    throw new SlipwayError('SLIPWAY_IO', `${errno.syscall ?? 'file system'}${where} failed: ${errno.code} (copying ${options.source} to ${showDestination(spec)})`, { cause: err });
+    const full = errno.code === 'ENOSPC' || errno.code === 'EDQUOT' ? ', the file system is full' : '';
+    throw new SlipwayError('SLIPWAY_IO', `${errno.syscall ?? 'file system'}${where} failed: ${errno.code}${full} (copying ${options.source} to ${showDestination(spec)})`, { cause: err });
   } finally {
     await sink.close?.();
   }

@@ -265,7 +265,7 @@ function spoolFailure(archive: string, spoolTo: string, err: Error): SlipwayErro
   return new SlipwayError(
     'SLIPWAY_IO',
     `archive ${JSON.stringify(archive)}: keeping its scratch copy under ${JSON.stringify(posix.dirname(posix.dirname(spoolTo)))} failed: ${why}` +
-      ` (${code ?? 'error'}); a stream is read once and kept on disk while it is used: set TMPDIR (tempDir) to a file system with room for the whole archive`,
+      ` (${code ?? 'error'}); a stream is read once and kept on disk while it is used: set TMPDIR or the tempDir option to a file system with room for the whole archive`,
     { cause: err },
   );
 }
@@ -369,8 +369,10 @@ function endingAt(archive: string, entries: ReadonlyMap<string, TarEntry>, end: 
  */
 export function spoolTransform(file: Writable, describe: (err: Error) => Error = (err) => err): Transform {
   let failed: Error | undefined;
+  /** Set when the stream is torn down for another failure: the file's complaints after that are not the cause. */
+  let tornDown = false;
   const fail = (err: Error): void => {
-    failed ??= describe(err);
+    if (!tornDown) failed ??= describe(err);
   };
   file.on('error', fail);
   return new Transform({
@@ -390,13 +392,16 @@ export function spoolTransform(file: Writable, describe: (err: Error) => Error =
       if (failed) return callback(failed);
       // end()'s callback can run before the 'error' event of a write that failed while the file was
       // ending (a full disk, or an open that failed while the whole input sat in its buffer): the
-      // spool was cut short, and only its error argument says so.
+      // spool was cut short, and only its error argument says so (ERR_STREAM_DESTROYED when the file
+      // had already failed: its own error is then in `errored`).
       file.end((err?: Error | null) => {
-        if (err) fail(err);
+        const cause = file.errored ?? err;
+        if (cause) fail(cause);
         callback(failed ?? null);
       });
     },
     destroy(err, callback) {
+      tornDown = true;
       file.destroy();
       callback(err);
     },

@@ -48,7 +48,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pipeline as pipelineCallback, type Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { debuglog } from 'node:util';
@@ -111,6 +111,8 @@ export interface LayerContext {
   identity?: string;
   /** Cache root, or undefined when caching is off. */
   cacheDir?: string;
+  /** Set once a layer could not be written to the cache (a full disk): the rest of the run skips writing it. */
+  cacheUnwritable?: boolean;
   /** A private scratch directory, created on first use. */
   scratch: () => Promise<string>;
   level: number;
@@ -260,8 +262,54 @@ async function compressOnce(ctx: LayerContext, entry: TarEntry, diffID: Digest, 
       return { descriptor, location: { kind: 'recompress', entry } };
     }
   }
-  const outDir = dir ?? (await ctx.scratch());
-  const final = join(outDir, dir ? `${key}.gz` : `${key.slice(0, 32)}.gz`);
+  // A cache the layer cannot be written to (a full or read-only disk) is skipped, as an unwritable
+  // metadata file is: the layer is compressed again into the scratch directory, and the rest of the
+  // run does not write the cache either.
+  if (dir && !ctx.cacheUnwritable) {
+    try {
+      return await compressTo(ctx, entry, diffID, { dir, key, cached: true }, signal);
+    } catch (err) {
+      if (!(err instanceof SpoolWriteError)) throw err;
+      ctx.cacheUnwritable = true;
+      debug('%s: the layer cache cannot be written (%s): compressing into the scratch directory instead', ctx.archive, err.code);
+    }
+  }
+  try {
+    return await compressTo(ctx, entry, diffID, { dir: await ctx.scratch(), key, cached: false }, signal);
+  } catch (err) {
+    if (!(err instanceof SpoolWriteError)) throw err;
+    const why = err.code === 'ENOSPC' || err.code === 'EDQUOT' ? 'the file system is full' : err.cause.message;
+    throw new SlipwayError(
+      'SLIPWAY_IO',
+      `layer ${JSON.stringify(entry.name)} of ${ctx.archive}: writing its compressed copy under ${JSON.stringify(dirname(err.dir))} failed: ${why} (${err.code}); ` +
+        'set TMPDIR or the tempDir option to a file system with room for the compressed layers',
+      { cause: err.cause },
+    );
+  }
+}
+
+/** The file a compressed layer was being written to failed (not its source, not the digest check). */
+class SpoolWriteError extends Error {
+  constructor(
+    readonly dir: string,
+    override readonly cause: NodeJS.ErrnoException,
+  ) {
+    super(cause.message);
+  }
+
+  get code(): string {
+    return this.cause.code ?? 'EIO';
+  }
+}
+
+/**
+ * Compresses the layer into `target.dir`: the cache's layers directory (with its metadata record
+ * beside it) when `cached`, else the scratch directory. A failure of the file written there is
+ * a SpoolWriteError.
+ */
+async function compressTo(ctx: LayerContext, entry: TarEntry, diffID: Digest, target: { dir: string; key: string; cached: boolean }, signal?: AbortSignal): Promise<PreparedBlob> {
+  const { cached } = target;
+  const final = join(target.dir, cached ? `${target.key}.gz` : `${target.key.slice(0, 32)}.gz`);
   const temp = `${final}.tmp-${randomBytes(6).toString('hex')}`;
   // A second Ctrl-C exits at once: the CLI's exit hook removes what is registered, or a layer-sized
   // temp file stayed in the cache, where nothing counted it.
@@ -273,6 +321,8 @@ async function compressOnce(ctx: LayerContext, entry: TarEntry, diffID: Digest, 
   const compressed = new HashTee(hash, tee, label);
   let digest: Digest;
   const file = createWriteStream(temp, { flags: 'wx', mode: 0o644 });
+  let fileError: NodeJS.ErrnoException | undefined;
+  file.on('error', (err) => (fileError ??= err));
   try {
     await pipeline(openEntry(ctx.file, entry), new HashTee(raw), gzipAt(ctx.level), compressed, file, signal ? { signal } : {});
     const gotDiffID = `${digestAlgorithm(diffID)}:${raw.digest('hex')}`;
@@ -284,17 +334,18 @@ async function compressOnce(ctx: LayerContext, entry: TarEntry, diffID: Digest, 
     tee?.abort(err);
     await fileReleased(file);
     await rm(temp, { force: true });
+    if (fileError && err === fileError && !signal?.aborted) throw new SpoolWriteError(target.dir, fileError);
     throw err;
   } finally {
     untrackScratchPath(temp);
   }
   const size = compressed.size;
   const descriptor: Descriptor = { mediaType: MediaType.DockerLayerGzip, digest, size };
-  if (dir) await writeAtomic(join(dir, `${key}.json`), JSON.stringify({ diffID, digest, size } satisfies LayerMeta));
+  if (cached) await writeAtomic(join(target.dir, `${target.key}.json`), JSON.stringify({ diffID, digest, size } satisfies LayerMeta));
   ctx.stats.compressed++;
   // The cache entry is complete before the tee commits: cancelling from here on leaves a whole entry.
   if (tee && compressed.attached) await tee.finish({ ...descriptor });
-  return { descriptor, location: { kind: 'file', path: final, entry, ...(dir ? { cacheKey: join(dir, key) } : {}) } };
+  return { descriptor, location: { kind: 'file', path: final, entry, ...(cached ? { cacheKey: join(target.dir, target.key) } : {}) } };
 }
 
 /** The tee for a layer about to be compressed; a factory that throws means no tee, never a failed layer. */
