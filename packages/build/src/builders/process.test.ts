@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { groupAlive, LineSplitter, LogTail, Redactor, run } from './process.js';
+import { groupAlive, LineSplitter, LogTail, Redactor, run, which } from './process.js';
 
 describe('LineSplitter', () => {
   it('splits across chunk boundaries, drops \\r before \\n, and flushes a final partial line', () => {
@@ -121,6 +121,30 @@ describe('groupAlive', () => {
       assert.equal(groupAlive(ownGroup), true, 'the group this live process is in');
     } finally {
       parent.kill('SIGKILL');
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('which', () => {
+  it('finds a bare name only in absolute PATH directories: a builder checked into the repository being built never runs', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'slipway-which-'));
+    const cwd = process.cwd();
+    try {
+      const trusted = join(dir, 'trusted');
+      const checkout = join(dir, 'checkout');
+      for (const folder of [trusted, checkout]) {
+        await mkdir(folder);
+        await writeFile(join(folder, 'buildah'), '#!/bin/sh\n');
+        await chmod(join(folder, 'buildah'), 0o755);
+      }
+      process.chdir(checkout);
+      assert.deepEqual(await which('buildah', { PATH: `.::${trusted}` }), [join(trusted, 'buildah')]);
+      assert.deepEqual(await which('buildah', { PATH: `:checkout` }), []);
+      // A path the user wrote is taken as it is.
+      assert.deepEqual(await which('./buildah', { PATH: '' }), [join(checkout, 'buildah')]);
+    } finally {
+      process.chdir(cwd);
       await rm(dir, { recursive: true, force: true });
     }
   });

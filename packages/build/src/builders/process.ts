@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { access, constants } from 'node:fs/promises';
-import { delimiter, join, resolve } from 'node:path';
+import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { AbortedError, SlipwayError } from '@slipway/oci';
 
@@ -278,7 +278,12 @@ async function waitForGroupGone(pid: number | undefined, grace: number): Promise
   }
 }
 
-/** Finds an executable: an absolute/relative path is taken as is; a bare name is looked up on PATH. Returns every match, PATH order. */
+/**
+ * Finds an executable: an absolute/relative path is taken as is; a bare name is looked up in PATH's
+ * absolute directories. Returns every match, PATH order. A relative entry (`.`, an empty one) names
+ * wherever the command runs, often the repository being built: a `docker` checked into it must not
+ * be what runs (Go refuses such finds, exec.ErrDot; the credential helper lookup skips them too).
+ */
 export async function which(name: string, env: NodeJS.ProcessEnv = process.env): Promise<string[]> {
   const executable = async (file: string): Promise<boolean> =>
     access(file, constants.X_OK).then(
@@ -288,7 +293,7 @@ export async function which(name: string, env: NodeJS.ProcessEnv = process.env):
   if (name.includes('/')) return (await executable(name)) ? [resolve(name)] : [];
   const found: string[] = [];
   for (const dir of (env.PATH ?? '').split(delimiter)) {
-    if (dir === '') continue;
+    if (!isAbsolute(dir)) continue;
     const file = join(dir, name);
     if (!found.includes(file) && (await executable(file))) found.push(file);
   }

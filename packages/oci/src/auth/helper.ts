@@ -5,6 +5,9 @@
  * @module
  */
 import { spawn } from 'node:child_process';
+import { constants } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
+import { delimiter, isAbsolute, join } from 'node:path';
 import { AbortedError, SlipwayError } from '../errors.js';
 import type { Credentials } from './credentials.js';
 
@@ -24,10 +27,19 @@ export async function runCredentialHelper(helper: string, serverUrl: string, opt
   const { signal } = options;
   if (signal?.aborted) throw new AbortedError(`running ${program}: aborted`, { cause: signal.reason });
   const timeoutMs = options.timeoutMs ?? 30_000;
+  const env = options.env ?? process.env;
+  const path = await lookPath(program, env);
+  if (path === undefined) {
+    throw new SlipwayError(
+      'SLIPWAY_AUTH',
+      `credential helper ${program} is configured but not on PATH (relative PATH entries, such as "." or an empty one, are not searched)`,
+      { cause: Object.assign(new Error(`${program}: not found`), { code: 'ENOENT' }) },
+    );
+  }
   const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
     // Its own process group, killed whole: a helper that is a shell script waiting on a child would
     // otherwise outlive its timeout, the child holding the pipes open (and 'close' with them).
-    const child = spawn(program, ['get'], { stdio: ['pipe', 'pipe', 'pipe'], env: options.env ?? process.env, detached: true });
+    const child = spawn(path, ['get'], { stdio: ['pipe', 'pipe', 'pipe'], env, detached: true });
     let killedBy: string | undefined;
     const killGroup = (why: string): void => {
       killedBy ??= why;
@@ -113,6 +125,25 @@ export async function runCredentialHelper(helper: string, serverUrl: string, opt
   // other user, an empty one included, has a password (docker/cli and ggcr read helpers so).
   if (username === '<token>') return { identityToken: secret };
   return { username, password: secret };
+}
+
+/**
+ * The first executable file `name` in PATH's absolute directories. A relative entry (`.`, an empty
+ * one, `bin`) names wherever the command happens to run, such as a repository being built: a
+ * `docker-credential-desktop` checked into it must not run (Go refuses such finds too, exec.ErrDot,
+ * and crane with it). The build package's `which` skips them too, for its builders.
+ */
+async function lookPath(name: string, env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
+  for (const dir of (env.PATH ?? '').split(delimiter)) {
+    if (!isAbsolute(dir)) continue;
+    const file = join(dir, name);
+    const executable = await access(file, constants.X_OK).then(
+      async () => (await stat(file).catch(() => undefined))?.isFile() === true,
+      () => false,
+    );
+    if (executable) return file;
+  }
+  return undefined;
 }
 
 function isJson(text: string): boolean {

@@ -109,6 +109,28 @@ describe('createKeychain with Docker config', () => {
     });
   });
 
+  it('never runs a helper found through a relative PATH entry ("." or an empty one): a repository could hold one', async () => {
+    const { dir, env } = await home({ '.docker/config.json': { credsStore: 'desktop', credHelpers: { 'strict.io': 'desktop' }, auths: { 'r.io': { auth: b64('u:p') } } } });
+    const ran = join(dir, 'ran');
+    const checkout = join(dir, 'checkout');
+    await mkdir(checkout);
+    await writeFile(join(checkout, 'docker-credential-desktop'), `#!/bin/sh\necho ran > ${ran}\necho '{"Username":"evil","Secret":"x"}'\n`);
+    await chmod(join(checkout, 'docker-credential-desktop'), 0o755);
+    const cwd = process.cwd();
+    process.chdir(checkout);
+    try {
+      for (const path of [`${env.PATH}:`, `.:${env.PATH}`, `${env.PATH}:checkout`]) {
+        const keychain = createKeychain({ env: { ...env, PATH: path } });
+        // The store counts as not installed: the inline login is used.
+        assert.deepEqual(await keychain.resolve('r.io'), { username: 'u', password: 'p' }, path);
+        await assert.rejects(keychain.resolve('strict.io'), /docker-credential-desktop is configured but not on PATH \(relative PATH entries, such as "\." or an empty one, are not searched\)/);
+      }
+    } finally {
+      process.chdir(cwd);
+    }
+    assert.equal(await readFile(ran, 'utf8').catch(() => 'never ran'), 'never ran');
+  });
+
   it('says why it found nothing: a credsStore that is not installed, logins only for other paths', async () => {
     const { dir, env } = await home({
       '.docker/config.json': { credsStore: 'nothere' },
