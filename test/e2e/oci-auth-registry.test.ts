@@ -60,7 +60,7 @@ describe('htpasswd registry (Basic auth)', () => {
           assert.equal(err.code, 'SLIPWAY_AUTH');
           assert.match(err.message, /^GET http:\/\/127\.0\.0\.1:\d+\/v2\/basic\/app\/manifests\/1: UNAUTHORIZED/);
           // Says which: none were found, or the ones found were refused (whose, never their value).
-          assert.match(err.message, credentials ? /; 127\.0\.0\.1:\d+ refused the credentials used \(basic \(user "slipway-canary-user"\)\)$/ : /; no credentials for 127\.0\.0\.1:\d+ were found \(docker login/);
+          assert.match(err.message, credentials ? /; 127\.0\.0\.1:\d+ refused the credentials used \(basic \(user "slipway-canary-user"\) from the credentials given\)$/ : /; no credentials for 127\.0\.0\.1:\d+ were found \(docker login/);
           assertNoCanary(err);
           return true;
         });
@@ -180,6 +180,31 @@ for (const implementation of ['debian', 'v3'] as const) {
         assert.deepEqual(pullRequests[0]!.scopes, ['repository:team/app:pull']);
       } finally {
         await client.close();
+      }
+    });
+
+    it('a login the realm accepts but that may only pull: says the push was not granted, not that the credentials were refused', async () => {
+      const issuer = registry.tokenIssuer!;
+      issuer.addUser('reader-robot', `${CANARY_PASSWORD}-reader`, [{ repo: /^team\//, actions: ['pull'] }]);
+      const writer = remote.createRegistryClient({ credentials: { [registry.host]: { username: CANARY_USERNAME, password: CANARY_PASSWORD } } });
+      const image = makeImage([1500]);
+      try {
+        await push(writer, `${registry.host}/team/readable:1`, image);
+      } finally {
+        await writer.close();
+      }
+      const reader = remote.createRegistryClient({ credentials: { [registry.host]: { username: 'reader-robot', password: `${CANARY_PASSWORD}-reader` } } });
+      try {
+        assert.equal((await reader.head(`${registry.host}/team/readable:1`))?.digest, image.manifest.descriptor.digest, 'the login works for pulls');
+        await assert.rejects(copy.copy(reader.source(`${registry.host}/team/readable:1`), reader.sink(`${registry.host}/team/written:1`)), (err: unknown) => {
+          assert.ok(SlipwayError.is(err) && err.code === 'SLIPWAY_AUTH', String(err));
+          assert.match(err.message, /the credentials used for 127\.0\.0\.1:\d+ \(basic \(user "reader-robot"\) from the credentials given\) were accepted, but do not grant repository:team\/written:pull,push \(insufficient_scope\)/);
+          assert.doesNotMatch(err.message, /refused the credentials/);
+          assertNoCanary(err);
+          return true;
+        });
+      } finally {
+        await reader.close();
       }
     });
 

@@ -96,8 +96,10 @@ describe('defineCommand', () => {
 describe('registriesFromEnv', () => {
   it('scopes environment credentials to one registry', () => {
     const env = { SLIPWAY_REGISTRY_USERNAME: 'u', SLIPWAY_REGISTRY_PASSWORD: 'p' };
-    assert.deepEqual(registriesFromEnv(env, 'ghcr.io'), [{ address: 'ghcr.io', username: 'u', password: 'p' }]);
-    assert.deepEqual(registriesFromEnv({ ...env, SLIPWAY_REGISTRY_ADDRESS: 'quay.io' }, 'ghcr.io'), [{ address: 'quay.io', username: 'u', password: 'p' }]);
+    const origin = 'SLIPWAY_REGISTRY_USERNAME/PASSWORD';
+    assert.deepEqual(registriesFromEnv(env, 'ghcr.io'), [{ address: 'ghcr.io', username: 'u', password: 'p', origin }]);
+    assert.deepEqual(registriesFromEnv({ ...env, SLIPWAY_REGISTRY_ADDRESS: 'quay.io' }, 'ghcr.io'), [{ address: 'quay.io', username: 'u', password: 'p', origin }]);
+    assert.deepEqual(registriesFromEnv({ ...env, SLIPWAY_REGISTRY_PASSWORD: '' }, 'ghcr.io'), [{ address: 'ghcr.io', username: 'u', password: '', origin: `${origin} (the password is empty)` }]);
     assert.deepEqual(registriesFromEnv(env, undefined), []);
     assert.deepEqual(registriesFromEnv({ SLIPWAY_REGISTRY_PASSWORD: '' }, 'ghcr.io'), [], 'an empty variable is no credential');
   });
@@ -105,6 +107,21 @@ describe('registriesFromEnv', () => {
   it('refuses half a pair instead of going anonymous without a word', () => {
     assert.throws(() => registriesFromEnv({ SLIPWAY_REGISTRY_USERNAME: 'u' }, 'ghcr.io'), /SLIPWAY_REGISTRY_USERNAME is set but SLIPWAY_REGISTRY_PASSWORD is not/);
     assert.throws(() => registriesFromEnv({ SLIPWAY_REGISTRY_PASSWORD: 'p' }, 'ghcr.io'), /SLIPWAY_REGISTRY_PASSWORD is set but SLIPWAY_REGISTRY_USERNAME is not/);
+  });
+
+  it('refuses an address holding credentials, without showing them: they never matched a registry, and a hint printed them', () => {
+    const env = { SLIPWAY_REGISTRY_USERNAME: 'u', SLIPWAY_REGISTRY_PASSWORD: 'p' };
+    for (const address of ['http://u:CANARYaddr@127.0.0.1:5000', 'u:CANARYaddr@ghcr.io', 'https://CANARYaddr@ghcr.io']) {
+      assert.throws(
+        () => registriesFromEnv({ ...env, SLIPWAY_REGISTRY_ADDRESS: address }, 'ghcr.io'),
+        (err: Error) => {
+          assert.match(err.message, /^SLIPWAY_REGISTRY_ADDRESS ".*<redacted>@.*" holds credentials; they do not belong in an address/);
+          assert.doesNotMatch(err.message, /CANARYaddr/);
+          return true;
+        },
+        address,
+      );
+    }
   });
 });
 

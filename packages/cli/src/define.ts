@@ -7,7 +7,7 @@
 import type { Writable } from 'node:stream';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { RegistryCredential } from '@slipway/engine';
-import { auth } from '@slipway/oci';
+import { auth, name } from '@slipway/oci';
 import { ExitCode, namedStream, wantsJson, type Command, type CommandIo } from './command.js';
 import { describeError } from './errors.js';
 
@@ -170,7 +170,8 @@ export function defineCommand(spec: CommandSpec): Command {
 function envCredentialsHint(env: NodeJS.ProcessEnv, target: string | undefined, failure: { code: string; message: string }): string | undefined {
   if (failure.code !== 'SLIPWAY_AUTH' || !env.SLIPWAY_REGISTRY_USERNAME) return undefined;
   const asking = /no credentials for (\S+) were found/.exec(failure.message)?.[1];
-  const offeredTo = env.SLIPWAY_REGISTRY_ADDRESS || target;
+  const given = env.SLIPWAY_REGISTRY_ADDRESS || target;
+  const offeredTo = given === undefined ? undefined : name.redactUserinfo(given);
   if (asking === undefined || offeredTo === undefined || auth.normalizeRegistryKey(offeredTo) === auth.normalizeRegistryKey(asking)) return undefined;
   // With an address set, pointing it here loses the registry it names: a login here keeps both.
   return env.SLIPWAY_REGISTRY_ADDRESS
@@ -221,11 +222,18 @@ export function registriesFromEnv(env: NodeJS.ProcessEnv, target: string | undef
   const username = env.SLIPWAY_REGISTRY_USERNAME;
   const password = env.SLIPWAY_REGISTRY_PASSWORD;
   const address = env.SLIPWAY_REGISTRY_ADDRESS || target;
+  // `https://user:pw@host`: the key would never match a registry, and the hint naming the address
+  // would print the password. References refuse userinfo the same way.
+  const shown = env.SLIPWAY_REGISTRY_ADDRESS ? name.redactUserinfo(env.SLIPWAY_REGISTRY_ADDRESS) : undefined;
+  if (shown !== undefined && shown !== env.SLIPWAY_REGISTRY_ADDRESS) {
+    throw new UsageError(`SLIPWAY_REGISTRY_ADDRESS ${JSON.stringify(shown)} holds credentials; they do not belong in an address: set SLIPWAY_REGISTRY_ADDRESS to the host alone and put them in SLIPWAY_REGISTRY_USERNAME and SLIPWAY_REGISTRY_PASSWORD`);
+  }
   // Half a pair is a mistake in the CI setup, not a wish to go anonymous: say so.
   if (username && password === undefined) throw new UsageError('SLIPWAY_REGISTRY_USERNAME is set but SLIPWAY_REGISTRY_PASSWORD is not');
   if (!username && password !== undefined && password !== '') throw new UsageError('SLIPWAY_REGISTRY_PASSWORD is set but SLIPWAY_REGISTRY_USERNAME is not');
   if (!username || password === undefined || !address) return [];
-  return [{ address, username, password }];
+  // An empty password is what an unset CI secret becomes: the refusal should say so.
+  return [{ address, username, password, origin: `SLIPWAY_REGISTRY_USERNAME/PASSWORD${password === '' ? ' (the password is empty)' : ''}` }];
 }
 
 function envSecrets(env: NodeJS.ProcessEnv): string[] {

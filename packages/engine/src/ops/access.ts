@@ -2,7 +2,7 @@
  * Registry access shared by every op: explicit credentials, insecure hosts, cancellation.
  * @module
  */
-import { InvalidArgumentError, remote, type transport } from '@slipway/oci';
+import { auth, InvalidArgumentError, remote, type transport } from '@slipway/oci';
 
 /** Credentials for one registry, as IaC resources take them (`registries` input). */
 export interface RegistryCredential {
@@ -10,6 +10,8 @@ export interface RegistryCredential {
   address: string;
   username: string;
   password: string;
+  /** Where they came from, for a refusal's message (`SLIPWAY_REGISTRY_PASSWORD`); never a secret. @defaultValue "the registries option" */
+  origin?: string;
 }
 
 /** What every op takes besides its own inputs. */
@@ -57,7 +59,7 @@ export function createClient(options: AccessOptions & { jobs?: number | undefine
   const credentials: Record<string, { username: string; password: string }> = {};
   for (const entry of options.registries ?? []) {
     if (!entry.username) throw new InvalidArgumentError(`registry ${JSON.stringify(entry.address)}: username is empty`);
-    credentials[normalizeAddress(entry.address)] = { username: entry.username, password: entry.password };
+    credentials[normalizeAddress(entry.address)] = auth.withOrigin({ username: entry.username, password: entry.password }, entry.origin ?? 'the registries option');
   }
   return remote.createRegistryClient({
     credentials,

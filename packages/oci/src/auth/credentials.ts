@@ -67,3 +67,8 @@ export function withOrigin<T extends Credentials>(credentials: T, origin: string
   origins.set(credentials, origin);
   return credentials;
 }
+
+/** Whether {@link withOrigin} recorded where `credentials` came from. */
+export function hasOrigin(credentials: Credentials): boolean {
+  return origins.has(credentials);
+}

@@ -3,7 +3,7 @@
  * `auth.json`, or anonymous.
  * @module
  */
-export { describeCredentials } from './credentials.js';
+export { describeCredentials, withOrigin } from './credentials.js';
 export type { Credentials, Keychain } from './credentials.js';
 export { chainKeychains, createKeychain, fileKeychain, staticKeychain } from './keychain.js';
 export type { KeychainOptions } from './keychain.js';

@@ -389,3 +389,29 @@ describe('createKeychain order', () => {
     assert.equal(normalizeRegistryKey('http://LOCALHOST:5000/v2/'), 'localhost:5000');
   });
 });
+
+describe('createKeychain with a caller\'s keychain', () => {
+  it('refuses an answer that is no credentials, and gives a throwing keychain a stable code', async () => {
+    const answering = (answer: unknown) => createKeychain({ keychain: { resolve: async () => answer as never } });
+    await assert.rejects(answering({ user: 'u', pass: 'CANARY-pass' }).resolve('r.io'), (err: unknown) => {
+      assert.ok(SlipwayError.is(err) && err.code === 'SLIPWAY_AUTH', String(err));
+      assert.equal(err.message, 'the keychain answered for "r.io" with something that is no credentials: they must be {username, password}, {identityToken} or {registryToken}');
+      return true;
+    });
+    assert.equal(await answering(null).resolve('r.io'), undefined, 'null is "none", as undefined is');
+    const found = await answering({ username: 'u', password: 'p' }).resolve('r.io');
+    assert.equal(describeCredentials(found), 'basic (user "u") from the keychain');
+    const throwing = createKeychain({
+      keychain: {
+        resolve: async () => {
+          throw new Error('vault unreachable');
+        },
+      },
+    });
+    await assert.rejects(throwing.resolve('r.io'), (err: unknown) => SlipwayError.is(err) && err.code === 'SLIPWAY_AUTH' && err.message === 'the keychain failed for r.io: vault unreachable');
+  });
+
+  it('names explicit credentials as such when a registry refuses them', async () => {
+    assert.equal(describeCredentials(await staticKeychain({ 'r.io': { username: 'u', password: 'p' } }).resolve('r.io')), 'basic (user "u") from the credentials given');
+  });
+});

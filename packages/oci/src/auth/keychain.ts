@@ -5,8 +5,8 @@
  */
 import { SharedTaskMap } from '../internal/shared-task.js';
 import { debuglog } from 'node:util';
-import { InvalidArgumentError } from '../errors.js';
-import { withOrigin, type Credentials, type Keychain } from './credentials.js';
+import { InvalidArgumentError, SlipwayError } from '../errors.js';
+import { hasOrigin, withOrigin, type Credentials, type Keychain } from './credentials.js';
 import {
   containersAuthPaths,
   credentialsFromFile,
@@ -36,7 +36,8 @@ export function staticKeychain(credentials: Record<string, Credentials>): Keycha
   const map = new Map<string, Credentials>();
   for (const [key, value] of Object.entries(credentials)) {
     checkCredentials(key, value);
-    map.set(normalizeRegistryKey(key), value);
+    // A refusal names where the login came from; a caller may have said (withOrigin) already.
+    map.set(normalizeRegistryKey(key), hasOrigin(value) ? value : withOrigin(value, 'the credentials given'));
   }
   return { resolve: async (registry) => map.get(normalizeRegistryKey(registry)) };
 }
@@ -146,7 +147,7 @@ async function explainAll(keychains: readonly Keychain[], registry: string): Pro
 export function createKeychain(options: KeychainOptions = {}): Keychain {
   const chain = chainKeychains(
     ...(options.credentials ? [staticKeychain(options.credentials)] : []),
-    options.keychain ?? fileKeychain(options),
+    options.keychain ? checkedKeychain(options.keychain) : fileKeychain(options),
   );
   // Resolved once per normalised registry (`https://a.io/` is `a.io`) and repository, and shared; the
   // chain is asked with the spelling the first caller used. A caller's abort ends only its own wait.
@@ -162,7 +163,30 @@ export function createKeychain(options: KeychainOptions = {}): Keychain {
   };
 }
 
-function checkCredentials(registry: string, value: Credentials): void {
+/**
+ * A caller's keychain, held to the contract: an answer that is no credentials (`{user, pass}`) is
+ * refused by name, where it was taken for a token the registry "refused" although nothing was sent,
+ * and a keychain that throws fails with a stable code (SLIPWAY_AUTH), its message kept.
+ */
+function checkedKeychain(keychain: Keychain): Keychain {
+  return {
+    async resolve(registry, options) {
+      let found: Credentials | undefined;
+      try {
+        found = await keychain.resolve(registry, options);
+      } catch (err) {
+        if (SlipwayError.is(err)) throw err;
+        throw new SlipwayError('SLIPWAY_AUTH', `the keychain failed for ${registry}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      }
+      if (found === undefined || found === null) return undefined;
+      checkCredentials(registry, found, 'the keychain answered');
+      return hasOrigin(found) ? found : withOrigin(found, 'the keychain');
+    },
+    ...(keychain.explainMissing ? { explainMissing: keychain.explainMissing.bind(keychain) } : {}),
+  };
+}
+
+function checkCredentials(registry: string, value: Credentials, what = 'credentials'): void {
   const ok =
     typeof value === 'object' &&
     value !== null &&
@@ -170,6 +194,8 @@ function checkCredentials(registry: string, value: Credentials): void {
       ('identityToken' in value && typeof value.identityToken === 'string') ||
       ('registryToken' in value && typeof value.registryToken === 'string'));
   if (!ok) {
-    throw new InvalidArgumentError(`credentials for ${JSON.stringify(registry)} must be {username, password}, {identityToken} or {registryToken}`);
+    const shapes = '{username, password}, {identityToken} or {registryToken}';
+    if (what === 'credentials') throw new InvalidArgumentError(`credentials for ${JSON.stringify(registry)} must be ${shapes}`);
+    throw new SlipwayError('SLIPWAY_AUTH', `${what} for ${JSON.stringify(registry)} with something that is no credentials: they must be ${shapes}`);
   }
 }

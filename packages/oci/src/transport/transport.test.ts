@@ -579,7 +579,7 @@ describe('transport auth', () => {
     const t = transport({ credentials: { [registry.host]: { username: 'u', password: 'p4ss' } } });
     await assert.rejects(t.request({ method: 'GET', registry: registry.host, path: '/v2/a/tags/list', scopes: ['repository:a:pull'] }), (err: unknown) => {
       assert.ok(err instanceof RegistryError);
-      assert.match(err.message, /refused the credentials used \(basic \(user "u"\)\)$/);
+      assert.match(err.message, /refused the credentials used \(basic \(user "u"\) from the credentials given\)$/);
       return true;
     });
   });

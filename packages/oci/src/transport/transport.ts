@@ -1011,6 +1011,13 @@ export class Transport {
       return `${registry} asks for Basic authentication, and the credentials found for it are an identity token, which only a Bearer token exchange takes; no credentials were sent`;
     }
     const which = describeCredentials(credentials);
+    // The realm took the login and issued a token, but not for what was asked (a pull-only user
+    // pushing): "refused the credentials" would send the user to retype a password that works.
+    const insufficient = parseChallenges(wwwAuthenticate).find((c) => c.scheme === 'bearer' && c.params.error === 'insufficient_scope');
+    if (insufficient && state.challenge?.scheme === 'bearer') {
+      const wanted = insufficient.params.scope ?? scopes.join(' ');
+      return `the credentials used for ${registry} (${which}) were accepted, but do not grant ${wanted} (insufficient_scope): ask for that access, or use credentials that have it`;
+    }
     return status === 401 ? `${registry} refused the credentials used (${which})` : `the credentials used for ${registry} (${which}) do not allow this`;
   }
 
