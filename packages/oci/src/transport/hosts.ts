@@ -4,6 +4,7 @@
  * every loopback address and `localhost`, and takes an explicit list for anything else.
  * @module
  */
+import { lookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
 import { SlipwayError } from '../errors.js';
 
@@ -58,15 +59,29 @@ export function matchesInsecure(host: string, insecure: readonly string[]): bool
 /**
  * Refuses a redirect or token realm that would leave a public registry for a private address
  * (SSRF; ggcr #2258, #2295) or downgrade to plain HTTP from a registry that speaks HTTPS.
+ *
+ * "Public" is what the registry's name resolves to, not the name's look: an on-premises registry
+ * on a DNS name whose storage redirects to MinIO on 10.x, or a `vm` name for 127.0.0.1, is in the
+ * private network already (skopeo and regctl follow such redirects; ggcr checks only realms). A
+ * registry the user lists in `trusted` (the insecure list) is trusted with its network too.
  */
-export function checkHop(from: URL, to: URL, what: string): void {
+export async function checkHop(from: URL, to: URL, what: string, trusted: readonly string[] = []): Promise<void> {
   if (to.protocol !== 'https:' && to.protocol !== 'http:') {
     throw new SlipwayError('SLIPWAY_REGISTRY', `${what} points at unsupported URL scheme "${to.protocol}"`);
   }
   if (from.protocol === 'https:' && to.protocol === 'http:' && !isLoopback(to.host)) {
     throw new SlipwayError('SLIPWAY_REGISTRY', `${what} downgrades from https://${from.host} to http://${to.host}; refusing`);
   }
-  if (!isPrivateAddress(from.host) && isPrivateAddress(to.host)) {
-    throw new SlipwayError('SLIPWAY_REGISTRY', `${what} points from public host ${from.host} to private address ${to.host}; refusing`);
+  if (isPrivateAddress(from.host) || !isPrivateAddress(to.host) || matchesInsecure(from.host, trusted)) return;
+  const name = hostname(from.host);
+  let shown = `public address ${from.host}`;
+  if (isIP(name) === 0) {
+    const addresses = (await lookup(name, { all: true }).catch(() => [])).map((a) => a.address);
+    if (addresses.some((address) => isPrivateAddress(address))) return;
+    shown = `${from.host} (${addresses.length > 0 ? `public: ${addresses.join(', ')}` : 'not resolved'})`;
   }
+  throw new SlipwayError(
+    'SLIPWAY_REGISTRY',
+    `${what} points from ${shown} to private address ${to.host}; refusing (a public registry may not send requests into private networks; list the registry with --insecure / the insecure option to trust it)`,
+  );
 }

@@ -1,8 +1,10 @@
 // Transport behaviour against real node:http servers on port 0 (retries, Retry-After, resets,
 // redirects, Basic and Bearer flows, error shape and redaction, concurrency, abort).
 import assert from 'node:assert/strict';
+import { lookup } from 'node:dns/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect as connectNet, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { hostname } from 'node:os';
 import { Readable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { AbortedError, SlipwayError } from '../errors.js';
@@ -596,9 +598,23 @@ describe('transport auth', () => {
   it('refuses a token realm on a private address for a public registry', async () => {
     // checkHop is what guards realms and redirects; a loopback registry may use a loopback realm.
     const { checkHop } = await import('./hosts.js');
-    assert.throws(() => checkHop(new URL('https://registry.example.com'), new URL('http://169.254.169.254/token'), 'token realm'), /downgrades|private/);
-    assert.throws(() => checkHop(new URL('https://registry.example.com'), new URL('https://10.0.0.1/token'), 'token realm'), /private address/);
-    assert.doesNotThrow(() => checkHop(new URL('http://127.0.0.1:5000'), new URL('http://127.0.0.1:6000/token'), 'token realm'));
+    await assert.rejects(checkHop(new URL('https://registry.example.com'), new URL('http://169.254.169.254/token'), 'token realm'), /downgrades|private/);
+    await assert.rejects(checkHop(new URL('https://203.0.113.5'), new URL('https://10.0.0.1/token'), 'token realm'), /^SlipwayError: token realm points from public address 203\.0\.113\.5 to private address 10\.0\.0\.1; refusing/);
+    await assert.doesNotReject(checkHop(new URL('http://127.0.0.1:5000'), new URL('http://127.0.0.1:6000/token'), 'token realm'));
+    // A registry the user listed as insecure is trusted with its network.
+    await assert.doesNotReject(checkHop(new URL('https://203.0.113.5'), new URL('https://10.0.0.1/token'), 'token realm', ['203.0.113.5']));
+  });
+
+  it('follows a registry whose name resolves to a private address into its private network (on-premises storage)', async (t) => {
+    const { checkHop, isPrivateAddress } = await import('./hosts.js');
+    // This machine's own name: /etc/hosts or DNS gives a private or loopback address on most hosts.
+    const name = hostname();
+    const addresses = (await lookup(name, { all: true }).catch(() => [])).map((a) => a.address);
+    if (!addresses.some((address) => isPrivateAddress(address)) || isPrivateAddress(name)) {
+      t.skip(`NOT TESTED: this machine's name ${name} resolves to no private address (${addresses.join(', ') || 'nothing'})`);
+      return;
+    }
+    await assert.doesNotReject(checkHop(new URL(`https://${name}:5000`), new URL('https://10.1.2.3:9000/bucket/blob'), 'redirect'));
   });
 });
 

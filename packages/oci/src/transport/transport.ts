@@ -436,7 +436,7 @@ export class Transport {
     throwIfAborted(signal);
     const state = await this.#state(req.registry, signal, req.failFast === true);
     const url = new URL(req.path, state.base);
-    if (url.host !== state.base.host) checkHop(state.base, url, `location for ${req.method} ${redactUrl(url)}`);
+    if (url.host !== state.base.host) await checkHop(state.base, url, `location for ${req.method} ${redactUrl(url)}`, this.#insecure);
     const scopes = [...(req.scopes ?? [])];
     const kind = req.kind ?? (req.stream && req.method === 'GET' ? 'pull' : typeof req.body === 'function' ? 'push' : 'meta');
     const retry = req.failFast === true ? false : (req.retry ?? true);
@@ -819,7 +819,7 @@ export class Transport {
     } catch {
       throw new SlipwayError('SLIPWAY_AUTH', `${state.registry} named an invalid token realm ${JSON.stringify(redactUrl(realm))}`);
     }
-    checkHop(state.base, realmUrl, `token realm of ${state.registry}`);
+    await checkHop(state.base, realmUrl, `token realm of ${state.registry}`, this.#insecure);
     const service = challenge.params.service;
     const http = await this.#undici();
     // The realm is reached with the registry's own dispatcher, whatever its host: its certs.d CA and
@@ -959,7 +959,7 @@ export class Transport {
           await res.body.dump({ limit: maxErrorBodyBytes });
           if (hop >= maxRedirects) throw new SlipwayError('SLIPWAY_REGISTRY', `${req.method} ${redactUrl(start)}: more than ${maxRedirects} redirects`);
           const next = new URL(location, url);
-          checkHop(url, next, `redirect from ${redactUrl(url)}`);
+          await checkHop(url, next, `redirect from ${redactUrl(url)}`, this.#insecure);
           debug('%s %s -> %d redirect to %s', req.method, redactUrl(url), res.statusCode, redactUrl(next));
           url = next;
           continue;
