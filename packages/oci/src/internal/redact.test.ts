@@ -61,6 +61,24 @@ describe('redaction', () => {
     assert.equal(Object.values(redacted).filter((v) => v.includes('eyJ')).length, 0);
   });
 
+  it('redacts the start of a secret a server quotes in part, or a text cut in the middle of one', () => {
+    const token = 'opaqueTOKEN-0123456789abcdefghijklmnopqrstuvwxyz';
+    const secrets = new SecretSet();
+    secrets.add(token, 'pw-CANARY');
+    // A server that quotes the first 23 characters: all 23 go.
+    assert.equal(secrets.redact(`token ${token.slice(0, 23)}... is invalid`), 'token REDACTED... is invalid');
+    // An error body cut (at our cap) inside a secret: its start goes, from 6 characters.
+    assert.equal(secrets.redact(`detail: ${token.slice(0, 7)}`), 'detail: REDACTED');
+    assert.equal(secrets.redact(`detail: pw-CAN`), 'detail: REDACTED');
+    // Inside a text, a few characters in common are an accident, not a leak.
+    assert.equal(secrets.redact('the opaque layer'), 'the opaque layer');
+    assert.equal(secrets.redact('pw-CANDY and more'), 'pw-CANDY and more');
+    // A secret that starts another, longer one: the longer match wins.
+    const nested = new SecretSet();
+    nested.add('abcd1234', 'abcd1234567890XYZ-long-secret');
+    assert.equal(nested.redact('x abcd1234567890XYZ-lo'), 'x REDACTED');
+  });
+
   it('redacts overlapping and nested secrets whole', () => {
     assert.equal(redactText('user:hunter2-pw!', ['hunter2-pw', 'user:hunter2-pw']), 'REDACTED!');
     assert.equal(redactText('xxZWabcd1234yy', ['ZWab', 'abcd1234']), 'xxREDACTEDyy', 'overlapping: neither leaves a piece');

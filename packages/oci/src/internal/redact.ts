@@ -61,11 +61,13 @@ function redactWith(text: string, matcher: SecretMatcher): string {
   const ranges: [number, number][] = [];
   if (matcher.size > 0) {
     for (let i = 0; i + 4 <= text.length; i++) {
-      const hit = matcher.get(text.slice(i, i + 4))?.find((secret) => text.startsWith(secret, i));
-      if (hit === undefined) continue;
+      const candidates = matcher.get(text.slice(i, i + 4));
+      if (candidates === undefined) continue;
+      const length = matchedLength(text, i, candidates);
+      if (length === 0) continue;
       const last = ranges.at(-1);
-      if (last && i < last[1]) last[1] = Math.max(last[1], i + hit.length);
-      else ranges.push([i, i + hit.length]);
+      if (last && i < last[1]) last[1] = Math.max(last[1], i + length);
+      else ranges.push([i, i + length]);
     }
   }
   if (ranges.length > 0) {
@@ -79,6 +81,28 @@ function redactWith(text: string, matcher: SecretMatcher): string {
   }
   return result.replace(/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi, '$1 REDACTED');
 }
+
+/**
+ * How much of `text` from `at` is a secret: a whole one, else the longest start of one that is long
+ * enough to be no accident: {@link minPartialSecret} characters, or {@link minCutSecret} where the
+ * text ends (a server echoing the first 23 characters of a token, or an error body cut at our cap
+ * in the middle of one, showed that much of it). 0 for none.
+ */
+function matchedLength(text: string, at: number, secrets: readonly string[]): number {
+  let longest = 0;
+  for (const secret of secrets) {
+    let n = 4;
+    while (n < secret.length && at + n < text.length && text.charCodeAt(at + n) === secret.charCodeAt(n)) n++;
+    const enough = n === secret.length ? 0 : at + n === text.length ? minCutSecret : minPartialSecret;
+    if (n >= enough && n > longest) longest = n;
+  }
+  return longest;
+}
+
+/** A start of a secret this long is redacted wherever it appears in text (see matchedLength). */
+const minPartialSecret = 12;
+/** A start of a secret this long is redacted where the text ends with it (a cut). */
+const minCutSecret = 6;
 
 /**
  * How long after it expires a short-lived secret is still redacted: a request sent with a token just
