@@ -58,5 +58,6 @@ export function inCliTerms(message: string): string {
     .replace(/\bthe image option\b/g, '--image')
     .replace(/, pass it in caCertificates, or list (\S+) in insecure\b/g, ', or pass --insecure $1 (no verification)')
     .replace(/pass its CA in caCertificates or NODE_EXTRA_CA_CERTS/g, 'pass its CA in NODE_EXTRA_CA_CERTS')
+    .replace(/\blist (\S+) in insecure\b/g, 'pass --insecure $1')
     .replace(/\bset TMPDIR or the tempDir option\b/g, 'set TMPDIR');
 }

@@ -82,6 +82,6 @@ export async function checkHop(from: URL, to: URL, what: string, trusted: readon
   }
   throw new SlipwayError(
     'SLIPWAY_REGISTRY',
-    `${what} points from ${shown} to private address ${to.host}; refusing (a public registry may not send requests into private networks; list the registry with --insecure / the insecure option to trust it)`,
+    `${what} points from ${shown} to private address ${to.host}; refusing (a public registry may not send requests into private networks; list ${from.host} in insecure to trust it)`,
   );
 }

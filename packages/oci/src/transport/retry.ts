@@ -150,6 +150,8 @@ export function describeNetworkError(err: unknown): string {
     UND_ERR_BODY_TIMEOUT: 'timed out waiting for response body',
     UND_ERR_RES_CONTENT_LENGTH_MISMATCH: 'response shorter than its Content-Length',
     UND_ERR_REQ_CONTENT_LENGTH_MISMATCH: 'request body length differs from Content-Length',
+    // OpenSSL's words for a TLS hello answered by something else: "wrong version number".
+    ERR_SSL_WRONG_VERSION_NUMBER: 'the server answered the TLS handshake without TLS (plain HTTP, or another protocol)',
   };
   const refusal = proxyRefusal(err);
   if (refusal !== undefined) return `the proxy answered HTTP ${refusal}${proxyStatusWords[refusal] ? ` ${proxyStatusWords[refusal]}` : ''}`;

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { lookup } from 'node:dns/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect as connectNet, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
-import { hostname } from 'node:os';
+import { hostname, networkInterfaces } from 'node:os';
 import { Readable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { AbortedError, SlipwayError } from '../errors.js';
@@ -224,6 +224,31 @@ describe('transport errors', () => {
       ['GET /v2/'],
       'one ping, no retries, no manifest request',
     );
+  });
+
+  it('a plain-HTTP registry on a non-loopback address without insecure: says so and what to do, not OpenSSL\'s "wrong version number"', async (t) => {
+    const address = Object.values(networkInterfaces())
+      .flat()
+      .find((info) => info !== undefined && info.family === 'IPv4' && !info.internal)?.address;
+    if (address === undefined) {
+      t.skip('NOT TESTED: this machine has no non-loopback IPv4 address to serve plain HTTP on');
+      return;
+    }
+    const server = createServer((_req, res) => json(res, 200, {}));
+    await new Promise<void>((resolve) => server.listen(0, address, resolve));
+    after(() => server.close());
+    const host = `${address}:${(server.address() as AddressInfo).port}`;
+    await assert.rejects(transport({ retry: { attempts: 1 } }).request({ method: 'GET', registry: host, path: '/v2/x/tags/list' }), (err: unknown) => {
+      assert.ok(err instanceof NetworkError, String(err));
+      assert.equal(
+        err.message,
+        `GET https://${host}/v2/: registry ${host} unreachable: the server answered the TLS handshake without TLS (plain HTTP, or another protocol) (ERR_SSL_WRONG_VERSION_NUMBER); if ${host} is a plain-HTTP registry, list ${host} in insecure`,
+      );
+      return true;
+    });
+    const listed = await transport({ insecure: [host] }).request({ method: 'GET', registry: host, path: '/v2/x/tags/list' });
+    assert.equal(listed.status, 200);
+    listed.body?.resume();
   });
 
   it('formats METHOD url: CODE: message, redacts upload state, and keeps errors[]', async () => {

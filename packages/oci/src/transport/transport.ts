@@ -757,7 +757,9 @@ export class Transport {
     // The URL the reported failure happened at: on loopback a refused or silent HTTPS port ends the
     // round before plain HTTP is tried, and naming http:// then pointed at a request never sent.
     const last = lastUrl;
-    const hint = last.protocol === 'https:' ? this.#clientCertificateHint(registry, lastError, certs) : '';
+    // skopeo and crane say "server gave HTTP response to HTTPS client"; what to do about it is the news.
+    const plainHttp = last.protocol === 'https:' && errnoOf(lastError) === 'ERR_SSL_WRONG_VERSION_NUMBER' ? `; if ${registry} is a plain-HTTP registry, list ${registry} in insecure` : '';
+    const hint = last.protocol === 'https:' ? `${plainHttp}${this.#clientCertificateHint(registry, lastError, certs)}` : '';
     throw new NetworkError('GET', last.href, `registry ${registry} unreachable: ${this.#describe(lastError, last)}${hint}`, {
       cause: lastError,
       errno: errnoOf(lastError),
