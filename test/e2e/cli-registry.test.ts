@@ -442,6 +442,14 @@ describe('slipway CLI against real registries', { skip: missing.length > 0 ? `ne
       const layout = failure(await slipway(['copy', saved, `oci:${join(small, 'layout')}`, '--json']));
       assert.equal(layout.code, 'SLIPWAY_IO');
       assert.match(layout.message ?? '', /failed: ENOSPC, the file system is full \(copying .*full-disk.tar to oci:/);
+      // A TMPDIR the file system refuses, or one that does not exist: named, not "unexpected error: mkdtemp".
+      await runChecked('mount', ['-o', 'remount,ro', small]);
+      const readOnly = failure(await run('bash', ['-c', `cat "${saved}" | "${process.execPath}" "${main}" push /dev/stdin ${open.host}/full-disk:ro --json`], { env: { ...env, TMPDIR: small }, timeoutMs: 60_000 }));
+      assert.equal(readOnly.code, 'SLIPWAY_IO');
+      assert.match(readOnly.message ?? '', /^TMPDIR ".*small-disk" cannot hold a scratch directory: EROFS$/);
+      const gone = await run('bash', ['-c', `cat "${saved}" | "${process.execPath}" "${main}" push /dev/stdin ${open.host}/full-disk:gone --json`], { env: { ...env, TMPDIR: join(work, 'no-such-tmp') }, timeoutMs: 60_000 });
+      assert.equal(gone.code, 2, gone.stderr);
+      assert.match(gone.stderr, /TMPDIR ".*no-such-tmp" cannot hold a scratch directory: ENOENT \(no such directory\)/);
     } finally {
       await runChecked('umount', [small]);
     }

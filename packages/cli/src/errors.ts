@@ -3,7 +3,7 @@
  * mapping survives message changes.
  * @module
  */
-import { SlipwayError } from '@slipway/oci';
+import { isErrnoError, SlipwayError } from '@slipway/oci';
 import { ExitCode, interruptedExitCode } from './command.js';
 
 export interface DescribedError {
@@ -42,6 +42,9 @@ export function describeError(err: unknown, signal?: AbortSignal): DescribedErro
     return { code: notFound ? 'SLIPWAY_NOT_FOUND' : code, message: inCliTerms(err.message), exitCode, ...withPartial };
   }
   const message = err instanceof Error ? err.message : String(err);
+  // A file system's refusal the library let through (an archive nobody may read, a full disk) is
+  // no bug of ours: a SlipwayError's code and exit 1, Node's own words (they name the path).
+  if (isErrnoError(err)) return { code: 'SLIPWAY_IO', message, exitCode: ExitCode.Failure };
   return { code: 'SLIPWAY_INTERNAL', message: `unexpected error: ${message}`, exitCode: ExitCode.Failure };
 }
 

@@ -8,26 +8,31 @@
 import { createWriteStream, rmSync } from 'node:fs';
 import { setMaxListeners } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, open as openFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, open as openFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
-import { AbortedError, InvalidArgumentError } from '../errors.js';
+import { AbortedError, InvalidArgumentError, SlipwayError } from '../errors.js';
 
 /** Scratch directories made and not yet removed, for {@link removeScratchDirectoriesSync}. */
 const live = new Set<string>();
 
-/** Creates a fresh private (0700) directory under `base` (default: the OS temp dir); `what` names `base` in errors (default: the tempDir option). */
+/**
+ * Creates a fresh private (0700) directory under `base` (default: the OS temp dir, TMPDIR); `what`
+ * names `base` in errors (default: the tempDir option, or TMPDIR). A `base` that does not exist is a
+ * setting to fix (SLIPWAY_INVALID_ARG); one the file system refuses (read-only, not writable, full)
+ * is SLIPWAY_IO, as any other refused write: both name the directory, not a bare "mkdtemp ENOENT".
+ */
 export async function makeScratch(base?: string, what?: string, prefix = 'slipway-'): Promise<string> {
+  const parent = base ?? tmpdir();
   let dir: string;
-  if (base === undefined) dir = await mkdtemp(join(tmpdir(), prefix));
-  else {
-    try {
-      dir = await mkdtemp(join(base, prefix));
-    } catch (err) {
-      // The caller named this directory: say which one and why rather than a bare ENOENT.
-      throw new InvalidArgumentError(`${what ?? 'tempDir'} "${base}" cannot hold a scratch directory: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
-    }
+  try {
+    dir = await mkdtemp(join(parent, prefix));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? String(err);
+    const message = `${what ?? (base === undefined ? 'TMPDIR' : 'tempDir')} "${parent}" cannot hold a scratch directory: ${code}`;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new InvalidArgumentError(`${message} (no such directory)`, { cause: err });
+    throw new SlipwayError('SLIPWAY_IO', message, { cause: err });
   }
   live.add(dir);
   return dir;
@@ -145,6 +150,25 @@ export async function writeThroughTemp(final: string, write: (file: Writable) =>
     throw err;
   } finally {
     untrackScratchPath(temp);
+  }
+}
+
+/**
+ * Removes what {@link writeThroughTemp} left in `dirs` when its process was killed (SIGKILL, an OOM
+ * kill: no exit hook runs): `.tmp-` files of its own naming, untouched for an hour (a live writer
+ * touches its file with every chunk). A layout's blobs directory kept four 51 MB ones for good, as
+ * no later copy looked. Best effort: a directory that cannot be read is left alone.
+ */
+export async function sweepStaleTemps(dirs: readonly string[]): Promise<void> {
+  const before = Date.now() - staleStagingMs;
+  for (const dir of dirs) {
+    const names = await readdir(dir).catch(() => [] as string[]);
+    for (const name of names) {
+      if (!/^\.tmp-[0-9a-f]{12}$/.test(name)) continue;
+      const path = join(dir, name);
+      const info = await lstat(path).catch(() => undefined);
+      if (info?.isFile() && info.mtimeMs < before) await rm(path, { force: true }).catch(() => undefined);
+    }
   }
 }
 

@@ -264,6 +264,24 @@ describe('layout.sink', () => {
     assert.deepEqual(names, [], 'no temp files left');
   });
 
+  it('removes what a killed writer left (.tmp- files untouched for an hour) when the layout is next written; a fresh one stays', async () => {
+    const target = join(dir, 'sink-sweep');
+    await put(target, image('sweep-a'), 'a');
+    const blobs = join(target, 'blobs', 'sha256');
+    const stale = [join(blobs, '.tmp-0123456789ab'), join(target, '.tmp-ba9876543210')];
+    const fresh = join(blobs, '.tmp-00000000ffff');
+    const old = new Date(Date.now() - 2 * 3600_000);
+    for (const path of [...stale, fresh]) await writeFile(path, 'half a blob');
+    for (const path of stale) await utimes(path, old, old);
+    // Not ours by name: left alone whatever its age.
+    const foreign = join(blobs, '.tmp-someone-else');
+    await writeFile(foreign, 'x');
+    await utimes(foreign, old, old);
+    await put(target, image('sweep-b'), 'b');
+    assert.deepEqual((await readdir(blobs)).filter((n) => n.startsWith('.tmp-')).sort(), ['.tmp-00000000ffff', '.tmp-someone-else']);
+    assert.deepEqual((await readdir(target)).filter((n) => n.startsWith('.tmp-')), []);
+  });
+
   it('refuses bad bytes without leaving a file, and writes each blob once under concurrency', async () => {
     const target = join(dir, 'sink-verify');
     const img = image('verify');

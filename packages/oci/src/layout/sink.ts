@@ -19,7 +19,7 @@ import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { AbortedError, DigestMismatchError, InvalidArgumentError, SizeMismatchError, SlipwayError, throwIfAborted } from '../errors.js';
 import { invalidLayout } from './store.js';
-import { makeDirectories, processAlive, trackScratchPath, untrackScratchPath, writeThroughTemp } from '../internal/tar-scratch.js';
+import { makeDirectories, processAlive, sweepStaleTemps, trackScratchPath, untrackScratchPath, writeThroughTemp } from '../internal/tar-scratch.js';
 import { verifyStream } from '../internal/verify.js';
 import { digestOf } from '../v1/digest.js';
 import { MediaType } from '../v1/media-types.js';
@@ -202,7 +202,12 @@ export class LayoutSink implements ImageSink {
       await makeDirectories(this.#dir);
       // A layout already made needs nothing, and no lock (another process may hold it a while).
       const made = await Promise.all(['oci-layout', 'index.json'].map((name) => stat(join(this.#dir, name)).then(() => true, () => false)));
-      if (made.every(Boolean)) return;
+      if (made.every(Boolean)) {
+        // What a killed writer left (blobs half-written under `.tmp-` names) goes with the next one.
+        const algorithms = await readdir(join(this.#dir, 'blobs')).catch(() => [] as string[]);
+        await sweepStaleTemps([this.#dir, ...algorithms.map((algorithm) => join(this.#dir, 'blobs', algorithm))]);
+        return;
+      }
       // Under the index lock: another sink of this process starting the same new layout writes its
       // marker and index.json (via temp files) meanwhile, and must not be taken for foreign content,
       // nor its index, tags included by then, replaced by an empty one.

@@ -4,7 +4,9 @@ import assert from 'node:assert/strict';
 import { lookup } from 'node:dns/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect as connectNet, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
-import { hostname, networkInterfaces } from 'node:os';
+import { createReadStream } from 'node:fs';
+import { hostname, networkInterfaces, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { AbortedError, SlipwayError } from '../errors.js';
@@ -157,6 +159,19 @@ describe('transport retries', () => {
     assert.equal(res.status, 201);
     assert.equal(res.header('x-body'), 'payload');
     assert.equal(opened, 2);
+  });
+
+  it('a body whose file cannot be read is that file\'s error (SLIPWAY_IO naming it), not a network error at the upload URL', async () => {
+    const server = await serve((req, res) => (v2(req.url!) ? json(res, 200, {}) : json(res, 201, {})));
+    const missing = join(tmpdir(), `slipway-no-such-blob-${process.pid}`);
+    await assert.rejects(
+      transport().request({ method: 'PUT', registry: server.host, path: '/v2/a/blobs/uploads/1?_state=SECRET&digest=sha256:ab', body: () => createReadStream(missing), headers: { 'content-length': '7' } }),
+      (err: unknown) => {
+        assert.ok(SlipwayError.is(err) && err.code === 'SLIPWAY_IO' && !(err instanceof NetworkError), String(err));
+        assert.equal(err.message, `reading "${missing}" to send it to ${server.host} failed: ENOENT: no such file or directory, open '${missing}'`);
+        return true;
+      },
+    );
   });
 
   it('retries a buffered body cut short mid-way (a manifest), as it does a failed connect', async () => {

@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { debuglog } from 'node:util';
 import type { Readable } from 'node:stream';
 import type { Agent, Dispatcher } from 'undici';
-import { AbortedError, InvalidArgumentError, SlipwayError, throwIfAborted } from '../errors.js';
+import { AbortedError, InvalidArgumentError, isErrnoError, SlipwayError, throwIfAborted } from '../errors.js';
 import { describeCredentials, secretsOf, type Credentials, type Keychain } from '../auth/credentials.js';
 import { SharedTaskMap } from '../internal/shared-task.js';
 import { linkSignals } from '../internal/signals.js';
@@ -451,6 +451,12 @@ export class Transport {
       } catch (err) {
         if (signal?.aborted) throw new AbortedError(`${req.method} ${redactUrl(url)}: aborted`, { cause: signal.reason });
         if (SlipwayError.is(err)) throw err;
+        // The body's own source failed (a layout blob nobody may read): a file's error names its path,
+        // and blaming the upload URL sent the user to look at the registry.
+        const path = (err as NodeJS.ErrnoException).path;
+        if (isErrnoError(err) && typeof path === 'string') {
+          throw new SlipwayError('SLIPWAY_IO', `reading ${JSON.stringify(path)} to send it to ${state.registry} failed: ${err.message}`, { cause: err });
+        }
         const temporary = isTemporaryNetworkError(err);
         if (retry && temporary && attempt < this.#retry.attempts) {
           const delay = backoffDelay(attempt, this.#retry);
