@@ -55,6 +55,23 @@ describe('defineCommand', () => {
     }
   });
 
+  it('names an empty argument and an --insecure value that can never match a registry as usage errors', async () => {
+    let ran = false;
+    const command = echo(async () => (ran = true));
+    for (const [argv, message] of [
+      [[''], /^slipway: argument 1 is empty \(an unset variable\?\)\n/],
+      [['x', '--insecure', ''], /^slipway: --insecure wants HOST, HOST:PORT or \*\.DOMAIN, got ""\n$/],
+      [['x', '--insecure', 'reg:5000/path'], /got "reg:5000\/path"/],
+    ] as const) {
+      const run = capture();
+      assert.equal(await command.run([...argv], run.io), ExitCode.Usage, argv.join(' '));
+      assert.match(run.stderr(), message);
+    }
+    assert.equal(ran, false);
+    const accepted = capture();
+    assert.equal(await command.run(['x', '--insecure', 'reg:5000', '--insecure', 'https://r.io/', '--insecure', '*.lab.corp', '--insecure', '[::1]:5000'], accepted.io), ExitCode.Ok, accepted.stderr());
+  });
+
   it('maps error codes to exit codes and never prints the password it knows', async () => {
     const password = 'hunter2-secret';
     const cases: [Error, number][] = [

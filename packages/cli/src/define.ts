@@ -120,6 +120,18 @@ export function defineCommand(spec: CommandSpec): Command {
       if (args.length < spec.positionals.min || args.length > spec.positionals.max) {
         return fail(io, json, { code: 'SLIPWAY_USAGE', message: `${args.length < spec.positionals.min ? 'missing' : 'too many'} arguments\n${usage.split('\n')[0]}`, exitCode: ExitCode.Usage }, secrets, usageOut);
       }
+      // An empty argument (an unset shell variable: `slipway digest "$IMAGE"`) is named as such; the
+      // library's check would quote its own function name at the user.
+      const empty = args.findIndex((arg) => arg.trim() === '');
+      if (empty !== -1) {
+        return fail(io, json, { code: 'SLIPWAY_USAGE', message: `argument ${empty + 1} is empty (an unset variable?)\n${usage.split('\n')[0]}`, exitCode: ExitCode.Usage }, secrets, usageOut);
+      }
+      const insecure = (values.insecure as string[] | undefined) ?? [];
+      const badInsecure = insecure.find((entry) => !/^(https?:\/\/)?(\*\.)?[^\s/*@]+\/?$/i.test(entry.trim()));
+      if (badInsecure !== undefined) {
+        // What never matches a registry would otherwise be taken in silence, and TLS still enforced.
+        return fail(io, json, { code: 'SLIPWAY_USAGE', message: `--insecure wants HOST, HOST:PORT or *.DOMAIN, got ${JSON.stringify(badInsecure)}`, exitCode: ExitCode.Usage }, secrets, usageOut);
+      }
       /** The registry SLIPWAY_REGISTRY_* were offered to (see registriesFromEnv), for a hint when another one asks. */
       let envTarget: string | undefined;
       let payloadOnStdout = false;
@@ -132,7 +144,7 @@ export function defineCommand(spec: CommandSpec): Command {
         io,
         json: values.json === true,
         quiet: values.quiet === true,
-        insecure: (values.insecure as string[] | undefined) ?? [],
+        insecure,
         registries: (target) => {
           envTarget = target;
           return registriesFromEnv(io.env, target);
