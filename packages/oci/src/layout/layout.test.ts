@@ -122,6 +122,18 @@ describe('layout.open', () => {
       await source.close();
     }
     assert.equal((await errorOf(open(target, { image: 'app:3' }))).code, 'SLIPWAY_NOT_FOUND');
+    // A selector that can name nothing is the selector's fault (exit 2), not a missing image (exit 3).
+    for (const [selector, message] of [
+      ['@-1', /neither a position @N .* nor a digest/],
+      ['@abc', /neither a position @N/],
+      ['sha256:abc', /"sha256:abc" is not a digest/],
+      ['@sha256:abc', /"@sha256:abc" is not a digest/],
+    ] as const) {
+      const err = await errorOf(open(target, { image: selector }));
+      assert.equal(err.code, 'SLIPWAY_INVALID_ARG', selector);
+      assert.match(err.message, message);
+    }
+    assert.match((await errorOf(open(target, { image: 7 }))).message, /image @7 is out of range: .* holds 3 entries/);
     assert.deepEqual((await list(target)).map((i) => i.refName), ['app:1', 'app:2', 'latest']);
   });
 

@@ -120,6 +120,21 @@ export function matchImages(images: LayoutImage[], selector: string | number): L
 }
 
 /**
+ * Refuses a selector that can name nothing: `@` and no position or digest after it (`@-1`, `@abc`:
+ * no ref name starts with `@`), or `sha256:`/`sha512:` and no digest after it. Looked up as names,
+ * they were "not found" (exit 3), where the selector itself is what to fix.
+ */
+export function refuseMalformedSelector(selector: string): void {
+  const digest = selector.startsWith('@') ? selector.slice(1) : selector;
+  if (/^sha(256|512):/i.test(digest) && !isDigest(digest)) {
+    throw new InvalidArgumentError(`image selector ${JSON.stringify(selector)} is not a digest: want sha256: and 64 lowercase hex digits (or sha512: and 128)`);
+  }
+  if (selector.startsWith('@') && !isDigest(digest)) {
+    throw new InvalidArgumentError(`image selector ${JSON.stringify(selector)} is neither a position @N (@0, @1, …) nor a digest @sha256:…`);
+  }
+}
+
+/**
  * Picks the root: the one image `selector` names, or the only image when there is no selector. Entries
  * with the same digest count once (Docker lists an image once per tag).
  */
@@ -133,8 +148,9 @@ export function selectImage(images: LayoutImage[], selector: string | number | u
       `OCI layout ${JSON.stringify(archive)} holds ${unique.length} images; choose one with the image option (a name, a digest or a position @N), or in the source name (oci:PATH:NAME, oci:PATH:sha256:…, oci:PATH:@N; oci-archive: alike): ${listing()}`,
     );
   }
+  if (typeof selector === 'string') refuseMalformedSelector(selector);
   if (typeof selector === 'number' && (!Number.isSafeInteger(selector) || selector < 0 || selector >= images.length)) {
-    throw new InvalidArgumentError(`image @${selector} is out of range: archive ${JSON.stringify(archive)} holds ${images.length} entries: ${listing()}`);
+    throw new InvalidArgumentError(`image @${selector} is out of range: archive ${JSON.stringify(archive)} holds ${images.length} ${images.length === 1 ? 'entry' : 'entries'}: ${listing()}`);
   }
   const found = distinct(matchImages(images, selector));
   if (found.length === 0) throw new NotFoundError(`no image ${JSON.stringify(selector)} in ${JSON.stringify(archive)}; it holds: ${listing()}`);

@@ -6,6 +6,7 @@
  */
 import { InvalidArgumentError, NotFoundError } from '../errors.js';
 import { invalidArchive } from '../internal/tar-index.js';
+import { refuseMalformedSelector } from '../layout/source.js';
 import { parseReference } from '../name/index.js';
 import { isDigest, type Digest } from '../v1/digest.js';
 import type { Descriptor } from '../v1/manifest.js';
@@ -92,6 +93,7 @@ export function selectItem(
     if (items.length === 1) return items[0] as DockerSaveItem;
     throw new InvalidArgumentError(`archive ${JSON.stringify(archive)} holds ${items.length} images; choose one with the image option (a tag or a position), or in the source name (docker-archive:PATH:TAG, docker-archive:PATH:@N): ${listing()}`);
   }
+  if (typeof selector === 'string') refuseMalformedSelector(selector);
   if (typeof selector === 'number') {
     const item = Number.isSafeInteger(selector) ? items[selector] : undefined;
     if (!item) throw new InvalidArgumentError(`image @${selector} is out of range: archive ${JSON.stringify(archive)} holds ${items.length} images: ${listing()}`);
