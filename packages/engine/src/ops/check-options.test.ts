@@ -59,5 +59,10 @@ describe('entry points refuse malformed options by field, before any work', () =
     assert.equal(await refusal(() => getManifest(loose({ reference: 'r.example/a:1', platform: ['linux/amd64'] }))), 'getManifest: platform must be a string, got an array');
     assert.equal(await refusal(() => listPlatforms(loose(null))), 'listPlatforms: options must be an object, got null');
     assert.equal(await refusal(() => listTags(loose({ repository: 42 }))), 'listTags: repository must be a non-empty string, got 42');
+    // A list where one platform names one manifest: said as such, before any request.
+    await assert.rejects(
+      getDigest({ reference: 'r.example/a:1', platform: 'linux/amd64,linux/arm64' }),
+      (err: unknown) => SlipwayError.is(err) && err.code === 'SLIPWAY_INVALID_PLATFORM' && err.message === 'platform "linux/amd64,linux/arm64" is a list: one platform names one manifest (linux/amd64)',
+    );
   });
 });

@@ -3,7 +3,7 @@
  * resolveSource does; a registry reference without platform costs one HEAD (`getDigest`) or one GET.
  * @module
  */
-import { copy, isImageConfigMediaType, name, NotFoundError, parseManifest, parsePlatform, RegistryError, type Digest, type remote } from '@slipway/oci';
+import { copy, InvalidArgumentError, isImageConfigMediaType, name, NotFoundError, parseManifest, parsePlatform, RegistryError, type Digest, type remote } from '@slipway/oci';
 import { createClient, type AccessOptions } from './access.js';
 import { pinnedDigestWarnings, resolveSource, type ResolvedSource } from './resolve.js';
 import { parseSourceSpec } from './source-spec.js';
@@ -145,6 +145,10 @@ async function withSource<T>(options: InspectOptions, run: (resolved: ResolvedSo
 }
 
 async function withPlatform(options: InspectOptions & PlatformOption) {
+  // One manifest answers: a list ("malformed component amd64,linux" before) is named as such.
+  if (options.platform?.includes(',')) {
+    throw new InvalidArgumentError(`platform ${JSON.stringify(options.platform)} is a list: one platform names one manifest (linux/amd64)`, { code: 'SLIPWAY_INVALID_PLATFORM' });
+  }
   const platform = options.platform === undefined ? undefined : parsePlatform(options.platform);
   return withSource(options, async (resolved) => {
     const call = options.signal ? { signal: options.signal } : {};

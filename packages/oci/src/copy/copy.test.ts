@@ -733,6 +733,9 @@ describe('copy into a sink that holds one image, knows images by config, or comm
     });
     assert.deepEqual(destinationRequests(dst), []);
     assert.deepEqual(commits, []);
+    // Two platforms asked for: said so, not as if none was given.
+    await assert.rejects(copy(src.source('src', 'v1'), sink, { platforms: parsePlatforms(['linux/amd64', 'linux/arm64']) }), /special holds one image, and 2 platforms were selected \(linux\/amd64, linux\/arm64\): select one platform/);
+    assert.deepEqual(commits, []);
     const one = await copy(src.source('src', 'v1'), sink, { platforms: parsePlatforms(['linux/arm64']) });
     assert.deepEqual(commits, [one.digest], 'committed once, with the root, after it was stored');
     assert.equal(dst.hasManifest('dst', one.digest), true);

@@ -290,7 +290,7 @@ class CopyRun {
       ...(sinkPlatform === undefined ? {} : { sinkPlatform }),
     });
 
-    if (sink.singleImage) checkSingleImage(source.name, sink.name, target, this.options.includeNondistributable === true);
+    if (sink.singleImage) checkSingleImage(source.name, sink.name, target, this.options.includeNondistributable === true, (this.options.platforms ?? []).length);
     // A daemon knows images by ID, its config's digest (with the classic store; the containerd store's
     // ID is the manifest's digest): compared as such.
     const identity = sink.identity === 'config' ? await this.#imageId(target.root) : wanted.digest;
@@ -574,10 +574,12 @@ class CopyRun {
  * For a sink holding one Docker image (a docker archive, the Engine): an index needs one platform
  * selected (or named by the sink: run() has then selected it); an artifact, foreign layers and zstd layers are refused, before anything moves.
  */
-function checkSingleImage(sourceName: string, sinkName: string, target: Target, foreignIncluded: boolean): void {
+function checkSingleImage(sourceName: string, sinkName: string, target: Target, foreignIncluded: boolean, platformsAsked: number): void {
   const parsed = parseManifest(target.root.bytes, target.root.descriptor.mediaType);
   if (parsed.kind === 'index') {
     const listed = target.platforms.map((p) => p.platform).join(', ');
+    // Several platforms asked for make a new index: "select one platform" read as if none was given.
+    if (platformsAsked > 1) throw new InvalidArgumentError(`${sinkName} holds one image, and ${platformsAsked} platforms were selected (${listed}): select one platform (slipway: --platform)`);
     throw new InvalidArgumentError(`${sinkName} holds one image, and ${sourceName} is an index${listed ? ` (${listed})` : ''}: select one platform (slipway: --platform)`);
   }
   const type = parsed.manifest.config.mediaType;
