@@ -148,6 +148,8 @@ describe('indexTar', () => {
   it('refuses bytes that are not a tar', async () => {
     const message = await codeOf(indexTar(Readable.from([randomBytes(4096)]), { archive: 'noise' }));
     assert.match(message, /SLIPWAY_INVALID_ARCHIVE: .*not a tar/);
+    // A short text file is no tar cut short.
+    assert.match(await codeOf(indexTar(Readable.from([Buffer.from('hello tar\n')]), { archive: 'note.txt' })), /SLIPWAY_INVALID_ARCHIVE: invalid archive "note.txt": not a tar: 10 bytes, less than one 512-byte tar header$/);
   });
 
   it('refuses links that leave the archive, dangle or loop', async () => {

@@ -230,6 +230,8 @@ export async function indexTar(input: Readable, options: IndexTarOptions): Promi
       if (end !== undefined) return endingAt(archive, entries, end, end);
     }
     const message = err instanceof Error ? err.message : String(err);
+    // Shorter than one header block: no entry was ever started, so nothing was cut short.
+    if (/unexpected end of data/i.test(message) && bytes < 512) throw invalidArchive(archive, `not a tar: ${bytes} bytes, less than one 512-byte tar header`, err);
     if (/unexpected end of data/i.test(message)) throw invalidArchive(archive, `truncated tar (ends inside an entry after ${bytes} bytes)`, err);
     if (/invalid tar header|header exceeds|invalid header/i.test(message)) throw invalidArchive(archive, `not a tar, or corrupt (${message})`, err);
     // Any of zlib's complaints about the data (Z_DATA_ERROR: a bad header, block or checksum, such as
