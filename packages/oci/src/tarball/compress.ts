@@ -428,7 +428,7 @@ export async function cacheUsage(cacheDir: string = defaultCacheDir()): Promise<
   let incompleteBytes = 0;
   for (const sub of ['layers', 'digests']) {
     const dir = join(cacheDir, sub);
-    for (const name of await readdir(dir).catch(() => [] as string[])) {
+    for (const name of await cacheNames(dir)) {
       if (sub === 'digests' && name.endsWith('.json')) digests++;
       if (!name.includes('.tmp-')) continue;
       const info = await stat(join(dir, name)).catch(() => undefined);
@@ -440,10 +440,23 @@ export async function cacheUsage(cacheDir: string = defaultCacheDir()): Promise<
   return { layers: layers.length, layerBytes: layers.reduce((sum, e) => sum + e.bytes, 0), digests, incompleteFiles, incompleteBytes };
 }
 
+/**
+ * The names in a cache directory; none when it does not exist yet. Any other failure (a directory
+ * nobody may read) is SLIPWAY_IO: `slipway cache` reported such a cache as empty, with exit 0.
+ */
+async function cacheNames(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw new SlipwayError('SLIPWAY_IO', `reading the layer cache ${JSON.stringify(dir)} failed: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+  }
+}
+
 /** The cached compressed layers: each record, when it was last used, and its bytes (record and layer). */
 async function layerEntries(root: string): Promise<{ record: string; usedMs: number; bytes: number }[]> {
   const dir = join(root, 'layers');
-  const names = await readdir(dir).catch(() => [] as string[]);
+  const names = await cacheNames(dir);
   const entries: { record: string; usedMs: number; bytes: number }[] = [];
   for (const name of names) {
     if (!name.endsWith('.json')) continue;
@@ -475,7 +488,7 @@ export async function pruneCache(options: PruneCacheOptions = {}): Promise<numbe
   let removed = 0;
   for (const sub of ['layers', 'digests']) {
     const dir = join(root, sub);
-    const names = await readdir(dir).catch(() => [] as string[]);
+    const names = await cacheNames(dir);
     for (const name of names) {
       throwIfAborted(options.signal);
       const path = join(dir, name);

@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
+import { SlipwayError } from '../errors.js';
 import { makeTar, type TestEntry } from '../internal/tar-fixtures.js';
 import { imageSourceConformance } from '../testing/conformance.js';
 import { errorOf } from '../testing/rejection.js';
@@ -260,6 +261,24 @@ describe('tarball.open', () => {
     await utimes(join(cacheDir, '.pruned'), stale, stale);
     await fill('bounded-e.tar', [layerB]);
     assert.equal((await records()).length, 1, 'stamp two days old: the 40-day-old entry went');
+  });
+
+  it('a cache it cannot read is reported (SLIPWAY_IO), not taken for an empty one; the push itself still works without it', async () => {
+    const cacheDir = join(dir, 'cache-unreadable');
+    await mkdir(cacheDir, { recursive: true });
+    // A file where the layers directory belongs: readdir fails (ENOTDIR) for root too, as EACCES would.
+    await writeFile(join(cacheDir, 'layers'), 'not a directory');
+    for (const call of [() => cacheUsage(cacheDir), () => pruneCache({ cacheDir })]) {
+      await assert.rejects(call(), (err: unknown) => SlipwayError.is(err) && err.code === 'SLIPWAY_IO' && /reading the layer cache ".*layers" failed: ENOTDIR/.test(err.message));
+    }
+    const { entries } = dockerSaveEntries([{ tags: ['app:1'], layers: [layerA] }]);
+    const source = await open(await archive('unreadable-cache.tar', entries), options({ cacheDir }));
+    try {
+      await source.root();
+      assert.deepEqual(source.stats, { compressed: 1, cached: 0, passedThrough: 0 });
+    } finally {
+      await source.close();
+    }
   });
 
   it('compresses once: a second open uses the cache; a missing cached file is recompressed and verified', async () => {
