@@ -62,6 +62,8 @@ describe('defineCommand', () => {
       [[''], /^slipway: argument 1 is empty \(an unset variable\?\)\n/],
       [['x', '--insecure', ''], /^slipway: --insecure wants HOST, HOST:PORT or \*\.DOMAIN, got ""\n$/],
       [['x', '--insecure', 'reg:5000/path'], /got "reg:5000\/path"/],
+      [['x', '--insecure', '*.corp:5000'], /got "\*\.corp:5000"/],
+      [['x', '--insecure', ' reg:5000'], /got " reg:5000"/],
     ] as const) {
       const run = capture();
       assert.equal(await command.run([...argv], run.io), ExitCode.Usage, argv.join(' '));
@@ -69,7 +71,7 @@ describe('defineCommand', () => {
     }
     assert.equal(ran, false);
     const accepted = capture();
-    assert.equal(await command.run(['x', '--insecure', 'reg:5000', '--insecure', 'https://r.io/', '--insecure', '*.lab.corp', '--insecure', '[::1]:5000'], accepted.io), ExitCode.Ok, accepted.stderr());
+    assert.equal(await command.run(['x', '--insecure', 'reg:5000', '--insecure', 'https://r.io/', '--insecure', '*.lab.corp', '--insecure', '[::1]:5000', '--insecure', 'reg:5000//'], accepted.io), ExitCode.Ok, accepted.stderr());
   });
 
   it('maps error codes to exit codes and never prints the password it knows', async () => {

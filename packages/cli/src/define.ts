@@ -127,7 +127,8 @@ export function defineCommand(spec: CommandSpec): Command {
         return fail(io, json, { code: 'SLIPWAY_USAGE', message: `argument ${empty + 1} is empty (an unset variable?)\n${usage.split('\n')[0]}`, exitCode: ExitCode.Usage }, secrets, usageOut);
       }
       const insecure = (values.insecure as string[] | undefined) ?? [];
-      const badInsecure = insecure.find((entry) => !/^(https?:\/\/)?(\*\.)?[^\s/*@]+\/?$/i.test(entry.trim()));
+      // As matchesInsecure reads them: a wildcard names no port, and nothing is trimmed.
+      const badInsecure = insecure.find((entry) => !/^(https?:\/\/)?(\*\.[^\s/*@:]+|[^\s/*@]+)\/*$/i.test(entry));
       if (badInsecure !== undefined) {
         // What never matches a registry would otherwise be taken in silence, and TLS still enforced.
         return fail(io, json, { code: 'SLIPWAY_USAGE', message: `--insecure wants HOST, HOST:PORT or *.DOMAIN, got ${JSON.stringify(badInsecure)}`, exitCode: ExitCode.Usage }, secrets, usageOut);

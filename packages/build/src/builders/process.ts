@@ -292,7 +292,8 @@ export async function which(name: string, env: NodeJS.ProcessEnv = process.env):
     );
   if (name.includes('/')) return (await executable(name)) ? [resolve(name)] : [];
   const found: string[] = [];
-  for (const dir of (env.PATH ?? '').split(delimiter)) {
+  // No PATH at all: the default execvp and libuv's spawn use (_PATH_DEFPATH).
+  for (const dir of (env.PATH ?? '/usr/bin:/bin').split(delimiter)) {
     if (!isAbsolute(dir)) continue;
     const file = join(dir, name);
     if (!found.includes(file) && (await executable(file))) found.push(file);

@@ -37,13 +37,17 @@ export interface Keychain {
   explainMissing?(registry: string): Promise<string[]>;
 }
 
-/** The secret values inside credentials, for redaction. */
-export function secretsOf(credentials: Credentials | undefined): string[] {
-  if (!credentials) return [];
-  if ('password' in credentials) return [credentials.password, `${credentials.username}:${credentials.password}`];
+/**
+ * The secret values inside credentials, for redaction: `secrets` (a password, a token) and `pairs`,
+ * the `user:secret` a Basic header carries, which are redacted only whole (their start is the user
+ * name, which messages name on purpose).
+ */
+export function secretsOf(credentials: Credentials | undefined): { secrets: string[]; pairs: string[] } {
+  if (!credentials) return { secrets: [], pairs: [] };
+  if ('password' in credentials) return { secrets: [credentials.password], pairs: [`${credentials.username}:${credentials.password}`] };
   // The pair is what a realm without the OAuth2 endpoint is sent, base64 in a Basic header.
-  if ('identityToken' in credentials) return [credentials.identityToken, `${credentials.username ?? '<token>'}:${credentials.identityToken}`];
-  return [credentials.registryToken];
+  if ('identityToken' in credentials) return { secrets: [credentials.identityToken], pairs: [`${credentials.username ?? '<token>'}:${credentials.identityToken}`] };
+  return { secrets: [credentials.registryToken], pairs: [] };
 }
 
 /** Describes credentials without their secret, for debug output. */

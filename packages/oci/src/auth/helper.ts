@@ -131,10 +131,12 @@ export async function runCredentialHelper(helper: string, serverUrl: string, opt
  * The first executable file `name` in PATH's absolute directories. A relative entry (`.`, an empty
  * one, `bin`) names wherever the command happens to run, such as a repository being built: a
  * `docker-credential-desktop` checked into it must not run (Go refuses such finds too, exec.ErrDot,
- * and crane with it). The build package's `which` skips them too, for its builders.
+ * and crane with it). The build package's `which` skips them too, for its builders. Exported for
+ * tests; the package index does not.
  */
-async function lookPath(name: string, env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
-  for (const dir of (env.PATH ?? '').split(delimiter)) {
+export async function lookPath(name: string, env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
+  // No PATH at all (a library caller's minimal env): the default execvp and libuv's spawn use.
+  for (const dir of (env.PATH ?? defaultPath).split(delimiter)) {
     if (!isAbsolute(dir)) continue;
     const file = join(dir, name);
     const executable = await access(file, constants.X_OK).then(
@@ -145,6 +147,9 @@ async function lookPath(name: string, env: NodeJS.ProcessEnv = process.env): Pro
   }
   return undefined;
 }
+
+/** What execvp (_PATH_DEFPATH) and libuv search when the environment has no PATH. */
+const defaultPath = '/usr/bin:/bin';
 
 function isJson(text: string): boolean {
   try {

@@ -8,7 +8,7 @@ import { after, describe, it } from 'node:test';
 import { AbortedError, SlipwayError } from '../errors.js';
 import { createKeychain, staticKeychain } from './keychain.js';
 import { normalizeRegistryKey } from './docker-config.js';
-import { runCredentialHelper } from './helper.js';
+import { lookPath, runCredentialHelper } from './helper.js';
 import { describeCredentials } from './credentials.js';
 
 const dirs: string[] = [];
@@ -129,6 +129,12 @@ describe('createKeychain with Docker config', () => {
       process.chdir(cwd);
     }
     assert.equal(await readFile(ran, 'utf8').catch(() => 'never ran'), 'never ran');
+  });
+
+  it('looks a helper up where spawn did when the environment has no PATH (/usr/bin:/bin, as execvp and libuv)', async () => {
+    // A library caller's minimal env ({ DOCKER_CONFIG }) has no PATH: "not on PATH" then skipped a credsStore.
+    assert.match((await lookPath('sh', {})) ?? 'not found', /^\/(usr\/)?bin\/sh$/);
+    assert.equal(await lookPath('sh', { PATH: '.:' }), undefined, 'relative entries only: nothing');
   });
 
   it('says why it found nothing: a credsStore that is not installed, logins only for other paths', async () => {

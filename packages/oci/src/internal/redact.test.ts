@@ -73,6 +73,14 @@ describe('redaction', () => {
     // Inside a text, a few characters in common are an accident, not a leak.
     assert.equal(secrets.redact('the opaque layer'), 'the opaque layer');
     assert.equal(secrets.redact('pw-CANDY and more'), 'pw-CANDY and more');
+    // A user:password pair is redacted whole only: its start is the user name, which stays readable.
+    const login = new SecretSet();
+    login.add('pw-CANARY-0123456789');
+    login.addWhole('gitlab-ci-token:pw-CANARY-0123456789');
+    assert.equal(login.redact('DENIED: user gitlab-ci-token may not read project app'), 'DENIED: user gitlab-ci-token may not read project app');
+    assert.equal(login.redact('basic (user "gitlab-ci-token")'), 'basic (user "gitlab-ci-token")');
+    assert.equal(login.redact('sent gitlab-ci-token:pw-CANARY-0123456789 as Basic'), 'sent REDACTED as Basic');
+    assert.equal(login.redact('cut at gitlab-ci-token:pw-CANA'), 'cut at gitlab-ci-token:REDACTED', 'the password in it still goes in part');
     // A secret that starts another, longer one: the longer match wins.
     const nested = new SecretSet();
     nested.add('abcd1234', 'abcd1234567890XYZ-long-secret');

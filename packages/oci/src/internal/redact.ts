@@ -29,23 +29,32 @@ export function redactUrl(url: string | URL): string {
 
 /** Replaces every known secret (and anything after `Bearer `/`Basic `) in `text`. */
 export function redactText(text: string, secrets: Iterable<string> = []): string {
-  return redactWith(text, matcherOf(secrets));
+  return redactWith(text, matcherOf([...secrets].map((secret) => ({ secret, partial: true }))));
+}
+
+/**
+ * A secret to look for; `partial`: its start alone is redacted too (see matchedLength). Not for a
+ * `user:password` pair: its start is the user name, which messages name on purpose.
+ */
+interface KnownSecret {
+  secret: string;
+  partial: boolean;
 }
 
 /** Secrets by their first four characters, longest first in each list. */
-type SecretMatcher = Map<string, string[]>;
+type SecretMatcher = Map<string, KnownSecret[]>;
 
-function matcherOf(secrets: Iterable<string>): SecretMatcher {
+function matcherOf(secrets: Iterable<KnownSecret>): SecretMatcher {
   const matcher: SecretMatcher = new Map();
-  for (const secret of secrets) {
+  for (const known of secrets) {
     // Short values would redact ordinary words; credentials this short are not worth hiding by text search.
-    if (secret.length < 4) continue;
-    const key = secret.slice(0, 4);
+    if (known.secret.length < 4) continue;
+    const key = known.secret.slice(0, 4);
     const list = matcher.get(key);
-    if (list) list.push(secret);
-    else matcher.set(key, [secret]);
+    if (list) list.push(known);
+    else matcher.set(key, [known]);
   }
-  for (const list of matcher.values()) list.sort((a, b) => b.length - a.length);
+  for (const list of matcher.values()) list.sort((a, b) => b.secret.length - a.secret.length);
   return matcher;
 }
 
@@ -88,12 +97,12 @@ function redactWith(text: string, matcher: SecretMatcher): string {
  * text ends (a server echoing the first 23 characters of a token, or an error body cut at our cap
  * in the middle of one, showed that much of it). 0 for none.
  */
-function matchedLength(text: string, at: number, secrets: readonly string[]): number {
+function matchedLength(text: string, at: number, secrets: readonly KnownSecret[]): number {
   let longest = 0;
-  for (const secret of secrets) {
+  for (const { secret, partial } of secrets) {
     let n = 4;
     while (n < secret.length && at + n < text.length && text.charCodeAt(at + n) === secret.charCodeAt(n)) n++;
-    const enough = n === secret.length ? 0 : at + n === text.length ? minCutSecret : minPartialSecret;
+    const enough = n === secret.length ? 0 : !partial ? Infinity : at + n === text.length ? minCutSecret : minPartialSecret;
     if (n >= enough && n > longest) longest = n;
   }
   return longest;
@@ -135,7 +144,8 @@ const maxJsonDepth = 32;
  * in a Basic header, URL-encoded in an OAuth2 form) or as a server quotes them (escaped in JSON).
  */
 export class SecretSet {
-  readonly #values = new Set<string>();
+  /** Each form of a credential, and whether its start alone is redacted too. */
+  readonly #values = new Map<string, boolean>();
   /** Short-lived secrets' forms and when each may be forgotten, least recently used first (see {@link addShortLived}). */
   readonly #shortLived = new Map<string, { forms: string[]; forgetAt: number }>();
   /** Built on the first redaction after the secrets changed. */
@@ -147,9 +157,23 @@ export class SecretSet {
   }
 
   add(...values: (string | undefined)[]): void {
+    this.#addForms(values, true);
+  }
+
+  /**
+   * Secrets redacted only whole: a `user:password` pair, whose start is the user name (a
+   * `gitlab-ci-token` or an e-mail login that messages name on purpose). The password in it is
+   * added by {@link add}, and goes in part too.
+   */
+  addWhole(...values: (string | undefined)[]): void {
+    this.#addForms(values, false);
+  }
+
+  #addForms(values: (string | undefined)[], partial: boolean): void {
     for (const value of values) {
       if (value === undefined || value.length < 4) continue;
-      for (const form of formsOf(value)) this.#values.add(form);
+      // A form known both ways keeps partial matching (a password that is also some pair's start).
+      for (const form of formsOf(value)) this.#values.set(form, partial || this.#values.get(form) === true);
       this.#matcher = undefined;
     }
   }
@@ -179,7 +203,10 @@ export class SecretSet {
   }
 
   redact(text: string): string {
-    this.#matcher ??= matcherOf([...this.#values, ...[...this.#shortLived.values()].flatMap((e) => e.forms)]);
+    this.#matcher ??= matcherOf([
+      ...[...this.#values].map(([secret, partial]) => ({ secret, partial })),
+      ...[...this.#shortLived.values()].flatMap((e) => e.forms.map((secret) => ({ secret, partial: true }))),
+    ]);
     return redactWith(text, this.#matcher);
   }
   /**

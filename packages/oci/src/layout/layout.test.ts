@@ -134,7 +134,16 @@ describe('layout.open', () => {
       assert.match(err.message, message);
     }
     assert.match((await errorOf(open(target, { image: 7 }))).message, /image @7 is out of range: .* holds 3 entries/);
-    assert.deepEqual((await list(target)).map((i) => i.refName), ['app:1', 'app:2', 'latest']);
+    // '@1' as a string (the library's option) is the position; a ref name that looks like a digest's
+    // start (`sha256:v1`, valid: ':' is a separator) is found like any name.
+    const second = await open(target, { image: '@1' });
+    assert.equal((await second.root()).descriptor.digest, b.manifest.descriptor.digest);
+    await second.close();
+    await put(target, a, 'sha256:v1');
+    const odd = await open(target, { image: 'sha256:v1' });
+    assert.equal((await odd.root()).descriptor.digest, a.manifest.descriptor.digest);
+    await odd.close();
+    assert.deepEqual((await list(target)).map((i) => i.refName), ['app:1', 'app:2', 'latest', 'sha256:v1']);
   });
 
   it('reports a corrupted blob as a digest mismatch while streaming, and a resized one at once', async () => {

@@ -120,9 +120,10 @@ export function matchImages(images: LayoutImage[], selector: string | number): L
 }
 
 /**
- * Refuses a selector that can name nothing: `@` and no position or digest after it (`@-1`, `@abc`:
- * no ref name starts with `@`), or `sha256:`/`sha512:` and no digest after it. Looked up as names,
- * they were "not found" (exit 3), where the selector itself is what to fix.
+ * Refuses a selector that matched nothing and can name nothing: `@` and no position or digest after
+ * it (`@-1`, `@abc`: no ref name starts with `@`), or `sha256:`/`sha512:` and no digest after it.
+ * They were "not found" (exit 3), where the selector itself is what to fix. Called only after the
+ * lookup: `sha256:v1` is a valid ref name (`:` is a separator), and a layout may hold it.
  */
 export function refuseMalformedSelector(selector: string): void {
   const digest = selector.startsWith('@') ? selector.slice(1) : selector;
@@ -148,11 +149,14 @@ export function selectImage(images: LayoutImage[], selector: string | number | u
       `OCI layout ${JSON.stringify(archive)} holds ${unique.length} images; choose one with the image option (a name, a digest or a position @N), or in the source name (oci:PATH:NAME, oci:PATH:sha256:…, oci:PATH:@N; oci-archive: alike): ${listing()}`,
     );
   }
-  if (typeof selector === 'string') refuseMalformedSelector(selector);
+  // `@1` given as a string (the library's image option) is the position it spells.
+  if (typeof selector === 'string' && /^@(0|[1-9][0-9]*)$/.test(selector)) selector = Number(selector.slice(1));
   if (typeof selector === 'number' && (!Number.isSafeInteger(selector) || selector < 0 || selector >= images.length)) {
     throw new InvalidArgumentError(`image @${selector} is out of range: archive ${JSON.stringify(archive)} holds ${images.length} ${images.length === 1 ? 'entry' : 'entries'}: ${listing()}`);
   }
   const found = distinct(matchImages(images, selector));
+  // Only once nothing matched: `sha256:v1` is a valid ref name a layout may hold.
+  if (found.length === 0 && typeof selector === 'string') refuseMalformedSelector(selector);
   if (found.length === 0) throw new NotFoundError(`no image ${JSON.stringify(selector)} in ${JSON.stringify(archive)}; it holds: ${listing()}`);
   if (found.length > 1) throw new InvalidArgumentError(`${JSON.stringify(selector)} names ${found.length} different images in ${JSON.stringify(archive)}: ${found.map(describeImage).join(', ')}`);
   return found[0] as LayoutImage;

@@ -93,13 +93,16 @@ export function selectItem(
     if (items.length === 1) return items[0] as DockerSaveItem;
     throw new InvalidArgumentError(`archive ${JSON.stringify(archive)} holds ${items.length} images; choose one with the image option (a tag or a position), or in the source name (docker-archive:PATH:TAG, docker-archive:PATH:@N): ${listing()}`);
   }
-  if (typeof selector === 'string') refuseMalformedSelector(selector);
+  // `@1` given as a string (the library's image option) is the position it spells.
+  if (typeof selector === 'string' && /^@(0|[1-9][0-9]*)$/.test(selector)) selector = Number(selector.slice(1));
   if (typeof selector === 'number') {
     const item = Number.isSafeInteger(selector) ? items[selector] : undefined;
     if (!item) throw new InvalidArgumentError(`image @${selector} is out of range: archive ${JSON.stringify(archive)} holds ${items.length} images: ${listing()}`);
     return item;
   }
   const found = items.filter((item) => itemHasTag(item, selector) || (isDigest(selector) && configDigest?.(item) === selector));
+  // Only once nothing matched: `sha256:v1` is a valid ref name a layout may hold.
+  if (found.length === 0 && typeof selector === 'string') refuseMalformedSelector(selector);
   if (found.length === 0) throw new NotFoundError(`no image ${JSON.stringify(selector)} in archive ${JSON.stringify(archive)}; it holds: ${listing()}`);
   if (found.length > 1) throw new InvalidArgumentError(`${JSON.stringify(selector)} names ${found.length} images in archive ${JSON.stringify(archive)}: ${found.map(describeItem).join(', ')}`);
   return found[0] as DockerSaveItem;

@@ -56,14 +56,24 @@ export function matchesInsecure(host: string, insecure: readonly string[]): bool
   });
 }
 
+/** Link-local addresses, where clouds serve instance metadata and credentials (169.254.169.254, fe80::/10). */
+export function isLinkLocal(host: string): boolean {
+  const name = hostname(host).toLowerCase();
+  if (isIP(name) === 4) return name.startsWith('169.254.');
+  return isIP(name) === 6 && /^fe[89ab]/.test(name);
+}
+
 /**
  * Refuses a redirect or token realm that would leave a public registry for a private address
  * (SSRF; ggcr #2258, #2295) or downgrade to plain HTTP from a registry that speaks HTTPS.
  *
  * "Public" is what the registry's name resolves to, not the name's look: an on-premises registry
  * on a DNS name whose storage redirects to MinIO on 10.x, or a `vm` name for 127.0.0.1, is in the
- * private network already (skopeo and regctl follow such redirects; ggcr checks only realms). A
- * registry the user lists in `trusted` (the insecure list) is trusted with its network too.
+ * private network already (skopeo and regctl follow such redirects; ggcr checks only realms). Every
+ * address the name resolves to must be private: an attacker controlling a public registry's DNS
+ * could add one private record beside the public one. Link-local targets (cloud metadata) are
+ * refused from any registry that is not link-local itself. A registry the user lists in `trusted`
+ * (the insecure list) is trusted with its network.
  */
 export async function checkHop(from: URL, to: URL, what: string, trusted: readonly string[] = []): Promise<void> {
   if (to.protocol !== 'https:' && to.protocol !== 'http:') {
@@ -72,13 +82,17 @@ export async function checkHop(from: URL, to: URL, what: string, trusted: readon
   if (from.protocol === 'https:' && to.protocol === 'http:' && !isLoopback(to.host)) {
     throw new SlipwayError('SLIPWAY_REGISTRY', `${what} downgrades from https://${from.host} to http://${to.host}; refusing`);
   }
-  if (isPrivateAddress(from.host) || !isPrivateAddress(to.host) || matchesInsecure(from.host, trusted)) return;
+  if (!isPrivateAddress(to.host) || matchesInsecure(from.host, trusted)) return;
+  if (isLinkLocal(to.host) && !isLinkLocal(from.host)) {
+    throw new SlipwayError('SLIPWAY_REGISTRY', `${what} points from ${from.host} to link-local address ${to.host} (where clouds serve instance metadata); refusing (list ${from.host} in insecure to trust it)`);
+  }
+  if (isPrivateAddress(from.host)) return;
   const name = hostname(from.host);
   let shown = `public address ${from.host}`;
   if (isIP(name) === 0) {
     const addresses = (await lookup(name, { all: true }).catch(() => [])).map((a) => a.address);
-    if (addresses.some((address) => isPrivateAddress(address))) return;
-    shown = `${from.host} (${addresses.length > 0 ? `public: ${addresses.join(', ')}` : 'not resolved'})`;
+    if (addresses.length > 0 && addresses.every((address) => isPrivateAddress(address))) return;
+    shown = `${from.host} (${addresses.length > 0 ? `resolving to ${addresses.join(', ')}` : 'not resolved'})`;
   }
   throw new SlipwayError(
     'SLIPWAY_REGISTRY',

@@ -66,6 +66,7 @@ export class ProxyConfig {
   readonly #http: ProxySlot;
   readonly #https: ProxySlot;
   readonly #secrets: string[];
+  readonly #pairs: string[];
   readonly #bypassAll: boolean;
   readonly #matchers: Matcher[];
 
@@ -73,6 +74,7 @@ export class ProxyConfig {
     this.#http = http?.slot;
     this.#https = https?.slot;
     this.#secrets = [...(http?.secrets ?? []), ...(https?.secrets ?? [])];
+    this.#pairs = [...(http?.pairs ?? []), ...(https?.pairs ?? [])];
     const { all, matchers } = parseNoProxy(noProxy);
     this.#bypassAll = all;
     this.#matchers = matchers;
@@ -105,9 +107,14 @@ export class ProxyConfig {
     return !this.#bypassAll && (this.#http !== undefined || this.#https !== undefined);
   }
 
-  /** The proxies' passwords (as written and decoded), lone-user tokens and `user:password` pairs, for a transport's secret set. */
+  /** The proxies' passwords (as written and decoded) and lone-user tokens, for a transport's secret set. */
   get secrets(): string[] {
     return this.#secrets;
+  }
+
+  /** The proxies' `user:password` pairs, redacted whole only (SecretSet.addWhole). */
+  get pairs(): string[] {
+    return this.#pairs;
   }
 
   /**
@@ -142,6 +149,7 @@ function safeDecode(text: string): string {
 interface ParsedProxy {
   slot: ProxyRoute | InvalidArgumentError;
   secrets: string[];
+  pairs: string[];
 }
 
 /**
@@ -156,7 +164,7 @@ export function parseProxyUrl(text: string, what: string): ParsedProxy {
   // `host:3128` parses as scheme "host:" with path "3128"; only a real `scheme://` counts as one.
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(trimmed)) url = URL.canParse(trimmed) ? new URL(trimmed) : undefined;
   else if (URL.canParse(`http://${trimmed}`)) url = new URL(`http://${trimmed}`);
-  const bad = (why: string): ParsedProxy => ({ slot: new InvalidArgumentError(`${what} ${why}`), secrets: [] });
+  const bad = (why: string): ParsedProxy => ({ slot: new InvalidArgumentError(`${what} ${why}`), secrets: [], pairs: [] });
   if (!url || url.hostname === '') return bad('is not a valid URL (want http://[user:password@]host:port)');
   // An `@` that did not end up in the user info sits in a path, query or fragment: a password with an
   // unencoded `/`, `?` or `#`. Then the "host" is really part of the password: do not show it.
@@ -171,10 +179,13 @@ export function parseProxyUrl(text: string, what: string): ParsedProxy {
   const password = safeDecode(url.password);
   const hasCredentials = url.username !== '' || url.password !== '';
   const pair = `${user}:${password}`;
-  const secrets = !hasCredentials ? [] : [...new Set(password === '' ? [url.username, user, pair] : [url.password, password, pair])];
+  // The pair is redacted whole only: its start is the user name (see SecretSet.addWhole). A proxy
+  // with a user and no password has the user as its secret.
+  const secrets = !hasCredentials ? [] : [...new Set(password === '' ? [url.username, user] : [url.password, password])];
   return {
     slot: { label, hasCredentials, ...(hasCredentials ? { authorization: `Basic ${Buffer.from(pair).toString('base64')}` } : {}) },
     secrets,
+    pairs: hasCredentials ? [pair] : [],
   };
 }
 

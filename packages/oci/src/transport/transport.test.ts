@@ -4,7 +4,9 @@ import assert from 'node:assert/strict';
 import { lookup } from 'node:dns/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect as connectNet, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { spawnSync } from 'node:child_process';
 import { createReadStream } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { hostname, networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -643,6 +645,38 @@ describe('transport auth', () => {
     await assert.doesNotReject(checkHop(new URL('http://127.0.0.1:5000'), new URL('http://127.0.0.1:6000/token'), 'token realm'));
     // A registry the user listed as insecure is trusted with its network.
     await assert.doesNotReject(checkHop(new URL('https://203.0.113.5'), new URL('https://10.0.0.1/token'), 'token realm', ['203.0.113.5']));
+  });
+
+  it('judges a registry name by every address it resolves to, and keeps cloud metadata (link-local) out of reach', async (t) => {
+    // Names only a private mount of /etc/hosts knows: one public, one public plus a private record (an
+    // attacker controlling a public registry's DNS), one private. The real resolver reads them.
+    const work = await mkdtemp(join(tmpdir(), 'slipway-hosts-'));
+    after(() => rm(work, { recursive: true, force: true }));
+    const hosts = join(work, 'hosts');
+    await writeFile(hosts, '127.0.0.1 localhost\n203.0.113.7 public-only.test\n203.0.113.8 mixed.test\n10.255.255.1 mixed.test\n10.1.2.3 inside.test\n');
+    const hostsModule = new URL('./hosts.js', import.meta.url).href;
+    const script = `
+      const { checkHop } = await import(${JSON.stringify(hostsModule)});
+      const verdict = (from, to) => checkHop(new URL(from), new URL(to), 'redirect').then(() => 'followed', (err) => 'refused: ' + err.message);
+      console.log(JSON.stringify([
+        await verdict('https://public-only.test', 'https://10.9.9.9/blob'),
+        await verdict('https://mixed.test', 'https://10.9.9.9/blob'),
+        await verdict('https://inside.test', 'https://10.9.9.9/blob'),
+        await verdict('https://inside.test', 'https://169.254.169.254/latest/meta-data/'),
+        await verdict('http://127.0.0.1:5000', 'http://169.254.169.254/latest/meta-data/'),
+      ]));`;
+    const run = spawnSync('unshare', ['-m', 'sh', '-c', 'mount --bind "$1" /etc/hosts && exec "$2" --input-type=module -e "$3"', 'sh', hosts, process.execPath, script], { encoding: 'utf8', timeout: 30_000 });
+    if (run.status !== 0 && /unshare|mount|Operation not permitted|permission denied/i.test(run.stderr)) {
+      t.skip(`NOT TESTED: a private /etc/hosts needs unshare -m and mount (root with CAP_SYS_ADMIN): ${run.stderr.trim()}`);
+      return;
+    }
+    assert.equal(run.status, 0, run.stderr);
+    const [publicOnly, mixed, inside, metadata, loopbackMetadata] = JSON.parse(run.stdout) as string[];
+    assert.match(publicOnly!, /^refused: redirect points from public-only\.test \(resolving to 203\.0\.113\.7\) to private address 10\.9\.9\.9/);
+    assert.match(mixed!, /^refused: redirect points from mixed\.test \(resolving to .*203\.0\.113\.8.*\) to private address/);
+    assert.equal(inside, 'followed');
+    assert.match(metadata!, /^refused: .* to link-local address 169\.254\.169\.254 \(where clouds serve instance metadata\)/);
+    assert.match(loopbackMetadata!, /^refused: .*link-local/);
   });
 
   it('follows a registry whose name resolves to a private address into its private network (on-premises storage)', async (t) => {

@@ -274,6 +274,7 @@ export class Transport {
     this.#insecure = options.insecure ?? [];
     this.#proxy = ProxyConfig.resolve(options.proxy);
     this.secrets.add(...this.#proxy.secrets);
+    this.secrets.addWhole(...this.#proxy.pairs);
     this.#keychain = options.keychain;
     this.#retry = resolveRetryOptions(options.retry);
     this.#userAgent = options.userAgent ?? defaultUserAgent;
@@ -783,7 +784,9 @@ export class Transport {
 
   async #lookUpCredentials(registry: string, repository: string | undefined, signal: AbortSignal): Promise<Credentials | undefined> {
     const credentials = await this.#keychain?.resolve(registry, { ...(repository ? { repository } : {}), signal });
-    this.secrets.add(...secretsOf(credentials));
+    const { secrets, pairs } = secretsOf(credentials);
+    this.secrets.add(...secrets);
+    this.secrets.addWhole(...pairs);
     debug('credentials for %s%s: %s', registry, repository ? ` (${repository})` : '', describeCredentials(credentials));
     return credentials;
   }
