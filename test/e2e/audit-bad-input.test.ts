@@ -107,6 +107,9 @@ describe('bad input at the CLI, against the real registry (audit)', () => {
     }
     const twice = await refused(['copy', src, `${proxy.host}/dst:1`, '--platform', 'linux/amd64,linux/x86_64'], 2, 'SLIPWAY_INVALID_PLATFORM');
     assert.match(twice, /"linux\/amd64" listed twice/);
+    // digest and manifest name one manifest: a list is named as such, not as a malformed component.
+    const list = await refused(['digest', src, '--platform', 'linux/amd64,linux/arm64'], 2, 'SLIPWAY_INVALID_PLATFORM');
+    assert.match(list, /^invalid platform "linux\/amd64,linux\/arm64": a list, where one platform names one manifest/);
     assert.equal(proxy.requests.length, 0, `requests were sent: ${proxy.requests.map((r) => `${r.method} ${r.path}`).join(', ')}`);
   });
 

@@ -62,7 +62,7 @@ describe('entry points refuse malformed options by field, before any work', () =
     // A list where one platform names one manifest: said as such, before any request.
     await assert.rejects(
       getDigest({ reference: 'r.example/a:1', platform: 'linux/amd64,linux/arm64' }),
-      (err: unknown) => SlipwayError.is(err) && err.code === 'SLIPWAY_INVALID_PLATFORM' && err.message === 'platform "linux/amd64,linux/arm64" is a list: one platform names one manifest (linux/amd64)',
+      (err: unknown) => SlipwayError.is(err) && err.code === 'SLIPWAY_INVALID_PLATFORM' && err.message === 'invalid platform "linux/amd64,linux/arm64": a list, where one platform names one manifest (want os/arch[/variant][:osversion], as linux/amd64)',
     );
   });
 });

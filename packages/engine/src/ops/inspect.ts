@@ -146,8 +146,10 @@ async function withSource<T>(options: InspectOptions, run: (resolved: ResolvedSo
 
 async function withPlatform(options: InspectOptions & PlatformOption) {
   // One manifest answers: a list ("malformed component amd64,linux" before) is named as such.
-  if (options.platform?.includes(',')) {
-    throw new InvalidArgumentError(`platform ${JSON.stringify(options.platform)} is a list: one platform names one manifest (linux/amd64)`, { code: 'SLIPWAY_INVALID_PLATFORM' });
+  if ((options.platform?.split(',').filter((part) => part.trim() !== '').length ?? 0) > 1) {
+    throw new InvalidArgumentError(`invalid platform ${JSON.stringify(options.platform)}: a list, where one platform names one manifest (want os/arch[/variant][:osversion], as linux/amd64)`, {
+      code: 'SLIPWAY_INVALID_PLATFORM',
+    });
   }
   const platform = options.platform === undefined ? undefined : parsePlatform(options.platform);
   return withSource(options, async (resolved) => {
