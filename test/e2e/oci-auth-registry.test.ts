@@ -157,6 +157,16 @@ for (const implementation of ['debian', 'v3'] as const) {
       registry = await startRegistry({ implementation, auth: 'token', username: CANARY_USERNAME, password: CANARY_PASSWORD });
     });
     after(() => registry?.stop());
+    /** Pushes `image` to `reference` as the registry's owner (the canary login), which may do anything. */
+    const pushAsOwner = async (reference: string, image: ReturnType<typeof makeImage>): Promise<ReturnType<typeof makeImage>> => {
+      const owner = remote.createRegistryClient({ credentials: { [registry.host]: { username: CANARY_USERNAME, password: CANARY_PASSWORD } } });
+      try {
+        await push(owner, reference, image);
+        return image;
+      } finally {
+        await owner.close();
+      }
+    };
 
     it('asks for the push scope first, reuses one token per scope set, and pulls with a pull token', async () => {
       const issuer = registry.tokenIssuer!;
@@ -186,13 +196,7 @@ for (const implementation of ['debian', 'v3'] as const) {
     it('a login the realm accepts but that may only pull: says the push was not granted, not that the credentials were refused', async () => {
       const issuer = registry.tokenIssuer!;
       issuer.addUser('reader-robot', `${CANARY_PASSWORD}-reader`, [{ repo: /^team\//, actions: ['pull'] }]);
-      const writer = remote.createRegistryClient({ credentials: { [registry.host]: { username: CANARY_USERNAME, password: CANARY_PASSWORD } } });
-      const image = makeImage([1500]);
-      try {
-        await push(writer, `${registry.host}/team/readable:1`, image);
-      } finally {
-        await writer.close();
-      }
+      const image = await pushAsOwner(`${registry.host}/team/readable:1`, makeImage([1500]));
       const reader = remote.createRegistryClient({ credentials: { [registry.host]: { username: 'reader-robot', password: `${CANARY_PASSWORD}-reader` } } });
       try {
         assert.equal((await reader.head(`${registry.host}/team/readable:1`))?.digest, image.manifest.descriptor.digest, 'the login works for pulls');
@@ -232,13 +236,7 @@ for (const implementation of ['debian', 'v3'] as const) {
       // Two accounts that may each touch only their own namespace (as on GHCR or Quay with robot accounts).
       issuer.addUser('alpha-robot', `${CANARY_PASSWORD}-alpha`, [{ repo: /^alpha\//, actions: ['pull', 'push'] }]);
       issuer.addUser('beta-robot', `${CANARY_PASSWORD}-beta`, [{ repo: /^beta\//, actions: ['pull', 'push'] }]);
-      const writer = remote.createRegistryClient({ credentials: { [registry.host]: { username: CANARY_USERNAME, password: CANARY_PASSWORD } } });
-      const image = makeImage([3000, 7000]);
-      try {
-        await push(writer, `${registry.host}/alpha/app:1`, image);
-      } finally {
-        await writer.close();
-      }
+      const image = await pushAsOwner(`${registry.host}/alpha/app:1`, makeImage([3000, 7000]));
       const dir = await mkdtemp(join(tmpdir(), 'slipway-scoped-auth-'));
       const b64 = (text: string) => Buffer.from(text).toString('base64');
       await writeFile(
@@ -349,13 +347,7 @@ for (const implementation of ['debian', 'v3'] as const) {
 
     it('pulls anonymously where the issuer grants anonymous pull, and is refused push', async () => {
       const issuer = registry.tokenIssuer!;
-      const writer = remote.createRegistryClient({ credentials: { [registry.host]: { username: CANARY_USERNAME, password: CANARY_PASSWORD } } });
-      const image = makeImage([10]);
-      try {
-        await push(writer, `${registry.host}/public/app:1`, image);
-      } finally {
-        await writer.close();
-      }
+      const image = await pushAsOwner(`${registry.host}/public/app:1`, makeImage([10]));
       issuer.setAnonymous([{ repo: 'public/app', actions: ['pull'] }]);
       const client = remote.createRegistryClient({ keychain: anonymous });
       try {
