@@ -31,16 +31,51 @@ const loopbackV6 = new BlockList();
 loopbackV6.addAddress('::1', 'ipv6');
 loopbackV6.addSubnet('::ffff:7f00:0', 104, 'ipv6');
 
-/** True for loopback, RFC 1918, link-local (incl. cloud metadata 169.254.169.254) and IPv6 ULA literals. */
-export function isPrivateAddress(host: string): boolean {
-  const name = hostname(host).toLowerCase();
-  if (isLoopback(name)) return true;
-  if (isIP(name) === 4) {
-    const [a, b] = name.split('.').map(Number) as [number, number];
-    return a === 10 || a === 0 || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 169 && b === 254);
+/**
+ * Private ranges, IPv4 also as the IPv4-mapped IPv6 addresses a URL normalises `[::ffff:10.0.0.1]`
+ * to (`::ffff:a00:1`): a list per family does not cover the other family's spelling.
+ */
+function rangeList(v4: [string, number][], v6: [string, number][]): BlockList {
+  const list = new BlockList();
+  for (const [network, prefix] of v4) {
+    list.addSubnet(network, prefix, 'ipv4');
+    const [a, b, c, d] = network.split('.').map(Number) as [number, number, number, number];
+    list.addSubnet(`::ffff:${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`, 96 + prefix, 'ipv6');
   }
-  if (isIP(name) === 6) return /^f[cd]/.test(name) || name.startsWith('fe80:');
-  return false;
+  for (const [network, prefix] of v6) list.addSubnet(network, prefix, 'ipv6');
+  return list;
+}
+
+/** Loopback, "this network", RFC 1918, link-local (cloud metadata at 169.254.169.254), IPv6 loopback and ULA. */
+const privateRanges = rangeList(
+  [
+    ['127.0.0.0', 8],
+    ['0.0.0.0', 8],
+    ['10.0.0.0', 8],
+    ['172.16.0.0', 12],
+    ['192.168.0.0', 16],
+    ['169.254.0.0', 16],
+  ],
+  [
+    ['::1', 128],
+    ['::', 128],
+    ['fc00::', 7],
+    ['fe80::', 10],
+  ],
+);
+
+/** Link-local: where clouds serve instance metadata and credentials (169.254.169.254, fe80::/10). */
+const linkLocalRanges = rangeList([['169.254.0.0', 16]], [['fe80::', 10]]);
+
+function inRanges(host: string, ranges: BlockList): boolean {
+  const name = hostname(host).toLowerCase();
+  const family = isIP(name);
+  return family !== 0 && ranges.check(name, family === 4 ? 'ipv4' : 'ipv6');
+}
+
+/** True for loopback, RFC 1918, link-local (incl. cloud metadata 169.254.169.254) and IPv6 ULA literals, in any spelling. */
+export function isPrivateAddress(host: string): boolean {
+  return isLoopback(host) || inRanges(host, privateRanges);
 }
 
 /**
@@ -56,11 +91,9 @@ export function matchesInsecure(host: string, insecure: readonly string[]): bool
   });
 }
 
-/** Link-local addresses, where clouds serve instance metadata and credentials (169.254.169.254, fe80::/10). */
+/** Link-local addresses, where clouds serve instance metadata and credentials (169.254.169.254, fe80::/10), in any spelling. */
 export function isLinkLocal(host: string): boolean {
-  const name = hostname(host).toLowerCase();
-  if (isIP(name) === 4) return name.startsWith('169.254.');
-  return isIP(name) === 6 && /^fe[89ab]/.test(name);
+  return inRanges(host, linkLocalRanges);
 }
 
 /**

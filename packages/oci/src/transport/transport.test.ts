@@ -645,6 +645,12 @@ describe('transport auth', () => {
     await assert.doesNotReject(checkHop(new URL('http://127.0.0.1:5000'), new URL('http://127.0.0.1:6000/token'), 'token realm'));
     // A registry the user listed as insecure is trusted with its network.
     await assert.doesNotReject(checkHop(new URL('https://203.0.113.5'), new URL('https://10.0.0.1/token'), 'token realm', ['203.0.113.5']));
+    // The same addresses spelled as IPv4-mapped IPv6 (a URL normalises [::ffff:169.254.169.254] to
+    // [::ffff:a9fe:a9fe]) or as a bare number are the same addresses.
+    await assert.rejects(checkHop(new URL('https://203.0.113.5'), new URL('https://[::ffff:169.254.169.254]/latest/meta-data/'), 'redirect'), /link-local address \[::ffff:a9fe:a9fe\]/);
+    await assert.rejects(checkHop(new URL('https://203.0.113.5'), new URL('https://[::ffff:10.0.0.1]/blob'), 'redirect'), /to private address \[::ffff:a00:1\]/);
+    await assert.rejects(checkHop(new URL('https://203.0.113.5'), new URL('https://2852039166/latest'), 'redirect'), /link-local address 169\.254\.169\.254/);
+    await assert.doesNotReject(checkHop(new URL('https://203.0.113.5'), new URL('https://[::ffff:8.8.8.8]/blob'), 'redirect'));
   });
 
   it('judges a registry name by every address it resolves to, and keeps cloud metadata (link-local) out of reach', async (t) => {
