@@ -312,10 +312,17 @@ export class LayoutSink implements ImageSink {
       },
     });
     try {
-      await writeThroughTemp(final, async (file) => {
-        const source = await open();
-        await pipeline(source, verifyStream({ digest: descriptor.digest, size: descriptor.size, what: `blob ${descriptor.digest} for ${this.name}` }), progress, file, options.signal ? { signal: options.signal } : {});
-      });
+      // The source first, then the temp file: a source may wait a long time for its stream (a
+      // download slot), and a temp file untouched for an hour is another writer's to sweep.
+      const source = await open();
+      try {
+        await writeThroughTemp(final, (file) =>
+          pipeline(source, verifyStream({ digest: descriptor.digest, size: descriptor.size, what: `blob ${descriptor.digest} for ${this.name}` }), progress, file, options.signal ? { signal: options.signal } : {}),
+        );
+      } finally {
+        // A temp file that could not be made never read it: release what the source holds.
+        if (!source.destroyed) source.destroy();
+      }
     } catch (err) {
       if (options.signal?.aborted) throw new AbortedError('operation aborted', { cause: options.signal.reason });
       throw err;
