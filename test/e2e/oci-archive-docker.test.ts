@@ -166,6 +166,46 @@ describe('docker save archives and the Docker daemon', { skip }, () => {
     assert.ok(Date.now() - started < 10_000, `took ${Date.now() - started} ms`);
   });
 
+  it('a daemon connection that breaks off mid-export is SLIPWAY_NETWORK naming the daemon, and leaves no spool', async (t) => {
+    // A TCP front for the Engine's socket that passes 200 KB of the export, then drops both sides
+    // (the daemon killed, a socket proxy gone): undici's "other side closed" was an unexpected error.
+    const host = process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock';
+    if (!host.startsWith('unix://')) {
+      t.skip(`NOT TESTED: DOCKER_HOST ${host} is not a unix socket to put a cutting TCP front before`);
+      return;
+    }
+    const { createServer, connect } = await import('node:net');
+    const { mkdir } = await import('node:fs/promises');
+    const front = createServer((client) => {
+      const daemonSide = connect(host.slice('unix://'.length));
+      let passed = 0;
+      client.pipe(daemonSide);
+      daemonSide.on('data', (chunk: Buffer) => {
+        passed += chunk.length;
+        client.write(chunk);
+        if (passed > 200_000) {
+          client.destroy();
+          daemonSide.destroy();
+        }
+      });
+      daemonSide.on('error', () => client.destroy());
+      client.on('error', () => daemonSide.destroy());
+    });
+    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+    const tempDir = join(images.dir, 'cut-spool');
+    await mkdir(tempDir);
+    try {
+      const port = (front.address() as { port: number }).port;
+      const err = await testing.errorOf(daemon.open(images.single, { host: `tcp://127.0.0.1:${port}`, tempDir, signal: AbortSignal.timeout(60_000) }));
+      assert.equal(err.code, 'SLIPWAY_NETWORK', err.message);
+      assert.match(err.message, new RegExp(`^the Docker daemon at tcp://127\\.0\\.0\\.1:${port} broke off exporting "${images.single.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}": `));
+      assert.deepEqual(await readdir(tempDir), [], 'the spool went');
+    } finally {
+      front.close();
+      await rm(tempDir, { recursive: true, force: true });
+    }
+  });
+
   it('removes the daemon spool on close', async () => {
     const tempDir = join(images.dir, 'spool');
     const { mkdir } = await import('node:fs/promises');

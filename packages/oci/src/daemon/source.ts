@@ -51,7 +51,12 @@ export async function open(image: string, options: DaemonOptions = {}): Promise<
     }
     scratch = await makeScratch(options.tempDir);
     const file = join(scratch, 'export.tar');
-    const index = await indexTar(exported.body, { archive: name, spoolTo: file, ...(options.signal ? { signal: options.signal } : {}) });
+    const index = await indexTar(exported.body, { archive: name, spoolTo: file, ...(options.signal ? { signal: options.signal } : {}) }).catch((err: unknown) => {
+      // The export stream's own failure (the daemon killed, a proxy in front of it gone: undici's
+      // "other side closed") said nothing of the daemon, and came out as an unexpected error.
+      if (SlipwayError.is(err) || options.signal?.aborted) throw err;
+      throw new SlipwayError('SLIPWAY_NETWORK', `the Docker daemon at ${shown} broke off exporting ${JSON.stringify(image)}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    });
     await client.close();
     const indexed = { archive: name, file, index, scratch, gzipped: false, streamed: true };
     scratch = undefined; // owned by the source from here on (its TarStore removes it on close)
