@@ -241,6 +241,16 @@ describe('layout.open', () => {
       });
     }
 
+    it('a name asked of an empty layout is SLIPWAY_NOT_FOUND, as in a full one (one being written for the first time)', async () => {
+      const path = join(dir, 'empty-named.tar');
+      await writeFile(path, await makeTar([{ name: 'oci-layout', body: '{"imageLayoutVersion":"1.0.0"}' }, { name: 'index.json', body: '{"schemaVersion":2,"manifests":[]}' }]));
+      for (const image of ['big', 0] as const) {
+        const err = await errorOf(open(path, { image }));
+        assert.equal(err.code, 'SLIPWAY_NOT_FOUND', err.message);
+        assert.match(err.message, /^no image "(big|@0)" in ".*empty-named\.tar": its "index\.json" lists no images$/);
+      }
+    });
+
     it('a manifest that index.json names but the layout lacks is SLIPWAY_NOT_FOUND', async () => {
       const img = image('missing');
       const path = join(dir, 'missing.tar');

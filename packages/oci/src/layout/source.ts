@@ -141,6 +141,9 @@ export function refuseMalformedSelector(selector: string): void {
  */
 export function selectImage(images: LayoutImage[], selector: string | number | undefined, archive: string, kind: LayoutStore['kind'] = 'tar'): LayoutImage {
   const unique = distinct(images);
+  // A name asked of an empty layout (one another process is still writing) is as absent as a name
+  // missing from a full one: exit 3 for both.
+  if (unique.length === 0 && selector !== undefined) throw new NotFoundError(`no image ${JSON.stringify(typeof selector === 'number' ? `@${selector}` : selector)} in ${JSON.stringify(archive)}: its "index.json" lists no images`);
   if (unique.length === 0) throw invalidStore({ archive, kind }, '"index.json" lists no images');
   const listing = () => unique.map(describeImage).join(', ');
   if (selector === undefined) {
