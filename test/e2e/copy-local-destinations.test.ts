@@ -245,6 +245,62 @@ describe('copy into local places: OCI layout, OCI archive, docker archive, Docke
     }
   });
 
+  it('docker-daemon: another image taking the name between the check and the load gets it back (exit 5); with --overwrite ours keeps it', async (t) => {
+    const socket = (process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock').replace(/^unix:\/\//, '');
+    if (!(hasTool(DOCKER_CLI) && (await dockerAvailable())) || socket.includes('://')) {
+      t.skip('SKIPPED: a Docker Engine on a unix socket is needed (scripts/start-dockerd.sh)');
+      return;
+    }
+    const tag = `slipway-e2e-daemon-race-${process.pid}:1`;
+    const racer = `slipway-e2e-daemon-racer-${process.pid}:1`;
+    // A TCP front for the Engine: when a load arrives, another process tags a different image with
+    // the name first (what a second copy into the same name does), then the load goes on.
+    const { createServer, connect } = await import('node:net');
+    let loads = 0;
+    const front = createServer((client) => {
+      const daemonSide = connect(socket);
+      let held: Buffer[] | undefined;
+      client.on('data', (chunk: Buffer) => {
+        if (held) return void held.push(chunk);
+        if (/^POST \S*\/images\/load/m.test(chunk.toString('latin1', 0, Math.min(chunk.length, 1024)))) {
+          loads += 1;
+          held = [chunk];
+          void runChecked(DOCKER_CLI, ['tag', racer, tag]).then(() => {
+            for (const part of held!) daemonSide.write(part);
+            held = undefined;
+          });
+          return;
+        }
+        daemonSide.write(chunk);
+      });
+      daemonSide.on('data', (chunk: Buffer) => client.write(chunk));
+      client.on('end', () => daemonSide.end());
+      daemonSide.on('end', () => client.end());
+      client.on('error', () => daemonSide.destroy());
+      daemonSide.on('error', () => client.destroy());
+    });
+    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+    const viaFront = (args: string[]) => run(process.execPath, [main, ...args], { env: { HOME: work, DOCKER_HOST: `tcp://127.0.0.1:${(front.address() as { port: number }).port}` }, timeoutMs: 120_000 });
+    const idOf = async (name: string) => (await runChecked(DOCKER_CLI, ['image', 'inspect', '--format', '{{.Id}}', name])).stdout.trim();
+    try {
+      await copyImage({ source: index.reference, destination: `docker-daemon:${racer}`, platforms: 'linux/arm/v7' });
+      const racerId = await idOf(racer);
+      const refused = await viaFront(['copy', index.reference, `docker-daemon:${tag}`, '--platform', 'linux/amd64', '--json']);
+      assert.equal(loads, 1, 'the load went through the front');
+      assert.equal(refused.code, 5, refused.stderr);
+      assert.equal((JSON.parse(refused.stdout) as { error: { code: string } }).error.code, 'SLIPWAY_DESTINATION_EXISTS');
+      assert.match(refused.stderr, new RegExp(`docker-daemon:${tag} already holds image ID ${racerId}, not the source's image ID sha256:`));
+      assert.equal(await idOf(tag), racerId, 'the name went back to the image it held');
+      await runChecked(DOCKER_CLI, ['rmi', tag]);
+      const replaced = await viaFront(['copy', index.reference, `docker-daemon:${tag}`, '--platform', 'linux/amd64', '--overwrite', '-q']);
+      assert.equal(replaced.code, 0, replaced.stderr);
+      assert.notEqual(await idOf(tag), racerId, 'with --overwrite the loaded image keeps the name');
+    } finally {
+      front.close();
+      await run(DOCKER_CLI, ['rmi', '-f', tag, racer]);
+    }
+  });
+
   it('docker-daemon: an image the Engine refuses (diff IDs that do not match its layers) is a clear error, and the name is not created; an unreachable Engine fails before anything moves', async (t) => {
     if (!(hasTool(DOCKER_CLI) && (await dockerAvailable()))) {
       t.skip('SKIPPED: Docker Engine not reachable (scripts/start-dockerd.sh)');

@@ -126,6 +126,18 @@ export async function inspectImageId(connection: EngineConnection, image: string
   return id as Digest;
 }
 
+/** Points `image` (`name:tag`, as docker shows it) at the image `id` (`POST /images/{id}/tag`). */
+export async function tagImage(connection: EngineConnection, id: Digest, image: string, signal?: AbortSignal): Promise<void> {
+  const colon = image.lastIndexOf(':');
+  const tagged = colon > image.lastIndexOf('/');
+  const query = new URLSearchParams({ repo: tagged ? image.slice(0, colon) : image, tag: tagged ? image.slice(colon + 1) : 'latest' });
+  const answer = await send(connection, { method: 'POST', path: `/images/${encodeURIComponent(id)}/tag?${query.toString()}`, ...(signal ? { signal } : {}) });
+  if (answer.statusCode !== 201 && answer.statusCode !== 200) {
+    throw new SlipwayError('SLIPWAY_NETWORK', `Docker daemon at ${connection.shown} answered ${answer.statusCode} to tagging ${id} as ${JSON.stringify(image)}: ${await daemonMessage(answer.body)}`);
+  }
+  await answer.body.dump();
+}
+
 /**
  * The platform the daemon runs (`GET /version`: `Os`, `Arch` in Go's names, as `docker pull` picks
  * by). No variant: the Engine does not report one, and an arm index is matched v7 first.

@@ -22,7 +22,7 @@ import type { Descriptor } from '../v1/manifest.js';
 import { MediaType } from '../v1/media-types.js';
 import type { Platform } from '../v1/platform.js';
 import type { CallOptions } from '../v1/source.js';
-import { connect, daemonMessage, dockerHost, enginePlatform, inspectImageId, send, type EngineConnection } from './engine-api.js';
+import { connect, daemonMessage, dockerHost, enginePlatform, inspectImageId, send, tagImage, type EngineConnection } from './engine-api.js';
 
 export interface DaemonSinkOptions {
   /** Replace what the name holds even if another writer loaded it during the copy. @defaultValue false */
@@ -113,6 +113,7 @@ export class DaemonSink extends StagingSink {
     const packing = packArchive(entries, body, cancel.signal).finally(() => signal?.removeEventListener('abort', onAbort));
     // Awaited below, or in the catch; until then a cancelled pack must not be an unhandled rejection.
     packing.catch(() => undefined);
+    let displaced: Digest | undefined;
     try {
       const answer = await send(connection, { method: 'POST', path: '/images/load?quiet=1', headers: { 'content-type': 'application/x-tar' }, body, signal: cancel.signal });
       if (answer.statusCode !== 200) {
@@ -123,6 +124,7 @@ export class DaemonSink extends StagingSink {
       await packing;
       const refusal = loadError(text);
       if (refusal !== undefined) throw new SlipwayError('SLIPWAY_INVALID_ARCHIVE', `Docker daemon at ${shown} refused to load ${this.name}: ${refusal}`);
+      displaced = displacedImage(text);
     } catch (err) {
       body.destroy();
       await packing.catch(() => undefined);
@@ -131,6 +133,14 @@ export class DaemonSink extends StagingSink {
       await connection.destroy();
       await this.staged.close();
     }
+    if (displaced !== undefined && !ours(displaced) && !this.#overwrite) {
+      // Another image took the name between the check above and the load (two copies into one name
+      // at once: the Engine has no compare-and-swap, and `docker load` replaces in silence). The
+      // name goes back to the image it held; ours stays in the daemon, untagged. Asked without the
+      // signal, as the load already happened.
+      await this.#ask((connection) => tagImage(connection, displaced, this.#image, undefined));
+      throw new DestinationExistsError(this.name, displaced, id, 'image ID');
+    }
     // Asked without the signal: the load happened, and what the name holds now is the answer to give.
     const now = await this.#inspect(undefined);
     if (!ours(now)) {
@@ -138,6 +148,24 @@ export class DaemonSink extends StagingSink {
       throw new SlipwayError('SLIPWAY_NETWORK', `Docker daemon at ${shown} loaded ${this.name}, but the name holds ${now ?? 'nothing'}, not ${id}`);
     }
   }
+}
+
+/**
+ * The image a load took the name from: the Engine says "The image NAME already exists, renaming the
+ * old one with ID sha256:… to empty string" (image/tarexport/load.go) and moves the name.
+ */
+function displacedImage(text: string): Digest | undefined {
+  for (const line of text.split('\n')) {
+    let parsed: { stream?: unknown };
+    try {
+      parsed = JSON.parse(line) as typeof parsed;
+    } catch {
+      continue;
+    }
+    const id = typeof parsed.stream === 'string' ? /renaming the old one with ID (sha256:[a-f0-9]{64})/.exec(parsed.stream)?.[1] : undefined;
+    if (id !== undefined) return id as Digest;
+  }
+  return undefined;
 }
 
 /** The first error a `docker load` progress stream reports (JSON lines: `{"error": …, "errorDetail": …}`). */
