@@ -166,43 +166,80 @@ describe('docker save archives and the Docker daemon', { skip }, () => {
     assert.ok(Date.now() - started < 10_000, `took ${Date.now() - started} ms`);
   });
 
-  it('a daemon connection that breaks off mid-export is SLIPWAY_NETWORK naming the daemon, and leaves no spool', async (t) => {
-    // A TCP front for the Engine's socket that passes 200 KB of the export, then drops both sides
-    // (the daemon killed, a socket proxy gone): undici's "other side closed" was an unexpected error.
+  /**
+   * A TCP front for the Engine's unix socket that drops both sides once `cut` says so (the daemon
+   * killed, a socket proxy gone), given how many bytes went each way. Undefined when DOCKER_HOST is
+   * no unix socket.
+   */
+  async function cuttingFront(cut: (fromDaemon: number, fromClient: Buffer) => boolean): Promise<{ host: string; close: () => void } | undefined> {
     const host = process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock';
-    if (!host.startsWith('unix://')) {
-      t.skip(`NOT TESTED: DOCKER_HOST ${host} is not a unix socket to put a cutting TCP front before`);
-      return;
-    }
+    if (!host.startsWith('unix://')) return undefined;
     const { createServer, connect } = await import('node:net');
-    const { mkdir } = await import('node:fs/promises');
     const front = createServer((client) => {
       const daemonSide = connect(host.slice('unix://'.length));
       let passed = 0;
-      client.pipe(daemonSide);
+      const drop = (): void => {
+        client.destroy();
+        daemonSide.destroy();
+      };
+      client.on('data', (chunk: Buffer) => (cut(passed, chunk) ? drop() : daemonSide.write(chunk)));
       daemonSide.on('data', (chunk: Buffer) => {
         passed += chunk.length;
         client.write(chunk);
-        if (passed > 200_000) {
-          client.destroy();
-          daemonSide.destroy();
-        }
+        if (cut(passed, Buffer.alloc(0))) drop();
       });
       daemonSide.on('error', () => client.destroy());
       client.on('error', () => daemonSide.destroy());
     });
     await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+    return { host: `tcp://127.0.0.1:${(front.address() as { port: number }).port}`, close: () => front.close() };
+  }
+
+  it('a daemon connection that breaks off mid-export is SLIPWAY_NETWORK naming the daemon, and leaves no spool', async (t) => {
+    // 200 KB of the export pass: undici's "other side closed" was an unexpected error.
+    const front = await cuttingFront((fromDaemon) => fromDaemon > 200_000);
+    if (!front) {
+      t.skip(`NOT TESTED: DOCKER_HOST ${process.env.DOCKER_HOST} is not a unix socket to put a cutting TCP front before`);
+      return;
+    }
+    const { mkdir } = await import('node:fs/promises');
     const tempDir = join(images.dir, 'cut-spool');
     await mkdir(tempDir);
     try {
-      const port = (front.address() as { port: number }).port;
-      const err = await testing.errorOf(daemon.open(images.single, { host: `tcp://127.0.0.1:${port}`, tempDir, signal: AbortSignal.timeout(60_000) }));
+      const err = await testing.errorOf(daemon.open(images.single, { host: front.host, tempDir, signal: AbortSignal.timeout(60_000) }));
       assert.equal(err.code, 'SLIPWAY_NETWORK', err.message);
-      assert.match(err.message, new RegExp(`^the Docker daemon at tcp://127\\.0\\.0\\.1:${port} broke off exporting "${images.single.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}": `));
+      assert.ok(err.message.startsWith(`the Docker daemon at ${front.host} broke off exporting "${images.single}": `), err.message);
       assert.deepEqual(await readdir(tempDir), [], 'the spool went');
     } finally {
       front.close();
       await rm(tempDir, { recursive: true, force: true });
+    }
+  });
+
+  it('a daemon connection that breaks off mid-load says it broke off, not that the daemon cannot be reached; the name stays unset', async (t) => {
+    let loading = false;
+    const front = await cuttingFront((_fromDaemon, fromClient) => {
+      if (/^POST \S*\/images\/load/m.test(fromClient.toString('latin1', 0, Math.min(fromClient.length, 1024)))) loading = true;
+      return loading && fromClient.length > 0;
+    });
+    if (!front) {
+      t.skip(`NOT TESTED: DOCKER_HOST ${process.env.DOCKER_HOST} is not a unix socket to put a cutting TCP front before`);
+      return;
+    }
+    const name = `slipway-e2e-cut-load-${process.pid}:1`;
+    try {
+      const source = await tarball.open(paths.single, { cacheDir });
+      try {
+        const err = await testing.errorOf(copy.copy(source, daemon.sink(name, { host: front.host })));
+        assert.equal(err.code, 'SLIPWAY_NETWORK', err.message);
+        assert.match(err.message, new RegExp(`^the connection to the Docker daemon at ${front.host.replace(/\./g, '\\.')} broke off during POST /images/load \\((ECONNRESET|EPIPE|UND_ERR_SOCKET)\\)$`));
+      } finally {
+        await source.close();
+      }
+      assert.notEqual((await run(DOCKER_CLI, ['image', 'inspect', name])).code, 0, 'nothing was loaded under the name');
+    } finally {
+      front.close();
+      await run(DOCKER_CLI, ['rmi', '-f', name]);
     }
   });
 

@@ -84,8 +84,13 @@ export async function connect(host: string): Promise<EngineConnection> {
   throw new InvalidArgumentError(`unsupported Docker host ${JSON.stringify(redactUserinfo(host))}: want unix:// or tcp:// (ssh:// and npipe:// are not supported)`);
 }
 
-export function unreachable(shown: string, err: unknown): SlipwayError {
+export function unreachable(shown: string, err: unknown, during?: string): SlipwayError {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  // A daemon that answered and then went (killed mid-load, a socket proxy gone) was reached: "cannot
+  // reach" sent the user to check DOCKER_HOST.
+  if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET') {
+    return new SlipwayError('SLIPWAY_NETWORK', `the connection to the Docker daemon at ${shown} broke off${during ? ` during ${during}` : ''} (${code})`, { cause: err });
+  }
   return new SlipwayError('SLIPWAY_NETWORK', `cannot reach the Docker daemon at ${shown}${code ? ` (${code})` : ''}`, { cause: err });
 }
 
@@ -106,7 +111,7 @@ export async function send(connection: EngineConnection, options: Omit<Dispatche
   } catch (err) {
     const signal = options.signal as AbortSignal | undefined;
     if (signal?.aborted) throw new AbortedError('operation aborted', { cause: signal.reason });
-    throw unreachable(connection.shown, err);
+    throw unreachable(connection.shown, err, `${options.method} ${options.path.replace(/\?.*$/, '')}`);
   }
 }
 
