@@ -164,6 +164,23 @@ describe('archive sinks', () => {
     assert.deepEqual((await readdir(work)).sort(), ['link.tar', 'real.tar']);
   });
 
+  it('a dangling symlink is written through, as cp and > do: the link stays and names the new archive; a link into a missing directory is refused', async () => {
+    const { registry } = registryWithIndex();
+    const work = await mkdtemp(join(dir, 'dangling-'));
+    const { mkdir } = await import('node:fs/promises');
+    await mkdir(join(work, 'bigger-disk'));
+    const link = join(work, 'out.tar');
+    await symlink('bigger-disk/app.tar', link);
+    await copy(registry.source('app', 'v1'), dockerArchiveSink(link), { platforms: parsePlatforms(['linux/amd64']) });
+    assert.equal((await lstat(link)).isSymbolicLink(), true, 'the link the user made stays');
+    assert.ok((await stat(join(work, 'bigger-disk', 'app.tar'))).size > 0);
+    assert.deepEqual((await readdir(work)).sort(), ['bigger-disk', 'out.tar'], 'no staging left');
+    const nowhere = join(work, 'nowhere.tar');
+    await symlink('missing-dir/app.tar', nowhere);
+    await assert.rejects(copy(registry.source('app', 'v1'), ociArchiveSink(nowhere)), (err: unknown) => SlipwayError.is(err) && err.code === 'SLIPWAY_IO' && /is a symbolic link to ".*missing-dir\/app\.tar", whose directory does not exist/.test(err.message));
+    assert.equal((await lstat(nowhere)).isSymbolicLink(), true);
+  });
+
   it('a new archive is written with the umask applied', async () => {
     const { registry } = registryWithIndex();
     const previous = process.umask(0o077);

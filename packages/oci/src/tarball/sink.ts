@@ -19,8 +19,8 @@
  * @module
  */
 import { close as closeCallback, createReadStream, createWriteStream } from 'node:fs';
-import { open as openFile, readdir, realpath, stat } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { lstat, open as openFile, readdir, readlink, realpath, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { isatty } from 'node:tty';
@@ -258,6 +258,26 @@ export abstract class StagingSink implements ImageSink {
   }
 }
 
+/**
+ * The file writing `path` means: the file a symlink names, a dangling one included, as `cp` and a
+ * shell's `>` write through it. Replacing a dangling link by a file dropped a link the user made
+ * (one to a bigger disk); skopeo refuses. A link whose target's directory does not exist is refused.
+ */
+async function writeTarget(path: string, hops = 0): Promise<string> {
+  const resolved = await realpath(path).catch(() => undefined);
+  if (resolved !== undefined) return resolved;
+  const link = await lstat(path).catch(() => undefined);
+  if (!link?.isSymbolicLink()) return path;
+  // Linux's own bound on a chain of links (SYMLOOP_MAX); a loop of dangling links is no target.
+  if (hops >= 40) throw new SlipwayError('SLIPWAY_IO', `${JSON.stringify(path)}: too many levels of symbolic links`);
+  const target = resolve(dirname(path), await readlink(path));
+  const directory = await realpath(dirname(target)).catch(() => undefined);
+  if (directory === undefined) {
+    throw new SlipwayError('SLIPWAY_IO', `${JSON.stringify(path)} is a symbolic link to ${JSON.stringify(target)}, whose directory does not exist`);
+  }
+  return writeTarget(join(directory, basename(target)), hops + 1);
+}
+
 /** An ImageSink writing `path` as an `oci-archive` or `docker-archive` holding one image; see the module comment. */
 export class ArchiveSink extends StagingSink {
   readonly name: string;
@@ -342,7 +362,7 @@ export class ArchiveSink extends StagingSink {
     if (this.#stream) return undefined;
     const info = await stat(this.#path).catch(() => undefined);
     if (info && isStreamFile(info)) return undefined;
-    return dirname(await realpath(this.#path).catch(() => this.#path));
+    return dirname(await writeTarget(this.#path));
   }
 
   /**
@@ -368,10 +388,10 @@ export class ArchiveSink extends StagingSink {
       }
       return;
     }
-    // Through a symlink to the file it names (the link stays a link; a dangling one is replaced by the
-    // file), keeping a replaced file's mode (a 0600 archive must not come back world-readable); a new
-    // file gets 0644 less the umask, as any file written.
-    const target = await realpath(this.#path).catch(() => this.#path);
+    // Through a symlink to the file it names, the link staying a link (a dangling one too: see
+    // writeTarget), keeping a replaced file's mode (a 0600 archive must not come back
+    // world-readable); a new file gets 0644 less the umask, as any file written.
+    const target = await writeTarget(this.#path);
     const replaced = await stat(target).catch(() => undefined);
     const mode = replaced === undefined ? undefined : replaced.mode & 0o777;
     try {
