@@ -6,6 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
@@ -276,9 +277,14 @@ describe('copy into local places: OCI layout, OCI archive, docker archive, Docke
       daemonSide.on('data', (chunk: Buffer) => client.write(chunk));
       client.on('end', () => daemonSide.end());
       daemonSide.on('end', () => client.end());
+      // Each side goes with the other: a daemon connection left open keeps the test process alive.
+      client.on('close', () => daemonSide.destroy());
+      daemonSide.on('close', () => client.destroy());
       client.on('error', () => daemonSide.destroy());
       daemonSide.on('error', () => client.destroy());
+      sockets.push(client, daemonSide);
     });
+    const sockets: Socket[] = [];
     await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
     const viaFront = (args: string[]) => run(process.execPath, [main, ...args], { env: { HOME: work, DOCKER_HOST: `tcp://127.0.0.1:${(front.address() as { port: number }).port}` }, timeoutMs: 120_000 });
     const idOf = async (name: string) => (await runChecked(DOCKER_CLI, ['image', 'inspect', '--format', '{{.Id}}', name])).stdout.trim();
@@ -297,6 +303,7 @@ describe('copy into local places: OCI layout, OCI archive, docker archive, Docke
       assert.notEqual(await idOf(tag), racerId, 'with --overwrite the loaded image keeps the name');
     } finally {
       front.close();
+      for (const socket of sockets) socket.destroy();
       await run(DOCKER_CLI, ['rmi', '-f', tag, racer]);
     }
   });

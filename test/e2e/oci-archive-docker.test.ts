@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { createGunzip } from 'node:zlib';
 import { createHash } from 'node:crypto';
 import { readFile, readdir, rm, stat } from 'node:fs/promises';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -188,11 +189,22 @@ describe('docker save archives and the Docker daemon', { skip }, () => {
         client.write(chunk);
         if (cut(passed, Buffer.alloc(0))) drop();
       });
+      // Each side goes with the other: a daemon connection left open keeps the test process alive.
+      client.on('close', () => daemonSide.destroy());
+      daemonSide.on('close', () => client.destroy());
       daemonSide.on('error', () => client.destroy());
       client.on('error', () => daemonSide.destroy());
+      sockets.push(client, daemonSide);
     });
+    const sockets: Socket[] = [];
     await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
-    return { host: `tcp://127.0.0.1:${(front.address() as { port: number }).port}`, close: () => front.close() };
+    return {
+      host: `tcp://127.0.0.1:${(front.address() as { port: number }).port}`,
+      close: () => {
+        front.close();
+        for (const socket of sockets) socket.destroy();
+      },
+    };
   }
 
   it('a daemon connection that breaks off mid-export is SLIPWAY_NETWORK naming the daemon, and leaves no spool', async (t) => {
