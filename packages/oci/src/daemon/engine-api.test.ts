@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { SlipwayError } from '../errors.js';
-import { connect } from './engine-api.js';
+import { connect, inspectImageId } from './engine-api.js';
 
 describe('connect: Docker host strings', () => {
   const canary = 'CanaryDockerHostPw-3k9v';
@@ -34,6 +36,28 @@ describe('connect: Docker host strings', () => {
       assert.equal(connection.shown, 'tcp://127.0.0.1:2375');
     } finally {
       await connection.destroy();
+    }
+  });
+});
+
+describe('send: the answer must be a Docker Engine\'s', () => {
+  it('a DOCKER_HOST naming a web server or a registry (no Api-Version header) is said to be no Engine, not "image not found"', async () => {
+    const server = createServer((_req, res) => {
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('404 page not found');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const host = `tcp://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const connection = await connect(host);
+    try {
+      await assert.rejects(inspectImageId(connection, 'app:1'), (err: unknown) => {
+        assert.ok(SlipwayError.is(err) && err.code === 'SLIPWAY_NETWORK', String(err));
+        assert.equal(err.message, `${host} does not answer as a Docker Engine does (HTTP 404 to GET /images/app%3A1/json, with no Api-Version header): check DOCKER_HOST`);
+        return true;
+      });
+    } finally {
+      await connection.destroy();
+      server.close();
     }
   });
 });

@@ -106,13 +106,22 @@ export async function daemonMessage(body: Readable): Promise<string> {
 
 /** Sends one request; a cancellation is AbortedError, any other failure SLIPWAY_NETWORK naming the daemon. */
 export async function send(connection: EngineConnection, options: Omit<Dispatcher.RequestOptions, 'origin'>): Promise<Dispatcher.ResponseData> {
+  const request = `${options.method} ${options.path.replace(/\?.*$/, '')}`;
+  let answer: Dispatcher.ResponseData;
   try {
-    return await connection.request(connection.client, options);
+    answer = await connection.request(connection.client, options);
   } catch (err) {
     const signal = options.signal as AbortSignal | undefined;
     if (signal?.aborted) throw new AbortedError('operation aborted', { cause: signal.reason });
-    throw unreachable(connection.shown, err, `${options.method} ${options.path.replace(/\?.*$/, '')}`);
+    throw unreachable(connection.shown, err, request);
   }
+  // The Engine (and Podman's Docker API) puts Api-Version on every answer. A DOCKER_HOST naming
+  // something else (a registry, a web server) gave "image not found" or a 404 with no reason.
+  if (answer.headers['api-version'] === undefined) {
+    await answer.body.dump().catch(() => undefined);
+    throw new SlipwayError('SLIPWAY_NETWORK', `${connection.shown} does not answer as a Docker Engine does (HTTP ${answer.statusCode} to ${request}, with no Api-Version header): check DOCKER_HOST`);
+  }
+  return answer;
 }
 
 /** The ID of the image `image` names in the daemon (`GET /images/{name}/json`), or undefined when it has none. */
