@@ -61,7 +61,11 @@ export async function openTarArchive(path: string, options: OpenArchiveOptions =
   const info = await statInput(path, 'archive');
   if (isStreamFile(info)) return spoolStream(path, options, info.isFIFO());
   if (!info.isFile()) throw new InvalidArgumentError(`archive ${JSON.stringify(path)} is not a regular file, a pipe or a character device`);
-  const kind = refuseCompression(path, await peekFile(path, 6));
+  const head = await peekFile(path, 1024);
+  const kind = refuseCompression(path, head);
+  // Two zero blocks first: the end-of-archive marker, and nothing before it. Without this check a
+  // 2 GB file of zeros was read to its end (13 s) before it was found empty.
+  if (kind === 'none' && head.length === 1024 && head.every((byte) => byte === 0)) throw invalidArchive(path, 'empty tar (it starts with the end-of-archive marker)');
   if (kind === 'none') {
     const index = await indexTar(createReadStream(path, { highWaterMark: 1024 * 1024 }), { archive: path, readBack: path, ...(options.signal ? { signal: options.signal } : {}) });
     return { archive: path, file: path, index, gzipped: false, streamed: false };
