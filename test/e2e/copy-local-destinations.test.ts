@@ -6,13 +6,13 @@ import { createHash, randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { copyImage } from '@slipway/engine';
 import { gzipSync } from 'node:zlib';
 import { copy, daemon, layout, MediaType, SlipwayError } from '@slipway/oci';
+import { isLoadRequest, startEngineFront } from '../support/engine-front.js';
 import { startFaultProxy } from '../support/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
 import { DOCKER_CLI, dockerAvailable, hasTool, run, runChecked } from '../support/tools.js';
@@ -247,46 +247,26 @@ describe('copy into local places: OCI layout, OCI archive, docker archive, Docke
   });
 
   it('docker-daemon: another image taking the name between the check and the load gets it back (exit 5); with --overwrite ours keeps it', async (t) => {
-    const socket = (process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock').replace(/^unix:\/\//, '');
-    if (!(hasTool(DOCKER_CLI) && (await dockerAvailable())) || socket.includes('://')) {
+    // A TCP front for the Engine: when a load arrives, another process tags a different image with
+    // the name first (what a second copy into the same name does), then the load goes on.
+    let loads = 0;
+    const tag = `slipway-e2e-daemon-race-${process.pid}:1`;
+    const racer = `slipway-e2e-daemon-racer-${process.pid}:1`;
+    const front =
+      hasTool(DOCKER_CLI) && (await dockerAvailable())
+        ? await startEngineFront({
+            onClientData: (chunk) => {
+              if (!isLoadRequest(chunk)) return 'pass';
+              loads += 1;
+              return runChecked(DOCKER_CLI, ['tag', racer, tag]).then(() => undefined);
+            },
+          })
+        : undefined;
+    if (!front) {
       t.skip('SKIPPED: a Docker Engine on a unix socket is needed (scripts/start-dockerd.sh)');
       return;
     }
-    const tag = `slipway-e2e-daemon-race-${process.pid}:1`;
-    const racer = `slipway-e2e-daemon-racer-${process.pid}:1`;
-    // A TCP front for the Engine: when a load arrives, another process tags a different image with
-    // the name first (what a second copy into the same name does), then the load goes on.
-    const { createServer, connect } = await import('node:net');
-    let loads = 0;
-    const front = createServer((client) => {
-      const daemonSide = connect(socket);
-      let held: Buffer[] | undefined;
-      client.on('data', (chunk: Buffer) => {
-        if (held) return void held.push(chunk);
-        if (/^POST \S*\/images\/load/m.test(chunk.toString('latin1', 0, Math.min(chunk.length, 1024)))) {
-          loads += 1;
-          held = [chunk];
-          void runChecked(DOCKER_CLI, ['tag', racer, tag]).then(() => {
-            for (const part of held!) daemonSide.write(part);
-            held = undefined;
-          });
-          return;
-        }
-        daemonSide.write(chunk);
-      });
-      daemonSide.on('data', (chunk: Buffer) => client.write(chunk));
-      client.on('end', () => daemonSide.end());
-      daemonSide.on('end', () => client.end());
-      // Each side goes with the other: a daemon connection left open keeps the test process alive.
-      client.on('close', () => daemonSide.destroy());
-      daemonSide.on('close', () => client.destroy());
-      client.on('error', () => daemonSide.destroy());
-      daemonSide.on('error', () => client.destroy());
-      sockets.push(client, daemonSide);
-    });
-    const sockets: Socket[] = [];
-    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
-    const viaFront = (args: string[]) => run(process.execPath, [main, ...args], { env: { HOME: work, DOCKER_HOST: `tcp://127.0.0.1:${(front.address() as { port: number }).port}` }, timeoutMs: 120_000 });
+    const viaFront = (args: string[]) => run(process.execPath, [main, ...args], { env: { HOME: work, DOCKER_HOST: front.host }, timeoutMs: 120_000 });
     const idOf = async (name: string) => (await runChecked(DOCKER_CLI, ['image', 'inspect', '--format', '{{.Id}}', name])).stdout.trim();
     try {
       await copyImage({ source: index.reference, destination: `docker-daemon:${racer}`, platforms: 'linux/arm/v7' });
@@ -303,7 +283,6 @@ describe('copy into local places: OCI layout, OCI archive, docker archive, Docke
       assert.notEqual(await idOf(tag), racerId, 'with --overwrite the loaded image keeps the name');
     } finally {
       front.close();
-      for (const socket of sockets) socket.destroy();
       await run(DOCKER_CLI, ['rmi', '-f', tag, racer]);
     }
   });

@@ -5,13 +5,13 @@ import assert from 'node:assert/strict';
 import { createGunzip } from 'node:zlib';
 import { createHash } from 'node:crypto';
 import { readFile, readdir, rm, stat } from 'node:fs/promises';
-import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { after, before, describe, it } from 'node:test';
 import { copy, daemon, layout, tarball, type ImageManifest } from '@slipway/oci';
 import * as testing from '@slipway/oci/testing';
+import { isLoadRequest, startEngineFront } from '../support/engine-front.js';
 import { dockerAvailable, hasTool, run, DOCKER_CLI } from '../support/tools.js';
 import { docker, makeDockerImages, skopeo, type DockerImages } from './oci-archive-fixtures.js';
 
@@ -167,49 +167,9 @@ describe('docker save archives and the Docker daemon', { skip }, () => {
     assert.ok(Date.now() - started < 10_000, `took ${Date.now() - started} ms`);
   });
 
-  /**
-   * A TCP front for the Engine's unix socket that drops both sides once `cut` says so (the daemon
-   * killed, a socket proxy gone), given how many bytes went each way. Undefined when DOCKER_HOST is
-   * no unix socket.
-   */
-  async function cuttingFront(cut: (fromDaemon: number, fromClient: Buffer) => boolean): Promise<{ host: string; close: () => void } | undefined> {
-    const host = process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock';
-    if (!host.startsWith('unix://')) return undefined;
-    const { createServer, connect } = await import('node:net');
-    const front = createServer((client) => {
-      const daemonSide = connect(host.slice('unix://'.length));
-      let passed = 0;
-      const drop = (): void => {
-        client.destroy();
-        daemonSide.destroy();
-      };
-      client.on('data', (chunk: Buffer) => (cut(passed, chunk) ? drop() : daemonSide.write(chunk)));
-      daemonSide.on('data', (chunk: Buffer) => {
-        passed += chunk.length;
-        client.write(chunk);
-        if (cut(passed, Buffer.alloc(0))) drop();
-      });
-      // Each side goes with the other: a daemon connection left open keeps the test process alive.
-      client.on('close', () => daemonSide.destroy());
-      daemonSide.on('close', () => client.destroy());
-      daemonSide.on('error', () => client.destroy());
-      client.on('error', () => daemonSide.destroy());
-      sockets.push(client, daemonSide);
-    });
-    const sockets: Socket[] = [];
-    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
-    return {
-      host: `tcp://127.0.0.1:${(front.address() as { port: number }).port}`,
-      close: () => {
-        front.close();
-        for (const socket of sockets) socket.destroy();
-      },
-    };
-  }
-
   it('a daemon connection that breaks off mid-export is SLIPWAY_NETWORK naming the daemon, and leaves no spool', async (t) => {
     // 200 KB of the export pass: undici's "other side closed" was an unexpected error.
-    const front = await cuttingFront((fromDaemon) => fromDaemon > 200_000);
+    const front = await startEngineFront({ cutAfterDaemonBytes: 200_000 });
     if (!front) {
       t.skip(`NOT TESTED: DOCKER_HOST ${process.env.DOCKER_HOST} is not a unix socket to put a cutting TCP front before`);
       return;
@@ -229,10 +189,13 @@ describe('docker save archives and the Docker daemon', { skip }, () => {
   });
 
   it('a daemon connection that breaks off mid-load says it broke off, not that the daemon cannot be reached; the name stays unset', async (t) => {
+    // The load request is cut as it arrives, and so is anything after it on that connection.
     let loading = false;
-    const front = await cuttingFront((_fromDaemon, fromClient) => {
-      if (/^POST \S*\/images\/load/m.test(fromClient.toString('latin1', 0, Math.min(fromClient.length, 1024)))) loading = true;
-      return loading && fromClient.length > 0;
+    const front = await startEngineFront({
+      onClientData: (chunk) => {
+        loading ||= isLoadRequest(chunk);
+        return loading ? 'cut' : 'pass';
+      },
     });
     if (!front) {
       t.skip(`NOT TESTED: DOCKER_HOST ${process.env.DOCKER_HOST} is not a unix socket to put a cutting TCP front before`);
