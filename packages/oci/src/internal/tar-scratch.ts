@@ -51,7 +51,12 @@ export async function makeStaging(base: string, what: string): Promise<string> {
 }
 
 const stagingPrefix = 'slipway-staging-';
-const staleStagingMs = 3600_000;
+/**
+ * How long a staging directory or temp file of ours must be untouched to count as a killed run's:
+ * a live writer touches its file with every chunk. The layer cache's prune holds its temp files to
+ * the same hour.
+ */
+export const abandonedAfterMs = 3600_000;
 
 function stagingHost(): string {
   return hostname().replace(/[^A-Za-z0-9.]/g, '_') || 'host';
@@ -78,7 +83,7 @@ async function sweepStaleStaging(base: string): Promise<void> {
     const blobs = join(dir, 'layout', 'blobs', 'sha256');
     const files = (await readdir(blobs).catch(() => [] as string[])).map((name) => join(blobs, name));
     const times = await Promise.all([dir, join(dir, 'layout'), blobs, ...files].map((path) => stat(path).then((info) => info.mtimeMs, () => 0)));
-    if (now - Math.max(...times) < staleStagingMs) continue;
+    if (now - Math.max(...times) < abandonedAfterMs) continue;
     await rm(dir, { recursive: true, force: true });
   }
 }
@@ -160,7 +165,7 @@ export async function writeThroughTemp(final: string, write: (file: Writable) =>
  * no later copy looked. Best effort: a directory that cannot be read is left alone.
  */
 export async function sweepStaleTemps(dirs: readonly string[]): Promise<void> {
-  const before = Date.now() - staleStagingMs;
+  const before = Date.now() - abandonedAfterMs;
   for (const dir of dirs) {
     const names = await readdir(dir).catch(() => [] as string[]);
     for (const name of names) {

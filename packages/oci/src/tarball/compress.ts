@@ -58,7 +58,7 @@ import { DigestMismatchError, SlipwayError, throwIfAborted } from '../errors.js'
 import { atMostDaily } from '../internal/daily.js';
 import { createParallelGzip, parallelGzipFormat } from '../internal/parallel-gzip.js';
 import { invalidArchive, openEntry, peekEntry, type TarEntry } from '../internal/tar-index.js';
-import { fileReleased, sniffCompression, trackScratchPath, untrackScratchPath } from '../internal/tar-scratch.js';
+import { abandonedAfterMs, fileReleased, sniffCompression, trackScratchPath, untrackScratchPath } from '../internal/tar-scratch.js';
 import { digestAlgorithm, type Digest } from '../v1/digest.js';
 import { MediaType } from '../v1/media-types.js';
 import type { Descriptor } from '../v1/manifest.js';
@@ -498,7 +498,7 @@ export async function pruneCache(options: PruneCacheOptions = {}): Promise<numbe
       if (name.endsWith('.json') && stale) {
         await removeEntry(path.slice(0, -'.json'.length));
         removed++;
-      } else if (name.includes('.tmp-') && info.mtimeMs < Date.now() - 3600_000) {
+      } else if (name.includes('.tmp-') && info.mtimeMs < Date.now() - abandonedAfterMs) {
         // Never "used", so not held to the unused-for age: a write under way touches its file as it
         // goes, and one untouched for an hour belongs to a process that died mid-write (SIGKILL, an
         // OOM kill). Younger ones may be another process's write, even with "unused for 0 days".
